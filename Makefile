@@ -1,0 +1,40 @@
+# dopa_rl: two commands do all the set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test bench firmware hil venv clean help
+
+help:
+	@echo "make demo      build .venv (if needed) and run the end-to-end demo"
+	@echo "make test      build .venv (if needed) and run the whole test suite (HIL tests when the emulator is installed)"
+	@echo "make bench     run the benchmarks in bench/ (prints ratios against references)"
+	@echo "make firmware  build the Arduino firmware with avr-gcc (firmware/build/*.hex)"
+	@echo "make hil       run only the hardware-in-the-loop tests (firmware in simavr)"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,dask]'
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/dopa-rl demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(PY) bench/run_all.py
+
+firmware:
+	$(MAKE) -C firmware
+
+hil: $(STAMP)
+	$(PY) -m pytest -q -m hil
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache firmware/build

@@ -1,0 +1,102 @@
+"""The ``dopa-rl`` command: thin, it parses arguments and calls the library.
+
+Each sub-command lives in its own module under :mod:`dopa_rl.commands` exposing
+``NAME``, ``HELP``, ``add_arguments(parser)`` and ``run(args) -> int``.  Modules are imported lazily, so
+``dopa-rl --help`` stays fast.  Exit codes: 0 success, 2 bad input (one line, no traceback unless
+``--debug``), 1 internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dopa_rl import __version__
+from dopa_rl.errors import DeviceError, InputError
+
+# (command name, module under dopa_rl.commands, one-line help).  Keep in the order users meet them.
+COMMANDS: list[tuple[str, str, str]] = [
+    ("demo", "demo", "run the end-to-end demo (simulate, fit, report)"),
+    ("models", "models", "list the models and their parameters"),
+    ("simulate", "simulate", "simulate behavior (CSV) or whole sessions (NWB) from a task and model"),
+    ("fit", "fit", "fit a model to behavior (CSV/TSV or NWB)"),
+    ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
+    ("ports", "ports", "list serial ports with their USB serial numbers"),
+]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line with exit code 2."""
+
+    def error(self, message: str) -> None:  # pragma: no cover - exercised through main()
+        self.print_usage(sys.stderr)
+        raise SystemExit(_fail(f"{self.prog}: {message}", 2))
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def _available_commands() -> list[tuple[str, str, str]]:
+    out = []
+    for name, module, helptext in COMMANDS:
+        if importlib.util.find_spec(f"dopa_rl.commands.{module}") is not None:
+            out.append((name, module, helptext))
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="dopa-rl",
+        description="Reward-prediction-error science: fit RW/TD models to behavior and dopamine, "
+        "read and write NWB, run a closed-loop rig.",
+        epilog="Example: dopa-rl fit choices.csv --model rw-softmax --json fit.json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dopa-rl {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, module, helptext in _available_commands():
+        sp = sub.add_parser(name, help=helptext, description=helptext,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show full tracebacks on errors")
+        sp.set_defaults(_module=module)
+        mod = importlib.import_module(f"dopa_rl.commands.{module}")
+        mod.add_arguments(sp)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    debug = bool(getattr(args, "debug", False))
+    mod = importlib.import_module(f"dopa_rl.commands.{args._module}")
+    try:
+        return int(mod.run(args) or 0)
+    except InputError as exc:
+        if debug:
+            raise
+        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 2)
+    except DeviceError as exc:
+        if debug:
+            raise
+        return _fail(f"device: {exc}", 1)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as exc:  # internal error: one line unless --debug
+        if debug:
+            raise
+        return _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for details", 1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""Shared pytest fixtures and the real-data / HIL switches."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = ROOT.parent / "shared" / "data" / "real"
+
+
+def require_real_data() -> Path:
+    """Path of the real recordings beside the project; skip when absent unless CI demands them."""
+    if REAL_DATA.is_dir():
+        return REAL_DATA
+    if os.environ.get("DOPA_RL_REQUIRE_DATA") == "1":
+        pytest.fail(f"real data folder {REAL_DATA} is missing and DOPA_RL_REQUIRE_DATA=1")
+    pytest.skip(f"real data folder {REAL_DATA} not present")
+
+
+@pytest.fixture
+def real_data() -> Path:
+    return require_real_data()

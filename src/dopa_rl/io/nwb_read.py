@@ -1,0 +1,289 @@
+"""Read NWB files (read-only, never modified): opening, tables, behavior, events, true parameters.
+
+Every failure a user can cause (missing file, not HDF5, truncated, no trials, a missing or malformed
+column) becomes one :class:`~dopa_rl.errors.InputError` line naming the file and the problem.
+pynwb is imported only inside the functions of the ``dopa_rl.io.nwb*`` modules.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.errors import InputError
+
+__all__ = [
+    "open_nwb", "table_to_frame", "interval_tables", "read_behavior", "read_events",
+    "read_true_parameters", "subject_and_session", "count_events_in_windows", "BEHAVIOR_NUMERIC_COLUMNS",
+]
+
+#: behavior columns that must hold numbers when present (DESIGN section 3).
+BEHAVIOR_NUMERIC_COLUMNS = ("reward", "choice", "licks", "cue_time", "outcome_time", "start_time", "stop_time")
+_EVENT_TYPES = {"Events", "LabeledEvents", "TTLs", "AnnotatedEventsTable"}  # ndx-events 0.2 types
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+@contextlib.contextmanager
+def open_nwb(path: str | os.PathLike[str]) -> Iterator[Any]:
+    """Open ``path`` read-only and yield the ``pynwb.NWBFile``; the file is closed on exit.
+
+    Extensions cached in the file (ndx-fiber-photometry, ndx-events, ...) are loaded from the file.
+    h5py/pynwb failures while the file is open (unreadable, truncated data) become an InputError.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder; give an .nwb file")
+    import h5py
+
+    if not h5py.is_hdf5(path):
+        raise InputError(f"{path}: not an HDF5 file, so not an NWB file (NWB 2 files are HDF5)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import ndx_fiber_photometry  # noqa: F401  (registers the photometry classes)
+        from pynwb import NWBHDF5IO
+
+        try:
+            io = NWBHDF5IO(str(path), mode="r", load_namespaces=True)
+        except Exception as exc:  # h5py/hdmf raise many types for damaged files
+            raise InputError(f"{path}: cannot open as NWB ({_first_line(exc)}); the file may be truncated") from exc
+        try:
+            try:
+                nwbfile = io.read()
+            except Exception as exc:
+                raise InputError(f"{path}: cannot read as NWB ({_first_line(exc)})") from exc
+            try:
+                yield nwbfile
+            except InputError:
+                raise
+            except (OSError, KeyError, RuntimeError) as exc:  # h5py errors on damaged datasets
+                raise InputError(f"{path}: cannot read data ({_first_line(exc)}); the file may be damaged") from exc
+        finally:
+            with contextlib.suppress(Exception):
+                io.close()
+
+
+def _column_values(col: Any) -> Any:
+    """Values of one table column: numpy array for plain columns, list of arrays for ragged ones."""
+    data = col.data
+    values = data[:] if hasattr(data, "shape") else np.asarray(data)
+    arr = np.asarray(values)
+    if arr.dtype.kind == "S":
+        arr = np.char.decode(arr, "utf-8").astype(object)
+    elif arr.dtype.kind == "O" and len(arr) and isinstance(arr[0], bytes):
+        arr = np.array([v.decode("utf-8") for v in arr], dtype=object)
+    return arr
+
+
+def table_to_frame(table: Any) -> pd.DataFrame:
+    """Read a DynamicTable (TimeIntervals, EventsTable...) into a DataFrame, column by column.
+
+    Plain columns become numpy-backed columns; ragged columns become lists of arrays; columns that
+    reference other objects (table regions, time series references) are left out.
+    """
+    from hdmf.common import DynamicTableRegion, VectorIndex
+
+    out: dict[str, Any] = {}
+    n = len(table)
+    for name in table.colnames:
+        col = table[name]
+        if isinstance(col, DynamicTableRegion) or type(col).__name__.startswith("TimeSeriesReference"):
+            continue
+        if isinstance(col, VectorIndex):
+            if isinstance(col.target, DynamicTableRegion):
+                continue
+            out[name] = [np.asarray(v) for v in col[:]]
+            continue
+        arr = _column_values(col)
+        if arr.dtype.kind == "V" or arr.dtype.names:  # compound (references)
+            continue
+        out[name] = list(arr) if arr.ndim > 1 else arr
+    frame = pd.DataFrame(out, index=pd.RangeIndex(n))
+    return frame
+
+
+def interval_tables(nwbfile: Any) -> dict[str, Any]:
+    """Every TimeIntervals table in the file by name: ``intervals/*`` (incl. trials) and processing modules."""
+    from pynwb.epoch import TimeIntervals
+
+    found: dict[str, Any] = {}
+    for name, tab in (nwbfile.intervals or {}).items():
+        found[name] = tab
+    for mod in nwbfile.processing.values():
+        for name, obj in mod.data_interfaces.items():
+            if isinstance(obj, TimeIntervals) and name not in found:
+                found[name] = obj
+    return found
+
+
+def subject_and_session(nwbfile: Any, path: Path) -> tuple[str, str]:
+    """Subject id (``subject.subject_id``, else the file name) and session id (``session_id``, else identifier)."""
+    subject = getattr(nwbfile.subject, "subject_id", None) if nwbfile.subject is not None else None
+    session = nwbfile.session_id or nwbfile.identifier
+    return (str(subject) if subject else path.stem), (str(session) if session else path.stem)
+
+
+def count_events_in_windows(times: np.ndarray, start: np.ndarray, stop: np.ndarray) -> np.ndarray:
+    """Number of ``times`` in each half-open window ``[start, stop)``; NaN windows count 0."""
+    times = np.sort(np.asarray(times, dtype=float))
+    start = np.asarray(start, dtype=float)
+    stop = np.asarray(stop, dtype=float)
+    ok = np.isfinite(start) & np.isfinite(stop)
+    counts = np.zeros(len(start), dtype=np.int64)
+    counts[ok] = np.searchsorted(times, stop[ok], side="left") - np.searchsorted(times, start[ok], side="left")
+    return np.maximum(counts, 0)
+
+
+def _collect_events(nwbfile: Any) -> dict[str, np.ndarray]:
+    """Event times by name from core EventsTables, ndx-events types and BehavioralEvents, anywhere."""
+    from hdmf.common import DynamicTable
+    from pynwb import TimeSeries
+
+    events: dict[str, np.ndarray] = {}
+
+    def put(name: str, times: Any) -> None:
+        key = name if name not in events else f"{name}_{len(events)}"
+        events[key] = np.sort(np.asarray(times, dtype=float))
+
+    def visit(name: str, obj: Any) -> None:
+        ntype = getattr(obj, "neurodata_type", type(obj).__name__)
+        if ntype == "BehavioralEvents":
+            for ts_name, ts in obj.time_series.items():
+                put(ts_name, ts.get_timestamps())
+        elif ntype in _EVENT_TYPES and hasattr(obj, "timestamps"):
+            put(name, np.asarray(obj.timestamps[:]))
+        elif isinstance(obj, DynamicTable) and "timestamp" in obj.colnames:
+            put(name, _column_values(obj["timestamp"]))
+        elif isinstance(obj, TimeSeries) and ntype == "TimeSeries" and obj.timestamps is not None \
+                and any(k in name.lower() for k in ("lick", "ttl", "reward", "valve", "event")):
+            put(name, obj.get_timestamps())
+
+    for name, table in (getattr(nwbfile, "events", None) or {}).items():
+        visit(name, table)
+    for name, obj in nwbfile.acquisition.items():
+        visit(name, obj)
+    for mod in nwbfile.processing.values():
+        for name, obj in mod.data_interfaces.items():
+            visit(name, obj)
+    return events
+
+
+def read_events(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
+    """Event times (seconds, sorted) by name: core ``EventsTable``s, ndx-events, ``BehavioralEvents``.
+
+    Plain TimeSeries whose names say lick/ttl/reward/valve/event count as events too (their timestamps).
+    """
+    with open_nwb(path) as nwbfile:
+        return _collect_events(nwbfile)
+
+
+def _check_behavior(df: pd.DataFrame, where: str) -> None:
+    """NWB-level checks with the table named: required columns, numeric dtypes, no NaN rewards."""
+    problems: list[str] = []
+    cols = list(df.columns)
+    if "reward" not in df.columns:
+        problems.append("no 'reward' column (map yours with --columns reward=NAME)")
+    if "cue" not in df.columns and "choice" not in df.columns:
+        problems.append("no 'cue' or 'choice' column (map yours with --columns cue=NAME or choice=NAME)")
+    for name in BEHAVIOR_NUMERIC_COLUMNS:
+        if name in df.columns and not pd.api.types.is_numeric_dtype(df[name]):
+            example = next((v for v in df[name] if not isinstance(v, (int, float, np.number))), df[name].iloc[0])
+            problems.append(f"column '{name}' holds {type(example).__name__} values like {str(example)[:20]!r}, "
+                            "expected numbers")
+    if "reward" in df.columns and pd.api.types.is_numeric_dtype(df["reward"]):
+        bad = np.flatnonzero(~np.isfinite(df["reward"].to_numpy(dtype=float)))
+        if bad.size:
+            problems.append(f"column 'reward' is NaN/inf on {bad.size} trial(s) (first rows {bad[:5].tolist()}); "
+                            "write 0 for omitted rewards")
+    if problems:
+        shown = ", ".join(map(str, cols[:12])) + (" ..." if len(cols) > 12 else "")
+        raise InputError(f"{where}: " + "; ".join(problems) + f" [columns: {shown}]")
+
+
+def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
+                  trials_table: str | None = None) -> pd.DataFrame:
+    """Read the trials of one NWB file as a behavior table (DESIGN section 3), sorted by start time.
+
+    - ``trials_table``: name of the TimeIntervals table holding the trials (default ``trials``); tables
+      under ``intervals/`` and in processing modules are searched.
+    - ``columns``: map from standard name to the lab's column name (``{"cue": "stimulus",
+      "cue_time": "stim_on", "reward": "volume_ul"}``); mapped columns are renamed to the standard names.
+    - Adds ``subject`` and ``session`` from the file (``subject.subject_id``, ``session_id``) unless the
+      table has them, and ``trial`` (0-based order) when absent.
+    - When there is no ``licks`` column, licks are counted per trial from a lick event table (an events
+      table whose name contains "lick"), between ``cue_time`` and ``outcome_time`` when both exist, else
+      over the whole trial; ``df.attrs["licks_from"]`` names the table used.
+
+    Raises InputError naming the file and table for: no trials table, empty table, mapped column
+    missing, no reward / cue-or-choice column, text in a numeric column, NaN rewards.
+    """
+    path = Path(path)
+    with open_nwb(path) as nwbfile:
+        tables = interval_tables(nwbfile)
+        name = trials_table or "trials"
+        if name not in tables:
+            others = sorted(tables)
+            hint = (f"; interval tables in the file: {', '.join(others)} (choose one with --trials-table NAME)"
+                    if others else "; the file has no interval tables at all")
+            raise InputError(f"{path}: no trials table named '{name}'{hint}")
+        table = tables[name]
+        where = f"{path}: table '{name}'"
+        if len(table) == 0:
+            raise InputError(f"{where} has no rows")
+        df = table_to_frame(table)
+        subject, session = subject_and_session(nwbfile, path)
+        lick_times = None
+        if "licks" not in df.columns and not (columns and "licks" in columns):
+            events = _collect_events(nwbfile)
+            lick_names = sorted(k for k in events if "lick" in k.lower())
+            if lick_names:
+                lick_times = (lick_names[0], events[lick_names[0]])
+    if columns:
+        missing = {std: lab for std, lab in columns.items() if lab not in df.columns}
+        if missing:
+            what = ", ".join(f"'{lab}' (for {std})" for std, lab in missing.items())
+            raise InputError(f"{where} has no column {what}; columns are: {', '.join(df.columns)}")
+        rename = {lab: std for std, lab in columns.items() if lab != std}
+        df = df.drop(columns=[c for c in rename.values() if c in df.columns and c not in rename])
+        df = df.rename(columns=rename)
+    if "subject" not in df.columns:
+        df.insert(0, "subject", subject)
+    if "session" not in df.columns:
+        df.insert(1, "session", session)
+    df = df.sort_values("start_time", kind="stable").reset_index(drop=True)
+    if "trial" not in df.columns:
+        df.insert(2, "trial", np.arange(len(df), dtype=np.int64))
+    if lick_times is not None:
+        if "cue_time" in df.columns and "outcome_time" in df.columns:
+            lo, hi = df["cue_time"].to_numpy(float), df["outcome_time"].to_numpy(float)
+        else:
+            lo, hi = df["start_time"].to_numpy(float), df["stop_time"].to_numpy(float)
+        df["licks"] = count_events_in_windows(lick_times[1], lo, hi)
+        df.attrs["licks_from"] = lick_times[0]
+    _check_behavior(df, where)
+    df.attrs["source"] = str(path)
+    return df
+
+
+def read_true_parameters(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The generating parameters stored in a simulated session (``processing/simulation/true_parameters``)."""
+    from dopa_rl.io.nwb_write import TRUE_PARAMETERS_MODULE, TRUE_PARAMETERS_TABLE
+
+    with open_nwb(path) as nwbfile:
+        mod = nwbfile.processing.get(TRUE_PARAMETERS_MODULE)
+        if mod is None or TRUE_PARAMETERS_TABLE not in mod.data_interfaces:
+            raise InputError(f"{path}: no true parameters (not a simulated session written by dopa_rl)")
+        frame = table_to_frame(mod[TRUE_PARAMETERS_TABLE])
+    return {str(k): json.loads(v) for k, v in zip(frame["parameter"], frame["value"])}

@@ -1,0 +1,70 @@
+"""``dopa-rl inspect``: what an NWB file holds that dopa_rl can use, and what each analysis still needs."""
+from __future__ import annotations
+
+import argparse
+import json
+
+NAME = "inspect"
+HELP = "show what an NWB file holds that dopa_rl can use"
+_CHECKS = ("behavior", "photometry", "units", "events")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE.nwb", help="NWB file(s) to inspect (opened read-only)")
+    parser.add_argument("--json", metavar="OUT", help="also write the summary as JSON to OUT")
+    parser.add_argument("--trials-table", metavar="NAME", help="interval table holding the trials (default: trials)")
+    parser.add_argument("--columns", metavar="STD=LAB,...",
+                        help="column map from standard to your names, e.g. cue=stimulus,reward=volume_ul")
+    parser.add_argument("--photometry", metavar="NAME", help="photometry series name or path (with --require)")
+    parser.add_argument("--require", metavar="WHAT", default="",
+                        help="comma list of behavior,photometry,units,events: read them fully and exit 2 with the "
+                             "reason when one cannot be read")
+    parser.epilog = ("Examples:\n  dopa-rl inspect session.nwb\n"
+                     "  dopa-rl inspect session.nwb --json summary.json\n"
+                     "  dopa-rl inspect lab.nwb --trials-table task_trials --columns cue=stimulus,reward=water "
+                     "--require behavior,photometry")
+
+
+def parse_column_map(text: str | None) -> dict[str, str] | None:
+    """``"cue=stimulus,reward=volume_ul"`` -> ``{"cue": "stimulus", "reward": "volume_ul"}``."""
+    from dopa_rl.errors import InputError
+
+    if not text:
+        return None
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        std, sep, lab = part.partition("=")
+        if not sep or not std.strip() or not lab.strip():
+            raise InputError(f"--columns {text!r}: write STANDARD=YOURS pairs separated by commas, e.g. cue=stimulus")
+        out[std.strip()] = lab.strip()
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from dopa_rl.errors import InputError
+    from dopa_rl.io import nwb
+    from dopa_rl.io.atomic import atomic_write_text
+
+    require = [w.strip() for w in args.require.split(",") if w.strip()]
+    unknown = [w for w in require if w not in _CHECKS]
+    if unknown:
+        raise InputError(f"--require {args.require!r}: unknown {', '.join(unknown)}; choose from {', '.join(_CHECKS)}")
+    columns = parse_column_map(args.columns)
+    summaries = []
+    for path in args.files:
+        summary = nwb.inspect_nwb(path, trials_table=args.trials_table, columns=columns)
+        print(nwb.format_inspection(summary))
+        for what in require:  # the readers raise one InputError line naming the file and the problem
+            if what == "behavior":
+                nwb.read_behavior(path, columns=columns, trials_table=args.trials_table)
+            elif what == "photometry":
+                nwb.read_photometry(path, args.photometry)
+            elif what == "units":
+                nwb.read_units(path)
+            elif what == "events" and not nwb.read_events(path):
+                raise InputError(f"{path}: no event tables (EventsTable, ndx-events or BehavioralEvents)")
+        summaries.append(summary)
+    if args.json:
+        payload = summaries[0] if len(summaries) == 1 else summaries
+        atomic_write_text(args.json, json.dumps(payload, indent=2, default=str) + "\n")
+    return 0

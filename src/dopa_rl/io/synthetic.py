@@ -1,0 +1,273 @@
+"""Synthetic sessions: a simulated animal with known parameters, written as NWB files.
+
+A model from :mod:`dopa_rl.models` plays the task and gives the behavior table and the RPE time course
+of every trial (``Simulation.rpe``, bins of ``bin_s`` seconds from trial start).  From these we make:
+
+- **events**: anticipatory licks placed inside the cue-outcome window of each trial (so counting them
+  gives back the ``licks`` column exactly), consumption licks after rewards, valve openings at rewarded
+  outcomes, cue onsets, and a TTL at every trial start;
+- **photometry** (:func:`photometry_from_rpe`): RPE impulses convolved with a GCaMP/dLight-like kernel
+  (difference of exponentials), times a photobleaching decay, plus a motion artifact shared with an
+  isosbestic (405 nm) channel, plus Gaussian noise;
+- **units** (:func:`spikes_from_rpe`): Poisson spikes with rate ``baseline + gain x RPE`` (clipped at 0),
+  the RPE of each bin spread over a short phasic window;
+- **true parameters** stored in ``processing/simulation/true_parameters`` and per-unit ``gain_hz`` /
+  ``baseline_hz`` columns; :func:`dopa_rl.io.nwb.read_true_parameters` reads them back.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.errors import InputError
+from dopa_rl.io.nwb_types import Photometry, SessionData, SessionMetadata
+
+__all__ = ["DopamineObservation", "photometry_from_rpe", "spikes_from_rpe", "rpe_impulses",
+           "simulate_session", "simulate_sessions", "MODEL_FOR"]
+
+#: (task, model) on the command line -> registered model name
+MODEL_FOR = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax",
+             ("pavlovian", "td"): "td", ("bandit", "td"): "td"}
+
+
+@dataclass(frozen=True)
+class DopamineObservation:
+    """How RPEs show up in the recordings (the ground truth of the dopamine observation models).
+
+    Photometry: ``dff = dff_per_rpe * (RPE impulses * kernel)``; kernel rises with ``tau_rise_s`` and decays
+    with ``tau_decay_s`` (peak normalised to 1).  ``f0`` baseline fluorescence (V); bleaching loses
+    ``bleach_fraction`` of it with time constant ``bleach_tau_s``; motion dips of ``motion_depth`` (fraction)
+    occur at ``motion_rate_hz`` and hit both channels; ``noise_sd`` is the per-sample noise (V).
+    Units: ``n_units`` cells with baseline rate ``baseline_hz`` and gains drawn around ``gain_hz`` (Hz per
+    unit RPE), the RPE spread over ``burst_s`` seconds.
+    """
+
+    photometry_rate: float = 100.0
+    dff_per_rpe: float = 0.05
+    tau_rise_s: float = 0.06
+    tau_decay_s: float = 0.45
+    f0: float = 1.5
+    control_f0: float = 1.2
+    bleach_fraction: float = 0.25
+    bleach_tau_s: float = 900.0
+    motion_rate_hz: float = 1 / 60
+    motion_depth: float = 0.03
+    noise_sd: float = 0.002
+    n_units: int = 4
+    baseline_hz: float = 4.0
+    gain_hz: float = 20.0
+    burst_s: float = 0.2
+    spike_resolution: float = 1.0 / 30000.0
+
+
+def rpe_impulses(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, t0: float, rate: float,
+                 n_samples: int) -> np.ndarray:
+    """RPE values placed on a regular grid (``t0 + i / rate``) at ``start_time + bin * bin_s``."""
+    start_times = np.asarray(start_times, dtype=float)
+    rpe = np.asarray(rpe, dtype=float)
+    times = start_times[:, None] + np.arange(rpe.shape[1])[None, :] * bin_s
+    idx = np.round((times - t0) * rate).astype(np.int64)
+    ok = (idx >= 0) & (idx < n_samples) & (rpe != 0) & np.isfinite(rpe)
+    out = np.zeros(n_samples)
+    np.add.at(out, idx[ok], rpe[ok])
+    return out
+
+
+def _kernel(rate: float, tau_rise: float, tau_decay: float) -> np.ndarray:
+    t = np.arange(int(np.ceil(6 * tau_decay * rate)) + 1) / rate
+    k = np.exp(-t / tau_decay) - np.exp(-t / tau_rise)
+    return k / k.max()
+
+
+def photometry_from_rpe(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, duration_s: float,
+                        obs: DopamineObservation, rng: np.random.Generator) -> tuple[Photometry, np.ndarray]:
+    """A two-channel (470 nm signal, 405 nm isosbestic) recording driven by the RPE time course.
+
+    Returns the recording and the true dF/F (before bleaching, motion and noise) for tests.
+    """
+    from scipy.signal import fftconvolve
+
+    rate = obs.photometry_rate
+    n = int(np.floor(duration_s * rate)) + 1
+    t = np.arange(n) / rate
+    drive = rpe_impulses(start_times, rpe, bin_s, 0.0, rate, n)
+    dff = obs.dff_per_rpe * fftconvolve(drive, _kernel(rate, obs.tau_rise_s, obs.tau_decay_s))[:n]
+    bleach = 1.0 - obs.bleach_fraction * (1.0 - np.exp(-t / obs.bleach_tau_s))
+    bleach_ctl = 1.0 - 0.8 * obs.bleach_fraction * (1.0 - np.exp(-t / (1.3 * obs.bleach_tau_s)))
+    n_motion = rng.poisson(obs.motion_rate_hz * duration_s)
+    onsets = np.zeros(n)
+    if n_motion:
+        np.add.at(onsets, rng.integers(0, n, n_motion), rng.uniform(0.5, 1.5, n_motion))
+    motion = -obs.motion_depth * fftconvolve(onsets, _kernel(rate, 0.1, 0.8))[:n]
+    signal = obs.f0 * bleach * (1.0 + dff + motion) + rng.normal(0.0, obs.noise_sd, n)
+    control = obs.control_f0 * bleach_ctl * (1.0 + 0.9 * motion) + rng.normal(0.0, obs.noise_sd, n)
+    phot = Photometry(timestamps=t, signal=signal, control=control, rate=rate, name="photometry",
+                      unit="V", indicator="dLight1.1", location="nucleus accumbens core",
+                      description="simulated dLight photometry: 470 nm signal and 405 nm isosbestic control")
+    return phot, dff
+
+
+def spikes_from_rpe(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, duration_s: float,
+                    obs: DopamineObservation, rng: np.random.Generator
+                    ) -> tuple[dict[int, np.ndarray], pd.DataFrame]:
+    """Poisson spike trains of ``obs.n_units`` dopamine cells whose rate is baseline + gain x RPE.
+
+    Returns spike times by unit id (on the ``spike_resolution`` grid) and a per-unit table with the true
+    ``baseline_hz`` and ``gain_hz``.
+    """
+    dt = 0.001
+    n = int(np.ceil(duration_s / dt))
+    drive = rpe_impulses(start_times, rpe, bin_s, 0.0, 1.0 / dt, n)
+    width = max(1, int(round(obs.burst_s / dt)))
+    # each RPE impulse becomes a boxcar of height RPE lasting burst_s
+    spread = np.convolve(drive, np.ones(width), mode="full")[:n]
+    gains = obs.gain_hz * rng.uniform(0.6, 1.4, obs.n_units)
+    bases = obs.baseline_hz * rng.uniform(0.7, 1.3, obs.n_units)
+    trains: dict[int, np.ndarray] = {}
+    for u in range(obs.n_units):
+        lam = np.clip(bases[u] + gains[u] * spread, 0.0, None) * dt
+        counts = rng.poisson(lam)
+        bins = np.repeat(np.arange(n), counts)
+        times = (bins + rng.random(bins.size)) * dt
+        times = np.round(times / obs.spike_resolution) * obs.spike_resolution
+        trains[u] = np.unique(times)
+    props = pd.DataFrame({"baseline_hz": bases, "gain_hz": gains}, index=list(trains))
+    return trains, props
+
+
+def _events_from_trials(trials: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """Lick, valve, cue and TTL event times consistent with the behavior table."""
+    licks: list[np.ndarray] = []
+    cue_t = trials["cue_time"].to_numpy(float)
+    out_t = trials["outcome_time"].to_numpy(float)
+    reward = trials["reward"].to_numpy(float)
+    if "licks" in trials.columns:
+        for lo, hi, k in zip(cue_t, out_t, trials["licks"].to_numpy()):
+            if k > 0:
+                licks.append(np.sort(rng.uniform(lo, hi, int(k))))
+    for t_out, r in zip(out_t, reward):
+        if r > 0:  # consumption licks right after the reward, outside the anticipatory window
+            licks.append(t_out + 0.05 + np.cumsum(rng.uniform(0.1, 0.2, rng.integers(3, 8))))
+    events = {"cue": cue_t, "valve": out_t[reward > 0], "ttl": trials["start_time"].to_numpy(float)}
+    if licks:
+        events["lick"] = np.sort(np.concatenate(licks))
+    return events
+
+
+def _draw_params(model: Any, rng: np.random.Generator) -> dict[str, float]:
+    """Parameters of one simulated animal: uniform between each parameter's restart bounds."""
+    return {p.name: float(rng.uniform(p.init_low, p.init_high)) for p in model.spec}
+
+
+def _make_task(task: str, n_trials: int | None) -> Any:
+    from dopa_rl.models import tasks
+
+    if task == "pavlovian":
+        return tasks.pavlovian_task(n_trials or 150, p_reward=0.75)
+    if task == "bandit":
+        return tasks.bandit_task(n_trials or 300)
+    raise InputError(f"--task {task!r}: choose pavlovian or bandit")
+
+
+def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapping[str, float] | None = None,
+                     seed: int | np.random.Generator = 0, subject: str = "sim01", session: str = "ses01",
+                     n_trials: int | None = None, observation: DopamineObservation | None = None,
+                     session_start_time: _dt.datetime | None = None) -> SessionData:
+    """Simulate one session in memory (behavior, events, photometry, units, true parameters).
+
+    ``model`` is ``rw`` or ``td`` (or a registered model name); ``params`` default to values drawn from
+    the model's restart ranges.  Write it with :func:`dopa_rl.io.nwb.write_session`.
+    """
+    from dopa_rl.models import get_model
+
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    model_name = MODEL_FOR.get((task, model), model)
+    m = get_model(model_name)
+    task_obj = _make_task(task, n_trials)
+    true = dict(params) if params is not None else _draw_params(m, rng)
+    sim = m.simulate(true, task_obj, rng, subject=subject, session=session)
+    obs = observation or DopamineObservation()
+    trials = sim.trials.copy()
+    starts = trials["start_time"].to_numpy(float)
+    duration = float(trials["stop_time"].max()) + 5.0
+    phot, _ = photometry_from_rpe(starts, sim.rpe, sim.bin_s, duration, obs, rng)
+    units, props = spikes_from_rpe(starts, sim.rpe, sim.bin_s, duration, obs, rng)
+    start = session_start_time or _dt.datetime(2026, 1, 5, 9, 0, tzinfo=_dt.timezone.utc)
+    md = SessionMetadata(
+        subject_id=subject, session_id=session, session_start_time=start,
+        identifier=str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | int(rng.integers(0, 2**63)))),
+        session_description=f"simulated {task} session: model {model_name}, {len(trials)} trials",
+        experiment_description=("Synthetic session generated by dopa_rl: behavior from a reinforcement-learning "
+                                "model with known parameters, dopamine photometry and units from its RPEs."),
+        institution="dopa_rl simulation", subject_description="simulated mouse",
+        keywords=("dopamine", "reward prediction error", "simulation", model_name))
+    truth = {"model": model_name, "task": task, **{k: float(v) for k, v in sim.params.items()},
+             "dff_per_rpe": obs.dff_per_rpe, "photometry_rate": obs.photometry_rate}
+    return SessionData(metadata=md, trials=trials, events=_events_from_trials(trials, rng),
+                       photometry=[phot], units=units, unit_properties=props,
+                       spike_resolution=obs.spike_resolution, true_parameters=truth)
+
+
+def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: int = 1, n_sessions: int = 1,
+                      out: str | os.PathLike[str] = "sim", seed: int = 0,
+                      params: Mapping[str, float] | None = None, *, n_trials: int | None = None,
+                      observation: DopamineObservation | None = None, progress: bool | None = None) -> list[Path]:
+    """Simulate ``n_subjects`` x ``n_sessions`` sessions and write one NWB file each; return the paths.
+
+    ``out`` is a ``.nwb`` file name (only for a single session) or a folder, which receives
+    ``sub-<subject>_ses-<session>.nwb`` files.  Each subject keeps its parameters across its sessions
+    (drawn from the model's restart ranges unless ``params`` is given); sessions start afresh.
+    Files are written atomically and replace existing ones of the same name.  A tqdm progress bar is
+    shown when more than one file is written (``progress=None``: only on a terminal).
+    """
+    from dopa_rl.io.nwb_write import write_session
+    from dopa_rl.models import get_model
+
+    if n_subjects < 1 or n_sessions < 1:
+        raise InputError(f"--subjects {n_subjects} --sessions {n_sessions}: both must be at least 1")
+    if (task, model) not in MODEL_FOR and model not in {v for v in MODEL_FOR.values()}:
+        raise InputError(f"--model {model!r}: choose rw or td")
+    _make_task(task, 1)  # validates --task early
+    out = Path(out)
+    total = n_subjects * n_sessions
+    if out.suffix.lower() == ".nwb":
+        if total > 1:
+            raise InputError(f"--out {out}: {total} sessions need a folder, not a single .nwb file name")
+        targets = [out]
+    else:
+        targets = [out / f"sub-sim{s + 1:02d}_ses-{k + 1:02d}.nwb" for s in range(n_subjects) for k in range(n_sessions)]
+    root = np.random.SeedSequence(seed)
+    subject_seeds = root.spawn(n_subjects)
+    m = get_model(MODEL_FOR.get((task, model), model))
+    jobs = []
+    for s in range(n_subjects):
+        srng = np.random.default_rng(subject_seeds[s])
+        subject_params = dict(params) if params is not None else _draw_params(m, srng)
+        for k, sess_seed in enumerate(subject_seeds[s].spawn(n_sessions)):
+            jobs.append((f"sim{s + 1:02d}", f"ses-{k + 1:02d}", k, subject_params, sess_seed))
+    from tqdm.auto import tqdm
+
+    # tqdm's disable=None hides the bar when stderr is not a terminal
+    bar = tqdm(total=total, desc="simulating sessions", unit="file",
+               disable=None if progress is None else not progress) if total > 1 else None
+    paths: list[Path] = []
+    try:
+        for target, (subj, sess, k, p, sseed) in zip(targets, jobs):
+            start = _dt.datetime(2026, 1, 5, 9, 0, tzinfo=_dt.timezone.utc) + _dt.timedelta(days=k)
+            data = simulate_session(task, model, params=p, seed=np.random.default_rng(sseed), subject=subj,
+                                    session=sess, n_trials=n_trials, observation=observation,
+                                    session_start_time=start)
+            paths.append(write_session(target, data, overwrite=True))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return paths

@@ -1,0 +1,134 @@
+"""Write -> read round trips of our NWB writer, nwbinspector on what we write, atomic writes."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from _nwb_support import hand_session, inspector_problems
+from dopa_rl.errors import InputError
+from dopa_rl.io import nwb
+from dopa_rl.io.spikes import read_spike_trains
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+    session = hand_session()
+    path = tmp_path_factory.mktemp("rt") / "m7.nwb"
+    nwb.write_session(path, session)
+    return session, path
+
+
+def test_trials_round_trip(written):
+    session, path = written
+    got = nwb.read_behavior(path)
+    want = session.trials
+    assert list(got["subject"].unique()) == ["m7"] and list(got["session"].unique()) == ["m7-day1"]
+    for col in want.columns:
+        if want[col].dtype == object:
+            assert list(got[col]) == list(want[col]), col
+        else:
+            np.testing.assert_array_equal(got[col].to_numpy(), want[col].to_numpy(), err_msg=col)
+    assert got["licks"].dtype.kind == "i" and got["cue"].iloc[0] == "A+X"
+
+
+def test_events_round_trip(written):
+    session, path = written
+    got = nwb.read_events(path)
+    assert set(got) == set(session.events)
+    for name, times in session.events.items():
+        np.testing.assert_array_equal(got[name], np.sort(times))
+
+
+def test_photometry_round_trip(written):
+    session, path = written
+    want = session.photometry[0]
+    got = nwb.read_photometry(path)
+    np.testing.assert_array_equal(got.signal, want.signal)
+    np.testing.assert_array_equal(got.control, want.control)
+    np.testing.assert_allclose(got.timestamps, want.timestamps, rtol=0, atol=1e-9)
+    assert got.rate == want.rate
+    assert (got.signal_excitation_nm, got.control_excitation_nm) == (470.0, 405.0)
+    assert got.indicator == "dLight1.1"
+
+
+def test_irregular_photometry_keeps_timestamps(tmp_path):
+    session = hand_session(n_trials=5, regular=False)
+    path = nwb.write_session(tmp_path / "irregular.nwb", session)
+    got = nwb.read_photometry(path)
+    want = session.photometry[0]
+    assert got.timestamps[0] < 0  # negative start survives
+    np.testing.assert_array_equal(got.timestamps, want.timestamps)
+    np.testing.assert_array_equal(got.signal, want.signal)
+
+
+def test_units_round_trip_through_spikeinterface(written):
+    session, path = written
+    trains = read_spike_trains(path)
+    assert trains.unit_ids == [0, 1, 5]
+    assert trains.sampling_frequency == pytest.approx(30000.0)  # from units.resolution, which we always write
+    for uid, times in session.units.items():
+        np.testing.assert_array_equal(trains[uid], times)
+    assert trains.n_spikes == sum(len(t) for t in session.units.values())
+    assert list(trains.properties["gain_hz"]) == [10.0, 20.0, 30.0]
+
+
+def test_true_parameters_round_trip(written):
+    _, path = written
+    assert nwb.read_true_parameters(path) == {"alpha": 0.25, "model": "rw-pavlovian"}
+
+
+def test_licks_counted_from_events_when_no_column(tmp_path):
+    with_col = hand_session(licks_column=True)
+    session = hand_session(licks_column=False)
+    path = nwb.write_session(tmp_path / "nolicks.nwb", session)
+    got = nwb.read_behavior(path)
+    assert got.attrs["licks_from"] == "lick"
+    # consumption licks after the outcome must not be counted: only the cue-outcome window
+    np.testing.assert_array_equal(got["licks"].to_numpy(), with_col.trials["licks"].to_numpy())
+
+
+def test_written_file_passes_nwbinspector(written):
+    _, path = written
+    assert inspector_problems(path) == []
+
+
+def test_inspector_catches_a_bad_file(tmp_path):
+    """The nwbinspector check is able to fail: a file without subject metadata is flagged."""
+    from pynwb import NWBHDF5IO, NWBFile
+    import datetime as dt
+
+    f = NWBFile(session_description="x", identifier="x", session_start_time=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    with NWBHDF5IO(str(tmp_path / "bare.nwb"), "w") as io:
+        io.write(f)
+    assert inspector_problems(tmp_path / "bare.nwb")
+
+
+def test_write_is_atomic_and_refuses_overwrite(tmp_path, monkeypatch):
+    path = tmp_path / "s.nwb"
+    nwb.write_session(path, hand_session(n_trials=3))
+    before = path.read_bytes()
+    with pytest.raises(InputError, match="exists"):
+        nwb.write_session(path, hand_session(n_trials=4))
+    import pynwb
+
+    def boom(self, *a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(pynwb.NWBHDF5IO, "write", boom)
+    with pytest.raises(RuntimeError, match="disk full"):
+        nwb.write_session(path, hand_session(n_trials=4), overwrite=True)
+    assert path.read_bytes() == before  # the old file is intact
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.nwb"]  # no temp file left behind
+    with pytest.raises(RuntimeError):
+        nwb.write_session(tmp_path / "new.nwb", hand_session(n_trials=4))
+    assert not (tmp_path / "new.nwb").exists()
+
+
+def test_trials_sorted_by_start_time(tmp_path):
+    session = hand_session(n_trials=6)
+    session.trials = session.trials.iloc[::-1].reset_index(drop=True)
+    path = nwb.write_session(tmp_path / "rev.nwb", session)
+    got = nwb.read_behavior(path)
+    assert np.all(np.diff(got["start_time"].to_numpy()) > 0)
+    np.testing.assert_array_equal(got["trial"].to_numpy(), np.arange(6))

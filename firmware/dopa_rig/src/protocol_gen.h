@@ -319,7 +319,7 @@ static inline void dopa_unpack_configure(const uint8_t *b, dopa_configure_t *m) 
     m->flags = dopa_get_u8(b + 12);
 }
 
-/* 0x10 VALVE_PULSE (command): Open the valve for ms (device-timed). ACK value = ms applied (clamped to max_valve_ms and the remaining budget). */
+/* 0x10 VALVE_PULSE (command): Open the valve for ms (device-timed). ACK value = ms applied (clamped to max_valve_ms; a pulse beyond the remaining budget is refused). A pulse while the valve is open re-times the close. */
 typedef struct {
     uint16_t ms;
 } dopa_valve_pulse_t;

@@ -229,7 +229,7 @@ class Configure(NamedTuple):
 
 
 class ValvePulse(NamedTuple):
-    """Command 0x10: Open the valve for ms (device-timed). ACK value = ms applied (clamped to max_valve_ms and the remaining budget)."""
+    """Command 0x10: Open the valve for ms (device-timed). ACK value = ms applied (clamped to max_valve_ms; a pulse beyond the remaining budget is refused). A pulse while the valve is open re-times the close."""
 
     ms: int
 

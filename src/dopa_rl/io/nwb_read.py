@@ -21,7 +21,7 @@ from dopa_rl.errors import InputError
 
 __all__ = [
     "open_nwb", "table_to_frame", "interval_tables", "read_behavior", "read_events",
-    "read_true_parameters", "subject_and_session", "count_events_in_windows", "BEHAVIOR_NUMERIC_COLUMNS",
+    "read_true_parameters", "read_true_trajectories", "subject_and_session", "count_events_in_windows", "BEHAVIOR_NUMERIC_COLUMNS",
 ]
 
 #: behavior columns that must hold numbers when present (DESIGN section 3).
@@ -277,13 +277,27 @@ def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | 
     return df
 
 
-def read_true_parameters(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """The generating parameters stored in a simulated session (``processing/simulation/true_parameters``)."""
-    from dopa_rl.io.nwb_write import TRUE_PARAMETERS_MODULE, TRUE_PARAMETERS_TABLE
+def _ground_truth_table(path: str | os.PathLike[str], name: str) -> pd.DataFrame:
+    from dopa_rl.io.nwb_write import TRUE_PARAMETERS_MODULE
 
     with open_nwb(path) as nwbfile:
         mod = nwbfile.processing.get(TRUE_PARAMETERS_MODULE)
-        if mod is None or TRUE_PARAMETERS_TABLE not in mod.data_interfaces:
-            raise InputError(f"{path}: no true parameters (not a simulated session written by dopa_rl)")
-        frame = table_to_frame(mod[TRUE_PARAMETERS_TABLE])
+        if mod is None or name not in mod.data_interfaces:
+            raise InputError(f"{path}: no {name.replace('_', ' ')} (not a simulated session written by dopa_rl)")
+        return table_to_frame(mod[name])
+
+
+def read_true_parameters(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The generating parameters stored in a simulated session (``processing/simulation/true_parameters``):
+    ``model``, ``task``, the learning parameters and the observation parameters."""
+    from dopa_rl.io.nwb_write import TRUE_PARAMETERS_TABLE
+
+    frame = _ground_truth_table(path, TRUE_PARAMETERS_TABLE)
     return {str(k): json.loads(v) for k, v in zip(frame["parameter"], frame["value"])}
+
+
+def read_true_trajectories(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Latent per-trial values of a simulated session (``rpe_cue``, ``rpe_outcome``, ``V_A``...), in trial order."""
+    from dopa_rl.io.nwb_write import TRUE_TRAJECTORIES_TABLE
+
+    return _ground_truth_table(path, TRUE_TRAJECTORIES_TABLE)

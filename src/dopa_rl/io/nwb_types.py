@@ -95,7 +95,9 @@ class SessionData:
     - ``photometry``: zero or more recordings.
     - ``units``: unit id -> spike times in seconds; ``unit_properties``: extra per-unit columns;
       ``spike_resolution``: the spike-time resolution in seconds (always written).
-    - ``true_parameters``: for simulated sessions, the parameters that generated the data.
+    - ``true_parameters``: for simulated sessions, the parameters that generated the data;
+      ``true_trajectories``: the model's latent per-trial values (``V_A``, ``rpe_cue``, ``rpe_outcome``...),
+      one row per trial, kept out of the trials table.
     """
 
     metadata: SessionMetadata
@@ -107,4 +109,5 @@ class SessionData:
     unit_properties: pd.DataFrame | None = None
     spike_resolution: float = 1.0 / 30000.0
     true_parameters: dict[str, Any] = field(default_factory=dict)
+    true_trajectories: pd.DataFrame | None = None
     trial_column_descriptions: dict[str, str] = field(default_factory=dict)

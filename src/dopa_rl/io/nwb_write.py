@@ -30,10 +30,12 @@ from dopa_rl.errors import InputError
 from dopa_rl.io.atomic import atomic_path
 from dopa_rl.io.nwb_types import Photometry, SessionData
 
-__all__ = ["build_nwbfile", "write_session", "TRUE_PARAMETERS_MODULE", "TRUE_PARAMETERS_TABLE"]
+__all__ = ["build_nwbfile", "write_session", "TRUE_PARAMETERS_MODULE", "TRUE_PARAMETERS_TABLE",
+           "TRUE_TRAJECTORIES_TABLE"]
 
 TRUE_PARAMETERS_MODULE = "simulation"
 TRUE_PARAMETERS_TABLE = "true_parameters"
+TRUE_TRAJECTORIES_TABLE = "true_trajectories"
 
 #: descriptions of the standard trial columns (DESIGN section 3); other columns get a generic one.
 TRIAL_COLUMN_DOCS: dict[str, str] = {
@@ -201,20 +203,26 @@ def _add_units(nwbfile: Any, session: SessionData) -> None:
     nwbfile.units = units
 
 
-def _add_true_parameters(nwbfile: Any, params: dict[str, Any]) -> None:
-    """Store the generating parameters as a ``parameter``/``value`` table (values as JSON text)."""
+def _add_ground_truth(nwbfile: Any, params: dict[str, Any], trajectories: pd.DataFrame | None) -> None:
+    """Store the generating parameters as a ``parameter``/``value`` table (values as JSON text) and the
+    latent per-trial trajectories as a ``true_trajectories`` table, in ``processing/simulation``."""
     from hdmf.common import DynamicTable, VectorData
 
-    names = list(params)
-    values = [json.dumps(params[k]) for k in names]
-    table = DynamicTable(
-        name=TRUE_PARAMETERS_TABLE,
-        description="parameters that generated this simulated session (values are JSON)",
-        columns=[VectorData(name="parameter", description="parameter name", data=names),
-                 VectorData(name="value", description="parameter value, JSON-encoded", data=values)])
     module = nwbfile.create_processing_module(name=TRUE_PARAMETERS_MODULE,
                                               description="ground truth of a simulated session")
-    module.add(table)
+    if params:
+        names = list(params)
+        values = [json.dumps(params[k]) for k in names]
+        module.add(DynamicTable(
+            name=TRUE_PARAMETERS_TABLE,
+            description="parameters that generated this simulated session (values are JSON)",
+            columns=[VectorData(name="parameter", description="parameter name", data=names),
+                     VectorData(name="value", description="parameter value, JSON-encoded", data=values)]))
+    if trajectories is not None and len(trajectories.columns):
+        module.add(DynamicTable(
+            name=TRUE_TRAJECTORIES_TABLE, description="latent model values per trial (rows follow the trials table)",
+            columns=[VectorData(name=str(c), description=f"true {c} per trial",
+                                data=_nwb_value_column(trajectories[c])) for c in trajectories.columns]))
 
 
 def build_nwbfile(session: SessionData) -> Any:
@@ -248,8 +256,8 @@ def build_nwbfile(session: SessionData) -> Any:
         _add_photometry(nwbfile, phot, i)
     if session.units:
         _add_units(nwbfile, session)
-    if session.true_parameters:
-        _add_true_parameters(nwbfile, session.true_parameters)
+    if session.true_parameters or session.true_trajectories is not None:
+        _add_ground_truth(nwbfile, session.true_parameters, session.true_trajectories)
     return nwbfile
 
 

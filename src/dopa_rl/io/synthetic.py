@@ -33,8 +33,9 @@ __all__ = ["DopamineObservation", "photometry_from_rpe", "spikes_from_rpe", "rpe
            "simulate_session", "simulate_sessions", "MODEL_FOR"]
 
 #: (task, model) on the command line -> registered model name
-MODEL_FOR = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax",
-             ("pavlovian", "td"): "td", ("bandit", "td"): "td"}
+MODEL_FOR = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax", ("pavlovian", "td"): "td"}
+#: trial-table columns of a Simulation that are the model's latent state, not behavior
+LATENT_PREFIXES = ("V_", "p_choice_", "rpe_", "value")
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,14 @@ def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapp
     true = dict(params) if params is not None else _draw_params(m, rng)
     sim = m.simulate(true, task_obj, rng, subject=subject, session=session)
     obs = observation or DopamineObservation()
-    trials = sim.trials.copy()
+    latent = [c for c in sim.trials.columns if str(c).startswith(LATENT_PREFIXES)]
+    trials = sim.trials.drop(columns=latent)
+    truth_tc = sim.trials[latent].copy()
+    timing = getattr(task_obj, "timing", None)
+    if timing is not None:  # the RPE at cue onset and at the outcome, unless the model already gave them
+        for col, b in (("rpe_cue", timing.cue_bin), ("rpe_outcome", timing.outcome_bin)):
+            if col not in truth_tc.columns:
+                truth_tc[col] = sim.rpe[:, b]
     starts = trials["start_time"].to_numpy(float)
     duration = float(trials["stop_time"].max()) + 5.0
     phot, _ = photometry_from_rpe(starts, sim.rpe, sim.bin_s, duration, obs, rng)
@@ -212,7 +220,8 @@ def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapp
              "dff_per_rpe": obs.dff_per_rpe, "photometry_rate": obs.photometry_rate}
     return SessionData(metadata=md, trials=trials, events=_events_from_trials(trials, rng),
                        photometry=[phot], units=units, unit_properties=props,
-                       spike_resolution=obs.spike_resolution, true_parameters=truth)
+                       spike_resolution=obs.spike_resolution, true_parameters=truth,
+                       true_trajectories=truth_tc.reset_index(drop=True))
 
 
 def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: int = 1, n_sessions: int = 1,
@@ -232,9 +241,11 @@ def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: in
 
     if n_subjects < 1 or n_sessions < 1:
         raise InputError(f"--subjects {n_subjects} --sessions {n_sessions}: both must be at least 1")
-    if (task, model) not in MODEL_FOR and model not in {v for v in MODEL_FOR.values()}:
-        raise InputError(f"--model {model!r}: choose rw or td")
     _make_task(task, 1)  # validates --task early
+    if (task, model) == ("bandit", "td"):
+        raise InputError("--model td simulates Pavlovian tasks only: use --task pavlovian, or --model rw")
+    if (task, model) not in MODEL_FOR and model not in set(MODEL_FOR.values()):
+        raise InputError(f"--model {model!r}: choose rw or td")
     out = Path(out)
     total = n_subjects * n_sessions
     if out.suffix.lower() == ".nwb":

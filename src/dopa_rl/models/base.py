@@ -1,0 +1,179 @@
+"""The model interface shared by every learner, and the packed data the kernels run on.
+
+A model is a parameter spec plus pure functions.  It holds structure only, never fitted state:
+
+* ``simulate(params, task, rng) -> Simulation`` — behavior and prediction errors from a task;
+* ``pack(df) -> Packed`` — a behavior table turned into padded arrays, one row per subject;
+* ``loglik(x, data, lanes)`` — log-likelihood of each *lane* (a natural-space parameter row applied to the
+  subject ``lanes[i]``), vectorized across lanes by a compiled kernel;
+* ``loglik_grad_z(z, data, lanes)`` — log-likelihood and its gradient in unconstrained space (analytic
+  forward mode where the model has it, else central differences computed as extra lanes in one call);
+* ``trajectories(x, data, s)`` — the fitted per-trial values and prediction errors of subject ``s``.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.errors import InputError
+from dopa_rl.models.params import ParamSpec
+
+
+@dataclass
+class Packed:
+    """Behavior in padded arrays: index ``[s, t]`` = subject s, trial t (sessions concatenated in order)."""
+
+    subjects: list[str]
+    n_trials: np.ndarray              # [S] rows per subject
+    resets: np.ndarray                # [S, T] True at the first trial of each session
+    rewards: np.ndarray               # [S, T]
+    row_index: np.ndarray             # [S, T] position of each trial in the source table (-1 padding)
+    n_obs: np.ndarray                 # [S] observations that enter the likelihood (for BIC)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_subjects(self) -> int:
+        return len(self.subjects)
+
+
+@dataclass
+class Simulation:
+    """What a simulated learner did and felt.
+
+    ``trials`` is a behavior table (DESIGN section 3); ``rpe`` and ``value`` are [n_trials, n_bins]
+    time courses in bins of ``bin_s`` seconds from trial start (RW models put the cue response in the cue
+    bin and the outcome response in the outcome bin; TD fills every bin).
+    """
+
+    trials: pd.DataFrame
+    rpe: np.ndarray
+    value: np.ndarray
+    bin_s: float
+    params: dict[str, float]
+    model: str
+    task: Any = None
+
+
+def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed, list[np.ndarray]]:
+    """Group a validated behavior table by subject (order of first appearance); per-subject row positions."""
+    df = df.reset_index(drop=True)
+    subj = df["subject"].astype(str)
+    order = list(dict.fromkeys(subj))
+    groups = []
+    for s in order:
+        rows = np.flatnonzero((subj == s).to_numpy())
+        sub = df.iloc[rows]
+        sort_keys = [c for c in ("session", "trial") if c in sub.columns]
+        if sort_keys:
+            rows = rows[np.lexsort([sub[c].to_numpy() for c in reversed(sort_keys)])]
+        groups.append(rows)
+    S = len(order)
+    T = max((len(g) for g in groups), default=0)
+    n_trials = np.array([len(g) for g in groups], dtype=np.int64)
+    resets = np.zeros((S, T), dtype=np.bool_)
+    rewards = np.zeros((S, T))
+    row_index = np.full((S, T), -1, dtype=np.int64)
+    sessions = df["session"].astype(str).to_numpy() if "session" in df.columns else None
+    rew = df["reward"].to_numpy(dtype=float)
+    for i, g in enumerate(groups):
+        row_index[i, : len(g)] = g
+        rewards[i, : len(g)] = rew[g]
+        if len(g):
+            resets[i, 0] = True
+            if sessions is not None:
+                ss = sessions[g]
+                resets[i, 1: len(g)] |= ss[1:] != ss[:-1]
+    packed = Packed(order, n_trials, resets, rewards, row_index, n_trials.copy())
+    return packed, groups
+
+
+def take(values: np.ndarray, groups: list[np.ndarray], T: int, fill, dtype) -> np.ndarray:
+    """Padded [S, T] array of ``values`` gathered per subject."""
+    out = np.full((len(groups), T), fill, dtype=dtype)
+    for i, g in enumerate(groups):
+        out[i, : len(g)] = values[g]
+    return out
+
+
+class Model(ABC):
+    """Base class of every registered model."""
+
+    name: str = ""
+    kind: str = ""            # "choice" or "pavlovian"
+    description: str = ""
+    spec: ParamSpec
+    required_columns: tuple[str, ...] = ("subject", "reward")
+    #: True when ``_loglik_grad_natural`` gives an analytic gradient
+    analytic_gradient: bool = False
+
+    # -- to implement ---------------------------------------------------------------------------------
+    @abstractmethod
+    def pack(self, df: pd.DataFrame) -> Packed: ...
+
+    @abstractmethod
+    def loglik(self, x: np.ndarray, data: Packed, lanes: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def simulate(self, params: Mapping[str, float], task, rng: np.random.Generator, *,
+                 subject: str = "1", session: str = "1") -> Simulation: ...
+
+    @abstractmethod
+    def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame: ...
+
+    def _loglik_grad_natural(self, x: np.ndarray, data: Packed, lanes: np.ndarray):
+        raise NotImplementedError
+
+    # -- shared ----------------------------------------------------------------------------------------
+    @property
+    def param_names(self) -> list[str]:
+        return self.spec.names
+
+    def check_params(self, params: Mapping[str, float]) -> np.ndarray:
+        return self.spec.vector(params, model=self.name)
+
+    def loglik_grad_z(self, z: np.ndarray, data: Packed, lanes: np.ndarray, h: float = 1e-5):
+        """Log-likelihood [L] and its gradient [L, k] with respect to the unconstrained parameters."""
+        z = np.atleast_2d(np.asarray(z, dtype=float))
+        if self.analytic_gradient:
+            x = self.spec.to_natural(z)
+            ll, gx = self._loglik_grad_natural(x, data, lanes)
+            return ll, gx * self.spec.jacobian_diag(z)
+        L, k = z.shape
+        pts = np.repeat(z[:, None, :], 2 * k + 1, axis=1)
+        for j in range(k):
+            pts[:, 1 + 2 * j, j] += h
+            pts[:, 2 + 2 * j, j] -= h
+        flat = pts.reshape(-1, k)
+        ll = self.loglik(self.spec.to_natural(flat), data, np.repeat(lanes, 2 * k + 1)).reshape(L, 2 * k + 1)
+        grad = (ll[:, 1::2] - ll[:, 2::2]) / (2 * h)
+        return ll[:, 0], grad
+
+    def hessian_z(self, z: np.ndarray, data: Packed, s: int, h: float = 1e-4) -> np.ndarray:
+        """Hessian of the log-likelihood of subject ``s`` at ``z`` (unconstrained), by central differences
+        of the gradient, all points evaluated in one vectorized call."""
+        z = np.asarray(z, dtype=float)
+        k = z.size
+        pts = np.repeat(z[None, :], 2 * k, axis=0)
+        for j in range(k):
+            pts[2 * j, j] += h
+            pts[2 * j + 1, j] -= h
+        _, g = self.loglik_grad_z(pts, data, np.full(2 * k, s, dtype=np.int64), h=h)
+        H = (g[0::2] - g[1::2]).T / (2 * h)
+        return 0.5 * (H + H.T)
+
+    def describe(self) -> str:
+        rows = [f"{self.name}: {self.description}"]
+        for p in self.spec:
+            rows.append(f"  {p.name:<15} [{p.lower:g}, {p.upper:g}]  default {p.default:g}  {p.description}")
+        return "\n".join(rows)
+
+
+def require_columns(df: pd.DataFrame, model: Model, source: str = "behavior table") -> None:
+    missing = [c for c in model.required_columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{source}: model {model.name} needs column(s) {', '.join(missing)}; "
+                         f"columns present: {', '.join(map(str, df.columns))} (map yours with --columns)")

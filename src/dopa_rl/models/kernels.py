@@ -1,0 +1,389 @@
+"""Compiled recursions: the hot path of every likelihood.
+
+RW and TD recursions are sequential in trials but independent across *lanes* (a lane is one parameter
+vector applied to one subject's data: subjects x restarts x finite-difference points).  Each kernel
+loops over lanes in parallel (``numba.prange``) and over trials inside a lane.  The per-trial maths is
+written once, in the small ``_step`` functions, and shared by the likelihood, the trajectory and the
+simulation kernels, so the three can never disagree.
+
+Conventions
+-----------
+* Choice data: ``choices[s, t]`` is the 0-based option or -1 for a missed trial (no likelihood, no
+  update); ``resets[s, t]`` is True on the first trial of a session (values return to ``q0``).
+* Choice parameters (``theta`` columns): alpha_pos, alpha_neg, beta, kappa, epsilon, q0.
+* Pavlovian parameters: alpha_pos, alpha_neg, lick_intercept, lick_slope.
+* TD parameters: alpha, gamma, lambda_, lick_intercept, lick_slope.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+CHOICE_COLS = ("alpha_pos", "alpha_neg", "beta", "kappa", "epsilon", "q0")
+PAVLOV_COLS = ("alpha_pos", "alpha_neg", "lick_intercept", "lick_slope")
+TD_COLS = ("alpha", "gamma", "lambda_", "lick_intercept", "lick_slope")
+
+#: below this many lanes the serial driver wins (thread start-up costs more than the work)
+PARALLEL_MIN_LANES = 32
+
+
+# ---------------------------------------------------------------------------------------------- RW choice
+@njit(cache=True, inline="always")
+def _choice_logp(Q, prev, beta, kappa, eps, logp):
+    """Fill ``logp`` with log P(option) under softmax(beta*Q + kappa*[option == prev]) with lapse eps."""
+    K = Q.shape[0]
+    mx = -np.inf
+    for k in range(K):
+        v = beta * Q[k]
+        if k == prev:
+            v += kappa
+        logp[k] = v
+        if v > mx:
+            mx = v
+    se = 0.0
+    for k in range(K):
+        se += math.exp(logp[k] - mx)
+    lse = mx + math.log(se)
+    for k in range(K):
+        logp[k] -= lse
+        if eps > 0.0:
+            logp[k] = math.log((1.0 - eps) * math.exp(logp[k]) + eps / K)
+
+
+@njit(cache=True, inline="always")
+def _rw_update(Q, c, r, alpha_pos, alpha_neg):
+    """Q[c] += alpha * (r - Q[c]) with alpha_pos for positive and alpha_neg for negative errors; returns delta."""
+    delta = r - Q[c]
+    if delta >= 0.0:
+        Q[c] += alpha_pos * delta
+    else:
+        Q[c] += alpha_neg * delta
+    return delta
+
+
+@njit(cache=True)
+def _rw_choice_lane(th, s, choices, rewards, resets, n_trials, n_options, g_row):
+    """Log-likelihood of subject ``s``'s choices under ``th`` (CHOICE_COLS); gradient into ``g_row``.
+
+    Forward mode: the derivative of Q travels with Q through the trials, so the gradient with respect to
+    the six natural parameters costs about one more pass.
+    """
+    P = 6
+    ap, an, beta, kappa, eps, q0 = th[0], th[1], th[2], th[3], th[4], th[5]
+    K = n_options
+    Q = np.full(K, q0)
+    dQ = np.zeros((K, P))
+    dQ[:, 5] = 1.0
+    logp = np.empty(K)
+    dl = np.empty((K, P))
+    dlp = np.empty(P)
+    pk = np.empty(K)
+    g = np.zeros(P)
+    prev = -1
+    ll = 0.0
+    for t in range(n_trials[s]):
+        if resets[s, t]:
+            Q[:] = q0
+            dQ[:, :] = 0.0
+            dQ[:, 5] = 1.0
+            prev = -1
+        c = choices[s, t]
+        if c < 0:
+            continue
+        for k in range(K):
+            for j in range(P):
+                dl[k, j] = beta * dQ[k, j]
+            dl[k, 2] += Q[k]
+            if k == prev:
+                dl[k, 3] += 1.0
+        _choice_logp(Q, prev, beta, kappa, 0.0, logp)
+        for k in range(K):
+            pk[k] = math.exp(logp[k])
+        for j in range(P):
+            m = 0.0
+            for k in range(K):
+                m += pk[k] * dl[k, j]
+            dlp[j] = dl[c, j] - m
+        if eps > 0.0:
+            pc = pk[c]
+            pl = (1.0 - eps) * pc + eps / K
+            ll += math.log(pl)
+            for j in range(P):
+                g[j] += (1.0 - eps) * pc * dlp[j] / pl
+            g[4] += (1.0 / K - pc) / pl
+        else:
+            ll += logp[c]
+            for j in range(P):
+                g[j] += dlp[j]
+        delta = rewards[s, t] - Q[c]
+        _rw_update(Q, c, rewards[s, t], ap, an)
+        a = ap if delta >= 0.0 else an
+        for j in range(P):
+            dQ[c, j] *= 1.0 - a
+        dQ[c, 0 if delta >= 0.0 else 1] += delta
+        prev = c
+    for j in range(P):
+        g_row[j] = g[j]
+    return ll
+
+
+@njit(parallel=True, cache=True)
+def _rw_choice_loglik_parallel(theta, lanes, choices, rewards, resets, n_trials, n_options):
+    ll = np.empty(theta.shape[0])
+    g = np.empty((theta.shape[0], 6))
+    for i in prange(theta.shape[0]):
+        ll[i] = _rw_choice_lane(theta[i], lanes[i], choices, rewards, resets, n_trials, n_options, g[i])
+    return ll, g
+
+
+@njit(cache=True)
+def _rw_choice_loglik_serial(theta, lanes, choices, rewards, resets, n_trials, n_options):
+    ll = np.empty(theta.shape[0])
+    g = np.empty((theta.shape[0], 6))
+    for i in range(theta.shape[0]):
+        ll[i] = _rw_choice_lane(theta[i], lanes[i], choices, rewards, resets, n_trials, n_options, g[i])
+    return ll, g
+
+
+def rw_choice_loglik(theta, lanes, choices, rewards, resets, n_trials, n_options):
+    """Log-likelihood [L] of each lane's choices and its gradient [L, 6] (``theta`` is [L, 6], CHOICE_COLS)."""
+    kernel = _rw_choice_loglik_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _rw_choice_loglik_serial
+    return kernel(theta, lanes, choices, rewards, resets, n_trials, n_options)
+
+
+@njit(cache=True)
+def rw_choice_trajectory(theta, choices, rewards, resets, n_options):
+    """One subject's fitted trajectories: Q before each trial [T, K], P(choice) [T, K], RPE [T]."""
+    T = choices.shape[0]
+    ap, an, beta, kappa, eps, q0 = theta[0], theta[1], theta[2], theta[3], theta[4], theta[5]
+    Q = np.full(n_options, q0)
+    logp = np.empty(n_options)
+    q_out = np.full((T, n_options), np.nan)
+    p_out = np.full((T, n_options), np.nan)
+    rpe = np.full(T, np.nan)
+    prev = -1
+    for t in range(T):
+        if resets[t]:
+            Q[:] = q0
+            prev = -1
+        q_out[t] = Q
+        _choice_logp(Q, prev, beta, kappa, eps, logp)
+        p_out[t] = np.exp(logp)
+        c = choices[t]
+        if c < 0:
+            continue
+        rpe[t] = _rw_update(Q, c, rewards[t], ap, an)
+        prev = c
+    return q_out, p_out, rpe
+
+
+@njit(cache=True)
+def rw_choice_simulate(theta, reward_probs, reward_sizes, resets, u_choice, u_reward):
+    """Simulate a bandit: returns choices [T], rewards [T], Q [T, K], P [T, K], RPE [T].
+
+    Randomness comes in as uniforms drawn by the caller's seeded generator, so a seed reproduces exactly.
+    """
+    T, K = reward_probs.shape
+    ap, an, beta, kappa, eps, q0 = theta[0], theta[1], theta[2], theta[3], theta[4], theta[5]
+    Q = np.full(K, q0)
+    logp = np.empty(K)
+    choices = np.empty(T, np.int64)
+    rewards = np.empty(T)
+    q_out = np.empty((T, K))
+    p_out = np.empty((T, K))
+    rpe = np.empty(T)
+    prev = -1
+    for t in range(T):
+        if resets[t]:
+            Q[:] = q0
+            prev = -1
+        q_out[t] = Q
+        _choice_logp(Q, prev, beta, kappa, eps, logp)
+        for k in range(K):
+            p_out[t, k] = math.exp(logp[k])
+        cum = 0.0
+        c = K - 1
+        for k in range(K - 1):
+            cum += p_out[t, k]
+            if u_choice[t] < cum:
+                c = k
+                break
+        r = reward_sizes[t] if u_reward[t] < reward_probs[t, c] else 0.0
+        choices[t] = c
+        rewards[t] = r
+        rpe[t] = _rw_update(Q, c, r, ap, an)
+        prev = c
+    return choices, rewards, q_out, p_out, rpe
+
+
+# -------------------------------------------------------------------------------------------- RW Pavlovian
+@njit(cache=True, inline="always")
+def _poisson_logpmf(k, log_lam):
+    return k * log_lam - math.exp(log_lam) - math.lgamma(k + 1.0)
+
+
+@njit(cache=True, inline="always")
+def _pavlov_trial(V, x, r, alpha_pos, alpha_neg):
+    """Summed prediction of the present cues, then V[cue] += alpha * (r - prediction). Returns (pred, delta)."""
+    pred = 0.0
+    for e in range(V.shape[0]):
+        pred += V[e] * x[e]
+    delta = r - pred
+    a = alpha_pos if delta >= 0.0 else alpha_neg
+    for e in range(V.shape[0]):
+        V[e] += a * delta * x[e]
+    return pred, delta
+
+
+@njit(cache=True)
+def _rw_pavlovian_lane(th, s, X, rewards, licks, resets, n_trials):
+    """Poisson log-likelihood of subject ``s``'s anticipatory licks, rate exp(b0 + b1 * summed cue value)."""
+    V = np.zeros(X.shape[2])
+    ll = 0.0
+    for t in range(n_trials[s]):
+        if resets[s, t]:
+            V[:] = 0.0
+        pred, _ = _pavlov_trial(V, X[s, t], rewards[s, t], th[0], th[1])
+        k = licks[s, t]
+        if k == k:  # not NaN
+            ll += _poisson_logpmf(k, th[2] + th[3] * pred)
+    return ll
+
+
+@njit(parallel=True, cache=True)
+def _rw_pavlovian_parallel(theta, lanes, X, rewards, licks, resets, n_trials):
+    out = np.empty(theta.shape[0])
+    for i in prange(theta.shape[0]):
+        out[i] = _rw_pavlovian_lane(theta[i], lanes[i], X, rewards, licks, resets, n_trials)
+    return out
+
+
+@njit(cache=True)
+def _rw_pavlovian_serial(theta, lanes, X, rewards, licks, resets, n_trials):
+    out = np.empty(theta.shape[0])
+    for i in range(theta.shape[0]):
+        out[i] = _rw_pavlovian_lane(theta[i], lanes[i], X, rewards, licks, resets, n_trials)
+    return out
+
+
+def rw_pavlovian_loglik(theta, lanes, X, rewards, licks, resets, n_trials):
+    """Lick log-likelihood [L] per lane (``theta`` [L, 4], PAVLOV_COLS; NaN lick counts skipped)."""
+    kernel = _rw_pavlovian_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _rw_pavlovian_serial
+    return kernel(theta, lanes, X, rewards, licks, resets, n_trials)
+
+
+@njit(cache=True)
+def rw_pavlovian_trajectory(theta, X, rewards, resets):
+    """Values before each trial [T, E], summed prediction [T] and outcome RPE [T] for one subject."""
+    T, E = X.shape
+    V = np.zeros(E)
+    v_out = np.empty((T, E))
+    pred = np.empty(T)
+    rpe = np.empty(T)
+    for t in range(T):
+        if resets[t]:
+            V[:] = 0.0
+        v_out[t] = V
+        pred[t], rpe[t] = _pavlov_trial(V, X[t], rewards[t], theta[0], theta[1])
+    return v_out, pred, rpe
+
+
+# -------------------------------------------------------------------------------------------------- TD
+@njit(cache=True, inline="always")
+def _td_trial(w, e, phi, outcome_bin, r, alpha, gamma, lam, rpe_out, v_out):
+    """One trial of TD(lambda) over time bins with features ``phi`` [n_bins, F].
+
+    The trial starts from a featureless pre-cue state (value 0).  ``rpe_out[t]`` is the error on
+    entering bin t (so a cue response sits in the cue bin and a reward response in the outcome bin);
+    ``v_out[t]`` is the value of bin t before this trial's updates reach it.  Returns nothing.
+    """
+    n_bins, F = phi.shape
+    e[:] = 0.0
+    v_prev = 0.0
+    rpe_out[0] = 0.0
+    for t in range(n_bins):
+        v = 0.0
+        for f in range(F):
+            v += w[f] * phi[t, f]
+        v_out[t] = v
+        if t == 0:
+            v_prev = v
+            for f in range(F):
+                e[f] = phi[t, f]
+            continue
+        rt = r if t == outcome_bin else 0.0
+        delta = rt + gamma * v - v_prev
+        rpe_out[t] = delta
+        for f in range(F):
+            w[f] += alpha * delta * e[f]
+        # value of bin t after the update, then decay the trace and add the current features
+        v_prev = 0.0
+        for f in range(F):
+            v_prev += w[f] * phi[t, f]
+            e[f] = gamma * lam * e[f] + phi[t, f]
+
+
+@njit(cache=True)
+def td_trajectory(theta, phis, types, outcome_bins, rewards, resets):
+    """Run TD for one subject: RPE [T, n_bins], value [T, n_bins] (before updates within the trial)."""
+    T = types.shape[0]
+    n_bins, F = phis.shape[1], phis.shape[2]
+    w = np.zeros(F)
+    e = np.zeros(F)
+    rpe = np.empty((T, n_bins))
+    val = np.empty((T, n_bins))
+    for t in range(T):
+        if resets[t]:
+            w[:] = 0.0
+        _td_trial(w, e, phis[types[t]], outcome_bins[t], rewards[t], theta[0], theta[1], theta[2], rpe[t], val[t])
+    return rpe, val
+
+
+@njit(cache=True)
+def _td_lane(th, s, phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials):
+    """Poisson log-likelihood of subject ``s``'s anticipatory licks, rate exp(b0 + b1 * mean value from
+    cue to outcome), under TD(lambda) with ``th`` in TD_COLS order."""
+    n_bins, F = phis.shape[1], phis.shape[2]
+    w = np.zeros(F)
+    e = np.zeros(F)
+    rpe = np.empty(n_bins)
+    val = np.empty(n_bins)
+    ll = 0.0
+    for t in range(n_trials[s]):
+        if resets[s, t]:
+            w[:] = 0.0
+        ob = outcome_bins[s, t]
+        cb = cue_bins[s, t]
+        _td_trial(w, e, phis[types[s, t]], ob, rewards[s, t], th[0], th[1], th[2], rpe, val)
+        k = licks[s, t]
+        if k == k and ob > cb:
+            vbar = 0.0
+            for b in range(cb, ob):
+                vbar += val[b]
+            vbar /= ob - cb
+            ll += _poisson_logpmf(k, th[3] + th[4] * vbar)
+    return ll
+
+
+@njit(parallel=True, cache=True)
+def _td_parallel(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials):
+    out = np.empty(theta.shape[0])
+    for i in prange(theta.shape[0]):
+        out[i] = _td_lane(theta[i], lanes[i], phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials)
+    return out
+
+
+@njit(cache=True)
+def _td_serial(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials):
+    out = np.empty(theta.shape[0])
+    for i in range(theta.shape[0]):
+        out[i] = _td_lane(theta[i], lanes[i], phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials)
+    return out
+
+
+def td_lick_loglik(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials):
+    """Lick log-likelihood [L] per lane under TD (``theta`` [L, 5], TD_COLS)."""
+    kernel = _td_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _td_serial
+    return kernel(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials)

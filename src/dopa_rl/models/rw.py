@@ -1,0 +1,267 @@
+"""Rescorla-Wagner learners: choice (bandit, softmax) and Pavlovian (cue compounds, licks).
+
+Equations (docs/models.md):
+
+* choice: ``Q[c] += alpha * (r - Q[c])`` (``alpha_pos``/``alpha_neg`` by the sign of the error),
+  ``P(c) = (1 - epsilon) * softmax(beta * Q + kappa * [c == previous choice]) + epsilon / K``; Q starts at
+  ``q0`` (0 unless given) for every option and at every session start.
+* Pavlovian: ``V[e] += alpha * (r - sum(V[cues present])) `` for each element e of the compound; the
+  anticipatory lick count is Poisson with rate ``exp(lick_intercept + lick_slope * sum(V[cues present]))``.
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.errors import InputError
+from dopa_rl.models import kernels
+from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take
+from dopa_rl.models.params import Param, ParamSpec
+from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
+
+ALPHA = dict(lower=0.0, upper=1.0, default=0.3, init_low=0.05, init_high=0.95, prior_mean=0.0, prior_sd=1.5)
+P_ALPHA = Param("alpha", description="learning rate", **ALPHA)
+P_ALPHA_POS = Param("alpha_pos", description="learning rate for positive prediction errors", **ALPHA)
+P_ALPHA_NEG = Param("alpha_neg", description="learning rate for negative prediction errors", **ALPHA)
+P_BETA = Param("beta", 0.0, 50.0, 3.0, 0.5, 10.0, prior_mean=-2.2, prior_sd=1.5,
+               description="softmax inverse temperature")
+P_KAPPA = Param("kappa", -10.0, 10.0, 0.0, -1.0, 1.0, prior_mean=0.0, prior_sd=0.5,
+                description="choice stickiness (bonus for repeating the last choice)")
+P_EPSILON = Param("epsilon", 0.0, 1.0, 0.05, 0.01, 0.2, prior_mean=-2.9, prior_sd=1.5,
+                  description="lapse: probability of a random choice")
+P_LICK0 = Param("lick_intercept", -np.inf, np.inf, 0.0, -1.0, 1.5, prior_mean=0.0, prior_sd=2.0,
+                description="log lick rate at zero value")
+P_LICK1 = Param("lick_slope", -np.inf, np.inf, 2.0, 0.0, 4.0, prior_mean=1.0, prior_sd=3.0,
+                description="change in log lick rate per unit value")
+
+
+def rescorla_wagner_step(values: np.ndarray, present: np.ndarray, reward: float, alpha: float) -> np.ndarray:
+    """One RW update for the cue elements ``present``: returns the new values (input untouched)."""
+    values = np.asarray(values, dtype=float).copy()
+    present = np.asarray(present, dtype=bool)
+    delta = reward - values[present].sum()
+    values[present] += alpha * delta
+    return values
+
+
+# ------------------------------------------------------------------------------------------- choice RW
+class RWChoice(Model):
+    """RW with softmax choice; the variant is fixed by which parameters are free."""
+
+    kind = "choice"
+    required_columns = ("subject", "choice", "reward")
+    analytic_gradient = True
+
+    def __init__(self, name: str, params: list[Param], description: str, *, q0: float = 0.0,
+                 n_options: int | None = None):
+        self.name = name
+        self.spec = ParamSpec(params)
+        self.description = description
+        self.q0 = float(q0)
+        self.n_options = n_options
+        names = self.spec.names
+        # column j of the kernel's theta comes from parameter src[j] (an index) or stays fixed
+        self._src = [names.index("alpha_pos") if "alpha_pos" in names else names.index("alpha"),
+                     names.index("alpha_neg") if "alpha_neg" in names else names.index("alpha"),
+                     names.index("beta"),
+                     names.index("kappa") if "kappa" in names else None,
+                     names.index("epsilon") if "epsilon" in names else None,
+                     None]
+
+    def _theta(self, x: np.ndarray) -> np.ndarray:
+        x = np.atleast_2d(x)
+        theta = np.zeros((x.shape[0], 6))
+        theta[:, 5] = self.q0
+        for j, src in enumerate(self._src):
+            if src is not None:
+                theta[:, j] = x[:, src]
+        return theta
+
+    def pack(self, df: pd.DataFrame) -> Packed:
+        require_columns(df, self)
+        packed, groups = pack_common(df)
+        T = packed.rewards.shape[1]
+        ch = df["choice"].to_numpy(dtype=float)
+        ch = np.where(np.isnan(ch), -1, ch).astype(np.int64)
+        choices = take(ch, groups, T, -1, np.int64)
+        n_opt = self.n_options or int(max(ch.max(initial=0) + 1, 2))
+        if ch.max(initial=-1) >= n_opt:
+            raise InputError(f"choice {ch.max()} is out of range for {n_opt} options")
+        packed.extra.update(choices=choices, n_options=n_opt)
+        packed.n_obs = (choices >= 0).sum(axis=1).astype(np.int64)
+        return packed
+
+    def _args(self, data: Packed):
+        return (data.extra["choices"], data.rewards, data.resets, data.n_trials, data.extra["n_options"])
+
+    def _loglik_grad_natural(self, x, data, lanes):
+        ll, g6 = kernels.rw_choice_loglik(self._theta(x), np.asarray(lanes, np.int64), *self._args(data))
+        grad = np.zeros((g6.shape[0], len(self.spec)))
+        for j, src in enumerate(self._src):
+            if src is not None:
+                grad[:, src] += g6[:, j]
+        return ll, grad
+
+    def loglik(self, x, data, lanes):
+        return self._loglik_grad_natural(x, data, lanes)[0]
+
+    def simulate(self, params: Mapping[str, float], task: BanditTask, rng: np.random.Generator, *,
+                 subject: str = "1", session: str = "1") -> Simulation:
+        if not isinstance(task, BanditTask):
+            raise InputError(f"{self.name} simulates choice tasks (bandit); got {type(task).__name__}")
+        x = self.check_params(params)
+        T = task.n_trials
+        resets = np.zeros(T, np.bool_)
+        resets[0] = True
+        u_c, u_r = rng.random(T), rng.random(T)
+        choices, rewards, q, p, rpe = kernels.rw_choice_simulate(
+            self._theta(x)[0], task.reward_probs, task.reward_size, resets, u_c, u_r)
+        tm = task.timing
+        starts = tm.trial_starts(T, rng)
+        trials = pd.DataFrame({
+            "subject": str(subject), "session": str(session), "trial": np.arange(T),
+            "choice": choices, "reward": rewards, "block": task.block,
+            "start_time": starts, "stop_time": starts + tm.trial_s,
+            "cue_time": starts + tm.cue_onset_s, "outcome_time": starts + tm.outcome_s,
+        })
+        for k in range(task.n_options):
+            trials[f"p_choice_{k}"] = p[:, k]
+        rpe_tc = np.zeros((T, tm.n_bins))
+        val_tc = np.zeros((T, tm.n_bins))
+        chosen_q = q[np.arange(T), choices]
+        rpe_tc[:, tm.cue_bin] = chosen_q
+        rpe_tc[:, tm.outcome_bin] = rpe
+        val_tc[:, tm.cue_bin: tm.outcome_bin] = chosen_q[:, None]
+        return Simulation(trials, rpe_tc, val_tc, tm.bin_s, self.spec.as_dict(x), self.name, task)
+
+    def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame:
+        n = int(data.n_trials[s])
+        choices = data.extra["choices"][s, :n]
+        q, p, rpe = kernels.rw_choice_trajectory(self._theta(x)[0], choices, data.rewards[s, :n],
+                                                 data.resets[s, :n], data.extra["n_options"])
+        out = pd.DataFrame({"rpe": rpe})
+        valid = choices >= 0
+        out["value_chosen"] = np.where(valid, q[np.arange(n), np.maximum(choices, 0)], np.nan)
+        out["p_chosen"] = np.where(valid, p[np.arange(n), np.maximum(choices, 0)], np.nan)
+        for k in range(q.shape[1]):
+            out[f"q_{k}"] = q[:, k]
+            out[f"p_choice_{k}"] = p[:, k]
+        return out
+
+
+def choice_models(q0: float = 0.0, n_options: int | None = None) -> dict[str, RWChoice]:
+    """The registered RW choice variants, each also with a lapse ``epsilon`` (suffix ``-lapse``)."""
+    base = {
+        "rw-softmax": ([P_ALPHA, P_BETA], "Rescorla-Wagner values, softmax choice"),
+        "rw-softmax-asym": ([P_ALPHA_POS, P_ALPHA_NEG, P_BETA], "separate learning rates for positive and negative errors"),
+        "rw-softmax-sticky": ([P_ALPHA, P_BETA, P_KAPPA], "softmax choice with a bonus for repeating the last choice"),
+    }
+    out = {}
+    for name, (params, desc) in base.items():
+        out[name] = RWChoice(name, params, desc, q0=q0, n_options=n_options)
+        out[f"{name}-lapse"] = RWChoice(f"{name}-lapse", params + [P_EPSILON], desc + ", with lapse epsilon",
+                                        q0=q0, n_options=n_options)
+    return out
+
+
+# ---------------------------------------------------------------------------------------- Pavlovian RW
+def cue_matrix(cues: pd.Series | list, elements: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Presence matrix [trials, elements] of compound cue labels like ``"A+X"``."""
+    parsed = [split_compound(c) for c in cues]
+    if elements is None:
+        elements = sorted({e for p in parsed for e in p})
+    index = {e: i for i, e in enumerate(elements)}
+    X = np.zeros((len(parsed), len(elements)))
+    for t, p in enumerate(parsed):
+        for e in p:
+            X[t, index[e]] = 1.0
+    return X, elements
+
+
+class RWPavlovian(Model):
+    """RW over cue elements with summed prediction; anticipatory licks ~ Poisson on value."""
+
+    kind = "pavlovian"
+    required_columns = ("subject", "cue", "reward", "licks")
+
+    def __init__(self, name: str, params: list[Param], description: str):
+        self.name = name
+        self.spec = ParamSpec(params)
+        self.description = description
+        names = self.spec.names
+        self._src = [names.index("alpha_pos") if "alpha_pos" in names else names.index("alpha"),
+                     names.index("alpha_neg") if "alpha_neg" in names else names.index("alpha"),
+                     names.index("lick_intercept"), names.index("lick_slope")]
+
+    def _theta(self, x):
+        x = np.atleast_2d(x)
+        return x[:, self._src]
+
+    def pack(self, df: pd.DataFrame) -> Packed:
+        require_columns(df, self)
+        packed, groups = pack_common(df)
+        T = packed.rewards.shape[1]
+        Xall, elements = cue_matrix(df["cue"].astype(str).tolist())
+        X = np.zeros((packed.n_subjects, T, len(elements)))
+        for i, g in enumerate(groups):
+            X[i, : len(g)] = Xall[g]
+        licks = take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float)
+        packed.extra.update(X=X, licks=licks, elements=elements)
+        packed.n_obs = np.isfinite(licks).sum(axis=1).astype(np.int64)
+        return packed
+
+    def loglik(self, x, data, lanes):
+        return kernels.rw_pavlovian_loglik(self._theta(x), np.asarray(lanes, np.int64), data.extra["X"],
+                                           data.rewards, data.extra["licks"], data.resets, data.n_trials)
+
+    def simulate(self, params: Mapping[str, float], task: PavlovianTask, rng: np.random.Generator, *,
+                 subject: str = "1", session: str = "1") -> Simulation:
+        if not isinstance(task, PavlovianTask):
+            raise InputError(f"{self.name} simulates Pavlovian tasks; got {type(task).__name__}")
+        x = self.check_params(params)
+        theta = self._theta(x)[0]
+        T = task.n_trials
+        rewarded = rng.random(T) < task.reward_prob
+        rewards = np.where(rewarded, task.reward_size, 0.0)
+        X, elements = cue_matrix(list(task.cues), task.elements)
+        resets = np.zeros(T, np.bool_)
+        resets[0] = True
+        v, pred, rpe = kernels.rw_pavlovian_trajectory(theta, X, rewards, resets)
+        lam = np.exp(np.clip(theta[2] + theta[3] * pred, -30, 10))
+        licks = rng.poisson(lam)
+        tm = task.timing
+        starts = tm.trial_starts(T, rng)
+        trials = pd.DataFrame({
+            "subject": str(subject), "session": str(session), "trial": np.arange(T),
+            "cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
+            "start_time": starts, "stop_time": starts + tm.trial_s,
+            "cue_time": starts + tm.cue_onset_s, "outcome_time": starts + tm.outcome_s,
+        })
+        for j, e in enumerate(elements):
+            trials[f"V_{e}"] = v[:, j]
+        rpe_tc = np.zeros((T, tm.n_bins))
+        val_tc = np.zeros((T, tm.n_bins))
+        rpe_tc[:, tm.cue_bin] = pred
+        rpe_tc[:, tm.outcome_bin] = rpe
+        val_tc[:, tm.cue_bin: tm.outcome_bin] = pred[:, None]
+        return Simulation(trials, rpe_tc, val_tc, tm.bin_s, self.spec.as_dict(x), self.name, task)
+
+    def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame:
+        n = int(data.n_trials[s])
+        v, pred, rpe = kernels.rw_pavlovian_trajectory(self._theta(x)[0], data.extra["X"][s, :n],
+                                                       data.rewards[s, :n], data.resets[s, :n])
+        out = pd.DataFrame({"rpe": rpe, "value": pred})
+        for j, e in enumerate(data.extra["elements"]):
+            out[f"V_{e}"] = v[:, j]
+        return out
+
+
+def pavlovian_models() -> dict[str, RWPavlovian]:
+    return {
+        "rw-pavlovian": RWPavlovian("rw-pavlovian", [P_ALPHA, P_LICK0, P_LICK1],
+                                    "Rescorla-Wagner over cue compounds; anticipatory licks ~ Poisson(exp(b0 + b1 V))"),
+        "rw-pavlovian-asym": RWPavlovian("rw-pavlovian-asym", [P_ALPHA_POS, P_ALPHA_NEG, P_LICK0, P_LICK1],
+                                         "Pavlovian RW with separate learning rates for positive and negative errors"),
+    }

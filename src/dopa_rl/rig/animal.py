@@ -155,15 +155,16 @@ class SimulatedAnimal:
         while self._t_planned < t_us:
             t = max(self._t_planned, self._busy_until)
             rate = self.lick_rate_hz(t) / self.params.bout_mean_licks
-            gap = int(self.rng.exponential(1e6 / rate)) if rate > 0 else 10**9
-            if self.episode_end_us is not None and t < self.episode_end_us < t + gap:
-                self._t_planned = self.episode_end_us   # rate changes at the episode end: re-draw there
-                continue
+            gap = int(self.rng.exponential(1e6 / rate)) if rate > 0 else 10**12
             start = t + gap
-            if start >= t_us:
-                # not yet: remember how far we have looked (memoryless, so re-drawing later is fine)
-                self._t_planned = t_us
-                break
+            # the rate is constant until t_us or the episode end, whichever is first; no bout starts
+            # before that boundary means none up to it (memoryless), so planning resumes there
+            boundary = t_us
+            if self.episode_end_us is not None and t < self.episode_end_us < boundary:
+                boundary = self.episode_end_us
+            if start >= boundary:
+                self._t_planned = boundary
+                continue
             self._busy_until = self._bout(start, self.params.bout_mean_licks)
             self._t_planned = self._busy_until
         out = [e for e in self._edges if e[0] < t_us]

@@ -1,0 +1,390 @@
+"""The simulated device's own logic on a manually stepped virtual clock (exact times)."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from dopa_rl.rig import _protocol as P
+from dopa_rl.rig import codec
+from dopa_rl.rig._protocol import Action, CloseCause, NackReason, TripReason
+from dopa_rl.rig.animal import SimulatedAnimal
+from dopa_rl.rig.simdevice import SimDevice, tone_applied_hz
+from dopa_rl.testing import SimulatedDUT
+
+MS = 1000
+
+
+class Host:
+    """Minimal in-order host: numbered commands, exactly-once in-order events, cumulative EVENT_ACK."""
+
+    def __init__(self, dev: SimDevice, auto_ack: bool = True) -> None:
+        self.dev = dev
+        self.dec = codec.FrameDecoder()
+        self.seq = 1
+        self.expected = 0
+        self.events: list = []
+        self.auto_ack = auto_ack
+        self.hello_seq: int | None = None
+
+    def pump(self) -> list:
+        new = []
+        for rec in self.dec.feed(self.dev.read()):
+            if isinstance(rec.msg, P.HelloReply) and rec.msg.cmd_seq == self.hello_seq and not rec.msg.boot:
+                self.hello_seq = None  # the reply to our HELLO starts a new device sequence
+                self.expected = rec.seq
+            if rec.seq == self.expected:
+                new.append(rec.msg)
+                self.expected = (self.expected + 1) & 0xFFFF
+        self.events += new
+        if new and self.auto_ack:
+            self.dev.write(codec.encode(P.EventAck(self.expected), 0))
+        return new
+
+    def send(self, msg, seq: int | None = None) -> list:
+        if seq is None:
+            seq, self.seq = self.seq, self.seq + 1
+        if isinstance(msg, P.Hello):
+            self.hello_seq = seq
+        self.dev.write(codec.encode(msg, seq))
+        return self.pump()
+
+    def reply(self, msg, seq: int | None = None):
+        """Send and return the ACK/NACK/HELLO_REPLY answering it."""
+        s = self.seq if seq is None else seq
+        for ev in self.send(msg, seq):
+            if isinstance(ev, (P.Ack, P.Nack)) and ev.cmd_seq == s or isinstance(ev, P.HelloReply):
+                return ev
+        raise AssertionError(f"no reply to {msg}")
+
+    def of(self, cls) -> list:
+        return [e for e in self.events if isinstance(e, cls)]
+
+    def advance(self, us: int) -> list:
+        """Let ``us`` pass, sending HEARTBEAT every 200 ms like a live host."""
+        new = []
+        while us > 0:
+            step = min(us, 200 * MS)
+            self.dev.advance(step)
+            us -= step
+            new += self.pump()
+            self.dev.write(codec.encode(P.Heartbeat(self.expected), self.seq))
+            self.seq += 1
+        return new + self.pump()
+
+
+@pytest.fixture
+def dev() -> SimDevice:
+    return SimDevice()
+
+
+@pytest.fixture
+def host(dev: SimDevice) -> Host:
+    h = Host(dev)
+    h.pump()
+    assert isinstance(h.events[0], P.HelloReply) and h.events[0].boot == 1
+    r = h.reply(P.Hello(P.PROTOCOL_VERSION))
+    assert r.boot == 0 and r.schema_hash == P.SCHEMA_HASH and dev.armed
+    return h
+
+
+def test_hello_version_and_arming(dev: SimDevice) -> None:
+    h = Host(dev)
+    h.pump()
+    assert h.reply(P.ValvePulse(10)).reason == NackReason.NOT_ARMED
+    assert h.reply(P.Hello(99)) == P.Nack(0, 2, P.MsgId.HELLO, NackReason.VERSION)
+    assert not dev.armed
+    r = h.reply(P.Hello(P.PROTOCOL_VERSION))
+    assert (r.reset_cause, r.max_valve_ms, r.host_timeout_ms, r.pin_valve) == (P.ResetCause.POWER_ON, 1000, 1000, 8)
+    assert h.reply(P.Ping(-7)).value == -7
+
+
+def test_valve_pulse_exact_and_clamped(host: Host, dev: SimDevice) -> None:
+    dev.advance(1234)
+    assert host.reply(P.ValvePulse(50)).value == 50
+    host.advance(200 * MS)
+    assert dev.pin_edges("valve") == [(1234, 1), (1234 + 50 * MS, 0)]
+    closed = host.of(P.ValveClosed)[-1]
+    assert (closed.t_us, closed.open_us, closed.cause) == (1234 + 50 * MS, 50 * MS, CloseCause.PULSE_END)
+    # longer than the maximum: clamped, cut at 1000 ms, trip reported
+    t0 = dev.now_us()
+    assert host.reply(P.ValvePulse(3000)).value == 1000
+    host.advance(3000 * MS)
+    assert dev.pin_edges("valve")[-2:] == [(t0, 1), (t0 + 1000 * MS, 0)]
+    assert host.of(P.ValveClosed)[-1].cause == CloseCause.MAX_OPEN
+    assert host.of(P.SafetyTrip)[-1] == P.SafetyTrip(t0 + 1000 * MS, TripReason.MAX_OPEN, 1000)
+
+
+def test_open_without_close_is_cut_at_max(host: Host, dev: SimDevice) -> None:
+    t0 = dev.now_us()
+    assert host.reply(P.ValveOpen()).value == 1000
+    host.advance(5000 * MS)
+    assert dev.pin_edges("valve") == [(t0, 1), (t0 + 1000 * MS, 0)]
+    assert [e.reason for e in host.of(P.SafetyTrip)] == [TripReason.MAX_OPEN]
+
+
+def test_min_gap_refused(host: Host, dev: SimDevice) -> None:
+    host.reply(P.ValvePulse(10))
+    host.advance(30 * MS)  # closed at 10 ms, now 20 ms after close
+    r = host.reply(P.ValvePulse(10))
+    assert r.reason == NackReason.SAFETY
+    assert host.of(P.SafetyTrip)[-1].reason == TripReason.MIN_GAP and host.of(P.SafetyTrip)[-1].value == 20
+    assert len(dev.pin_edges("valve")) == 2
+    host.advance(30 * MS)  # 50 ms after close: allowed
+    assert isinstance(host.reply(P.ValvePulse(10)), P.Ack)
+
+
+def test_volume_budget(host: Host, dev: SimDevice) -> None:
+    assert isinstance(host.reply(P.Configure(1000, 10, 100, 1000, 2000, 0)), P.Ack)
+    host.reply(P.ValvePulse(60))
+    host.advance(100 * MS)
+    assert host.reply(P.ValvePulse(60)).reason == NackReason.SAFETY
+    assert host.of(P.SafetyTrip)[-1] == P.SafetyTrip(dev.now_us(), TripReason.BUDGET, 60)
+    t0 = dev.now_us()
+    assert host.reply(P.ValveOpen()).value == 40
+    host.advance(100 * MS)
+    assert dev.pin_edges("valve")[-2:] == [(t0, 1), (t0 + 40 * MS, 0)]
+    assert host.of(P.ValveClosed)[-1].cause == CloseCause.BUDGET
+    assert host.reply(P.ValveOpen()).reason == NackReason.SAFETY
+    assert dev.budget_used_us == 100 * MS
+
+
+def test_configure_bounds(host: Host) -> None:
+    for bad in (P.Configure(6000, 50, 30000, 1000, 2000, 0), P.Configure(1000, 5, 30000, 1000, 2000, 0),
+                P.Configure(1000, 50, 30000, 50, 2000, 0), P.Configure(1000, 50, 30000, 1000, 2000, 0x80)):
+        assert host.reply(bad).reason == NackReason.BAD_VALUE
+    assert host.reply(P.ToneOn(10)).reason == NackReason.BAD_VALUE
+
+
+def test_host_silence_turns_everything_off(host: Host, dev: SimDevice) -> None:
+    host.reply(P.CueOn())
+    host.reply(P.ToneOn(4000))
+    host.reply(P.AnalogStart(100))
+    dev.advance(500 * MS)
+    host.reply(P.Heartbeat(host.expected))  # keeps it alive
+    t_last = dev.now_us()
+    host.reply(P.ValveOpen())
+    dev.advance(999 * MS)
+    assert dev.armed and dev.cue
+    host.advance(2 * MS)
+    assert not dev.armed and not dev.cue and not dev.tone_hz and not dev.valve
+    for pin in ("cue", "tone", "valve"):
+        assert dev.pin_edges(pin)[-1] == (t_last + 1000 * MS, 0)
+    assert host.of(P.SafetyTrip)[-1] == P.SafetyTrip(t_last + 1000 * MS, TripReason.HOST_TIMEOUT, 1000)
+    assert host.reply(P.CueOn()).reason == NackReason.NOT_ARMED
+    assert isinstance(host.reply(P.Hello(P.PROTOCOL_VERSION)), P.HelloReply) and dev.armed
+
+
+def test_all_off_stays_armed(host: Host, dev: SimDevice) -> None:
+    host.reply(P.CueOn())
+    host.reply(P.TtlPulse(100))
+    host.reply(P.ValvePulse(500))
+    host.reply(P.AllOff())
+    assert dev.armed and not (dev.cue or dev.ttl or dev.valve)
+    assert host.of(P.ValveClosed)[-1].cause == CloseCause.ALL_OFF
+
+
+def test_idempotent_retry(host: Host, dev: SimDevice) -> None:
+    a1 = host.reply(P.ValvePulse(20), seq=500)
+    dev.advance(5 * MS)
+    a2 = host.reply(P.ValvePulse(20), seq=500)  # the ACK was "lost": retry with the same seq
+    assert a1 == a2 and dev.stats["duplicates"] == 1
+    host.advance(100 * MS)
+    assert len(dev.pin_edges("valve")) == 2 and len(host.of(P.ValveOpened)) == 1
+    # same seq but another command type is a new command
+    assert host.reply(P.CueOn(), seq=500).value == 1 and dev.cue
+
+
+def test_bad_frames_are_nacked_and_change_nothing(host: Host, dev: SimDevice) -> None:
+    raw = bytearray(codec.build_frame(P.MsgId.VALVE_PULSE, 77, (50).to_bytes(2, "little")))
+    raw[-1] ^= 0xFF
+    dev.write(codec.cobs_encode(bytes(raw)) + b"\x00")
+    host.pump()
+    assert host.events[-1] == P.Nack(dev.now_us(), 77, P.MsgId.VALVE_PULSE, NackReason.BAD_CRC)
+    assert dev.pin_edges("valve") == []
+    assert isinstance(host.reply(P.ValvePulse(50), seq=77), P.Ack)  # the retry executes
+    unk = codec.build_frame(0x7E, 78, b"")
+    dev.write(codec.cobs_encode(unk) + b"\x00")
+    badlen = codec.build_frame(P.MsgId.CUE_ON, 79, b"\x01")
+    dev.write(codec.cobs_encode(badlen) + b"\x00")
+    host.pump()
+    assert [(e.cmd_seq, e.reason) for e in host.events[-2:]] == [(78, NackReason.UNKNOWN_TYPE),
+                                                                  (79, NackReason.BAD_LENGTH)]
+    assert not dev.cue
+
+
+def upload(host: Host, trial_id: int, duration_ms: int, actions, window=None) -> None:
+    assert host.reply(P.ProgramBegin(trial_id, duration_ms, len(actions))).value == len(actions)
+    for i, (off, action, arg) in enumerate(actions):
+        assert isinstance(host.reply(P.ProgramAction(i, off, action, arg)), P.Ack)
+    if window is not None:
+        assert isinstance(host.reply(P.ProgramLickWindow(*window)), P.Ack)
+    assert host.reply(P.ProgramCommit()).value == trial_id
+
+
+def test_trial_program_timing_and_back_to_back(host: Host, dev: SimDevice) -> None:
+    acts = [(100 * MS, Action.CUE_ON, 0), (600 * MS, Action.CUE_OFF, 0), (500 * MS, Action.VALVE_PULSE, 50),
+            (0, Action.TTL_PULSE, 5)]
+    upload(host, 1, 1000, acts)
+    dev.advance(777)
+    t0 = dev.now_us()
+    assert host.reply(P.TrialStart(P.TrialWhen.NOW)).value == 1
+    dev.advance(300 * MS)
+    upload(host, 2, 800, [(100 * MS, Action.CUE_ON, 0), (200 * MS, Action.CUE_OFF, 0)])
+    assert isinstance(host.reply(P.TrialStart(P.TrialWhen.AFTER_CURRENT)), P.Ack)
+    assert host.reply(P.ProgramBegin(3, 100, 0)).value == 0
+    assert host.reply(P.ProgramCommit()).reason == NackReason.PROGRAM_STATE  # pending is queued
+    host.advance(2000 * MS)
+    t1 = t0 + 1000 * MS
+    assert dev.pin_edges("cue") == [(t0 + 100 * MS, 1), (t0 + 600 * MS, 0), (t1 + 100 * MS, 1), (t1 + 200 * MS, 0)]
+    assert dev.pin_edges("valve") == [(t0 + 500 * MS, 1), (t0 + 550 * MS, 0)]
+    assert dev.pin_edges("ttl") == [(t0, 1), (t0 + 5 * MS, 0)]
+    assert [(e.t_us, e.trial_id) for e in host.of(P.TrialStarted)] == [(t0, 1), (t1, 2)]
+    assert [(e.t_us, e.trial_id, e.aborted) for e in host.of(P.TrialEnded)] == [(t1, 1, 0), (t1 + 800 * MS, 2, 0)]
+    # TRIAL_ENDED of trial 1 comes right before TRIAL_STARTED of trial 2
+    kinds = [type(e) for e in host.events]
+    assert kinds[kinds.index(P.TrialEnded) + 1] is P.TrialStarted
+    assert host.reply(P.TrialStart(P.TrialWhen.NOW)).reason == NackReason.PROGRAM_STATE  # nothing pending
+
+
+def test_program_validation(host: Host) -> None:
+    assert host.reply(P.ProgramAction(0, 0, Action.CUE_ON, 0)).reason == NackReason.PROGRAM_STATE
+    host.reply(P.ProgramBegin(5, 100, 2))
+    assert host.reply(P.ProgramAction(2, 0, Action.CUE_ON, 0)).reason == NackReason.BAD_VALUE
+    assert host.reply(P.ProgramAction(0, 100 * MS, Action.CUE_ON, 0)).reason == NackReason.BAD_VALUE
+    assert host.reply(P.ProgramAction(0, 0, 99, 0)).reason == NackReason.BAD_VALUE
+    assert host.reply(P.ProgramLickWindow(50 * MS, 150 * MS, Action.VALVE_PULSE, 10)).reason == NackReason.BAD_VALUE
+    host.reply(P.ProgramAction(0, 0, Action.CUE_ON, 0))
+    assert host.reply(P.ProgramCommit()).reason == NackReason.PROGRAM_STATE  # action 1 missing
+    assert host.reply(P.ProgramBegin(5, 100, 17)).reason == NackReason.BAD_VALUE
+
+
+def test_lick_debounce_first_edge_time(host: Host, dev: SimDevice) -> None:
+    host.reply(P.Configure(1000, 50, 30000, 1000, 500, 0))
+    t0 = dev.now_us()
+    dev.set_lick(1)
+    dev.advance(100)
+    dev.set_lick(0)  # bounce
+    dev.advance(100)
+    dev.set_lick(1)
+    host.advance(10 * MS)
+    assert [e.t_us for e in host.of(P.LickOn)] == [t0]
+    dev.set_lick(0)
+    dev.advance(200)  # glitch shorter than the debounce: no event
+    dev.set_lick(1)
+    host.advance(10 * MS)
+    assert host.of(P.LickOff) == []
+    t1 = dev.now_us()
+    dev.set_lick(0)
+    host.advance(10 * MS)
+    assert [e.t_us for e in host.of(P.LickOff)] == [t1]
+    assert dev.pin_edges("lick")[0] == (t0, 1)
+
+
+def test_lick_contingent_reward(host: Host, dev: SimDevice) -> None:
+    host.reply(P.Configure(1000, 50, 30000, 1000, 300, 0))
+    upload(host, 9, 1000, [(0, Action.CUE_ON, 0)], window=(200 * MS, 800 * MS, Action.VALVE_PULSE, 30))
+    t0 = dev.now_us()
+    host.reply(P.TrialStart(P.TrialWhen.NOW))
+    dev.advance(100 * MS)
+    dev.set_lick(1)  # before the window: no reward
+    dev.advance(20 * MS)
+    dev.set_lick(0)
+    dev.advance(180 * MS)
+    t_lick = dev.now_us()
+    dev.set_lick(1)
+    dev.advance(20 * MS)
+    dev.set_lick(0)
+    dev.advance(100 * MS)
+    dev.set_lick(1)  # a second lick in the window does nothing
+    host.advance(1000 * MS)
+    assert t_lick - t0 == 300 * MS
+    assert dev.pin_edges("valve") == [(t_lick + 300, 1), (t_lick + 300 + 30 * MS, 0)]
+
+
+def test_go_back_n_recovers_dropped_bytes(host: Host, dev: SimDevice) -> None:
+    rng = np.random.default_rng(4)
+    dev.tx_filter = lambda b: bytes(x for x in b if rng.random() > 0.05)
+    for i in range(40):
+        host.send(P.Ping(i))
+        dev.advance(10 * MS)
+        host.pump()
+    dev.tx_filter = None
+    for _ in range(40):
+        host.advance(60 * MS)
+    acks = [e.value for e in host.of(P.Ack) if e.cmd_type == P.MsgId.PING]
+    assert acks == list(range(40))  # each exactly once, in order
+    assert dev.stats["retransmits"] > 0 and dev.unacked == 0 and dev.stats["events_lost"] == 0
+    assert host.dec.error_count > 0
+
+
+def test_ring_overflow_reported(dev: SimDevice) -> None:
+    h = Host(dev, auto_ack=False)
+    h.reply(P.Hello(P.PROTOCOL_VERSION))
+    for i in range(P.EVENT_RING + 5):
+        h.send(P.Ping(i))
+    assert dev.stats["events_lost"] == 6  # ring holds HELLO_REPLY + 31 ACKs
+    dev.write(codec.encode(P.EventAck(h.expected), 0))
+    h.pump()
+    err = h.of(P.Error)
+    assert err and err[0].code == P.ErrorCode.EVENT_OVERFLOW and err[0].value == 6
+
+
+def test_reboot_reports_cause_and_outputs_off(host: Host, dev: SimDevice) -> None:
+    host.reply(P.CueOn())
+    host.reply(P.ValveOpen())
+    dev.advance(10 * MS)
+    dev.reboot(P.ResetCause.WATCHDOG)
+    assert dev.pin_edges("cue")[-1] == (dev.now_us(), 0) and dev.pin_edges("valve")[-1][1] == 0
+    assert not dev.armed
+    h2 = Host(dev)
+    boot = h2.pump()[0]
+    assert boot.boot == 1 and boot.reset_cause == P.ResetCause.WATCHDOG
+    assert h2.reply(P.Hello(P.PROTOCOL_VERSION)).reset_cause == P.ResetCause.WATCHDOG
+
+
+def test_analog_batches(host: Host, dev: SimDevice) -> None:
+    dev.analog_source = lambda t: (t // 1000) % 1024
+    t0 = dev.now_us()
+    assert host.reply(P.AnalogStart(1000)).value == 1000
+    host.advance(20 * MS)
+    host.reply(P.AnalogStop())
+    batches = host.of(P.AnalogBatch)
+    assert [b.n for b in batches] == [8, 8, 5]
+    assert [b.t_us for b in batches] == [t0, t0 + 8 * MS, t0 + 16 * MS]
+    assert batches[0].samples == tuple((t0 // 1000 + k) % 1024 for k in range(8))
+
+
+def test_tone_frequency_rounding(host: Host) -> None:
+    assert tone_applied_hz(4000) == 4000 and tone_applied_hz(3001) == 3003
+    assert host.reply(P.ToneOn(3001)).value == 3003
+    assert host.of(P.ToneOnset)[-1].freq_hz == 3003
+
+
+def test_animal_learns_anticipatory_licking() -> None:
+    animal = SimulatedAnimal(np.random.default_rng(1))
+    dev = SimDevice(animal=animal)
+    h = Host(dev)
+    h.reply(P.Hello(P.PROTOCOL_VERSION))
+    antic = []
+    for trial in range(60):
+        upload(h, trial, 4000, [(0, Action.CUE_ON, 0), (1500 * MS, Action.CUE_OFF, 0),
+                                (1500 * MS, Action.VALVE_PULSE, 20)])
+        t0 = dev.now_us()
+        h.reply(P.TrialStart(P.TrialWhen.NOW))
+        h.advance(4000 * MS)
+        antic.append(sum(1 for e in h.of(P.LickOn) if t0 < e.t_us < t0 + 1500 * MS))
+    assert animal.value("cue") > 0.8
+    assert np.mean(antic[-15:]) > np.mean(antic[:5]) + 2
+
+
+def test_simulated_dut_realtime() -> None:
+    with SimulatedDUT(speed=10) as dut:
+        t0 = dut.now_us()
+        time.sleep(0.1)
+        dt = dut.now_us() - t0
+        assert 0.7e6 < dt < 2e6
+        dut.set_lick(1)
+        assert dut.pin_edges("lick")[-1][1] == 1
+        assert dut.url.startswith("dopasim://?attach=")

@@ -5,7 +5,8 @@ Byte interface (thread-safe; one lock guards the whole device):
 - ``write(data) -> int``: host-to-device bytes, decoded and executed at the current device time.
 - ``read(size=-1) -> bytes``: device-to-host bytes waiting (never blocks); ``in_waiting``;
   ``read_blocking(size, timeout_s)`` waits for at least one byte.  ``on_tx``: optional callback called
-  with every chunk of device-to-host bytes (outside the lock, from the thread that made the bytes).
+  with every chunk of device-to-host bytes, in order (outside the device lock, from the thread that made
+  the bytes; it must not call back into the device).
 - ``tx_filter``: optional ``bytes -> bytes`` applied to outgoing bytes (tests use it to drop bytes).
 
 Time: ``now_us()`` is the device time (integer microseconds since construction; on the wire as u32).
@@ -19,6 +20,13 @@ and lick-pin edge as ``(t_us, pin, level)`` with pin in {"valve", "cue", "tone",
 ``pin_edges(pin)`` filters it.  ``reboot(cause)`` simulates a reset (the virtual clock keeps running, a
 real board's micros() would restart).  ``stress(rate_hz)`` (simulator only) emits synthetic
 ANALOG_BATCH events (``rate_hz=0``, samples = a running u16 counter) at ``rate_hz`` while armed.
+
+Not modelled: UART byte times (a written frame is handled at once) and link bandwidth (device-to-host
+bytes are available at once); fault injection belongs to the ``faulty://`` link wrapper.
+
+``dopasim://`` links: :func:`device_from_options` builds a device from URL query options, and
+:func:`register` / :func:`attached` let a link reach a device created elsewhere
+(``dopasim://?attach=<name>``, used by :class:`dopa_rl.testing.SimulatedDUT`).
 """
 from __future__ import annotations
 
@@ -54,10 +62,11 @@ class SimDevice(SimKernel):
         self.board = board
         self.on_tx: Callable[[bytes], None] | None = None
         self.tx_filter: Callable[[bytes], bytes] | None = None
-        self.pin_trace: list[tuple[int, str, int]] = []
+        self.pin_trace: deque[tuple[int, str, int]] = deque(maxlen=1_000_000)
         self.stats = {k: 0 for k in ("rx_frames", "duplicates", "retransmits", "events_lost", "trips")}
         self._txbuf = bytearray()
         self._callbacks: list[bytes] = []
+        self._cb_lock = threading.Lock()
         self._driver = RealtimeDriver(self._advance_locked, self._next_deadline_locked, self.now_us, speed)
         self._lick_raw = 0
         with self._lock:
@@ -283,11 +292,13 @@ class SimDevice(SimKernel):
             self._cond.notify_all()
 
     def _flush_callbacks(self) -> None:
-        with self._lock:
-            chunks, self._callbacks = self._callbacks, []
-        if self.on_tx is not None:
-            for c in chunks:
-                self.on_tx(c)
+        # one deliverer at a time keeps chunks in order across threads; on_tx must not call back in
+        with self._cb_lock:
+            with self._lock:
+                chunks, self._callbacks = self._callbacks, []
+            if self.on_tx is not None:
+                for c in chunks:
+                    self.on_tx(c)
 
     def _send(self, msg: Any) -> None:
         if self._lost and len(self._ring) < self.ring_size:

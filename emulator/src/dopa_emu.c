@@ -1,0 +1,287 @@
+/*
+ * dopa_emu: run the dopa_rig firmware (ATmega328P, 16 MHz) inside simavr.
+ *
+ * Copyright (C) 2026 dopa_rl developers.  GPL-3.0-or-later (it links simavr); see ../LICENSE, ../NOTICE.
+ *
+ * - UART0 is bridged to a fresh pseudo-terminal (raw mode).  The first stdout line is
+ *   "pty <path>"; open it at any baud rate (the pty ignores it; simavr times bytes from UBRR0).
+ * - Pin changes are written to stdout as "E <pin> <level> <cycle>" with pin one of
+ *   valve (PB0), cue (PB5), ttl (PD7), lick (PD2, the level we drive), tone (the tone generator
+ *   state the firmware mirrors in GPIOR0 bit 0 at the instant it starts/stops Timer1).
+ *   Device time in microseconds is cycle / 16.
+ * - Commands, one per line on stdin:
+ *     lick <0|1>            drive the lick input now
+ *     lick <0|1> <cycle>    drive it at that emulated cycle (or now if already past)
+ *     now                   reply "N <cycle>"
+ *     quit                  stop
+ *   End of stdin also stops the emulator (the parent went away), as do SIGTERM and SIGINT.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pty.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <sim_avr.h>
+#include <sim_elf.h>
+#include <sim_io.h>
+#include <sim_irq.h>
+#include <sim_cycle_timers.h>
+#include <avr_ioport.h>
+#include <avr_uart.h>
+
+#define F_CPU_HZ 16000000u
+#define POLL_CYCLES 800          /* pty/stdin poll period: 50 us of emulated time */
+#define TXBUF_SIZE (1u << 16)
+#define MAX_SCHEDULED 32
+#define GPIOR0_DATA_ADDR 0x3E    /* GPIOR0: I/O 0x1E, data space 0x3E */
+#define UCSR0B_DATA_ADDR 0xC1
+#define RXEN0_BIT 4
+
+static volatile sig_atomic_t g_stop;
+static avr_t *g_avr;
+static int g_master = -1, g_slave = -1;
+static int g_xon = 1;
+
+/* device -> host bytes waiting for the pty (the host may not be reading) */
+static uint8_t g_tx[TXBUF_SIZE];
+static size_t g_tx_head, g_tx_len;
+
+/* host -> device bytes read from the pty, not yet accepted by the UART fifo */
+static uint8_t g_rx[4096];
+static size_t g_rx_pos, g_rx_len;
+
+static char g_cmd[512];
+static size_t g_cmd_len;
+
+static avr_irq_t *g_lick_irq;
+static int g_lick_level;
+static int g_tone_level;
+
+typedef struct { int used; int level; } sched_t;
+static sched_t g_sched[MAX_SCHEDULED];
+
+static void on_signal(int sig) { (void)sig; g_stop = 1; }
+
+static void emit_edge(const char *pin, int level, avr_cycle_count_t cycle)
+{
+	printf("E %s %d %llu\n", pin, level, (unsigned long long)cycle);
+	fflush(stdout);
+}
+
+static void tx_flush(void)
+{
+	while (g_tx_len) {
+		size_t chunk = g_tx_len;
+		if (g_tx_head + chunk > TXBUF_SIZE) chunk = TXBUF_SIZE - g_tx_head;
+		ssize_t n = write(g_master, g_tx + g_tx_head, chunk);
+		if (n <= 0) return;     /* EAGAIN: host not reading; keep the bytes */
+		g_tx_head = (g_tx_head + (size_t)n) % TXBUF_SIZE;
+		g_tx_len -= (size_t)n;
+	}
+}
+
+static void on_uart_out(avr_irq_t *irq, uint32_t value, void *param)
+{
+	(void)irq; (void)param;
+	if (g_tx_len == TXBUF_SIZE) {          /* host gone for > 64 KB: drop oldest */
+		g_tx_head = (g_tx_head + 1) % TXBUF_SIZE;
+		g_tx_len--;
+	}
+	g_tx[(g_tx_head + g_tx_len) % TXBUF_SIZE] = (uint8_t)value;
+	g_tx_len++;
+	if (value == 0) tx_flush();            /* frame delimiter: hand the frame over now */
+}
+
+static void on_xon(avr_irq_t *irq, uint32_t value, void *param) { (void)irq; (void)value; (void)param; g_xon = 1; }
+static void on_xoff(avr_irq_t *irq, uint32_t value, void *param) { (void)irq; (void)value; (void)param; g_xon = 0; }
+
+static void on_pin(avr_irq_t *irq, uint32_t value, void *param)
+{
+	(void)irq;
+	emit_edge((const char *)param, value ? 1 : 0, g_avr->cycle);
+}
+
+static void on_gpior0_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param)
+{
+	(void)param;
+	avr->data[addr] = v;
+	int level = v & 1;
+	if (level != g_tone_level) {
+		g_tone_level = level;
+		emit_edge("tone", level, avr->cycle);
+	}
+}
+
+static void drive_lick(int level)
+{
+	level = level ? 1 : 0;
+	avr_raise_irq(g_lick_irq, (uint32_t)level);
+	if (level != g_lick_level) {
+		g_lick_level = level;
+		emit_edge("lick", level, g_avr->cycle);
+	}
+}
+
+static avr_cycle_count_t on_scheduled(avr_t *avr, avr_cycle_count_t when, void *param)
+{
+	(void)avr; (void)when;
+	sched_t *s = (sched_t *)param;
+	drive_lick(s->level);
+	s->used = 0;
+	return 0;
+}
+
+static void handle_command(char *line)
+{
+	char word[16];
+	int level = 0;
+	unsigned long long at = 0;
+	int n = sscanf(line, "%15s %d %llu", word, &level, &at);
+	if (n < 1) return;
+	if (strcmp(word, "now") == 0) {
+		printf("N %llu\n", (unsigned long long)g_avr->cycle);
+		fflush(stdout);
+	} else if (strcmp(word, "quit") == 0) {
+		g_stop = 1;
+	} else if (strcmp(word, "lick") == 0 && n >= 2) {
+		if (n < 3 || at <= g_avr->cycle) {
+			drive_lick(level);
+			return;
+		}
+		for (int i = 0; i < MAX_SCHEDULED; i++) {
+			if (!g_sched[i].used) {
+				g_sched[i].used = 1;
+				g_sched[i].level = level;
+				avr_cycle_timer_register(g_avr, at - g_avr->cycle, on_scheduled, &g_sched[i]);
+				return;
+			}
+		}
+		fprintf(stderr, "dopa_emu: too many scheduled lick changes\n");
+	} else {
+		fprintf(stderr, "dopa_emu: unknown command: %s\n", line);
+	}
+}
+
+static void poll_stdin(void)
+{
+	char buf[256];
+	ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
+	if (n == 0) { g_stop = 1; return; }     /* parent closed our stdin */
+	if (n < 0) return;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == '\n') {
+			g_cmd[g_cmd_len] = 0;
+			handle_command(g_cmd);
+			g_cmd_len = 0;
+		} else if (g_cmd_len + 1 < sizeof g_cmd) {
+			g_cmd[g_cmd_len++] = buf[i];
+		}
+	}
+}
+
+static avr_cycle_count_t on_poll(avr_t *avr, avr_cycle_count_t when, void *param)
+{
+	(void)param;
+	tx_flush();
+	if (g_rx_pos == g_rx_len) {
+		ssize_t n = read(g_master, g_rx, sizeof g_rx);
+		g_rx_pos = 0;
+		g_rx_len = n > 0 ? (size_t)n : 0;
+	}
+	avr_irq_t *in = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
+	/* hold host bytes until the firmware has enabled its receiver (a real UART would see them
+	 * as soon as the board runs; simavr drops them before RXEN0) */
+	int rx_enabled = (avr->data[UCSR0B_DATA_ADDR] >> RXEN0_BIT) & 1;
+	while (rx_enabled && g_xon && g_rx_pos < g_rx_len)
+		avr_raise_irq(in, g_rx[g_rx_pos++]);
+	poll_stdin();
+	return when + POLL_CYCLES;
+}
+
+/* simavr's messages go to stderr: stdout carries only our protocol lines */
+static void log_to_stderr(avr_t *avr, const int level, const char *format, va_list ap)
+{
+	(void)avr;
+	if (level <= LOG_WARNING) vfprintf(stderr, format, ap);
+}
+
+static void set_nonblock(int fd) { fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK); }
+
+int main(int argc, char **argv)
+{
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s firmware.elf\n", argv[0]);
+		return 2;
+	}
+	avr_global_logger_set(log_to_stderr);
+	elf_firmware_t fw;
+	memset(&fw, 0, sizeof fw);
+	if (elf_read_firmware(argv[1], &fw) != 0) {
+		fprintf(stderr, "dopa_emu: cannot read %s\n", argv[1]);
+		return 1;
+	}
+	strcpy(fw.mmcu, "atmega328p");
+	fw.frequency = F_CPU_HZ;
+	g_avr = avr_make_mcu_by_name(fw.mmcu);
+	if (!g_avr) { fprintf(stderr, "dopa_emu: no atmega328p core\n"); return 1; }
+	avr_init(g_avr);
+	avr_load_firmware(g_avr, &fw);
+	g_avr->frequency = F_CPU_HZ;
+	g_avr->log = 1;
+
+	struct termios tio;
+	if (openpty(&g_master, &g_slave, NULL, NULL, NULL) != 0) { perror("openpty"); return 1; }
+	tcgetattr(g_slave, &tio);
+	cfmakeraw(&tio);
+	tcsetattr(g_slave, TCSANOW, &tio);
+	set_nonblock(g_master);
+	set_nonblock(STDIN_FILENO);
+
+	uint32_t flags = 0;
+	avr_ioctl(g_avr, AVR_IOCTL_UART_GET_FLAGS('0'), &flags);
+	flags &= ~(AVR_UART_FLAG_STDIO | AVR_UART_FLAG_POLL_SLEEP);
+	avr_ioctl(g_avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
+	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT), on_uart_out, NULL);
+	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON), on_xon, NULL);
+	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF), on_xoff, NULL);
+
+	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 0), on_pin, "valve");
+	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 5), on_pin, "cue");
+	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 7), on_pin, "ttl");
+	avr_register_io_write(g_avr, GPIOR0_DATA_ADDR, on_gpior0_write, NULL);
+	g_lick_irq = avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 2);
+	avr_raise_irq(g_lick_irq, 0);
+
+	avr_cycle_timer_register(g_avr, POLL_CYCLES, on_poll, NULL);
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	printf("pty %s\n", ptsname(g_master));
+	fflush(stdout);
+
+	int state = cpu_Running;
+	while (!g_stop) {
+		state = avr_run(g_avr);
+		if (state == cpu_Done || state == cpu_Crashed) break;
+	}
+	tx_flush();
+	printf("X %s %llu\n", state == cpu_Crashed ? "crashed" : (state == cpu_Done ? "done" : "stopped"),
+	       (unsigned long long)g_avr->cycle);
+	fflush(stdout);
+	avr_terminate(g_avr);
+	close(g_slave);
+	close(g_master);
+	return state == cpu_Crashed ? 3 : 0;
+}

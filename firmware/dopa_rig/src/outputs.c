@@ -1,0 +1,215 @@
+/* Outputs and the safety kernel: valve (maximum open time, minimum gap, volume budget), cue, tone,
+ * TTL, analog sampling, and the lick debounce (docs/rig.md).  BSD-3-Clause. */
+#include <string.h>
+#include "rig.h"
+#include "rig_hal.h"
+
+static void event_t(uint8_t type, uint32_t t)
+{
+    uint8_t b[4];
+    dopa_put_u32(b, t);
+    rig_event(type, b, 4);
+}
+
+static uint32_t elapsed_open_us(uint32_t now) { return g_rig.valve_open ? now - g_rig.valve_open_us : 0; }
+
+uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t *applied)
+{
+    /* all in microseconds, no division before the pin moves (a 32-bit division costs ~40 us on the AVR) */
+    uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
+    uint32_t open_for = elapsed_open_us(now);
+    uint32_t used_us = g_rig.budget_used_us + open_for;
+    uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
+    uint32_t want = ms * 1000UL;
+    uint8_t cause = is_pulse ? DOPA_CLOSE_CAUSE_PULSE_END : DOPA_CLOSE_CAUSE_MAX_OPEN;
+    if (!g_rig.valve_open && g_rig.valve_ever_closed &&
+        !DOPA_AFTER(now, g_rig.valve_last_close_us + (uint32_t)g_rig.min_valve_gap_ms * 1000UL)) {
+        rig_trip(now, DOPA_TRIP_REASON_MIN_GAP, (int32_t)((now - g_rig.valve_last_close_us) / 1000UL));
+        return DOPA_NACK_REASON_SAFETY;
+    }
+    if (used_us + 1000UL > budget_us) {           /* less than 1 ms of budget left */
+        rig_trip(now, DOPA_TRIP_REASON_BUDGET, (int32_t)ms);
+        return DOPA_NACK_REASON_SAFETY;
+    }
+    /* the maximum open time counts from the moment the valve opened */
+    uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;
+    if (want > cap) { want = cap; cause = DOPA_CLOSE_CAUSE_MAX_OPEN; }
+    if (want > budget_us - used_us) { want = budget_us - used_us; cause = DOPA_CLOSE_CAUSE_BUDGET; }
+    g_rig.valve_cause = cause;
+    if (!g_rig.valve_open) {
+        hal_valve(1);
+        uint32_t t = hal_micros();
+        g_rig.valve_open = 1;
+        g_rig.valve_open_us = t;
+        g_rig.valve_close_us = t + want;
+        dopa_valve_opened_t o;
+        uint8_t b[DOPA_MSG_VALVE_OPENED_SIZE];
+        o.t_us = t; o.planned_ms = (uint16_t)(want / 1000UL);
+        dopa_pack_valve_opened(b, &o);
+        rig_event(DOPA_MSG_VALVE_OPENED, b, sizeof b);
+    } else {
+        g_rig.valve_close_us = now + want;
+    }
+    *applied = (int32_t)(want / 1000UL);
+    return 0;
+}
+
+void rig_valve_close(uint32_t now, uint8_t cause)
+{
+    dopa_valve_closed_t c;
+    uint8_t b[DOPA_MSG_VALVE_CLOSED_SIZE];
+    (void)now;
+    if (!g_rig.valve_open) return;
+    hal_valve(0);
+    uint32_t t = hal_micros();
+    g_rig.valve_open = 0;
+    g_rig.budget_used_us += t - g_rig.valve_open_us;
+    g_rig.valve_last_close_us = t;
+    g_rig.valve_ever_closed = 1;
+    c.t_us = t; c.open_us = t - g_rig.valve_open_us; c.cause = cause;
+    dopa_pack_valve_closed(b, &c);
+    rig_event(DOPA_MSG_VALVE_CLOSED, b, sizeof b);
+    if (cause == DOPA_CLOSE_CAUSE_MAX_OPEN) rig_trip(t, DOPA_TRIP_REASON_MAX_OPEN, g_rig.max_valve_ms);
+    else if (cause == DOPA_CLOSE_CAUSE_BUDGET) rig_trip(t, DOPA_TRIP_REASON_BUDGET, (int32_t)g_rig.budget_valve_ms);
+}
+
+void rig_cue(uint32_t now, uint8_t on)
+{
+    (void)now;
+    on = on ? 1 : 0;
+    if (on == g_rig.cue_on) return;
+    hal_cue(on);
+    g_rig.cue_on = on;
+    event_t(on ? DOPA_MSG_CUE_ONSET : DOPA_MSG_CUE_OFFSET, hal_micros());
+}
+
+uint16_t rig_tone(uint32_t now, uint16_t freq_hz)
+{
+    if (freq_hz == 0) {
+        if (g_rig.tone_hz) {
+            hal_tone(0);
+            g_rig.tone_hz = 0;
+            event_t(DOPA_MSG_TONE_OFFSET, hal_micros());
+        }
+        return 0;
+    }
+    dopa_tone_onset_t t;
+    uint8_t b[DOPA_MSG_TONE_ONSET_SIZE];
+    g_rig.tone_hz = hal_tone(freq_hz);
+    t.t_us = hal_micros(); t.freq_hz = g_rig.tone_hz;
+    dopa_pack_tone_onset(b, &t);
+    rig_event(DOPA_MSG_TONE_ONSET, b, sizeof b);
+    return g_rig.tone_hz;
+}
+
+void rig_ttl_pulse(uint32_t now, uint16_t ms)
+{
+    dopa_ttl_sent_t t;
+    uint8_t b[DOPA_MSG_TTL_SENT_SIZE];
+    (void)now;
+    hal_ttl(1);
+    t.t_us = hal_micros();
+    g_rig.ttl_on = 1;
+    g_rig.ttl_off_us = t.t_us + (uint32_t)ms * 1000UL;
+    t.ms = ms;
+    dopa_pack_ttl_sent(b, &t);
+    rig_event(DOPA_MSG_TTL_SENT, b, sizeof b);
+}
+
+static void analog_flush(void)
+{
+    dopa_analog_batch_t a;
+    uint8_t b[DOPA_MSG_ANALOG_BATCH_SIZE];
+    if (!g_rig.analog_n) return;
+    memset(&a, 0, sizeof a);
+    a.t_us = g_rig.analog_t0; a.rate_hz = g_rig.analog_rate; a.n = g_rig.analog_n;
+    memcpy(a.samples, g_rig.analog_samples, g_rig.analog_n * sizeof(uint16_t));
+    dopa_pack_analog_batch(b, &a);
+    rig_event(DOPA_MSG_ANALOG_BATCH, b, sizeof b);
+    g_rig.analog_n = 0;
+}
+
+void rig_analog_set(uint32_t now, uint16_t rate_hz)
+{
+    analog_flush();
+    g_rig.analog_rate = rate_hz;
+    if (rate_hz) {
+        g_rig.analog_period_us = 1000000UL / rate_hz;
+        g_rig.analog_next_us = now;
+    }
+}
+
+void rig_analog_sample(uint16_t value)
+{
+    g_rig.analog_busy = 0;
+    if (!g_rig.analog_rate) return;
+    if (g_rig.analog_n == 0) g_rig.analog_t0 = g_rig.analog_pending_t;
+    g_rig.analog_samples[g_rig.analog_n++] = value;
+    if (g_rig.analog_n == DOPA_ANALOG_BATCH) analog_flush();
+}
+
+void rig_outputs_off(uint32_t now, uint8_t cause)
+{
+    rig_valve_close(now, cause);
+    rig_cue(now, 0);
+    rig_tone(now, 0);
+    hal_ttl(0);
+    g_rig.ttl_on = 0;
+    rig_analog_set(now, 0);
+}
+
+void rig_outputs_poll(uint32_t now)
+{
+    if (g_rig.valve_open && DOPA_AFTER(now, g_rig.valve_close_us)) rig_valve_close(now, g_rig.valve_cause);
+    if (g_rig.ttl_on && DOPA_AFTER(now, g_rig.ttl_off_us)) {
+        hal_ttl(0);
+        g_rig.ttl_on = 0;
+    }
+    if (g_rig.analog_rate && !g_rig.analog_busy && DOPA_AFTER(now, g_rig.analog_next_us)) {
+        g_rig.analog_pending_t = g_rig.analog_next_us;
+        g_rig.analog_next_us += g_rig.analog_period_us;
+        if (DOPA_AFTER(now, g_rig.analog_next_us)) g_rig.analog_next_us = now + g_rig.analog_period_us;
+        g_rig.analog_busy = 1;
+        hal_adc_start();
+    }
+}
+
+static uint32_t until(uint32_t now, uint32_t due) { return DOPA_AFTER(now, due) ? 0 : due - now; }
+
+uint32_t rig_outputs_idle_us(uint32_t now)
+{
+    uint32_t t = 0x7FFFFFFFUL, x;
+    uint8_t lick = g_rig.lick_raw ^ (g_rig.flags & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
+    if (g_rig.valve_open && (x = until(now, g_rig.valve_close_us)) < t) t = x;
+    if (g_rig.ttl_on && (x = until(now, g_rig.ttl_off_us)) < t) t = x;
+    if (g_rig.analog_rate && !g_rig.analog_busy && (x = until(now, g_rig.analog_next_us)) < t) t = x;
+    if ((lick != g_rig.lick_state || g_rig.lick_pending) &&
+        (x = until(now, g_rig.lick_last_edge_us + g_rig.debounce_us)) < t) t = x;
+    return t;
+}
+
+void rig_lick_edge(uint8_t level, uint32_t t)
+{
+    g_rig.lick_raw = level ? 1 : 0;
+    uint8_t logical = g_rig.lick_raw ^ (g_rig.flags & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
+    if (logical != g_rig.lick_state && !g_rig.lick_pending) {
+        g_rig.lick_pending = 1;
+        g_rig.lick_first_us = t;     /* first edge of a (possibly bouncing) change */
+    }
+    g_rig.lick_last_edge_us = t;
+}
+
+void rig_lick_poll(uint32_t now)
+{
+    uint8_t logical = g_rig.lick_raw ^ (g_rig.flags & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
+    if (!DOPA_AFTER(now, g_rig.lick_last_edge_us + g_rig.debounce_us)) return;
+    if (logical != g_rig.lick_state) {
+        uint32_t first = g_rig.lick_pending ? g_rig.lick_first_us : g_rig.lick_last_edge_us;
+        g_rig.lick_state = logical;
+        g_rig.lick_pending = 0;
+        event_t(logical ? DOPA_MSG_LICK_ON : DOPA_MSG_LICK_OFF, first);
+        if (logical) rig_program_lick(first, now);
+    } else {
+        g_rig.lick_pending = 0;      /* a glitch that came back within the debounce time */
+    }
+}

@@ -1,0 +1,317 @@
+/* The rig core: session (HELLO, arming), command dispatch with idempotent retries, host-silence
+ * watchdog and device heartbeat (docs/rig.md).  Outputs and the safety kernel are in outputs.c,
+ * trial programs in program.c, the event ring in evring.c.  BSD-3-Clause. */
+#include <string.h>
+#include "rig.h"
+#include "rig_hal.h"
+#include "rig_board.h"
+
+rig_t g_rig;
+
+static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot)
+{
+    dopa_hello_reply_t h;
+    uint8_t b[DOPA_MSG_HELLO_REPLY_SIZE];
+    h.t_us = now;
+    h.cmd_seq = cmd_seq;
+    h.boot = boot;
+    h.protocol_version = DOPA_PROTOCOL_VERSION;
+    h.firmware_version = DOPA_FIRMWARE_VERSION;
+    h.schema_hash = DOPA_SCHEMA_HASH;
+    h.board = RIG_BOARD_ID;
+    h.reset_cause = g_rig.reset_cause;
+    h.pin_lick = RIG_PIN_LICK;
+    h.pin_valve = RIG_PIN_VALVE;
+    h.pin_cue = RIG_PIN_CUE;
+    h.pin_tone = RIG_PIN_TONE;
+    h.pin_ttl = RIG_PIN_TTL;
+    h.pin_analog = RIG_PIN_ANALOG;
+    h.max_valve_ms = g_rig.max_valve_ms;
+    h.min_valve_gap_ms = g_rig.min_valve_gap_ms;
+    h.budget_valve_ms = g_rig.budget_valve_ms;
+    h.host_timeout_ms = g_rig.host_timeout_ms;
+    h.debounce_us = g_rig.debounce_us;
+    h.flags = g_rig.flags;
+    h.max_actions = DOPA_MAX_ACTIONS;
+    h.event_ring = DOPA_EVENT_RING;
+    dopa_pack_hello_reply(b, &h);
+    rig_event(DOPA_MSG_HELLO_REPLY, b, sizeof b);
+}
+
+static void send_reply(const rig_reply_t *r)
+{
+    if (r->reason == 0) {
+        dopa_ack_t a;
+        uint8_t b[DOPA_MSG_ACK_SIZE];
+        a.t_us = r->t_us; a.cmd_seq = r->seq; a.cmd_type = r->cmd_type; a.value = r->value;
+        dopa_pack_ack(b, &a);
+        rig_event(DOPA_MSG_ACK, b, sizeof b);
+    } else {
+        dopa_nack_t n;
+        uint8_t b[DOPA_MSG_NACK_SIZE];
+        n.t_us = r->t_us; n.cmd_seq = r->seq; n.cmd_type = r->cmd_type; n.reason = r->reason;
+        dopa_pack_nack(b, &n);
+        rig_event(DOPA_MSG_NACK, b, sizeof b);
+    }
+}
+
+/* Answer a command; remembered for idempotent retries unless remember == 0. */
+static void reply(uint32_t now, uint16_t seq, uint8_t type, uint8_t reason, int32_t value, uint8_t remember)
+{
+    rig_reply_t tmp, *r = &tmp;
+    if (remember) {
+        r = &g_rig.replies[g_rig.reply_next];
+        g_rig.reply_next = (uint8_t)((g_rig.reply_next + 1) % DOPA_REPLY_WINDOW);
+    }
+    r->seq = seq; r->cmd_type = type; r->reason = reason; r->value = reason ? 0 : value; r->t_us = now;
+    send_reply(r);
+}
+
+void rig_trip(uint32_t now, uint8_t reason, int32_t value)
+{
+    dopa_safety_trip_t t;
+    uint8_t b[DOPA_MSG_SAFETY_TRIP_SIZE];
+    t.t_us = now; t.reason = reason; t.value = value;
+    dopa_pack_safety_trip(b, &t);
+    rig_event(DOPA_MSG_SAFETY_TRIP, b, sizeof b);
+}
+
+static void defaults(void)
+{
+    g_rig.max_valve_ms = DOPA_LIMIT_MAX_VALVE_MS_DEFAULT;
+    g_rig.min_valve_gap_ms = DOPA_LIMIT_MIN_VALVE_GAP_MS_DEFAULT;
+    g_rig.budget_valve_ms = DOPA_LIMIT_BUDGET_VALVE_MS_DEFAULT;
+    g_rig.host_timeout_ms = DOPA_LIMIT_HOST_TIMEOUT_MS_DEFAULT;
+    g_rig.debounce_us = DOPA_LIMIT_DEBOUNCE_US_DEFAULT;
+    g_rig.flags = 0;
+}
+
+void rig_init(uint8_t reset_cause, uint32_t now)
+{
+    memset(&g_rig, 0, sizeof g_rig);
+    hal_valve(0); hal_cue(0); hal_tone(0); hal_ttl(0);
+    defaults();
+    g_rig.reset_cause = reset_cause;
+    dopa_decoder_init(&g_rig.dec);
+    rig_events_reset();
+    g_rig.last_rx_us = now;
+    send_hello_reply(now, 0, 1);
+}
+
+static uint8_t in_range(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
+
+static uint8_t configure(const uint8_t *body)
+{
+    dopa_configure_t c;
+    dopa_unpack_configure(body, &c);
+    if (!in_range(c.max_valve_ms, DOPA_LIMIT_MAX_VALVE_MS_MIN, DOPA_LIMIT_MAX_VALVE_MS_MAX) ||
+        !in_range(c.min_valve_gap_ms, DOPA_LIMIT_MIN_VALVE_GAP_MS_MIN, DOPA_LIMIT_MIN_VALVE_GAP_MS_MAX) ||
+        !in_range(c.budget_valve_ms, DOPA_LIMIT_BUDGET_VALVE_MS_MIN, DOPA_LIMIT_BUDGET_VALVE_MS_MAX) ||
+        !in_range(c.host_timeout_ms, DOPA_LIMIT_HOST_TIMEOUT_MS_MIN, DOPA_LIMIT_HOST_TIMEOUT_MS_MAX) ||
+        !in_range(c.debounce_us, DOPA_LIMIT_DEBOUNCE_US_MIN, DOPA_LIMIT_DEBOUNCE_US_MAX) ||
+        (c.flags & (uint8_t)~DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW))
+        return DOPA_NACK_REASON_BAD_VALUE;
+    g_rig.max_valve_ms = c.max_valve_ms;
+    g_rig.min_valve_gap_ms = c.min_valve_gap_ms;
+    g_rig.budget_valve_ms = c.budget_valve_ms;
+    g_rig.host_timeout_ms = c.host_timeout_ms;
+    g_rig.debounce_us = c.debounce_us;
+    g_rig.flags = c.flags;
+    return 0;
+}
+
+static uint8_t needs_arming(uint8_t type)
+{
+    switch (type) {
+    case DOPA_MSG_VALVE_PULSE: case DOPA_MSG_VALVE_OPEN: case DOPA_MSG_CUE_ON: case DOPA_MSG_TONE_ON:
+    case DOPA_MSG_TTL_PULSE: case DOPA_MSG_ANALOG_START: case DOPA_MSG_TRIAL_START:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Execute one command with a well-formed body; returns 0 (ACK with *value) or a NACK reason. */
+static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t *value)
+{
+    uint16_t u;
+    *value = 0;
+    if (needs_arming(type) && !g_rig.armed) return DOPA_NACK_REASON_NOT_ARMED;
+    switch (type) {
+    case DOPA_MSG_PING:
+        *value = dopa_get_i32(body);
+        return 0;
+    case DOPA_MSG_CONFIGURE:
+        return configure(body);
+    case DOPA_MSG_VALVE_PULSE:
+        u = dopa_get_u16(body);
+        if (u < DOPA_LIMIT_VALVE_PULSE_MS_MIN) return DOPA_NACK_REASON_BAD_VALUE;
+        return rig_valve_open_for(now, u, 1, value);
+    case DOPA_MSG_VALVE_OPEN:
+        return rig_valve_open_for(now, g_rig.max_valve_ms, 0, value);
+    case DOPA_MSG_VALVE_CLOSE:
+        rig_valve_close(now, DOPA_CLOSE_CAUSE_COMMAND);
+        return 0;
+    case DOPA_MSG_CUE_ON:
+    case DOPA_MSG_CUE_OFF:
+        rig_cue(now, type == DOPA_MSG_CUE_ON);
+        *value = type == DOPA_MSG_CUE_ON;
+        return 0;
+    case DOPA_MSG_TONE_ON:
+        u = dopa_get_u16(body);
+        if (!in_range(u, DOPA_LIMIT_TONE_HZ_MIN, DOPA_LIMIT_TONE_HZ_MAX)) return DOPA_NACK_REASON_BAD_VALUE;
+        *value = rig_tone(now, u);
+        return 0;
+    case DOPA_MSG_TONE_OFF:
+        rig_tone(now, 0);
+        return 0;
+    case DOPA_MSG_TTL_PULSE:
+        u = dopa_get_u16(body);
+        if (!in_range(u, DOPA_LIMIT_TTL_MS_MIN, DOPA_LIMIT_TTL_MS_MAX)) return DOPA_NACK_REASON_BAD_VALUE;
+        rig_ttl_pulse(now, u);
+        *value = u;
+        return 0;
+    case DOPA_MSG_ANALOG_START:
+        u = dopa_get_u16(body);
+        if (!in_range(u, DOPA_LIMIT_ANALOG_RATE_HZ_MIN, DOPA_LIMIT_ANALOG_RATE_HZ_MAX)) return DOPA_NACK_REASON_BAD_VALUE;
+        rig_analog_set(now, u);
+        *value = u;
+        return 0;
+    case DOPA_MSG_ANALOG_STOP:
+        rig_analog_set(now, 0);
+        return 0;
+    case DOPA_MSG_ALL_OFF:
+        rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);
+        rig_programs_clear(now);
+        return 0;
+    case DOPA_MSG_HEARTBEAT:
+        *value = g_rig.ring_count;
+        return 0;
+    default:
+        return rig_program_command(type, body, now, value);
+    }
+}
+
+static void hello(uint32_t now, uint16_t seq, const uint8_t *body)
+{
+    if (dopa_get_u16(body) != DOPA_PROTOCOL_VERSION) {
+        reply(now, seq, DOPA_MSG_HELLO, DOPA_NACK_REASON_VERSION, 0, 0);
+        return;
+    }
+    rig_events_reset();                       /* new session: device seq restarts at 0 */
+    memset(g_rig.replies, 0, sizeof g_rig.replies);
+    g_rig.reply_next = 0;
+    g_rig.budget_used_us = 0;
+    g_rig.armed = 1;
+    g_rig.last_hb_us = now;
+    send_hello_reply(now, seq, 0);
+    rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);   /* a new session starts from a clean state */
+    rig_programs_clear(now);
+}
+
+static void handle_frame(const dopa_frame_t *f, uint32_t now)
+{
+    int16_t size = dopa_body_size(f->type);
+    g_rig.rx_frames++;
+    g_rig.last_rx_us = now;
+    if (f->type == DOPA_MSG_EVENT_ACK) {
+        if (f->body_len == DOPA_MSG_EVENT_ACK_SIZE) rig_events_ack(dopa_get_u16(f->body), now);
+        else g_rig.rx_errors++;
+        return;
+    }
+    if (size < 0 || f->type >= 0x80) {
+        reply(now, f->seq, f->type, DOPA_NACK_REASON_UNKNOWN_TYPE, 0, 0);
+        return;
+    }
+    if (f->body_len != (uint8_t)size) {
+        reply(now, f->seq, f->type, DOPA_NACK_REASON_BAD_LENGTH, 0, 0);
+        return;
+    }
+    if (f->type == DOPA_MSG_HELLO) {
+        hello(now, f->seq, f->body);
+        return;
+    }
+    if (f->type == DOPA_MSG_HEARTBEAT) rig_events_ack(dopa_get_u16(f->body), now);
+    for (uint8_t i = 0; i < DOPA_REPLY_WINDOW; i++) {
+        const rig_reply_t *r = &g_rig.replies[i];
+        if (r->cmd_type == f->type && r->seq == f->seq) {   /* a retry: answer again, do nothing */
+            send_reply(r);
+            return;
+        }
+    }
+    int32_t value;
+    uint8_t reason = execute(f->type, f->body, now, &value);
+    reply(now, f->seq, f->type, reason, value, 1);
+}
+
+void rig_rx_byte(uint8_t byte, uint32_t now)
+{
+    dopa_frame_t f;
+    uint8_t err, header_ok;
+    uint8_t r = dopa_decoder_feed(&g_rig.dec, byte, &f, &err, &header_ok);
+    if (r == DOPA_RX_FRAME) {
+        handle_frame(&f, now);
+    } else if (r == DOPA_RX_ERROR) {
+        g_rig.rx_errors++;
+        if (header_ok && f.type != DOPA_MSG_EVENT_ACK)
+            reply(now, f.seq, f.type, DOPA_NACK_REASON_BAD_CRC, 0, 0);
+    }
+}
+
+static uint8_t state_bits(void)
+{
+    uint8_t s = 0;
+    if (g_rig.armed) s |= DOPA_STATE_BIT_ARMED;
+    if (g_rig.valve_open) s |= DOPA_STATE_BIT_VALVE;
+    if (g_rig.cue_on) s |= DOPA_STATE_BIT_CUE;
+    if (g_rig.tone_hz) s |= DOPA_STATE_BIT_TONE;
+    if (g_rig.ttl_on) s |= DOPA_STATE_BIT_TTL;
+    if (g_rig.analog_rate) s |= DOPA_STATE_BIT_ANALOG;
+    if (g_rig.trial_running) s |= DOPA_STATE_BIT_TRIAL_RUNNING;
+    if (g_rig.prog[g_rig.run_idx ^ 1].valid == RIG_PROG_READY) s |= DOPA_STATE_BIT_TRIAL_PENDING;
+    return s;
+}
+
+void rig_poll(uint32_t now)
+{
+    rig_lick_poll(now);
+    rig_program_poll(now);
+    rig_outputs_poll(now);
+    if (g_rig.armed && DOPA_AFTER(now, g_rig.last_rx_us + (uint32_t)g_rig.host_timeout_ms * 1000UL)) {
+        rig_outputs_off(now, DOPA_CLOSE_CAUSE_HOST_TIMEOUT);
+        rig_programs_clear(now);
+        g_rig.armed = 0;
+        rig_trip(now, DOPA_TRIP_REASON_HOST_TIMEOUT, g_rig.host_timeout_ms);
+    }
+    if (g_rig.armed && DOPA_AFTER(now, g_rig.last_hb_us + DOPA_DEVICE_HEARTBEAT_MS * 1000UL)) {
+        dopa_device_heartbeat_t h;
+        uint8_t b[DOPA_MSG_DEVICE_HEARTBEAT_SIZE];
+        g_rig.last_hb_us = now;
+        h.t_us = now; h.rx_frames = g_rig.rx_frames; h.rx_errors = g_rig.rx_errors;
+        h.unacked = g_rig.ring_count; h.state = state_bits();
+        dopa_pack_device_heartbeat(b, &h);
+        rig_event(DOPA_MSG_DEVICE_HEARTBEAT, b, sizeof b);
+    }
+    rig_events_poll(now);
+}
+
+static uint32_t until(uint32_t now, uint32_t due)
+{
+    return DOPA_AFTER(now, due) ? 0 : due - now;
+}
+
+uint32_t rig_idle_us(uint32_t now)
+{
+    uint32_t t = rig_events_idle_us(now), x;
+    if (g_rig.armed) {
+        x = until(now, g_rig.last_rx_us + (uint32_t)g_rig.host_timeout_ms * 1000UL);
+        if (x < t) t = x;
+        x = until(now, g_rig.last_hb_us + DOPA_DEVICE_HEARTBEAT_MS * 1000UL);
+        if (x < t) t = x;
+    }
+    x = rig_outputs_idle_us(now);
+    if (x < t) t = x;
+    x = rig_program_idle_us(now);
+    if (x < t) t = x;
+    return t;
+}

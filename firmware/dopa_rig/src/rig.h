@@ -1,0 +1,156 @@
+/* The rig core: command dispatch, safety kernel, trial programs, reliable event ring, lick debounce.
+ * Plain C99 driven by a microsecond clock passed in by the caller (micros() on the AVR, a fake clock in
+ * the host tests).  Behaviour contract: docs/rig.md.  BSD-3-Clause. */
+#ifndef DOPA_RIG_H
+#define DOPA_RIG_H
+
+#include <stdint.h>
+#include "protocol_gen.h"
+#include "link.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* wrap-safe "a is at or after b" on the 32-bit microsecond clock */
+#define DOPA_AFTER(a, b) ((int32_t)((uint32_t)(a) - (uint32_t)(b)) >= 0)
+
+enum { RIG_PROG_EMPTY = 0, RIG_PROG_UPLOADING = 1, RIG_PROG_READY = 2 };
+
+/* Bytes of the event ring: entries are [type][len][body] back to back.  576 bytes hold 32 frames of
+ * every event type except ANALOG_BATCH (23 of those) and HELLO_REPLY; the entry count is capped at
+ * DOPA_EVENT_RING either way. */
+#define RIG_RING_BYTES 576u
+
+typedef struct {
+    uint16_t seq;          /* host seq answered */
+    uint8_t cmd_type;
+    uint8_t reason;        /* 0 = ACK, else NACK reason; cmd_type 0 = unused entry */
+    int32_t value;
+    uint32_t t_us;
+} rig_reply_t;
+
+typedef struct {
+    uint32_t offset_us;
+    uint8_t action;
+    uint16_t arg;
+} rig_action_t;
+
+typedef struct {
+    uint32_t trial_id;
+    uint32_t duration_ms;
+    uint8_t n_actions;
+    uint16_t have;         /* bit i: action i uploaded */
+    uint8_t has_window;
+    uint8_t valid;         /* RIG_PROG_EMPTY, RIG_PROG_UPLOADING or RIG_PROG_READY */
+    uint32_t win_start_us, win_end_us;
+    uint8_t win_action;
+    uint16_t win_arg;
+    rig_action_t actions[DOPA_MAX_ACTIONS];
+} rig_program_t;
+
+typedef struct {
+    /* limits */
+    uint16_t max_valve_ms, min_valve_gap_ms, host_timeout_ms, debounce_us;
+    uint32_t budget_valve_ms;
+    uint8_t flags;
+    /* session */
+    uint8_t armed;
+    uint8_t reset_cause;
+    uint32_t last_rx_us;
+    uint32_t last_hb_us;
+    uint16_t rx_frames, rx_errors;
+    rig_reply_t replies[DOPA_REPLY_WINDOW];
+    uint8_t reply_next;
+    /* event ring (go-back-N) */
+    uint8_t ring[RIG_RING_BYTES];
+    uint16_t ring_head;    /* byte offset of the oldest unacknowledged entry */
+    uint16_t ring_used;    /* bytes in use */
+    uint16_t ring_sent_at; /* byte offset of the next entry to send */
+    uint8_t ring_count;    /* entries */
+    uint8_t ring_sent;     /* entries from the head already handed to the UART */
+    uint16_t ring_seq;     /* seq of the oldest entry */
+    uint32_t ring_progress_us;
+    uint16_t lost;
+    uint8_t tx_buf[DOPA_MAX_ENCODED + 1];
+    uint8_t tx_len;
+    dopa_decoder_t dec;
+    /* valve */
+    uint8_t valve_open;
+    uint8_t valve_cause;   /* close cause if the deadline is reached: PULSE_END, MAX_OPEN or BUDGET */
+    uint32_t valve_open_us, valve_close_us, valve_last_close_us;
+    uint8_t valve_ever_closed;
+    uint32_t budget_used_us;
+    /* other outputs */
+    uint8_t cue_on;
+    uint16_t tone_hz;
+    uint8_t ttl_on;
+    uint32_t ttl_off_us;
+    /* analog */
+    uint16_t analog_rate;
+    uint32_t analog_next_us, analog_period_us;
+    uint32_t analog_pending_t;   /* time of the conversion in flight */
+    uint8_t analog_busy;
+    uint8_t analog_n;
+    uint32_t analog_t0;
+    uint16_t analog_samples[DOPA_ANALOG_BATCH];
+    /* lick debounce */
+    uint8_t lick_raw, lick_state, lick_pending;
+    uint32_t lick_first_us, lick_last_edge_us;
+    /* trial programs */
+    rig_program_t prog[2];   /* prog[run_idx] runs; the other is uploaded into, then pending once valid */
+    uint8_t run_idx;
+    uint8_t trial_running, start_after_current;
+    uint32_t trial_start_us;
+    uint16_t done;           /* bit i: action i of the running program executed */
+    uint8_t window_open;
+} rig_t;
+
+extern rig_t g_rig;
+
+/* Reset the core (all outputs off, disarmed) and queue the unsolicited boot HELLO_REPLY. */
+void rig_init(uint8_t reset_cause, uint32_t now);
+/* One byte from the link. */
+void rig_rx_byte(uint8_t byte, uint32_t now);
+/* A raw edge of the lick input at time t (level as read on the pin). */
+void rig_lick_edge(uint8_t level, uint32_t t);
+/* The ADC conversion started by hal_adc_start() finished with value. */
+void rig_analog_sample(uint16_t value);
+/* Run timers: valve/TTL deadlines, safety, trial programs, debounce, heartbeat, retransmission. */
+void rig_poll(uint32_t now);
+/* Microseconds from now until rig_poll has something to do (capped at 0x7FFFFFFF). */
+uint32_t rig_idle_us(uint32_t now);
+/* Encoded bytes of the next event frame to send (0: nothing); call rig_tx_sent once they are queued. */
+uint8_t rig_tx_next(const uint8_t **bytes);
+void rig_tx_sent(uint32_t now);
+
+/* internal, shared between the core's files */
+void rig_event(uint8_t type, const uint8_t *body, uint8_t len);
+void rig_trip(uint32_t now, uint8_t reason, int32_t value);
+void rig_events_reset(void);
+void rig_events_ack(uint16_t next_expected, uint32_t now);
+void rig_events_poll(uint32_t now);
+uint32_t rig_events_idle_us(uint32_t now);
+/* outputs.c: safety kernel and outputs; valve functions return 0 or a NACK reason (SAFETY) */
+uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t *applied);
+void rig_valve_close(uint32_t now, uint8_t cause);
+void rig_cue(uint32_t now, uint8_t on);
+uint16_t rig_tone(uint32_t now, uint16_t freq_hz);
+void rig_ttl_pulse(uint32_t now, uint16_t ms);
+void rig_analog_set(uint32_t now, uint16_t rate_hz);
+void rig_outputs_off(uint32_t now, uint8_t cause);
+void rig_outputs_poll(uint32_t now);
+uint32_t rig_outputs_idle_us(uint32_t now);
+void rig_lick_poll(uint32_t now);
+/* program.c */
+uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int32_t *value);
+void rig_program_action(uint32_t now, uint8_t action, uint16_t arg);
+void rig_program_lick(uint32_t onset_us, uint32_t now);
+void rig_programs_clear(uint32_t now);
+void rig_program_poll(uint32_t now);
+uint32_t rig_program_idle_us(uint32_t now);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,185 @@
+/* AVR layer of the dopa_rig firmware (ATmega328P, 16 MHz: Uno, Nano).  BSD-3-Clause.
+ *
+ * Thin on purpose: everything with logic lives in the portable core (rig.c, outputs.c, program.c,
+ * evring.c, link.c), which the host unit tests run on a fake clock.  This file only moves bits:
+ *   valve PB0 (D8), cue LED PB5 (D13), tone OC1A/PB1 (D9, Timer1 CTC toggle, no interrupts),
+ *   TTL PD7 (D7), lick PD2 (D2, INT0 on both edges, timestamped with micros() in the ISR),
+ *   analog ADC0 (A0, one conversion per sample, ADC interrupt), UART0 at 1,000,000 baud (U2X, exact).
+ * The device clock is Arduino's micros() (Timer0, 4 us resolution, wraps every 71.6 min).
+ * The loop never blocks: it sleeps (SLEEP_MODE_IDLE) until the next interrupt or the core's next
+ * deadline (Timer2, used only as a one-shot wake-up timer), and the 250 ms hardware watchdog resets a hung loop.
+ * GPIOR0 bit 0 mirrors "tone generator running" so the emulator can trace tone on/off exactly.
+ */
+#if defined(__AVR__)
+#include <Arduino.h>
+#include <avr/interrupt.h>
+#include <avr/sleep.h>
+#include <avr/wdt.h>
+
+#include "rig.h"
+#include "rig_hal.h"
+#include "rig_board.h"
+#include "rig_avr.h"
+
+#define VALVE_BIT _BV(0)   /* PORTB */
+#define TONE_BIT _BV(1)    /* PORTB, OC1A */
+#define CUE_BIT _BV(5)     /* PORTB */
+#define TTL_BIT _BV(7)     /* PORTD */
+#define LICK_BIT _BV(2)    /* PIND, INT0 */
+
+/* MCUSR is read and cleared before anything else runs (after a watchdog reset the watchdog stays
+ * enabled with its shortest timeout, so it is also switched off here until setup() re-arms it). */
+static uint8_t g_mcusr __attribute__((section(".noinit")));
+extern "C" void rig_early_init(void) __attribute__((naked, used, section(".init3")));
+extern "C" void rig_early_init(void)
+{
+    g_mcusr = MCUSR;
+    MCUSR = 0;
+    wdt_disable();
+}
+
+#ifndef RIG_NO_SLEEP
+#define RIG_NO_SLEEP 0
+#endif
+
+#define LICK_QUEUE 8
+static volatile uint8_t g_lick_level[LICK_QUEUE];
+static volatile uint32_t g_lick_t[LICK_QUEUE];
+static volatile uint8_t g_lick_head, g_lick_tail;
+static volatile uint16_t g_adc_value;
+static volatile uint8_t g_adc_ready;
+
+static void lick_isr(void)
+{
+    uint8_t level = (PIND & LICK_BIT) ? 1 : 0;
+    uint8_t next = (uint8_t)((g_lick_head + 1) % LICK_QUEUE);
+    if (next == g_lick_tail) {           /* queue full: keep the newest level in the newest entry */
+        g_lick_level[(uint8_t)((g_lick_head + LICK_QUEUE - 1) % LICK_QUEUE)] = level;
+        return;
+    }
+    g_lick_level[g_lick_head] = level;
+    g_lick_t[g_lick_head] = micros();
+    g_lick_head = next;
+}
+
+ISR(ADC_vect)
+{
+    g_adc_value = ADC;
+    g_adc_ready = 1;
+}
+
+EMPTY_INTERRUPT(TIMER2_COMPA_vect);     /* only wakes the CPU at the core's next deadline */
+
+extern "C" void hal_valve(uint8_t on) { if (on) PORTB |= VALVE_BIT; else PORTB &= (uint8_t)~VALVE_BIT; }
+extern "C" void hal_cue(uint8_t on) { if (on) PORTB |= CUE_BIT; else PORTB &= (uint8_t)~CUE_BIT; }
+extern "C" void hal_ttl(uint8_t on) { if (on) PORTD |= TTL_BIT; else PORTD &= (uint8_t)~TTL_BIT; }
+extern "C" void hal_adc_start(void) { ADCSRA |= _BV(ADSC); }
+extern "C" uint32_t hal_micros(void) { return micros(); }
+
+extern "C" uint16_t hal_tone(uint16_t freq_hz)
+{
+    if (freq_hz == 0) {
+        TCCR1B = 0;
+        TCCR1A = 0;
+        PORTB &= (uint8_t)~TONE_BIT;
+        GPIOR0 &= (uint8_t)~1u;
+        return 0;
+    }
+    uint32_t div = 1;
+    uint8_t cs = _BV(CS10);
+    uint32_t top = F_CPU / 2UL / freq_hz;
+    if (top > 65536UL) {
+        div = 8;
+        cs = _BV(CS11);
+        top = F_CPU / 16UL / freq_hz;
+    }
+    TCCR1B = 0;
+    TCNT1 = 0;
+    OCR1A = (uint16_t)(top - 1);
+    TCCR1A = _BV(COM1A0);                /* toggle OC1A on compare match */
+    TCCR1B = (uint8_t)(_BV(WGM12) | cs); /* CTC, TOP = OCR1A */
+    GPIOR0 |= 1u;
+    return (uint16_t)((F_CPU / 2UL / div + top / 2) / top);
+}
+
+static uint8_t reset_cause(uint8_t mcusr)
+{
+    if (mcusr & _BV(WDRF)) return DOPA_RESET_CAUSE_WATCHDOG;
+    if (mcusr & _BV(BORF)) return DOPA_RESET_CAUSE_BROWN_OUT;
+    if (mcusr & _BV(EXTRF)) return DOPA_RESET_CAUSE_EXTERNAL;
+    if (mcusr & _BV(PORF)) return DOPA_RESET_CAUSE_POWER_ON;
+    return DOPA_RESET_CAUSE_UNKNOWN;
+}
+
+void rig_avr_setup(void)
+{
+    PORTB &= (uint8_t)~(VALVE_BIT | TONE_BIT | CUE_BIT);   /* outputs off before they are outputs */
+    PORTD &= (uint8_t)~(TTL_BIT | LICK_BIT);
+    DDRB |= VALVE_BIT | TONE_BIT | CUE_BIT;
+    DDRD |= TTL_BIT;
+    DDRD &= (uint8_t)~LICK_BIT;
+    hal_tone(0);
+    ADMUX = _BV(REFS0);                                  /* AVcc reference, channel ADC0 */
+    ADCSRA = _BV(ADEN) | _BV(ADIE) | _BV(ADPS2) | _BV(ADPS1) | _BV(ADPS0);
+    Serial.begin(DOPA_BAUD);                             /* sets U2X before UBRR0: exact 1 Mbaud */
+    attachInterrupt(digitalPinToInterrupt(RIG_PIN_LICK), lick_isr, CHANGE);
+    TIMSK2 = 0;                                          /* Timer2: the wake-up timer, CTC at clk/64 */
+    TCCR2A = _BV(WGM21);
+    TCCR2B = _BV(CS22);
+    OCR2A = 255;
+    set_sleep_mode(SLEEP_MODE_IDLE);
+    rig_init(reset_cause(g_mcusr), micros());
+    rig_lick_edge((PIND & LICK_BIT) ? 1 : 0, micros());
+    wdt_enable(WDTO_250MS);
+}
+
+static void transmit(void)
+{
+    const uint8_t *p;
+    uint8_t n;
+    while ((n = rig_tx_next(&p)) != 0) {
+        int room = Serial.availableForWrite();
+        /* a frame that fits waits for room; a frame larger than the buffer goes once it is empty */
+        if (n > room && room < SERIAL_TX_BUFFER_SIZE - 1) return;
+        Serial.write(p, n);
+        rig_tx_sent(micros());
+    }
+}
+
+void rig_avr_loop(void)
+{
+    wdt_reset();
+    int c;
+    while ((c = Serial.read()) >= 0) rig_rx_byte((uint8_t)c, micros());   /* a command acts at its last byte */
+    while (g_lick_tail != g_lick_head) {
+        uint8_t i = g_lick_tail;
+        rig_lick_edge(g_lick_level[i], g_lick_t[i]);
+        g_lick_tail = (uint8_t)((i + 1) % LICK_QUEUE);
+    }
+    if (g_adc_ready) {
+        g_adc_ready = 0;
+        rig_analog_sample(g_adc_value);
+    }
+    rig_poll(micros());
+    transmit();
+
+    cli();
+    if (!Serial.available() && g_lick_tail == g_lick_head && !g_adc_ready) {
+        uint32_t idle = rig_idle_us(micros());
+        if (idle > 40 && !RIG_NO_SLEEP) {
+            if (idle < 1000) {                     /* Timer0 overflows (and wakes us) every 1024 us anyway */
+                TCNT2 = 0;                         /* Timer2 (CTC, 4 us ticks, always running) as a one-shot */
+                OCR2A = (uint8_t)((idle - 12) / 4);
+                TIFR2 = _BV(OCF2A);
+                TIMSK2 = _BV(OCIE2A);
+            }
+            sleep_enable();
+            sei();
+            sleep_cpu();                           /* sei then sleep: the sleep runs before any ISR */
+            sleep_disable();
+            TIMSK2 = 0;
+        }
+    }
+    sei();
+}
+#endif

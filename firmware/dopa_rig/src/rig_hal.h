@@ -1,0 +1,25 @@
+/* Hardware the rig core drives: implemented by the AVR layer (rig_avr.cpp) and by the host unit tests
+ * (a fake that records every call with the fake clock). BSD-3-Clause. */
+#ifndef DOPA_RIG_HAL_H
+#define DOPA_RIG_HAL_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+void hal_valve(uint8_t on);
+void hal_cue(uint8_t on);
+/* Start the tone at freq_hz (0 = off); returns the frequency actually produced. */
+uint16_t hal_tone(uint16_t freq_hz);
+void hal_ttl(uint8_t on);
+/* Start one ADC conversion of the analog input; its value comes back through rig_analog_sample(). */
+void hal_adc_start(void);
+/* The device clock in microseconds, read again right after a pin changed (events carry that time). */
+uint32_t hal_micros(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,61 @@
+"""``dopa-rl fit``: fit a model to behavior (CSV/TSV tables or NWB sessions)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "Examples:\n"
+        "  dopa-rl fit choices.csv --model rw-softmax --json fit.json\n"
+        "  dopa-rl fit lab.tsv --model rw-softmax-sticky --columns subject=mouse_id,choice=lever,reward=outcome "
+        "--choice-base 1\n"
+        "  dopa-rl fit sessions/ --model rw-pavlovian --method map\n")
+    p.add_argument("data", nargs="+", metavar="DATA", help="behavior files (.csv/.tsv/.nwb) or folders of them")
+    p.add_argument("--model", required=True, help="model name (see `dopa-rl models`)")
+    p.add_argument("--columns", default=None, metavar="STD=YOURS,...",
+                   help="map standard columns to yours, e.g. subject=mouse_id,choice=lever,reward=outcome")
+    p.add_argument("--choice-base", type=int, choices=(0, 1), default=0, help="first option number in your data (0 or 1)")
+    p.add_argument("--n-options", type=int, default=None, metavar="K",
+                   help="number of options in a choice task (default: highest choice + 1)")
+    p.add_argument("--trials-table", default=None, metavar="NAME", help="NWB TimeIntervals table holding the trials")
+    p.add_argument("--method", choices=("mle", "map"), default="mle", help="maximum likelihood or MAP with priors")
+    p.add_argument("--restarts", type=int, default=10, metavar="N", help="random restarts per subject (default 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the restart points")
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--csv", metavar="FILE", help="write the per-subject table as CSV")
+    p.add_argument("--prediction-errors", metavar="FILE", help="write per-trial fitted values and prediction errors (CSV)")
+
+
+def run(args) -> int:
+    from dopa_rl.errors import InputError
+    from dopa_rl.fit import fit
+    from dopa_rl.io.atomic import atomic_write_text
+    from dopa_rl.io.behavior import load_behavior, parse_column_map
+    from dopa_rl.models import get_model
+
+    if args.restarts < 1:
+        raise InputError(f"--restarts {args.restarts}: must be at least 1")
+    if args.n_options is not None and args.n_options < 2:
+        raise InputError(f"--n-options {args.n_options}: a choice task has at least 2 options")
+    model = get_model(args.model)
+    if args.n_options is not None:
+        if model.kind != "choice":
+            raise InputError(f"--n-options applies to choice models; {model.name} is {model.kind}")
+        model = get_model(args.model, n_options=args.n_options)
+    df = load_behavior(args.data, columns=parse_column_map(args.columns), choice_base=args.choice_base,
+                       trials_table=args.trials_table)
+    missing = [c for c in model.required_columns if c not in df.columns]
+    if missing:
+        raise InputError(f"{', '.join(map(str, args.data))}: model {model.name} needs column(s) {', '.join(missing)}; "
+                         f"columns present: {', '.join(df.columns)} (map yours with --columns STD=YOURS)")
+    result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs)
+    print(result.summary())
+    if args.json:
+        result.to_json(args.json)
+    if args.csv:
+        atomic_write_text(args.csv, result.to_frame().to_csv())
+    if args.prediction_errors:
+        atomic_write_text(args.prediction_errors, result.prediction_errors().to_csv(index=False))
+    return 0

@@ -1,0 +1,27 @@
+"""``dopa-rl models``: list the models and their parameters."""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = "Example: dopa-rl models --json models.json"
+    p.add_argument("name", nargs="?", help="show one model only")
+    p.add_argument("--json", metavar="FILE", help="also write the list as JSON")
+
+
+def run(args) -> int:
+    from dopa_rl.io.atomic import atomic_write_text
+    from dopa_rl.models import get_model, list_models
+
+    models = [get_model(args.name)] if args.name else list_models()
+    for m in models:
+        print(m.describe())
+    if args.json:
+        data = [{"name": m.name, "kind": m.kind, "description": m.description,
+                 "required_columns": list(m.required_columns),
+                 "params": [{"name": p.name, "lower": p.lower, "upper": p.upper, "default": p.default,
+                             "description": p.description} for p in m.spec]} for m in models]
+        atomic_write_text(args.json, json.dumps(data, indent=2, default=str) + "\n")
+    return 0

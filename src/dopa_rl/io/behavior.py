@@ -1,0 +1,227 @@
+"""Behavior tables: read CSV/TSV or NWB, map a lab's column names, validate, type.
+
+The behavior table (DESIGN section 3) is long format, one row per trial, with standard columns:
+``subject``, ``session``, ``trial`` (0-based order), ``choice`` (0-based option) and ``reward`` for choice
+tasks, ``cue`` (compound cues as ``"A+X"``) and ``reward`` for Pavlovian tasks, optional ``licks`` and event
+times in seconds.  Every validator collects all the problems it finds and raises one InputError naming
+the source and the column.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.errors import InputError
+
+STANDARD_COLUMNS = ("subject", "session", "trial", "choice", "reward", "cue", "licks", "start_time",
+                    "stop_time", "cue_time", "outcome_time")
+NUMERIC_COLUMNS = ("reward", "licks", "start_time", "stop_time", "cue_time", "outcome_time")
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
+
+
+def parse_column_map(text: str | None) -> dict[str, str]:
+    """``"subject=mouse_id,choice=lever"`` -> ``{"subject": "mouse_id", "choice": "lever"}``."""
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    problems = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            problems.append(f"'{part}' is not STANDARD=YOURS")
+            continue
+        std, lab = (p.strip() for p in part.split("=", 1))
+        if std not in STANDARD_COLUMNS:
+            problems.append(f"'{std}' is not a standard column ({', '.join(STANDARD_COLUMNS)})")
+        elif not lab:
+            problems.append(f"'{std}=' names no column")
+        else:
+            out[std] = lab
+    if problems:
+        raise InputError("--columns: " + "; ".join(problems) + " (example: --columns subject=mouse_id,reward=water)")
+    return out
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a CSV/TSV file, sniffing the delimiter; clear errors for missing, empty or unparsable files."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a folder, not a table")
+    try:
+        head = path.read_bytes()[:65536].decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not a text table (is it a binary file? NWB files need the .nwb suffix)") from None
+    if not head.strip():
+        raise InputError(f"{path}: file is empty")
+    try:
+        sep = csv.Sniffer().sniff(head.splitlines()[0] if head.count("\n") < 1 else "\n".join(head.splitlines()[:20]),
+                                  delimiters=",\t;| ").delimiter
+    except csv.Error:
+        sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    try:
+        df = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: file is empty") from None
+    except (pd.errors.ParserError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise InputError(f"{path}: cannot parse as a table ({first})") from None
+    df.columns = [str(c).strip() for c in df.columns]
+    if df.empty:
+        raise InputError(f"{path}: the table has a header but no rows")
+    return df
+
+
+def _rows(mask: np.ndarray, limit: int = 3) -> str:
+    idx = np.flatnonzero(mask)
+    shown = ", ".join(str(i + 1) for i in idx[:limit])
+    return f"row {shown}" + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
+
+
+def _numeric(df: pd.DataFrame, col: str, problems: list[str]) -> None:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = values.isna().to_numpy() & df[col].notna().to_numpy()
+    if bad.any():
+        example = df[col].to_numpy()[np.flatnonzero(bad)[0]]
+        problems.append(f"column '{col}' has non-numeric values ({_rows(bad)}: {example!r})")
+    df[col] = values.astype(float)
+
+
+def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = None, choice_base: int = 0,
+                       source: str = "<table>") -> pd.DataFrame:
+    """Apply the column map, then validate and type the standard columns.  Returns a new table.
+
+    ``columns`` maps standard names to the lab's (``{"choice": "lever"}``); ``choice_base=1`` accepts
+    1-based choices.  Missing ``subject`` becomes the source's file stem, missing ``session`` "1" and
+    missing ``trial`` the row order within each session.  Missed choices (empty cells) are kept as NaN.
+    """
+    if df is None or len(df) == 0:
+        raise InputError(f"{source}: the table has no rows")
+    df = df.copy()
+    df.columns = [str(c) for c in df.columns]
+    problems: list[str] = []
+    for std, lab in (columns or {}).items():
+        if std not in STANDARD_COLUMNS:
+            problems.append(f"'{std}' is not a standard column ({', '.join(STANDARD_COLUMNS)})")
+        elif lab not in df.columns:
+            problems.append(f"column '{lab}' (mapped to {std}) not found; columns are: {', '.join(df.columns)}")
+    if problems:
+        raise InputError(f"{source}: " + "; ".join(problems))
+    for std, lab in (columns or {}).items():
+        if lab != std:
+            if std in df.columns:
+                df = df.drop(columns=[std])
+            df = df.rename(columns={lab: std})
+
+    if "subject" not in df.columns:
+        df.insert(0, "subject", Path(str(source)).stem or "1")
+    if df["subject"].isna().any():
+        problems.append(f"column 'subject' is empty in {_rows(df['subject'].isna().to_numpy())}")
+    df["subject"] = df["subject"].map(_id_text)
+    if "session" not in df.columns:
+        df.insert(1, "session", "1")
+    df["session"] = df["session"].map(_id_text)
+
+    for col in NUMERIC_COLUMNS:
+        if col in df.columns:
+            _numeric(df, col, problems)
+    if "reward" in df.columns:
+        nan = df["reward"].isna().to_numpy()
+        if nan.any():
+            problems.append(f"column 'reward' is missing (NaN) in {_rows(nan)}; every trial needs an outcome (0 when omitted)")
+    if "licks" in df.columns:
+        neg = (df["licks"] < 0).to_numpy()
+        if neg.any():
+            problems.append(f"column 'licks' has negative counts ({_rows(neg)})")
+
+    if "choice" in df.columns:
+        raw = pd.to_numeric(df["choice"], errors="coerce")
+        text = raw.isna().to_numpy() & df["choice"].notna().to_numpy()
+        if text.any():
+            example = df["choice"].to_numpy()[np.flatnonzero(text)[0]]
+            problems.append(f"column 'choice' has non-numeric values ({_rows(text)}: {example!r}); "
+                            f"choices are option numbers (0-based, or 1-based with --choice-base 1)")
+        values = raw.to_numpy(dtype=float) - choice_base
+        frac = np.isfinite(values) & (values != np.round(values))
+        if frac.any():
+            problems.append(f"column 'choice' has non-integer values ({_rows(frac)})")
+        neg = np.isfinite(values) & (values < 0)
+        if neg.any():
+            lowest = np.nanmin(values[neg]) + choice_base
+            problems.append(f"choice out of range: {lowest:g} in {_rows(neg)} is below the first option "
+                            f"({choice_base}); use --choice-base {0 if choice_base == 1 else 1} if your options are "
+                            f"numbered from {0 if choice_base == 1 else 1}")
+        df["choice"] = values
+
+    if "cue" in df.columns:
+        nan = df["cue"].isna().to_numpy()
+        if nan.any():
+            problems.append(f"column 'cue' is empty in {_rows(nan)}")
+        df["cue"] = df["cue"].map(lambda v: _id_text(v).replace(" ", "") if v == v else v)
+
+    if "trial" in df.columns:
+        t = pd.to_numeric(df["trial"], errors="coerce")
+        if t.isna().any():
+            problems.append(f"column 'trial' has missing or non-numeric values ({_rows(t.isna().to_numpy())})")
+        df["trial"] = t
+    if problems:
+        raise InputError(f"{source}: " + "; ".join(problems))
+    if "trial" not in df.columns:
+        df["trial"] = df.groupby(["subject", "session"], sort=False).cumcount()
+    df["trial"] = df["trial"].astype(np.int64)
+    lead = [c for c in ("subject", "session", "trial") if c in df.columns]
+    return df[lead + [c for c in df.columns if c not in lead]].reset_index(drop=True)
+
+
+def _id_text(v) -> str:
+    """Ids as text: 7.0 -> "7", " m1 " -> "m1"."""
+    if isinstance(v, (float, np.floating)) and float(v).is_integer():
+        return str(int(v))
+    return str(v).strip()
+
+
+def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
+    """Files named directly, and the .nwb files (else the tables) inside named folders."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(p.glob("*.nwb")) or sorted(q for q in p.iterdir() if q.suffix.lower() in TABLE_SUFFIXES)
+            if not found:
+                raise InputError(f"{p}: folder holds no .nwb, .csv or .tsv files")
+            out += found
+        elif not p.exists():
+            raise InputError(f"{p}: no such file")
+        else:
+            out.append(p)
+    if not out:
+        raise InputError("no input files given")
+    return out
+
+
+def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_base: int = 0,
+                  trials_table: str | None = None) -> pd.DataFrame:
+    """Read one or many behavior files (CSV/TSV tables or NWB sessions) into one validated table."""
+    frames = []
+    for path in expand_paths(paths):
+        if path.suffix.lower() == ".nwb":
+            from dopa_rl.io.nwb import read_behavior
+
+            raw = read_behavior(path, columns=columns, trials_table=trials_table)
+            frames.append(normalize_behavior(raw, choice_base=choice_base, source=str(path)))
+        else:
+            if trials_table:
+                raise InputError(f"{path}: --trials-table applies to NWB files only")
+            frames.append(normalize_behavior(read_table(path), columns=columns, choice_base=choice_base,
+                                             source=str(path)))
+    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return df

@@ -388,3 +388,17 @@ def test_simulated_dut_realtime() -> None:
         dut.set_lick(1)
         assert dut.pin_edges("lick")[-1][1] == 1
         assert dut.url.startswith("dopasim://?attach=")
+
+
+def test_device_from_options_and_registry() -> None:
+    from dopa_rl.rig import simdevice
+
+    dev, created = simdevice.device_from_options({"speed": "5", "seed": "3", "animal": "rw", "ring": "64"})
+    assert created and dev.ring_size == 64 and dev.animal is not None and dev._driver.speed == 5.0
+    name = simdevice.register(dev)
+    assert simdevice.device_from_options({"attach": name}) == (dev, False)
+    simdevice.unregister(name)
+    with pytest.raises(KeyError):
+        simdevice.attached(name)
+    with pytest.raises(ValueError, match="unknown dopasim"):
+        simdevice.device_from_options({"sped": "1"})

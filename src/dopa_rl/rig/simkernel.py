@@ -119,8 +119,9 @@ class SimKernel:
         return self._ttl_pulse(self._check("ttl_ms", m.ms))
 
     def _cmd_analog_start(self, m: P.AnalogStart) -> int:
+        rate = self._check("analog_rate_hz", m.rate_hz)
         self._analog_stop()
-        self._analog_rate = self._check("analog_rate_hz", m.rate_hz)
+        self._analog_rate = rate
         self._analog_t0 = self.clock.now_us
         self._analog_timer = self.clock.schedule(self._analog_sample_t(P.ANALOG_BATCH - 1), self._analog_batch)
         return self._analog_rate

@@ -52,10 +52,11 @@ class SimDevice(SimKernel):
     """The simulated device (see module docstring for the byte interface)."""
 
     def __init__(self, *, animal: Any = None, analog_source: Callable[[int], int] = default_analog,
-                 ring_size: int = P.EVENT_RING, speed: float = 1.0, board: int = P.Board.PYTHON_SIM) -> None:
+                 ring_size: int = P.EVENT_RING, speed: float = 1.0, board: int = P.Board.PYTHON_SIM,
+                 start_us: int = 0) -> None:
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
-        self.clock = VirtualClock()
+        self.clock = VirtualClock(start_us)  # start near 2**32 to exercise the host's t_us unwrapping
         self.animal = animal
         self.analog_source = analog_source
         self.ring_size = ring_size
@@ -473,13 +474,15 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
 
     ``attach=NAME`` returns a registered device (created False; its owner starts and stops it).
     Otherwise a new device: ``speed`` (default 1), ``seed`` (default 0), ``animal=rw`` (a simulated
-    animal), ``ring`` (event ring size, default 32); it is not started.
+    animal), ``ring`` (event ring size, default 32), ``start_us`` (initial device time, default 0; e.g.
+    4294000000 makes t_us wrap after ~1 s); it is not started.
     """
     if "attach" in options:
         return attached(options["attach"]), False
-    unknown = set(options) - {"speed", "seed", "animal", "ring"}
+    unknown = set(options) - {"speed", "seed", "animal", "ring", "start_us"}
     if unknown:
-        raise ValueError(f"unknown dopasim:// option(s) {sorted(unknown)}; known: attach, speed, seed, animal, ring")
+        raise ValueError(f"unknown dopasim:// option(s) {sorted(unknown)}; "
+                         "known: attach, speed, seed, animal, ring, start_us")
     animal = None
     if options.get("animal") not in (None, "", "none"):
         if options["animal"] != "rw":
@@ -490,4 +493,5 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
 
         animal = SimulatedAnimal(np.random.default_rng(int(options.get("seed", 0))))
     return SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),
-                     ring_size=int(options.get("ring", P.EVENT_RING))), True
+                     ring_size=int(options.get("ring", P.EVENT_RING)),
+                     start_us=int(options.get("start_us", 0))), True

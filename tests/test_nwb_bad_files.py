@@ -107,3 +107,18 @@ def test_good_file_passes_every_requirement(tmp_path):
     """Control for the corpus: the same checks accept a good file (so the failures above are specific)."""
     path = nwb.write_session(tmp_path / "good.nwb", hand_session())
     assert main(["inspect", str(path), "--require", "behavior,photometry,units,events"]) == 0
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c in (
+    "not HDF5", "truncated", "NWB without trials", "trials without a needed column", "wrong column dtype",
+    "NaN rewards")])
+def test_bad_file_through_fit(case, tmp_path, capsys):
+    """`dopa-rl fit FILE.nwb` reads behavior through the same readers: same one-line refusal."""
+    make, expected = CASES[case]
+    path, _ = make(tmp_path)
+    before = sha256(path)
+    capsys.readouterr()
+    rc = main(["fit", str(path), "--model", "rw-pavlovian"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and str(path) in err[0] and expected in err[0], err
+    assert sha256(path) == before

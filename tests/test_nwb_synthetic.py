@@ -137,3 +137,14 @@ def test_simulate_sessions_bad_requests(tmp_path):
     with pytest.raises(InputError, match="--task"):
         simulate_sessions("maze", "rw", out=tmp_path / "z.nwb")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fit_accepts_a_folder_of_nwb_sessions(tmp_path, capsys):
+    from dopa_rl.cli import main
+
+    simulate_sessions("pavlovian", "rw", n_subjects=2, n_sessions=1, out=tmp_path / "sessions", seed=4,
+                      n_trials=40, progress=False)
+    out = tmp_path / "fit.json"
+    assert main(["fit", str(tmp_path / "sessions"), "--model", "rw-pavlovian", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "sim01" in text and "sim02" in text and out.exists()

@@ -25,31 +25,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      "--require behavior,photometry")
 
 
-def parse_column_map(text: str | None) -> dict[str, str] | None:
-    """``"cue=stimulus,reward=volume_ul"`` -> ``{"cue": "stimulus", "reward": "volume_ul"}``."""
-    from dopa_rl.errors import InputError
-
-    if not text:
-        return None
-    out: dict[str, str] = {}
-    for part in text.split(","):
-        std, sep, lab = part.partition("=")
-        if not sep or not std.strip() or not lab.strip():
-            raise InputError(f"--columns {text!r}: write STANDARD=YOURS pairs separated by commas, e.g. cue=stimulus")
-        out[std.strip()] = lab.strip()
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.io import nwb
     from dopa_rl.io.atomic import atomic_write_text
+    from dopa_rl.io.behavior import parse_column_map
 
     require = [w.strip() for w in args.require.split(",") if w.strip()]
     unknown = [w for w in require if w not in _CHECKS]
     if unknown:
         raise InputError(f"--require {args.require!r}: unknown {', '.join(unknown)}; choose from {', '.join(_CHECKS)}")
-    columns = parse_column_map(args.columns)
+    columns = parse_column_map(args.columns) or None
     summaries = []
     for path in args.files:
         summary = nwb.inspect_nwb(path, trials_table=args.trials_table, columns=columns)

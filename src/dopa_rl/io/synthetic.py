@@ -180,11 +180,12 @@ def _make_task(task: str, n_trials: int | None) -> Any:
 def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapping[str, float] | None = None,
                      seed: int | np.random.Generator = 0, subject: str = "sim01", session: str = "ses01",
                      n_trials: int | None = None, observation: DopamineObservation | None = None,
-                     session_start_time: _dt.datetime | None = None) -> SessionData:
+                     session_start_time: _dt.datetime | None = None, duration_s: float | None = None) -> SessionData:
     """Simulate one session in memory (behavior, events, photometry, units, true parameters).
 
-    ``model`` is ``rw`` or ``td`` (or a registered model name); ``params`` default to values drawn from
-    the model's restart ranges.  Write it with :func:`dopa_rl.io.nwb.write_session`.
+    ``model`` is ``rw`` or ``td`` (or a registered model name); parameters missing from ``params`` are
+    drawn from the model's restart ranges.  Recordings last until 5 s after the last trial, or ``duration_s`` if
+    longer.  Write the result with :func:`dopa_rl.io.nwb.write_session`.
     """
     from dopa_rl.models import get_model
 
@@ -192,7 +193,7 @@ def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapp
     model_name = MODEL_FOR.get((task, model), model)
     m = get_model(model_name)
     task_obj = _make_task(task, n_trials)
-    true = dict(params) if params is not None else _draw_params(m, rng)
+    true = {**_draw_params(m, rng), **(params or {})}  # parameters not given are drawn
     sim = m.simulate(true, task_obj, rng, subject=subject, session=session)
     obs = observation or DopamineObservation()
     latent = [c for c in sim.trials.columns if str(c).startswith(LATENT_PREFIXES)]
@@ -204,7 +205,7 @@ def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapp
             if col not in truth_tc.columns:
                 truth_tc[col] = sim.rpe[:, b]
     starts = trials["start_time"].to_numpy(float)
-    duration = float(trials["stop_time"].max()) + 5.0
+    duration = max(float(trials["stop_time"].max()) + 5.0, float(duration_s or 0.0))
     phot, _ = photometry_from_rpe(starts, sim.rpe, sim.bin_s, duration, obs, rng)
     units, props = spikes_from_rpe(starts, sim.rpe, sim.bin_s, duration, obs, rng)
     start = session_start_time or _dt.datetime(2026, 1, 5, 9, 0, tzinfo=_dt.timezone.utc)
@@ -232,7 +233,7 @@ def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: in
 
     ``out`` is a ``.nwb`` file name (only for a single session) or a folder, which receives
     ``sub-<subject>_ses-<session>.nwb`` files.  Each subject keeps its parameters across its sessions
-    (drawn from the model's restart ranges unless ``params`` is given); sessions start afresh.
+    (``params`` where given, the rest drawn from the model's restart ranges); sessions start afresh.
     Files are written atomically and replace existing ones of the same name.  A tqdm progress bar is
     shown when more than one file is written (``progress=None``: only on a terminal).
     """
@@ -260,7 +261,7 @@ def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: in
     jobs = []
     for s in range(n_subjects):
         srng = np.random.default_rng(subject_seeds[s])
-        subject_params = dict(params) if params is not None else _draw_params(m, srng)
+        subject_params = {**_draw_params(m, srng), **(params or {})}
         for k, sess_seed in enumerate(subject_seeds[s].spawn(n_sessions)):
             jobs.append((f"sim{s + 1:02d}", f"ses-{k + 1:02d}", k, subject_params, sess_seed))
     from tqdm.auto import tqdm

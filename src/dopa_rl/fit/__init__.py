@@ -1,5 +1,5 @@
 """Fitting: MLE and MAP with restarts, standard errors, information criteria, results objects."""
-from dopa_rl.fit.mle import fit, fit_subject
+from dopa_rl.fit.mle import fit
 from dopa_rl.fit.results import FitResult
 
-__all__ = ["fit", "fit_subject", "FitResult"]
+__all__ = ["fit", "FitResult"]

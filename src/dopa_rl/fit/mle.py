@@ -1,24 +1,23 @@
 """Maximum-likelihood and MAP fitting with random restarts in unconstrained space.
 
-Each (subject, restart) is minimised by scipy's L-BFGS-B on ``-loglik(z)`` (MAP adds the normal prior in
-unconstrained space), with the gradient from the model (analytic forward mode for RW choice models,
-central differences evaluated as extra lanes of one vectorized call otherwise).  Standard errors come
-from the Hessian of the objective at the optimum, mapped to natural space by the delta method.
-
-Subjects are fitted in parallel on local processes when the job is large enough to pay for starting them.
+All (subject, restart) problems are minimised together by :func:`dopa_rl.fit.optimize.minimize_batched`:
+each iteration evaluates every active lane in one compiled, multi-threaded likelihood call.  The
+objective is ``-loglik(z)`` (MAP adds a normal prior in unconstrained space), divided by the subject's
+number of observations so that gradients are of order one whatever the data size.  Gradients come from
+the model (analytic forward mode for RW choice models, central differences evaluated as extra lanes
+otherwise).  Standard errors come from the Hessian at the optimum, mapped to natural space by the delta
+method.
 """
 from __future__ import annotations
 
-import os
+import contextlib
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
-from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from dopa_rl.errors import InputError
+from dopa_rl.fit.optimize import minimize_batched
 from dopa_rl.fit.results import FitResult
 from dopa_rl.models.base import Model, Packed
 
@@ -27,166 +26,123 @@ Z_BOUND = 25.0          # |z| cap for bounded/positive parameters: beyond it the
 Z_BOUND_FREE = 1e4      # identity parameters
 
 
-def _z_bounds(model: Model) -> list[tuple[float, float]]:
-    return [(-Z_BOUND, Z_BOUND) if p.transform != "identity" else (-Z_BOUND_FREE, Z_BOUND_FREE) for p in model.spec]
+def z_bounds(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    hi = np.array([Z_BOUND if p.transform != "identity" else Z_BOUND_FREE for p in model.spec])
+    return -hi, hi
 
 
-def objective(model: Model, data: Packed, s: int, method: str) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
-    """``f(z) -> (value, gradient)`` to minimise for subject ``s``: the negative log-likelihood (MLE) or
-    negative log posterior up to a constant (MAP, normal prior in unconstrained space), divided by the
-    subject's number of observations.
+def start_points(model: Model, n_subjects: int, restarts: int, seed: int) -> np.ndarray:
+    """[S, R, k] natural-space starts: the model defaults, then uniform draws in the init ranges.
 
-    The division keeps gradients of order one whatever the data size: L-BFGS-B's first step is as long
-    as the gradient, and an unscaled first step can jump onto a flat region of a logistic transform
-    (alpha -> 0 and beta -> 0 together) and stop there.
+    Subject s's starts depend only on ``seed`` and s, so adding subjects never changes another's fit.
     """
-    lane = np.array([s], dtype=np.int64)
-    mu, sd = model.spec.prior_mean(), model.spec.prior_sd()
-    scale = 1.0 / max(int(data.n_obs[s]), 1)
-
-    def f(z):
-        ll, g = model.loglik_grad_z(z[None, :], data, lane)
-        val, grad = -float(ll[0]), -g[0]
-        if method == "map":
-            d = (z - mu) / sd
-            val += 0.5 * float(d @ d)
-            grad = grad + d / sd
-        if not np.isfinite(val):
-            return 1e300, np.zeros_like(z)
-        return val * scale, grad * scale
-
-    return f
-
-
-def fit_subject(model: Model, data: Packed, s: int, *, method: str = "mle", restarts: int = 10,
-                seed: int = 0, starts: np.ndarray | None = None) -> dict:
-    """Fit one subject from ``restarts`` start points (the defaults first, then random ones).
-
-    The random starts depend only on ``seed`` and the subject's position, so results do not depend on
-    how subjects are spread over workers.
-    """
-    from scipy.optimize import minimize
-
     spec = model.spec
-    if starts is None:
+    out = np.empty((n_subjects, restarts, len(spec)))
+    for s in range(n_subjects):
         rng = np.random.default_rng([seed, s])
-        starts = np.vstack([[p.default for p in spec], spec.random_starts(max(restarts - 1, 0), rng)])[:max(restarts, 1)]
-    f = objective(model, data, s, method)
-    bounds = _z_bounds(model)
-    best, values = None, []
-    for x0 in starts:
-        z0 = spec.to_unconstrained(np.asarray(x0, float))
-        res = minimize(f, z0, jac=True, method="L-BFGS-B", bounds=bounds,
-                       options={"maxiter": 1000, "ftol": 1e-13, "gtol": 1e-8})
-        values.append(res.fun * max(int(data.n_obs[s]), 1))
-        if best is None or res.fun < best.fun:
-            best = res
-    z = best.x
-    ll = float(model.loglik(spec.to_natural(z[None, :]), data, np.array([s], np.int64))[0])
-    log_prior = 0.0
+        out[s, 0] = [p.default for p in spec]
+        if restarts > 1:
+            out[s, 1:] = spec.random_starts(restarts - 1, rng)
+    return out
+
+
+def log_prior(model: Model, z: np.ndarray) -> np.ndarray:
+    """Normal log density of unconstrained parameters [..., k] under the model's default priors."""
+    mu, sd = model.spec.prior_mean(), model.spec.prior_sd()
+    d = (z - mu) / sd
+    return -0.5 * np.sum(d * d, axis=-1) - np.sum(np.log(sd * np.sqrt(2 * np.pi)))
+
+
+def standard_errors(model: Model, data: Packed, z: np.ndarray, method: str) -> np.ndarray:
+    """Natural-space standard errors [S, k] from the Hessian in unconstrained space (delta method);
+    NaN where the curvature is not positive definite (a parameter at a bound or not identified)."""
+    S, k = z.shape
+    H = -model.hessian_z(z, data, np.arange(S))
     if method == "map":
-        d = (z - spec.prior_mean()) / spec.prior_sd()
-        log_prior = float(-0.5 * d @ d - np.sum(np.log(spec.prior_sd() * np.sqrt(2 * np.pi))))
-    se = standard_errors(model, data, s, z, method)
-    n_at_best = int(np.sum(np.asarray(values) <= min(values) + 1e-3))
-    return {"z": z, "x": spec.to_natural(z), "se": se, "loglik": ll, "log_prior": log_prior,
-            "converged": bool(best.success), "n_at_best": n_at_best}
-
-
-def standard_errors(model: Model, data: Packed, s: int, z: np.ndarray, method: str) -> np.ndarray:
-    """Natural-space standard errors from the Hessian in unconstrained space (delta method).
-
-    NaN for parameters whose curvature is not positive (at a bound, or not identified)."""
-    k = z.size
-    H = -model.hessian_z(z, data, s)
-    if method == "map":
-        H = H + np.diag(1.0 / model.spec.prior_sd() ** 2)
-    se = np.full(k, np.nan)
-    try:
-        evals = np.linalg.eigvalsh(H)
-        if np.all(np.isfinite(H)) and evals.min() > 1e-10 * max(1.0, evals.max()):
-            cov = np.linalg.inv(H)
-            se = np.sqrt(np.clip(np.diag(cov), 0, None)) * np.abs(model.spec.jacobian_diag(z))
-    except np.linalg.LinAlgError:
-        pass
+        H = H + np.diag(1.0 / model.spec.prior_sd() ** 2)[None]
+    se = np.full((S, k), np.nan)
+    jac = np.abs(model.spec.jacobian_diag(z))
+    for s in range(S):
+        Hs = H[s]
+        if not np.all(np.isfinite(Hs)):
+            continue
+        evals = np.linalg.eigvalsh(Hs)
+        if evals.min() > 1e-9 * max(1.0, evals.max()):
+            se[s] = np.sqrt(np.clip(np.diag(np.linalg.inv(Hs)), 0, None)) * jac[s]
     return se
 
 
-# --------------------------------------------------------------------------------------------- parallel
-_WORKER: dict = {}
+@contextlib.contextmanager
+def _threads(n_jobs: int | None):
+    import numba
 
-
-def _worker_init(model: Model, data: Packed, kwargs: dict) -> None:
+    if n_jobs is None:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
     try:
-        import numba
-
-        numba.set_num_threads(1)
-    except Exception:  # pragma: no cover - numba always present, threads are an optimisation
-        pass
-    _WORKER.update(model=model, data=data, kwargs=kwargs)
-
-
-def _worker_fit(subjects: Sequence[int]) -> list[tuple[int, dict]]:
-    m, d, kw = _WORKER["model"], _WORKER["data"], _WORKER["kwargs"]
-    return [(s, fit_subject(m, d, s, **kw)) for s in subjects]
-
-
-def default_jobs() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+        yield
+    finally:
+        numba.set_num_threads(old)
 
 
 def fit(model: Model, data: pd.DataFrame | Packed, *, method: str = "mle", restarts: int = 10, seed: int = 0,
         n_jobs: int | None = None, progress: bool | None = None) -> FitResult:
     """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
 
-    ``n_jobs`` processes (default: all cores; 1 runs in this process).  ``progress``: a tqdm bar
-    (None = only on a terminal).
+    ``restarts`` start points per subject (the defaults first); ``n_jobs`` threads for the likelihood
+    (default: all cores); ``progress``: a tqdm bar (None = only on a terminal).
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if restarts < 1:
         raise InputError(f"--restarts must be >= 1 (got {restarts})")
-    source = data if isinstance(data, pd.DataFrame) else None
-    packed = model.pack(data) if isinstance(data, pd.DataFrame) else data
+    source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else None
+    packed = model.pack(source) if source is not None else data
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
     if too_short:
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
                          f"a fit needs at least 2 (drop them or merge sessions)")
-    S = packed.n_subjects
-    kwargs = {"method": method, "restarts": restarts, "seed": seed}
-    n_jobs = default_jobs() if n_jobs is None else max(1, int(n_jobs))
-    work_units = S * restarts * int(packed.n_trials.mean() if S else 0)
-    n_jobs = min(n_jobs, S) if work_units > 200_000 else 1
+    S, k = packed.n_subjects, len(model.spec)
+    starts = start_points(model, S, restarts, seed)
+    lane_subject = np.repeat(np.arange(S, dtype=np.int64), restarts)
+    scale = 1.0 / np.maximum(packed.n_obs[lane_subject], 1)
+    mu, sd = model.spec.prior_mean(), model.spec.prior_sd()
+
+    def fun_grad(z, lanes):
+        ll, g = model.loglik_grad_z(z, packed, lane_subject[lanes])
+        f, grad = -ll, -g
+        if method == "map":
+            d = (z - mu) / sd
+            f = f + 0.5 * np.sum(d * d, axis=1)
+            grad = grad + d / sd
+        bad = ~np.isfinite(f)
+        if bad.any():
+            f = np.where(bad, 1e300, f)
+            grad[bad] = 0.0
+        grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+        return f * scale[lanes], grad * scale[lanes, None]
 
     from tqdm.auto import tqdm
 
     disable = (not sys.stderr.isatty()) if progress is None else not progress
-    bar = tqdm(total=S, desc=f"fitting {model.name}", unit="subject", disable=disable, file=sys.stderr)
-    results: dict[int, dict] = {}
-    try:
-        if n_jobs == 1:
-            for s in range(S):
-                results[s] = fit_subject(model, packed, s, **kwargs)
-                bar.update(1)
-        else:
-            chunk = max(1, S // (n_jobs * 8))
-            chunks = [list(range(i, min(S, i + chunk))) for i in range(0, S, chunk)]
-            with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn"), initializer=_worker_init,
-                                     initargs=(model, packed, kwargs)) as pool:
-                for part in pool.map(_worker_fit, chunks):
-                    for s, r in part:
-                        results[s] = r
-                    bar.update(len(part))
-    finally:
-        bar.close()
-    rows = [results[s] for s in range(S)]
+    lo, hi = z_bounds(model)
+    with _threads(n_jobs), tqdm(total=S * restarts, desc=f"fitting {model.name}", unit="fit", disable=disable,
+                                file=sys.stderr) as bar:
+        res = minimize_batched(fun_grad, model.spec.to_unconstrained(starts.reshape(-1, k)), lo, hi,
+                               on_converged=bar.update)
+        obj = (res.fun / scale).reshape(S, restarts)
+        best = np.argmin(np.where(np.isfinite(obj), obj, np.inf), axis=1)
+        z = res.x.reshape(S, restarts, k)[np.arange(S), best]
+        x = model.spec.to_natural(z)
+        ll = model.loglik(x, packed, np.arange(S, dtype=np.int64))
+        se = standard_errors(model, packed, z, method)
+    n_at_best = np.sum(obj <= obj[np.arange(S), best][:, None] + 1e-3, axis=1)
     return FitResult(
-        model=model, method=method, data=packed,
-        x=np.array([r["x"] for r in rows]).reshape(S, len(model.spec)),
-        se_=np.array([r["se"] for r in rows]).reshape(S, len(model.spec)),
-        loglik_=np.array([r["loglik"] for r in rows]),
-        log_prior=np.array([r["log_prior"] for r in rows]),
-        converged=np.array([r["converged"] for r in rows], dtype=bool),
-        n_at_best=np.array([r["n_at_best"] for r in rows], dtype=int),
-        restarts=restarts, source=source.reset_index(drop=True) if source is not None else None,
+        model=model, method=method, data=packed, x=x, se_=se, loglik_=ll,
+        log_prior=log_prior(model, z) if method == "map" else np.zeros(S),
+        converged=res.converged.reshape(S, restarts)[np.arange(S), best],
+        n_at_best=n_at_best.astype(int), restarts=restarts, source=source,
+        meta={"lane_evaluations": int(res.evaluations), "max_iterations": int(res.iterations.max())},
     )

@@ -8,7 +8,8 @@
  * - Pin changes are written to stdout as "E <pin> <level> <cycle>" with pin one of
  *   valve (PB0), cue (PB5), ttl (PD7), lick (PD2, the level we drive), tone (the tone generator
  *   state the firmware mirrors in GPIOR0 bit 0 at the instant it starts/stops Timer1).
- *   Device time in microseconds is cycle / 16.
+ *   Device time in microseconds is cycle / 16.  "T0 <cycle>" tells when the firmware started Timer0:
+ *   its micros() reads (cycle - that) / 16, rounded down to a multiple of 4.
  * - Commands, one per line on stdin:
  *     lick <0|1>            drive the lick input now
  *     lick <0|1> <cycle>    drive it at that emulated cycle (or now if already past)
@@ -42,6 +43,7 @@
 #define MAX_SCHEDULED 32
 #define GPIOR0_DATA_ADDR 0x3E    /* GPIOR0: I/O 0x1E, data space 0x3E */
 #define UCSR0B_DATA_ADDR 0xC1
+#define TCCR0B_DATA_ADDR 0x45
 #define RXEN0_BIT 4
 
 static volatile sig_atomic_t g_stop;
@@ -116,6 +118,19 @@ static void on_gpior0_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *par
 	if (level != g_tone_level) {
 		g_tone_level = level;
 		emit_edge("tone", level, avr->cycle);
+	}
+}
+
+/* The firmware's micros() counts Timer0 overflows from the moment Arduino's init() starts Timer0
+ * (first TCCR0B write with a clock); report that cycle so the host can map cycles to micros(). */
+static void on_tccr0b_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param)
+{
+	(void)addr; (void)param;
+	static int seen;
+	if (!seen && (v & 7)) {
+		seen = 1;
+		printf("T0 %llu\n", (unsigned long long)avr->cycle);
+		fflush(stdout);
 	}
 }
 
@@ -256,6 +271,7 @@ int main(int argc, char **argv)
 	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 5), on_pin, "cue");
 	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 7), on_pin, "ttl");
 	avr_register_io_write(g_avr, GPIOR0_DATA_ADDR, on_gpior0_write, NULL);
+	avr_register_io_write(g_avr, TCCR0B_DATA_ADDR, on_tccr0b_write, NULL);   /* simavr muxes it with the timer's own */
 	g_lick_irq = avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 2);
 	avr_raise_irq(g_lick_irq, 0);
 

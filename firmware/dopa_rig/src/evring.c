@@ -79,6 +79,7 @@ void rig_events_ack(uint16_t next_expected, uint32_t now)
     g_rig.ring_seq = next_expected;
     g_rig.ring_progress_us = now;
     if (g_rig.ring_sent == 0) g_rig.ring_sent_at = g_rig.ring_head;
+    if (g_rig.lost && fits(DOPA_MSG_ERROR_SIZE)) push_overflow_report(now);
 }
 
 void rig_events_poll(uint32_t now)

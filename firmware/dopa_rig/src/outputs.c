@@ -16,25 +16,26 @@ static uint32_t elapsed_open_us(uint32_t now) { return g_rig.valve_open ? now - 
 uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t *applied)
 {
     /* all in microseconds, no division before the pin moves (a 32-bit division costs ~40 us on the AVR) */
-    uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
     uint32_t open_for = elapsed_open_us(now);
+    uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
     uint32_t used_us = g_rig.budget_used_us + open_for;
+    uint32_t remaining = used_us >= budget_us ? 0 : budget_us - used_us;
     uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
-    uint32_t want = ms * 1000UL;
-    uint8_t cause = is_pulse ? DOPA_CLOSE_CAUSE_PULSE_END : DOPA_CLOSE_CAUSE_MAX_OPEN;
+    uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;     /* max open time counts from the opening */
+    uint32_t want = is_pulse ? ms * 1000UL : 0xFFFFFFFFUL;
+    uint8_t cause = DOPA_CLOSE_CAUSE_PULSE_END;
     if (!g_rig.valve_open && g_rig.valve_ever_closed &&
         !DOPA_AFTER(now, g_rig.valve_last_close_us + (uint32_t)g_rig.min_valve_gap_ms * 1000UL)) {
         rig_trip(now, DOPA_TRIP_REASON_MIN_GAP, (int32_t)((now - g_rig.valve_last_close_us) / 1000UL));
         return DOPA_NACK_REASON_SAFETY;
     }
-    if (used_us + 1000UL > budget_us) {           /* less than 1 ms of budget left */
-        rig_trip(now, DOPA_TRIP_REASON_BUDGET, (int32_t)ms);
+    if (want > cap) { want = cap; cause = DOPA_CLOSE_CAUSE_MAX_OPEN; }
+    /* a pulse that would overrun the budget is refused; an open valve is cut when the budget runs out */
+    if ((is_pulse && want > remaining) || (!is_pulse && remaining < 1000UL)) {
+        rig_trip(now, DOPA_TRIP_REASON_BUDGET, (int32_t)(g_rig.budget_used_us / 1000UL));
         return DOPA_NACK_REASON_SAFETY;
     }
-    /* the maximum open time counts from the moment the valve opened */
-    uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;
-    if (want > cap) { want = cap; cause = DOPA_CLOSE_CAUSE_MAX_OPEN; }
-    if (want > budget_us - used_us) { want = budget_us - used_us; cause = DOPA_CLOSE_CAUSE_BUDGET; }
+    if (want > remaining) { want = remaining; cause = DOPA_CLOSE_CAUSE_BUDGET; }
     g_rig.valve_cause = cause;
     if (!g_rig.valve_open) {
         hal_valve(1);
@@ -44,7 +45,8 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t 
         g_rig.valve_close_us = t + want;
         dopa_valve_opened_t o;
         uint8_t b[DOPA_MSG_VALVE_OPENED_SIZE];
-        o.t_us = t; o.planned_ms = (uint16_t)(want / 1000UL);
+        uint32_t planned = want / 1000UL;
+        o.t_us = t; o.planned_ms = (uint16_t)(planned > 0xFFFFUL ? 0xFFFFUL : planned);
         dopa_pack_valve_opened(b, &o);
         rig_event(DOPA_MSG_VALVE_OPENED, b, sizeof b);
     } else {
@@ -85,6 +87,7 @@ void rig_cue(uint32_t now, uint8_t on)
 
 uint16_t rig_tone(uint32_t now, uint16_t freq_hz)
 {
+    (void)now;
     if (freq_hz == 0) {
         if (g_rig.tone_hz) {
             hal_tone(0);
@@ -95,6 +98,8 @@ uint16_t rig_tone(uint32_t now, uint16_t freq_hz)
     }
     dopa_tone_onset_t t;
     uint8_t b[DOPA_MSG_TONE_ONSET_SIZE];
+    uint16_t applied = hal_tone_hz(freq_hz);
+    if (applied == g_rig.tone_hz) return applied;        /* already playing that frequency */
     g_rig.tone_hz = hal_tone(freq_hz);
     t.t_us = hal_micros(); t.freq_hz = g_rig.tone_hz;
     dopa_pack_tone_onset(b, &t);
@@ -146,6 +151,14 @@ void rig_analog_sample(uint16_t value)
     if (g_rig.analog_n == 0) g_rig.analog_t0 = g_rig.analog_pending_t;
     g_rig.analog_samples[g_rig.analog_n++] = value;
     if (g_rig.analog_n == DOPA_ANALOG_BATCH) analog_flush();
+}
+
+/* Frequency the tone generator makes for freq_hz: Timer1 toggling OC1A at 1 MHz (16 MHz / 8 / 2),
+ * top = round(1e6 / f), f_applied = round(1e6 / top).  The AVR layer programs exactly this. */
+uint16_t hal_tone_hz(uint16_t freq_hz)
+{
+    uint32_t top = (1000000UL + freq_hz / 2u) / freq_hz;
+    return (uint16_t)((1000000UL + top / 2u) / top);
 }
 
 void rig_outputs_off(uint32_t now, uint8_t cause)
@@ -207,6 +220,7 @@ void rig_lick_poll(uint32_t now)
         uint32_t first = g_rig.lick_pending ? g_rig.lick_first_us : g_rig.lick_last_edge_us;
         g_rig.lick_state = logical;
         g_rig.lick_pending = 0;
+        if (!g_rig.armed) return;          /* licks are reported within a session only */
         event_t(logical ? DOPA_MSG_LICK_ON : DOPA_MSG_LICK_OFF, first);
         if (logical) rig_program_lick(first, now);
     } else {

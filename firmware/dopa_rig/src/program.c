@@ -59,6 +59,8 @@ uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int
         dopa_unpack_program_begin(body, &m);
         if (m.n_actions > DOPA_MAX_ACTIONS || m.duration_ms == 0 || m.duration_ms > 0x7FFFFFFFUL / 1000UL)
             return DOPA_NACK_REASON_BAD_VALUE;
+        /* two slots: the upload goes into the pending slot, so not while that one waits to start */
+        if (g_rig.start_after_current) return DOPA_NACK_REASON_PROGRAM_STATE;
         memset(p, 0, sizeof *p);
         p->trial_id = m.trial_id;
         p->duration_ms = m.duration_ms;
@@ -71,7 +73,8 @@ uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int
         dopa_program_action_t m;
         dopa_unpack_program_action(body, &m);
         if (p->valid != RIG_PROG_UPLOADING) return DOPA_NACK_REASON_PROGRAM_STATE;
-        if (m.index >= p->n_actions || !action_ok(m.action, m.arg)) return DOPA_NACK_REASON_BAD_VALUE;
+        if (m.index >= p->n_actions || m.offset_us >= p->duration_ms * 1000UL || !action_ok(m.action, m.arg))
+            return DOPA_NACK_REASON_BAD_VALUE;
         p->actions[m.index].offset_us = m.offset_us;
         p->actions[m.index].action = m.action;
         p->actions[m.index].arg = m.arg;
@@ -83,7 +86,8 @@ uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int
         dopa_program_lick_window_t m;
         dopa_unpack_program_lick_window(body, &m);
         if (p->valid != RIG_PROG_UPLOADING) return DOPA_NACK_REASON_PROGRAM_STATE;
-        if (m.end_us <= m.start_us || !action_ok(m.action, m.arg)) return DOPA_NACK_REASON_BAD_VALUE;
+        if (m.end_us <= m.start_us || m.end_us > p->duration_ms * 1000UL || !action_ok(m.action, m.arg))
+            return DOPA_NACK_REASON_BAD_VALUE;
         p->has_window = 1;
         p->win_start_us = m.start_us;
         p->win_end_us = m.end_us;
@@ -102,14 +106,12 @@ uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int
     case DOPA_MSG_TRIAL_START: {
         uint8_t when = body[0];
         if (when > DOPA_TRIAL_WHEN_AFTER_CURRENT) return DOPA_NACK_REASON_BAD_VALUE;
-        if (p->valid != RIG_PROG_READY) return DOPA_NACK_REASON_PROGRAM_STATE;
+        if (p->valid != RIG_PROG_READY || g_rig.start_after_current ||
+            (when == DOPA_TRIAL_WHEN_NOW && g_rig.trial_running))
+            return DOPA_NACK_REASON_PROGRAM_STATE;
         *value = (int32_t)p->trial_id;
-        if (when == DOPA_TRIAL_WHEN_AFTER_CURRENT && g_rig.trial_running) {
-            g_rig.start_after_current = 1;
-            return 0;
-        }
-        if (g_rig.trial_running) ended(now, 1);
-        start(now, now);
+        if (g_rig.trial_running) g_rig.start_after_current = 1;
+        else start(now, now);
         return 0;
     }
     default:

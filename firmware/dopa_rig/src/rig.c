@@ -120,15 +120,10 @@ static uint8_t configure(const uint8_t *body)
     return 0;
 }
 
-static uint8_t needs_arming(uint8_t type)
+/* commands allowed while disarmed (besides HELLO and EVENT_ACK) */
+static uint8_t open_command(uint8_t type)
 {
-    switch (type) {
-    case DOPA_MSG_VALVE_PULSE: case DOPA_MSG_VALVE_OPEN: case DOPA_MSG_CUE_ON: case DOPA_MSG_TONE_ON:
-    case DOPA_MSG_TTL_PULSE: case DOPA_MSG_ANALOG_START: case DOPA_MSG_TRIAL_START:
-        return 1;
-    default:
-        return 0;
-    }
+    return type == DOPA_MSG_PING || type == DOPA_MSG_CONFIGURE || type == DOPA_MSG_HEARTBEAT || type == DOPA_MSG_ALL_OFF;
 }
 
 /* Execute one command with a well-formed body; returns 0 (ACK with *value) or a NACK reason. */
@@ -136,7 +131,7 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
 {
     uint16_t u;
     *value = 0;
-    if (needs_arming(type) && !g_rig.armed) return DOPA_NACK_REASON_NOT_ARMED;
+    if (!open_command(type) && !g_rig.armed) return DOPA_NACK_REASON_NOT_ARMED;
     switch (type) {
     case DOPA_MSG_PING:
         *value = dopa_get_i32(body);
@@ -163,7 +158,7 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
         *value = rig_tone(now, u);
         return 0;
     case DOPA_MSG_TONE_OFF:
-        rig_tone(now, 0);
+        *value = rig_tone(now, 0);
         return 0;
     case DOPA_MSG_TTL_PULSE:
         u = dopa_get_u16(body);
@@ -181,8 +176,8 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
         rig_analog_set(now, 0);
         return 0;
     case DOPA_MSG_ALL_OFF:
-        rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);
         rig_programs_clear(now);
+        rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);
         return 0;
     case DOPA_MSG_HEARTBEAT:
         *value = g_rig.ring_count;
@@ -198,15 +193,16 @@ static void hello(uint32_t now, uint16_t seq, const uint8_t *body)
         reply(now, seq, DOPA_MSG_HELLO, DOPA_NACK_REASON_VERSION, 0, 0);
         return;
     }
-    rig_events_reset();                       /* new session: device seq restarts at 0 */
+    rig_programs_clear(now);                  /* a new session starts from a clean state ... */
+    rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);
+    rig_events_reset();                       /* ... and an empty ring: device seq restarts at 0 */
     memset(g_rig.replies, 0, sizeof g_rig.replies);
     g_rig.reply_next = 0;
     g_rig.budget_used_us = 0;
+    g_rig.valve_ever_closed = 0;
     g_rig.armed = 1;
     g_rig.last_hb_us = now;
     send_hello_reply(now, seq, 0);
-    rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);   /* a new session starts from a clean state */
-    rig_programs_clear(now);
 }
 
 static void handle_frame(const dopa_frame_t *f, uint32_t now)
@@ -278,8 +274,8 @@ void rig_poll(uint32_t now)
     rig_program_poll(now);
     rig_outputs_poll(now);
     if (g_rig.armed && DOPA_AFTER(now, g_rig.last_rx_us + (uint32_t)g_rig.host_timeout_ms * 1000UL)) {
-        rig_outputs_off(now, DOPA_CLOSE_CAUSE_HOST_TIMEOUT);
         rig_programs_clear(now);
+        rig_outputs_off(now, DOPA_CLOSE_CAUSE_HOST_TIMEOUT);
         g_rig.armed = 0;
         rig_trip(now, DOPA_TRIP_REASON_HOST_TIMEOUT, g_rig.host_timeout_ms);
     }

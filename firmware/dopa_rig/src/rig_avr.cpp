@@ -85,21 +85,14 @@ extern "C" uint16_t hal_tone(uint16_t freq_hz)
         GPIOR0 &= (uint8_t)~1u;
         return 0;
     }
-    uint32_t div = 1;
-    uint8_t cs = _BV(CS10);
-    uint32_t top = F_CPU / 2UL / freq_hz;
-    if (top > 65536UL) {
-        div = 8;
-        cs = _BV(CS11);
-        top = F_CPU / 16UL / freq_hz;
-    }
+    uint32_t top = (1000000UL + freq_hz / 2u) / freq_hz;   /* 50..20000 Hz -> 20000..50 */
     TCCR1B = 0;
     TCNT1 = 0;
     OCR1A = (uint16_t)(top - 1);
     TCCR1A = _BV(COM1A0);                /* toggle OC1A on compare match */
-    TCCR1B = (uint8_t)(_BV(WGM12) | cs); /* CTC, TOP = OCR1A */
+    TCCR1B = (uint8_t)(_BV(WGM12) | _BV(CS11)); /* CTC, TOP = OCR1A, clk/8: toggles at 1 MHz / top */
     GPIOR0 |= 1u;
-    return (uint16_t)((F_CPU / 2UL / div + top / 2) / top);
+    return hal_tone_hz(freq_hz);
 }
 
 static uint8_t reset_cause(uint8_t mcusr)

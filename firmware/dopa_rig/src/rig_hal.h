@@ -11,8 +11,10 @@ extern "C" {
 
 void hal_valve(uint8_t on);
 void hal_cue(uint8_t on);
-/* Start the tone at freq_hz (0 = off); returns the frequency actually produced. */
+/* Start the tone at freq_hz (0 = off); returns the frequency actually produced (= hal_tone_hz). */
 uint16_t hal_tone(uint16_t freq_hz);
+/* The frequency the tone generator makes for freq_hz (portable, in outputs.c). */
+uint16_t hal_tone_hz(uint16_t freq_hz);
 void hal_ttl(uint8_t on);
 /* Start one ADC conversion of the analog input; its value comes back through rig_analog_sample(). */
 void hal_adc_start(void);

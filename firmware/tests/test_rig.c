@@ -1,0 +1,381 @@
+/* Host tests of the rig core on a fake clock: session and arming, idempotent retries, bad frames, the
+ * safety kernel (max open time, min gap, budget, host silence), the event ring (go-back-N, overflow),
+ * lick debounce and trial programs.  Expected values come from docs/rig.md, not from the code.
+ * BSD-3-Clause. */
+#include <string.h>
+#include "check.h"
+#include "fake_hal.h"
+#include "rig.h"
+
+#define MAX_EV 256
+typedef struct { uint8_t type; uint16_t seq; uint8_t len; uint8_t body[DOPA_MAX_BODY]; } ev_t;
+static ev_t g_ev[MAX_EV];
+static int g_nev;
+static uint16_t g_host_seq;
+static uint16_t g_expect;       /* next device seq: duplicates (retransmissions) are dropped like the host does */
+static int g_dups;              /* retransmitted frames seen */
+static dopa_decoder_t g_dec;
+
+/* collect everything the device transmits (the UART always has room here) */
+static void drain(void)
+{
+    const uint8_t *p;
+    uint8_t n;
+    while ((n = rig_tx_next(&p)) != 0) {
+        for (uint8_t i = 0; i < n; i++) {
+            dopa_frame_t f;
+            uint8_t err, hok;
+            if (dopa_decoder_feed(&g_dec, p[i], &f, &err, &hok) != DOPA_RX_FRAME || g_nev >= MAX_EV) continue;
+            if (f.type == DOPA_MSG_HELLO_REPLY && f.seq == 0) g_expect = 0;
+            if (f.seq != g_expect) { g_dups++; continue; }
+            {
+                g_expect++;
+                g_ev[g_nev].type = f.type; g_ev[g_nev].seq = f.seq; g_ev[g_nev].len = f.body_len;
+                memcpy(g_ev[g_nev].body, f.body, f.body_len);
+                g_nev++;
+            }
+        }
+        rig_tx_sent(g_now);
+    }
+}
+
+static void feed(const uint8_t *wire, uint8_t n) { for (uint8_t i = 0; i < n; i++) rig_rx_byte(wire[i], g_now); drain(); }
+
+static uint16_t send_seq(uint8_t type, uint16_t seq, const uint8_t *body, uint8_t len)
+{
+    uint8_t wire[DOPA_MAX_ENCODED + 1];
+    feed(wire, dopa_frame_encode(type, seq, body, len, wire));
+    return seq;
+}
+static uint16_t send(uint8_t type, const uint8_t *body, uint8_t len) { return send_seq(type, ++g_host_seq, body, len); }
+
+static void ack_events(void)
+{
+    uint8_t b[2];
+    dopa_put_u16(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
+    send(DOPA_MSG_EVENT_ACK, b, 2);
+}
+
+/* advance the fake clock in steps, running the core like the AVR loop does */
+static void run_until(uint32_t t, uint32_t step)
+{
+    while (DOPA_AFTER(t, g_now + step)) { g_now += step; rig_poll(g_now); drain(); }
+    g_now = t; rig_poll(g_now); drain();
+}
+
+static int count(uint8_t type) { int c = 0; for (int i = 0; i < g_nev; i++) c += g_ev[i].type == type; return c; }
+static const ev_t *last(uint8_t type) { for (int i = g_nev - 1; i >= 0; i--) if (g_ev[i].type == type) return &g_ev[i]; return 0; }
+
+static void boot(void)
+{
+    fake_reset();
+    memset(g_ev, 0, sizeof g_ev);
+    g_nev = 0;
+    g_host_seq = 100;
+    dopa_decoder_init(&g_dec);
+    rig_init(DOPA_RESET_CAUSE_POWER_ON, g_now);
+    drain();
+}
+
+static void hello(void)
+{
+    uint8_t b[2];
+    dopa_put_u16(b, DOPA_PROTOCOL_VERSION);
+    send(DOPA_MSG_HELLO, b, 2);
+    ack_events();
+}
+
+static void configure(uint16_t max_ms, uint16_t gap_ms, uint32_t budget_ms, uint16_t timeout_ms, uint16_t debounce_us)
+{
+    dopa_configure_t c = {max_ms, gap_ms, budget_ms, timeout_ms, debounce_us, 0};
+    uint8_t b[DOPA_MSG_CONFIGURE_SIZE];
+    dopa_pack_configure(b, &c);
+    send(DOPA_MSG_CONFIGURE, b, sizeof b);
+    CHECK_EQ(last(DOPA_MSG_ACK)->body[6], DOPA_MSG_CONFIGURE);
+}
+
+static uint16_t valve_pulse(uint16_t ms)
+{
+    uint8_t b[2];
+    dopa_put_u16(b, ms);
+    return send(DOPA_MSG_VALVE_PULSE, b, 2);
+}
+
+static void test_boot_and_arming(void)
+{
+    boot();
+    CHECK_EQ(g_nev, 1);
+    CHECK_EQ(g_ev[0].type, DOPA_MSG_HELLO_REPLY);
+    CHECK_EQ(g_ev[0].seq, 0);
+    dopa_hello_reply_t h;
+    dopa_unpack_hello_reply(g_ev[0].body, &h);
+    CHECK_EQ(h.boot, 1);
+    CHECK_EQ(h.reset_cause, DOPA_RESET_CAUSE_POWER_ON);
+    CHECK_EQ(h.max_valve_ms, 1000);
+    CHECK_EQ(h.host_timeout_ms, 1000);
+    CHECK_EQ(h.schema_hash, DOPA_SCHEMA_HASH);
+    CHECK(!g_pins.valve && !g_pins.cue && !g_pins.ttl && !g_pins.tone);
+    valve_pulse(50);                                   /* disarmed: refused, nothing moves */
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_NOT_ARMED);
+    CHECK(!g_pins.valve);
+    uint8_t bad[2] = {99, 0};
+    send(DOPA_MSG_HELLO, bad, 2);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_VERSION);
+    g_now = 5000;
+    hello();
+    const ev_t *r = last(DOPA_MSG_HELLO_REPLY);
+    CHECK_EQ(r->seq, 0);                               /* HELLO restarts the device sequence */
+    dopa_unpack_hello_reply(r->body, &h);
+    CHECK_EQ(h.boot, 0);
+    CHECK_EQ(h.cmd_seq, g_host_seq - 1);
+    valve_pulse(50);
+    CHECK(g_pins.valve);
+}
+
+static void test_valve_pulse_timing(void)
+{
+    boot(); hello();
+    g_now = 1000000;
+    valve_pulse(50);
+    dopa_ack_t a;
+    dopa_unpack_ack(last(DOPA_MSG_ACK)->body, &a);
+    CHECK_EQ(a.value, 50);
+    run_until(1049999, 7);
+    CHECK(g_pins.valve);
+    run_until(1050000, 1);
+    CHECK(!g_pins.valve);
+    dopa_valve_closed_t c;
+    dopa_unpack_valve_closed(last(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.open_us, 50000);
+    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_PULSE_END);
+    CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), 0);
+}
+
+static void test_max_open_time(void)
+{
+    boot(); hello();
+    valve_pulse(3000);                                 /* clamped to the 1000 ms default */
+    dopa_ack_t a;
+    dopa_unpack_ack(last(DOPA_MSG_ACK)->body, &a);
+    CHECK_EQ(a.value, 1000);
+    run_until(g_now + 999000, 1000);
+    CHECK(g_pins.valve);
+    ack_events();                                      /* keep the host alive */
+    run_until(g_now + 1000, 100);
+    CHECK(!g_pins.valve);
+    dopa_safety_trip_t t;
+    dopa_unpack_safety_trip(last(DOPA_MSG_SAFETY_TRIP)->body, &t);
+    CHECK_EQ(t.reason, DOPA_TRIP_REASON_MAX_OPEN);
+    CHECK_EQ(t.value, 1000);
+    /* VALVE_OPEN without a close is cut at the maximum too */
+    g_now += 100000;
+    send(DOPA_MSG_VALVE_OPEN, 0, 0);
+    uint32_t opened = g_now;
+    run_until(g_now + 600000, 1000);
+    ack_events();
+    run_until(opened + 1000000, 1000);
+    CHECK(!g_pins.valve);
+    dopa_valve_closed_t c;
+    dopa_unpack_valve_closed(last(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_MAX_OPEN);
+    CHECK_EQ(c.open_us, 1000000);
+}
+
+static void test_min_gap(void)
+{
+    boot(); hello();
+    valve_pulse(10);
+    run_until(g_now + 10000, 100);
+    CHECK(!g_pins.valve);
+    run_until(g_now + 20000, 100);                     /* 20 ms after the close: below the 50 ms gap */
+    valve_pulse(10);
+    CHECK(!g_pins.valve);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_SAFETY);
+    CHECK_EQ(last(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MIN_GAP);
+    run_until(g_now + 30000, 100);                     /* 50 ms: allowed again */
+    valve_pulse(10);
+    CHECK(g_pins.valve);
+}
+
+static void test_budget(void)
+{
+    boot(); hello();
+    configure(1000, 10, 100, 1000, 2000);
+    valve_pulse(60);
+    run_until(g_now + 70000, 100);
+    valve_pulse(60);                                   /* 60 + 60 > 100 ms: refused, valve stays shut */
+    CHECK(!g_pins.valve);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_SAFETY);
+    CHECK_EQ(last(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_BUDGET);
+    valve_pulse(40);                                   /* exactly what is left */
+    CHECK(g_pins.valve);
+    run_until(g_now + 50000, 100);
+    send(DOPA_MSG_VALVE_OPEN, 0, 0);                   /* nothing left */
+    CHECK(!g_pins.valve);
+    hello();                                           /* a new session resets the budget */
+    valve_pulse(60);
+    CHECK(g_pins.valve);
+}
+
+static void test_host_silence(void)
+{
+    boot(); hello();
+    configure(3000, 50, 30000, 1000, 2000);            /* max open above the host timeout */
+    send(DOPA_MSG_CUE_ON, 0, 0);
+    send(DOPA_MSG_VALVE_OPEN, 0, 0);
+    uint8_t f[2] = {0xA0, 0x0F};                       /* 4000 Hz */
+    send(DOPA_MSG_TONE_ON, f, 2);
+    uint32_t last_rx = g_now;
+    run_until(last_rx + 999999, 500);
+    CHECK(g_pins.cue && g_pins.tone && g_pins.valve);
+    run_until(last_rx + 1000000, 1);
+    CHECK(!g_pins.valve && !g_pins.cue && !g_pins.tone && !g_pins.ttl);
+    CHECK_EQ(last(DOPA_MSG_VALVE_CLOSED)->body[8], DOPA_CLOSE_CAUSE_HOST_TIMEOUT);
+    dopa_safety_trip_t t;
+    dopa_unpack_safety_trip(last(DOPA_MSG_SAFETY_TRIP)->body, &t);
+    CHECK_EQ(t.reason, DOPA_TRIP_REASON_HOST_TIMEOUT);
+    CHECK_EQ(t.t_us, last_rx + 1000000);
+    send(DOPA_MSG_CUE_ON, 0, 0);                       /* disarmed until a new HELLO */
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_NOT_ARMED);
+}
+
+static void test_idempotent_retry_and_bad_crc(void)
+{
+    boot(); hello();
+    uint8_t b[2];
+    dopa_put_u16(b, 30);
+    uint16_t seq = send(DOPA_MSG_VALVE_PULSE, b, 2);
+    run_until(g_now + 40000, 100);
+    send_seq(DOPA_MSG_VALVE_PULSE, seq, b, 2);          /* the host retries: answered, not executed */
+    CHECK(!g_pins.valve);
+    CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), 1);
+    CHECK_EQ(count(DOPA_MSG_ACK), 2);                   /* the pulse and its retry (EVENT_ACK is never answered) */
+    /* a frame with a bad CRC: NACK BAD_CRC, nothing happens, and the retry with the same seq runs */
+    uint8_t wire[DOPA_MAX_ENCODED + 1], raw[8];
+    raw[0] = DOPA_MSG_CUE_ON; dopa_put_u16(raw + 1, 555);
+    uint16_t crc = dopa_crc16(raw, 3) ^ 0x0100u;
+    dopa_put_u16(raw + 3, crc);
+    uint8_t n = (uint8_t)dopa_cobs_encode(raw, 5, wire);
+    wire[n++] = 0;
+    feed(wire, n);
+    CHECK(!g_pins.cue);
+    dopa_nack_t k;
+    dopa_unpack_nack(last(DOPA_MSG_NACK)->body, &k);
+    CHECK_EQ(k.reason, DOPA_NACK_REASON_BAD_CRC);
+    CHECK_EQ(k.cmd_seq, 555);
+    send_seq(DOPA_MSG_CUE_ON, 555, 0, 0);
+    CHECK(g_pins.cue);
+}
+
+static void test_go_back_n_and_overflow(void)
+{
+    boot(); hello();
+    int before = g_nev;
+    g_dups = 0;
+    send(DOPA_MSG_CUE_ON, 0, 0);                       /* ACK + CUE_ONSET, not acknowledged */
+    CHECK_EQ(g_nev, before + 2);
+    run_until(g_now + 49000, 1000);
+    CHECK_EQ(g_dups, 0);
+    run_until(g_now + 2000, 1000);                     /* 50 ms without progress: both again, same seqs */
+    CHECK_EQ(g_dups, 2);
+    CHECK_EQ(g_nev, before + 2);
+    ack_events();
+    run_until(g_now + 200000, 1000);
+    CHECK_EQ(g_dups, 2);                               /* acknowledged: no more resends */
+    /* overflow: 40 pings without acknowledgement; the ring keeps 32, then reports the loss */
+    for (int i = 0; i < 40; i++) { uint8_t b[4] = {0}; send(DOPA_MSG_PING, b, 4); }
+    CHECK_EQ(g_rig.ring_count, DOPA_EVENT_RING);
+    ack_events();
+    const ev_t *e = last(DOPA_MSG_ERROR);
+    CHECK(e != 0);
+    if (e) {
+        dopa_error_t er;
+        dopa_unpack_error(e->body, &er);
+        CHECK_EQ(er.code, DOPA_ERROR_CODE_EVENT_OVERFLOW);
+        CHECK_EQ(er.value, 40 - DOPA_EVENT_RING);       /* the ring was empty before the 40 replies */
+    }
+}
+
+static void test_lick_debounce(void)
+{
+    boot();
+    g_now = 2000000;
+    hello();
+    rig_lick_edge(1, 2000000);                          /* onset with bounces */
+    rig_lick_edge(0, 2000100);
+    rig_lick_edge(1, 2000300);
+    run_until(2002299, 10);
+    CHECK_EQ(count(DOPA_MSG_LICK_ON), 0);              /* the level has not held 2000 us yet */
+    run_until(2002300, 1);
+    CHECK_EQ(count(DOPA_MSG_LICK_ON), 1);
+    CHECK_EQ(dopa_get_u32(last(DOPA_MSG_LICK_ON)->body), 2000000);   /* time of the first edge */
+    rig_lick_edge(0, 2100000);                          /* a glitch shorter than the debounce */
+    rig_lick_edge(1, 2100500);
+    run_until(2110000, 100);
+    CHECK_EQ(count(DOPA_MSG_LICK_OFF), 0);
+}
+
+static void program(uint32_t id, uint32_t dur_ms, const dopa_program_action_t *a, uint8_t n, const dopa_program_lick_window_t *w)
+{
+    uint8_t b[16];
+    dopa_program_begin_t pb = {id, dur_ms, n};
+    dopa_pack_program_begin(b, &pb); send(DOPA_MSG_PROGRAM_BEGIN, b, DOPA_MSG_PROGRAM_BEGIN_SIZE);
+    for (uint8_t i = 0; i < n; i++) { dopa_pack_program_action(b, &a[i]); send(DOPA_MSG_PROGRAM_ACTION, b, DOPA_MSG_PROGRAM_ACTION_SIZE); }
+    if (w) { dopa_pack_program_lick_window(b, w); send(DOPA_MSG_PROGRAM_LICK_WINDOW, b, DOPA_MSG_PROGRAM_LICK_WINDOW_SIZE); }
+    send(DOPA_MSG_PROGRAM_COMMIT, 0, 0);
+    CHECK_EQ(last(DOPA_MSG_ACK)->body[6], DOPA_MSG_PROGRAM_COMMIT);
+}
+
+static void trial_start(uint8_t when) { send(DOPA_MSG_TRIAL_START, &when, 1); }
+
+static void test_trial_program(void)
+{
+    boot();
+    g_now = 3000000;
+    hello();
+    dopa_program_action_t a[3] = {{0, 100000, DOPA_ACTION_CUE_ON, 0}, {1, 300000, DOPA_ACTION_CUE_OFF, 0},
+                                  {2, 300000, DOPA_ACTION_VALVE_PULSE, 20}};
+    dopa_program_lick_window_t w = {150000, 250000, DOPA_ACTION_TTL_PULSE, 5};
+    program(7, 500, a, 3, &w);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t t0 = g_now, t;
+    /* the next trial is uploaded while this one runs, queued back to back */
+    dopa_program_action_t b[1] = {{0, 1000, DOPA_ACTION_CUE_ON, 0}};
+    program(8, 100, b, 1, 0);
+    trial_start(DOPA_TRIAL_WHEN_AFTER_CURRENT);
+    run_until(t0 + 140000, 10);
+    ack_events();
+    rig_lick_edge(1, t0 + 140000);                      /* before the window: no TTL */
+    run_until(t0 + 145000, 10);
+    rig_lick_edge(0, t0 + 145000);
+    run_until(t0 + 160000, 10);
+    rig_lick_edge(1, t0 + 160000);                      /* inside it: TTL at confirmation (+2 ms debounce) */
+    run_until(t0 + 700000, 10);
+    CHECK(fake_edge_time('C', 1, 0, &t) && t == t0 + 100000);
+    CHECK(fake_edge_time('C', 0, 0, &t) && t == t0 + 300000);
+    CHECK(fake_edge_time('V', 1, 0, &t) && t == t0 + 300000);
+    CHECK(fake_edge_time('V', 0, 0, &t) && t == t0 + 320000);
+    CHECK(fake_edge_time('T', 1, 0, &t) && t == t0 + 162000);
+    CHECK(!fake_edge_time('T', 1, 1, &t));
+    CHECK(fake_edge_time('C', 1, 1, &t) && t == t0 + 501000);   /* trial 8 starts exactly at 500 ms */
+    dopa_trial_started_t s;
+    dopa_unpack_trial_started(last(DOPA_MSG_TRIAL_STARTED)->body, &s);
+    CHECK_EQ(s.trial_id, 8);
+    CHECK_EQ(s.t_us, t0 + 500000);
+    CHECK_EQ(count(DOPA_MSG_TRIAL_ENDED), 2);
+}
+
+int main(void)
+{
+    RUN(test_boot_and_arming);
+    RUN(test_valve_pulse_timing);
+    RUN(test_max_open_time);
+    RUN(test_min_gap);
+    RUN(test_budget);
+    RUN(test_host_silence);
+    RUN(test_idempotent_retry_and_bad_crc);
+    RUN(test_go_back_n_and_overflow);
+    RUN(test_lick_debounce);
+    RUN(test_trial_program);
+    return REPORT("test_rig");
+}

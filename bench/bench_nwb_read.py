@@ -3,11 +3,12 @@
 Session: 500 Pavlovian trials, 1 kHz two-channel photometry (signal + isosbestic) for 3600 s, 20 units,
 written once by our writer into a temporary folder.  Timed (best of --repeat runs):
 
-- ours: ``read_behavior`` + ``read_events`` + ``read_photometry`` + ``read_units`` (spikeinterface), then
+- ours: behavior + events + photometry + units (spikeinterface) through one ``NWBSession``, then
   aligned arrays: a peri-cue photometry matrix (-1..+3 s, trials x samples) and per-unit spike counts in
   100 ms bins around each cue (units x trials x bins);
 - reference: the same numbers read straight from the HDF5 datasets with h5py, and the same alignment.
 
+The same through the one-call functions (each opens the file) is timed too.
 A cProfile run splits our time into dopa_rl code, pynwb/hdmf, h5py, spikeinterface and the rest.
 
 Run: .venv/bin/python bench/bench_nwb_read.py [--repeat 3]
@@ -54,10 +55,19 @@ def spike_counts(trains: list[np.ndarray], events: np.ndarray, pre: float, post:
 def ours(path: Path) -> tuple:
     from dopa_rl.io import nwb
 
-    trials = nwb.read_behavior(path)
-    events = nwb.read_events(path)
-    phot = nwb.read_photometry(path)
-    spikes = nwb.read_units(path)
+    with nwb.NWBSession(path) as s:  # one open for all reads
+        trials, events, phot, spikes = s.behavior(), s.events(), s.photometry(), s.units()
+    return _aligned(trials, events, phot, spikes)
+
+
+def ours_separate(path: Path) -> tuple:
+    """The same with the one-call-per-item functions, each opening the file."""
+    from dopa_rl.io import nwb
+
+    return _aligned(nwb.read_behavior(path), nwb.read_events(path), nwb.read_photometry(path), nwb.read_units(path))
+
+
+def _aligned(trials, events, phot, spikes) -> tuple:
     cues = trials["cue_time"].to_numpy()
     m = align(phot.timestamps, phot.signal, cues, phot.rate, 1.0, 3.0)
     c = spike_counts([spikes[u] for u in spikes.unit_ids], cues, 1.0, 3.0, 0.1)
@@ -128,10 +138,12 @@ def main() -> None:
         print(f"wrote {path.stat().st_size / 1e6:.1f} MB session in {t_write:.2f} s (simulate + write)")
         ours(path)  # warm imports (pynwb, ndx extensions, spikeinterface) so they are not timed
         t_ours, (trials, _ev, m, c) = best_of(ours, path, args.repeat)
+        t_sep, _ = best_of(ours_separate, path, args.repeat)
         t_ref, (_cols, _lick, m_ref, c_ref) = best_of(reference, path, args.repeat)
         assert np.array_equal(m, m_ref[:, : m.shape[1]]) and np.array_equal(c, c_ref), "ours and reference disagree"
         print(f"trials {len(trials)}, peri-cue photometry {m.shape}, spike counts {c.shape}")
-        print(f"ours (dopa_rl.io.nwb readers + alignment): {t_ours:.3f} s")
+        print(f"ours (NWBSession, one open + alignment):    {t_ours:.3f} s")
+        print(f"ours (read_* functions, one open each):    {t_sep:.3f} s")
         print(f"reference (raw h5py + same alignment):     {t_ref:.3f} s")
         print(f"ratio ours / raw h5py: {t_ours / t_ref:.1f}x")
         print("where our time goes (cProfile tottime shares):")

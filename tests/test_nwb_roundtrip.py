@@ -132,3 +132,21 @@ def test_trials_sorted_by_start_time(tmp_path):
     got = nwb.read_behavior(path)
     assert np.all(np.diff(got["start_time"].to_numpy()) > 0)
     np.testing.assert_array_equal(got["trial"].to_numpy(), np.arange(6))
+
+
+def test_session_reads_the_same_as_the_functions(written):
+    session, path = written
+    with nwb.NWBSession(path) as s:
+        pd.testing.assert_frame_equal(s.behavior(), nwb.read_behavior(path))
+        np.testing.assert_array_equal(s.photometry().signal, session.photometry[0].signal)
+        assert s.events().keys() == session.events.keys()
+        assert s.inspect()["analyses"]["behavior"]["ready"]
+        assert s.units().unit_ids == [0, 1, 5]
+        assert s.nwbfile is not None
+    assert s.nwbfile is None
+    s.close()  # idempotent
+    s.safe()
+    with pytest.raises(InputError, match="no trials table named 'nope'"):
+        with nwb.NWBSession(path) as s2:
+            s2.behavior(trials_table="nope")
+    assert s2.nwbfile is None

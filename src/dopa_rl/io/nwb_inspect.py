@@ -16,7 +16,7 @@ import numpy as np
 from dopa_rl.io.nwb_photometry import _FPRS, _SIGNAL_WORDS, find_time_series, photometry_channels
 from dopa_rl.io.nwb_read import _collect_events, interval_tables, open_nwb
 
-__all__ = ["inspect_nwb", "format_inspection"]
+__all__ = ["inspect_nwb", "inspect_nwbfile", "format_inspection"]
 
 
 def _shape(data: Any) -> tuple[int, ...]:
@@ -105,26 +105,32 @@ def inspect_nwb(path: str | os.PathLike[str], *, trials_table: str | None = None
     """
     path = Path(path)
     with open_nwb(path) as nwbfile:
-        subj = nwbfile.subject
-        summary: dict[str, Any] = {
-            "file": str(path),
-            "identifier": nwbfile.identifier,
-            "session_id": nwbfile.session_id,
-            "session_start_time": nwbfile.session_start_time.isoformat() if nwbfile.session_start_time else None,
-            "session_description": nwbfile.session_description,
-            "subject": None if subj is None else {k: getattr(subj, k, None) for k in
-                                                  ("subject_id", "species", "sex", "age")},
-        }
-        tables = interval_tables(nwbfile)
-        summary["interval_tables"] = [
-            {"name": name, "rows": len(t), "columns": [c for c in t.colnames]} for name, t in tables.items()]
-        events = _collect_events(nwbfile)
-        summary["events"] = [
-            {"name": k, "count": int(len(v)), "first": float(v[0]) if len(v) else None,
-             "last": float(v[-1]) if len(v) else None} for k, v in events.items()]
-        series = [_series_info(p, ts) for p, ts in find_time_series(nwbfile).items()]
-        summary["time_series"] = series
-        summary["units"] = _units_info(nwbfile)
+        return inspect_nwbfile(nwbfile, path, trials_table=trials_table, columns=columns)
+
+
+def inspect_nwbfile(nwbfile: Any, path: Path, *, trials_table: str | None = None,
+                    columns: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """:func:`inspect_nwb` on an already open ``NWBFile`` (``path`` is reported as the file)."""
+    subj = nwbfile.subject
+    summary: dict[str, Any] = {
+        "file": str(path),
+        "identifier": nwbfile.identifier,
+        "session_id": nwbfile.session_id,
+        "session_start_time": nwbfile.session_start_time.isoformat() if nwbfile.session_start_time else None,
+        "session_description": nwbfile.session_description,
+        "subject": None if subj is None else {k: getattr(subj, k, None) for k in
+                                              ("subject_id", "species", "sex", "age")},
+    }
+    tables = interval_tables(nwbfile)
+    summary["interval_tables"] = [
+        {"name": name, "rows": len(t), "columns": [c for c in t.colnames]} for name, t in tables.items()]
+    events = _collect_events(nwbfile)
+    summary["events"] = [
+        {"name": k, "count": int(len(v)), "first": float(v[0]) if len(v) else None,
+         "last": float(v[-1]) if len(v) else None} for k, v in events.items()]
+    series = [_series_info(p, ts) for p, ts in find_time_series(nwbfile).items()]
+    summary["time_series"] = series
+    summary["units"] = _units_info(nwbfile)
     notes = []
     for s in series:
         if s["samples"] and s["start"] < 0:

@@ -22,7 +22,7 @@ from dopa_rl.errors import InputError
 from dopa_rl.io.nwb_read import open_nwb
 from dopa_rl.io.nwb_types import Photometry
 
-__all__ = ["read_photometry", "find_time_series", "photometry_channels", "Channel",
+__all__ = ["read_photometry", "photometry_from_nwbfile", "find_time_series", "photometry_channels", "Channel",
            "ISOSBESTIC_NM", "CONTROL_FLUOROPHORES"]
 
 ISOSBESTIC_NM = (395.0, 425.0)
@@ -179,42 +179,49 @@ def read_photometry(path: str | os.PathLike[str], series: str | None = None, *, 
     """
     path = Path(path)
     with open_nwb(path) as nwbfile:
-        all_series = find_time_series(nwbfile)
-        spath, sobj = _pick_series(all_series, series, path, "photometry signal")
-        times, values = _times_and_values(sobj, path, spath)
-        channels = photometry_channels(sobj)
-        rate = _rate_of(sobj, times)
-        values2 = values if values.ndim == 2 else values[:, None]
-        sig, ctl = _choose_columns(channels, signal_nm, control_nm, path, spath)
-        ctl_values = None if ctl is None else values2[:, ctl.column]
-        ctl_channel = ctl
-        if ctl_values is None:
-            cpath, cobj = None, None
-            if control is not None:
-                cpath, cobj = _pick_series(all_series, control, path, "photometry control")
+        return photometry_from_nwbfile(nwbfile, path, series, control=control, signal_nm=signal_nm,
+                                       control_nm=control_nm)
+
+
+def photometry_from_nwbfile(nwbfile: Any, path: Path, series: str | None = None, *, control: str | None = None,
+                            signal_nm: float | None = None, control_nm: float | None = None) -> Photometry:
+    """:func:`read_photometry` on an already open ``NWBFile`` (``path`` is used in messages)."""
+    all_series = find_time_series(nwbfile)
+    spath, sobj = _pick_series(all_series, series, path, "photometry signal")
+    times, values = _times_and_values(sobj, path, spath)
+    channels = photometry_channels(sobj)
+    rate = _rate_of(sobj, times)
+    values2 = values if values.ndim == 2 else values[:, None]
+    sig, ctl = _choose_columns(channels, signal_nm, control_nm, path, spath)
+    ctl_values = None if ctl is None else values2[:, ctl.column]
+    ctl_channel = ctl
+    if ctl_values is None:
+        cpath, cobj = None, None
+        if control is not None:
+            cpath, cobj = _pick_series(all_series, control, path, "photometry control")
+        else:
+            guesses = [(p, s) for p, s in all_series.items() if p != spath
+                       and any(w in p.rsplit("/", 1)[-1].lower() for w in _CONTROL_WORDS)]
+            if len(guesses) == 1:
+                cpath, cobj = guesses[0]
+        if cobj is not None:
+            ctimes, cvals = _times_and_values(cobj, path, cpath)
+            cvals = cvals if cvals.ndim == 1 else cvals[:, 0]
+            if len(ctimes) == len(times) and np.allclose(ctimes, times, atol=0.5 / rate):
+                ctl_values = cvals
             else:
-                guesses = [(p, s) for p, s in all_series.items() if p != spath
-                           and any(w in p.rsplit("/", 1)[-1].lower() for w in _CONTROL_WORDS)]
-                if len(guesses) == 1:
-                    cpath, cobj = guesses[0]
-            if cobj is not None:
-                ctimes, cvals = _times_and_values(cobj, path, cpath)
-                cvals = cvals if cvals.ndim == 1 else cvals[:, 0]
-                if len(ctimes) == len(times) and np.allclose(ctimes, times, atol=0.5 / rate):
-                    ctl_values = cvals
-                else:
-                    ctl_values = np.interp(times, ctimes, cvals)
-                cch = photometry_channels(cobj)
-                ctl_channel = cch[0] if cch else Channel(0)
-        return Photometry(
-            timestamps=times, signal=values2[:, sig.column], control=ctl_values, rate=rate,
-            name=spath.rsplit("/", 1)[-1], unit=str(getattr(sobj, "unit", "")),
-            signal_excitation_nm=sig.excitation_nm, signal_emission_nm=sig.emission_nm,
-            control_excitation_nm=None if ctl_channel is None else ctl_channel.excitation_nm,
-            control_emission_nm=None if ctl_channel is None else ctl_channel.emission_nm,
-            indicator=sig.indicator or "unknown",
-            control_indicator=None if ctl_channel is None else ctl_channel.indicator,
-            location=sig.location or "", description=str(getattr(sobj, "description", "")), source_path=spath)
+                ctl_values = np.interp(times, ctimes, cvals)
+            cch = photometry_channels(cobj)
+            ctl_channel = cch[0] if cch else Channel(0)
+    return Photometry(
+        timestamps=times, signal=values2[:, sig.column], control=ctl_values, rate=rate,
+        name=spath.rsplit("/", 1)[-1], unit=str(getattr(sobj, "unit", "")),
+        signal_excitation_nm=sig.excitation_nm, signal_emission_nm=sig.emission_nm,
+        control_excitation_nm=None if ctl_channel is None else ctl_channel.excitation_nm,
+        control_emission_nm=None if ctl_channel is None else ctl_channel.emission_nm,
+        indicator=sig.indicator or "unknown",
+        control_indicator=None if ctl_channel is None else ctl_channel.indicator,
+        location=sig.location or "", description=str(getattr(sobj, "description", "")), source_path=spath)
 
 
 def _closest(channels: list[Channel], nm: float) -> Channel | None:

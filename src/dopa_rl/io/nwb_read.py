@@ -21,7 +21,8 @@ from dopa_rl.errors import InputError
 
 __all__ = [
     "open_nwb", "table_to_frame", "interval_tables", "read_behavior", "read_events",
-    "read_true_parameters", "read_true_trajectories", "subject_and_session", "count_events_in_windows", "BEHAVIOR_NUMERIC_COLUMNS",
+    "read_true_parameters", "read_true_trajectories", "subject_and_session", "behavior_from_nwbfile",
+    "events_from_nwbfile", "count_events_in_windows", "BEHAVIOR_NUMERIC_COLUMNS",
 ]
 
 #: behavior columns that must hold numbers when present (DESIGN section 3).
@@ -189,6 +190,9 @@ def read_events(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         return _collect_events(nwbfile)
 
 
+events_from_nwbfile = _collect_events
+
+
 def _check_behavior(df: pd.DataFrame, where: str) -> None:
     """NWB-level checks with the table named: required columns, numeric dtypes, no NaN rewards."""
     problems: list[str] = []
@@ -231,25 +235,31 @@ def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | 
     """
     path = Path(path)
     with open_nwb(path) as nwbfile:
-        tables = interval_tables(nwbfile)
-        name = trials_table or "trials"
-        if name not in tables:
-            others = sorted(tables)
-            hint = (f"; interval tables in the file: {', '.join(others)} (choose one with --trials-table NAME)"
-                    if others else "; the file has no interval tables at all")
-            raise InputError(f"{path}: no trials table named '{name}'{hint}")
-        table = tables[name]
-        where = f"{path}: table '{name}'"
-        if len(table) == 0:
-            raise InputError(f"{where} has no rows")
-        df = table_to_frame(table)
-        subject, session = subject_and_session(nwbfile, path)
-        lick_times = None
-        if "licks" not in df.columns and not (columns and "licks" in columns):
-            events = _collect_events(nwbfile)
-            lick_names = sorted(k for k in events if "lick" in k.lower())
-            if lick_names:
-                lick_times = (lick_names[0], events[lick_names[0]])
+        return behavior_from_nwbfile(nwbfile, path, columns=columns, trials_table=trials_table)
+
+
+def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str] | None = None,
+                          trials_table: str | None = None) -> pd.DataFrame:
+    """:func:`read_behavior` on an already open ``NWBFile`` (``path`` is used in messages)."""
+    tables = interval_tables(nwbfile)
+    name = trials_table or "trials"
+    if name not in tables:
+        others = sorted(tables)
+        hint = (f"; interval tables in the file: {', '.join(others)} (choose one with --trials-table NAME)"
+                if others else "; the file has no interval tables at all")
+        raise InputError(f"{path}: no trials table named '{name}'{hint}")
+    table = tables[name]
+    where = f"{path}: table '{name}'"
+    if len(table) == 0:
+        raise InputError(f"{where} has no rows")
+    df = table_to_frame(table)
+    subject, session = subject_and_session(nwbfile, path)
+    lick_times = None
+    if "licks" not in df.columns and not (columns and "licks" in columns):
+        events = _collect_events(nwbfile)
+        lick_names = sorted(k for k in events if "lick" in k.lower())
+        if lick_names:
+            lick_times = (lick_names[0], events[lick_names[0]])
     if columns:
         missing = {std: lab for std, lab in columns.items() if lab not in df.columns}
         if missing:

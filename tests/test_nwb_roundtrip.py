@@ -150,3 +150,21 @@ def test_session_reads_the_same_as_the_functions(written):
         with nwb.NWBSession(path) as s2:
             s2.behavior(trials_table="nope")
     assert s2.nwbfile is None
+
+
+def test_two_fibers_and_a_signal_without_control(tmp_path):
+    from dopa_rl.io.nwb_types import Photometry
+
+    session = hand_session(n_trials=4)
+    t = session.photometry[0].timestamps
+    session.photometry.append(Photometry(timestamps=t, signal=np.linspace(0, 1, t.size), control=None, rate=50.0,
+                                         name="photometry_dms", indicator="GCaMP6f", location="dorsomedial striatum"))
+    path = nwb.write_session(tmp_path / "two.nwb", session)
+    assert inspector_problems(path) == []
+    with pytest.raises(InputError, match="several candidate photometry series"):
+        nwb.read_photometry(path)
+    dms = nwb.read_photometry(path, "photometry_dms")
+    assert dms.control is None and dms.indicator == "GCaMP6f" and dms.location == "dorsomedial striatum"
+    np.testing.assert_array_equal(dms.signal, np.linspace(0, 1, t.size))
+    nac = nwb.read_photometry(path, "photometry")
+    np.testing.assert_array_equal(nac.control, session.photometry[0].control)

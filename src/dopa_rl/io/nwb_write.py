@@ -142,19 +142,27 @@ def _add_photometry(nwbfile: Any, phot: Photometry, index: int) -> None:
         nwbfile.add_device_model(m)
     nwbfile.add_device(fiber)
     nwbfile.add_device(detector)
-    table = nfp.FiberPhotometryTable(name="fiber_photometry_table",
-                                     description="one row per recorded channel (excitation wavelength)")
+    meta = next((v for v in nwbfile.lab_meta_data.values() if isinstance(v, nfp.FiberPhotometry)), None)
+    if meta is None:  # one table for every recording of the session; rows added per channel
+        meta = nfp.FiberPhotometry(
+            name="fiber_photometry",
+            fiber_photometry_table=nfp.FiberPhotometryTable(
+                name="fiber_photometry_table", description="one row per recorded channel (excitation wavelength)"),
+            fiber_photometry_indicators=nfp.FiberPhotometryIndicators(indicators=[]))
+        nwbfile.add_lab_meta_data(meta)
+    table = meta.fiber_photometry_table
     channels: list[tuple[float | None, float | None, Any, str]] = [
         (phot.signal_excitation_nm, phot.signal_emission_nm, indicator, "signal")]
-    indicators = [indicator]
+    meta.fiber_photometry_indicators.add_indicators(indicator)
     if phot.control is not None:
         ctrl_ind = indicator
         if phot.control_indicator and phot.control_indicator != phot.indicator:
             ctrl_ind = nod.Indicator(name=f"control_indicator{sfx}",
                                      description=f"{phot.control_indicator} (movement control)",
                                      label=phot.control_indicator)
-            indicators.append(ctrl_ind)
+            meta.fiber_photometry_indicators.add_indicators(ctrl_ind)
         channels.append((phot.control_excitation_nm, phot.control_emission_nm, ctrl_ind, "control"))
+    first_row = len(table)
     for ex_nm, em_nm, ind, role in channels:
         source = nod.ExcitationSource(name=f"excitation_source_{role}{sfx}",
                                       description=f"{ex_nm:g} nm LED ({role} channel)", model=src_model)
@@ -163,11 +171,8 @@ def _add_photometry(nwbfile: Any, phot: Photometry, index: int) -> None:
                       emission_wavelength_in_nm=float(em_nm or np.nan), indicator=ind, optical_fiber=fiber,
                       excitation_source=source, photodetector=detector)
     region = table.create_fiber_photometry_table_region(
-        region=list(range(len(channels))), description="channels of the response series, in column order")
-    if not any(isinstance(v, nfp.FiberPhotometry) for v in nwbfile.lab_meta_data.values()):
-        nwbfile.add_lab_meta_data(nfp.FiberPhotometry(
-            name="fiber_photometry", fiber_photometry_table=table,
-            fiber_photometry_indicators=nfp.FiberPhotometryIndicators(indicators=indicators)))
+        region=list(range(first_row, first_row + len(channels))),
+        description="channels of the response series, in column order")
     data = np.asarray(phot.signal, dtype=np.float64)
     if phot.control is not None:
         data = np.column_stack([data, np.asarray(phot.control, dtype=np.float64)])

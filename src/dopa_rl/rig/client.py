@@ -1,0 +1,645 @@
+"""Host-side device client: reliable commands and exactly-once, in-order events over any open link.
+
+The client is handed an OPEN pyserial object (see :mod:`dopa_rl.rig.transports`); it never chooses or
+opens a port itself (on a lost link it only calls ``close()``/``open()`` on the object it was given).
+
+>>> from dopa_rl.rig.transports import open_link           # doctest: +SKIP
+>>> with DeviceClient(open_link("dopasim://?speed=1")) as dev:
+...     dev.start()                                          # HELLO, checks versions, arms outputs
+...     dev.valve_pulse(50)                                  # -> Ack(value=50): the ms applied
+...     ev = dev.events.get(timeout=1)                       # Event(name="VALVE_OPENED", ...)
+
+How it works (the behaviour contract is docs/rig.md):
+
+* **Commands** get a host sequence number and wait for one ACK/NACK with that ``cmd_seq``.  With no
+  answer after ``ack_timeout_s`` the *same bytes* (same seq) are sent again: the device keeps the replies
+  to its last 16 sequence numbers and re-sends the stored reply instead of executing twice.  At most
+  ``max_in_flight`` commands are outstanding (well inside that window).  A NACK ``BAD_CRC`` naming a
+  pending command makes it resend at once.  Replies re-sent for retries are recognised by ``cmd_seq`` and
+  not delivered twice.  :meth:`send` returns a :class:`PendingCommand` (a future); :meth:`command` waits.
+* **Events** carry the device's own sequence number.  Only the next expected one is accepted
+  (duplicates and frames after a gap are dropped); ``EVENT_ACK(next_expected)`` is sent promptly, and the
+  device's go-back-N resends whatever was lost, so each event reaches :attr:`events` (a queue) and the
+  listeners exactly once and in order.  Each :class:`Event` has the 64-bit device time and the host time
+  it maps to (:class:`~dopa_rl.rig.clocksync.ClockMap`, refitted continuously from arrival times).
+* A **worker thread** does all reading, acknowledging, retrying and heart-beating; the caller never
+  blocks on the link (only :meth:`command` waits, for its own reply).  ``HEARTBEAT`` goes out when nothing
+  was sent for ``heartbeat_s``.  Replies to these internal heartbeats are not delivered.
+* **Lost link** (``SerialException``/``OSError``): the worker closes and re-opens the same port object
+  until ``reconnect_timeout_s``, then resends pending commands with their original seqs and
+  re-acknowledges events.  If the device session survived (outage shorter than its host timeout), nothing
+  is lost or repeated.  If the device rebooted (unsolicited HELLO_REPLY) or disarmed itself (SAFETY_TRIP
+  HOST_TIMEOUT), the session is gone: with ``auto_rearm`` the client sends HELLO again and re-applies the
+  last CONFIGURE with the volume budget reduced by what this client already saw delivered; commands the
+  device refused as NOT_ARMED are then resent under new seqs; commands that were in flight when the device
+  *rebooted* fail with :class:`DeviceError` (they may or may not have run; never repeated blindly).
+* A **raw log** (:mod:`dopa_rl.rig.rawlog`) of every byte both ways, if ``rawlog`` is given.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import serial
+
+from dopa_rl.errors import DeviceError
+from dopa_rl.rig import _protocol as P
+from dopa_rl.rig import codec
+from dopa_rl.rig._protocol import MsgId, NackReason
+from dopa_rl.rig.clocksync import ClockMap, Unwrapper
+from dopa_rl.rig.rawlog import RX, TX, RawLogWriter
+
+__all__ = ["DeviceClient", "Event", "PendingCommand", "CommandRefused", "Action"]
+
+Action = P.Action
+_INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
+
+
+class CommandRefused(DeviceError):
+    """The device answered a command with NACK; ``reason`` is the :class:`NackReason`, ``nack`` the event."""
+
+    def __init__(self, command: Any, nack: P.Nack) -> None:
+        reason = NackReason(nack.reason) if nack.reason in NackReason._value2member_map_ else nack.reason
+        name = getattr(reason, "name", str(reason))
+        super().__init__(f"device refused {type(command).__name__} (seq {nack.cmd_seq}): NACK {name}")
+        self.reason = reason
+        self.nack = nack
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One device event, delivered exactly once and in order.
+
+    ``name`` is the message name (``"LICK_ON"``), ``msg`` the decoded NamedTuple, ``seq`` the device
+    sequence number, ``index`` the running count of events delivered by this client, ``t_device_us`` the
+    device time unwrapped to 64 bits, ``t_host`` that time on the host clock (``time_fn`` base, from the
+    clock fit at delivery; ``None`` before the first fit) and ``t_received`` when its bytes were read.
+    """
+
+    name: str
+    msg: Any
+    seq: int
+    index: int
+    t_device_us: int
+    t_host: float | None
+    t_received: float
+
+
+class PendingCommand:
+    """A command sent to the device: ``result(timeout)`` waits for and returns its ACK (or HELLO_REPLY)."""
+
+    def __init__(self, seq: int, msg: Any, internal: bool = False) -> None:
+        self.seq = seq
+        self.msg = msg
+        self.type_id = P.SPEC_BY_CLASS[type(msg)].id
+        self.wire = codec.encode(msg, seq)
+        self.internal = internal
+        self.created = time.monotonic()
+        self.sent_at = 0.0
+        self.attempts = 0
+        self.reply: Any = None
+        self.error: BaseException | None = None
+        self._done = threading.Event()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def _finish(self, reply: Any = None, error: BaseException | None = None) -> None:
+        self.reply, self.error = reply, error
+        self._done.set()
+
+    def result(self, timeout: float | None = None, check: bool = True) -> Any:
+        """The reply; raises :class:`CommandRefused` on NACK (unless ``check=False``), DeviceError on failure."""
+        if not self._done.wait(timeout):
+            raise DeviceError(f"no reply to {type(self.msg).__name__} (seq {self.seq}) within {timeout} s")
+        if self.error is not None:
+            raise self.error
+        if check and isinstance(self.reply, P.Nack):
+            raise CommandRefused(self.msg, self.reply)
+        return self.reply
+
+
+class DeviceClient:
+    """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
+
+    def __init__(self, port: serial.SerialBase, *, rawlog: str | os.PathLike[str] | RawLogWriter | None = None,
+                 ack_timeout_s: float = 0.1, command_timeout_s: float = 5.0, heartbeat_s: float = 0.25,
+                 max_in_flight: int = 8, reconnect_timeout_s: float = 10.0, auto_rearm: bool = True,
+                 read_poll_s: float = 0.005, time_fn: Callable[[], float] = time.monotonic,
+                 event_queue_size: int = 0) -> None:
+        if not 1 <= max_in_flight <= P.REPLY_WINDOW // 2:
+            raise ValueError(f"max_in_flight must be in 1..{P.REPLY_WINDOW // 2}")
+        self.port = port
+        self.ack_timeout_s = ack_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.heartbeat_s = heartbeat_s
+        self.max_in_flight = max_in_flight
+        self.reconnect_timeout_s = reconnect_timeout_s
+        self.auto_rearm = auto_rearm
+        self.read_poll_s = read_poll_s
+        self.time_fn = time_fn
+        self.rawlog = RawLogWriter(rawlog, time_fn) if isinstance(rawlog, (str, os.PathLike)) else rawlog
+        self.events: queue.Queue[Event] = queue.Queue(event_queue_size)
+        self.clock = ClockMap()
+        self.hello: P.HelloReply | None = None
+        self.muted = False  # test aid: when True nothing at all is sent (simulates a hung host)
+        self.stats = {k: 0 for k in ("frames_in", "events", "duplicates", "out_of_order", "retries",
+                                     "duplicate_replies", "nack_bad_crc", "event_acks", "heartbeats",
+                                     "disconnects", "reconnects", "device_resets", "rearms", "decode_errors")}
+        self._listeners: list[Callable[[Event], None]] = []
+        self._decoder = codec.FrameDecoder(on_error=self._on_decode_error)
+        self._unwrap = Unwrapper()
+        self._lock = threading.RLock()          # guards pending/seq/session state
+        self._window = threading.Condition(self._lock)
+        self._wlock = threading.Lock()          # one writer at a time on the port
+        self._pending: dict[int, PendingCommand] = {}
+        self._answered: deque[int] = deque(maxlen=64)
+        self._requeue: list[PendingCommand] = []
+        self._next_seq = 1
+        self._expected: int | None = None
+        self._hello_cmd: PendingCommand | None = None
+        self._hello_t: int | None = None
+        self._boot_t: int | None = None
+        self._index = 0
+        self._unacked = 0
+        self._ack_due = False
+        self._last_ack_sent = 0.0
+        self._last_tx = 0.0
+        self._link_up = True
+        self._dead: DeviceError | None = None
+        self._config: P.Configure | None = None
+        self._valve_used_us = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._safe_done = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, handshake_timeout_s: float = 3.0) -> P.HelloReply:
+        """Start the worker thread and shake hands (HELLO); returns the device's HELLO_REPLY.
+
+        Raises :class:`DeviceError` when the device does not answer or speaks another protocol version or
+        schema (the message names both).
+        """
+        if self._thread is None:
+            self._port_timeout()
+            self._thread = threading.Thread(target=self._run, name="dopa-rl-device-client", daemon=True)
+            self._thread.start()
+        try:
+            reply = self._send(P.Hello(P.PROTOCOL_VERSION), internal=False).result(handshake_timeout_s, check=False)
+        except DeviceError as exc:
+            self.stop()
+            raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} within "
+                              f"{handshake_timeout_s} s; check the cable, the port and the baud rate ({exc})") from None
+        if isinstance(reply, P.Nack):
+            self.stop()
+            raise DeviceError(f"device refused HELLO: it does not speak host protocol version {P.PROTOCOL_VERSION} "
+                              f"(NACK {NackReason(reply.reason).name}); update the firmware (make firmware)")
+        self._check_versions(reply)
+        return reply
+
+    @staticmethod
+    def _check_versions(reply: P.HelloReply) -> None:
+        if reply.protocol_version != P.PROTOCOL_VERSION or reply.schema_hash != P.SCHEMA_HASH:
+            raise DeviceError(
+                f"protocol mismatch: device speaks protocol v{reply.protocol_version} (schema "
+                f"0x{reply.schema_hash:08X}, firmware 0x{reply.firmware_version:04X}), host dopa_rl speaks "
+                f"v{P.PROTOCOL_VERSION} (schema 0x{P.SCHEMA_HASH:08X}); flash the firmware built from this "
+                "dopa_rl version (make firmware) or install the matching dopa_rl")
+
+    def _port_timeout(self) -> None:
+        try:
+            self.port.timeout = self.read_poll_s
+        except (serial.SerialException, OSError, ValueError):
+            pass
+
+    def stop(self) -> None:
+        """Stop the worker thread (the port stays open); pending commands fail.  Idempotent."""
+        self._stop.set()
+        t, self._thread = self._thread, None
+        if t is not None and t is not threading.current_thread():
+            t.join(timeout=2.0)
+        self._fail_all(DeviceError("client stopped"))
+        if self.rawlog is not None:
+            self.rawlog.close()
+
+    def safe(self) -> None:
+        """Best effort: every output off (ALL_OFF), then stop and close the port.  Idempotent, never raises."""
+        if self._safe_done:
+            return
+        self._safe_done = True
+        try:
+            if self._thread is not None and self._dead is None and self.hello is not None:
+                self.muted = False
+                self._send(P.AllOff(), internal=True).result(0.5, check=False)
+        except Exception:
+            pass
+        try:
+            self.stop()
+        finally:
+            try:
+                self.port.close()
+            except Exception:
+                pass
+
+    close = safe
+
+    def __enter__(self) -> DeviceClient:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.safe()
+
+    # ------------------------------------------------------------------ public API
+    def add_listener(self, fn: Callable[[Event], None]) -> None:
+        """Call ``fn(event)`` for every event, in order, from the worker thread (it must not block)."""
+        self._listeners.append(fn)
+
+    def send(self, msg: Any, timeout: float | None = None) -> PendingCommand:
+        """Send a command without waiting for its reply (waits only while ``max_in_flight`` are outstanding)."""
+        return self._send(msg, window_timeout=self.command_timeout_s if timeout is None else timeout)
+
+    def command(self, msg: Any, timeout: float | None = None, check: bool = True) -> Any:
+        """Send a command and wait for its ACK (``CommandRefused`` on NACK unless ``check=False``)."""
+        t = self.command_timeout_s if timeout is None else timeout
+        return self.send(msg, t).result(t + 1.0, check=check)
+
+    def send_raw(self, data: bytes) -> None:
+        """Write arbitrary bytes (tests: corrupted frames).  Replies to them arrive as ordinary events."""
+        self._write(bytes(data))
+
+    def device_to_host(self, t_device_us: int) -> float | None:
+        """Host time (``time_fn`` seconds) of a 64-bit device time, from the current clock fit."""
+        return self.clock.to_host(t_device_us)
+
+    @property
+    def next_expected_seq(self) -> int | None:
+        return self._expected
+
+    @property
+    def link_up(self) -> bool:
+        return self._link_up and self._dead is None
+
+    # convenience commands: each returns the ACK (value = what the device applied)
+    def ping(self, nonce: int = 0) -> P.Ack:
+        return self.command(P.Ping(nonce))
+
+    def configure(self, *, max_valve_ms: int | None = None, min_valve_gap_ms: int | None = None,
+                  budget_valve_ms: int | None = None, host_timeout_ms: int | None = None,
+                  debounce_us: int | None = None, flags: int = 0) -> P.Ack:
+        """Set the safety limits and lick debounce; omitted values keep the device's current ones."""
+        h = self.hello
+        cur = {k: (getattr(h, k) if h is not None else P.LIMITS[k].default)
+               for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms", "host_timeout_ms", "debounce_us")}
+        if self._config is not None:
+            cur.update(self._config._asdict())
+        given = dict(max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
+                     host_timeout_ms=host_timeout_ms, debounce_us=debounce_us)
+        cur.update({k: v for k, v in given.items() if v is not None})
+        msg = P.Configure(cur["max_valve_ms"], cur["min_valve_gap_ms"], cur["budget_valve_ms"],
+                          cur["host_timeout_ms"], cur["debounce_us"], flags)
+        ack = self.command(msg)
+        self._config = msg
+        return ack
+
+    def valve_pulse(self, ms: int) -> P.Ack:
+        return self.command(P.ValvePulse(ms))
+
+    def valve_open(self) -> P.Ack:
+        return self.command(P.ValveOpen())
+
+    def valve_close(self) -> P.Ack:
+        return self.command(P.ValveClose())
+
+    def cue_on(self) -> P.Ack:
+        return self.command(P.CueOn())
+
+    def cue_off(self) -> P.Ack:
+        return self.command(P.CueOff())
+
+    def tone_on(self, freq_hz: int) -> P.Ack:
+        return self.command(P.ToneOn(freq_hz))
+
+    def tone_off(self) -> P.Ack:
+        return self.command(P.ToneOff())
+
+    def ttl_pulse(self, ms: int) -> P.Ack:
+        return self.command(P.TtlPulse(ms))
+
+    def analog_start(self, rate_hz: int) -> P.Ack:
+        return self.command(P.AnalogStart(rate_hz))
+
+    def analog_stop(self) -> P.Ack:
+        return self.command(P.AnalogStop())
+
+    def all_off(self) -> P.Ack:
+        return self.command(P.AllOff())
+
+    def upload_program(self, trial_id: int, duration_ms: int, actions: Iterable[tuple[int, int, int]],
+                       lick_window: tuple[int, int, int, int] | None = None) -> P.Ack:
+        """Upload and commit the next trial's program; returns the PROGRAM_COMMIT ACK.
+
+        ``actions`` are ``(offset_us, action, arg)`` with ``action`` an :class:`Action`; ``lick_window`` is
+        ``(start_us, end_us, action, arg)``.  Start it with :meth:`trial_start`.
+        """
+        acts = list(actions)
+        pend = [self.send(P.ProgramBegin(trial_id, duration_ms, len(acts)))]
+        pend += [self.send(P.ProgramAction(i, off, int(a), arg)) for i, (off, a, arg) in enumerate(acts)]
+        if lick_window is not None:
+            s, e, a, arg = lick_window
+            pend.append(self.send(P.ProgramLickWindow(s, e, int(a), arg)))
+        for p in pend:
+            p.result(self.command_timeout_s + 1.0)
+        return self.command(P.ProgramCommit())
+
+    def trial_start(self, when: int = P.TrialWhen.NOW) -> P.Ack:
+        return self.command(P.TrialStart(int(when)))
+
+    # ------------------------------------------------------------------ sending
+    def _alloc_seq(self) -> int:
+        seq = self._next_seq
+        self._next_seq = seq + 1 if seq < 0xFFFF else 1  # 0 is left to EVENT_ACK
+        return seq
+
+    def _window_free(self) -> bool:
+        n = sum(1 for p in self._pending.values() if not p.internal)
+        return n < self.max_in_flight
+
+    def _send(self, msg: Any, internal: bool = False, window_timeout: float = 5.0) -> PendingCommand:
+        with self._window:
+            if self._dead is not None:
+                raise self._dead
+            if not internal and not self._window.wait_for(
+                    lambda: self._window_free() or self._dead is not None or self._stop.is_set(), window_timeout):
+                raise DeviceError(f"{self.max_in_flight} commands still unanswered after {window_timeout} s")
+            if self._dead is not None:
+                raise self._dead
+            if self._stop.is_set() and self._thread is None and not isinstance(msg, P.Hello):
+                raise DeviceError("client is not running (call start())")
+            pc = PendingCommand(self._alloc_seq(), msg, internal)
+            if isinstance(msg, P.Hello):
+                self._hello_cmd = pc
+            self._pending[pc.seq] = pc
+            pc.sent_at = self.time_fn()
+            pc.attempts = 1
+        if self._link_up:
+            self._write(pc.wire)
+        return pc
+
+    def _write(self, data: bytes) -> None:
+        if self.muted:
+            return
+        with self._wlock:
+            try:
+                self.port.write(data)
+            except (serial.SerialException, OSError):
+                self._link_up = False
+                return
+            now = self.time_fn()
+            self._last_tx = now
+            if self.rawlog is not None:
+                self.rawlog.write(TX, data, now)
+
+    def _send_event_ack(self, now: float) -> None:
+        if self._expected is None:
+            return
+        self._write(codec.encode(P.EventAck(self._expected), 0))
+        self._unacked = 0
+        self._ack_due = False
+        self._last_ack_sent = now
+        self.stats["event_acks"] += 1
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self._link_up:
+                    raise serial.SerialException("write failed")
+                n = self.port.in_waiting
+                data = self.port.read(max(1, n))
+            except (serial.SerialException, OSError, TypeError, AttributeError) as exc:
+                if self._stop.is_set():
+                    return
+                if not self._reconnect(exc):
+                    return
+                continue
+            now = self.time_fn()
+            if data:
+                if self.rawlog is not None:
+                    self.rawlog.write(RX, data, now)
+                for rec in self._decoder.feed(data):
+                    self._on_frame(rec, now)
+            self._housekeeping(self.time_fn())
+
+    def _housekeeping(self, now: float) -> None:
+        if self.muted:
+            return
+        if self._unacked and (self._unacked >= 8 or now - self._last_ack_sent >= 0.002):
+            self._ack_due = True
+        if self._ack_due and now - self._last_ack_sent >= 0.001:
+            self._send_event_ack(now)
+        resend: list[PendingCommand] = []
+        with self._lock:
+            for pc in list(self._pending.values()):
+                if now - pc.sent_at >= self.ack_timeout_s:
+                    if now - pc.created > self.command_timeout_s and self._link_up:
+                        del self._pending[pc.seq]
+                        pc._finish(error=DeviceError(
+                            f"no reply to {type(pc.msg).__name__} (seq {pc.seq}) after {pc.attempts} attempts "
+                            f"in {self.command_timeout_s} s"))
+                        self._window.notify_all()
+                        continue
+                    pc.sent_at = now
+                    pc.attempts += 1
+                    resend.append(pc)
+            idle = not self._pending
+        for pc in resend:
+            self.stats["retries"] += 1
+            self._write(pc.wire)
+        if idle and self.heartbeat_s and self._expected is not None and now - self._last_tx >= self.heartbeat_s:
+            self.stats["heartbeats"] += 1
+            self._send(P.Heartbeat(self._expected), internal=True)
+
+    def _reconnect(self, exc: BaseException) -> bool:
+        """Re-open the same port object after a lost link; False when giving up (the client is then dead)."""
+        self._link_up = False
+        self.stats["disconnects"] += 1
+        deadline = time.monotonic() + self.reconnect_timeout_s
+        while not self._stop.is_set():
+            try:
+                self.port.close()
+            except Exception:
+                pass
+            time.sleep(0.02)
+            try:
+                self.port.open()
+                self._port_timeout()
+                break
+            except (serial.SerialException, OSError):
+                if time.monotonic() > deadline:
+                    self._dead = DeviceError(f"link to {self.port.portstr!r} lost ({exc}) and not back after "
+                                             f"{self.reconnect_timeout_s} s")
+                    self._fail_all(self._dead)
+                    return False
+        if self._stop.is_set():
+            return False
+        self.stats["reconnects"] += 1
+        self._decoder.reset()
+        self._link_up = True
+        now = self.time_fn()
+        with self._lock:
+            pend = sorted(self._pending.values(), key=lambda p: p.created)
+        for pc in pend:
+            pc.sent_at = now
+            self._write(pc.wire)
+        self._send_event_ack(now)
+        return True
+
+    def _fail_all(self, err: DeviceError) -> None:
+        with self._window:
+            pend = list(self._pending.values()) + self._requeue
+            self._pending.clear()
+            self._requeue.clear()
+            self._window.notify_all()
+        for pc in pend:
+            if not pc.done():
+                pc._finish(error=err)
+
+    # ------------------------------------------------------------------ receiving
+    def _on_decode_error(self, err: codec.FrameError) -> None:
+        self.stats["decode_errors"] += 1
+
+    def _on_frame(self, rec: codec.Received, now: float) -> None:
+        self.stats["frames_in"] += 1
+        msg = rec.msg
+        if isinstance(msg, P.HelloReply):
+            if msg.boot:
+                if msg.t_us != self._boot_t:
+                    self._boot_t = msg.t_us
+                    self._on_device_reset(rec, now)
+                return
+            hc = self._hello_cmd
+            if hc is not None and msg.cmd_seq == hc.seq:
+                if self._hello_t is None or msg.t_us != self._hello_t or not hc.done():
+                    # reply to our HELLO: the device restarted its sequence numbers
+                    self._hello_t = msg.t_us
+                    self._expected = rec.seq
+        if self._expected is None:
+            return
+        if rec.seq != self._expected:
+            if (self._expected - rec.seq) & 0xFFFF < 0x8000:
+                self.stats["duplicates"] += 1
+                self._ack_due = True
+            else:
+                self.stats["out_of_order"] += 1
+            return
+        self._expected = (self._expected + 1) & 0xFFFF
+        self._unacked += 1
+        t64 = self._unwrap(msg.t_us)
+        self.clock.add(t64, now)
+        if not self._handle(msg):
+            return
+        ev = Event(P.SPEC_BY_CLASS[type(msg)].name, msg, rec.seq, self._index, t64, self.clock.to_host(t64), now)
+        self._index += 1
+        self.stats["events"] += 1
+        self.events.put(ev)
+        for fn in self._listeners:
+            try:
+                fn(ev)
+            except Exception:  # a faulty listener must not kill the link
+                pass
+
+    def _handle(self, msg: Any) -> bool:
+        """Bookkeeping for one in-order event; False if it must not be delivered to the application."""
+        if isinstance(msg, (P.Ack, P.Nack, P.HelloReply)):
+            with self._window:
+                pc = self._pending.get(msg.cmd_seq)
+                if pc is None or pc.type_id != (MsgId.HELLO if isinstance(msg, P.HelloReply) else msg.cmd_type):
+                    if msg.cmd_seq in self._answered:
+                        self.stats["duplicate_replies"] += 1
+                        return False
+                    return not (isinstance(msg, P.Nack) and msg.cmd_type in _INTERNAL)
+                if isinstance(msg, P.Nack) and msg.reason == NackReason.BAD_CRC:
+                    self.stats["nack_bad_crc"] += 1
+                    pc.sent_at = 0.0  # resend at the next housekeeping pass
+                    return False
+                if (isinstance(msg, P.Nack) and msg.reason == NackReason.NOT_ARMED and self.auto_rearm
+                        and self.hello is not None and not pc.internal):
+                    # the device disarmed itself (host timeout): resend after the new HELLO
+                    del self._pending[pc.seq]
+                    self._requeue.append(pc)
+                    self._rearm()
+                    return True
+                del self._pending[pc.seq]
+                self._answered.append(pc.seq)
+                self._window.notify_all()
+            if isinstance(msg, P.HelloReply):
+                self.hello = msg
+                self._after_hello()
+            pc._finish(reply=msg)
+            return not pc.internal or isinstance(msg, P.HelloReply)
+        if isinstance(msg, P.ValveClosed):
+            self._valve_used_us += msg.open_us
+        elif isinstance(msg, P.SafetyTrip) and msg.reason == P.TripReason.HOST_TIMEOUT and self.auto_rearm:
+            self._rearm()
+        return True
+
+    def _on_device_reset(self, rec: codec.Received, now: float) -> None:
+        """The device rebooted: its session (and anything in flight) is gone."""
+        if self.hello is None:
+            return  # boot banner before our first HELLO: nothing to do
+        self.stats["device_resets"] += 1
+        self._unwrap.reset()
+        ev = Event("HELLO_REPLY", rec.msg, rec.seq, self._index, self._unwrap(rec.msg.t_us), None, now)
+        self._index += 1
+        self.events.put(ev)
+        for fn in self._listeners:
+            try:
+                fn(ev)
+            except Exception:
+                pass
+        err = DeviceError(f"device reset (cause {rec.msg.reset_cause}) while the command was in flight; "
+                          "it was not repeated")
+        with self._window:
+            lost = [p for p in self._pending.values() if p is not self._hello_cmd]
+            for p in lost:
+                del self._pending[p.seq]
+            self._window.notify_all()
+        for p in lost:
+            p._finish(error=err)
+        self._expected = None
+        self.clock.reset()
+        if self.auto_rearm:
+            self._rearm()
+
+    def _rearm(self) -> None:
+        """Start a new session (HELLO) from the worker thread; :meth:`_after_hello` finishes the job."""
+        hc = self._hello_cmd
+        if hc is not None and not hc.done():
+            return
+        self.stats["rearms"] += 1
+        self._send(P.Hello(P.PROTOCOL_VERSION), internal=True)
+
+    def _after_hello(self) -> None:
+        """After a re-arming HELLO: re-apply CONFIGURE (budget reduced by what was used), resend refused commands."""
+        if self._hello_cmd is None or not self._hello_cmd.internal:
+            return
+        if self._config is not None:
+            used_ms = (self._valve_used_us + 999) // 1000
+            cfg = self._config._replace(budget_valve_ms=max(1, self._config.budget_valve_ms - used_ms))
+            self._send(cfg, internal=True)
+        with self._window:
+            again, self._requeue = self._requeue, []
+            for pc in again:
+                pc.seq = self._alloc_seq()
+                pc.wire = codec.encode(pc.msg, pc.seq)
+                pc.sent_at = self.time_fn()
+                pc.attempts += 1
+                self._pending[pc.seq] = pc
+        for pc in again:
+            self._write(pc.wire)

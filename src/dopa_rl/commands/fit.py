@@ -50,7 +50,10 @@ def run(args) -> int:
     if missing:
         raise InputError(f"{', '.join(map(str, args.data))}: model {model.name} needs column(s) {', '.join(missing)}; "
                          f"columns present: {', '.join(df.columns)} (map yours with --columns STD=YOURS)")
-    result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs)
+    try:
+        result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs)
+    except InputError as exc:  # problems found while packing the data: say which input they come from
+        raise InputError(f"{', '.join(map(str, args.data))}: {exc}") from None
     print(result.summary())
     if args.json:
         result.to_json(args.json)

@@ -149,7 +149,8 @@ class Model(ABC):
             pts[:, 2 + 2 * j, j] -= h
         flat = pts.reshape(-1, k)
         ll = self.loglik(self.spec.to_natural(flat), data, np.repeat(lanes, 2 * k + 1)).reshape(L, 2 * k + 1)
-        grad = (ll[:, 1::2] - ll[:, 2::2]) / (2 * h)
+        with np.errstate(invalid="ignore"):  # -inf - -inf where a rate overflows: NaN, handled by the caller
+            grad = (ll[:, 1::2] - ll[:, 2::2]) / (2 * h)
         return ll[:, 0], grad
 
     def hessian_z(self, z: np.ndarray, data: Packed, subjects: np.ndarray, h: float = 1e-4) -> np.ndarray:

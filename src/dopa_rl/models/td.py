@@ -4,7 +4,7 @@
 ``V_t = w . x_t`` over a stimulus representation (docs/models.md):
 
 * ``csc``: complete serial compound, one feature per cue element and time since its onset;
-* ``presence``: one feature per element, on from cue onset to the outcome;
+* ``presence``: one feature per element, on from cue onset until the outcome arrives;
 * ``microstimulus``: Ludvig et al. (2008) — a decaying memory trace per element read out by Gaussian
   basis functions (``n_micro`` of them, width ``sigma``), so temporal precision falls with delay.
 
@@ -45,7 +45,7 @@ def element_features(representation: str, n_bins: int, cue_bin: int, outcome_bin
         phi[t[on], since[on]] = 1.0
         return phi
     if representation == "presence":
-        return ((since >= 0) & (t <= outcome_bin)).astype(float)[:, None]
+        return ((since >= 0) & (t < outcome_bin)).astype(float)[:, None]
     if representation == "microstimulus":
         y = np.where(since >= 0, np.exp(-np.maximum(since, 0) * bin_s / trace_tau_s), 0.0)
         mu = np.arange(1, n_micro + 1) / n_micro

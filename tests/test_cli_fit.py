@@ -1,0 +1,135 @@
+"""The `dopa-rl` simulate / fit / models commands, and every kind of bad input (one line, exit 2)."""
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from dopa_rl.cli import main
+
+
+def run_cli(capsys, *argv):
+    code = main(list(map(str, argv)))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def sim_csv(tmp_path_factory):
+    d = tmp_path_factory.mktemp("sim")
+    path = d / "choices.csv"
+    assert main(["simulate", "--task", "bandit", "--model", "rw-softmax", "--subjects", "3", "--trials", "150",
+                 "--seed", "4", "--out", str(path)]) == 0
+    return path
+
+
+def test_simulate_writes_table_and_true_params(sim_csv):
+    df = pd.read_csv(sim_csv)
+    assert len(df) == 450 and set(df.subject) == {1, 2, 3}
+    truth = pd.read_csv(sim_csv.with_name("choices_params.csv"))
+    assert list(truth.columns) == ["subject", "alpha", "beta"]
+
+
+def test_fit_json_shape_with_column_map_and_one_based_choices(sim_csv, tmp_path, capsys):
+    df = pd.read_csv(sim_csv).rename(columns={"subject": "mouse_id", "choice": "lever", "reward": "outcome"})
+    df["lever"] += 1
+    lab = tmp_path / "lab.tsv"
+    df[["mouse_id", "lever", "outcome"]].to_csv(lab, sep="\t", index=False)
+    out = tmp_path / "fit.json"
+    code, stdout, err = run_cli(capsys, "fit", lab, "--model", "rw-softmax", "--columns",
+                                "subject=mouse_id,choice=lever,reward=outcome", "--choice-base", "1",
+                                "--restarts", "3", "--json", out)
+    assert code == 0, err
+    data = json.loads(out.read_text())
+    assert data["model"] == "rw-softmax" and data["method"] == "mle"
+    subj = {s["subject"]: s for s in data["subjects"]}
+    assert set(subj) == {"1", "2", "3"}
+    for s in subj.values():
+        assert s["n_trials"] == 150 and set(s["params"]) == {"alpha", "beta"}
+        assert s["aic"] == pytest.approx(4 - 2 * s["loglik"])
+    assert "alpha" in stdout and "Total" in stdout
+    # same data through the standard names gives the same fit
+    code, _, _ = run_cli(capsys, "fit", sim_csv, "--model", "rw-softmax", "--restarts", "3", "--json", tmp_path / "b.json")
+    other = {s["subject"]: s for s in json.loads((tmp_path / "b.json").read_text())["subjects"]}
+    assert other["2"]["loglik"] == pytest.approx(subj["2"]["loglik"], abs=1e-8)
+
+
+def test_fit_writes_prediction_errors_and_csv(sim_csv, tmp_path, capsys):
+    code, _, err = run_cli(capsys, "fit", sim_csv, "--model", "rw-softmax-sticky", "--method", "map", "--restarts", "2",
+                           "--csv", tmp_path / "t.csv", "--prediction-errors", tmp_path / "pe.csv")
+    assert code == 0, err
+    assert len(pd.read_csv(tmp_path / "pe.csv")) == 450
+    assert {"kappa", "se_kappa", "bic"} <= set(pd.read_csv(tmp_path / "t.csv").columns)
+
+
+def test_models_lists_everything(capsys, tmp_path):
+    code, out, _ = run_cli(capsys, "models", "--json", tmp_path / "m.json")
+    assert code == 0
+    for name in ("rw-softmax", "rw-softmax-asym", "rw-softmax-sticky", "rw-softmax-lapse", "rw-pavlovian", "td"):
+        assert name in out
+    assert any(m["name"] == "td" for m in json.loads((tmp_path / "m.json").read_text()))
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+BAD_INPUTS = [
+    # (file contents or None for a missing file, extra args, words the one-line message must contain)
+    (None, [], ["no such file"]),
+    ("subject,choice\n1,0\n1,1\n", [], ["needs column", "reward"]),
+    ("subject,choice,reward\n1,0,1\n1,1,lots\n", [], ["reward", "non-numeric", "row 2"]),
+    ("subject,choice,reward\n1,0,1\n1,-1,0\n", [], ["choice out of range"]),
+    ("subject,choice,reward\n1,0,1\n1,5,0\n", ["--n-options", "2"], ["choice 5", "out of range"]),
+    ("", [], ["empty"]),
+    ("subject,choice,reward\n", [], ["no rows"]),
+    ("subject,choice,reward\n1,0,1\n1,1,0\n2,0,1\n", [], ["subject(s) 2", "fewer than 2"]),
+    ("subject,choice,reward\n1,0,1\n1,1,0\n", ["--model", "rw-sofmax"], ["unknown model"]),
+    ("subject,choice,reward\n1,0,1\n1,1,0\n", ["--columns", "choice=lever"], ["lever", "not found"]),
+    ("subject,choice,reward\n1,0,1\n1,1,0\n", ["--columns", "choise=choice"], ["not a standard column"]),
+    ("subject,choice,reward\n1,0,1\n1,1,0\n", ["--restarts", "0"], ["--restarts"]),
+    ("subject,choice,reward\n1,0,\n1,1,0\n", [], ["reward", "missing"]),
+]
+
+
+@pytest.mark.parametrize("contents,extra,words", BAD_INPUTS)
+def test_bad_input_one_line_exit_2(tmp_path, capsys, contents, extra, words):
+    path = tmp_path / "data.csv"
+    if contents is not None:
+        write(path, contents)
+    before = hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+    out_json = tmp_path / "out.json"
+    args = ["fit", path, "--model", "rw-softmax", "--json", out_json] + extra
+    if "--model" in extra:
+        args = ["fit", path, "--json", out_json] + extra
+    code, out, err = run_cli(capsys, *args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert "Traceback" not in err
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert not out_json.exists()            # nothing written
+    if before:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before   # input untouched
+
+
+def test_bad_simulate_arguments(tmp_path, capsys):
+    code, _, err = run_cli(capsys, "simulate", "--params", "alpha=x", "--out", tmp_path / "a.csv")
+    assert code == 2 and "NAME=NUMBER" in err
+    code, _, err = run_cli(capsys, "simulate", "--task", "blocking", "--model", "rw-softmax", "--out", tmp_path / "a.csv")
+    assert code == 2 and "choice model" in err
+    assert not (tmp_path / "a.csv").exists()
+
+
+def test_console_script_exit_code_and_help():
+    exe = Path(sys.executable).with_name("dopa-rl")
+    r = subprocess.run([str(exe), "fit", "/nonexistent.csv", "--model", "rw-softmax"], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    for cmd in ("fit", "simulate", "models", "demo"):
+        r = subprocess.run([str(exe), cmd, "--help"], capture_output=True, text=True)
+        assert r.returncode == 0 and "Example" in r.stdout

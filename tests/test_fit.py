@@ -1,0 +1,125 @@
+"""Fitting: parameter recovery (issue 2's criterion), the batched optimizer against scipy, MAP, standard
+errors against an independent numerical Hessian, and the results object."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dopa_rl.errors import InputError
+from dopa_rl.fit import fit
+from dopa_rl.fit.mle import start_points
+from dopa_rl.models import get_model, tasks
+
+
+def bandit_study(n_subjects=40, n_trials=400, seed=0):
+    m = get_model("rw-softmax")
+    rng = np.random.default_rng(seed)
+    frames, truth = [], []
+    for s in range(n_subjects):
+        p = {"alpha": rng.uniform(0.1, 0.9), "beta": float(np.exp(rng.uniform(0.0, np.log(12.0))))}
+        truth.append(p)
+        frames.append(m.simulate(p, tasks.bandit_task(n_trials), rng, subject=str(s)).trials)
+    return m, pd.concat(frames, ignore_index=True), pd.DataFrame(truth)
+
+
+@pytest.fixture(scope="module")
+def study():
+    m, df, truth = bandit_study()
+    return m, df, truth, fit(m, df, restarts=10)
+
+
+def test_parameter_recovery_40_subjects(study):
+    m, df, truth, result = study
+    assert np.corrcoef(truth["alpha"], result.params["alpha"])[0, 1] > 0.85
+    assert np.corrcoef(np.log(truth["beta"]), np.log(result.params["beta"]))[0, 1] > 0.85
+
+
+def test_fitted_loglik_never_below_truth(study):
+    m, df, truth, result = study
+    ll_true = m.loglik(truth[["alpha", "beta"]].to_numpy(), result.data, np.arange(len(truth)))
+    assert np.all(result.loglik_ >= ll_true - 1e-9)
+    assert result.converged.all()
+
+
+def test_batched_optimizer_matches_scipy(study):
+    from scipy.optimize import minimize
+
+    m, df, truth, result = study
+    starts = start_points(m, result.data.n_subjects, 10, 0)
+    for s in range(0, 40, 8):
+        def f(z):
+            ll, g = m.loglik_grad_z(z[None], result.data, np.array([s]))
+            return -ll[0], -g[0]
+        best = min(minimize(f, m.spec.to_unconstrained(x0), jac=True, method="L-BFGS-B",
+                            options={"gtol": 1e-9, "ftol": 1e-15}).fun for x0 in starts[s])
+        assert -result.loglik_[s] <= best + 1e-6
+
+
+def test_standard_errors_match_independent_hessian(study):
+    from statsmodels.tools.numdiff import approx_hess3
+
+    m, df, truth, result = study
+    for s in (0, 5):
+        x = result.x[s]
+        if not np.all(np.isfinite(result.se_[s])):
+            continue
+        H = approx_hess3(x, lambda v: float(m.loglik(v[None], result.data, np.array([s]))[0]))
+        se = np.sqrt(np.diag(np.linalg.inv(-H)))
+        np.testing.assert_allclose(result.se_[s], se, rtol=2e-3)
+
+
+def test_map_shrinks_toward_prior_and_costs_likelihood():
+    m, df, truth = bandit_study(n_subjects=4, n_trials=60, seed=5)
+    mle = fit(m, df, restarts=5)
+    map_ = fit(m, df, method="map", restarts=5)
+    assert np.all(map_.loglik_ <= mle.loglik_ + 1e-9)
+    z_mle = m.spec.to_unconstrained(mle.x)
+    z_map = m.spec.to_unconstrained(map_.x)
+    mu = m.spec.prior_mean()
+    assert np.all(np.abs(z_map - mu).sum(axis=1) <= np.abs(z_mle - mu).sum(axis=1) + 1e-9)
+    assert np.all(np.isfinite(map_.log_prior))
+
+
+def test_results_object_and_json_shape(study, tmp_path):
+    m, df, truth, result = study
+    frame = result.to_frame()
+    assert list(frame.index[:3]) == ["0", "1", "2"]
+    k = 2
+    np.testing.assert_allclose(result.aic, 2 * k - 2 * result.loglik_)
+    np.testing.assert_allclose(result.bic, k * np.log(400) - 2 * result.loglik_)
+    out = tmp_path / "fit.json"
+    result.to_json(out)
+    data = json.loads(out.read_text())
+    assert data["model"] == "rw-softmax" and data["method"] == "mle"
+    first = data["subjects"][0]
+    assert first["subject"] == "0" and first["n_trials"] == 400
+    assert set(first["params"]) == {"alpha", "beta"}
+    assert first["loglik"] == pytest.approx(result.loglik_[0])
+    assert first["aic"] == pytest.approx(2 * 2 - 2 * first["loglik"])
+    text = result.summary()
+    assert "rw-softmax" in text and "Total" in text
+
+
+def test_prediction_errors_follow_fitted_trajectories(study):
+    m, df, truth, result = study
+    pe = result.prediction_errors()
+    assert len(pe) == len(df)
+    one = pe[pe.subject == "3"]
+    q = one["value_chosen"].to_numpy()
+    np.testing.assert_allclose(one["rpe"].to_numpy(), one["reward"].to_numpy() - q)
+
+
+def test_subject_with_one_trial_is_rejected():
+    m = get_model("rw-softmax")
+    df = pd.DataFrame({"subject": ["a", "a", "a", "b"], "choice": [0, 1, 0, 1], "reward": [1, 0, 1, 0]})
+    with pytest.raises(InputError, match="subject\\(s\\) b have fewer than 2"):
+        fit(m, df)
+
+
+def test_sessions_reset_values():
+    m = get_model("rw-softmax")
+    df = pd.DataFrame({"subject": "a", "session": ["1", "1", "2", "2"], "trial": [0, 1, 0, 1],
+                       "choice": [0, 0, 0, 0], "reward": [1.0, 1.0, 1.0, 1.0]})
+    tr = m.trajectories(np.array([0.5, 1.0]), m.pack(df), 0)
+    assert tr["q_0"].tolist() == pytest.approx([0.0, 0.5, 0.0, 0.5])

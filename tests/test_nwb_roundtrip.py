@@ -168,3 +168,22 @@ def test_two_fibers_and_a_signal_without_control(tmp_path):
     np.testing.assert_array_equal(dms.signal, np.linspace(0, 1, t.size))
     nac = nwb.read_photometry(path, "photometry")
     np.testing.assert_array_equal(nac.control, session.photometry[0].control)
+
+
+def test_rig_extras_analog_devices_notes(tmp_path):
+    from dopa_rl.io.nwb_types import AnalogSeries
+
+    session = hand_session(n_trials=4)
+    t = np.arange(500) / 100.0
+    session.analog["analog_in"] = AnalogSeries(timestamps=t, data=np.sin(t), unit="V", rate=100.0,
+                                               description="rig analog input A0")
+    session.devices["dopa_rig"] = "dopa_rl Arduino rig, firmware 1.0; valve 12.5 ms = 3 uL"
+    session.notes = "valve calibration 2026-02-01"
+    path = nwb.write_session(tmp_path / "rig.nwb", session)
+    assert inspector_problems(path) == []
+    with nwb.NWBSession(path) as s:
+        f = s.nwbfile
+        np.testing.assert_array_equal(f.acquisition["analog_in"].data[:], np.sin(t))
+        assert f.devices["dopa_rig"].description.startswith("dopa_rl Arduino rig") and f.notes.startswith("valve")
+        series = {x["path"] for x in s.inspect()["time_series"]}
+    assert "acquisition/analog_in" in series

@@ -33,14 +33,14 @@ from dopa_rl.io.nwb_photometry import find_time_series, photometry_from_nwbfile,
 from dopa_rl.io.nwb_read import (behavior_from_nwbfile, count_events_in_windows, events_from_nwbfile,
                                  interval_tables, open_nwb, read_behavior, read_events, read_true_parameters,
                                  read_true_trajectories, table_to_frame)
-from dopa_rl.io.nwb_types import Photometry, SessionData, SessionMetadata
+from dopa_rl.io.nwb_types import AnalogSeries, Photometry, SessionData, SessionMetadata
 from dopa_rl.io.nwb_write import build_nwbfile, write_session
 
 __all__ = [
     "open_nwb", "inspect_nwb", "format_inspection", "read_behavior", "read_events", "read_photometry",
     "read_units", "read_true_parameters", "read_true_trajectories", "write_session", "build_nwbfile", "table_to_frame",
     "interval_tables", "find_time_series", "count_events_in_windows", "Photometry", "SessionData",
-    "SessionMetadata", "NWBSession",
+    "SessionMetadata", "AnalogSeries", "NWBSession",
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SessionMetadata", "Photometry", "SessionData"]
+__all__ = ["SessionMetadata", "Photometry", "AnalogSeries", "SessionData"]
 
 
 @dataclass
@@ -85,6 +85,17 @@ class Photometry:
 
 
 @dataclass
+class AnalogSeries:
+    """Any other sampled signal (e.g. the rig's analog input): written as a plain TimeSeries in acquisition."""
+
+    timestamps: np.ndarray
+    data: np.ndarray
+    unit: str = "V"
+    description: str = "analog input"
+    rate: float | None = None  # give it for regular sampling: stored as rate + starting time
+
+
+@dataclass
 class SessionData:
     """Everything one session file holds, as plain Python/numpy/pandas objects.
 
@@ -95,6 +106,9 @@ class SessionData:
     - ``photometry``: zero or more recordings.
     - ``units``: unit id -> spike times in seconds; ``unit_properties``: extra per-unit columns;
       ``spike_resolution``: the spike-time resolution in seconds (always written).
+    - ``analog``: other sampled signals by name (:class:`AnalogSeries`, TimeSeries in acquisition);
+      ``devices``: device name -> description (rig, firmware version, valve calibration...);
+      ``notes``: free text stored as the file's ``notes``.
     - ``true_parameters``: for simulated sessions, the parameters that generated the data;
       ``true_trajectories``: the model's latent per-trial values (``V_A``, ``rpe_cue``, ``rpe_outcome``...),
       one row per trial, kept out of the trials table.
@@ -110,4 +124,7 @@ class SessionData:
     spike_resolution: float = 1.0 / 30000.0
     true_parameters: dict[str, Any] = field(default_factory=dict)
     true_trajectories: pd.DataFrame | None = None
+    analog: dict[str, AnalogSeries] = field(default_factory=dict)
+    devices: dict[str, str] = field(default_factory=dict)
+    notes: str | None = None
     trial_column_descriptions: dict[str, str] = field(default_factory=dict)

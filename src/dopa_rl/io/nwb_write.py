@@ -10,6 +10,8 @@ What goes where (DESIGN section 3):
   ``[time, channel]`` data, the ``FiberPhotometryTable`` (one row per channel, with excitation and emission
   wavelengths, indicator, optical fiber, excitation source and photodetector) and the device models;
 - units with spike times and ``units.resolution``;
+- other sampled signals (the rig's analog input) as TimeSeries in ``acquisition``; devices (rig,
+  firmware, valve calibration) as ``Device``s with a description; free-text ``notes``;
 - simulated sessions: the true parameters in ``processing/simulation/true_parameters`` (a DynamicTable
   with ``parameter`` and ``value`` columns; read back with :func:`dopa_rl.io.nwb.read_true_parameters`).
 
@@ -28,7 +30,7 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.io.atomic import atomic_path
-from dopa_rl.io.nwb_types import Photometry, SessionData
+from dopa_rl.io.nwb_types import AnalogSeries, Photometry, SessionData
 
 __all__ = ["build_nwbfile", "write_session", "TRUE_PARAMETERS_MODULE", "TRUE_PARAMETERS_TABLE",
            "TRUE_TRAJECTORIES_TABLE"]
@@ -191,6 +193,17 @@ def _add_photometry(nwbfile: Any, phot: Photometry, index: int) -> None:
     nwbfile.add_acquisition(series)
 
 
+def _add_analog(nwbfile: Any, name: str, series: AnalogSeries) -> None:
+    from hdmf.backends.hdf5.h5_utils import H5DataIO
+    from pynwb import TimeSeries
+
+    t = np.asarray(series.timestamps, dtype=np.float64)
+    timing: dict[str, Any] = ({"rate": float(series.rate), "starting_time": float(t[0])}
+                              if _is_regular(t, series.rate) else {"timestamps": H5DataIO(t, compression="gzip")})
+    nwbfile.add_acquisition(TimeSeries(name=name, data=H5DataIO(np.asarray(series.data), compression="gzip"),
+                                       unit=series.unit, description=series.description, **timing))
+
+
 def _add_units(nwbfile: Any, session: SessionData) -> None:
     from pynwb.misc import Units
 
@@ -252,13 +265,19 @@ def build_nwbfile(session: SessionData) -> Any:
         kwargs["lab"] = md.lab
     if md.experimenter:
         kwargs["experimenter"] = list(md.experimenter)
+    if session.notes:
+        kwargs["notes"] = session.notes
     nwbfile = NWBFile(**kwargs)
+    for name, description in session.devices.items():
+        nwbfile.create_device(name=name, description=description)
     if session.trials is not None and len(session.trials):
         _add_trials(nwbfile, session.trials, session.trial_column_descriptions)
     if session.events:
         _add_events(nwbfile, session.events, session.event_descriptions)
     for i, phot in enumerate(session.photometry):
         _add_photometry(nwbfile, phot, i)
+    for name, series in session.analog.items():
+        _add_analog(nwbfile, name, series)
     if session.units:
         _add_units(nwbfile, session)
     if session.true_parameters or session.true_trajectories is not None:

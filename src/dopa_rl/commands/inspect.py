@@ -52,5 +52,8 @@ def run(args: argparse.Namespace) -> int:
         summaries.append(summary)
     if args.json:
         payload = summaries[0] if len(summaries) == 1 else summaries
-        atomic_write_text(args.json, json.dumps(payload, indent=2, default=str) + "\n")
+        try:
+            atomic_write_text(args.json, json.dumps(payload, indent=2, default=str) + "\n")
+        except OSError as exc:
+            raise InputError(f"--json {args.json}: cannot write there ({exc.strerror or exc})") from exc
     return 0

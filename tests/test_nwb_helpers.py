@@ -1,0 +1,60 @@
+"""Small pure helpers behind the NWB code: window counting, RPE placement, atomic writes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dopa_rl.cli import main
+from dopa_rl.io.atomic import atomic_open, atomic_write_text
+from dopa_rl.io.nwb import count_events_in_windows
+from dopa_rl.io.synthetic import rpe_impulses
+
+finite = st.floats(-100, 100, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(finite, max_size=40), st.lists(st.tuples(finite, finite), min_size=1, max_size=10))
+def test_count_events_in_windows_matches_brute_force(times, windows):
+    lo = np.array([w[0] for w in windows])
+    hi = np.array([w[1] for w in windows])
+    t = np.array(times)
+    want = [int(np.sum((t >= a) & (t < b))) for a, b in zip(lo, hi)]
+    np.testing.assert_array_equal(count_events_in_windows(t, lo, hi), want)
+
+
+def test_nan_windows_count_zero():
+    assert count_events_in_windows(np.array([1.0, 2.0]), np.array([np.nan, 0.0]), np.array([5.0, 5.0])).tolist() == [0, 2]
+
+
+def test_rpe_impulses_land_at_trial_start_plus_bin():
+    rpe = np.zeros((2, 10))
+    rpe[0, 2] = 0.5   # trial 0 starts at 1.0 s: bin 2 of 0.25 s -> 1.5 s
+    rpe[1, 8] = -1.0  # trial 1 starts at 4.0 s: bin 8 -> 6.0 s
+    out = rpe_impulses(np.array([1.0, 4.0]), rpe, 0.25, 0.0, 100.0, 1000)
+    assert out[150] == 0.5 and out[600] == -1.0 and np.count_nonzero(out) == 2
+
+
+def test_atomic_open_leaves_nothing_on_failure(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    with pytest.raises(ZeroDivisionError):
+        with atomic_open(target) as fh:
+            fh.write("half")
+            1 / 0
+    assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+    atomic_write_text(target, "new")
+    assert target.read_text() == "new"
+
+
+def test_inspect_json_to_unwritable_place_is_an_input_error(tmp_path, capsys):
+    from _nwb_support import hand_session
+    from dopa_rl.io import nwb
+
+    path = nwb.write_session(tmp_path / "s.nwb", hand_session(n_trials=3))
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    rc = main(["inspect", str(path), "--json", str(blocker / "s.json")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: --json")

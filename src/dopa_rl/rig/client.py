@@ -132,10 +132,13 @@ class DeviceClient:
                  ack_timeout_s: float = 0.1, command_timeout_s: float = 5.0, heartbeat_s: float = 0.25,
                  max_in_flight: int = 8, reconnect_timeout_s: float = 10.0, auto_rearm: bool = True,
                  read_poll_s: float = 0.005, time_fn: Callable[[], float] = time.monotonic,
-                 event_queue_size: int = 0) -> None:
+                 event_queue_size: int = 0, protocol_version: int = P.PROTOCOL_VERSION,
+                 schema_hash: int = P.SCHEMA_HASH) -> None:
         if not 1 <= max_in_flight <= P.REPLY_WINDOW // 2:
             raise ValueError(f"max_in_flight must be in 1..{P.REPLY_WINDOW // 2}")
         self.port = port
+        self.protocol_version = protocol_version  # what this host speaks (tests may pretend otherwise)
+        self.schema_hash = schema_hash
         self.ack_timeout_s = ack_timeout_s
         self.command_timeout_s = command_timeout_s
         self.heartbeat_s = heartbeat_s
@@ -191,25 +194,28 @@ class DeviceClient:
             self._thread = threading.Thread(target=self._run, name="dopa-rl-device-client", daemon=True)
             self._thread.start()
         try:
-            reply = self._send(P.Hello(P.PROTOCOL_VERSION), internal=False).result(handshake_timeout_s, check=False)
+            reply = self._send(P.Hello(self.protocol_version), internal=False).result(handshake_timeout_s, check=False)
         except DeviceError as exc:
             self.stop()
             raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} within "
                               f"{handshake_timeout_s} s; check the cable, the port and the baud rate ({exc})") from None
         if isinstance(reply, P.Nack):
             self.stop()
-            raise DeviceError(f"device refused HELLO: it does not speak host protocol version {P.PROTOCOL_VERSION} "
+            raise DeviceError(f"device refused HELLO: it does not speak host protocol version {self.protocol_version} "
                               f"(NACK {NackReason(reply.reason).name}); update the firmware (make firmware)")
-        self._check_versions(reply)
+        try:
+            self._check_versions(reply)
+        except DeviceError:
+            self.stop()
+            raise
         return reply
 
-    @staticmethod
-    def _check_versions(reply: P.HelloReply) -> None:
-        if reply.protocol_version != P.PROTOCOL_VERSION or reply.schema_hash != P.SCHEMA_HASH:
+    def _check_versions(self, reply: P.HelloReply) -> None:
+        if reply.protocol_version != self.protocol_version or reply.schema_hash != self.schema_hash:
             raise DeviceError(
                 f"protocol mismatch: device speaks protocol v{reply.protocol_version} (schema "
                 f"0x{reply.schema_hash:08X}, firmware 0x{reply.firmware_version:04X}), host dopa_rl speaks "
-                f"v{P.PROTOCOL_VERSION} (schema 0x{P.SCHEMA_HASH:08X}); flash the firmware built from this "
+                f"v{self.protocol_version} (schema 0x{self.schema_hash:08X}); flash the firmware built from this "
                 "dopa_rl version (make firmware) or install the matching dopa_rl")
 
     def _port_timeout(self) -> None:
@@ -529,6 +535,15 @@ class DeviceClient:
                     # reply to our HELLO: the device restarted its sequence numbers
                     self._hello_t = msg.t_us
                     self._expected = rec.seq
+        elif isinstance(msg, P.Nack) and msg.cmd_type == MsgId.HELLO:
+            hc = self._hello_cmd
+            if hc is not None and msg.cmd_seq == hc.seq and not hc.done():
+                # HELLO refused (NACK VERSION): there is no session, so no sequence to check
+                with self._window:
+                    self._pending.pop(hc.seq, None)
+                    self._window.notify_all()
+                hc._finish(reply=msg)
+                return
         if self._expected is None:
             return
         if rec.seq != self._expected:
@@ -623,7 +638,7 @@ class DeviceClient:
         if hc is not None and not hc.done():
             return
         self.stats["rearms"] += 1
-        self._send(P.Hello(P.PROTOCOL_VERSION), internal=True)
+        self._send(P.Hello(self.protocol_version), internal=True)
 
     def _after_hello(self) -> None:
         """After a re-arming HELLO: re-apply CONFIGURE (budget reduced by what was used), resend refused commands."""

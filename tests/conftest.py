@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# HIL fixtures (real firmware in simavr): emulator_build, emulated_dut -- see tests/_hil_fixtures.py
+from _hil_fixtures import emulated_dut, emulator_build  # noqa: F401
+
 ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 

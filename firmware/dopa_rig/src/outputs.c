@@ -11,9 +11,12 @@ static void event_t(uint8_t type, uint32_t t)
     rig_event(type, b, 4);
 }
 
-static uint32_t elapsed_open_us(uint32_t now) { return g_rig.valve_open ? now - g_rig.valve_open_us : 0; }
+static uint32_t elapsed_open_us(uint32_t now)
+{
+    return g_rig.valve_open && DOPA_AFTER(now, g_rig.valve_open_us) ? now - g_rig.valve_open_us : 0;
+}
 
-uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t *applied)
+uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t from_now, int32_t *applied)
 {
     /* all in microseconds, no division before the pin moves (a 32-bit division costs ~40 us on the AVR) */
     uint32_t open_for = elapsed_open_us(now);
@@ -42,7 +45,7 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t 
         uint32_t t = hal_micros();
         g_rig.valve_open = 1;
         g_rig.valve_open_us = t;
-        g_rig.valve_close_us = t + want;
+        g_rig.valve_close_us = (from_now ? now : t) + want;
         dopa_valve_opened_t o;
         uint8_t b[DOPA_MSG_VALVE_OPENED_SIZE];
         uint32_t planned = want / 1000UL;

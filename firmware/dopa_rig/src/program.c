@@ -127,7 +127,7 @@ void rig_program_action(uint32_t now, uint8_t action, uint16_t arg)
     case DOPA_ACTION_CUE_OFF: rig_cue(now, 0); break;
     case DOPA_ACTION_TONE_ON: rig_tone(now, arg); break;
     case DOPA_ACTION_TONE_OFF: rig_tone(now, 0); break;
-    case DOPA_ACTION_VALVE_PULSE: rig_valve_open_for(now, arg, 1, &applied); break;   /* refusals trip */
+    case DOPA_ACTION_VALVE_PULSE: rig_valve_open_for(now, arg, 1, 1, &applied); break;   /* refusals trip */
     case DOPA_ACTION_TTL_PULSE: rig_ttl_pulse(now, arg); break;
     default: break;
     }
@@ -160,8 +160,8 @@ void rig_program_poll(uint32_t now)
         for (uint8_t i = 0; i < p->n_actions; i++) {
             uint16_t bit = (uint16_t)(1u << i);
             if (!(g_rig.done & bit) && elapsed >= p->actions[i].offset_us) {
-                g_rig.done |= bit;
-                rig_program_action(now, p->actions[i].action, p->actions[i].arg);
+                g_rig.done |= bit;      /* run as of its scheduled time (outputs stamp their real pin time) */
+                rig_program_action(g_rig.trial_start_us + p->actions[i].offset_us, p->actions[i].action, p->actions[i].arg);
             }
         }
         uint32_t dur_us = p->duration_ms * 1000UL;

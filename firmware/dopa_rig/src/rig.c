@@ -141,9 +141,9 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
     case DOPA_MSG_VALVE_PULSE:
         u = dopa_get_u16(body);
         if (u < DOPA_LIMIT_VALVE_PULSE_MS_MIN) return DOPA_NACK_REASON_BAD_VALUE;
-        return rig_valve_open_for(now, u, 1, value);
+        return rig_valve_open_for(now, u, 1, 0, value);
     case DOPA_MSG_VALVE_OPEN:
-        return rig_valve_open_for(now, g_rig.max_valve_ms, 0, value);
+        return rig_valve_open_for(now, g_rig.max_valve_ms, 0, 0, value);
     case DOPA_MSG_VALVE_CLOSE:
         rig_valve_close(now, DOPA_CLOSE_CAUSE_COMMAND);
         return 0;
@@ -296,6 +296,12 @@ static uint32_t until(uint32_t now, uint32_t due)
     return DOPA_AFTER(now, due) ? 0 : due - now;
 }
 
+uint32_t rig_deadline_us(uint32_t now)
+{
+    uint32_t t = rig_outputs_idle_us(now), x = rig_program_idle_us(now);
+    return x < t ? x : t;
+}
+
 uint32_t rig_idle_us(uint32_t now)
 {
     uint32_t t = rig_events_idle_us(now), x;
@@ -305,9 +311,6 @@ uint32_t rig_idle_us(uint32_t now)
         x = until(now, g_rig.last_hb_us + DOPA_DEVICE_HEARTBEAT_MS * 1000UL);
         if (x < t) t = x;
     }
-    x = rig_outputs_idle_us(now);
-    if (x < t) t = x;
-    x = rig_program_idle_us(now);
-    if (x < t) t = x;
-    return t;
+    x = rig_deadline_us(now);
+    return x < t ? x : t;
 }

@@ -120,6 +120,9 @@ void rig_analog_sample(uint16_t value);
 void rig_poll(uint32_t now);
 /* Microseconds from now until rig_poll has something to do (capped at 0x7FFFFFFF). */
 uint32_t rig_idle_us(uint32_t now);
+/* Microseconds until the next timed output change (valve, TTL, trial action, lick debounce, ADC):
+ * the AVR loop stops reading and answering the link shortly before it, so the change lands on time. */
+uint32_t rig_deadline_us(uint32_t now);
 /* Encoded bytes of the next event frame to send (0: nothing); call rig_tx_sent once they are queued. */
 uint8_t rig_tx_next(const uint8_t **bytes);
 void rig_tx_sent(uint32_t now);
@@ -131,8 +134,10 @@ void rig_events_reset(void);
 void rig_events_ack(uint16_t next_expected, uint32_t now);
 void rig_events_poll(uint32_t now);
 uint32_t rig_events_idle_us(uint32_t now);
-/* outputs.c: safety kernel and outputs; valve functions return 0 or a NACK reason (SAFETY) */
-uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t *applied);
+/* outputs.c: safety kernel and outputs; valve functions return 0 or a NACK reason (SAFETY).
+ * The pulse is timed from the moment the pin moves, or from `now` when from_now (trial programs pass
+ * the scheduled time, so both edges of a programmed pulse carry the same small latency). */
+uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t from_now, int32_t *applied);
 void rig_valve_close(uint32_t now, uint8_t cause);
 void rig_cue(uint32_t now, uint8_t on);
 uint16_t rig_tone(uint32_t now, uint16_t freq_hz);

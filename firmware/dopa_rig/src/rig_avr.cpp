@@ -139,11 +139,31 @@ static void transmit(void)
     }
 }
 
+/* Handling a complete frame and sending its reply takes up to ~200 us: none of it starts this close to
+ * a timed output change.  The 64-byte UART buffer holds ~700 us of incoming bytes meanwhile. */
+#define RIG_GUARD_US 300UL
+#define RIG_RX_BURST 16
+
+/* One pass of this loop takes ~90 us of 32-bit arithmetic on the AVR; a timed change closer than this
+ * is waited for in a tight loop on micros() and run at once (lands within ~10 us of its time). */
+#define RIG_SPIN_US 150UL
+
 void rig_avr_loop(void)
 {
     wdt_reset();
+    uint32_t now = micros();
+    uint32_t due_in = rig_deadline_us(now);
+    if (due_in < RIG_SPIN_US) {
+        uint32_t due = now + due_in;
+        while ((int32_t)(micros() - due) < 0) {
+        }
+        rig_poll(micros());
+        return;
+    }
+    uint8_t link_ok = due_in > RIG_GUARD_US;
     int c;
-    while ((c = Serial.read()) >= 0) rig_rx_byte((uint8_t)c, micros());   /* a command acts at its last byte */
+    for (uint8_t n = 0; link_ok && n < RIG_RX_BURST && (c = Serial.read()) >= 0; n++)
+        rig_rx_byte((uint8_t)c, micros());               /* a command acts at its last byte */
     while (g_lick_tail != g_lick_head) {
         uint8_t i = g_lick_tail;
         rig_lick_edge(g_lick_level[i], g_lick_t[i]);
@@ -154,15 +174,15 @@ void rig_avr_loop(void)
         rig_analog_sample(g_adc_value);
     }
     rig_poll(micros());
-    transmit();
+    if (link_ok) transmit();
 
     cli();
     if (!Serial.available() && g_lick_tail == g_lick_head && !g_adc_ready) {
         uint32_t idle = rig_idle_us(micros());
-        if (idle > 40 && !RIG_NO_SLEEP) {
+        if (idle > RIG_SPIN_US + 100 && !RIG_NO_SLEEP) {
             if (idle < 1000) {                     /* Timer0 overflows (and wakes us) every 1024 us anyway */
                 TCNT2 = 0;                         /* Timer2 (CTC, 4 us ticks, always running) as a one-shot */
-                OCR2A = (uint8_t)((idle - 12) / 4);
+                OCR2A = (uint8_t)((idle - RIG_SPIN_US) / 4);   /* wake in time for the spin */
                 TIFR2 = _BV(OCF2A);
                 TIMSK2 = _BV(OCIE2A);
             }

@@ -1,0 +1,262 @@
+"""The real dopa_rig firmware running in the simavr emulator, as a device under test.
+
+This module only starts and talks to a separate program, ``emulator/build/dopa_emu`` (GPL-3.0, because it
+links simavr; this file links nothing and stays BSD-3-Clause).  The harness loads the firmware ELF as an
+ATmega328P at 16 MHz, bridges UART0 to a pseudo-terminal and reports pin changes with the exact CPU cycle
+on its stdout; commands on its stdin drive the lick input (see ``emulator/src/dopa_emu.c``).
+
+:class:`EmulatedDUT` offers the same interface as :class:`dopa_rl.testing.SimulatedDUT`:
+
+- ``url``: the pty path; open it with ``serial.serial_for_url(url, baudrate=1_000_000, timeout=0)``,
+- ``pin_edges(pin) -> [(device_time_us, level)]`` for pin in {"valve", "cue", "tone", "ttl", "lick"},
+- ``set_lick(level)``, ``now_us()``, ``advance(us)``, ``close()``.
+
+Device time: the firmware's clock is Arduino ``micros()``, Timer0 counting from the moment ``init()``
+started it (the harness reports that cycle, ``T0``).  Here ``device_time_us = (cycle - T0) / 16``, which is
+what ``micros()`` reads at that cycle (``micros()`` itself moves in 4 us steps), so pin edges and the
+``t_us`` of events are on one clock.  Raw cycles are kept too (:meth:`EmulatedDUT.edge_cycles`).  Emulated
+time is not wall time: the firmware sleeps when idle and simavr then paces it to roughly real time, but
+timings must be asserted in device time, never with the wall clock.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from dopa_rl.errors import DeviceError
+
+__all__ = ["EmulatedDUT", "PINS", "F_CPU", "default_paths", "toolchain_missing", "build"]
+
+PINS = ("valve", "cue", "tone", "ttl", "lick")
+F_CPU = 16_000_000
+CYCLES_PER_US = F_CPU // 1_000_000
+
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def default_paths(root: Path | None = None) -> tuple[Path, Path]:
+    """(firmware ELF, harness binary) inside a source checkout at ``root`` (default: this checkout)."""
+    root = Path(root) if root is not None else _REPO
+    return root / "firmware" / "build" / "dopa_rig.elf", root / "emulator" / "build" / "dopa_emu"
+
+
+def toolchain_missing(root: Path | None = None) -> str | None:
+    """Why the firmware and harness cannot be built here (None when everything is installed)."""
+    root = Path(root) if root is not None else _REPO
+    for tool in ("avr-gcc", "avr-objcopy", "make", "gcc"):
+        if shutil.which(tool) is None:
+            return f"{tool} not found (run: bash .ci/install-system-packages)"
+    if not Path("/usr/share/arduino/hardware/arduino/avr/cores/arduino/Arduino.h").exists():
+        return "arduino-core-avr is not installed (run: bash .ci/install-system-packages)"
+    if not (root / ".cache" / "simavr-dev" / "usr" / "include" / "simavr" / "sim_avr.h").exists():
+        return "simavr headers missing in .cache/simavr-dev (run: bash .ci/install-system-packages)"
+    if not any(Path(d, "libsimavr.so.2").exists() for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib")):
+        return "libsimavr2 is not installed (run: bash .ci/install-system-packages)"
+    return None
+
+
+def build(root: Path | None = None) -> tuple[Path, Path]:
+    """Build the firmware and the harness with make; returns their paths. Raises DeviceError on failure."""
+    root = Path(root) if root is not None else _REPO
+    for folder in ("firmware", "emulator"):
+        proc = subprocess.run(["make", "-s", "-C", str(root / folder)], capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise DeviceError(f"make -C {folder} failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return default_paths(root)
+
+
+class EmulatedDUT:
+    """The firmware ELF running in the ``dopa_emu`` harness; see the module docstring.
+
+    ``start_timeout`` bounds the wait for the harness to print its pty path.  The process ends on
+    :meth:`close` (SIGTERM, then SIGKILL after 2 s), and by itself if this object's process dies
+    (its stdin closes).
+    """
+
+    def __init__(self, elf: str | os.PathLike[str] | None = None, harness: str | os.PathLike[str] | None = None,
+                 *, start_timeout: float = 10.0) -> None:
+        d_elf, d_harness = default_paths()
+        self.elf = Path(elf) if elf is not None else d_elf
+        self.harness = Path(harness) if harness is not None else d_harness
+        for p, what in ((self.elf, "firmware ELF"), (self.harness, "emulator harness")):
+            if not p.exists():
+                raise DeviceError(f"{what} {p} not found: run `make firmware` and `make -C emulator`")
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._edges: dict[str, list[tuple[int, int]]] = {p: [] for p in PINS}   # (cycle, level)
+        self._levels = {p: 0 for p in PINS}
+        self._t0_cycle: int | None = None
+        self._now_reply: int | None = None
+        self._exit: str | None = None
+        self._closed = False
+        self._proc = subprocess.Popen([str(self.harness), str(self.elf)], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1)
+        self.url = self._read_pty_line(start_timeout)
+        self._reader = threading.Thread(target=self._read_stdout, name="dopa_emu-stdout", daemon=True)
+        self._reader.start()
+        self._stderr: list[str] = []
+        self._err_reader = threading.Thread(target=self._read_stderr, name="dopa_emu-stderr", daemon=True)
+        self._err_reader.start()
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._t0_cycle is not None or self._exit is not None, start_timeout):
+                self.close()
+                raise DeviceError("the emulated firmware did not start Timer0 (no T0 line from dopa_emu)")
+
+    # ------------------------------------------------------------------ process I/O
+    def _read_pty_line(self, timeout: float) -> str:
+        assert self._proc.stdout is not None
+        result: list[str] = []
+
+        def first_line() -> None:
+            result.append(self._proc.stdout.readline())
+
+        t = threading.Thread(target=first_line, daemon=True)
+        t.start()
+        t.join(timeout)
+        line = result[0].split() if result else []
+        if len(line) != 2 or line[0] != "pty":
+            self._proc.kill()
+            err = self._proc.stderr.read() if self._proc.stderr else ""
+            raise DeviceError(f"dopa_emu did not report a pty (got {line!r}): {err.strip()[-500:]}")
+        return line[1]
+
+    def _read_stdout(self) -> None:
+        assert self._proc.stdout is not None
+        for line in self._proc.stdout:
+            parts = line.split()
+            if not parts:
+                continue
+            with self._cond:
+                if parts[0] == "E" and len(parts) == 4 and parts[1] in self._edges:
+                    pin, level, cycle = parts[1], int(parts[2]), int(parts[3])
+                    if level != self._levels[pin]:          # the harness also reports pins set to their level
+                        self._levels[pin] = level
+                        self._edges[pin].append((cycle, level))
+                elif parts[0] == "N" and len(parts) == 2:
+                    self._now_reply = int(parts[1])
+                elif parts[0] == "T0" and len(parts) == 2:
+                    self._t0_cycle = int(parts[1])
+                elif parts[0] == "X":
+                    self._exit = " ".join(parts[1:])
+                self._cond.notify_all()
+        with self._cond:
+            if self._exit is None:
+                self._exit = "stdout closed"
+            self._cond.notify_all()
+
+    def _read_stderr(self) -> None:
+        assert self._proc.stderr is not None
+        for line in self._proc.stderr:
+            if len(self._stderr) < 200:
+                self._stderr.append(line.rstrip())
+
+    def _command(self, text: str) -> None:
+        if self._closed or self._proc.stdin is None:
+            raise DeviceError("the emulator is closed")
+        try:
+            self._proc.stdin.write(text + "\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, ValueError) as exc:
+            raise DeviceError(f"the emulator process ended ({self._exit or exc})") from exc
+
+    # ------------------------------------------------------------------ time
+    def cycle_to_us(self, cycle: int) -> int:
+        """Device time (the firmware's micros() clock, before it wraps) of an emulated CPU cycle."""
+        return (cycle - (self._t0_cycle or 0)) // CYCLES_PER_US
+
+    def us_to_cycle(self, t_us: int) -> int:
+        return (self._t0_cycle or 0) + t_us * CYCLES_PER_US
+
+    def now_cycle(self, timeout: float = 5.0) -> int:
+        """The emulated CPU cycle counter right now."""
+        with self._cond:
+            self._now_reply = None
+        self._command("now")
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._now_reply is not None or self._exit is not None, timeout):
+                raise DeviceError("the emulator did not answer 'now'")
+            if self._now_reply is None:
+                raise DeviceError(f"the emulator process ended ({self._exit})")
+            return self._now_reply
+
+    def now_us(self) -> int:
+        """Device time in microseconds (the clock of the events' t_us, before wrapping)."""
+        return self.cycle_to_us(self.now_cycle())
+
+    def advance(self, us: int, timeout: float | None = None) -> None:
+        """Wait until ``us`` of device time have passed (the emulator runs at about real time)."""
+        target = self.now_cycle() + us * CYCLES_PER_US
+        deadline = time.monotonic() + (timeout if timeout is not None else 5.0 + 3.0 * us / 1e6)
+        while self.now_cycle() < target:
+            if time.monotonic() > deadline:
+                raise DeviceError(f"emulated time did not advance by {us} us in time")
+            time.sleep(min(0.01, max(0.001, (target - self._now_reply) / F_CPU)))  # type: ignore[operator]
+
+    # ------------------------------------------------------------------ pins
+    def pin_edges(self, pin: str) -> list[tuple[int, int]]:
+        """Changes of ``pin`` so far as (device_time_us, level), oldest first (all pins start low)."""
+        return [(self.cycle_to_us(c), lv) for c, lv in self.edge_cycles(pin)]
+
+    def edge_cycles(self, pin: str) -> list[tuple[int, int]]:
+        """Changes of ``pin`` so far as (cpu_cycle, level): 62.5 ns resolution."""
+        if pin not in self._edges:
+            raise ValueError(f"unknown pin {pin!r}; use one of {', '.join(PINS)}")
+        with self._lock:
+            return list(self._edges[pin])
+
+    def wait_edges(self, pin: str, count: int, timeout: float = 5.0) -> list[tuple[int, int]]:
+        """Wait until ``pin`` has changed at least ``count`` times; returns pin_edges(pin)."""
+        with self._cond:
+            ok = self._cond.wait_for(lambda: len(self._edges[pin]) >= count or self._exit is not None, timeout)
+        if not ok or len(self._edges[pin]) < count:
+            raise DeviceError(f"pin {pin} changed {len(self._edges[pin])} times, expected {count} within {timeout} s")
+        return self.pin_edges(pin)
+
+    def set_lick(self, level: int, at_us: int | None = None) -> None:
+        """Drive the lick input (D2) to ``level`` now, or at device time ``at_us`` if that is still ahead."""
+        if at_us is None:
+            self._command(f"lick {1 if level else 0}")
+        else:
+            self._command(f"lick {1 if level else 0} {self.us_to_cycle(at_us)}")
+
+    # ------------------------------------------------------------------ life cycle
+    @property
+    def running(self) -> bool:
+        return self._proc.poll() is None
+
+    def close(self) -> None:
+        """Stop the emulator (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(2.0)
+        for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+
+    safe = close
+
+    def __enter__(self) -> "EmulatedDUT":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:  # best effort: never leave an emulator running
+        try:
+            self.close()
+        except Exception:
+            pass

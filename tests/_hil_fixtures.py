@@ -1,0 +1,43 @@
+"""Fixtures that run the real firmware in the simavr emulator (imported by tests/conftest.py).
+
+- ``emulator_build`` (session): builds firmware/build/dopa_rig.elf and emulator/build/dopa_emu once.
+  Without the toolchain the test is skipped, unless ``DOPA_RL_REQUIRE_HIL=1`` (set by .ci/run): then it fails.
+- ``emulated_dut``: a fresh :class:`dopa_rl.rig.emulator.EmulatedDUT` (firmware booted from reset) per
+  test, closed afterwards; same interface as :class:`dopa_rl.testing.SimulatedDUT`.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dopa_rl.rig import emulator
+
+
+def require_hil() -> None:
+    """Skip (or fail under DOPA_RL_REQUIRE_HIL=1) when the AVR toolchain or simavr is missing."""
+    why = emulator.toolchain_missing()
+    if why is None:
+        return
+    if os.environ.get("DOPA_RL_REQUIRE_HIL") == "1":
+        pytest.fail(f"HIL toolchain missing and DOPA_RL_REQUIRE_HIL=1: {why}")
+    pytest.skip(f"HIL toolchain missing: {why}")
+
+
+@pytest.fixture(scope="session")
+def emulator_build() -> tuple[Path, Path]:
+    """(firmware ELF, harness binary), built once per test session."""
+    require_hil()
+    return emulator.build()
+
+
+@pytest.fixture
+def emulated_dut(emulator_build: tuple[Path, Path]) -> Iterator[emulator.EmulatedDUT]:
+    elf, harness = emulator_build
+    dut = emulator.EmulatedDUT(elf, harness)
+    try:
+        yield dut
+    finally:
+        dut.close()

@@ -1,0 +1,92 @@
+"""A deliberately tiny host for the HIL tests (not dopa_rl.rig.client), so they check the firmware against
+the protocol itself."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import serial
+
+from dopa_rl.rig import _protocol as P
+from dopa_rl.rig import codec
+
+
+class Link:
+    """Send commands with sequence numbers, collect device events once each (in seq order), ack them."""
+
+    def __init__(self, url: str) -> None:
+        self.port = serial.serial_for_url(url, baudrate=P.BAUD, timeout=0)
+        self.decoder = codec.FrameDecoder()
+        self.events: list[Any] = []
+        self.expect = 0          # next device seq
+        self.seq = 0
+        self.quiet = False       # True: send nothing on our own (no EVENT_ACK), to test host silence
+
+    def send_raw(self, wire: bytes) -> None:
+        self.port.write(wire)
+
+    def send(self, name: str, seq: int | None = None, **fields: Any) -> int:
+        if seq is None:
+            self.seq = (self.seq + 1) & 0xFFFF
+            seq = self.seq
+        self.port.write(codec.encode(codec.message(name, **fields), seq))
+        return seq
+
+    def pump(self) -> None:
+        got = False
+        for rec in self.decoder.feed(self.port.read(4096)):
+            if isinstance(rec.msg, P.HelloReply) and rec.seq == 0:
+                self.expect = 0                      # a new session restarts the device sequence
+            if rec.seq == self.expect:
+                self.events.append(rec.msg)
+                self.expect = (self.expect + 1) & 0xFFFF
+                got = True
+        if got and not self.quiet:
+            self.send("EVENT_ACK", next_expected_seq=self.expect)
+
+    def wait(self, pred, timeout: float = 3.0, what: str = "event") -> Any:
+        """First event (from the start of the session) satisfying pred."""
+        end = time.monotonic() + timeout
+        while True:
+            self.pump()
+            for e in self.events:
+                if pred(e):
+                    return e
+            if time.monotonic() > end:
+                raise AssertionError(f"no {what} within {timeout} s; got {[type(e).__name__ for e in self.events]}")
+            time.sleep(0.002)
+
+    def reply(self, seq: int, timeout: float = 3.0) -> Any:
+        """The ACK or NACK answering command ``seq``."""
+        return self.wait(lambda e: isinstance(e, (P.Ack, P.Nack)) and e.cmd_seq == seq, timeout, f"reply to seq {seq}")
+
+    def command(self, name: str, **fields: Any) -> Any:
+        return self.reply(self.send(name, **fields))
+
+    def of(self, cls: type) -> list[Any]:
+        self.pump()
+        return [e for e in self.events if isinstance(e, cls)]
+
+    def hello(self) -> P.HelloReply:
+        """Open a session: HELLO until the reply (the first bytes may arrive before the UART is up)."""
+        end = time.monotonic() + 5.0
+        while time.monotonic() < end:
+            seq = self.send("HELLO", protocol_version=P.PROTOCOL_VERSION)
+            try:
+                return self.wait(lambda e: isinstance(e, P.HelloReply) and e.boot == 0 and e.cmd_seq == seq, 0.5)
+            except AssertionError:
+                continue
+        raise AssertionError("no HELLO_REPLY")
+
+    def keepalive(self, seconds: float) -> None:
+        """Heartbeats every 100 ms for ``seconds`` of wall time, pumping events."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.send("HEARTBEAT", next_expected_seq=self.expect)
+            stop = min(end, time.monotonic() + 0.1)
+            while time.monotonic() < stop:
+                self.pump()
+                time.sleep(0.002)
+
+    def close(self) -> None:
+        self.port.close()

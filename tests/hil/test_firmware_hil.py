@@ -1,0 +1,182 @@
+"""The real firmware (firmware/build/dopa_rig.elf) in simavr, driven over its UART pseudo-terminal.
+
+Timings are asserted in emulated device time (cycle-stamped pin edges, event timestamps), never with the
+wall clock.  Expected values come from docs/rig.md and protocol/messages.toml.
+"""
+from __future__ import annotations
+
+from dopa_rl.rig import _protocol as P
+from dopa_rl.rig import codec
+from dopa_rl.rig.emulator import EmulatedDUT
+
+from hil_link import Link
+
+
+def rises(dut: EmulatedDUT, pin: str) -> list[int]:
+    return [t for t, lv in dut.pin_edges(pin) if lv == 1]
+
+
+def falls(dut: EmulatedDUT, pin: str) -> list[int]:
+    return [t for t, lv in dut.pin_edges(pin) if lv == 0]
+
+
+def test_handshake_and_versions(emulated_dut: EmulatedDUT, link: Link) -> None:
+    boot = link.wait(lambda e: isinstance(e, P.HelloReply) and e.boot == 1, 3.0, "boot HELLO_REPLY")
+    assert boot.cmd_seq == 0
+    nack = link.command("HELLO", protocol_version=P.PROTOCOL_VERSION + 1)
+    assert isinstance(nack, P.Nack) and nack.reason == P.NackReason.VERSION
+    assert isinstance(link.command("CUE_ON"), P.Nack)                 # not armed before a HELLO
+    h = link.hello()
+    assert (h.protocol_version, h.firmware_version, h.schema_hash) == (P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, P.SCHEMA_HASH)
+    assert (h.pin_lick, h.pin_valve, h.pin_cue, h.pin_tone, h.pin_ttl, h.pin_analog) == (2, 8, 13, 9, 7, 14)
+    assert (h.max_valve_ms, h.min_valve_gap_ms, h.budget_valve_ms, h.host_timeout_ms, h.debounce_us) == (
+        1000, 50, 30000, 1000, 2000)
+    assert h.max_actions == P.MAX_ACTIONS and h.event_ring == P.EVENT_RING
+    assert h.reset_cause in {int(c) for c in P.ResetCause}
+    ack = link.command("PING", nonce=-12345)
+    assert isinstance(ack, P.Ack) and ack.value == -12345
+    assert emulated_dut.pin_edges("cue") == []
+
+
+def test_valve_pulse_50ms(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    ack = link.command("VALVE_PULSE", ms=50)
+    assert isinstance(ack, P.Ack) and ack.value == 50
+    edges = emulated_dut.wait_edges("valve", 2)
+    (t_open, one), (t_close, zero) = edges
+    assert (one, zero) == (1, 0)
+    assert abs((t_close - t_open) - 50_000) <= 1_000
+    opened = link.wait(lambda e: isinstance(e, P.ValveOpened))
+    closed = link.wait(lambda e: isinstance(e, P.ValveClosed))
+    assert abs(opened.t_us - t_open) <= 20 and abs(closed.t_us - t_close) <= 20   # events carry pin times
+    assert closed.cause == P.CloseCause.PULSE_END
+
+
+def test_lick_pulse_gives_timestamped_lick_events(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    t = emulated_dut.now_us() + 20_000
+    emulated_dut.set_lick(1, at_us=t)
+    emulated_dut.set_lick(0, at_us=t + 30_000)
+    on = link.wait(lambda e: isinstance(e, P.LickOn))
+    off = link.wait(lambda e: isinstance(e, P.LickOff))
+    (t_on, _), (t_off, _) = emulated_dut.pin_edges("lick")
+    assert abs(t_on - t) <= 1 and abs(t_off - (t + 30_000)) <= 1
+    assert abs(on.t_us - t_on) <= 10 and abs(off.t_us - t_off) <= 10    # time of the first edge, not +debounce
+
+
+def upload(link: Link, trial_id: int, duration_ms: int, actions: list[tuple[int, int, int]],
+           window: tuple[int, int, int, int] | None = None) -> None:
+    assert isinstance(link.command("PROGRAM_BEGIN", trial_id=trial_id, duration_ms=duration_ms, n_actions=len(actions)), P.Ack)
+    for i, (off, action, arg) in enumerate(actions):
+        assert isinstance(link.command("PROGRAM_ACTION", index=i, offset_us=off, action=action, arg=arg), P.Ack)
+    if window is not None:
+        s, e, action, arg = window
+        assert isinstance(link.command("PROGRAM_LICK_WINDOW", start_us=s, end_us=e, action=action, arg=arg), P.Ack)
+    assert isinstance(link.command("PROGRAM_COMMIT"), P.Ack)
+
+
+def test_trial_program_edges_on_schedule_while_host_busy(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    A = P.Action
+    upload(link, 1, 300, [(20_000, A.CUE_ON, 0), (120_000, A.CUE_OFF, 0), (120_000, A.VALVE_PULSE, 30),
+                          (200_000, A.TTL_PULSE, 5)])
+    upload_next = [(10_000, A.CUE_ON, 0), (60_000, A.CUE_OFF, 0)]
+    started_seq = link.send("TRIAL_START", when=P.TrialWhen.NOW)
+    # the host is busy during the trial: it uploads the next program and pings continuously
+    upload(link, 2, 100, upload_next)
+    assert isinstance(link.command("TRIAL_START", when=P.TrialWhen.AFTER_CURRENT), P.Ack)
+    for k in range(60):
+        link.send("PING", nonce=k)
+    assert isinstance(link.reply(started_seq), P.Ack)
+    first = link.wait(lambda e: isinstance(e, P.TrialStarted) and e.trial_id == 1)
+    second = link.wait(lambda e: isinstance(e, P.TrialStarted) and e.trial_id == 2, 5.0)
+    emulated_dut.wait_edges("cue", 4)
+    t0 = first.t_us
+    assert second.t_us == t0 + 300_000                               # back to back, on the device clock
+    cue_on, cue_off = rises(emulated_dut, "cue"), falls(emulated_dut, "cue")
+    expected = {"cue on": (cue_on[0], t0 + 20_000), "cue off": (cue_off[0], t0 + 120_000),
+                "valve open": (rises(emulated_dut, "valve")[0], t0 + 120_000),
+                "valve close": (falls(emulated_dut, "valve")[0], t0 + 150_000),
+                "ttl": (rises(emulated_dut, "ttl")[0], t0 + 200_000),
+                "next cue on": (cue_on[1], t0 + 310_000), "next cue off": (cue_off[1], t0 + 360_000)}
+    late = {k: got - want for k, (got, want) in expected.items() if abs(got - want) > 100}
+    assert not late, f"edges off schedule by (us): {late}"
+
+
+def test_lick_contingent_reward_within_1ms(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    assert isinstance(link.command("CONFIGURE", max_valve_ms=1000, min_valve_gap_ms=50, budget_valve_ms=30000,
+                                   host_timeout_ms=1000, debounce_us=500, flags=0), P.Ack)
+    upload(link, 5, 400, [(0, P.Action.CUE_ON, 0)], window=(50_000, 350_000, P.Action.VALVE_PULSE, 40))
+    assert isinstance(link.command("TRIAL_START", when=P.TrialWhen.NOW), P.Ack)
+    started = link.wait(lambda e: isinstance(e, P.TrialStarted))
+    t_lick = started.t_us + 100_000
+    emulated_dut.set_lick(1, at_us=t_lick)
+    emulated_dut.set_lick(0, at_us=t_lick + 20_000)
+    emulated_dut.set_lick(1, at_us=t_lick + 60_000)                  # a second lick: the window is used up
+    emulated_dut.set_lick(0, at_us=t_lick + 80_000)
+    (t_open, _), (t_close, _) = emulated_dut.wait_edges("valve", 2)
+    (t_edge, _) = emulated_dut.pin_edges("lick")[0]
+    assert 0 <= t_open - t_edge <= 1_000                             # debounce (500 us) + loop latency
+    assert abs((t_close - t_open) - 40_000) <= 1_000
+    link.wait(lambda e: isinstance(e, P.TrialEnded))
+    assert len(rises(emulated_dut, "valve")) == 1
+
+
+def test_host_silence_turns_everything_off(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    assert isinstance(link.command("CONFIGURE", max_valve_ms=2000, min_valve_gap_ms=50, budget_valve_ms=30000,
+                                   host_timeout_ms=200, debounce_us=2000, flags=0), P.Ack)
+    link.command("CUE_ON")
+    link.command("TONE_ON", freq_hz=4000)
+    link.quiet = True                                                # from now on the host says nothing
+    last = link.command("VALVE_OPEN")
+    assert isinstance(last, P.Ack)
+    trip = link.wait(lambda e: isinstance(e, P.SafetyTrip) and e.reason == P.TripReason.HOST_TIMEOUT, 3.0)
+    for pin in ("valve", "cue", "tone"):
+        t_off = falls(emulated_dut, pin)[-1]
+        assert 200_000 - 50 <= t_off - last.t_us <= 200_000 + 1_000, pin   # within the timeout
+    assert abs(trip.t_us - falls(emulated_dut, "valve")[-1]) <= 50
+    assert falls(emulated_dut, "valve")[-1] - rises(emulated_dut, "valve")[-1] < 250_000
+    link.quiet = False
+    assert link.command("CUE_ON").reason == P.NackReason.NOT_ARMED   # disarmed until a new HELLO
+
+
+def test_valve_open_longer_than_max_is_cut(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    assert isinstance(link.command("CONFIGURE", max_valve_ms=150, min_valve_gap_ms=50, budget_valve_ms=30000,
+                                   host_timeout_ms=1000, debounce_us=2000, flags=0), P.Ack)
+    ack = link.command("VALVE_PULSE", ms=500)
+    assert ack.value == 150                                           # the ACK reports the clamped value
+    (t_open, _), (t_close, _) = emulated_dut.wait_edges("valve", 2)
+    assert abs((t_close - t_open) - 150_000) <= 1_000
+    trip = link.wait(lambda e: isinstance(e, P.SafetyTrip))
+    assert trip.reason == P.TripReason.MAX_OPEN and trip.value == 150
+
+
+def test_volume_budget_stops_rewards(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    assert isinstance(link.command("CONFIGURE", max_valve_ms=1000, min_valve_gap_ms=10, budget_valve_ms=100,
+                                   host_timeout_ms=1000, debounce_us=2000, flags=0), P.Ack)
+    assert link.command("VALVE_PULSE", ms=60).value == 60
+    emulated_dut.wait_edges("valve", 2)
+    link.keepalive(0.05)
+    nack = link.command("VALVE_PULSE", ms=60)
+    assert isinstance(nack, P.Nack) and nack.reason == P.NackReason.SAFETY
+    trip = link.wait(lambda e: isinstance(e, P.SafetyTrip))
+    assert trip.reason == P.TripReason.BUDGET
+    link.keepalive(0.1)
+    assert len(rises(emulated_dut, "valve")) == 1
+
+
+def test_bad_crc_frame_is_nacked_and_changes_nothing(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    raw = bytearray(codec.build_frame(P.MsgId.CUE_ON, 4242, b""))
+    raw[-1] ^= 0x5A                                                  # break the CRC
+    link.send_raw(codec.cobs_encode(bytes(raw)) + b"\x00")
+    nack = link.reply(4242)
+    assert isinstance(nack, P.Nack) and nack.reason == P.NackReason.BAD_CRC
+    link.keepalive(0.1)
+    assert emulated_dut.pin_edges("cue") == []
+    assert isinstance(link.command("CUE_ON"), P.Ack)                  # the link still works
+    emulated_dut.wait_edges("cue", 1)

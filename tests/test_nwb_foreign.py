@@ -116,3 +116,20 @@ def test_cli_inspect_with_mapping(lab_file, tmp_path, capsys):
     assert s["interval_tables"][0]["name"] == "task_trials" and s["interval_tables"][0]["rows"] == N
     assert {x["path"] for x in s["time_series"]} >= {"processing/ophys/gcamp_470", "processing/ophys/iso_405"}
     assert "task_trials: 12 rows" in capsys.readouterr().out
+
+
+def test_ragged_lick_times_column_is_counted(tmp_path):
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.file import Subject
+
+    f = NWBFile(session_description="x", identifier="rag", session_start_time=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+                subject=Subject(subject_id="a", species="Mus musculus"))
+    for name, index in (("cue", False), ("reward", False), ("lick_times", True)):
+        f.add_trial_column(name=name, description=name, index=index)
+    for i in range(5):  # i licks in trial i, plus one after the trial's end that must not count
+        f.add_trial(start_time=i * 5.0, stop_time=i * 5 + 4.0, cue="A", reward=1.0,
+                    lick_times=list(np.arange(i) * 0.5 + i * 5.0 + 1) + [i * 5.0 + 4.5])
+    with NWBHDF5IO(str(tmp_path / "rag.nwb"), "w") as io:
+        io.write(f)
+    df = nwb.read_behavior(tmp_path / "rag.nwb")
+    assert df["licks"].tolist() == [0, 1, 2, 3, 4] and df.attrs["licks_from"] == "trials column lick_times"

@@ -226,9 +226,10 @@ def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | 
       "cue_time": "stim_on", "reward": "volume_ul"}``); mapped columns are renamed to the standard names.
     - Adds ``subject`` and ``session`` from the file (``subject.subject_id``, ``session_id``) unless the
       table has them, and ``trial`` (0-based order) when absent.
-    - When there is no ``licks`` column, licks are counted per trial from a lick event table (an events
-      table whose name contains "lick"), between ``cue_time`` and ``outcome_time`` when both exist, else
-      over the whole trial; ``df.attrs["licks_from"]`` names the table used.
+    - When there is no ``licks`` column, licks are counted per trial from a ragged trials column of lick
+      times (name containing "lick"), else from a lick event table (an events table whose name contains
+      "lick"), between ``cue_time`` and ``outcome_time`` when both exist, else over the whole trial;
+      ``df.attrs["licks_from"]`` says which source was used.
 
     Raises InputError naming the file and table for: no trials table, empty table, mapped column
     missing, no reward / cue-or-choice column, text in a numeric column, NaN rewards.
@@ -275,13 +276,21 @@ def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str
     df = df.sort_values("start_time", kind="stable").reset_index(drop=True)
     if "trial" not in df.columns:
         df.insert(2, "trial", np.arange(len(df), dtype=np.int64))
-    if lick_times is not None:
+    ragged_licks = [c for c in df.columns if "lick" in str(c).lower() and df[c].dtype == object
+                    and len(df) and isinstance(df[c].iloc[0], np.ndarray)]
+    if "licks" not in df.columns and (lick_times is not None or ragged_licks):
         if "cue_time" in df.columns and "outcome_time" in df.columns:
             lo, hi = df["cue_time"].to_numpy(float), df["outcome_time"].to_numpy(float)
         else:
             lo, hi = df["start_time"].to_numpy(float), df["stop_time"].to_numpy(float)
-        df["licks"] = count_events_in_windows(lick_times[1], lo, hi)
-        df.attrs["licks_from"] = lick_times[0]
+        if ragged_licks:  # per-trial lick times stored in the trials table itself
+            col = ragged_licks[0]
+            df["licks"] = [int(count_events_in_windows(np.asarray(t, float), [a], [b])[0])
+                           for t, a, b in zip(df[col], lo, hi)]
+            df.attrs["licks_from"] = f"trials column {col}"
+        else:
+            df["licks"] = count_events_in_windows(lick_times[1], lo, hi)
+            df.attrs["licks_from"] = lick_times[0]
     _check_behavior(df, where)
     df.attrs["source"] = str(path)
     return df

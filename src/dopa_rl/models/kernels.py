@@ -31,25 +31,23 @@ PARALLEL_MIN_LANES = 32
 
 # ---------------------------------------------------------------------------------------------- RW choice
 @njit(cache=True, inline="always")
-def _choice_logp(Q, prev, beta, kappa, eps, logp):
-    """Fill ``logp`` with log P(option) under softmax(beta*Q + kappa*[option == prev]) with lapse eps."""
+def _choice_probs(Q, prev, beta, kappa, eps, p):
+    """Fill ``p`` with P(option) = (1 - eps) * softmax(beta*Q + kappa*[option == prev]) + eps / K."""
     K = Q.shape[0]
     mx = -np.inf
     for k in range(K):
         v = beta * Q[k]
         if k == prev:
             v += kappa
-        logp[k] = v
+        p[k] = v
         if v > mx:
             mx = v
     se = 0.0
     for k in range(K):
-        se += math.exp(logp[k] - mx)
-    lse = mx + math.log(se)
+        p[k] = math.exp(p[k] - mx)
+        se += p[k]
     for k in range(K):
-        logp[k] -= lse
-        if eps > 0.0:
-            logp[k] = math.log((1.0 - eps) * math.exp(logp[k]) + eps / K)
+        p[k] = (1.0 - eps) * p[k] / se + eps / K
 
 
 @njit(cache=True, inline="always")
@@ -67,65 +65,73 @@ def _rw_update(Q, c, r, alpha_pos, alpha_neg):
 def _rw_choice_lane(th, s, choices, rewards, resets, n_trials, n_options, g_row):
     """Log-likelihood of subject ``s``'s choices under ``th`` (CHOICE_COLS); gradient into ``g_row``.
 
-    Forward mode: the derivative of Q travels with Q through the trials, so the gradient with respect to
-    the six natural parameters costs about one more pass.
+    Forward mode: the derivatives of Q with respect to alpha_pos, alpha_neg and q0 travel with Q through
+    the trials (beta, kappa and epsilon do not move Q), so the full gradient costs about one more pass.
     """
-    P = 6
     ap, an, beta, kappa, eps, q0 = th[0], th[1], th[2], th[3], th[4], th[5]
     K = n_options
     Q = np.full(K, q0)
-    dQ = np.zeros((K, P))
-    dQ[:, 5] = 1.0
-    logp = np.empty(K)
-    dl = np.empty((K, P))
-    dlp = np.empty(P)
-    pk = np.empty(K)
-    g = np.zeros(P)
+    dQa = np.zeros(K)      # dQ/d alpha_pos
+    dQn = np.zeros(K)      # dQ/d alpha_neg
+    dQ0 = np.ones(K)       # dQ/d q0
+    p = np.empty(K)
+    g0 = g1 = g2 = g3 = g4 = g5 = 0.0
     prev = -1
     ll = 0.0
     for t in range(n_trials[s]):
         if resets[s, t]:
-            Q[:] = q0
-            dQ[:, :] = 0.0
-            dQ[:, 5] = 1.0
+            for k in range(K):
+                Q[k] = q0
+                dQa[k] = 0.0
+                dQn[k] = 0.0
+                dQ0[k] = 1.0
             prev = -1
         c = choices[s, t]
         if c < 0:
             continue
+        _choice_probs(Q, prev, beta, kappa, 0.0, p)
+        # d log softmax_c = d logit_c - sum_k p_k d logit_k, with logit_k = beta Q_k + kappa [k == prev]
+        ma = mn = m0 = mq = 0.0
         for k in range(K):
-            for j in range(P):
-                dl[k, j] = beta * dQ[k, j]
-            dl[k, 2] += Q[k]
-            if k == prev:
-                dl[k, 3] += 1.0
-        _choice_logp(Q, prev, beta, kappa, 0.0, logp)
-        for k in range(K):
-            pk[k] = math.exp(logp[k])
-        for j in range(P):
-            m = 0.0
-            for k in range(K):
-                m += pk[k] * dl[k, j]
-            dlp[j] = dl[c, j] - m
+            ma += p[k] * dQa[k]
+            mn += p[k] * dQn[k]
+            m0 += p[k] * dQ0[k]
+            mq += p[k] * Q[k]
+        d0 = beta * (dQa[c] - ma)
+        d1 = beta * (dQn[c] - mn)
+        d2 = Q[c] - mq
+        d3 = (1.0 if c == prev else 0.0) - (p[prev] if prev >= 0 else 0.0)
+        d5 = beta * (dQ0[c] - m0)
+        pc = p[c]
         if eps > 0.0:
-            pc = pk[c]
             pl = (1.0 - eps) * pc + eps / K
             ll += math.log(pl)
-            for j in range(P):
-                g[j] += (1.0 - eps) * pc * dlp[j] / pl
-            g[4] += (1.0 / K - pc) / pl
+            w = (1.0 - eps) * pc / pl
+            g4 += (1.0 / K - pc) / pl
         else:
-            ll += logp[c]
-            for j in range(P):
-                g[j] += dlp[j]
-        delta = rewards[s, t] - Q[c]
-        _rw_update(Q, c, rewards[s, t], ap, an)
+            ll += math.log(pc)
+            w = 1.0
+        g0 += w * d0
+        g1 += w * d1
+        g2 += w * d2
+        g3 += w * d3
+        g5 += w * d5
+        delta = _rw_update(Q, c, rewards[s, t], ap, an)
         a = ap if delta >= 0.0 else an
-        for j in range(P):
-            dQ[c, j] *= 1.0 - a
-        dQ[c, 0 if delta >= 0.0 else 1] += delta
+        dQa[c] *= 1.0 - a
+        dQn[c] *= 1.0 - a
+        dQ0[c] *= 1.0 - a
+        if delta >= 0.0:
+            dQa[c] += delta
+        else:
+            dQn[c] += delta
         prev = c
-    for j in range(P):
-        g_row[j] = g[j]
+    g_row[0] = g0
+    g_row[1] = g1
+    g_row[2] = g2
+    g_row[3] = g3
+    g_row[4] = g4
+    g_row[5] = g5
     return ll
 
 
@@ -159,7 +165,7 @@ def rw_choice_trajectory(theta, choices, rewards, resets, n_options):
     T = choices.shape[0]
     ap, an, beta, kappa, eps, q0 = theta[0], theta[1], theta[2], theta[3], theta[4], theta[5]
     Q = np.full(n_options, q0)
-    logp = np.empty(n_options)
+    p = np.empty(n_options)
     q_out = np.full((T, n_options), np.nan)
     p_out = np.full((T, n_options), np.nan)
     rpe = np.full(T, np.nan)
@@ -169,8 +175,8 @@ def rw_choice_trajectory(theta, choices, rewards, resets, n_options):
             Q[:] = q0
             prev = -1
         q_out[t] = Q
-        _choice_logp(Q, prev, beta, kappa, eps, logp)
-        p_out[t] = np.exp(logp)
+        _choice_probs(Q, prev, beta, kappa, eps, p)
+        p_out[t] = p
         c = choices[t]
         if c < 0:
             continue
@@ -188,7 +194,6 @@ def rw_choice_simulate(theta, reward_probs, reward_sizes, resets, u_choice, u_re
     T, K = reward_probs.shape
     ap, an, beta, kappa, eps, q0 = theta[0], theta[1], theta[2], theta[3], theta[4], theta[5]
     Q = np.full(K, q0)
-    logp = np.empty(K)
     choices = np.empty(T, np.int64)
     rewards = np.empty(T)
     q_out = np.empty((T, K))
@@ -200,9 +205,7 @@ def rw_choice_simulate(theta, reward_probs, reward_sizes, resets, u_choice, u_re
             Q[:] = q0
             prev = -1
         q_out[t] = Q
-        _choice_logp(Q, prev, beta, kappa, eps, logp)
-        for k in range(K):
-            p_out[t, k] = math.exp(logp[k])
+        _choice_probs(Q, prev, beta, kappa, eps, p_out[t])
         cum = 0.0
         c = K - 1
         for k in range(K - 1):

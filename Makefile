@@ -33,7 +33,9 @@ bench: $(STAMP)
 firmware:
 	$(MAKE) -C firmware
 
-hil: $(STAMP)
+hil: $(STAMP) firmware
+	$(MAKE) -C firmware test-host
+	$(MAKE) -C emulator
 	$(PY) -m pytest -q -m hil
 
 clean:

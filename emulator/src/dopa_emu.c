@@ -13,6 +13,7 @@
  * - Commands, one per line on stdin:
  *     lick <0|1>            drive the lick input now
  *     lick <0|1> <cycle>    drive it at that emulated cycle (or now if already past)
+ *     adc <millivolts>      set the voltage on A0 (ADC0; AVcc = 5000 mV; 2500 mV at start)
  *     now                   reply "N <cycle>"
  *     quit                  stop
  *   End of stdin also stops the emulator (the parent went away), as do SIGTERM and SIGINT.
@@ -36,6 +37,7 @@
 #include <sim_cycle_timers.h>
 #include <avr_ioport.h>
 #include <avr_uart.h>
+#include <avr_adc.h>
 
 #define F_CPU_HZ 16000000u
 #define POLL_CYCLES 800          /* pty/stdin poll period: 50 us of emulated time */
@@ -163,6 +165,8 @@ static void handle_command(char *line)
 	if (strcmp(word, "now") == 0) {
 		printf("N %llu\n", (unsigned long long)g_avr->cycle);
 		fflush(stdout);
+	} else if (strcmp(word, "adc") == 0 && n >= 2 && level >= 0 && level <= 5000) {
+		avr_raise_irq(avr_io_getirq(g_avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0), (uint32_t)level);
 	} else if (strcmp(word, "quit") == 0) {
 		g_stop = 1;
 	} else if (strcmp(word, "lick") == 0 && n >= 2) {
@@ -250,6 +254,7 @@ int main(int argc, char **argv)
 	avr_load_firmware(g_avr, &fw);
 	g_avr->frequency = F_CPU_HZ;
 	g_avr->log = 1;
+	g_avr->vcc = g_avr->avcc = g_avr->aref = 5000;
 
 	struct termios tio;
 	if (openpty(&g_master, &g_slave, NULL, NULL, NULL) != 0) { perror("openpty"); return 1; }
@@ -274,6 +279,7 @@ int main(int argc, char **argv)
 	avr_register_io_write(g_avr, TCCR0B_DATA_ADDR, on_tccr0b_write, NULL);   /* simavr muxes it with the timer's own */
 	g_lick_irq = avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 2);
 	avr_raise_irq(g_lick_irq, 0);
+	avr_raise_irq(avr_io_getirq(g_avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0), 2500);
 
 	avr_cycle_timer_register(g_avr, POLL_CYCLES, on_poll, NULL);
 

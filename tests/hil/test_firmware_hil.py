@@ -180,3 +180,20 @@ def test_bad_crc_frame_is_nacked_and_changes_nothing(emulated_dut: EmulatedDUT, 
     assert emulated_dut.pin_edges("cue") == []
     assert isinstance(link.command("CUE_ON"), P.Ack)                  # the link still works
     emulated_dut.wait_edges("cue", 1)
+
+
+def test_analog_stream_at_1khz(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    assert link.command("ANALOG_START", rate_hz=1000).value == 1000
+    link.keepalive(0.1)
+    emulated_dut.set_analog_mv(1000)
+    link.keepalive(0.1)
+    assert isinstance(link.command("ANALOG_STOP"), P.Ack)
+    batches = link.of(P.AnalogBatch)
+    assert len(batches) >= 10 and all(b.rate_hz == 1000 for b in batches)
+    full = [b for b in batches if b.n == 8]
+    steps = {b2.t_us - b1.t_us for b1, b2 in zip(full, full[1:])}
+    assert steps == {8000}                                          # 8 samples at exactly 1 ms
+    values = [v for b in batches for v in b.samples[:b.n]]
+    assert abs(values[0] - 1023 * 2500 / 5000) <= 2                # 2.5 V at start
+    assert abs(values[-1] - 1023 * 1000 / 5000) <= 2               # then 1.0 V

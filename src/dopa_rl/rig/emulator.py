@@ -9,7 +9,8 @@ on its stdout; commands on its stdin drive the lick input (see ``emulator/src/do
 
 - ``url``: the pty path; open it with ``serial.serial_for_url(url, baudrate=1_000_000, timeout=0)``,
 - ``pin_edges(pin) -> [(device_time_us, level)]`` for pin in {"valve", "cue", "tone", "ttl", "lick"},
-- ``set_lick(level)``, ``now_us()``, ``advance(us)``, ``close()``.
+- ``set_lick(level)``, ``now_us()``, ``advance(us)``, ``close()``;
+  and, emulator only: ``set_lick(level, at_us=...)``, ``set_analog_mv(mv)``, ``edge_cycles(pin)``, ``wait_edges``.
 
 Device time: the firmware's clock is Arduino ``micros()``, Timer0 counting from the moment ``init()``
 started it (the harness reports that cycle, ``T0``).  Here ``device_time_us = (cycle - T0) / 16``, which is
@@ -222,6 +223,12 @@ class EmulatedDUT:
             self._command(f"lick {1 if level else 0}")
         else:
             self._command(f"lick {1 if level else 0} {self.us_to_cycle(at_us)}")
+
+    def set_analog_mv(self, millivolts: int) -> None:
+        """Set the voltage on A0 (0..5000 mV against the 5 V AVcc reference; 2500 mV at start)."""
+        if not 0 <= millivolts <= 5000:
+            raise ValueError(f"millivolts must be in 0..5000, got {millivolts}")
+        self._command(f"adc {int(millivolts)}")
 
     # ------------------------------------------------------------------ life cycle
     @property

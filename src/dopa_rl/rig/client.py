@@ -152,7 +152,7 @@ class DeviceClient:
         self.clock = ClockMap()
         self.hello: P.HelloReply | None = None
         self.muted = False  # test aid: when True nothing at all is sent (simulates a hung host)
-        self.stats = {k: 0 for k in ("frames_in", "events", "duplicates", "out_of_order", "retries",
+        self.stats = {k: 0 for k in ("frames_in", "accepted", "events", "duplicates", "out_of_order", "retries",
                                      "duplicate_replies", "nack_bad_crc", "event_acks", "heartbeats",
                                      "disconnects", "reconnects", "device_resets", "rearms", "decode_errors")}
         self._listeners: list[Callable[[Event], None]] = []
@@ -267,7 +267,11 @@ class DeviceClient:
         self._listeners.append(fn)
 
     def send(self, msg: Any, timeout: float | None = None) -> PendingCommand:
-        """Send a command without waiting for its reply (waits only while ``max_in_flight`` are outstanding)."""
+        """Send a command without waiting for its reply (waits only while ``max_in_flight`` are outstanding).
+
+        Commands outstanding together may be *executed* out of order when the link loses a frame (the lost
+        one is retried later); use :meth:`command`, which waits, whenever order matters.
+        """
         return self._send(msg, window_timeout=self.command_timeout_s if timeout is None else timeout)
 
     def command(self, msg: Any, timeout: float | None = None, check: bool = True) -> Any:
@@ -354,8 +358,10 @@ class DeviceClient:
         ``(start_us, end_us, action, arg)``.  Start it with :meth:`trial_start`.
         """
         acts = list(actions)
-        pend = [self.send(P.ProgramBegin(trial_id, duration_ms, len(acts)))]
-        pend += [self.send(P.ProgramAction(i, off, int(a), arg)) for i, (off, a, arg) in enumerate(acts)]
+        # BEGIN first and COMMIT last, each confirmed; the indexed parts in between may be pipelined
+        # (under loss, pipelined commands can execute out of order, which does not matter for them)
+        self.command(P.ProgramBegin(trial_id, duration_ms, len(acts)))
+        pend = [self.send(P.ProgramAction(i, off, int(a), arg)) for i, (off, a, arg) in enumerate(acts)]
         if lick_window is not None:
             s, e, a, arg = lick_window
             pend.append(self.send(P.ProgramLickWindow(s, e, int(a), arg)))
@@ -554,6 +560,7 @@ class DeviceClient:
                 self.stats["out_of_order"] += 1
             return
         self._expected = (self._expected + 1) & 0xFFFF
+        self.stats["accepted"] += 1
         self._unacked += 1
         t64 = self._unwrap(msg.t_us)
         self.clock.add(t64, now)

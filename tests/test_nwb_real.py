@@ -83,3 +83,18 @@ def test_trials_from_custom_interval_table(real_data, capsys):
     rc = main(["inspect", str(path), "--trials-table", "recognition_table", "--columns",
                "reward=accuracy,choice=resp_value", "--require", "behavior,units"])
     assert rc == 0
+
+
+def test_ttl_codes_come_with_their_times(real_data):
+    import h5py
+
+    path = real_data / ZHENG
+    frames = nwb.read_event_tables(path)
+    with h5py.File(path, "r") as f:
+        codes, times = f["acquisition/events/data"][:], f["acquisition/events/timestamps"][:]
+    order = np.argsort(times, kind="stable")
+    ev = frames["events"]
+    np.testing.assert_array_equal(ev["timestamp"], times[order])
+    np.testing.assert_array_equal(ev["data"], codes[order])
+    with nwb.NWBSession(real_data / AKAM) as s:
+        assert {k: len(v) for k, v in s.event_tables().items()} == {"reward_cue": 137, "sync_pulses": 1046}

@@ -7,6 +7,7 @@ Reading (files are opened read-only and never modified)::
     trials = nwb.read_behavior("session.nwb", columns={"cue": "stimulus"}, trials_table="trials")
     phot = nwb.read_photometry("session.nwb")             # signal + isosbestic/control channel
     events = nwb.read_events("session.nwb")               # {"lick": times, ...}
+    tables = nwb.read_event_tables("session.nwb")         # {"ttl": DataFrame(timestamp, data...), ...}
     spikes = nwb.read_units("session.nwb")                # SpikeTrains: unit id -> spike times (s)
 
 To read several things from one file, open it once (saves ~0.1 s per reader on an hour-long session)::
@@ -30,14 +31,14 @@ import pandas as pd
 
 from dopa_rl.io.nwb_inspect import format_inspection, inspect_nwb, inspect_nwbfile
 from dopa_rl.io.nwb_photometry import find_time_series, photometry_from_nwbfile, read_photometry
-from dopa_rl.io.nwb_read import (behavior_from_nwbfile, count_events_in_windows, events_from_nwbfile,
-                                 interval_tables, open_nwb, read_behavior, read_events, read_true_parameters,
-                                 read_true_trajectories, table_to_frame)
+from dopa_rl.io.nwb_read import (behavior_from_nwbfile, count_events_in_windows, event_frames_from_nwbfile,
+                                 events_from_nwbfile, interval_tables, open_nwb, read_behavior, read_event_tables,
+                                 read_events, read_true_parameters, read_true_trajectories, table_to_frame)
 from dopa_rl.io.nwb_types import AnalogSeries, Photometry, SessionData, SessionMetadata
 from dopa_rl.io.nwb_write import build_nwbfile, write_session
 
 __all__ = [
-    "open_nwb", "inspect_nwb", "format_inspection", "read_behavior", "read_events", "read_photometry",
+    "open_nwb", "inspect_nwb", "format_inspection", "read_behavior", "read_events", "read_event_tables", "read_photometry",
     "read_units", "read_true_parameters", "read_true_trajectories", "write_session", "build_nwbfile", "table_to_frame",
     "interval_tables", "find_time_series", "count_events_in_windows", "Photometry", "SessionData",
     "SessionMetadata", "AnalogSeries", "NWBSession",
@@ -102,6 +103,10 @@ class NWBSession:
     def events(self) -> dict[str, np.ndarray]:
         """Event times by name (see :func:`read_events`)."""
         return events_from_nwbfile(self._file())
+
+    def event_tables(self) -> dict[str, pd.DataFrame]:
+        """Events with all their columns (see :func:`read_event_tables`)."""
+        return event_frames_from_nwbfile(self._file())
 
     def inspect(self, **kwargs: Any) -> dict[str, Any]:
         """The summary of :func:`inspect_nwb`."""

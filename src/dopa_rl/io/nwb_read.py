@@ -22,7 +22,8 @@ from dopa_rl.errors import InputError
 __all__ = [
     "open_nwb", "table_to_frame", "interval_tables", "read_behavior", "read_events",
     "read_true_parameters", "read_true_trajectories", "subject_and_session", "behavior_from_nwbfile",
-    "events_from_nwbfile", "count_events_in_windows", "BEHAVIOR_NUMERIC_COLUMNS",
+    "events_from_nwbfile", "event_frames_from_nwbfile", "read_event_tables", "count_events_in_windows",
+    "BEHAVIOR_NUMERIC_COLUMNS",
 ]
 
 #: behavior columns that must hold numbers when present (DESIGN section 3).
@@ -147,38 +148,79 @@ def count_events_in_windows(times: np.ndarray, start: np.ndarray, stop: np.ndarr
     return np.maximum(counts, 0)
 
 
-def _collect_events(nwbfile: Any) -> dict[str, np.ndarray]:
-    """Event times by name from core EventsTables, ndx-events types and BehavioralEvents, anywhere."""
+def _event_sources(nwbfile: Any) -> Iterator[tuple[str, Any, str]]:
+    """(name, object, kind) of every event container: core/ndx EventsTables, ndx-events types,
+    BehavioralEvents series, and plain TimeSeries named like lick/ttl/reward/valve/event."""
     from hdmf.common import DynamicTable
     from pynwb import TimeSeries
 
-    events: dict[str, np.ndarray] = {}
-
-    def put(name: str, times: Any) -> None:
-        key = name if name not in events else f"{name}_{len(events)}"
-        events[key] = np.sort(np.asarray(times, dtype=float))
-
-    def visit(name: str, obj: Any) -> None:
+    def visit(name: str, obj: Any) -> Iterator[tuple[str, Any, str]]:
         ntype = getattr(obj, "neurodata_type", type(obj).__name__)
         if ntype == "BehavioralEvents":
             for ts_name, ts in obj.time_series.items():
-                put(ts_name, ts.get_timestamps())
+                yield ts_name, ts, "series"
         elif ntype in _EVENT_TYPES and hasattr(obj, "timestamps"):
-            put(name, np.asarray(obj.timestamps[:]))
+            yield name, obj, "ndx-events"
         elif isinstance(obj, DynamicTable) and "timestamp" in obj.colnames:
-            put(name, _column_values(obj["timestamp"]))
+            yield name, obj, "table"
         elif isinstance(obj, TimeSeries) and ntype == "TimeSeries" and obj.timestamps is not None \
                 and any(k in name.lower() for k in ("lick", "ttl", "reward", "valve", "event")):
-            put(name, obj.get_timestamps())
+            yield name, obj, "series"
 
     for name, table in (getattr(nwbfile, "events", None) or {}).items():
-        visit(name, table)
+        yield from visit(name, table)
     for name, obj in nwbfile.acquisition.items():
-        visit(name, obj)
+        yield from visit(name, obj)
     for mod in nwbfile.processing.values():
         for name, obj in mod.data_interfaces.items():
-            visit(name, obj)
+            yield from visit(name, obj)
+
+
+def _unique(name: str, taken: Mapping[str, Any]) -> str:
+    return name if name not in taken else f"{name}_{len(taken)}"
+
+
+def _collect_events(nwbfile: Any) -> dict[str, np.ndarray]:
+    """Event times (sorted seconds) by name from every event container in the file."""
+    events: dict[str, np.ndarray] = {}
+    for name, obj, kind in _event_sources(nwbfile):
+        if kind == "table":
+            times = _column_values(obj["timestamp"])
+        elif kind == "series":
+            times = obj.get_timestamps()
+        else:
+            times = obj.timestamps[:]
+        events[_unique(name, events)] = np.sort(np.asarray(times, dtype=float))
     return events
+
+
+def _collect_event_frames(nwbfile: Any) -> dict[str, pd.DataFrame]:
+    """Every event container as a DataFrame: ``timestamp`` plus its other columns (duration, labels,
+    TTL codes as ``data``...), rows sorted by time."""
+    frames: dict[str, pd.DataFrame] = {}
+    for name, obj, kind in _event_sources(nwbfile):
+        if kind == "table":
+            df = table_to_frame(obj)
+        else:
+            times = obj.get_timestamps() if kind == "series" else obj.timestamps[:]
+            df = pd.DataFrame({"timestamp": np.asarray(times, dtype=float)})
+            data = getattr(obj, "data", None)
+            if data is not None and len(_shape_of(data)) == 1 and _shape_of(data)[0] == len(df):
+                df["data"] = np.asarray(obj.get_data_in_units() if kind == "series" else data[:])
+        frames[_unique(name, frames)] = df.sort_values("timestamp", kind="stable").reset_index(drop=True)
+    return frames
+
+
+def _shape_of(data: Any) -> tuple[int, ...]:
+    shape = getattr(data, "shape", None)
+    return tuple(shape) if shape is not None else np.shape(data)
+
+
+def read_event_tables(path: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
+    """Events with everything recorded about them (``timestamp`` plus duration, annotation, TTL codes as
+    ``data``...), one DataFrame per event type, sorted by time.  See :func:`read_events` for times only."""
+    with open_nwb(path) as nwbfile:
+        return _collect_event_frames(nwbfile)
 
 
 def read_events(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
@@ -191,6 +233,7 @@ def read_events(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
 
 
 events_from_nwbfile = _collect_events
+event_frames_from_nwbfile = _collect_event_frames
 
 
 def _check_behavior(df: pd.DataFrame, where: str) -> None:

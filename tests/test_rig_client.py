@@ -1,0 +1,154 @@
+"""Device client details beyond the shared scenarios: raw log, resets, host timeouts, dead links, clocks."""
+from __future__ import annotations
+
+import queue
+import time
+
+import pytest
+
+from dopa_rl.errors import DeviceError, InputError
+from dopa_rl.rig import _protocol as P
+from dopa_rl.rig.client import DeviceClient
+from dopa_rl.rig.rawlog import RX, TX, RawLogWriter, decode_rawlog, read_rawlog
+from dopa_rl.rig.transports import memory_pair, open_link
+from dopa_rl.testing import SimulatedDUT
+
+
+def _names(c: DeviceClient, timeout: float = 0.3) -> list[str]:
+    out, end = [], time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            out.append(c.events.get(timeout=0.02).name)
+        except queue.Empty:
+            pass
+    return out
+
+
+def test_rawlog_roundtrip_and_truncation(tmp_path):
+    path = tmp_path / "link.raw"
+    with RawLogWriter(path) as w:
+        w.write(RX, b"\x01\x02", t=10.0)
+        w.write(TX, b"abc", t=10.5)
+        w.write(RX, b"", t=11.0)          # nothing to log
+    recs = list(read_rawlog(path))
+    assert [(r.t_monotonic, r.direction, r.data) for r in recs] == [(10.0, RX, b"\x01\x02"), (10.5, TX, b"abc")]
+    path.write_bytes(path.read_bytes()[:-2])   # a crash mid-record
+    assert len(list(read_rawlog(path))) == 1
+    bad = tmp_path / "x.raw"
+    bad.write_bytes(b"not a log")
+    with pytest.raises(InputError, match="not a dopa_rl raw link log"):
+        list(read_rawlog(bad))
+
+
+def test_client_session_re_decodes_from_its_raw_log(tmp_path):
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url), rawlog=tmp_path / "s.raw")
+    try:
+        c.start()
+        c.cue_on()
+        c.ping(99)
+        c.cue_off()
+        time.sleep(0.05)
+    finally:
+        c.safe()
+        dut.close()
+    frames = list(decode_rawlog(tmp_path / "s.raw"))
+    sent = [f.received.msg for f in frames if f.direction == TX and f.error is None]
+    got = [f.received.msg for f in frames if f.direction == RX and f.error is None]
+    assert [type(m).__name__ for m in sent if not isinstance(m, (P.EventAck, P.Heartbeat))][:4] == \
+        ["Hello", "CueOn", "Ping", "CueOff"]
+    assert any(isinstance(m, P.CueOnset) for m in got) and any(isinstance(m, P.CueOffset) for m in got)
+    assert any(isinstance(m, P.Ack) and m.value == 99 for m in got)
+
+
+def test_device_reboot_rearms_with_the_budget_already_used():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.configure(budget_valve_ms=500, min_valve_gap_ms=10)
+        c.valve_pulse(100)
+        time.sleep(0.15)
+        dut.device.reboot()
+        end = time.monotonic() + 2
+        while c.stats["rearms"] < 1 or not c.hello or c.device_to_host(0) is None:
+            assert time.monotonic() < end
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert c.stats["device_resets"] == 1
+        assert dut.device.armed and dut.device.config["budget_valve_ms"] == 400   # 500 - 100 already given
+        assert c.valve_pulse(50).value == 50
+        names = _names(c)
+        assert "HELLO_REPLY" in names
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_host_timeout_rearms_and_resends_refused_commands():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.configure(host_timeout_ms=200)
+        c.muted = True
+        time.sleep(0.3)                     # the device gives up on us and disarms
+        assert not dut.device.armed
+        c.muted = False
+        assert c.cue_on().value == 1        # NOT_ARMED -> HELLO -> resent under a new seq -> ACK
+        assert dut.device.armed and dut.device.cue
+        assert c.stats["rearms"] == 1
+        assert dut.device.config["host_timeout_ms"] == 200   # the configuration was re-applied
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_silent_device_times_out_and_dead_link_fails_fast():
+    host, _device = memory_pair()
+    c = DeviceClient(host, ack_timeout_s=0.02)
+    with pytest.raises(DeviceError, match="no HELLO reply"):
+        c.start(handshake_timeout_s=0.2)
+    c.safe()
+    c.safe()                                # idempotent
+
+
+def test_reconnect_gives_up_after_the_timeout():
+    dut = SimulatedDUT(speed=1)
+    port = open_link(f"faulty://{dut.url}")
+    c = DeviceClient(port, reconnect_timeout_s=0.2)
+    try:
+        c.start()
+        port.inject_disconnect(5000)
+        with pytest.raises(DeviceError, match="lost"):
+            for _ in range(100):
+                c.ping(1)
+                time.sleep(0.01)
+        assert not c.link_up
+    finally:
+        c.safe()
+        port.shutdown()
+        dut.close()
+
+
+def test_timestamps_unwrap_across_2_32_and_map_to_host_time():
+    start = (1 << 32) - 150_000                    # the device clock wraps 150 ms after boot
+    dut = SimulatedDUT(speed=1, start_us=start)
+    c = DeviceClient(open_link(dut.url))
+    seen = []
+    c.add_listener(lambda e: (_ for _ in ()).throw(RuntimeError("listener bug")))  # must not kill the link
+    c.add_listener(seen.append)
+    try:
+        c.start()
+        for _ in range(6):
+            c.ping(0)
+            c.ttl_pulse(1)
+            time.sleep(0.05)
+    finally:
+        c.safe()
+        dut.close()
+    t = [e.t_device_us for e in seen]
+    assert t == sorted(t) and t[0] < (1 << 32) < t[-1]
+    assert any(e.msg.t_us < 1000_000 for e in seen)   # raw stamps did wrap
+    last = seen[-1]
+    assert last.t_host is not None and -0.001 <= last.t_received - last.t_host < 0.05

@@ -58,3 +58,12 @@ def test_inspect_json_to_unwritable_place_is_an_input_error(tmp_path, capsys):
     rc = main(["inspect", str(path), "--json", str(blocker / "s.json")])
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: --json")
+
+
+def test_series_names_match_whole_words():
+    from dopa_rl.io.nwb_photometry import _CONTROL_WORDS, _SIGNAL_WORDS, name_has_word
+
+    assert name_has_word("processing/ophys/GCaMP6f_470nm", _SIGNAL_WORDS)
+    assert name_has_word("acquisition/iso_405", _CONTROL_WORDS) and name_has_word("Isosbestic", _CONTROL_WORDS)
+    assert not name_has_word("gcamp_filtered", _CONTROL_WORDS)  # "red" inside "filtered" is not a word
+    assert not name_has_word("acquisition/reward_times", _CONTROL_WORDS | _SIGNAL_WORDS)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from dopa_rl.io.nwb_photometry import _FPRS, _SIGNAL_WORDS, find_time_series, photometry_channels
+from dopa_rl.io.nwb_photometry import _FPRS, _SIGNAL_WORDS, find_time_series, name_has_word, photometry_channels
 from dopa_rl.io.nwb_read import _collect_events, interval_tables, open_nwb
 
 __all__ = ["inspect_nwb", "inspect_nwbfile", "format_inspection"]
@@ -50,8 +50,7 @@ def _series_info(path: str, ts: Any) -> dict[str, Any]:
             {"column": c.column, "excitation_nm": c.excitation_nm, "emission_nm": c.emission_nm,
              "indicator": c.indicator, "role": "control" if c.is_control else "signal"}
             for c in photometry_channels(ts)]
-    name = path.rsplit("/", 1)[-1].lower()
-    info["photometry"] = info["type"] in _FPRS or any(w in name for w in _SIGNAL_WORDS)
+    info["photometry"] = info["type"] in _FPRS or name_has_word(path, _SIGNAL_WORDS)
     return info
 
 

@@ -12,6 +12,7 @@ at 400-420 nm; a red movement-control fluorophore (tdTomato, mCherry...) is also
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,14 +23,22 @@ from dopa_rl.errors import InputError
 from dopa_rl.io.nwb_read import open_nwb
 from dopa_rl.io.nwb_types import Photometry
 
-__all__ = ["read_photometry", "photometry_from_nwbfile", "find_time_series", "photometry_channels", "Channel",
+__all__ = ["read_photometry", "photometry_from_nwbfile", "find_time_series", "name_has_word", "photometry_channels",
+           "Channel",
            "ISOSBESTIC_NM", "CONTROL_FLUOROPHORES"]
 
 ISOSBESTIC_NM = (395.0, 425.0)
 CONTROL_FLUOROPHORES = ("tdtomato", "mcherry", "rfp", "mscarlet", "isosbestic", "control")
-_SIGNAL_WORDS = ("photometry", "fiber", "fibre", "gcamp", "dlight", "grab", "dff", "df_f", "dopamine",
-                 "fluor", "465", "470", "490", "signal")
-_CONTROL_WORDS = ("isosbestic", "control", "iso", "405", "415", "410", "tdtomato", "red", "uv")
+_SIGNAL_WORDS = frozenset({"photometry", "fiber", "fibre", "gcamp", "dlight", "grab", "dff", "df", "dopamine",
+                           "fluor", "fluorescence", "465", "470", "490", "signal", "fp"})
+_CONTROL_WORDS = frozenset({"isosbestic", "control", "iso", "405", "415", "410", "tdtomato", "red", "uv"})
+
+
+def name_has_word(path: str, words: frozenset[str]) -> bool:
+    """True when the last part of ``path`` has one of ``words`` as a token: ``"GCaMP6f_470nm"`` ->
+    gcamp, 6, f, 470, nm.  Whole tokens only, so "filtered" does not match "red"."""
+    tokens = re.findall(r"[a-z]+|\d+", path.rsplit("/", 1)[-1].lower())
+    return any(t in words for t in tokens)
 _FPRS = {"FiberPhotometryResponseSeries", "RoiResponseSeries"}
 
 
@@ -126,8 +135,7 @@ def _pick_series(all_series: dict[str, Any], name: str | None, path: Path, what:
     if len(fprs) == 1:
         return fprs[0]
     pool = fprs or [(p, s) for p, s in all_series.items()
-                    if any(w in p.rsplit("/", 1)[-1].lower() for w in _SIGNAL_WORDS)
-                    and not any(w in p.rsplit("/", 1)[-1].lower() for w in _CONTROL_WORDS)]
+                    if name_has_word(p, _SIGNAL_WORDS) and not name_has_word(p, _CONTROL_WORDS)]
     if len(pool) == 1:
         return pool[0]
     if not pool:
@@ -201,7 +209,7 @@ def photometry_from_nwbfile(nwbfile: Any, path: Path, series: str | None = None,
             cpath, cobj = _pick_series(all_series, control, path, "photometry control")
         else:
             guesses = [(p, s) for p, s in all_series.items() if p != spath
-                       and any(w in p.rsplit("/", 1)[-1].lower() for w in _CONTROL_WORDS)]
+                       and name_has_word(p, _CONTROL_WORDS)]
             if len(guesses) == 1:
                 cpath, cobj = guesses[0]
         if cobj is not None:

@@ -24,8 +24,7 @@ from dopa_rl.io.nwb_read import open_nwb
 from dopa_rl.io.nwb_types import Photometry
 
 __all__ = ["read_photometry", "photometry_from_nwbfile", "find_time_series", "name_has_word", "photometry_channels",
-           "Channel",
-           "ISOSBESTIC_NM", "CONTROL_FLUOROPHORES"]
+           "Channel", "ISOSBESTIC_NM", "CONTROL_FLUOROPHORES"]
 
 ISOSBESTIC_NM = (395.0, 425.0)
 CONTROL_FLUOROPHORES = ("tdtomato", "mcherry", "rfp", "mscarlet", "isosbestic", "control")

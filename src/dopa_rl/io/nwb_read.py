@@ -70,7 +70,7 @@ def open_nwb(path: str | os.PathLike[str]) -> Iterator[Any]:
                 yield nwbfile
             except InputError:
                 raise
-            except (OSError, KeyError, RuntimeError) as exc:  # h5py errors on damaged datasets
+            except OSError as exc:  # h5py read errors on damaged datasets (our own bugs stay internal errors)
                 raise InputError(f"{path}: cannot read data ({_first_line(exc)}); the file may be damaged") from exc
         finally:
             with contextlib.suppress(Exception):

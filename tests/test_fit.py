@@ -123,3 +123,13 @@ def test_sessions_reset_values():
                        "choice": [0, 0, 0, 0], "reward": [1.0, 1.0, 1.0, 1.0]})
     tr = m.trajectories(np.array([0.5, 1.0]), m.pack(df), 0)
     assert tr["q_0"].tolist() == pytest.approx([0.0, 0.5, 0.0, 0.5])
+
+
+def test_raw_dataframes_are_checked_before_fitting():
+    m = get_model("rw-softmax")
+    df = pd.DataFrame({"subject": "a", "choice": [0, 1, 0], "reward": [1.0, np.nan, 0.0]})
+    with pytest.raises(InputError, match="reward"):
+        fit(m, df)
+    df = pd.DataFrame({"subject": "a", "choice": [0, 1.5, 0], "reward": [1.0, 0.0, 0.0]})
+    with pytest.raises(InputError, match="choice"):
+        fit(m, df)

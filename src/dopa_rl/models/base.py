@@ -61,6 +61,13 @@ class Simulation:
 def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed, list[np.ndarray]]:
     """Group a validated behavior table by subject (order of first appearance); per-subject row positions."""
     df = df.reset_index(drop=True)
+    if len(df) == 0:
+        raise InputError("behavior table has no rows")
+    rew = pd.to_numeric(df["reward"], errors="coerce").to_numpy(dtype=float)
+    if not np.all(np.isfinite(rew)):
+        bad = np.flatnonzero(~np.isfinite(rew))
+        raise InputError(f"column 'reward' is missing or not a finite number in {len(bad)} row(s) (first: row "
+                         f"{bad[0] + 1}); validate tables with dopa_rl.io.behavior.normalize_behavior")
     subj = df["subject"].astype(str)
     order = list(dict.fromkeys(subj))
     groups = []
@@ -78,7 +85,6 @@ def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed,
     rewards = np.zeros((S, T))
     row_index = np.full((S, T), -1, dtype=np.int64)
     sessions = df["session"].astype(str).to_numpy() if "session" in df.columns else None
-    rew = df["reward"].to_numpy(dtype=float)
     for i, g in enumerate(groups):
         row_index[i, : len(g)] = g
         rewards[i, : len(g)] = rew[g]

@@ -83,7 +83,11 @@ class RWChoice(Model):
         require_columns(df, self)
         packed, groups = pack_common(df)
         T = packed.rewards.shape[1]
-        ch = df["choice"].to_numpy(dtype=float)
+        ch = pd.to_numeric(df["choice"], errors="coerce").to_numpy(dtype=float)
+        bad = np.isfinite(ch) & ((ch != np.round(ch)) | (ch < 0))
+        if bad.any() or (np.isnan(ch) & df["choice"].notna().to_numpy()).any():
+            raise InputError("column 'choice' must hold 0-based option numbers (empty for a missed trial); "
+                             "validate tables with dopa_rl.io.behavior.normalize_behavior")
         ch = np.where(np.isnan(ch), -1, ch).astype(np.int64)
         choices = take(ch, groups, T, -1, np.int64)
         n_opt = self.n_options or int(max(ch.max(initial=0) + 1, 2))

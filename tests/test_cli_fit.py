@@ -133,3 +133,10 @@ def test_console_script_exit_code_and_help():
     for cmd in ("fit", "simulate", "models", "demo"):
         r = subprocess.run([str(exe), cmd, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "Example" in r.stdout
+
+
+def test_demo_runs_end_to_end(tmp_path, capsys):
+    code, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--subjects", "4", "--trials", "120")
+    assert code == 0, err
+    assert "correlation true vs fitted alpha" in out and "moves from reward to cue" in out
+    assert {p.name for p in (tmp_path / "demo").iterdir()} >= {"bandit_choices.csv", "fit.json", "pavlovian_td.nwb"}

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sim_avr.h>
@@ -91,16 +92,26 @@ static void tx_flush(void)
 	}
 }
 
+static int g_trace_uart;   /* DOPA_EMU_TRACE_UART=1: also print "U <dir> <byte> <cycle>" for every UART byte */
+
 static void on_uart_out(avr_irq_t *irq, uint32_t value, void *param)
 {
 	(void)irq; (void)param;
+	if (g_trace_uart) printf("U tx %u %llu\n", value & 0xFF, (unsigned long long)g_avr->cycle);
 	if (g_tx_len == TXBUF_SIZE) {          /* host gone for > 64 KB: drop oldest */
 		g_tx_head = (g_tx_head + 1) % TXBUF_SIZE;
 		g_tx_len--;
 	}
 	g_tx[(g_tx_head + g_tx_len) % TXBUF_SIZE] = (uint8_t)value;
 	g_tx_len++;
-	if (value == 0) tx_flush();            /* frame delimiter: hand the frame over now */
+	if (value == 0) {                      /* frame delimiter: hand the frame over now */
+		tx_flush();
+		if (g_trace_uart) {
+			struct timespec ts;
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			printf("W tx %lld %llu\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (unsigned long long)g_avr->cycle);
+		}
+	}
 }
 
 static void on_xon(avr_irq_t *irq, uint32_t value, void *param) { (void)irq; (void)value; (void)param; g_xon = 1; }
@@ -218,8 +229,15 @@ static avr_cycle_count_t on_poll(avr_t *avr, avr_cycle_count_t when, void *param
 	/* hold host bytes until the firmware has enabled its receiver (a real UART would see them
 	 * as soon as the board runs; simavr drops them before RXEN0) */
 	int rx_enabled = (avr->data[UCSR0B_DATA_ADDR] >> RXEN0_BIT) & 1;
-	while (rx_enabled && g_xon && g_rx_pos < g_rx_len)
+	if (g_trace_uart && g_rx_pos == 0 && g_rx_len) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		printf("W rx %lld %llu\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (unsigned long long)avr->cycle);
+	}
+	while (rx_enabled && g_xon && g_rx_pos < g_rx_len) {
+		if (g_trace_uart) printf("U rx %u %llu\n", g_rx[g_rx_pos], (unsigned long long)avr->cycle);
 		avr_raise_irq(in, g_rx[g_rx_pos++]);
+	}
 	poll_stdin();
 	return when + POLL_CYCLES;
 }
@@ -240,6 +258,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	avr_global_logger_set(log_to_stderr);
+	g_trace_uart = getenv("DOPA_EMU_TRACE_UART") && strcmp(getenv("DOPA_EMU_TRACE_UART"), "1") == 0;
 	elf_firmware_t fw;
 	memset(&fw, 0, sizeof fw);
 	if (elf_read_firmware(argv[1], &fw) != 0) {

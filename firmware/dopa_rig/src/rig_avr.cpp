@@ -162,8 +162,10 @@ void rig_avr_loop(void)
     }
     uint8_t link_ok = due_in > RIG_GUARD_US;
     int c;
-    for (uint8_t n = 0; link_ok && n < RIG_RX_BURST && (c = Serial.read()) >= 0; n++)
-        rig_rx_byte((uint8_t)c, micros());               /* a command acts at its last byte */
+    if (link_ok && Serial.available()) {
+        now = micros();                                  /* a burst is at most 16 bytes (176 us) old */
+        for (uint8_t n = 0; n < RIG_RX_BURST && (c = Serial.read()) >= 0; n++) rig_rx_byte((uint8_t)c, now);
+    }
     while (g_lick_tail != g_lick_head) {
         uint8_t i = g_lick_tail;
         rig_lick_edge(g_lick_level[i], g_lick_t[i]);

@@ -46,7 +46,7 @@ def run(args) -> int:
     print(result.summary())
     print("3/4 recovered vs true parameters")
     true = pd.DataFrame(truth).set_index("subject")
-    both = true.join(result.params, rsuffix="_fit")
+    both = true.join(result.params.add_suffix("_fit"))
     print(both.round(3).to_string())
     for name in ("alpha", "beta"):
         a, b = both[name], both[f"{name}_fit"]

@@ -139,13 +139,13 @@ static void transmit(void)
     }
 }
 
-/* Handling a complete frame and sending its reply takes up to ~200 us: none of it starts this close to
- * a timed output change.  The 64-byte UART buffer holds ~700 us of incoming bytes meanwhile. */
-#define RIG_GUARD_US 300UL
+/* Handling a complete frame takes up to ~400 us and queueing its reply ~200 us: none of it starts this
+ * close to a timed output change.  The 64-byte UART buffer holds ~700 us of incoming bytes meanwhile. */
+#define RIG_GUARD_US 500UL
 #define RIG_RX_BURST 16
 
-/* One pass of this loop takes ~90 us of 32-bit arithmetic on the AVR; a timed change closer than this
- * is waited for in a tight loop on micros() and run at once (lands within ~10 us of its time). */
+/* One pass of this loop takes 25-100 us (32-bit arithmetic on an 8-bit CPU); a timed change closer than
+ * this is waited for in a tight loop on micros() and run at once (lands ~25 us after its time). */
 #define RIG_SPIN_US 150UL
 
 void rig_avr_loop(void)

@@ -76,6 +76,15 @@ void rig_trip(uint32_t now, uint8_t reason, int32_t value)
     rig_event(DOPA_MSG_SAFETY_TRIP, b, sizeof b);
 }
 
+void rig_error(uint32_t now, uint8_t code, int32_t value)
+{
+    dopa_error_t e;
+    uint8_t b[DOPA_MSG_ERROR_SIZE];
+    e.t_us = now; e.code = code; e.value = value;
+    dopa_pack_error(b, &e);
+    rig_event(DOPA_MSG_ERROR, b, sizeof b);
+}
+
 static void defaults(void)
 {
     g_rig.max_valve_ms = DOPA_LIMIT_MAX_VALVE_MS_DEFAULT;

@@ -126,6 +126,8 @@ uint32_t rig_deadline_us(uint32_t now);
 /* Encoded bytes of the next event frame to send (0: nothing); call rig_tx_sent once they are queued. */
 uint8_t rig_tx_next(const uint8_t **bytes);
 void rig_tx_sent(uint32_t now);
+/* Report an ERROR event (error_code, value), e.g. RX_OVERFLOW with the bytes the UART lost. */
+void rig_error(uint32_t now, uint8_t code, int32_t value);
 
 /* internal, shared between the core's files */
 void rig_event(uint8_t type, const uint8_t *body, uint8_t len);

@@ -4,7 +4,8 @@
  * evring.c, link.c), which the host unit tests run on a fake clock.  This file only moves bits:
  *   valve PB0 (D8), cue LED PB5 (D13), tone OC1A/PB1 (D9, Timer1 CTC toggle, no interrupts),
  *   TTL PD7 (D7), lick PD2 (D2, INT0 on both edges, timestamped with micros() in the ISR),
- *   analog ADC0 (A0, one conversion per sample, ADC interrupt), UART0 at 1,000,000 baud (U2X, exact).
+ *   analog ADC0 (A0, one conversion per sample, ADC interrupt), UART0 at 1,000,000 baud (U2X, exact;
+ *   own driver in rig_uart.cpp, Arduino's Serial is not used).
  * The device clock is Arduino's micros() (Timer0, 4 us resolution, wraps every 71.6 min).
  * The loop never blocks: it sleeps (SLEEP_MODE_IDLE) until the next interrupt or the core's next
  * deadline (Timer2, used only as a one-shot wake-up timer), and the 250 ms hardware watchdog resets a hung loop.
@@ -20,6 +21,7 @@
 #include "rig_hal.h"
 #include "rig_board.h"
 #include "rig_avr.h"
+#include "rig_uart.h"
 
 #define VALVE_BIT _BV(0)   /* PORTB */
 #define TONE_BIT _BV(1)    /* PORTB, OC1A */
@@ -47,6 +49,7 @@ static volatile uint8_t g_lick_level[LICK_QUEUE];
 static volatile uint32_t g_lick_t[LICK_QUEUE];
 static volatile uint8_t g_lick_head, g_lick_tail;
 static volatile uint16_t g_adc_value;
+static uint16_t g_lost_reported;
 static volatile uint8_t g_adc_ready;
 
 static void lick_isr(void)
@@ -114,7 +117,7 @@ void rig_avr_setup(void)
     hal_tone(0);
     ADMUX = _BV(REFS0);                                  /* AVcc reference, channel ADC0 */
     ADCSRA = _BV(ADEN) | _BV(ADIE) | _BV(ADPS2) | _BV(ADPS1) | _BV(ADPS0);
-    Serial.begin(DOPA_BAUD);                             /* sets U2X before UBRR0: exact 1 Mbaud */
+    rig_uart_init(DOPA_BAUD);                            /* U2X before UBRR0: exact 1 Mbaud */
     attachInterrupt(digitalPinToInterrupt(RIG_PIN_LICK), lick_isr, CHANGE);
     TIMSK2 = 0;                                          /* Timer2: the wake-up timer, CTC at clk/64 */
     TCCR2A = _BV(WGM21);
@@ -131,10 +134,8 @@ static void transmit(void)
     const uint8_t *p;
     uint8_t n;
     while ((n = rig_tx_next(&p)) != 0) {
-        int room = Serial.availableForWrite();
-        /* a frame that fits waits for room; a frame larger than the buffer goes once it is empty */
-        if (n > room && room < SERIAL_TX_BUFFER_SIZE - 1) return;
-        Serial.write(p, n);
+        if (n > rig_uart_room()) return;                 /* never wait: the frame goes on a later pass */
+        rig_uart_write(p, n);
         rig_tx_sent(micros());
     }
 }
@@ -161,10 +162,15 @@ void rig_avr_loop(void)
         return;
     }
     uint8_t link_ok = due_in > RIG_GUARD_US;
-    int c;
-    if (link_ok && Serial.available()) {
+    int16_t c;
+    if (link_ok && rig_uart_available()) {
         now = micros();                                  /* a burst is at most 16 bytes (176 us) old */
-        for (uint8_t n = 0; n < RIG_RX_BURST && (c = Serial.read()) >= 0; n++) rig_rx_byte((uint8_t)c, now);
+        for (uint8_t n = 0; n < RIG_RX_BURST && (c = rig_uart_read()) >= 0; n++) rig_rx_byte((uint8_t)c, now);
+        uint16_t lost = rig_uart_lost();
+        if (lost != g_lost_reported) {
+            rig_error(now, DOPA_ERROR_CODE_RX_OVERFLOW, (uint16_t)(lost - g_lost_reported));
+            g_lost_reported = lost;
+        }
     }
     while (g_lick_tail != g_lick_head) {
         uint8_t i = g_lick_tail;
@@ -179,7 +185,7 @@ void rig_avr_loop(void)
     if (link_ok) transmit();
 
     cli();
-    if (!Serial.available() && g_lick_tail == g_lick_head && !g_adc_ready) {
+    if (!rig_uart_available() && g_lick_tail == g_lick_head && !g_adc_ready) {
         uint32_t idle = rig_idle_us(micros());
         if (idle > RIG_SPIN_US + 100 && !RIG_NO_SLEEP) {
             if (idle < 1000) {                     /* Timer0 overflows (and wakes us) every 1024 us anyway */

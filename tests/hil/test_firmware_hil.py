@@ -197,3 +197,16 @@ def test_analog_stream_at_1khz(emulated_dut: EmulatedDUT, link: Link) -> None:
     values = [v for b in batches for v in b.samples[:b.n]]
     assert abs(values[0] - 1023 * 2500 / 5000) <= 2                # 2.5 V at start
     assert abs(values[-1] - 1023 * 1000 / 5000) <= 2               # then 1.0 V
+
+
+def test_flood_is_reported_and_survived(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    flood = b"".join(codec.encode(codec.message("PING", nonce=k), 1000 + k) for k in range(300))  # 3.3 kB at once
+    link.send_raw(flood)
+    link.keepalive(0.6)
+    errors = link.of(P.Error)
+    assert any(e.code == P.ErrorCode.RX_OVERFLOW for e in errors)   # lost UART bytes are counted, not silent
+    assert all(e.code in (P.ErrorCode.RX_OVERFLOW, P.ErrorCode.EVENT_OVERFLOW) and e.value > 0 for e in errors)
+    answered = {e.cmd_seq for e in link.of(P.Ack) if e.cmd_type == P.MsgId.PING}
+    assert 10 < len(answered) < 300                                  # some got through, the rest was dropped
+    assert isinstance(link.command("PING", nonce=7), P.Ack)          # and the link works again

@@ -249,7 +249,7 @@ static void handle_frame(const dopa_frame_t *f, uint32_t now)
     reply(now, f->seq, f->type, reason, value, 1);
 }
 
-void rig_rx_byte(uint8_t byte, uint32_t now)
+uint8_t rig_rx_byte(uint8_t byte, uint32_t now)
 {
     dopa_frame_t f;
     uint8_t err, header_ok;
@@ -261,6 +261,7 @@ void rig_rx_byte(uint8_t byte, uint32_t now)
         if (header_ok && f.type != DOPA_MSG_EVENT_ACK)
             reply(now, f.seq, f.type, DOPA_NACK_REASON_BAD_CRC, 0, 0);
     }
+    return r != DOPA_RX_NONE;
 }
 
 static uint8_t state_bits(void)
@@ -279,9 +280,9 @@ static uint8_t state_bits(void)
 
 void rig_poll(uint32_t now)
 {
-    rig_lick_poll(now);
-    rig_program_poll(now);
+    rig_program_poll(now);          /* the time-critical ones first */
     rig_outputs_poll(now);
+    rig_lick_poll(now);
     if (g_rig.armed && DOPA_AFTER(now, g_rig.last_rx_us + (uint32_t)g_rig.host_timeout_ms * 1000UL)) {
         rig_programs_clear(now);
         rig_outputs_off(now, DOPA_CLOSE_CAUSE_HOST_TIMEOUT);

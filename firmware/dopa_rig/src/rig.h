@@ -110,8 +110,8 @@ extern rig_t g_rig;
 
 /* Reset the core (all outputs off, disarmed) and queue the unsolicited boot HELLO_REPLY. */
 void rig_init(uint8_t reset_cause, uint32_t now);
-/* One byte from the link. */
-void rig_rx_byte(uint8_t byte, uint32_t now);
+/* One byte from the link; returns 1 when it ended a frame (handled, or dropped as bad). */
+uint8_t rig_rx_byte(uint8_t byte, uint32_t now);
 /* A raw edge of the lick input at time t (level as read on the pin). */
 void rig_lick_edge(uint8_t level, uint32_t t);
 /* The ADC conversion started by hal_adc_start() finished with value. */

@@ -129,6 +129,13 @@ void rig_avr_setup(void)
     wdt_enable(WDTO_250MS);
 }
 
+/* Handling a complete frame takes up to ~400 us and queueing its reply ~200 us: none of it starts this
+ * close to a timed output change.  The 128-byte receive ring holds ~1.4 ms of incoming bytes meanwhile. */
+#define RIG_GUARD_US 700UL
+#define RIG_RX_BURST 16
+
+/* Queue event frames on the UART while they fit and no timed output change is near (encoding a frame
+ * costs ~90 us). */
 static void transmit(void)
 {
     const uint8_t *p;
@@ -136,14 +143,12 @@ static void transmit(void)
     while ((n = rig_tx_next(&p)) != 0) {
         if (n > rig_uart_room()) return;                 /* never wait: the frame goes on a later pass */
         rig_uart_write(p, n);
-        rig_tx_sent(micros());
+        uint32_t now = micros();
+        rig_tx_sent(now);
+        if (rig_deadline_us(now) <= RIG_GUARD_US) return;
     }
 }
 
-/* Handling a complete frame takes up to ~400 us and queueing its reply ~200 us: none of it starts this
- * close to a timed output change.  The 64-byte UART buffer holds ~700 us of incoming bytes meanwhile. */
-#define RIG_GUARD_US 500UL
-#define RIG_RX_BURST 16
 
 /* One pass of this loop takes 25-100 us (32-bit arithmetic on an 8-bit CPU); a timed change closer than
  * this is waited for in a tight loop on micros() and run at once (lands ~25 us after its time). */
@@ -156,16 +161,18 @@ void rig_avr_loop(void)
     uint32_t due_in = rig_deadline_us(now);
     if (due_in < RIG_SPIN_US) {
         uint32_t due = now + due_in;
-        while ((int32_t)(micros() - due) < 0) {
+        while ((int32_t)((now = micros()) - due) < 0) {
         }
-        rig_poll(micros());
+        rig_poll(now);
         return;
     }
     uint8_t link_ok = due_in > RIG_GUARD_US;
     int16_t c;
     if (link_ok && rig_uart_available()) {
         now = micros();                                  /* a burst is at most 16 bytes (176 us) old */
-        for (uint8_t n = 0; n < RIG_RX_BURST && (c = rig_uart_read()) >= 0; n++) rig_rx_byte((uint8_t)c, now);
+        /* at most one frame per pass, so a pass stays shorter than the guard before timed changes */
+        for (uint8_t n = 0; n < RIG_RX_BURST && (c = rig_uart_read()) >= 0; n++)
+            if (rig_rx_byte((uint8_t)c, now)) break;
         uint16_t lost = rig_uart_lost();
         if (lost != g_lost_reported) {
             rig_error(now, DOPA_ERROR_CODE_RX_OVERFLOW, (uint16_t)(lost - g_lost_reported));

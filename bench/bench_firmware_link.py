@@ -134,7 +134,7 @@ def round_trips(host: Host, n: int) -> np.ndarray:
 
 
 def sustained(host: Host, seconds: float, window: int) -> dict:
-    """PINGs with up to ``window`` outstanding; a NACK BAD_CRC or 100 ms without a reply makes the host
+    """PINGs with up to ``window`` outstanding; a NACK BAD_CRC or 0.5 s without a reply makes the host
     resend the same seq (the protocol's retry: the device answers a seq it already answered again,
     without executing it twice)."""
     outstanding: dict[int, float] = {}     # seq -> time sent
@@ -152,7 +152,7 @@ def sustained(host: Host, seconds: float, window: int) -> dict:
             sent += 1
         now = time.monotonic()
         for seq, t in list(outstanding.items()):
-            if now - t > 0.1:
+            if now - t > 0.5:
                 host.send(codec.message("PING", nonce=nonces[seq]), seq)
                 outstanding[seq] = now
                 retries += 1

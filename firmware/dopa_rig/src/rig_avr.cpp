@@ -191,22 +191,23 @@ void rig_avr_loop(void)
     rig_poll(micros());
     if (link_ok) transmit();
 
+    /* sleep until the next interrupt if nothing is pending; the deadline is computed with interrupts
+     * on (it takes ~30 us, longer than the UART's 2-byte hardware buffer lasts at 1 Mbaud) */
+    uint32_t idle = rig_idle_us(micros());
+    if (idle <= RIG_SPIN_US + 100 || RIG_NO_SLEEP) return;
     cli();
     if (!rig_uart_available() && g_lick_tail == g_lick_head && !g_adc_ready) {
-        uint32_t idle = rig_idle_us(micros());
-        if (idle > RIG_SPIN_US + 100 && !RIG_NO_SLEEP) {
-            if (idle < 1000) {                     /* Timer0 overflows (and wakes us) every 1024 us anyway */
-                TCNT2 = 0;                         /* Timer2 (CTC, 4 us ticks, always running) as a one-shot */
-                OCR2A = (uint8_t)((idle - RIG_SPIN_US) / 4);   /* wake in time for the spin */
-                TIFR2 = _BV(OCF2A);
-                TIMSK2 = _BV(OCIE2A);
-            }
-            sleep_enable();
-            sei();
-            sleep_cpu();                           /* sei then sleep: the sleep runs before any ISR */
-            sleep_disable();
-            TIMSK2 = 0;
+        if (idle < 1000) {                         /* Timer0 overflows (and wakes us) every 1024 us anyway */
+            TCNT2 = 0;                             /* Timer2 (CTC, 4 us ticks, always running) as a one-shot */
+            OCR2A = (uint8_t)((idle - RIG_SPIN_US) / 4);   /* wake in time for the spin */
+            TIFR2 = _BV(OCF2A);
+            TIMSK2 = _BV(OCIE2A);
         }
+        sleep_enable();
+        sei();
+        sleep_cpu();                               /* sei then sleep: the sleep runs before any ISR */
+        sleep_disable();
+        TIMSK2 = 0;
     }
     sei();
 }

@@ -15,8 +15,8 @@ How it works (the behaviour contract is docs/rig.md):
   answer after ``ack_timeout_s`` the *same bytes* (same seq) are sent again: the device keeps the replies
   to its last 16 sequence numbers and re-sends the stored reply instead of executing twice.  At most
   ``max_in_flight`` commands are outstanding (well inside that window).  A NACK ``BAD_CRC`` naming a
-  pending command makes it resend at once.  Replies re-sent for retries are recognised by ``cmd_seq`` and
-  not delivered twice.  :meth:`send` returns a :class:`PendingCommand` (a future); :meth:`command` waits.
+  pending command makes it resend at once (the NACK is still delivered as an event: the device reported
+  it).  Replies re-sent for retries are recognised by ``cmd_seq`` and not delivered twice.  :meth:`send` returns a :class:`PendingCommand` (a future); :meth:`command` waits.
 * **Events** carry the device's own sequence number.  Only the next expected one is accepted
   (duplicates and frames after a gap are dropped); ``EVENT_ACK(next_expected)`` is sent promptly, and the
   device's go-back-N resends whatever was lost, so each event reaches :attr:`events` (a queue) and the
@@ -578,6 +578,16 @@ class DeviceClient:
 
     def _handle(self, msg: Any) -> bool:
         """Bookkeeping for one in-order event; False if it must not be delivered to the application."""
+        if isinstance(msg, P.Nack) and msg.reason == NackReason.BAD_CRC:
+            # a frame of ours arrived damaged; if it names a pending command, resend that at once.  The
+            # NACK itself is delivered (it is something the device reported), unless it is about our
+            # own heartbeats/acks
+            self.stats["nack_bad_crc"] += 1
+            with self._lock:
+                pc = self._pending.get(msg.cmd_seq)
+                if pc is not None and pc.type_id == msg.cmd_type:
+                    pc.sent_at = 0.0
+            return msg.cmd_type not in _INTERNAL
         if isinstance(msg, (P.Ack, P.Nack, P.HelloReply)):
             with self._window:
                 pc = self._pending.get(msg.cmd_seq)
@@ -586,10 +596,6 @@ class DeviceClient:
                         self.stats["duplicate_replies"] += 1
                         return False
                     return not (isinstance(msg, P.Nack) and msg.cmd_type in _INTERNAL)
-                if isinstance(msg, P.Nack) and msg.reason == NackReason.BAD_CRC:
-                    self.stats["nack_bad_crc"] += 1
-                    pc.sent_at = 0.0  # resend at the next housekeeping pass
-                    return False
                 if (isinstance(msg, P.Nack) and msg.reason == NackReason.NOT_ARMED and self.auto_rearm
                         and self.hello is not None and not pc.internal):
                     # the device disarmed itself (host timeout): resend after the new HELLO

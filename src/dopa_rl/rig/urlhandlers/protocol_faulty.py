@@ -191,6 +191,14 @@ class Serial(serial.SerialBase):
         pass
 
     # -- fault triggers -------------------------------------------------------------------------------
+    def set_faults(self, **rates: float) -> None:
+        """Change per-byte fault rates now, e.g. ``set_faults(corrupt=0, drop=0)`` to end the noise."""
+        unknown = set(rates) - {"corrupt", "drop", "dup", "delay", "delay_ms"}
+        if unknown:
+            raise ValueError(f"unknown fault rate(s) {sorted(unknown)}")
+        with self._lock:
+            self._opts.update({k: float(v) for k, v in rates.items()})
+
     def inject_disconnect(self, ms: float | None = None) -> None:
         """Kill the link now for ``ms`` (default ``disconnect_ms``): I/O raises, bytes in flight are lost."""
         with self._lock:

@@ -123,12 +123,33 @@ static void on_pin(avr_irq_t *irq, uint32_t value, void *param)
 	emit_edge((const char *)param, value ? 1 : 0, g_avr->cycle);
 }
 
+/* the square wave itself on OC1A/PB1: counted, not traced edge by edge */
+static unsigned long g_tone_toggles;
+static avr_cycle_count_t g_tone_first, g_tone_last;
+static int g_tone_pin = -1;
+
+static void on_tone_pin(avr_irq_t *irq, uint32_t value, void *param)
+{
+	(void)irq; (void)param;
+	int level = value ? 1 : 0;
+	if (level == g_tone_pin) return;        /* simavr may report the same level again */
+	g_tone_pin = level;
+	if (!g_tone_level) return;
+	if (g_tone_toggles++ == 0) g_tone_first = g_avr->cycle;
+	g_tone_last = g_avr->cycle;
+}
+
 static void on_gpior0_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param)
 {
 	(void)param;
 	avr->data[addr] = v;
 	int level = v & 1;
 	if (level != g_tone_level) {
+		if (!level && g_tone_toggles > 1) {   /* "F <toggles> <first> <last>": the frequency it made */
+			printf("F %lu %llu %llu\n", g_tone_toggles, (unsigned long long)g_tone_first,
+			       (unsigned long long)g_tone_last);
+		}
+		g_tone_toggles = 0;
 		g_tone_level = level;
 		emit_edge("tone", level, avr->cycle);
 	}
@@ -295,6 +316,7 @@ int main(int argc, char **argv)
 	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 5), on_pin, "cue");
 	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 7), on_pin, "ttl");
 	avr_register_io_write(g_avr, GPIOR0_DATA_ADDR, on_gpior0_write, NULL);
+	avr_irq_register_notify(avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('B'), 1), on_tone_pin, NULL);
 	avr_register_io_write(g_avr, TCCR0B_DATA_ADDR, on_tccr0b_write, NULL);   /* simavr muxes it with the timer's own */
 	g_lick_irq = avr_io_getirq(g_avr, AVR_IOCTL_IOPORT_GETIRQ('D'), 2);
 	avr_raise_irq(g_lick_irq, 0);

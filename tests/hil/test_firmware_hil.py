@@ -210,3 +210,18 @@ def test_flood_is_reported_and_survived(emulated_dut: EmulatedDUT, link: Link) -
     answered = {e.cmd_seq for e in link.of(P.Ack) if e.cmd_type == P.MsgId.PING}
     assert 10 < len(answered) < 300                                  # some got through, the rest was dropped
     assert isinstance(link.command("PING", nonce=7), P.Ack)          # and the link works again
+
+
+def test_tone_frequency_and_edges(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    for hz, made in ((4000, 4000), (3000, 3003)):                   # Timer1 makes 1e6 / round(1e6 / hz)
+        assert link.command("TONE_ON", freq_hz=hz).value == made
+        link.keepalive(0.05)
+        assert isinstance(link.command("TONE_OFF"), P.Ack)
+    edges = emulated_dut.wait_edges("tone", 4)
+    assert [lv for _, lv in edges] == [1, 0, 1, 0]
+    onsets, offsets = link.of(P.ToneOnset), link.of(P.ToneOffset)
+    assert [o.freq_hz for o in onsets] == [4000, 3003]
+    assert all(abs(e.t_us - t) <= 10 for e, (t, _) in zip(onsets + offsets, edges[0::2] + edges[1::2]))
+    f4000, f3003 = emulated_dut.tone_frequencies()                  # toggles of the OC1A pin itself
+    assert abs(f4000 - 4000) < 8 and abs(f3003 - 3003) < 6          # within 0.2 %

@@ -89,13 +89,14 @@ extern "C" uint16_t hal_tone(uint16_t freq_hz)
         return 0;
     }
     uint32_t top = (1000000UL + freq_hz / 2u) / freq_hz;   /* 50..20000 Hz -> 20000..50 */
+    uint16_t made = hal_tone_hz(freq_hz);                   /* divisions first: the pin starts last */
     TCCR1B = 0;
     TCNT1 = 0;
-    OCR1A = (uint16_t)(top - 1);
     TCCR1A = _BV(COM1A0);                /* toggle OC1A on compare match */
     TCCR1B = (uint8_t)(_BV(WGM12) | _BV(CS11)); /* CTC, TOP = OCR1A, clk/8: toggles at 1 MHz / top */
+    OCR1A = (uint16_t)(top - 1);
     GPIOR0 |= 1u;
-    return hal_tone_hz(freq_hz);
+    return made;
 }
 
 static uint8_t reset_cause(uint8_t mcusr)

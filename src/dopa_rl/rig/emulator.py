@@ -10,7 +10,8 @@ on its stdout; commands on its stdin drive the lick input (see ``emulator/src/do
 - ``url``: the pty path; open it with ``serial.serial_for_url(url, baudrate=1_000_000, timeout=0)``,
 - ``pin_edges(pin) -> [(device_time_us, level)]`` for pin in {"valve", "cue", "tone", "ttl", "lick"},
 - ``set_lick(level)``, ``now_us()``, ``advance(us)``, ``close()``;
-  and, emulator only: ``set_lick(level, at_us=...)``, ``set_analog_mv(mv)``, ``edge_cycles(pin)``, ``wait_edges``.
+  and, emulator only: ``set_lick(level, at_us=...)``, ``set_analog_mv(mv)``, ``edge_cycles(pin)``, ``wait_edges``,
+  ``tone_frequencies()``.
 
 Device time: the firmware's clock is Arduino ``micros()``, Timer0 counting from the moment ``init()``
 started it (the harness reports that cycle, ``T0``).  Here ``device_time_us = (cycle - T0) / 16``, which is
@@ -91,6 +92,7 @@ class EmulatedDUT:
         self._edges: dict[str, list[tuple[int, int]]] = {p: [] for p in PINS}   # (cycle, level)
         self._levels = {p: 0 for p in PINS}
         self._t0_cycle: int | None = None
+        self._tone_runs: list[tuple[int, int, int]] = []      # (toggles, first cycle, last cycle)
         self._now_reply: int | None = None
         self._exit: str | None = None
         self._closed = False
@@ -139,6 +141,8 @@ class EmulatedDUT:
                         self._edges[pin].append((cycle, level))
                 elif parts[0] == "N" and len(parts) == 2:
                     self._now_reply = int(parts[1])
+                elif parts[0] == "F" and len(parts) == 4:
+                    self._tone_runs.append((int(parts[1]), int(parts[2]), int(parts[3])))
                 elif parts[0] == "T0" and len(parts) == 2:
                     self._t0_cycle = int(parts[1])
                 elif parts[0] == "X":
@@ -216,6 +220,12 @@ class EmulatedDUT:
         if not ok or len(self._edges[pin]) < count:
             raise DeviceError(f"pin {pin} changed {len(self._edges[pin])} times, expected {count} within {timeout} s")
         return self.pin_edges(pin)
+
+    def tone_frequencies(self) -> list[float]:
+        """Frequency (Hz) of each finished tone, measured from the toggles of the OC1A pin (D9)."""
+        with self._lock:
+            runs = list(self._tone_runs)
+        return [(n - 1) / 2 / ((last - first) / F_CPU) for n, first, last in runs if n > 1 and last > first]
 
     def set_lick(self, level: int, at_us: int | None = None) -> None:
         """Drive the lick input (D2) to ``level`` now, or at device time ``at_us`` if that is still ahead."""

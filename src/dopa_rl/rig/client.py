@@ -42,7 +42,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,7 @@ from dopa_rl.errors import DeviceError
 from dopa_rl.rig import _protocol as P
 from dopa_rl.rig import codec
 from dopa_rl.rig._protocol import MsgId, NackReason
+from dopa_rl.rig.client_commands import DeviceCommands
 from dopa_rl.rig.clocksync import ClockMap, Unwrapper
 from dopa_rl.rig.rawlog import RX, TX, RawLogWriter
 
@@ -125,7 +126,7 @@ class PendingCommand:
         return self.reply
 
 
-class DeviceClient:
+class DeviceClient(DeviceCommands):
     """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
 
     def __init__(self, port: serial.SerialBase, *, rawlog: str | os.PathLike[str] | RawLogWriter | None = None,
@@ -294,83 +295,6 @@ class DeviceClient:
     @property
     def link_up(self) -> bool:
         return self._link_up and self._dead is None
-
-    # convenience commands: each returns the ACK (value = what the device applied)
-    def ping(self, nonce: int = 0) -> P.Ack:
-        return self.command(P.Ping(nonce))
-
-    def configure(self, *, max_valve_ms: int | None = None, min_valve_gap_ms: int | None = None,
-                  budget_valve_ms: int | None = None, host_timeout_ms: int | None = None,
-                  debounce_us: int | None = None, flags: int = 0) -> P.Ack:
-        """Set the safety limits and lick debounce; omitted values keep the device's current ones."""
-        h = self.hello
-        cur = {k: (getattr(h, k) if h is not None else P.LIMITS[k].default)
-               for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms", "host_timeout_ms", "debounce_us")}
-        if self._config is not None:
-            cur.update(self._config._asdict())
-        given = dict(max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
-                     host_timeout_ms=host_timeout_ms, debounce_us=debounce_us)
-        cur.update({k: v for k, v in given.items() if v is not None})
-        msg = P.Configure(cur["max_valve_ms"], cur["min_valve_gap_ms"], cur["budget_valve_ms"],
-                          cur["host_timeout_ms"], cur["debounce_us"], flags)
-        ack = self.command(msg)
-        self._config = msg
-        return ack
-
-    def valve_pulse(self, ms: int) -> P.Ack:
-        return self.command(P.ValvePulse(ms))
-
-    def valve_open(self) -> P.Ack:
-        return self.command(P.ValveOpen())
-
-    def valve_close(self) -> P.Ack:
-        return self.command(P.ValveClose())
-
-    def cue_on(self) -> P.Ack:
-        return self.command(P.CueOn())
-
-    def cue_off(self) -> P.Ack:
-        return self.command(P.CueOff())
-
-    def tone_on(self, freq_hz: int) -> P.Ack:
-        return self.command(P.ToneOn(freq_hz))
-
-    def tone_off(self) -> P.Ack:
-        return self.command(P.ToneOff())
-
-    def ttl_pulse(self, ms: int) -> P.Ack:
-        return self.command(P.TtlPulse(ms))
-
-    def analog_start(self, rate_hz: int) -> P.Ack:
-        return self.command(P.AnalogStart(rate_hz))
-
-    def analog_stop(self) -> P.Ack:
-        return self.command(P.AnalogStop())
-
-    def all_off(self) -> P.Ack:
-        return self.command(P.AllOff())
-
-    def upload_program(self, trial_id: int, duration_ms: int, actions: Iterable[tuple[int, int, int]],
-                       lick_window: tuple[int, int, int, int] | None = None) -> P.Ack:
-        """Upload and commit the next trial's program; returns the PROGRAM_COMMIT ACK.
-
-        ``actions`` are ``(offset_us, action, arg)`` with ``action`` an :class:`Action`; ``lick_window`` is
-        ``(start_us, end_us, action, arg)``.  Start it with :meth:`trial_start`.
-        """
-        acts = list(actions)
-        # BEGIN first and COMMIT last, each confirmed; the indexed parts in between may be pipelined
-        # (under loss, pipelined commands can execute out of order, which does not matter for them)
-        self.command(P.ProgramBegin(trial_id, duration_ms, len(acts)))
-        pend = [self.send(P.ProgramAction(i, off, int(a), arg)) for i, (off, a, arg) in enumerate(acts)]
-        if lick_window is not None:
-            s, e, a, arg = lick_window
-            pend.append(self.send(P.ProgramLickWindow(s, e, int(a), arg)))
-        for p in pend:
-            p.result(self.command_timeout_s + 1.0)
-        return self.command(P.ProgramCommit())
-
-    def trial_start(self, when: int = P.TrialWhen.NOW) -> P.Ack:
-        return self.command(P.TrialStart(int(when)))
 
     # ------------------------------------------------------------------ sending
     def _alloc_seq(self) -> int:

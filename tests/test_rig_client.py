@@ -152,3 +152,35 @@ def test_timestamps_unwrap_across_2_32_and_map_to_host_time():
     assert any(e.msg.t_us < 1000_000 for e in seen)   # raw stamps did wrap
     last = seen[-1]
     assert last.t_host is not None and -0.001 <= last.t_received - last.t_host < 0.05
+
+
+def test_lost_sequence_sync_is_detected_and_rearmed():
+    """A reboot whose boot banner never reaches us: only stale-numbered frames arrive; after resync_s the
+    client gives up on the old session (failing the command in flight) and starts a new one."""
+    from dopa_rl.rig import codec
+
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url), ack_timeout_s=0.05)
+    c.resync_s = 0.3
+    try:
+        c.start()
+        for i in range(40):
+            c.ping(i)                                   # our expected seq is now well past the ring size
+
+        def drop_banner(wire: bytes) -> bytes:
+            msg = codec.decode(wire).msg
+            return b"" if isinstance(msg, P.HelloReply) and msg.boot else wire
+
+        dut.device.tx_filter = drop_banner
+        dut.device.reboot()
+        with pytest.raises(DeviceError, match="sequence sync"):
+            c.cue_on()
+        end = time.monotonic() + 3
+        while c.next_expected_seq is None and time.monotonic() < end:
+            time.sleep(0.01)
+        assert c.cue_on().value == 1 and dut.device.cue
+        assert c.stats["resyncs"] == 1 and c.stats["rearms"] == 1
+        assert len([t for t, lv in dut.pin_edges("cue") if lv]) == 1   # the failed cue_on never ran
+    finally:
+        c.safe()
+        dut.close()

@@ -155,7 +155,8 @@ class DeviceClient(DeviceCommands):
         self.muted = False  # test aid: when True nothing at all is sent (simulates a hung host)
         self.stats = {k: 0 for k in ("frames_in", "accepted", "events", "duplicates", "out_of_order", "retries",
                                      "duplicate_replies", "nack_bad_crc", "event_acks", "heartbeats",
-                                     "disconnects", "reconnects", "device_resets", "rearms", "decode_errors")}
+                                     "disconnects", "reconnects", "device_resets", "rearms", "resyncs",
+                                     "decode_errors")}
         self._listeners: list[Callable[[Event], None]] = []
         self._decoder = codec.FrameDecoder(on_error=self._on_decode_error)
         self._unwrap = Unwrapper()
@@ -177,6 +178,9 @@ class DeviceClient(DeviceCommands):
         self._last_tx = 0.0
         self._link_up = True
         self._dead: DeviceError | None = None
+        self._stale_first: float | None = None  # first and last unusable frame since the last accepted one
+        self._stale_last = 0.0
+        self.resync_s = 1.0
         self._config: P.Configure | None = None
         self._valve_used_us = 0
         self._stop = threading.Event()
@@ -374,7 +378,18 @@ class DeviceClient(DeviceCommands):
 
     def _housekeeping(self, now: float) -> None:
         if self.muted:
+            self._stale_first = None  # unacknowledged on purpose: re-sends are expected
             return
+        if (self._stale_first is not None and self._stale_last - self._stale_first > self.resync_s
+                and self.hello is not None):
+            # for a while only frames we cannot accept, and go-back-N has not brought the next one: the
+            # device restarted its numbering without us seeing why (e.g. a reboot whose banner was lost)
+            self.stats["resyncs"] += 1
+            self._lose_session("lost sequence sync with the device")
+        elif self._expected is None and self.hello is not None and self.auto_rearm and self._link_up:
+            hc = self._hello_cmd
+            if hc is not None and hc.done() and hc.error is not None:
+                self._rearm()  # the re-arming HELLO got no answer: try again
         if self._unacked and (self._unacked >= 8 or now - self._last_ack_sent >= 0.002):
             self._ack_due = True
         if self._ack_due and now - self._last_ack_sent >= 0.001:
@@ -425,6 +440,7 @@ class DeviceClient(DeviceCommands):
         if self._stop.is_set():
             return False
         self.stats["reconnects"] += 1
+        self._stale_first = None
         self._decoder.reset()
         self._link_up = True
         now = self.time_fn()
@@ -482,7 +498,11 @@ class DeviceClient(DeviceCommands):
                 self._ack_due = True
             else:
                 self.stats["out_of_order"] += 1
+            if self._stale_first is None:
+                self._stale_first = now
+            self._stale_last = now
             return
+        self._stale_first = None
         self._expected = (self._expected + 1) & 0xFFFF
         self.stats["accepted"] += 1
         self._unacked += 1
@@ -555,8 +575,11 @@ class DeviceClient(DeviceCommands):
                 fn(ev)
             except Exception:
                 pass
-        err = DeviceError(f"device reset (cause {rec.msg.reset_cause}) while the command was in flight; "
-                          "it was not repeated")
+        self._lose_session(f"device reset (cause {rec.msg.reset_cause})")
+
+    def _lose_session(self, why: str) -> None:
+        """The device session is gone: fail commands in flight (never repeat them blindly), re-arm if allowed."""
+        err = DeviceError(f"{why} while the command was in flight; it was not repeated")
         with self._window:
             lost = [p for p in self._pending.values() if p is not self._hello_cmd]
             for p in lost:
@@ -565,6 +588,7 @@ class DeviceClient(DeviceCommands):
         for p in lost:
             p._finish(error=err)
         self._expected = None
+        self._stale_first = None
         self.clock.reset()
         if self.auto_rearm:
             self._rearm()

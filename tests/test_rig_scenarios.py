@@ -1,8 +1,8 @@
 """The rig scenario list: ONE test body per scenario, run against two devices through the host client.
 
 * ``sim``: the Python simulated device (:class:`dopa_rl.testing.SimulatedDUT`, real-time clock);
-* ``emu``: the real firmware in the simavr emulator (``emulated_dut`` fixture, marked ``hil``; it skips
-  when the AVR toolchain is missing unless ``DOPA_RL_REQUIRE_HIL=1``).
+* ``emu``: the real firmware in the simavr emulator (``emulated_dut`` fixture from tests/conftest.py,
+  marked ``hil``; it skips when the AVR toolchain is missing unless ``DOPA_RL_REQUIRE_HIL=1``).
 
 Every timing is asserted in *device* time (pin edges and event ``t_us``), never with the wall clock.
 """
@@ -18,11 +18,6 @@ from dopa_rl.errors import DeviceError
 from dopa_rl.rig import _protocol as P
 from dopa_rl.rig.client import CommandRefused, DeviceClient, Event
 from dopa_rl.rig.transports import open_link
-
-try:  # the emulator fixtures, until tests/conftest.py exports them itself
-    from _hil_fixtures import emulated_dut, emulator_build  # noqa: F401
-except ImportError:  # pragma: no cover
-    pass
 
 MS = 1000
 OUTPUTS = ("valve", "cue", "tone", "ttl")

@@ -58,6 +58,18 @@ class Simulation:
     task: Any = None
 
 
+def trials_frame(task, rng: np.random.Generator, subject: str, session: str, columns: dict) -> pd.DataFrame:
+    """A simulated behavior table: ids, the task's columns, then event times drawn from the task's timing."""
+    tm = task.timing
+    T = task.n_trials
+    starts = tm.trial_starts(T, rng)
+    return pd.DataFrame({
+        "subject": str(subject), "session": str(session), "trial": np.arange(T), **columns,
+        "start_time": starts, "stop_time": starts + tm.trial_s,
+        "cue_time": starts + tm.cue_onset_s, "outcome_time": starts + tm.outcome_s,
+    })
+
+
 def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed, list[np.ndarray]]:
     """Group a validated behavior table by subject (order of first appearance); per-subject row positions."""
     df = df.reset_index(drop=True)

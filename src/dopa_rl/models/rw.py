@@ -17,7 +17,7 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take
+from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
 
@@ -123,13 +123,7 @@ class RWChoice(Model):
         choices, rewards, q, p, rpe = kernels.rw_choice_simulate(
             self._theta(x)[0], task.reward_probs, task.reward_size, resets, u_c, u_r)
         tm = task.timing
-        starts = tm.trial_starts(T, rng)
-        trials = pd.DataFrame({
-            "subject": str(subject), "session": str(session), "trial": np.arange(T),
-            "choice": choices, "reward": rewards, "block": task.block,
-            "start_time": starts, "stop_time": starts + tm.trial_s,
-            "cue_time": starts + tm.cue_onset_s, "outcome_time": starts + tm.outcome_s,
-        })
+        trials = trials_frame(task, rng, subject, session, {"choice": choices, "reward": rewards, "block": task.block})
         for k in range(task.n_options):
             trials[f"p_choice_{k}"] = p[:, k]
         rpe_tc = np.zeros((T, tm.n_bins))
@@ -227,8 +221,7 @@ class RWPavlovian(Model):
         x = self.check_params(params)
         theta = self._theta(x)[0]
         T = task.n_trials
-        rewarded = rng.random(T) < task.reward_prob
-        rewards = np.where(rewarded, task.reward_size, 0.0)
+        rewards = task.draw_rewards(rng)
         X, elements = cue_matrix(list(task.cues), task.elements)
         resets = np.zeros(T, np.bool_)
         resets[0] = True
@@ -236,13 +229,8 @@ class RWPavlovian(Model):
         lam = np.exp(np.clip(theta[2] + theta[3] * pred, -30, 10))
         licks = rng.poisson(lam)
         tm = task.timing
-        starts = tm.trial_starts(T, rng)
-        trials = pd.DataFrame({
-            "subject": str(subject), "session": str(session), "trial": np.arange(T),
-            "cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
-            "start_time": starts, "stop_time": starts + tm.trial_s,
-            "cue_time": starts + tm.cue_onset_s, "outcome_time": starts + tm.outcome_s,
-        })
+        trials = trials_frame(task, rng, subject, session,
+                              {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase)})
         for j, e in enumerate(elements):
             trials[f"V_{e}"] = v[:, j]
         rpe_tc = np.zeros((T, tm.n_bins))

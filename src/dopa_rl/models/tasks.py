@@ -96,6 +96,10 @@ class PavlovianTask:
     def elements(self) -> list[str]:
         return sorted({e for c in self.cues for e in split_compound(c)})
 
+    def draw_rewards(self, rng: np.random.Generator) -> np.ndarray:
+        """Reward delivered on each trial: the trial's size with its probability, else 0."""
+        return np.where(rng.random(self.n_trials) < self.reward_prob, self.reward_size, 0.0)
+
 
 @dataclass(frozen=True)
 class BanditTask:

@@ -21,7 +21,7 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take
+from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_LICK0, P_LICK1
 from dopa_rl.models.tasks import PavlovianTask, TrialTiming, split_compound
@@ -150,20 +150,14 @@ class TDModel(Model):
             model = TDModel(self.name, self.representation, task.timing, **self.rep_options)
             return model.simulate(params, task, rng, subject=subject, session=session)
         x = self.check_params(params)
-        T = task.n_trials
         tm = self.timing
-        rewards = np.where(rng.random(T) < task.reward_prob, task.reward_size, 0.0)
+        rewards = task.draw_rewards(rng)
         rpe, val = self.run(params, list(task.cues), rewards)
         vbar = val[:, tm.cue_bin: tm.outcome_bin].mean(axis=1)
         licks = rng.poisson(np.exp(np.clip(x[3] + x[4] * vbar, -30, 10)))
-        starts = tm.trial_starts(T, rng)
-        trials = pd.DataFrame({
-            "subject": str(subject), "session": str(session), "trial": np.arange(T),
-            "cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
-            "start_time": starts, "stop_time": starts + tm.trial_s,
-            "cue_time": starts + tm.cue_onset_s, "outcome_time": starts + tm.outcome_s,
-            "rpe_cue": rpe[:, tm.cue_bin], "rpe_outcome": rpe[:, tm.outcome_bin],
-        })
+        trials = trials_frame(task, rng, subject, session,
+                              {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
+                               "rpe_cue": rpe[:, tm.cue_bin], "rpe_outcome": rpe[:, tm.outcome_bin]})
         return Simulation(trials, rpe, val, tm.bin_s, self.spec.as_dict(x), self.name, task)
 
     def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame:

@@ -10,6 +10,10 @@
  *   state the firmware mirrors in GPIOR0 bit 0 at the instant it starts/stops Timer1).
  *   Device time in microseconds is cycle / 16.  "T0 <cycle>" tells when the firmware started Timer0:
  *   its micros() reads (cycle - that) / 16, rounded down to a multiple of 4.
+ * - When a tone stops, "F <toggles> <first cycle> <last cycle>" gives the toggles of the OC1A pin (PB1)
+ *   while it played (the final toggle, which may be the stop itself, left out): its frequency.
+ * - On exit: "X <done|crashed|stopped> <cycle>".  DOPA_EMU_TRACE_UART=1 adds "U rx|tx <byte> <cycle>"
+ *   and "W rx|tx <monotonic ns> <cycle>" lines (every UART byte; wall-clock time of each frame).
  * - Commands, one per line on stdin:
  *     lick <0|1>            drive the lick input now
  *     lick <0|1> <cycle>    drive it at that emulated cycle (or now if already past)
@@ -125,7 +129,7 @@ static void on_pin(avr_irq_t *irq, uint32_t value, void *param)
 
 /* the square wave itself on OC1A/PB1: counted, not traced edge by edge */
 static unsigned long g_tone_toggles;
-static avr_cycle_count_t g_tone_first, g_tone_last;
+static avr_cycle_count_t g_tone_first, g_tone_last, g_tone_before_last;
 static int g_tone_pin = -1;
 
 static void on_tone_pin(avr_irq_t *irq, uint32_t value, void *param)
@@ -136,6 +140,7 @@ static void on_tone_pin(avr_irq_t *irq, uint32_t value, void *param)
 	g_tone_pin = level;
 	if (!g_tone_level) return;
 	if (g_tone_toggles++ == 0) g_tone_first = g_avr->cycle;
+	g_tone_before_last = g_tone_last;
 	g_tone_last = g_avr->cycle;
 }
 
@@ -145,9 +150,11 @@ static void on_gpior0_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *par
 	avr->data[addr] = v;
 	int level = v & 1;
 	if (level != g_tone_level) {
-		if (!level && g_tone_toggles > 1) {   /* "F <toggles> <first> <last>": the frequency it made */
-			printf("F %lu %llu %llu\n", g_tone_toggles, (unsigned long long)g_tone_first,
-			       (unsigned long long)g_tone_last);
+		/* "F <toggles> <first> <before last>": the last toggle may be the stop itself, so the
+		 * frequency is measured up to the one before */
+		if (!level && g_tone_toggles > 2) {
+			printf("F %lu %llu %llu\n", g_tone_toggles - 1, (unsigned long long)g_tone_first,
+			       (unsigned long long)g_tone_before_last);
 		}
 		g_tone_toggles = 0;
 		g_tone_level = level;

@@ -130,9 +130,10 @@ void rig_avr_setup(void)
     wdt_enable(WDTO_250MS);
 }
 
-/* Handling a complete frame takes up to ~400 us and queueing its reply ~200 us: none of it starts this
- * close to a timed output change.  The 128-byte receive ring holds ~1.4 ms of incoming bytes meanwhile. */
-#define RIG_GUARD_US 700UL
+/* Handling a complete frame takes up to ~400 us and queueing its reply ~200 us (more while receive
+ * interrupts keep coming): none of it starts this close to a timed output change.  The 128-byte receive
+ * ring holds ~1.4 ms of incoming bytes meanwhile. */
+#define RIG_GUARD_US 1000UL
 #define RIG_RX_BURST 16
 
 /* Queue event frames on the UART while they fit and no timed output change is near (encoding a frame

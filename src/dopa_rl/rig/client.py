@@ -95,13 +95,15 @@ class Event:
 class PendingCommand:
     """A command sent to the device: ``result(timeout)`` waits for and returns its ACK (or HELLO_REPLY)."""
 
-    def __init__(self, seq: int, msg: Any, internal: bool = False) -> None:
+    def __init__(self, seq: int, msg: Any, internal: bool = False, created: float | None = None,
+                 order: int = 0) -> None:
         self.seq = seq
+        self.order = order  # allocation count of its seq (distance to newer commands, see _window_free)
         self.msg = msg
         self.type_id = P.SPEC_BY_CLASS[type(msg)].id
         self.wire = codec.encode(msg, seq)
         self.internal = internal
-        self.created = time.monotonic()
+        self.created = time.monotonic() if created is None else created
         self.sent_at = 0.0
         self.attempts = 0
         self.reply: Any = None
@@ -167,6 +169,7 @@ class DeviceClient(DeviceCommands):
         self._answered: deque[int] = deque(maxlen=64)
         self._requeue: list[PendingCommand] = []
         self._next_seq = 1
+        self._allocated = 0
         self._expected: int | None = None
         self._hello_cmd: PendingCommand | None = None
         self._hello_t: int | None = None
@@ -304,11 +307,17 @@ class DeviceClient(DeviceCommands):
     def _alloc_seq(self) -> int:
         seq = self._next_seq
         self._next_seq = seq + 1 if seq < 0xFFFF else 1  # 0 is left to EVENT_ACK
+        self._allocated += 1
         return seq
 
     def _window_free(self) -> bool:
-        n = sum(1 for p in self._pending.values() if not p.internal)
-        return n < self.max_in_flight
+        """Room for one more command: fewer than ``max_in_flight`` outstanding, and the oldest outstanding
+        one still well inside the device's memory of its last 16 replies (so its retry is never re-run)."""
+        pend = self._pending.values()
+        if sum(1 for p in pend if not p.internal) >= self.max_in_flight:
+            return False
+        oldest = min((p.order for p in pend), default=self._allocated)
+        return self._allocated - oldest < P.REPLY_WINDOW - 4
 
     def _send(self, msg: Any, internal: bool = False, window_timeout: float = 5.0) -> PendingCommand:
         with self._window:
@@ -319,9 +328,10 @@ class DeviceClient(DeviceCommands):
                 raise DeviceError(f"{self.max_in_flight} commands still unanswered after {window_timeout} s")
             if self._dead is not None:
                 raise self._dead
-            if self._stop.is_set() and self._thread is None and not isinstance(msg, P.Hello):
-                raise DeviceError("client is not running (call start())")
-            pc = PendingCommand(self._alloc_seq(), msg, internal)
+            if self._thread is None:
+                raise DeviceError("the device client is not running (call start() first)")
+            seq = self._alloc_seq()
+            pc = PendingCommand(seq, msg, internal, created=self.time_fn(), order=self._allocated)
             if isinstance(msg, P.Hello):
                 self._hello_cmd = pc
             self._pending[pc.seq] = pc
@@ -613,6 +623,7 @@ class DeviceClient(DeviceCommands):
             again, self._requeue = self._requeue, []
             for pc in again:
                 pc.seq = self._alloc_seq()
+                pc.order = self._allocated
                 pc.wire = codec.encode(pc.msg, pc.seq)
                 pc.sent_at = self.time_fn()
                 pc.attempts += 1

@@ -59,7 +59,7 @@ def test_lick_pulse_gives_timestamped_lick_events(emulated_dut: EmulatedDUT, lin
     emulated_dut.set_lick(0, at_us=t + 30_000)
     on = link.wait(lambda e: isinstance(e, P.LickOn))
     off = link.wait(lambda e: isinstance(e, P.LickOff))
-    (t_on, _), (t_off, _) = emulated_dut.pin_edges("lick")
+    (t_on, _), (t_off, _) = emulated_dut.wait_edges("lick", 2)
     assert abs(t_on - t) <= 1 and abs(t_off - (t + 30_000)) <= 1
     assert abs(on.t_us - t_on) <= 10 and abs(off.t_us - t_off) <= 10    # time of the first edge, not +debounce
 
@@ -134,6 +134,7 @@ def test_host_silence_turns_everything_off(emulated_dut: EmulatedDUT, link: Link
     assert isinstance(last, P.Ack)
     trip = link.wait(lambda e: isinstance(e, P.SafetyTrip) and e.reason == P.TripReason.HOST_TIMEOUT, 3.0)
     for pin in ("valve", "cue", "tone"):
+        emulated_dut.wait_edges(pin, 2)                              # the trace may trail the event
         t_off = falls(emulated_dut, pin)[-1]
         assert 200_000 - 50 <= t_off - last.t_us <= 200_000 + 1_000, pin   # within the timeout
     assert abs(trip.t_us - falls(emulated_dut, "valve")[-1]) <= 50

@@ -152,9 +152,9 @@ static void transmit(void)
 }
 
 
-/* One pass of this loop takes 25-100 us (32-bit arithmetic on an 8-bit CPU); a timed change closer than
- * this is waited for in a tight loop on micros() and run at once (lands ~25 us after its time). */
-#define RIG_SPIN_US 150UL
+/* One pass of this loop takes 25-250 us (32-bit arithmetic on an 8-bit CPU, receive interrupts): a timed
+ * change closer than this is waited for in a tight loop on micros() and run at once (~25 us late). */
+#define RIG_SPIN_US 300UL
 
 void rig_avr_loop(void)
 {

@@ -184,3 +184,40 @@ def test_lost_sequence_sync_is_detected_and_rearmed():
     finally:
         c.safe()
         dut.close()
+
+
+def test_idle_client_keeps_the_device_armed_with_heartbeats():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.configure(host_timeout_ms=400)
+        time.sleep(1.2)                                   # three host timeouts of doing nothing
+        assert dut.device.armed
+        assert c.stats["heartbeats"] >= 3
+        assert "SAFETY_TRIP" not in _names(c, 0.05)
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_live_clock_fit_finds_the_device_crystal_error():
+    """A device whose clock runs 200 ppm fast: the fitted drift on the host says -200 ppm (host seconds
+    per device second minus one), and device times map onto the host clock within a millisecond."""
+    dut = SimulatedDUT(speed=1.0002)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        end = time.monotonic() + 2.0
+        while time.monotonic() < end:
+            c.ping(0)
+            time.sleep(0.005)
+        c.clock.refit()
+        fit = c.clock.fit
+        assert fit.drift == pytest.approx(1 / 1.0002 - 1, abs=4e-5)
+        t_dev = dut.now_us()
+        t_host = time.monotonic()
+        assert abs(c.device_to_host(t_dev) - t_host) < 1e-3
+    finally:
+        c.safe()
+        dut.close()

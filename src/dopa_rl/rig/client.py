@@ -178,7 +178,7 @@ class DeviceClient(DeviceCommands):
         self._unacked = 0
         self._ack_due = False
         self._last_ack_sent = 0.0
-        self._last_tx = 0.0
+        self._last_tx = 0.0                      # last command frame written (EVENT_ACKs do not count)
         self._link_up = True
         self._dead: DeviceError | None = None
         self._stale_first: float | None = None  # first and last unusable frame since the last accepted one
@@ -341,7 +341,7 @@ class DeviceClient(DeviceCommands):
             self._write(pc.wire)
         return pc
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, command: bool = True) -> None:
         if self.muted:
             return
         with self._wlock:
@@ -351,14 +351,15 @@ class DeviceClient(DeviceCommands):
                 self._link_up = False
                 return
             now = self.time_fn()
-            self._last_tx = now
+            if command:
+                self._last_tx = now
             if self.rawlog is not None:
                 self.rawlog.write(TX, data, now)
 
     def _send_event_ack(self, now: float) -> None:
         if self._expected is None:
             return
-        self._write(codec.encode(P.EventAck(self._expected), 0))
+        self._write(codec.encode(P.EventAck(self._expected), 0), command=False)
         self._unacked = 0
         self._ack_due = False
         self._last_ack_sent = now

@@ -121,3 +121,20 @@ def test_pty_bridge_serves_a_simulated_device():
         port.close()
     replies = [r.msg for r in got if isinstance(r.msg, P.HelloReply) and not r.msg.boot]
     assert replies and replies[0].cmd_seq == 1
+
+
+def test_faulty_delay_holds_bytes_in_order_and_bounded():
+    p = open_link("faulty://loop://#delay=0.2&delay_ms=30&seed=1&dir=rx", timeout=0)
+    data = bytes(range(200))
+    t0 = time.monotonic()
+    p.write(data)
+    early = p.read(500)
+    assert len(early) < len(data)              # something is being held back
+    got = bytearray(early)
+    while len(got) < len(data) and time.monotonic() - t0 < 1:
+        got += p.read(500)
+        time.sleep(0.002)
+    assert bytes(got) == data                  # late, never reordered or lost
+    assert time.monotonic() - t0 < 0.2        # and no more than about delay_ms late, not 40 x 30 ms
+    assert p.stats["rx_delayed"] > 10
+    p.close()

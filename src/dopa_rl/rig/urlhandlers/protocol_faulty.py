@@ -14,7 +14,7 @@ Options (all default to no fault):
 ``drop=P``         each byte is lost with probability P
 ``dup=P``          each byte is sent twice with probability P
 ``delay=P``        with probability P a byte (and, to keep order, everything behind it) is held
-``delay_ms=D``     ... for D ms (default 20)
+``delay_ms=D``     ... until D ms after it arrived (default 20; delays do not add up)
 ``stall_at=T``     T s after opening, nothing moves either way for ``stall_ms`` (bytes are kept)
 ``stall_ms=D``     length of that stall (default 200)
 ``disconnect_at=T``  T s after opening the link dies: reads and writes raise ``SerialException``,
@@ -97,7 +97,7 @@ class _Lane:
                 if out:
                     self.queue.append((max(now, self.hold_until), bytes(out)))
                     out = bytearray()
-                self.hold_until = max(now, self.hold_until) + o["delay_ms"] / 1000.0
+                self.hold_until = max(self.hold_until, now + o["delay_ms"] / 1000.0)
                 st[self.prefix + "delayed"] += 1
             if r_drop < o["drop"]:
                 st[self.prefix + "dropped"] += 1

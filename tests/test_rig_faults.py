@@ -163,3 +163,30 @@ def test_firmware_through_noise_and_a_disconnect(emulated_dut):
         port.shutdown()
     assert port.stats["rx_dropped"] > 5 and port.stats["disconnects"] == 1 and client.stats["reconnects"] == 1
     _check_replies_and_outputs(cmds, replies, seqs_sent, events, emulated_dut)
+
+
+def test_duplicated_and_delayed_bytes_and_a_stall():
+    """The other faults: duplicated bytes, delayed bytes, a 150-ms stall (bytes late, none lost) and the
+    disconnect; still exactly once."""
+    dut = SimulatedDUT(speed=SPEED)
+    port = open_link(f"faulty://{dut.url}#dup=0.01&delay=0.002&delay_ms=15&corrupt=0.002&seed=8")
+    client = DeviceClient(port, ack_timeout_s=0.03, heartbeat_s=0.05, command_timeout_s=20.0)
+    try:
+        client.start()
+        client.configure(min_valve_gap_ms=10, host_timeout_ms=10000)
+        cmds = _commands(300)
+        replies, seqs_sent = _drive(client, port, cmds[:100], valve_gap_s=0.004)
+        port.inject_stall(150)
+        more = _drive(client, port, cmds[100:], valve_gap_s=0.004)
+        replies, seqs_sent = replies + more[0], seqs_sent + more[1]
+        time.sleep(0.1)
+        events = []
+        while not client.events.empty():
+            events.append(client.events.get_nowait())
+    finally:
+        client.safe()
+        dut.close()
+    fs = port.stats
+    assert fs["rx_duplicated"] > 10 and fs["tx_duplicated"] > 2 and fs["rx_delayed"] > 2 and fs["stalls"] == 1
+    assert fs["disconnects"] == 2                  # _drive pulls the cable half-way through each batch
+    _check_replies_and_outputs(cmds, replies, seqs_sent, events, dut)

@@ -5,6 +5,8 @@ wall clock.  Expected values come from docs/rig.md and protocol/messages.toml.
 """
 from __future__ import annotations
 
+import time
+
 from dopa_rl.rig import _protocol as P
 from dopa_rl.rig import codec
 from dopa_rl.rig.emulator import EmulatedDUT
@@ -226,3 +228,24 @@ def test_tone_frequency_and_edges(emulated_dut: EmulatedDUT, link: Link) -> None
     assert all(abs(e.t_us - t) <= 10 for e, (t, _) in zip(onsets + offsets, edges[0::2] + edges[1::2]))
     f4000, f3003 = emulated_dut.tone_frequencies()                  # toggles of the OC1A pin itself
     assert abs(f4000 - 4000) < 2 and abs(f3003 - 3003) < 2
+
+
+def test_unacknowledged_events_are_resent_go_back_n(emulated_dut: EmulatedDUT, link: Link) -> None:
+    link.hello()
+    link.quiet = True                                                 # receive, but acknowledge nothing
+    link.send("CUE_ON")
+    decoder, seen = codec.FrameDecoder(), []
+    end = time.monotonic() + 0.4
+    while time.monotonic() < end:                                     # raw frames, duplicates included
+        seen += [(r.seq, type(r.msg).__name__) for r in decoder.feed(link.port.read(4096))]
+        time.sleep(0.002)
+    acks = [s for s, name in seen if name == "Ack"]
+    onsets = [s for s, name in seen if name == "CueOnset"]
+    assert len(acks) >= 3 and len(set(acks)) == 1                    # the same frame, again and again
+    assert len(onsets) >= 3 and len(set(onsets)) == 1 and onsets[0] == acks[0] - 1   # CUE_ONSET, then ACK
+    link.send("EVENT_ACK", next_expected_seq=acks[0] + 1)             # now acknowledged: resends stop
+    time.sleep(0.05)
+    link.port.read(4096)
+    time.sleep(0.2)
+    later = [type(r.msg).__name__ for r in decoder.feed(link.port.read(4096))]
+    assert "Ack" not in later and "CueOnset" not in later

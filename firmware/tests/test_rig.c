@@ -365,6 +365,119 @@ static void test_trial_program(void)
     CHECK_EQ(count(DOPA_MSG_TRIAL_ENDED), 2);
 }
 
+static void test_bad_commands_and_bounds(void)
+{
+    boot(); hello();
+    uint8_t body[16] = {0};
+    send(0x7E, body, 0);                               /* unknown command type */
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_UNKNOWN_TYPE);
+    send(DOPA_MSG_VALVE_PULSE, body, 3);               /* wrong body length */
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_LENGTH);
+    CHECK(!g_pins.valve);
+    dopa_configure_t c = {5001, 50, 30000, 1000, 2000, 0};   /* max_valve_ms above the hard bound */
+    dopa_pack_configure(body, &c);
+    send(DOPA_MSG_CONFIGURE, body, DOPA_MSG_CONFIGURE_SIZE);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+    c.max_valve_ms = 1000; c.host_timeout_ms = 99;            /* host timeout below 100 ms */
+    dopa_pack_configure(body, &c);
+    send(DOPA_MSG_CONFIGURE, body, DOPA_MSG_CONFIGURE_SIZE);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+    CHECK_EQ(g_rig.host_timeout_ms, 1000);                    /* nothing applied */
+    dopa_put_u16(body, 49);                                   /* tone below 50 Hz */
+    send(DOPA_MSG_TONE_ON, body, 2);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+    CHECK(!g_pins.tone);
+    dopa_put_u16(body, 3000);
+    send(DOPA_MSG_TONE_ON, body, 2);
+    dopa_ack_t a;
+    dopa_unpack_ack(last(DOPA_MSG_ACK)->body, &a);
+    CHECK_EQ(a.value, 3003);                                  /* 1e6 / round(1e6 / 3000) */
+    dopa_put_u16(body, 1001);                                 /* analog above 1 kHz */
+    send(DOPA_MSG_ANALOG_START, body, 2);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+    dopa_put_u16(body, 0);
+    send(DOPA_MSG_HEARTBEAT, body, 2);                        /* acks nothing new: value = events held */
+    dopa_unpack_ack(last(DOPA_MSG_ACK)->body, &a);
+    CHECK(a.value > 0);
+}
+
+static void test_analog_batches(void)
+{
+    boot(); hello();
+    uint8_t b[2];
+    dopa_put_u16(b, 500);
+    send(DOPA_MSG_ANALOG_START, b, 2);
+    uint32_t t0 = g_now;
+    for (int k = 0; k < 11; k++) {                             /* the ADC answers each conversion */
+        run_until(t0 + (uint32_t)k * 2000, 100);
+        CHECK_EQ(g_adc_starts, k + 1);
+        rig_analog_sample((uint16_t)(100 + k));
+    }
+    const ev_t *e = last(DOPA_MSG_ANALOG_BATCH);
+    CHECK(e != 0);
+    if (e) {
+        dopa_analog_batch_t m;
+        dopa_unpack_analog_batch(e->body, &m);
+        CHECK_EQ(m.n, 8);
+        CHECK_EQ(m.rate_hz, 500);
+        CHECK_EQ(m.t_us, t0);
+        CHECK_EQ(m.samples[0], 100);
+        CHECK_EQ(m.samples[7], 107);
+    }
+    send(DOPA_MSG_ANALOG_STOP, 0, 0);                          /* flushes the 3 samples left */
+    dopa_analog_batch_t m;
+    dopa_unpack_analog_batch(last(DOPA_MSG_ANALOG_BATCH)->body, &m);
+    CHECK_EQ(m.n, 3);
+    CHECK_EQ(m.t_us, t0 + 16000);
+    CHECK_EQ(m.samples[2], 110);
+    CHECK_EQ(m.samples[3], 0);
+}
+
+static void test_program_states_and_all_off(void)
+{
+    boot(); hello();
+    uint8_t when = DOPA_TRIAL_WHEN_NOW;
+    send(DOPA_MSG_TRIAL_START, &when, 1);                     /* nothing committed */
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_PROGRAM_STATE);
+    send(DOPA_MSG_PROGRAM_COMMIT, 0, 0);                      /* nothing uploaded */
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_PROGRAM_STATE);
+    uint8_t b[16];
+    dopa_program_begin_t pb = {9, 100, 2};
+    dopa_pack_program_begin(b, &pb);
+    send(DOPA_MSG_PROGRAM_BEGIN, b, DOPA_MSG_PROGRAM_BEGIN_SIZE);
+    dopa_program_action_t pa = {0, 100000, DOPA_ACTION_CUE_ON, 0};       /* offset == duration */
+    dopa_pack_program_action(b, &pa);
+    send(DOPA_MSG_PROGRAM_ACTION, b, DOPA_MSG_PROGRAM_ACTION_SIZE);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+    pa.offset_us = 0;
+    dopa_pack_program_action(b, &pa);
+    send(DOPA_MSG_PROGRAM_ACTION, b, DOPA_MSG_PROGRAM_ACTION_SIZE);
+    send(DOPA_MSG_PROGRAM_COMMIT, 0, 0);                      /* action 1 missing */
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_PROGRAM_STATE);
+    pa.index = 1; pa.offset_us = 50000; pa.action = DOPA_ACTION_VALVE_PULSE; pa.arg = 20;
+    dopa_pack_program_action(b, &pa);
+    send(DOPA_MSG_PROGRAM_ACTION, b, DOPA_MSG_PROGRAM_ACTION_SIZE);
+    send(DOPA_MSG_PROGRAM_COMMIT, 0, 0);
+    dopa_ack_t a;
+    dopa_unpack_ack(last(DOPA_MSG_ACK)->body, &a);
+    CHECK_EQ(a.cmd_type, DOPA_MSG_PROGRAM_COMMIT);
+    CHECK_EQ(a.value, 9);
+    send(DOPA_MSG_TRIAL_START, &when, 1);
+    CHECK(g_pins.cue);
+    run_until(g_now + 55000, 100);
+    CHECK(g_pins.valve);
+    send(DOPA_MSG_ALL_OFF, 0, 0);                              /* everything off, trial aborted */
+    CHECK(!g_pins.valve && !g_pins.cue);
+    dopa_trial_ended_t e;
+    dopa_unpack_trial_ended(last(DOPA_MSG_TRIAL_ENDED)->body, &e);
+    CHECK_EQ(e.trial_id, 9);
+    CHECK_EQ(e.aborted, 1);
+    dopa_valve_closed_t vc;
+    dopa_unpack_valve_closed(last(DOPA_MSG_VALVE_CLOSED)->body, &vc);
+    CHECK_EQ(vc.cause, DOPA_CLOSE_CAUSE_ALL_OFF);
+    CHECK(g_rig.armed);                                        /* ALL_OFF does not disarm */
+}
+
 int main(void)
 {
     RUN(test_boot_and_arming);
@@ -377,5 +490,8 @@ int main(void)
     RUN(test_go_back_n_and_overflow);
     RUN(test_lick_debounce);
     RUN(test_trial_program);
+    RUN(test_bad_commands_and_bounds);
+    RUN(test_analog_batches);
+    RUN(test_program_states_and_all_off);
     return REPORT("test_rig");
 }

@@ -18,3 +18,22 @@ def test_firmware_core_host_unit_tests() -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "test_link:" in proc.stdout and "test_rig:" in proc.stdout
     assert " 0 failed" in proc.stdout
+
+
+def test_hil_switch_skips_without_toolchain_unless_required(monkeypatch: pytest.MonkeyPatch) -> None:
+    import _hil_fixtures
+
+    monkeypatch.setattr(_hil_fixtures.emulator, "toolchain_missing", lambda root=None: "avr-gcc not found")
+    monkeypatch.delenv("DOPA_RL_REQUIRE_HIL", raising=False)
+    with pytest.raises(pytest.skip.Exception):
+        _hil_fixtures.require_hil()
+    monkeypatch.setenv("DOPA_RL_REQUIRE_HIL", "1")
+    with pytest.raises(pytest.fail.Exception, match="DOPA_RL_REQUIRE_HIL"):
+        _hil_fixtures.require_hil()
+
+
+def test_toolchain_is_reported_present_here_or_explained() -> None:
+    from dopa_rl.rig.emulator import toolchain_missing
+
+    why = toolchain_missing()
+    assert why is None or "install-system-packages" in why

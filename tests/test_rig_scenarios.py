@@ -177,6 +177,17 @@ def test_host_silence_turns_every_output_off(dut, client):
     with pytest.raises(CommandRefused) as exc:   # disarmed until a new HELLO
         client.cue_on()
     assert exc.value.reason == P.NackReason.NOT_ARMED
+    client.rearm()                               # a new session: armed, our limits applied again
+    assert client.cue_on().value == 1
+    client.muted = True                          # the 300 ms host timeout is back in force
+    t_mute = dut.now_us()
+    wait_event(client, "SAFETY_TRIP")
+    t_off, level = wait_edges(dut, "cue", 4)[-1]
+    assert level == 0 and u32(t_off) <= u32(t_mute + 305 * MS)
+    client.muted = False
+    client.rearm()
+    assert client.cue_on().value == 1
+    assert wait_edges(dut, "cue", 5)[-1][1] == 1
 
 
 def test_over_long_open_is_cut_at_the_maximum(dut, client):

@@ -185,6 +185,7 @@ class DeviceClient(DeviceCommands):
         self._stale_last = 0.0
         self.resync_s = 1.0
         self._config: P.Configure | None = None
+        self._reconfig_cmd: PendingCommand | None = None
         self._valve_used_us = 0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -268,6 +269,19 @@ class DeviceClient(DeviceCommands):
 
     def __exit__(self, *exc: Any) -> None:
         self.safe()
+
+    def rearm(self, timeout_s: float = 3.0) -> P.HelloReply:
+        """Start a new device session now (HELLO), e.g. after SAFETY_TRIP HOST_TIMEOUT with ``auto_rearm=False``.
+
+        Re-applies the last :meth:`configure` with the volume budget reduced by the valve time already
+        delivered; returns the HELLO_REPLY.
+        """
+        self._reconfig_cmd = None
+        reply = self._send(P.Hello(self.protocol_version), internal=True).result(timeout_s)
+        self._check_versions(reply)
+        if self._reconfig_cmd is not None:
+            self._reconfig_cmd.result(timeout_s)
+        return reply
 
     # ------------------------------------------------------------------ public API
     def add_listener(self, fn: Callable[[Event], None]) -> None:
@@ -619,7 +633,7 @@ class DeviceClient(DeviceCommands):
         if self._config is not None:
             used_ms = (self._valve_used_us + 999) // 1000
             cfg = self._config._replace(budget_valve_ms=max(1, self._config.budget_valve_ms - used_ms))
-            self._send(cfg, internal=True)
+            self._reconfig_cmd = self._send(cfg, internal=True)
         with self._window:
             again, self._requeue = self._requeue, []
             for pc in again:

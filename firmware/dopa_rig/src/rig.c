@@ -1,6 +1,10 @@
 /* The rig core: session (HELLO, arming), command dispatch with idempotent retries, host-silence
  * watchdog and device heartbeat (docs/rig.md).  Outputs and the safety kernel are in outputs.c,
  * trial programs in program.c, the event ring in evring.c.  BSD-3-Clause. */
+#if defined(__AVR__) && defined(__GNUC__)
+/* keep dopa_body_size()'s switch out of RAM (as a 145-byte lookup table it would be copied into SRAM) */
+#pragma GCC optimize("no-tree-switch-conversion")
+#endif
 #include <string.h>
 #include "rig.h"
 #include "rig_hal.h"

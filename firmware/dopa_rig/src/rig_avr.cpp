@@ -8,7 +8,8 @@
  *   own driver in rig_uart.cpp, Arduino's Serial is not used).
  * The device clock is Arduino's micros() (Timer0, 4 us resolution, wraps every 71.6 min).
  * The loop never blocks: it sleeps (SLEEP_MODE_IDLE) until the next interrupt or the core's next
- * deadline (Timer2, used only as a one-shot wake-up timer), and the 250 ms hardware watchdog resets a hung loop.
+ * deadline (Timer2, used only as a one-shot wake-up timer); the 250 ms hardware watchdog resets a
+ * hung loop.
  * GPIOR0 bit 0 mirrors "tone generator running" so the emulator can trace tone on/off exactly.
  */
 #if defined(__AVR__)
@@ -41,7 +42,7 @@ extern "C" void rig_early_init(void)
 }
 
 #ifndef RIG_NO_SLEEP
-#define RIG_NO_SLEEP 0
+#define RIG_NO_SLEEP 0      /* -DRIG_NO_SLEEP=1: never sleep (debugging; simavr then runs unpaced) */
 #endif
 
 #define LICK_QUEUE 8

@@ -8,7 +8,7 @@ import pytest
 from serial.tools import list_ports as lp
 
 from dopa_rl.cli import main
-from dopa_rl.commands.ports import find_port_by_serial, list_ports
+from dopa_rl.rig.ports import find_port_by_serial, list_ports
 from dopa_rl.errors import InputError
 
 

@@ -1,7 +1,7 @@
 """Links to a rig device.  Every link is a pyserial object, so the client has one interface to talk to.
 
 * Real boards: ``open_link("/dev/ttyACM0")`` (or find it by USB serial number with
-  :func:`dopa_rl.commands.ports.find_port_by_serial`).
+  :func:`dopa_rl.rig.ports.find_port_by_serial`).
 * Pseudo-terminals: a plain path, exactly like a real port (the simavr emulator and :class:`PtyBridge`).
 * Our URL handlers, registered by :func:`register_url_handlers` (pyserial imports
   ``dopa_rl.rig.urlhandlers.protocol_<scheme>``):

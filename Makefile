@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make demo      build .venv (if needed) and run the end-to-end demo"
 	@echo "make test      build .venv (if needed) and run the whole test suite (HIL tests when the emulator is installed)"
-	@echo "make bench     run the benchmarks in bench/ (prints ratios against references)"
+	@echo "make bench     run the benchmarks in bench/ (prints ratios against references; bench/run_all.py --quick for a smoke run)"
 	@echo "make firmware  build the Arduino firmware with avr-gcc (firmware/build/*.hex)"
 	@echo "make hil       run only the hardware-in-the-loop tests (firmware in simavr)"
 

@@ -140,3 +140,17 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert code == 0, err
     assert "correlation true vs fitted alpha" in out and "moves from reward to cue" in out
     assert {p.name for p in (tmp_path / "demo").iterdir()} >= {"bandit_choices.csv", "fit.json", "pavlovian_td.nwb"}
+
+
+@pytest.mark.parametrize("option", ["--json", "--csv", "--prediction-errors"])
+def test_output_in_missing_folder_is_exit_2_and_writes_nothing(sim_csv, tmp_path, capsys, option):
+    ok = tmp_path / "ok.json"
+    target = tmp_path / "no_such_folder" / "out.file"
+    extra = [] if option == "--json" else ["--json", ok]
+    code, out, err = run_cli(capsys, "fit", sim_csv, "--model", "rw-softmax", "--restarts", "1", option, target, *extra)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and option in lines[0] and "does not exist" in lines[0], err
+    assert not target.parent.exists() and not ok.exists() and out == ""
+    code, _, err = run_cli(capsys, "models", "--json", target)
+    assert code == 2 and not target.parent.exists()

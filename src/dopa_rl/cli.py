@@ -34,6 +34,24 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(_fail(f"{self.prog}: {message}", 2))
 
 
+def check_output_paths(options: dict[str, str | None]) -> None:
+    """Before any work: every output option (``{"--json": path or None}``) must name a file in a folder that
+    exists; one InputError lists every problem, so a bad path fails fast and nothing is written."""
+    from pathlib import Path
+
+    problems = []
+    for option, value in options.items():
+        if not value:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            problems.append(f"{option} {value} is a folder; give a file name")
+        elif not path.parent.is_dir():
+            problems.append(f"{option} {value}: folder {path.parent} does not exist")
+    if problems:
+        raise InputError("; ".join(problems))
+
+
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code

@@ -33,8 +33,10 @@ def run(args) -> int:
     from dopa_rl.fit import fit
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import load_behavior, parse_column_map
+    from dopa_rl.cli import check_output_paths
     from dopa_rl.models import get_model
 
+    check_output_paths({"--json": args.json, "--csv": args.csv, "--prediction-errors": args.prediction_errors})
     if args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     if args.n_options is not None and args.n_options < 2:
@@ -55,10 +57,10 @@ def run(args) -> int:
     except InputError as exc:  # problems found while packing the data: say which input they come from
         raise InputError(f"{', '.join(map(str, args.data))}: {exc}") from None
     print(result.summary())
-    if args.json:
-        result.to_json(args.json)
-    if args.csv:
-        atomic_write_text(args.csv, result.to_frame().to_csv())
-    if args.prediction_errors:
-        atomic_write_text(args.prediction_errors, result.prediction_errors().to_csv(index=False))
+    # every output is rendered before the first is written, so a failure leaves none of them behind
+    outputs = [(args.json, lambda: result.to_json() + "\n"), (args.csv, lambda: result.to_frame().to_csv()),
+               (args.prediction_errors, lambda: result.prediction_errors().to_csv(index=False))]
+    texts = [(path, render()) for path, render in outputs if path]
+    for path, text in texts:
+        atomic_write_text(path, text)
     return 0

@@ -12,9 +12,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from dopa_rl.cli import check_output_paths
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.models import get_model, list_models
 
+    check_output_paths({"--json": args.json})
     models = [get_model(args.name)] if args.name else list_models()
     for m in models:
         print(m.describe())

@@ -43,3 +43,25 @@ def test_spike_trains_mapping():
     assert st.unit_ids == [2, 9] and st.n_spikes == 2 and len(st) == 2
     np.testing.assert_array_equal(st[2], [0.1, 0.3])  # sorted on the way in
     assert dict(st.items()).keys() == {2, 9}
+
+
+def test_units_table_at_another_path(tmp_path):
+    """unit_table_path is honoured by the pre-check too (a units table in a processing module)."""
+    import datetime as dt
+
+    from pynwb import NWBHDF5IO, NWBFile
+    from pynwb.misc import Units
+
+    f = NWBFile(session_description="x", identifier="x", session_start_time=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    units = Units(name="sorted_units", description="sorted elsewhere", resolution=1 / 20000)
+    units.add_unit(spike_times=[0.1, 0.25])
+    units.add_unit(spike_times=[0.3])
+    f.create_processing_module("ecephys", "sorting").add(units)
+    with NWBHDF5IO(str(tmp_path / "u.nwb"), "w") as io:
+        io.write(f)
+    trains = read_spike_trains(tmp_path / "u.nwb", unit_table_path="processing/ecephys/sorted_units")
+    assert trains.sampling_frequency == 20000.0  # from that table's resolution
+    np.testing.assert_array_equal(trains[0], [0.1, 0.25])
+    np.testing.assert_array_equal(trains[1], [0.3])
+    with pytest.raises(InputError, match="no units table at 'units'"):
+        read_spike_trains(tmp_path / "u.nwb")

@@ -88,17 +88,18 @@ class SpikeTrains(Mapping):
         return cls(trains, properties=frame, sampling_frequency=float(sorting.sampling_frequency), source=source)
 
 
-def _nwb_units_resolution(path: Path) -> float | None:
-    """Check the units table with h5py (read-only): raise when absent/empty; return its resolution or None."""
+def _nwb_units_resolution(path: Path, unit_table_path: str = "units") -> float | None:
+    """Check the units table at ``unit_table_path`` with h5py (read-only): raise when absent/empty;
+    return its resolution or None."""
     import h5py
 
     if not h5py.is_hdf5(path):
         raise InputError(f"{path}: not an HDF5 file, so not an NWB file")
     try:
         with h5py.File(path, "r") as f:
-            if "units" not in f:
-                raise InputError(f"{path}: no units table (nwbfile.units); this file has no sorted spikes")
-            units = f["units"]
+            units = f.get(unit_table_path.strip("/"))
+            if not isinstance(units, h5py.Group):
+                raise InputError(f"{path}: no units table at '{unit_table_path}'; this file has no sorted spikes there")
             n = len(units["id"]) if "id" in units else 0
             if n == 0 or "spike_times" not in units:
                 raise InputError(f"{path}: units table is empty (0 units); nothing to read")
@@ -142,11 +143,9 @@ def read_spike_trains(path: str | os.PathLike[str], *, sampling_frequency: float
             except Exception as exc:
                 raise InputError(f"{path}: cannot read sorted output ({str(exc).splitlines()[0][:150]})") from exc
             return SpikeTrains.from_sorting(sorting, source=str(path))
+        res = _nwb_units_resolution(path, unit_table_path)
         if sampling_frequency is None:
-            res = _nwb_units_resolution(path)
             sampling_frequency = 1.0 / res if res else DEFAULT_SAMPLING_FREQUENCY
-        else:
-            _nwb_units_resolution(path)
         try:
             sorting = se.read_nwb_sorting(str(path), sampling_frequency=float(sampling_frequency),
                                           unit_table_path=unit_table_path, t_start=0.0)

@@ -154,3 +154,34 @@ def test_output_in_missing_folder_is_exit_2_and_writes_nothing(sim_csv, tmp_path
     assert not target.parent.exists() and not ok.exists() and out == ""
     code, _, err = run_cli(capsys, "models", "--json", target)
     assert code == 2 and not target.parent.exists()
+
+
+def test_folder_of_session_files_without_session_column_keeps_sessions_apart(sim_csv, tmp_path, capsys):
+    """One CSV per session (subject column, no session/trial columns): each file is its own session, so
+    the fit equals the fit of the same trials with an explicit session column (not two interleaved ones)."""
+    df = pd.read_csv(sim_csv)
+    one = df[df.subject == 2].reset_index(drop=True)
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    for k in range(2):
+        one.iloc[k * 75:(k + 1) * 75][["subject", "choice", "reward"]].to_csv(folder / f"day{k + 1}.csv", index=False)
+    ref = one[["subject", "choice", "reward"]].assign(session=[1] * 75 + [2] * 75)
+    ref.to_csv(tmp_path / "ref.csv", index=False)
+    code, _, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "2", "--json", tmp_path / "a.json")
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "fit", tmp_path / "ref.csv", "--model", "rw-softmax", "--restarts", "2",
+                           "--json", tmp_path / "b.json")
+    assert code == 0, err
+    a, b = (json.loads((tmp_path / f"{n}.json").read_text())["subjects"][0] for n in "ab")
+    assert a["n_trials"] == 150 and a["loglik"] == pytest.approx(b["loglik"], abs=1e-9)
+
+
+def test_repeated_trial_numbers_are_exit_2(tmp_path, capsys):
+    # two sessions in one file, trial numbers restarting, no session column: the order is ambiguous
+    path = write(tmp_path / "d.csv", "subject,trial,choice,reward\n1,0,0,1\n1,1,1,0\n1,0,1,1\n1,1,0,0\n")
+    code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1")
+    assert code == 2 and "trial numbers repeat" in err and "session" in err and err.count("\n") == 1
+    # the same file given twice
+    ok = write(tmp_path / "e.csv", "subject,session,trial,choice,reward\n1,1,0,0,1\n1,1,1,1,0\n")
+    code, _, err = run_cli(capsys, "fit", ok, ok, "--model", "rw-softmax", "--restarts", "1")
+    assert code == 2 and "trial numbers repeat" in err

@@ -177,8 +177,19 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
     if "trial" not in df.columns:
         df["trial"] = df.groupby(["subject", "session"], sort=False).cumcount()
     df["trial"] = df["trial"].astype(np.int64)
+    check_unique_trials(df, source)
     lead = [c for c in ("subject", "session", "trial") if c in df.columns]
     return df[lead + [c for c in df.columns if c not in lead]].reset_index(drop=True)
+
+
+def check_unique_trials(df: pd.DataFrame, source: str) -> None:
+    """Each (subject, session, trial) names one row; repeated trial numbers would interleave two sessions."""
+    dup = df.duplicated(["subject", "session", "trial"], keep=False).to_numpy()
+    if dup.any():
+        first = df.iloc[int(np.flatnonzero(dup)[0])]
+        raise InputError(f"{source}: trial numbers repeat within a subject and session ({_rows(dup)}: subject "
+                         f"{first['subject']}, session {first['session']}, trial {first['trial']}); give each "
+                         f"session its own label in a 'session' column (or map yours with --columns session=NAME)")
 
 
 def _id_text(v) -> str:
@@ -210,9 +221,15 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list
 
 def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_base: int = 0,
                   trials_table: str | None = None) -> pd.DataFrame:
-    """Read one or many behavior files (CSV/TSV tables or NWB sessions) into one validated table."""
+    """Read one or many behavior files (CSV/TSV tables or NWB sessions) into one validated table.
+
+    When several tables are read and one has no ``session`` column, its file name (stem) is its session.
+    Repeated (subject, session, trial) rows are an InputError: they would interleave two sessions.
+    """
     frames = []
-    for path in expand_paths(paths):
+    files = expand_paths(paths)
+    stems = [p.stem for p in files]
+    for path in files:
         if path.suffix.lower() == ".nwb":
             from dopa_rl.io.nwb import read_behavior
 
@@ -221,7 +238,13 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
         else:
             if trials_table:
                 raise InputError(f"{path}: --trials-table applies to NWB files only")
-            frames.append(normalize_behavior(read_table(path), columns=columns, choice_base=choice_base,
-                                             source=str(path)))
-    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+            raw = read_table(path)
+            if len(files) > 1 and "session" not in raw.columns and "session" not in (columns or {}):
+                # several files without a session column: each file is a session, named after the file
+                raw.insert(0, "session", path.stem if stems.count(path.stem) == 1 else str(path))
+            frames.append(normalize_behavior(raw, columns=columns, choice_base=choice_base, source=str(path)))
+    if len(frames) == 1:
+        return frames[0]
+    df = pd.concat(frames, ignore_index=True)
+    check_unique_trials(df, ", ".join(map(str, files)) if len(files) <= 3 else f"{files[0].parent} ({len(files)} files)")
     return df

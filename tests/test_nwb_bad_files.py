@@ -122,3 +122,26 @@ def test_bad_file_through_fit(case, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1 and str(path) in err[0] and expected in err[0], err
     assert sha256(path) == before
+
+
+def test_inspect_survives_timestamps_shorter_than_data(tmp_path, capsys):
+    """An odd file (another tool wrote fewer timestamps than samples): inspect still reports on it, and
+    reading that series is refused with one line, instead of an internal IndexError."""
+    import h5py
+    from pynwb import TimeSeries
+
+    path = _plain_nwb(tmp_path / "short_ts.nwb", lambda f: f.add_acquisition(
+        TimeSeries(name="photometry", data=np.ones(100), unit="V", timestamps=np.arange(100) / 10.0)))
+    with h5py.File(path, "a") as h:  # what pynwb refuses to write, some tools do
+        del h["acquisition/photometry/timestamps"]
+        h["acquisition/photometry/timestamps"] = np.arange(90) / 10.0
+    before = sha256(path)
+    summary = nwb.inspect_nwb(path)
+    (ts,) = summary["time_series"]
+    assert ts["samples"] == 100 and ts["duration"] == pytest.approx(8.9)  # last of the 90 timestamps
+    assert any("100 samples but 90 timestamps" in n for n in summary["notes"])
+    capsys.readouterr()
+    assert main(["inspect", str(path), "--require", "photometry"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and "100 samples but 90 timestamps" in err[0], err
+    assert sha256(path) == before

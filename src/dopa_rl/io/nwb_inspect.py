@@ -32,9 +32,12 @@ def _series_info(path: str, ts: Any) -> dict[str, Any]:
                             "unit": str(getattr(ts, "unit", "")), "conversion": float(getattr(ts, "conversion", 1.0))}
     if ts.timestamps is not None:
         t = ts.timestamps
-        first = float(t[0]) if n else float("nan")
-        last = float(t[n - 1]) if n else float("nan")
-        head = np.asarray(t[: min(n, 2000)], dtype=float)
+        n_t = _shape(t)[0] if _shape(t) else 0  # other tools sometimes write fewer/more timestamps than samples
+        if n_t != n:
+            info["timestamps"] = n_t
+        first = float(t[0]) if n_t else float("nan")
+        last = float(t[n_t - 1]) if n_t else float("nan")
+        head = np.asarray(t[: min(n_t, 2000)], dtype=float)
         info["rate"] = float(1.0 / np.median(np.diff(head))) if len(head) > 1 and np.all(np.diff(head) > 0) else None
         info["timing"] = "timestamps"
     else:
@@ -134,6 +137,8 @@ def inspect_nwbfile(nwbfile: Any, path: Path, *, trials_table: str | None = None
     for s in series:
         if s["samples"] and s["start"] < 0:
             notes.append(f"{s['path']} starts at a negative time ({s['start']:.6g} s)")
+        if "timestamps" in s:
+            notes.append(f"{s['path']} has {s['samples']} samples but {s['timestamps']} timestamps")
     for e in summary["events"]:
         if e["first"] is not None and e["first"] < 0:
             notes.append(f"events '{e['name']}' start at a negative time ({e['first']:.6g} s)")

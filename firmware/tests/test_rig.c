@@ -65,6 +65,8 @@ static void run_until(uint32_t t, uint32_t step)
 
 static int count(uint8_t type) { int c = 0; for (int i = 0; i < g_nev; i++) c += g_ev[i].type == type; return c; }
 static const ev_t *last(uint8_t type) { for (int i = g_nev - 1; i >= 0; i--) if (g_ev[i].type == type) return &g_ev[i]; return 0; }
+/* as last(), but an all-zero event when there is none (a failing check instead of a crash) */
+static const ev_t *last0(uint8_t type) { static const ev_t none; const ev_t *e = last(type); return e ? e : &none; }
 
 static void boot(void)
 {
@@ -215,6 +217,45 @@ static void test_budget(void)
     hello();                                           /* a new session resets the budget */
     valve_pulse(60);
     CHECK(g_pins.valve);
+}
+
+/* keep the host alive (HEARTBEAT every 200 ms of device time) for `us`, forgetting the events collected */
+static void keepalive_for(uint32_t us)
+{
+    uint32_t end = g_now + us;
+    uint8_t b[2];
+    while (DOPA_AFTER(end, g_now + 200000)) {
+        run_until(g_now + 200000, 50000);
+        dopa_put_u16(b, g_expect);
+        send(DOPA_MSG_HEARTBEAT, b, 2);
+        g_nev = 0;
+    }
+    run_until(end, 50000);
+}
+
+static void test_min_gap_long_after_the_last_close(void)
+{
+    /* the gap is measured on the wrapping u32 clock: 36 min (> 2^31 us) after the last close a pulse must
+     * still be allowed (a signed "a is after b" flips sign there) */
+    boot(); hello();
+    valve_pulse(10);
+    run_until(g_now + 10000, 100);
+    CHECK(!g_pins.valve);
+    keepalive_for(2160000000UL);                        /* 36 min of silence from the valve */
+    int trips = count(DOPA_MSG_SAFETY_TRIP);
+    valve_pulse(10);
+    CHECK(g_pins.valve);
+    CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), trips);
+    CHECK_EQ(last0(DOPA_MSG_ACK)->body[6], DOPA_MSG_VALVE_PULSE);
+    run_until(g_now + 10000, 100);
+    keepalive_for(4300000000UL - 2160000000UL);         /* ~71.7 min: past a full wrap of the clock */
+    valve_pulse(10);
+    CHECK(g_pins.valve);
+    run_until(g_now + 10000, 100);
+    run_until(g_now + 20000, 100);                      /* and the gap itself still holds */
+    valve_pulse(10);
+    CHECK(!g_pins.valve);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MIN_GAP);
 }
 
 static void test_host_silence(void)
@@ -485,6 +526,7 @@ int main(void)
     RUN(test_max_open_time);
     RUN(test_min_gap);
     RUN(test_budget);
+    RUN(test_min_gap_long_after_the_last_close);
     RUN(test_host_silence);
     RUN(test_idempotent_retry_and_bad_crc);
     RUN(test_go_back_n_and_overflow);

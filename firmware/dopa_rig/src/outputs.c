@@ -177,6 +177,10 @@ void rig_outputs_off(uint32_t now, uint8_t cause)
 void rig_outputs_poll(uint32_t now)
 {
     if (g_rig.valve_open && DOPA_AFTER(now, g_rig.valve_close_us)) rig_valve_close(now, g_rig.valve_cause);
+    /* forget the last close once no gap can apply: DOPA_AFTER on it would flip sign after ~35.8 min */
+    if (g_rig.valve_ever_closed && !g_rig.valve_open &&
+        DOPA_AFTER(now, g_rig.valve_last_close_us + DOPA_LIMIT_MIN_VALVE_GAP_MS_MAX * 1000UL))
+        g_rig.valve_ever_closed = 0;
     if (g_rig.ttl_on && DOPA_AFTER(now, g_rig.ttl_off_us)) {
         hal_ttl(0);
         g_rig.ttl_on = 0;

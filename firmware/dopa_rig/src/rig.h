@@ -79,7 +79,7 @@ typedef struct {
     uint8_t valve_open;
     uint8_t valve_cause;   /* close cause if the deadline is reached: PULSE_END, MAX_OPEN or BUDGET */
     uint32_t valve_open_us, valve_close_us, valve_last_close_us;
-    uint8_t valve_ever_closed;
+    uint8_t valve_ever_closed;   /* a close within the last 60 s (the largest min gap): the gap applies */
     uint32_t budget_used_us;
     /* other outputs */
     uint8_t cue_on;

@@ -205,6 +205,17 @@ def test_over_long_open_is_cut_at_the_maximum(dut, client):
     assert abs(t_off - t_on - 200 * MS) <= 1 * MS
 
 
+def test_limits_configured_while_the_valve_is_open_apply_to_it(dut, client):
+    client.valve_open()                                   # planned close after the 1000 ms default
+    dut.advance(50 * MS)
+    client.configure(max_valve_ms=150)                    # the open valve now closes 150 ms after opening
+    closed = wait_event(client, "VALVE_CLOSED")
+    assert closed.msg.cause == P.CloseCause.MAX_OPEN
+    assert wait_event(client, "SAFETY_TRIP").msg.reason == P.TripReason.MAX_OPEN
+    (t_on, _), (t_off, _) = wait_edges(dut, "valve", 2)
+    assert abs(t_off - t_on - 150 * MS) <= 1 * MS
+
+
 def test_volume_budget_stops_rewards(dut, client):
     client.configure(budget_valve_ms=100, min_valve_gap_ms=10)
     assert client.valve_pulse(60).value == 60

@@ -258,6 +258,52 @@ static void test_min_gap_long_after_the_last_close(void)
     CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MIN_GAP);
 }
 
+static void test_limits_apply_to_an_open_valve(void)
+{
+    /* CONFIGURE while the valve is open applies the new maximum / budget to it (as the simulated device) */
+    boot(); hello();
+    g_now = 1000000;
+    send(DOPA_MSG_VALVE_OPEN, 0, 0);                    /* planned close after the 1000 ms default */
+    CHECK(g_pins.valve);
+    run_until(g_now + 100000, 1000);
+    configure(200, 50, 30000, 1000, 2000);              /* max 200 ms: the open valve closes at 200 ms */
+    run_until(1000000 + 199000, 100);
+    CHECK(g_pins.valve);
+    run_until(1000000 + 200000, 100);
+    CHECK(!g_pins.valve);
+    dopa_valve_closed_t c;
+    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_MAX_OPEN);
+    CHECK_EQ(c.open_us, 200000);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MAX_OPEN);
+    /* a budget lowered below what an open valve will use cuts it when the budget runs out */
+    run_until(g_now + 100000, 1000);
+    uint32_t t_open = g_now;
+    valve_pulse(150);
+    run_until(t_open + 50000, 1000);
+    configure(1000, 50, 300, 1000, 2000);               /* 200 used + 100 left: closes at 100 ms */
+    run_until(t_open + 99000, 100);
+    CHECK(g_pins.valve);
+    run_until(t_open + 100000, 100);
+    CHECK(!g_pins.valve);
+    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_BUDGET);
+    CHECK_EQ(c.open_us, 100000);
+    /* a maximum raised while open lets the requested pulse run to its end */
+    configure(100, 50, 30000, 1000, 2000);
+    run_until(g_now + 100000, 1000);
+    t_open = g_now;
+    valve_pulse(300);                                   /* clamped to 100 ms ... */
+    run_until(t_open + 50000, 1000);
+    configure(1000, 50, 30000, 1000, 2000);             /* ... then the maximum goes up: 300 ms as asked */
+    run_until(t_open + 299000, 1000);
+    CHECK(g_pins.valve);
+    run_until(t_open + 300000, 100);
+    CHECK(!g_pins.valve);
+    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_PULSE_END);
+}
+
 static void test_host_silence(void)
 {
     boot(); hello();
@@ -527,6 +573,7 @@ int main(void)
     RUN(test_min_gap);
     RUN(test_budget);
     RUN(test_min_gap_long_after_the_last_close);
+    RUN(test_limits_apply_to_an_open_valve);
     RUN(test_host_silence);
     RUN(test_idempotent_retry_and_bad_crc);
     RUN(test_go_back_n_and_overflow);

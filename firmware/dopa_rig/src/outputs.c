@@ -40,12 +40,14 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t 
     }
     if (want > remaining) { want = remaining; cause = DOPA_CLOSE_CAUSE_BUDGET; }
     g_rig.valve_cause = cause;
+    g_rig.valve_req_open = !is_pulse;
     if (!g_rig.valve_open) {
         hal_valve(1);
         uint32_t t = hal_micros();
         g_rig.valve_open = 1;
         g_rig.valve_open_us = t;
         g_rig.valve_close_us = (from_now ? now : t) + want;
+        g_rig.valve_req_end_us = (from_now ? now : t) + ms * 1000UL;
         dopa_valve_opened_t o;
         uint8_t b[DOPA_MSG_VALVE_OPENED_SIZE];
         uint32_t planned = want / 1000UL;
@@ -54,9 +56,28 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t 
         rig_event(DOPA_MSG_VALVE_OPENED, b, sizeof b);
     } else {
         g_rig.valve_close_us = now + want;
+        g_rig.valve_req_end_us = now + ms * 1000UL;
     }
     *applied = (int32_t)(want / 1000UL);
     return 0;
+}
+
+void rig_valve_replan(uint32_t now)
+{
+    if (!g_rig.valve_open) return;
+    uint32_t open_for = elapsed_open_us(now);
+    uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
+    uint32_t used_us = g_rig.budget_used_us + open_for;
+    uint32_t remaining = used_us >= budget_us ? 0 : budget_us - used_us;
+    uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
+    uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;
+    uint32_t want = g_rig.valve_req_open ? 0xFFFFFFFFUL
+                    : DOPA_AFTER(now, g_rig.valve_req_end_us) ? 0 : g_rig.valve_req_end_us - now;
+    uint8_t cause = DOPA_CLOSE_CAUSE_PULSE_END;
+    if (want > cap) { want = cap; cause = DOPA_CLOSE_CAUSE_MAX_OPEN; }
+    if (want > remaining) { want = remaining; cause = DOPA_CLOSE_CAUSE_BUDGET; }
+    g_rig.valve_cause = cause;
+    g_rig.valve_close_us = now + want;
 }
 
 void rig_valve_close(uint32_t now, uint8_t cause)

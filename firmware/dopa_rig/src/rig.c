@@ -113,7 +113,7 @@ void rig_init(uint8_t reset_cause, uint32_t now)
 
 static uint8_t in_range(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
 
-static uint8_t configure(const uint8_t *body)
+static uint8_t configure(const uint8_t *body, uint32_t now)
 {
     dopa_configure_t c;
     dopa_unpack_configure(body, &c);
@@ -130,6 +130,7 @@ static uint8_t configure(const uint8_t *body)
     g_rig.host_timeout_ms = c.host_timeout_ms;
     g_rig.debounce_us = c.debounce_us;
     g_rig.flags = c.flags;
+    rig_valve_replan(now);                    /* the new limits hold for a valve already open too */
     return 0;
 }
 
@@ -150,7 +151,7 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
         *value = dopa_get_i32(body);
         return 0;
     case DOPA_MSG_CONFIGURE:
-        return configure(body);
+        return configure(body, now);
     case DOPA_MSG_VALVE_PULSE:
         u = dopa_get_u16(body);
         if (u < DOPA_LIMIT_VALVE_PULSE_MS_MIN) return DOPA_NACK_REASON_BAD_VALUE;

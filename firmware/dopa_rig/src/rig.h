@@ -80,6 +80,8 @@ typedef struct {
     uint8_t valve_cause;   /* close cause if the deadline is reached: PULSE_END, MAX_OPEN or BUDGET */
     uint32_t valve_open_us, valve_close_us, valve_last_close_us;
     uint8_t valve_ever_closed;   /* a close within the last 60 s (the largest min gap): the gap applies */
+    uint8_t valve_req_open;      /* VALVE_OPEN: no requested close time (limits only) */
+    uint32_t valve_req_end_us;   /* requested close time of the pulse, before the limits */
     uint32_t budget_used_us;
     /* other outputs */
     uint8_t cue_on;
@@ -141,6 +143,8 @@ uint32_t rig_events_idle_us(uint32_t now);
  * the scheduled time, so both edges of a programmed pulse carry the same small latency). */
 uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t from_now, int32_t *applied);
 void rig_valve_close(uint32_t now, uint8_t cause);
+/* Re-plan the close of an open valve under the limits now in force (after CONFIGURE). */
+void rig_valve_replan(uint32_t now);
 void rig_cue(uint32_t now, uint8_t on);
 uint16_t rig_tone(uint32_t now, uint16_t freq_hz);
 void rig_ttl_pulse(uint32_t now, uint16_t ms);

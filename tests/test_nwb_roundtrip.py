@@ -187,3 +187,22 @@ def test_rig_extras_analog_devices_notes(tmp_path):
         assert f.devices["dopa_rig"].description.startswith("dopa_rl Arduino rig") and f.notes.startswith("valve")
         series = {x["path"] for x in s.inspect()["time_series"]}
     assert "acquisition/analog_in" in series
+
+
+def test_photometry_without_wavelengths_round_trip(tmp_path):
+    """A recording whose wavelengths are unknown (as read from a plain TimeSeries) can be written and read
+    back with its control channel."""
+    from dopa_rl.io.nwb_types import Photometry
+
+    session = hand_session(n_trials=4)
+    t = session.photometry[0].timestamps
+    rng = np.random.default_rng(5)
+    sig, ctl = 1.5 + 0.01 * rng.normal(size=t.size), 1.2 + 0.01 * rng.normal(size=t.size)
+    session.photometry = [Photometry(timestamps=t, signal=sig, control=ctl, rate=50.0, signal_excitation_nm=None,
+                                     signal_emission_nm=None, control_excitation_nm=None, control_emission_nm=None)]
+    path = nwb.write_session(tmp_path / "nowl.nwb", session)
+    got = nwb.read_photometry(path)
+    np.testing.assert_array_equal(got.signal, sig)
+    np.testing.assert_array_equal(got.control, ctl)
+    assert got.signal_excitation_nm is None and got.control_excitation_nm is None  # unknown, not NaN
+    assert inspector_problems(path) == []

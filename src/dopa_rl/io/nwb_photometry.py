@@ -108,11 +108,19 @@ def photometry_channels(series: Any) -> list[Channel]:
             continue
         ind = get("indicator", row)
         label = getattr(ind, "label", None) or getattr(ind, "name", None) or (str(ind) if ind is not None else None)
-        ex, em = get("excitation_wavelength_in_nm", row), get("emission_wavelength_in_nm", row)
+        ex = _wavelength(get("excitation_wavelength_in_nm", row))
+        em = _wavelength(get("emission_wavelength_in_nm", row))
         loc = get("location", row)
-        channels.append(Channel(i, None if ex is None else float(ex), None if em is None else float(em),
-                                label, None if loc is None else str(loc)))
+        channels.append(Channel(i, ex, em, label, None if loc is None else str(loc)))
     return channels
+
+
+def _wavelength(value: Any) -> float | None:
+    """A wavelength from the photometry table; None when absent or NaN (unknown)."""
+    if value is None:
+        return None
+    nm = float(value)
+    return nm if np.isfinite(nm) else None
 
 
 def _neurodata_type(obj: Any) -> str:

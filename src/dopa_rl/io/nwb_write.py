@@ -166,11 +166,15 @@ def _add_photometry(nwbfile: Any, phot: Photometry, index: int) -> None:
         channels.append((phot.control_excitation_nm, phot.control_emission_nm, ctrl_ind, "control"))
     first_row = len(table)
     for ex_nm, em_nm, ind, role in channels:
-        source = nod.ExcitationSource(name=f"excitation_source_{role}{sfx}",
-                                      description=f"{ex_nm:g} nm LED ({role} channel)", model=src_model)
+        # unknown wavelengths (e.g. a recording read from a plain TimeSeries) are stored as NaN
+        known = ex_nm is not None and np.isfinite(ex_nm)
+        source = nod.ExcitationSource(name=f"excitation_source_{role}{sfx}", model=src_model,
+                                      description=f"{ex_nm:g} nm LED ({role} channel)" if known
+                                      else f"LED of unknown wavelength ({role} channel)")
         nwbfile.add_device(source)
-        table.add_row(location=phot.location, excitation_wavelength_in_nm=float(ex_nm or np.nan),
-                      emission_wavelength_in_nm=float(em_nm or np.nan), indicator=ind, optical_fiber=fiber,
+        table.add_row(location=phot.location, excitation_wavelength_in_nm=float(ex_nm if known else np.nan),
+                      emission_wavelength_in_nm=float(np.nan if em_nm is None else em_nm), indicator=ind,
+                      optical_fiber=fiber,
                       excitation_source=source, photodetector=detector)
     region = table.create_fiber_photometry_table_region(
         region=list(range(first_row, first_row + len(channels))),

@@ -262,3 +262,96 @@ def test_protocol_mismatch_is_refused_with_both_versions(dut):
     with pytest.raises(DeviceError, match=f"protocol version {P.PROTOCOL_VERSION + 1}"):
         c.start()
     c.safe()
+
+
+# ---------------------------------------------------------------------- raw-protocol corner cases
+class RawHost:
+    """Bytes-level host (no client): numbered commands, in-order events, cumulative EVENT_ACK."""
+
+    def __init__(self, url: str) -> None:
+        from dopa_rl.rig import codec
+
+        self.codec = codec
+        self.port = open_link(url)
+        self.dec = codec.FrameDecoder()
+        self.seq, self.expect, self.events = 100, None, []
+
+    def pump(self) -> None:
+        got = False
+        for rec in self.dec.feed(self.port.read(4096)):
+            if isinstance(rec.msg, P.HelloReply) and rec.msg.boot == 0:
+                self.expect = rec.seq
+            if rec.seq == self.expect:
+                self.events.append(rec.msg)
+                self.expect = (self.expect + 1) & 0xFFFF
+                got = True
+        if got:
+            self.port.write(self.codec.encode(P.EventAck(self.expect), 0))
+
+    def send(self, msg) -> int:
+        self.seq += 1
+        self.port.write(self.codec.encode(msg, self.seq))
+        return self.seq
+
+    def reply(self, seq: int, timeout: float = 3.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            self.pump()
+            for e in self.events:
+                if isinstance(e, (P.Ack, P.Nack, P.HelloReply)) and e.cmd_seq == seq:
+                    return e
+            time.sleep(0.002)
+        raise AssertionError(f"no reply to seq {seq}")
+
+    def hello(self) -> None:
+        for _ in range(10):
+            seq = self.send(P.Hello(P.PROTOCOL_VERSION))
+            try:
+                self.reply(seq, 0.5)
+                return
+            except AssertionError:
+                continue
+        raise AssertionError("no HELLO_REPLY")
+
+
+@pytest.fixture
+def raw(dut) -> Iterator[RawHost]:
+    h = RawHost(dut.url)
+    h.hello()
+    yield h
+    h.port.close()
+
+
+def test_event_ack_is_never_answered_even_when_damaged(dut, raw):
+    c = raw.codec
+    good = c.build_frame(P.MsgId.EVENT_ACK, 555, (0).to_bytes(2, "little"))
+    raw.port.write(c.cobs_encode(good[:-1] + bytes([good[-1] ^ 0x5A])) + b"\x00")    # bad CRC
+    raw.port.write(c.cobs_encode(c.build_frame(P.MsgId.EVENT_ACK, 556, b"\x00")) + b"\x00")  # 1-byte body
+    seq = raw.send(P.Ping(9))
+    assert raw.reply(seq).value == 9
+    assert [e for e in raw.events if isinstance(e, P.Nack)] == []
+
+
+def test_an_event_type_sent_to_the_device_is_unknown_whatever_its_length(dut, raw):
+    c = raw.codec
+    for seq, body in ((700, b"\x00" * 4), (701, b"\x00")):            # LICK_ON: right and wrong body size
+        raw.port.write(c.cobs_encode(c.build_frame(P.MsgId.LICK_ON, seq, body)) + b"\x00")
+        nack = raw.reply(seq)
+        assert isinstance(nack, P.Nack) and nack.reason == P.NackReason.UNKNOWN_TYPE, nack
+
+
+def test_program_duration_bound(dut, raw):
+    ok = raw.reply(raw.send(P.ProgramBegin(1, 0x7FFFFFFF // 1000, 0)))          # ~35.8 min: accepted
+    assert isinstance(ok, P.Ack)
+    refused = raw.reply(raw.send(P.ProgramBegin(2, 0x7FFFFFFF // 1000 + 1, 0)))
+    assert isinstance(refused, P.Nack) and refused.reason == P.NackReason.BAD_VALUE
+
+
+def test_program_begin_discards_a_committed_program_not_yet_started(dut, raw):
+    assert isinstance(raw.reply(raw.send(P.ProgramBegin(1, 100, 0))), P.Ack)
+    assert isinstance(raw.reply(raw.send(P.ProgramCommit())), P.Ack)
+    assert isinstance(raw.reply(raw.send(P.ProgramBegin(2, 100, 0))), P.Ack)    # program 1 is gone
+    nack = raw.reply(raw.send(P.TrialStart(P.TrialWhen.NOW)))
+    assert isinstance(nack, P.Nack) and nack.reason == P.NackReason.PROGRAM_STATE
+    assert isinstance(raw.reply(raw.send(P.ProgramCommit())), P.Ack)
+    assert raw.reply(raw.send(P.TrialStart(P.TrialWhen.NOW))).value == 2

@@ -353,8 +353,8 @@ class SimDevice(SimKernel):
 
     # ------------------------------------------------------------------ command dispatch
     def _on_frame_error(self, err: codec.FrameError) -> None:
-        if err.msg_type is None or err.kind == P.DecodeError.TOO_LONG:
-            return
+        if err.msg_type is None or err.kind == P.DecodeError.TOO_LONG or err.msg_type == MsgId.EVENT_ACK:
+            return  # EVENT_ACK is never answered, not even when damaged (as the firmware)
         reason = {P.DecodeError.BAD_CRC: NackReason.BAD_CRC, P.DecodeError.UNKNOWN_TYPE: NackReason.UNKNOWN_TYPE,
                   P.DecodeError.BAD_LENGTH: NackReason.BAD_LENGTH}.get(err.kind)
         if reason is not None:

@@ -357,6 +357,8 @@ class SimDevice(SimKernel):
             return  # EVENT_ACK is never answered, not even when damaged (as the firmware)
         reason = {P.DecodeError.BAD_CRC: NackReason.BAD_CRC, P.DecodeError.UNKNOWN_TYPE: NackReason.UNKNOWN_TYPE,
                   P.DecodeError.BAD_LENGTH: NackReason.BAD_LENGTH}.get(err.kind)
+        if reason == NackReason.BAD_LENGTH and err.msg_type >= 0x80:
+            reason = NackReason.UNKNOWN_TYPE  # an event type is no command, whatever its length (as the firmware)
         if reason is not None:
             self._send(P.Nack(self._t(), err.seq & 0xFFFF, err.msg_type, reason))
 

@@ -135,7 +135,8 @@ class SimKernel:
         return 0
 
     def _cmd_program_begin(self, m: P.ProgramBegin) -> int:
-        if m.n_actions > P.MAX_ACTIONS or not 0 < m.duration_ms <= 0xFFFFFFFF // 1000:
+        # the firmware compares trial times on its wrapping u32 clock: at most 2**31 - 1 us (~35.8 min)
+        if m.n_actions > P.MAX_ACTIONS or not 0 < m.duration_ms <= 0x7FFFFFFF // 1000:
             raise _Refused(NackReason.BAD_VALUE)
         self._upload = Program(m.trial_id, m.duration_ms * 1000, [None] * m.n_actions)
         return m.n_actions

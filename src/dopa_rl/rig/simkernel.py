@@ -139,6 +139,8 @@ class SimKernel:
         if m.n_actions > P.MAX_ACTIONS or not 0 < m.duration_ms <= 0x7FFFFFFF // 1000:
             raise _Refused(NackReason.BAD_VALUE)
         self._upload = Program(m.trial_id, m.duration_ms * 1000, [None] * m.n_actions)
+        if not self.pending_queued:
+            self.pending = None  # the firmware uploads into the pending slot: a program not yet started is gone
         return m.n_actions
 
     def _check_action(self, action: int, arg: int) -> None:

@@ -221,3 +221,25 @@ def test_live_clock_fit_finds_the_device_crystal_error():
     finally:
         c.safe()
         dut.close()
+
+
+def test_reboots_with_the_same_boot_time_are_each_seen_at_once():
+    """The same firmware booting twice stamps its boot banner with the same t_us: a banner after an
+    accepted HELLO_REPLY is a new reset, not a retransmitted copy (seen at once, not after resync_s)."""
+    dut = SimulatedDUT(realtime=False)     # the device clock stands still: every banner says t_us = 0
+    c = DeviceClient(open_link(dut.url))
+    c.resync_s = 30.0                      # only the banner itself may reveal the reboots
+    try:
+        c.start()
+        assert c.cue_on().value == 1
+        for k in (1, 2):
+            dut.device.reboot()
+            end = time.monotonic() + 1.0
+            while not (c.stats["device_resets"] == k and dut.device.armed and c.next_expected_seq is not None):
+                assert time.monotonic() < end, (k, c.stats)
+                time.sleep(0.01)
+            assert c.cue_on().value == 1
+        assert c.stats["resyncs"] == 0
+    finally:
+        c.safe()
+        dut.close()

@@ -440,6 +440,9 @@ class DeviceClient(DeviceCommands):
                     # reply to our HELLO: the device restarted its sequence numbers
                     self._hello_t = msg.t_us
                     self._expected = rec.seq
+                    # copies of an earlier boot banner all came before this reply (the device empties its
+                    # ring on HELLO): a banner from now on is a new reset, even with the same boot t_us
+                    self._boot_t = None
         elif isinstance(msg, P.Nack) and msg.cmd_type == MsgId.HELLO:
             hc = self._hello_cmd
             if hc is not None and msg.cmd_seq == hc.seq and not hc.done():

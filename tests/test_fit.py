@@ -133,3 +133,15 @@ def test_raw_dataframes_are_checked_before_fitting():
     df = pd.DataFrame({"subject": "a", "choice": [0, 1.5, 0], "reward": [1.0, 0.0, 0.0]})
     with pytest.raises(InputError, match="choice"):
         fit(m, df)
+
+
+def test_rewards_in_large_units_fit_like_unit_rewards():
+    """RW-softmax is invariant to the reward scale (beta absorbs it): rewards x 1000 must give the same
+    maximum likelihood, finite and converged, not -inf at the start points."""
+    m, df, _ = bandit_study(n_subjects=3, n_trials=200, seed=3)
+    unit = fit(m, df, restarts=4)
+    big = fit(m, df.assign(reward=df["reward"] * 1000.0), restarts=4)
+    assert np.all(np.isfinite(big.loglik_)) and big.converged.all()
+    assert big.loglik_ == pytest.approx(unit.loglik_, abs=1e-4)
+    assert big.params["beta"].to_numpy() * 1000 == pytest.approx(unit.params["beta"].to_numpy(), rel=1e-2)
+

@@ -53,6 +53,16 @@ def test_negative_rewards_used_as_given():
     assert traj["q_1"].tolist() == pytest.approx([0.0, -0.5])
 
 
+def test_large_rewards_give_a_finite_log_softmax():
+    # rewards in the lab's units (say 1000 ms of valve time): after one reward Q = (500, 0), so choosing
+    # option 1 has logits (1500, 0) and log P = -1500 exactly to double precision; exp(-1500) underflows
+    m = get_model("rw-softmax")
+    data = m.pack(choice_table([0, 1], [1000.0, 0.0]))
+    ll, grad = m.loglik_grad_z(m.spec.to_unconstrained(np.array([[0.5, 3.0]])), data, np.array([0]))
+    assert ll[0] == pytest.approx(math.log(0.5) - 1500.0, rel=1e-12)
+    assert np.all(np.isfinite(grad))
+
+
 def test_rescorla_wagner_step_compound():
     v = rescorla_wagner_step(np.array([0.5, 0.0]), np.array([True, True]), 1.0, 0.2)
     assert v.tolist() == pytest.approx([0.6, 0.1])

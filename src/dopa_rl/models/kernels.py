@@ -32,7 +32,10 @@ PARALLEL_MIN_LANES = 32
 # ---------------------------------------------------------------------------------------------- RW choice
 @njit(cache=True, inline="always")
 def _choice_probs(Q, prev, beta, kappa, eps, p):
-    """Fill ``p`` with P(option) = (1 - eps) * softmax(beta*Q + kappa*[option == prev]) + eps / K."""
+    """Fill ``p`` with P(option) = (1 - eps) * softmax(beta*Q + kappa*[option == prev]) + eps / K.
+
+    Returns log-sum-exp of the logits, so ``logit_c - lse`` is log softmax_c even where ``p[c]`` underflows.
+    """
     K = Q.shape[0]
     mx = -np.inf
     for k in range(K):
@@ -48,6 +51,7 @@ def _choice_probs(Q, prev, beta, kappa, eps, p):
         se += p[k]
     for k in range(K):
         p[k] = (1.0 - eps) * p[k] / se + eps / K
+    return mx + math.log(se)
 
 
 @njit(cache=True, inline="always")
@@ -89,7 +93,7 @@ def _rw_choice_lane(th, s, choices, rewards, resets, n_trials, n_options, g_row)
         c = choices[s, t]
         if c < 0:
             continue
-        _choice_probs(Q, prev, beta, kappa, 0.0, p)
+        lse = _choice_probs(Q, prev, beta, kappa, 0.0, p)
         # d log softmax_c = d logit_c - sum_k p_k d logit_k, with logit_k = beta Q_k + kappa [k == prev]
         ma = mn = m0 = mq = 0.0
         for k in range(K):
@@ -109,7 +113,8 @@ def _rw_choice_lane(th, s, choices, rewards, resets, n_trials, n_options, g_row)
             w = (1.0 - eps) * pc / pl
             g4 += (1.0 / K - pc) / pl
         else:
-            ll += math.log(pc)
+            # log softmax from the logits: finite even when beta * (Q difference) makes p[c] underflow to 0
+            ll += beta * Q[c] + (kappa if c == prev else 0.0) - lse
             w = 1.0
         g0 += w * d0
         g1 += w * d1

@@ -145,3 +145,18 @@ def test_rewards_in_large_units_fit_like_unit_rewards():
     assert big.loglik_ == pytest.approx(unit.loglik_, abs=1e-4)
     assert big.params["beta"].to_numpy() * 1000 == pytest.approx(unit.params["beta"].to_numpy(), rel=1e-2)
 
+
+def test_convergence_flag_is_false_where_the_fit_failed():
+    """rw-pavlovian is invariant to the reward scale (lick_slope absorbs it).  With rewards x 1000 most start
+    points overflow the lick rate and the optimizer stalls far from the optimum; it must not report
+    convergence there.  With rewards x 1e6 every start overflows: the log-likelihood is -inf, not converged."""
+    m = get_model("rw-pavlovian")
+    sim = m.simulate({"alpha": 0.2, "lick_intercept": 0.5, "lick_slope": 1.5}, tasks.pavlovian_task(n_trials=120),
+                     np.random.default_rng(0))
+    unit = fit(m, sim.trials, restarts=4)
+    assert unit.converged.all()
+    big = fit(m, sim.trials.assign(reward=sim.trials["reward"] * 1000.0), restarts=4)
+    assert big.loglik_[0] >= unit.loglik_[0] - 1e-3 or not big.converged[0]
+    huge = fit(m, sim.trials.assign(reward=sim.trials["reward"] * 1e6), restarts=4)
+    assert not np.isfinite(huge.loglik_[0]) and not huge.converged[0]
+    assert "did not report convergence" in huge.summary()

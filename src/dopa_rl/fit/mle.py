@@ -142,7 +142,7 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str = "mle", resta
     return FitResult(
         model=model, method=method, data=packed, x=x, se_=se, loglik_=ll,
         log_prior=log_prior(model, z) if method == "map" else np.zeros(S),
-        converged=res.converged.reshape(S, restarts)[np.arange(S), best],
+        converged=res.converged.reshape(S, restarts)[np.arange(S), best] & np.isfinite(ll),
         n_at_best=n_at_best.astype(int), restarts=restarts, source=source,
         meta={"lane_evaluations": int(res.evaluations), "max_iterations": int(res.iterations.max())},
     )

@@ -36,7 +36,8 @@ def minimize_batched(fun_grad: FunGrad, x0: np.ndarray, lower: np.ndarray, upper
     """Minimise ``L`` independent functions; ``fun_grad(x[n, k], lanes[n]) -> (f[n], g[n, k])``.
 
     ``gtol``: largest absolute projected-gradient component at convergence; ``ftol``: relative decrease
-    below which a lane counts as converged after two such iterations in a row; ``max_step``: the
+    below which a lane stops after two such iterations in a row (it counts as converged only if its
+    projected gradient is then within ``100 * gtol``, as for a lane whose line search fails); ``max_step``: the
     largest move of any coordinate in one iteration.  ``on_converged(n)`` is called as lanes finish.
     """
     x = np.clip(np.array(x0, dtype=float), lower, upper)
@@ -110,10 +111,12 @@ def minimize_batched(fun_grad: FunGrad, x0: np.ndarray, lower: np.ndarray, upper
             V = eye[None] - rho[:, None, None] * np.einsum("li,lj->lij", s[u], y[u])
             H[idx[u]] = np.einsum("lij,ljk,lmk->lim", V, Hu, V) + rho[:, None, None] * np.einsum("li,lj->lij", s[u], s[u])
         small[idx] = np.where(rel & moved, small[idx] + 1, 0)
-        gconv = np.abs(projected(x[idx], g[idx])).max(axis=1) <= gtol
+        pgmax = np.abs(projected(x[idx], g[idx])).max(axis=1)
+        gconv = pgmax <= gtol
         fconv = small[idx] >= 2
         finish = gconv | fconv | ~moved
-        converged[idx] = gconv | fconv
+        # a stall of f with a large gradient (the line search shrank the step to nothing) is not an optimum
+        converged[idx] = gconv | (fconv & (pgmax <= 100 * gtol))
         converged[stuck] = np.abs(projected(x[stuck], g[stuck])).max(axis=1) <= 100 * gtol
         active[idx[finish]] = False
         if on_converged and finish.any():

@@ -67,3 +67,17 @@ def test_series_names_match_whole_words():
     assert name_has_word("acquisition/iso_405", _CONTROL_WORDS) and name_has_word("Isosbestic", _CONTROL_WORDS)
     assert not name_has_word("gcamp_filtered", _CONTROL_WORDS)  # "red" inside "filtered" is not a word
     assert not name_has_word("acquisition/reward_times", _CONTROL_WORDS | _SIGNAL_WORDS)
+
+
+def test_temp_file_of_a_write_in_progress_is_not_an_nwb_input(tmp_path):
+    """While a session is being written (or after a killed write), its temporary file must not be picked
+    up as a session by `dopa-rl fit FOLDER` (which reads the folder's *.nwb files)."""
+    from dopa_rl.io.atomic import atomic_path
+    from dopa_rl.io.behavior import expand_paths
+
+    (tmp_path / "done.nwb").write_bytes(b"complete")
+    with atomic_path(tmp_path / "writing.nwb") as tmp:
+        tmp.write_bytes(b"half")
+        assert tmp.parent == tmp_path  # same folder, so os.replace stays atomic
+        assert expand_paths(tmp_path) == [tmp_path / "done.nwb"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["done.nwb", "writing.nwb"]

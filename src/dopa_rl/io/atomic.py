@@ -27,7 +27,9 @@ def atomic_path(dest: str | os.PathLike[str]) -> Iterator[Path]:
     """
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".tmp{dest.suffix}", dir=dest.parent)
+    # the name ends in ".tmp", not in dest's suffix, so folder scans for "*.nwb" / "*.csv" never pick up a
+    # write in progress (or the leftover of a killed one) as an input
+    fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
     os.close(fd)
     tmp = Path(name)
     tmp.unlink()  # the writer creates it; some writers (h5py mode "w-") refuse an existing file

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -302,7 +303,9 @@ def write_session(path: str | os.PathLike[str], session: SessionData, *, overwri
     if path.exists() and not overwrite:
         raise InputError(f"{path}: file exists; choose another name or remove it first")
     nwbfile = build_nwbfile(session)
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # the temporary name ends in .tmp on purpose (see atomic_path); the final name ends in .nwb
+        warnings.filterwarnings("ignore", message=r"The file path provided: .* does not end in '\.nwb'")
         with NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwbfile)
     return path

@@ -70,7 +70,10 @@ def test_models_lists_everything(capsys, tmp_path):
     assert code == 0
     for name in ("rw-softmax", "rw-softmax-asym", "rw-softmax-sticky", "rw-softmax-lapse", "rw-pavlovian", "td"):
         assert name in out
-    assert any(m["name"] == "td" for m in json.loads((tmp_path / "m.json").read_text()))
+    models = json.loads((tmp_path / "m.json").read_text(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert any(m["name"] == "td" for m in models)
+    slope = next(p for p in next(m for m in models if m["name"] == "td")["params"] if p["name"] == "lick_slope")
+    assert slope["lower"] is None and slope["upper"] is None     # unbounded: null, not -Infinity
 
 
 def write(path: Path, text: str) -> Path:

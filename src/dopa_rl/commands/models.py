@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,7 +24,12 @@ def run(args) -> int:
     if args.json:
         data = [{"name": m.name, "kind": m.kind, "description": m.description,
                  "required_columns": list(m.required_columns),
-                 "params": [{"name": p.name, "lower": p.lower, "upper": p.upper, "default": p.default,
+                 "params": [{"name": p.name, "lower": _bound(p.lower), "upper": _bound(p.upper), "default": p.default,
                              "description": p.description} for p in m.spec]} for m in models]
-        atomic_write_text(args.json, json.dumps(data, indent=2, default=str) + "\n")
+        atomic_write_text(args.json, json.dumps(data, indent=2, default=str, allow_nan=False) + "\n")
     return 0
+
+
+def _bound(value: float) -> float | None:
+    """A parameter bound for JSON: null where unbounded (JSON has no Infinity)."""
+    return value if math.isfinite(value) else None

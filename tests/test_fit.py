@@ -160,3 +160,5 @@ def test_convergence_flag_is_false_where_the_fit_failed():
     huge = fit(m, sim.trials.assign(reward=sim.trials["reward"] * 1e6), restarts=4)
     assert not np.isfinite(huge.loglik_[0]) and not huge.converged[0]
     assert "did not report convergence" in huge.summary()
+    subject = json.loads(huge.to_json(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))["subjects"][0]
+    assert subject["loglik"] is None and subject["converged"] is False

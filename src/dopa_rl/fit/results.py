@@ -11,6 +11,11 @@ import pandas as pd
 from dopa_rl.models.base import Model, Packed
 
 
+def _number(v) -> float | None:
+    """A float for JSON, or None where it is not finite (a failed fit's -inf log-likelihood, a NaN SE)."""
+    return float(v) if np.isfinite(v) else None
+
+
 @dataclass
 class FitResult:
     """The outcome of fitting one model to every subject.
@@ -111,10 +116,10 @@ class FitResult:
                 "n_trials": int(self.data.n_trials[i]),
                 "n_obs": int(self.data.n_obs[i]),
                 "params": {k: float(v) for k, v in zip(self.model.param_names, self.x[i])},
-                "se": {k: (None if not np.isfinite(v) else float(v)) for k, v in zip(self.model.param_names, self.se_[i])},
-                "loglik": float(self.loglik_[i]),
-                "aic": float(self.aic.iloc[i]),
-                "bic": float(self.bic.iloc[i]),
+                "se": {k: _number(v) for k, v in zip(self.model.param_names, self.se_[i])},
+                "loglik": _number(self.loglik_[i]),
+                "aic": _number(self.aic.iloc[i]),
+                "bic": _number(self.bic.iloc[i]),
                 "converged": bool(self.converged[i]),
                 "restarts_at_best": int(self.n_at_best[i]),
             })
@@ -123,13 +128,13 @@ class FitResult:
             "method": self.method,
             "restarts": int(self.restarts),
             "subjects": subjects,
-            "total": {"loglik": float(self.loglik_.sum()), "aic": float(self.aic.sum()), "bic": float(self.bic.sum())},
+            "total": {"loglik": _number(self.loglik_.sum()), "aic": _number(self.aic.sum()), "bic": _number(self.bic.sum())},
             **({"meta": self.meta} if self.meta else {}),
         }
 
     def to_json(self, path=None, indent: int = 2) -> str:
-        """The JSON text; also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent)
+        """The JSON text (non-finite numbers as null); also written atomically to ``path`` when given."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
         if path is not None:
             from dopa_rl.io.atomic import atomic_write_text
 

@@ -243,3 +243,26 @@ def test_reboots_with_the_same_boot_time_are_each_seen_at_once():
     finally:
         c.safe()
         dut.close()
+
+
+def test_a_command_failed_during_an_outage_is_never_sent_later():
+    """The caller was told the command failed: when the link comes back it must not run after all (not on
+    reconnect, nor re-sent after the re-arming HELLO that the device's host timeout calls for)."""
+    dut = SimulatedDUT(speed=1)
+    port = open_link(f"faulty://{dut.url}#seed=1")
+    c = DeviceClient(port, command_timeout_s=0.3, reconnect_timeout_s=5.0)
+    try:
+        c.start()
+        port.inject_disconnect(1500)
+        with pytest.raises(DeviceError):
+            c.valve_pulse(20)                   # fails after command_timeout_s + 1 s of waiting
+        end = time.monotonic() + 3
+        while not (c.stats["reconnects"] == 1 and dut.device.armed):
+            assert time.monotonic() < end, c.stats
+            time.sleep(0.01)
+        time.sleep(0.3)
+        assert dut.pin_edges("valve") == []
+        assert c.ping(5).value == 5             # the link itself works again
+    finally:
+        c.safe()
+        dut.close()

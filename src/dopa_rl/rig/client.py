@@ -403,6 +403,7 @@ class DeviceClient(DeviceCommands):
         self._decoder.reset()
         self._link_up = True
         now = self.time_fn()
+        self._expire_old(now)  # their callers were told they failed: never send them now
         with self._lock:
             pend = sorted(self._pending.values(), key=lambda p: p.created)
         for pc in pend:
@@ -410,6 +411,20 @@ class DeviceClient(DeviceCommands):
             self._write(pc.wire)
         self._send_event_ack(now)
         return True
+
+    def _expire_old(self, now: float) -> None:
+        """Fail for good the commands (pending or awaiting a re-arm) older than ``command_timeout_s``."""
+        with self._window:
+            old = [p for p in list(self._pending.values()) + self._requeue if now - p.created > self.command_timeout_s]
+            for p in old:
+                self._pending.pop(p.seq, None)
+            self._requeue = [p for p in self._requeue if p not in old]
+            self._window.notify_all()
+        for p in old:
+            if not p.done():
+                p._finish(error=DeviceError(
+                    f"no reply to {type(p.msg).__name__} (seq {p.seq}) after {p.attempts} attempts in "
+                    f"{self.command_timeout_s} s (the link was down); it was not sent again"))
 
     def _fail_all(self, err: DeviceError) -> None:
         with self._window:
@@ -567,6 +582,7 @@ class DeviceClient(DeviceCommands):
         """After a re-arming HELLO: re-apply CONFIGURE (budget reduced by what was used), resend refused commands."""
         if self._hello_cmd is None or not self._hello_cmd.internal:
             return
+        self._expire_old(self.time_fn())
         if self._config is not None:
             used_ms = (self._valve_used_us + 999) // 1000
             cfg = self._config._replace(budget_valve_ms=max(1, self._config.budget_valve_ms - used_ms))

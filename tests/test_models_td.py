@@ -64,3 +64,14 @@ def test_partial_reinforcement_cue_value_scales_with_probability():
     lo = m.simulate(PARAMS, tasks.partial_reinforcement(600, 0.25), np.random.default_rng(0)).rpe[-200:, tm.cue_bin].mean()
     hi = m.simulate(PARAMS, tasks.partial_reinforcement(600, 0.75), np.random.default_rng(0)).rpe[-200:, tm.cue_bin].mean()
     assert hi > 2 * lo > 0
+
+
+@pytest.mark.parametrize("cue_onset_s", [0.0, 0.5])
+def test_cue_at_trial_start_still_gives_a_cue_response(cue_onset_s):
+    # the trial starts at V = 0, so entering the cue bin gives gamma * V(cue) even when the cue is bin 0;
+    # with CSC the trained cue response is gamma^(bins from cue to outcome) * r wherever the cue sits
+    timing = tasks.TrialTiming(cue_onset_s=cue_onset_s, outcome_s=cue_onset_s + 2.0, trial_s=cue_onset_s + 3.0)
+    m = get_model("td", timing=timing)
+    rpe, _ = m.run({"alpha": 0.3, "gamma": 0.95, "lambda_": 0.9}, ["A"] * 400, np.ones(400))
+    assert rpe[-1, timing.cue_bin] == pytest.approx(0.95 ** 8, abs=0.01)
+    assert abs(rpe[-1, timing.outcome_bin]) < 0.01

@@ -310,13 +310,14 @@ def _td_trial(w, e, phi, outcome_bin, r, alpha, gamma, lam, rpe_out, v_out):
     n_bins, F = phi.shape
     e[:] = 0.0
     v_prev = 0.0
-    rpe_out[0] = 0.0
     for t in range(n_bins):
         v = 0.0
         for f in range(F):
             v += w[f] * phi[t, f]
         v_out[t] = v
         if t == 0:
+            # entering bin 0 from the pre-trial state (value 0): a cue shown at trial start responds here
+            rpe_out[0] = (r if outcome_bin == 0 else 0.0) + gamma * v
             v_prev = v
             for f in range(F):
                 e[f] = phi[t, f]

@@ -266,3 +266,29 @@ def test_a_command_failed_during_an_outage_is_never_sent_later():
     finally:
         c.safe()
         dut.close()
+
+
+def test_a_hello_damaged_on_the_way_is_retried_not_taken_for_a_refusal():
+    """NACK BAD_CRC naming our HELLO means "send it again", not "the device refused this protocol"."""
+    from dopa_rl.rig import codec
+
+    dut = SimulatedDUT(speed=1)
+    port = open_link(dut.url)
+    write, damaged = port.write, []
+
+    def damage_first_hello(data: bytes) -> int:
+        if not damaged and isinstance(codec.decode(data).msg, P.Hello):
+            raw = codec.cobs_decode(bytes(data[:-1]))
+            data = codec.cobs_encode(raw[:-1] + bytes([raw[-1] ^ 0x5A])) + b"\x00"   # bad CRC, readable header
+            damaged.append(data)
+        return write(data)
+
+    port.write = damage_first_hello
+    c = DeviceClient(port)
+    try:
+        hello = c.start()
+        assert damaged and hello.boot == 0 and dut.device.armed
+        assert c.cue_on().value == 1
+    finally:
+        c.safe()
+        dut.close()

@@ -458,7 +458,7 @@ class DeviceClient(DeviceCommands):
                     # copies of an earlier boot banner all came before this reply (the device empties its
                     # ring on HELLO): a banner from now on is a new reset, even with the same boot t_us
                     self._boot_t = None
-        elif isinstance(msg, P.Nack) and msg.cmd_type == MsgId.HELLO:
+        elif isinstance(msg, P.Nack) and msg.cmd_type == MsgId.HELLO and msg.reason == NackReason.VERSION:
             hc = self._hello_cmd
             if hc is not None and msg.cmd_seq == hc.seq and not hc.done():
                 # HELLO refused (NACK VERSION): there is no session, so no sequence to check

@@ -206,3 +206,22 @@ def test_photometry_without_wavelengths_round_trip(tmp_path):
     np.testing.assert_array_equal(got.control, ctl)
     assert got.signal_excitation_nm is None and got.control_excitation_nm is None  # unknown, not NaN
     assert inspector_problems(path) == []
+
+
+def test_open_sessions_do_not_swallow_or_leak_warning_filters(written):
+    """pynwb's read-time warnings are silenced while a file is opened, not the caller's own warnings
+    while a session stays open; sessions closed in any order leave the warning filters as they were."""
+    import warnings
+
+    _, path = written
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        before = list(warnings.filters)
+        with nwb.NWBSession(path) as s:
+            s.behavior()
+            warnings.warn("the caller's own warning")
+        assert any("the caller's own warning" in str(w.message) for w in seen)
+        a, b = nwb.NWBSession(path).open(), nwb.NWBSession(path).open()
+        a.close()
+        b.close()  # closed in the order they were opened, not nested
+        assert warnings.filters == before

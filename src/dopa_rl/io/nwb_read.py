@@ -52,6 +52,9 @@ def open_nwb(path: str | os.PathLike[str]) -> Iterator[Any]:
 
     if not h5py.is_hdf5(path):
         raise InputError(f"{path}: not an HDF5 file, so not an NWB file (NWB 2 files are HDF5)")
+    # pynwb's warnings about other tools' files (deprecated types, cached namespaces) are silenced while
+    # the file is opened and read; not around the caller's block, which may stay open for long
+    # (NWBSession), and whose warning filters must be restored in whatever order sessions close.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import ndx_fiber_photometry  # noqa: F401  (registers the photometry classes)
@@ -62,19 +65,20 @@ def open_nwb(path: str | os.PathLike[str]) -> Iterator[Any]:
         except Exception as exc:  # h5py/hdmf raise many types for damaged files
             raise InputError(f"{path}: cannot open as NWB ({_first_line(exc)}); the file may be truncated") from exc
         try:
-            try:
-                nwbfile = io.read()
-            except Exception as exc:
-                raise InputError(f"{path}: cannot read as NWB ({_first_line(exc)})") from exc
-            try:
-                yield nwbfile
-            except InputError:
-                raise
-            except OSError as exc:  # h5py read errors on damaged datasets (our own bugs stay internal errors)
-                raise InputError(f"{path}: cannot read data ({_first_line(exc)}); the file may be damaged") from exc
-        finally:
+            nwbfile = io.read()
+        except Exception as exc:
             with contextlib.suppress(Exception):
                 io.close()
+            raise InputError(f"{path}: cannot read as NWB ({_first_line(exc)})") from exc
+    try:
+        yield nwbfile
+    except InputError:
+        raise
+    except OSError as exc:  # h5py read errors on damaged datasets (our own bugs stay internal errors)
+        raise InputError(f"{path}: cannot read data ({_first_line(exc)}); the file may be damaged") from exc
+    finally:
+        with contextlib.suppress(Exception):
+            io.close()
 
 
 def _column_values(col: Any) -> Any:

@@ -188,3 +188,18 @@ def test_repeated_trial_numbers_are_exit_2(tmp_path, capsys):
     ok = write(tmp_path / "e.csv", "subject,session,trial,choice,reward\n1,1,0,0,1\n1,1,1,1,0\n")
     code, _, err = run_cli(capsys, "fit", ok, ok, "--model", "rw-softmax", "--restarts", "1")
     assert code == 2 and "trial numbers repeat" in err
+
+
+def test_large_utf8_table_with_a_character_across_the_sniffing_sample(tmp_path, capsys):
+    # the delimiter sniffer reads the first 64 KiB; a two-byte character cut in half there is still text
+    rows = ["subject,choice,reward,note"] + [f"m{i % 2},{i % 2},1.0,x" for i in range(8000)]
+    k = 5000                                  # the row that will straddle byte 65536
+    pad = 65535 - len(("\n".join(rows[:k]) + "\n").encode())
+    assert pad > 20
+    rows[k] = "m0,0,1.0," + "y" * (pad - len("m0,0,1.0,")) + "µl"
+    data = ("\n".join(rows) + "\n").encode()
+    assert data[65535:65537] == "µ".encode()
+    path = tmp_path / "big.csv"
+    path.write_bytes(data)
+    code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1")
+    assert code == 0, err

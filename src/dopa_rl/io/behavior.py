@@ -8,6 +8,7 @@ the source and the column.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import os
 from pathlib import Path
@@ -56,8 +57,11 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: no such file")
     if path.is_dir():
         raise InputError(f"{path}: is a folder, not a table")
+    with open(path, "rb") as fh:
+        raw = fh.read(65536)
     try:
-        head = path.read_bytes()[:65536].decode("utf-8-sig")
+        # incremental decode: a multi-byte character cut at the end of the sample is not an error
+        head = codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=len(raw) < 65536)
     except UnicodeDecodeError:
         raise InputError(f"{path}: not a text table (is it a binary file? NWB files need the .nwb suffix)") from None
     if not head.strip():

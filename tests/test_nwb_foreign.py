@@ -133,3 +133,21 @@ def test_ragged_lick_times_column_is_counted(tmp_path):
         io.write(f)
     df = nwb.read_behavior(tmp_path / "rag.nwb")
     assert df["licks"].tolist() == [0, 1, 2, 3, 4] and df.attrs["licks_from"] == "trials column lick_times"
+
+
+def test_malformed_mapped_column_is_named_as_the_lab_calls_it(tmp_path):
+    """With --columns reward=volume_ul, a text or NaN volume is reported as 'volume_ul', the column the user has."""
+    from pynwb import NWBHDF5IO, NWBFile
+
+    f = NWBFile(session_description="x", identifier="x", session_start_time=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    for name in ("stimulus", "volume_ul", "volume_nan"):
+        f.add_trial_column(name=name, description=name)
+    for i in range(4):
+        f.add_trial(start_time=i * 5.0, stop_time=i * 5 + 4.0, stimulus="A", volume_ul="lots",
+                    volume_nan=float("nan") if i == 2 else 1.0)
+    with NWBHDF5IO(str(tmp_path / "lab.nwb"), "w") as io:
+        io.write(f)
+    with pytest.raises(InputError, match="column 'reward' \\(your 'volume_ul'\\) holds str"):
+        nwb.read_behavior(tmp_path / "lab.nwb", columns={"cue": "stimulus", "reward": "volume_ul"})
+    with pytest.raises(InputError, match="column 'reward' \\(your 'volume_nan'\\) is NaN"):
+        nwb.read_behavior(tmp_path / "lab.nwb", columns={"cue": "stimulus", "reward": "volume_nan"})

@@ -240,10 +240,18 @@ events_from_nwbfile = _collect_events
 event_frames_from_nwbfile = _collect_event_frames
 
 
-def _check_behavior(df: pd.DataFrame, where: str) -> None:
-    """NWB-level checks with the table named: required columns, numeric dtypes, no NaN rewards."""
+def _check_behavior(df: pd.DataFrame, where: str, columns: Mapping[str, str] | None = None) -> None:
+    """NWB-level checks with the table named: required columns, numeric dtypes, no NaN rewards.
+
+    A column mapped from the lab's name (``columns``) is named both ways: "'reward' (your 'volume_ul')".
+    """
     problems: list[str] = []
     cols = list(df.columns)
+
+    def label(name: str) -> str:
+        lab = (columns or {}).get(name)
+        return f"'{name}' (your '{lab}')" if lab and lab != name else f"'{name}'"
+
     if "reward" not in df.columns:
         problems.append("no 'reward' column (map yours with --columns reward=NAME)")
     if "cue" not in df.columns and "choice" not in df.columns:
@@ -251,12 +259,12 @@ def _check_behavior(df: pd.DataFrame, where: str) -> None:
     for name in BEHAVIOR_NUMERIC_COLUMNS:
         if name in df.columns and not pd.api.types.is_numeric_dtype(df[name]):
             example = next((v for v in df[name] if not isinstance(v, (int, float, np.number))), df[name].iloc[0])
-            problems.append(f"column '{name}' holds {type(example).__name__} values like {str(example)[:20]!r}, "
-                            "expected numbers")
+            problems.append(f"column {label(name)} holds {type(example).__name__} values like "
+                            f"{str(example)[:20]!r}, expected numbers")
     if "reward" in df.columns and pd.api.types.is_numeric_dtype(df["reward"]):
         bad = np.flatnonzero(~np.isfinite(df["reward"].to_numpy(dtype=float)))
         if bad.size:
-            problems.append(f"column 'reward' is NaN/inf on {bad.size} trial(s) (first rows {bad[:5].tolist()}); "
+            problems.append(f"column {label('reward')} is NaN/inf on {bad.size} trial(s) (first rows {bad[:5].tolist()}); "
                             "write 0 for omitted rewards")
     if problems:
         shown = ", ".join(map(str, cols[:12])) + (" ..." if len(cols) > 12 else "")
@@ -338,7 +346,7 @@ def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str
         else:
             df["licks"] = count_events_in_windows(lick_times[1], lo, hi)
             df.attrs["licks_from"] = lick_times[0]
-    _check_behavior(df, where)
+    _check_behavior(df, where, columns)
     df.attrs["source"] = str(path)
     return df
 

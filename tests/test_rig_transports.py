@@ -138,3 +138,21 @@ def test_faulty_delay_holds_bytes_in_order_and_bounded():
     assert time.monotonic() - t0 < 0.2        # and no more than about delay_ms late, not 40 x 30 ms
     assert p.stats["rx_delayed"] > 10
     p.close()
+
+
+def test_pty_bridge_closes_promptly_while_nobody_reads_the_pty():
+    """With no program reading the pty its buffer fills up; the copying thread must not block in write()."""
+    from dopa_rl.testing import SimulatedDUT
+
+    dut = SimulatedDUT(speed=1, ring_size=1_000_000)   # no EVENT_ACK needed to keep sending
+    bridge = PtyBridge(open_link(dut.url))
+    try:
+        dut.device.write(codec.encode(P.Hello(P.PROTOCOL_VERSION), 1))
+        dut.device.stress(20_000)                   # ~0.6 MB/s of events towards a pty nobody reads
+        time.sleep(0.4)
+    finally:
+        t0 = time.monotonic()
+        bridge.close()
+        took = time.monotonic() - t0
+        dut.close()
+    assert took < 0.5, took

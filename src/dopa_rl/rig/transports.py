@@ -164,6 +164,7 @@ class PtyBridge:
         self.inner = inner
         self._poll_s = poll_s
         self._master, self._slave = os.openpty()
+        os.set_blocking(self._master, False)  # a full pty (nobody reading) must not block a thread in write()
         tty.setraw(self._slave)
         self.path = os.ttyname(self._slave)
         self._stop = threading.Event()

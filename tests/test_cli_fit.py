@@ -203,3 +203,15 @@ def test_large_utf8_table_with_a_character_across_the_sniffing_sample(tmp_path, 
     path.write_bytes(data)
     code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1")
     assert code == 0, err
+
+
+def test_stdout_closed_by_the_reader_is_quiet_and_outputs_are_written(sim_csv, tmp_path):
+    # `dopa-rl fit ... --json out.json | head -1`: the reader goes away; no "internal error", the JSON is there
+    exe = Path(sys.executable).with_name("dopa-rl")
+    out = tmp_path / "fit.json"
+    p = subprocess.Popen([str(exe), "fit", str(sim_csv), "--model", "rw-softmax", "--restarts", "1", "--json", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and err == "", err
+    assert json.loads(out.read_text())["model"] == "rw-softmax"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import os
 import sys
 
 from dopa_rl import __version__
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(f"device: {exc}", 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
+    except BrokenPipeError:  # stdout closed by the reader (`dopa-rl ... | head`): stop quietly, as `cat` does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
+        return 141
     except Exception as exc:  # internal error: one line unless --debug
         if debug:
             raise

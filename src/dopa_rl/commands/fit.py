@@ -56,11 +56,12 @@ def run(args) -> int:
         result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs)
     except InputError as exc:  # problems found while packing the data: say which input they come from
         raise InputError(f"{', '.join(map(str, args.data))}: {exc}") from None
-    print(result.summary())
-    # every output is rendered before the first is written, so a failure leaves none of them behind
+    # every output is rendered before the first is written, so a failure leaves none of them behind; files
+    # before the printed table, so a closed stdout (`| head`) cannot cost them
     outputs = [(args.json, lambda: result.to_json() + "\n"), (args.csv, lambda: result.to_frame().to_csv()),
                (args.prediction_errors, lambda: result.prediction_errors().to_csv(index=False))]
     texts = [(path, render()) for path, render in outputs if path]
     for path, text in texts:
         atomic_write_text(path, text)
+    print(result.summary())
     return 0

@@ -225,3 +225,16 @@ def test_open_sessions_do_not_swallow_or_leak_warning_filters(written):
         a.close()
         b.close()  # closed in the order they were opened, not nested
         assert warnings.filters == before
+
+
+def test_nullable_columns_with_missing_values_are_written(tmp_path):
+    """pandas nullable Int64/boolean columns with missing trials (no lick count, no choice) are stored as
+    floats with NaN where missing, instead of failing the whole write."""
+    session = hand_session(n_trials=4)
+    session.trials["licks"] = pd.array([1, None, 2, 3], dtype="Int64")
+    session.trials["flag"] = pd.array([True, None, False, True], dtype="boolean")
+    session.trials["n_pokes"] = pd.array([4, 5, 6, 7], dtype="Int64")  # no missing value: stays integer
+    got = nwb.read_behavior(nwb.write_session(tmp_path / "nullable.nwb", session))
+    np.testing.assert_array_equal(got["licks"].to_numpy(), [1.0, np.nan, 2.0, 3.0])
+    np.testing.assert_array_equal(got["flag"].to_numpy(), [1.0, np.nan, 0.0, 1.0])
+    assert got["n_pokes"].dtype.kind == "i" and got["n_pokes"].tolist() == [4, 5, 6, 7]

@@ -63,7 +63,12 @@ _EVENT_DOCS: dict[str, str] = {
 
 
 def _nwb_value_column(values: pd.Series) -> np.ndarray | list:
-    """Column values in a form pynwb stores cleanly: numbers as numpy arrays, anything else as str."""
+    """Column values in a form pynwb stores cleanly: numbers as numpy arrays, anything else as str.
+
+    Nullable integer/boolean columns (``Int64``, ``boolean``) with missing values become float64 with NaN.
+    """
+    if (pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values)) and values.isna().any():
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
     if pd.api.types.is_bool_dtype(values):
         return values.to_numpy(dtype=bool)
     if pd.api.types.is_integer_dtype(values):

@@ -162,3 +162,12 @@ def test_convergence_flag_is_false_where_the_fit_failed():
     assert "did not report convergence" in huge.summary()
     subject = json.loads(huge.to_json(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))["subjects"][0]
     assert subject["loglik"] is None and subject["converged"] is False
+
+
+def test_sessions_keep_their_order_of_appearance():
+    """Session labels are text; sessions 1..11 stay in the table's order (not "1", "10", "11", "2", ...)."""
+    m = get_model("rw-softmax")
+    df = pd.DataFrame({"subject": "a", "session": np.repeat([str(k) for k in range(1, 12)], 2), "trial": [0, 1] * 11,
+                       "choice": [0, 1] * 11, "reward": [1.0, 0.0] * 11})
+    pe = fit(m, df, restarts=1).prediction_errors()
+    assert pe["session"].tolist() == df["session"].tolist()

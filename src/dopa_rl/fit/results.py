@@ -144,8 +144,8 @@ class FitResult:
     def prediction_errors(self) -> pd.DataFrame:
         """Per-trial fitted trajectories (prediction errors, values, choice probabilities) of every subject.
 
-        Rows follow the source table's order within each subject and carry ``subject``, ``session`` and
-        ``trial`` when the source had them.
+        Rows follow each subject's sessions in their order of appearance, trials in number order within a
+        session, and carry ``subject``, ``session`` and ``trial`` when the source had them.
         """
         parts = []
         for i, s in enumerate(self.subjects):

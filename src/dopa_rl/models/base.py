@@ -86,9 +86,12 @@ def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed,
     for s in order:
         rows = np.flatnonzero((subj == s).to_numpy())
         sub = df.iloc[rows]
-        sort_keys = [c for c in ("session", "trial") if c in sub.columns]
-        if sort_keys:
-            rows = rows[np.lexsort([sub[c].to_numpy() for c in reversed(sort_keys)])]
+        # sessions in their order of first appearance (labels are text: "10" must not sort before "2"),
+        # trials in number order within each session
+        keys = [pd.factorize(sub[c])[0] if c == "session" else sub[c].to_numpy()
+                for c in ("session", "trial") if c in sub.columns]
+        if keys:
+            rows = rows[np.lexsort(keys[::-1])]
         groups.append(rows)
     S = len(order)
     T = max((len(g) for g in groups), default=0)

@@ -148,3 +148,20 @@ def test_fit_accepts_a_folder_of_nwb_sessions(tmp_path, capsys):
     assert main(["fit", str(tmp_path / "sessions"), "--model", "rw-pavlovian", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "sim01" in text and "sim02" in text and out.exists()
+
+
+def test_dopamine_response_moves_from_reward_to_cue(pav):
+    """Read back from the file: the cue response grows and the rewarded-outcome response shrinks with learning."""
+    session, path = pav
+    phot = nwb.read_photometry(path)
+    beh = nwb.read_behavior(path)
+    cue_t, out_t = beh["cue_time"].to_numpy(), beh["outcome_time"].to_numpy()
+    cue = _mean_window(phot.timestamps, phot.signal, cue_t, 0.1, 0.8) - _mean_window(
+        phot.timestamps, phot.signal, cue_t, -0.5, -0.05)
+    out = _mean_window(phot.timestamps, phot.signal, out_t, 0.1, 0.8) - _mean_window(
+        phot.timestamps, phot.signal, out_t, -0.5, -0.05)
+    rewarded = beh["reward"].to_numpy() > 0
+    first, last = rewarded & (np.arange(len(beh)) < 3), rewarded & (np.arange(len(beh)) >= len(beh) - 20)
+    assert cue[:1].mean() < 0.25 * cue[-20:].mean()  # no cue response before learning
+    assert out[first].mean() > 2 * out[last].mean()  # the reward response shrinks
+    assert np.corrcoef(cue, nwb.read_true_trajectories(path)["rpe_cue"])[0, 1] > 0.6

@@ -238,3 +238,23 @@ def test_nullable_columns_with_missing_values_are_written(tmp_path):
     np.testing.assert_array_equal(got["licks"].to_numpy(), [1.0, np.nan, 2.0, 3.0])
     np.testing.assert_array_equal(got["flag"].to_numpy(), [1.0, np.nan, 0.0, 1.0])
     assert got["n_pokes"].dtype.kind == "i" and got["n_pokes"].tolist() == [4, 5, 6, 7]
+
+
+def test_signal_and_isosbestic_as_separate_series_found_by_wavelength(tmp_path):
+    """Signal and isosbestic control written as two single-channel FiberPhotometryResponseSeries with
+    uninformative names (as some converters do): the reader tells them apart by excitation wavelength."""
+    from dopa_rl.io.nwb_types import Photometry
+
+    session = hand_session(n_trials=4)
+    t = session.photometry[0].timestamps
+    rng = np.random.default_rng(8)
+    sig, iso = 1.5 + 0.01 * rng.normal(size=t.size), 1.2 + 0.01 * rng.normal(size=t.size)
+    session.photometry = [  # control first, so file order cannot be what picks the signal
+        Photometry(timestamps=t, signal=iso, control=None, rate=50.0, name="response_b", signal_excitation_nm=405.0),
+        Photometry(timestamps=t, signal=sig, control=None, rate=50.0, name="response_a", signal_excitation_nm=470.0)]
+    path = nwb.write_session(tmp_path / "separate.nwb", session)
+    got = nwb.read_photometry(path)
+    assert got.source_path == "acquisition/response_a"
+    np.testing.assert_array_equal(got.signal, sig)
+    np.testing.assert_array_equal(got.control, iso)
+    assert (got.signal_excitation_nm, got.control_excitation_nm) == (470.0, 405.0)

@@ -127,6 +127,12 @@ def _neurodata_type(obj: Any) -> str:
     return getattr(obj, "neurodata_type", type(obj).__name__)
 
 
+def _all_control(series: Any) -> bool:
+    """True when every channel of ``series`` is a control channel by wavelength or indicator."""
+    channels = photometry_channels(series)
+    return bool(channels) and all(c.is_control for c in channels)
+
+
 def _pick_series(all_series: dict[str, Any], name: str | None, path: Path, what: str) -> tuple[str, Any]:
     """The series named ``name`` (by name or path) or, when None, the one photometry series in the file."""
     if name is not None:
@@ -141,6 +147,9 @@ def _pick_series(all_series: dict[str, Any], name: str | None, path: Path, what:
     fprs = [(p, s) for p, s in all_series.items() if _neurodata_type(s) in _FPRS]
     if len(fprs) == 1:
         return fprs[0]
+    signals = [(p, s) for p, s in fprs if not _all_control(s)]  # separate signal/isosbestic series
+    if len(signals) == 1:
+        return signals[0]
     pool = fprs or [(p, s) for p, s in all_series.items()
                     if name_has_word(p, _SIGNAL_WORDS) and not name_has_word(p, _CONTROL_WORDS)]
     if len(pool) == 1:
@@ -184,11 +193,13 @@ def read_photometry(path: str | os.PathLike[str], series: str | None = None, *, 
     """Read one photometry recording (signal + control channel when present) from an NWB file.
 
     - ``series``: name or path of the series (``"raw_photometry"`` or ``"processing/ophys/dff"``);
-      default: the only FiberPhotometryResponseSeries, else the only TimeSeries whose name looks like
-      photometry (photometry, fiber, gcamp, dlight, dff, 470...).
+      default: the only FiberPhotometryResponseSeries (series whose channels are all controls by
+      wavelength/indicator do not count), else the only TimeSeries whose name looks like photometry
+      (photometry, fiber, gcamp, dlight, dff, 470...).
     - ``control``: name of a separate control series (isosbestic); when omitted, the control is the
-      isosbestic/control-fluorophore column of a multi-channel series, or a series named like
-      ``isosbestic``/``control``/``405`` with the same number of samples.  A control on other timestamps
+      isosbestic/control-fluorophore column of a multi-channel series, else the one separate
+      FiberPhotometryResponseSeries whose channels are controls by wavelength/indicator, else a series
+      named like ``isosbestic``/``control``/``405``.  A control on other timestamps
       is interpolated onto the signal's timestamps.
     - ``signal_nm`` / ``control_nm``: pick channels by excitation wavelength in multi-channel series.
     """
@@ -215,8 +226,10 @@ def photometry_from_nwbfile(nwbfile: Any, path: Path, series: str | None = None,
         if control is not None:
             cpath, cobj = _pick_series(all_series, control, path, "photometry control")
         else:
-            guesses = [(p, s) for p, s in all_series.items() if p != spath
-                       and name_has_word(p, _CONTROL_WORDS)]
+            # a separate control series: by wavelength/indicator in its photometry table, else by name
+            guesses = [(p, s) for p, s in all_series.items() if p != spath and _neurodata_type(s) in _FPRS
+                       and _all_control(s)] or [(p, s) for p, s in all_series.items() if p != spath
+                                                and name_has_word(p, _CONTROL_WORDS)]
             if len(guesses) == 1:
                 cpath, cobj = guesses[0]
         if cobj is not None:

@@ -215,3 +215,18 @@ def test_stdout_closed_by_the_reader_is_quiet_and_outputs_are_written(sim_csv, t
     err = p.stderr.read().decode()
     assert p.wait() == 141 and err == "", err
     assert json.loads(out.read_text())["model"] == "rw-softmax"
+
+
+def test_windows_code_page_csv_is_read_and_binary_is_refused(tmp_path, capsys):
+    # Excel on Windows saves CSV in cp1252: "µl" is byte 0xB5, not UTF-8
+    path = tmp_path / "excel.csv"
+    path.write_bytes("souris,choice,volume µl\r\nsouris é,0,4\r\nsouris é,1,0\r\nsouris é,0,4\r\n".encode("cp1252"))
+    out = tmp_path / "fit.json"
+    code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1",
+                           "--columns", "subject=souris,reward=volume µl", "--json", out)
+    assert code == 0, err
+    assert json.loads(out.read_text())["subjects"][0]["subject"] == "souris é"
+    binary = tmp_path / "session.h5"
+    binary.write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00\xff\xfe" * 10)
+    code, _, err = run_cli(capsys, "fit", binary, "--model", "rw-softmax")
+    assert code == 2 and "binary" in err and err.count("\n") == 1

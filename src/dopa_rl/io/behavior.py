@@ -59,11 +59,15 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: is a folder, not a table")
     with open(path, "rb") as fh:
         raw = fh.read(65536)
+    encoding = "utf-8-sig"
     try:
         # incremental decode: a multi-byte character cut at the end of the sample is not an error
-        head = codecs.getincrementaldecoder("utf-8-sig")().decode(raw, final=len(raw) < 65536)
+        head = codecs.getincrementaldecoder(encoding)().decode(raw, final=len(raw) < 65536)
     except UnicodeDecodeError:
-        raise InputError(f"{path}: not a text table (is it a binary file? NWB files need the .nwb suffix)") from None
+        if b"\x00" in raw:
+            raise InputError(f"{path}: not a text table (is it a binary file? NWB files need the .nwb suffix)") from None
+        encoding = "cp1252"  # not UTF-8 but text: Excel on Windows writes CSV in this code page ("µl", "é")
+        head = raw.decode(encoding, errors="replace")
     if not head.strip():
         raise InputError(f"{path}: file is empty")
     try:
@@ -72,7 +76,7 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except csv.Error:
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        df = pd.read_csv(path, sep=sep, encoding="utf-8-sig", skipinitialspace=True)
+        df = pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="replace", skipinitialspace=True)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, ValueError) as exc:

@@ -1,7 +1,7 @@
 """What an NWB file holds that dopa_rl can use, and what is missing for each analysis.
 
-:func:`inspect_nwb` never reads bulk data: sizes come from dataset shapes, durations from the first and
-last timestamps.  It works on files written by other tools (MatNWB, NeuroConv, pynapple), including
+:func:`inspect_nwb` never reads sampled data: sizes come from dataset shapes, durations from the first and
+last timestamps (and the rate from the first 2000); event times and spike times are read to count them.  It works on files written by other tools (MatNWB, NeuroConv, pynapple), including
 units without ``resolution``, negative timestamps and trials kept only in custom interval tables.
 """
 from __future__ import annotations

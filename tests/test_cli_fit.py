@@ -96,7 +96,15 @@ BAD_INPUTS = [
     ("subject,choice,reward\n1,0,1\n1,1,0\n", ["--columns", "choise=choice"], ["not a standard column"]),
     ("subject,choice,reward\n1,0,1\n1,1,0\n", ["--restarts", "0"], ["--restarts"]),
     ("subject,choice,reward\n1,0,\n1,1,0\n", [], ["reward", "missing"]),
+    ("subject,choice,reward\n1,0,1\n1,1,inf\n1,0,0\n", [], ["reward", "infinite", "row 2"]),
 ]
+
+
+def test_non_numeric_reward_is_reported_once(tmp_path, capsys):
+    # a decimal comma in a semicolon file: one problem, not also "missing (NaN)"
+    path = write(tmp_path / "eu.csv", "subject;choice;reward\n1;0;1,5\n1;1;0\n1;0;1\n")
+    code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax")
+    assert code == 2 and "non-numeric" in err and "'1,5'" in err and "missing" not in err
 
 
 @pytest.mark.parametrize("contents,extra,words", BAD_INPUTS)

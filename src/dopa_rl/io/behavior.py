@@ -138,13 +138,17 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
         df.insert(1, "session", "1")
     df["session"] = df["session"].map(_id_text)
 
+    reward_given = df["reward"].notna().to_numpy() if "reward" in df.columns else None
     for col in NUMERIC_COLUMNS:
         if col in df.columns:
             _numeric(df, col, problems)
-    if "reward" in df.columns:
-        nan = df["reward"].isna().to_numpy()
-        if nan.any():
-            problems.append(f"column 'reward' is missing (NaN) in {_rows(nan)}; every trial needs an outcome (0 when omitted)")
+    if reward_given is not None:  # (non-numeric rewards are reported above, once)
+        if not reward_given.all():
+            problems.append(f"column 'reward' is missing (NaN) in {_rows(~reward_given)}; every trial needs an "
+                            f"outcome (0 when omitted)")
+        inf = reward_given & np.isinf(df["reward"].to_numpy())
+        if inf.any():
+            problems.append(f"column 'reward' is infinite in {_rows(inf)}; give the amount (0 when omitted)")
     if "licks" in df.columns:
         neg = (df["licks"] < 0).to_numpy()
         if neg.any():

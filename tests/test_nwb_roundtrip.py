@@ -258,3 +258,15 @@ def test_signal_and_isosbestic_as_separate_series_found_by_wavelength(tmp_path):
     np.testing.assert_array_equal(got.signal, sig)
     np.testing.assert_array_equal(got.control, iso)
     assert (got.signal_excitation_nm, got.control_excitation_nm) == (470.0, 405.0)
+
+
+def test_licks_unknown_when_the_window_is_unknown(tmp_path):
+    """A trial without an outcome time (NaN) has no anticipatory window: its lick count is missing (NaN),
+    not an observed 0 that the lick models would fit."""
+    with_col = hand_session(licks_column=True)
+    session = hand_session(licks_column=False)
+    session.trials.loc[2, "outcome_time"] = np.nan
+    got = nwb.read_behavior(nwb.write_session(tmp_path / "nan_window.nwb", session))
+    want = with_col.trials["licks"].to_numpy(dtype=float)
+    want[2] = np.nan
+    np.testing.assert_array_equal(got["licks"].to_numpy(dtype=float), want)

@@ -284,7 +284,8 @@ def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | 
     - When there is no ``licks`` column, licks are counted per trial from a ragged trials column of lick
       times (name containing "lick"), else from a lick event table (an events table whose name contains
       "lick"), between ``cue_time`` and ``outcome_time`` when both exist, else over the whole trial;
-      ``df.attrs["licks_from"]`` says which source was used.
+      ``df.attrs["licks_from"]`` says which source was used.  Trials whose window has a NaN end get
+      NaN (missing) licks.
 
     Raises InputError naming the file and table for: no trials table, empty table, mapped column
     missing, no reward / cue-or-choice column, text in a numeric column, NaN rewards.
@@ -346,6 +347,9 @@ def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str
         else:
             df["licks"] = count_events_in_windows(lick_times[1], lo, hi)
             df.attrs["licks_from"] = lick_times[0]
+        unknown = ~(np.isfinite(lo) & np.isfinite(hi))
+        if unknown.any():  # no window (NaN cue/outcome time): the count is missing, not an observed 0
+            df["licks"] = np.where(unknown, np.nan, df["licks"].to_numpy(dtype=float))
     _check_behavior(df, where, columns)
     df.attrs["source"] = str(path)
     return df

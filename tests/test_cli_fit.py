@@ -144,6 +144,8 @@ def test_console_script_exit_code_and_help():
     for cmd in ("fit", "simulate", "models", "demo"):
         r = subprocess.run([str(exe), cmd, "--help"], capture_output=True, text=True)
         assert r.returncode == 0 and "Example" in r.stdout
+        if cmd == "fit":   # --jobs sets numba threads (fit(n_jobs=...)), not processes
+            assert "threads" in " ".join(r.stdout[r.stdout.index("--jobs N "):].split()[:6])
 
 
 def test_demo_runs_end_to_end(tmp_path, capsys):

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=("mle", "map"), default="mle", help="maximum likelihood or MAP with priors")
     p.add_argument("--restarts", type=int, default=10, metavar="N", help="random restarts per subject (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed for the restart points")
-    p.add_argument("--jobs", type=int, default=None, metavar="N", help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N", help="threads evaluating the likelihood (default: all cores)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the per-subject table as CSV")
     p.add_argument("--prediction-errors", metavar="FILE", help="write per-trial fitted values and prediction errors (CSV)")

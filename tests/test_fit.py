@@ -171,3 +171,18 @@ def test_sessions_keep_their_order_of_appearance():
                        "choice": [0, 1] * 11, "reward": [1.0, 0.0] * 11})
     pe = fit(m, df, restarts=1).prediction_errors()
     assert pe["session"].tolist() == df["session"].tolist()
+
+
+def test_standard_errors_with_a_parameter_at_its_bound(study):
+    """With the lapse pinned at epsilon ~ 0 (z = -25), rw-softmax-lapse is rw-softmax: the SEs of alpha and
+    beta must be rw-softmax's, and epsilon's NaN (not 0 from a vanishing Jacobian, not NaN for all)."""
+    from dopa_rl.fit.mle import standard_errors
+
+    m, df, truth, result = study
+    lapse = get_model("rw-softmax-lapse")
+    s = next(i for i in range(40) if np.all(np.isfinite(result.se_[i])))
+    z = np.append(m.spec.to_unconstrained(result.x[s]), -25.0)[None]
+    data = lapse.pack(df)
+    se = standard_errors(lapse, data, z, "mle")[0]
+    assert np.isnan(se[2])
+    np.testing.assert_allclose(se[:2], result.se_[s], rtol=1e-3)

@@ -24,6 +24,7 @@ from dopa_rl.models.base import Model, Packed
 METHODS = ("mle", "map")
 Z_BOUND = 25.0          # |z| cap for bounded/positive parameters: beyond it the transform is flat
 Z_BOUND_FREE = 1e4      # identity parameters
+AT_BOUND_Z = 13.8       # |z| beyond which a bounded parameter is within ~1e-6 of its bound (exp(-13.8))
 
 
 def z_bounds(model: Model) -> tuple[np.ndarray, np.ndarray]:
@@ -53,22 +54,40 @@ def log_prior(model: Model, z: np.ndarray) -> np.ndarray:
     return -0.5 * np.sum(d * d, axis=-1) - np.sum(np.log(sd * np.sqrt(2 * np.pi)))
 
 
+def at_bound(model: Model, z: np.ndarray) -> np.ndarray:
+    """[..., k] True where a parameter sits at a bound: within ``exp(-AT_BOUND_Z)`` (about 1e-6) of it, relative
+    to the range for two-sided bounds, where the transform is flat and its derivative tells nothing."""
+    z = np.asarray(z, dtype=float)
+    out = np.zeros(z.shape, dtype=bool)
+    for j, p in enumerate(model.spec):
+        if p.transform == "logit":
+            out[..., j] = np.abs(z[..., j]) >= AT_BOUND_Z
+        elif p.transform == "log":
+            out[..., j] = z[..., j] <= -AT_BOUND_Z
+    return out
+
+
 def standard_errors(model: Model, data: Packed, z: np.ndarray, method: str) -> np.ndarray:
-    """Natural-space standard errors [S, k] from the Hessian in unconstrained space (delta method);
-    NaN where the curvature is not positive definite (a parameter at a bound or not identified)."""
+    """Natural-space standard errors [S, k] from the Hessian in unconstrained space (delta method).
+
+    A parameter at a bound gets NaN and the others' come from the Hessian with it held fixed (its row is
+    only finite-difference noise there); NaN throughout where the rest is not positive definite (not
+    identified)."""
     S, k = z.shape
     H = -model.hessian_z(z, data, np.arange(S))
     if method == "map":
         H = H + np.diag(1.0 / model.spec.prior_sd() ** 2)[None]
     se = np.full((S, k), np.nan)
     jac = np.abs(model.spec.jacobian_diag(z))
+    free_all = ~at_bound(model, z)
     for s in range(S):
-        Hs = H[s]
-        if not np.all(np.isfinite(Hs)):
+        free = free_all[s]
+        Hs = H[s][np.ix_(free, free)]
+        if not free.any() or not np.all(np.isfinite(Hs)):
             continue
         evals = np.linalg.eigvalsh(Hs)
         if evals.min() > 1e-9 * max(1.0, evals.max()):
-            se[s] = np.sqrt(np.clip(np.diag(np.linalg.inv(Hs)), 0, None)) * jac[s]
+            se[s, free] = np.sqrt(np.clip(np.diag(np.linalg.inv(Hs)), 0, None)) * jac[s, free]
     return se
 
 

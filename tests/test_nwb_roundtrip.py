@@ -270,3 +270,19 @@ def test_licks_unknown_when_the_window_is_unknown(tmp_path):
     want = with_col.trials["licks"].to_numpy(dtype=float)
     want[2] = np.nan
     np.testing.assert_array_equal(got["licks"].to_numpy(dtype=float), want)
+
+
+def test_unwritable_destination_is_an_input_error(tmp_path, capsys):
+    """Writing where a file blocks the folder (or into a read-only place) is the user's input problem:
+    one line naming the path, exit code 2, nothing left behind."""
+    from dopa_rl.cli import main
+
+    blocker = tmp_path / "afile"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(InputError, match="cannot write"):
+        nwb.write_session(blocker / "s.nwb", hand_session(n_trials=3))
+    capsys.readouterr()
+    rc = main(["simulate", "--task", "pavlovian", "--model", "rw", "--trials", "10", "--out", str(blocker / "x.nwb")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and str(blocker) in err[0] and "cannot write" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]

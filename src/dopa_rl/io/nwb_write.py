@@ -308,9 +308,13 @@ def write_session(path: str | os.PathLike[str], session: SessionData, *, overwri
     if path.exists() and not overwrite:
         raise InputError(f"{path}: file exists; choose another name or remove it first")
     nwbfile = build_nwbfile(session)
-    with atomic_path(path) as tmp, warnings.catch_warnings():
-        # the temporary name ends in .tmp on purpose (see atomic_path); the final name ends in .nwb
-        warnings.filterwarnings("ignore", message=r"The file path provided: .* does not end in '\.nwb'")
-        with NWBHDF5IO(str(tmp), "w") as io:
-            io.write(nwbfile)
+    try:
+        with atomic_path(path) as tmp, warnings.catch_warnings():
+            # the temporary name ends in .tmp on purpose (see atomic_path); the final name ends in .nwb
+            warnings.filterwarnings("ignore", message=r"The file path provided: .* does not end in '\.nwb'")
+            with NWBHDF5IO(str(tmp), "w") as io:
+                io.write(nwbfile)
+    except OSError as exc:  # a file where the folder should be, no permission, read-only or full disk
+        at = f" at {exc.filename}" if exc.filename and Path(exc.filename).parent != path.parent else ""
+        raise InputError(f"{path}: cannot write there ({exc.strerror or exc}{at})") from exc
     return path

@@ -292,3 +292,33 @@ def test_a_hello_damaged_on_the_way_is_retried_not_taken_for_a_refusal():
     finally:
         c.safe()
         dut.close()
+
+
+def test_a_slow_hello_reply_is_waited_for_not_answered_by_a_second_session():
+    """The device runs every HELLO it receives (a new session each time: its unacknowledged events are
+    dropped).  A HELLO_REPLY held up for a while comes back by itself (go-back-N), so a short
+    ack_timeout_s must not make the client send HELLO again and again."""
+    from dopa_rl.rig import codec
+
+    dut = SimulatedDUT(speed=1)
+    executed = []
+    out = codec.FrameDecoder()
+    dut.device.on_tx = lambda chunk: executed.extend(
+        r.msg.t_us for r in out.feed(chunk) if isinstance(r.msg, P.HelloReply) and r.msg.boot == 0)
+    port = open_link(dut.url)
+    read, hold_until = port.read, []
+
+    def slow_read(size: int = 1) -> bytes:            # the device-to-host direction stalls for 80 ms
+        if not hold_until:
+            hold_until.append(time.monotonic() + 0.08)
+        return b"" if time.monotonic() < hold_until[0] else read(size)
+
+    port.read = slow_read
+    c = DeviceClient(port, ack_timeout_s=0.01)
+    try:
+        c.start()
+        assert len(set(executed)) == 1, executed      # one session, not one per retry
+        assert c.cue_on().value == 1
+    finally:
+        c.safe()
+        dut.close()

@@ -60,7 +60,8 @@ __all__ = ["DeviceClient", "Event", "PendingCommand", "CommandRefused", "Action"
 
 Action = P.Action
 _INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
-
+# each HELLO received starts a new device session (unacknowledged events dropped), and a lost HELLO_REPLY
+_HELLO_RETRY_S = 4 * P.RETRANSMIT_MS / 1000  # is resent by go-back-N: retry HELLO only after 4 of those
 
 class DeviceClient(DeviceCommands):
     """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
@@ -356,7 +357,8 @@ class DeviceClient(DeviceCommands):
         resend: list[PendingCommand] = []
         with self._lock:
             for pc in list(self._pending.values()):
-                if now - pc.sent_at >= self.ack_timeout_s:
+                if now - pc.sent_at >= (max(self.ack_timeout_s, _HELLO_RETRY_S) if pc.type_id == MsgId.HELLO
+                                        else self.ack_timeout_s):
                     if now - pc.created > self.command_timeout_s and self._link_up:
                         del self._pending[pc.seq]
                         pc._finish(error=DeviceError(
@@ -420,11 +422,9 @@ class DeviceClient(DeviceCommands):
                 self._pending.pop(p.seq, None)
             self._requeue = [p for p in self._requeue if p not in old]
             self._window.notify_all()
-        for p in old:
-            if not p.done():
-                p._finish(error=DeviceError(
-                    f"no reply to {type(p.msg).__name__} (seq {p.seq}) after {p.attempts} attempts in "
-                    f"{self.command_timeout_s} s (the link was down); it was not sent again"))
+        for p in [p for p in old if not p.done()]:
+            p._finish(error=DeviceError(f"no reply to {type(p.msg).__name__} (seq {p.seq}) in "
+                                        f"{self.command_timeout_s} s (the link was down); it was not sent again"))
 
     def _fail_all(self, err: DeviceError) -> None:
         with self._window:

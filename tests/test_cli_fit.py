@@ -97,6 +97,8 @@ BAD_INPUTS = [
     ("subject,choice,reward\n1,0,1\n1,1,0\n", ["--restarts", "0"], ["--restarts"]),
     ("subject,choice,reward\n1,0,\n1,1,0\n", [], ["reward", "missing"]),
     ("subject,choice,reward\n1,0,1\n1,1,inf\n1,0,0\n", [], ["reward", "infinite", "row 2"]),
+    # 1-based choices without --choice-base 1 must not silently become a 3-option task with option 0 unused
+    ("subject,choice,reward\n1,1,1\n1,2,0\n1,1,1\n", [], ["option 0 never", "--choice-base 1"]),
 ]
 
 
@@ -240,3 +242,9 @@ def test_windows_code_page_csv_is_read_and_binary_is_refused(tmp_path, capsys):
     binary.write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00\xff\xfe" * 10)
     code, _, err = run_cli(capsys, "fit", binary, "--model", "rw-softmax")
     assert code == 2 and "binary" in err and err.count("\n") == 1
+
+
+def test_option_zero_never_chosen_is_fine_when_n_options_is_given(tmp_path, capsys):
+    path = write(tmp_path / "d.csv", "subject,choice,reward\n1,1,1\n1,2,0\n1,1,1\n")
+    code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1", "--n-options", "3")
+    assert code == 0, err

@@ -81,3 +81,25 @@ def test_temp_file_of_a_write_in_progress_is_not_an_nwb_input(tmp_path):
         assert tmp.parent == tmp_path  # same folder, so os.replace stays atomic
         assert expand_paths(tmp_path) == [tmp_path / "done.nwb"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["done.nwb", "writing.nwb"]
+
+
+def test_naive_session_start_time_is_local_time(monkeypatch):
+    """A naive datetime (e.g. datetime.now() on the rig PC) means local time, as pynwb reads it;
+    it must not be relabelled as UTC, which would shift the session by the UTC offset."""
+    import datetime as dt
+    import time
+
+    from dopa_rl.io.nwb_types import SessionMetadata
+
+    monkeypatch.setenv("TZ", "XYZ-02")  # POSIX zone 2 h east of UTC, needs no tz database
+    time.tzset()
+    try:
+        naive = dt.datetime(2026, 3, 4, 9, 30)
+        md = SessionMetadata(subject_id="m1", session_id="s1", session_start_time=naive)
+        assert md.session_start_time.utcoffset() == dt.timedelta(hours=2)
+        assert md.session_start_time.timestamp() == naive.timestamp()  # the same instant
+        aware = dt.datetime(2026, 3, 4, 9, 30, tzinfo=dt.timezone.utc)
+        assert SessionMetadata(subject_id="m1", session_id="s1", session_start_time=aware).session_start_time == aware
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -21,6 +21,7 @@ class SessionMetadata:
 
     ``age`` is ISO-8601 (``"P90D"`` = 90 days old); ``sex`` is one of ``M``, ``F``, ``U``, ``O``;
     ``species`` is the Latin binomial.  ``experimenter`` entries are ``"Last, First"``.
+    A naive ``session_start_time`` is taken as this computer's local time and given its UTC offset.
     """
 
     subject_id: str
@@ -41,8 +42,8 @@ class SessionMetadata:
     strain: str | None = None
 
     def __post_init__(self) -> None:
-        if self.session_start_time.tzinfo is None:
-            self.session_start_time = self.session_start_time.replace(tzinfo=_dt.timezone.utc)
+        if self.session_start_time.tzinfo is None:  # naive = local time of this computer (as pynwb reads it)
+            self.session_start_time = self.session_start_time.astimezone()
 
 
 @dataclass

@@ -248,3 +248,10 @@ def test_option_zero_never_chosen_is_fine_when_n_options_is_given(tmp_path, caps
     path = write(tmp_path / "d.csv", "subject,choice,reward\n1,1,1\n1,2,0\n1,1,1\n")
     code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1", "--n-options", "3")
     assert code == 0, err
+
+
+def test_demo_out_naming_a_file_is_exit_2(tmp_path, capsys):
+    target = write(tmp_path / "notes.txt", "keep me\n")
+    code, _, err = run_cli(capsys, "demo", "--out", target, "--subjects", "2", "--trials", "20")
+    assert code == 2 and "--out" in err and err.count("\n") == 1
+    assert target.read_text() == "keep me\n"

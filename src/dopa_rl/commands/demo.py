@@ -27,6 +27,8 @@ def run(args) -> int:
     if args.subjects < 2 or args.trials < 20:
         raise InputError("demo: use at least --subjects 2 and --trials 20")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out}: is a file; the demo needs a folder for its files")
     out.mkdir(parents=True, exist_ok=True)
     model = get_model("rw-softmax")
     print(f"1/4 simulating a two-armed bandit with a reversal: {args.subjects} subjects x {args.trials} trials")

@@ -308,9 +308,9 @@ def test_a_slow_hello_reply_is_waited_for_not_answered_by_a_second_session():
     port = open_link(dut.url)
     read, hold_until = port.read, []
 
-    def slow_read(size: int = 1) -> bytes:            # the device-to-host direction stalls for 80 ms
+    def slow_read(size: int = 1) -> bytes:            # the device-to-host direction stalls for 50 ms
         if not hold_until:
-            hold_until.append(time.monotonic() + 0.08)
+            hold_until.append(time.monotonic() + 0.05)
         return b"" if time.monotonic() < hold_until[0] else read(size)
 
     port.read = slow_read

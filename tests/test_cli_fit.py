@@ -255,3 +255,13 @@ def test_demo_out_naming_a_file_is_exit_2(tmp_path, capsys):
     code, _, err = run_cli(capsys, "demo", "--out", target, "--subjects", "2", "--trials", "20")
     assert code == 2 and "--out" in err and err.count("\n") == 1
     assert target.read_text() == "keep me\n"
+
+
+def test_folder_with_a_non_behavior_table_names_that_file(tmp_path, capsys):
+    # `dopa-rl simulate --out data/choices.csv` also writes data/choices_params.csv; fitting data/ must say so
+    folder = tmp_path / "data"
+    assert main(["simulate", "--subjects", "2", "--trials", "30", "--out", str(folder / "choices.csv")]) == 0
+    capsys.readouterr()
+    code, _, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "1")
+    assert code == 2 and err.count("\n") == 1
+    assert "choices_params.csv has no column 'choice'" in err and "normalize_behavior" not in err

@@ -257,6 +257,12 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
             frames.append(normalize_behavior(raw, columns=columns, choice_base=choice_base, source=str(path)))
     if len(frames) == 1:
         return frames[0]
+    # a file without a task column the others have (say a parameters table beside the data) is not behavior
+    task_cols = [c for c in ("choice", "reward", "cue") if any(c in f.columns for f in frames)]
+    lacking = [f"{path} has no column '{c}'" for path, f in zip(files, frames) for c in task_cols if c not in f.columns]
+    if lacking:
+        raise InputError("; ".join(lacking[:3]) + (f" (and {len(lacking) - 3} more)" if len(lacking) > 3 else "")
+                         + " that other input files have; give behavior files of one kind only")
     df = pd.concat(frames, ignore_index=True)
     check_unique_trials(df, ", ".join(map(str, files)) if len(files) <= 3 else f"{files[0].parent} ({len(files)} files)")
     return df

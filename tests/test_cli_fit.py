@@ -86,7 +86,7 @@ BAD_INPUTS = [
     (None, [], ["no such file"]),
     ("subject,choice\n1,0\n1,1\n", [], ["needs column", "reward"]),
     ("subject,choice,reward\n1,0,1\n1,1,lots\n", [], ["reward", "non-numeric", "row 2"]),
-    ("subject,choice,reward\n1,0,1\n1,-1,0\n", [], ["choice out of range"]),
+    ("subject,choice,reward\n1,0,1\n1,-1,0\n", [], ["choice out of range", "missed trial is an empty cell"]),
     ("subject,choice,reward\n1,0,1\n1,5,0\n", ["--n-options", "2"], ["choice 5", "out of range"]),
     ("", [], ["empty"]),
     ("subject,choice,reward\n", [], ["no rows"]),

@@ -170,7 +170,7 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
             lowest = np.nanmin(values[neg]) + choice_base
             problems.append(f"choice out of range: {lowest:g} in {_rows(neg)} is below the first option "
                             f"({choice_base}); use --choice-base {0 if choice_base == 1 else 1} if your options are "
-                            f"numbered from {0 if choice_base == 1 else 1}")
+                            f"numbered from {0 if choice_base == 1 else 1}; a missed trial is an empty cell")
         df["choice"] = values
 
     if "cue" in df.columns:

@@ -145,3 +145,28 @@ def test_inspect_survives_timestamps_shorter_than_data(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(path) in err[0] and "100 samples but 90 timestamps" in err[0], err
     assert sha256(path) == before
+
+
+def _damaged_chunk(d):
+    """A file whose photometry data chunk is overwritten with zeros (opens fine, fails on reading data)."""
+    import h5py
+
+    p = nwb.write_session(d / "damaged.nwb", hand_session(n_trials=40))
+    with h5py.File(p, "r") as f:
+        off = f["acquisition/photometry/data"].id.get_chunk_info(0).byte_offset
+    data = bytearray(p.read_bytes())
+    data[off + 100: off + 400] = bytes(300)
+    p.write_bytes(bytes(data))
+    return p
+
+
+def test_damaged_data_is_an_input_error_but_the_callers_own_os_errors_are_not(tmp_path):
+    path = _damaged_chunk(tmp_path)
+    from dopa_rl.errors import InputError
+
+    with pytest.raises(InputError, match="may be damaged"):
+        nwb.read_photometry(path)
+    # an OSError of the caller's own code inside an open session is not blamed on the NWB file
+    with pytest.raises(FileNotFoundError):
+        with nwb.NWBSession(path):
+            open(tmp_path / "no" / "such" / "folder.csv", "w")

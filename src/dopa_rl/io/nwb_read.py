@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -34,6 +35,17 @@ _EVENT_TYPES = {"Events", "LabeledEvents", "TTLs", "AnnotatedEventsTable"}  # nd
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
+
+
+def _raised_by_hdf5(exc: BaseException) -> bool:
+    """True when ``exc`` passed through h5py/hdmf/pynwb code (a read of the file's data failed)."""
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename.replace(os.sep, "/")
+        if re.search(r"(^|/)(h5py|hdmf|pynwb)/", filename):
+            return True
+        tb = tb.tb_next
+    return False
 
 
 @contextlib.contextmanager
@@ -74,7 +86,9 @@ def open_nwb(path: str | os.PathLike[str]) -> Iterator[Any]:
         yield nwbfile
     except InputError:
         raise
-    except OSError as exc:  # h5py read errors on damaged datasets (our own bugs stay internal errors)
+    except OSError as exc:
+        if not _raised_by_hdf5(exc):  # the caller's own I/O (or our bugs) is not blamed on this file
+            raise
         raise InputError(f"{path}: cannot read data ({_first_line(exc)}); the file may be damaged") from exc
     finally:
         with contextlib.suppress(Exception):

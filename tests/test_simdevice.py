@@ -331,6 +331,18 @@ def test_ring_overflow_reported(dev: SimDevice) -> None:
     assert err and err[0].code == P.ErrorCode.EVENT_OVERFLOW and err[0].value == 6
 
 
+def test_a_retried_heartbeat_still_acknowledges_events(dev: SimDevice) -> None:
+    """HEARTBEAT's next_expected_seq acts exactly like an EVENT_ACK, also when the HEARTBEAT is a retry
+    answered from the reply memory (as on the firmware)."""
+    h = Host(dev, auto_ack=False)
+    h.reply(P.Hello(P.PROTOCOL_VERSION))
+    h.send(P.Heartbeat(0), seq=50)                       # acknowledges nothing yet; its ACK is seq 1
+    h.send(P.CueOn(), seq=51)
+    assert dev.unacked == 4                              # HELLO_REPLY, ACK, CUE_ONSET, ACK
+    h.send(P.Heartbeat(h.expected), seq=50)              # the host retries the heartbeat, now acking all
+    assert dev.unacked == 1                              # only the re-sent reply to the retry is left
+
+
 def test_reboot_reports_cause_and_outputs_off(host: Host, dev: SimDevice) -> None:
     host.reply(P.CueOn())
     host.reply(P.ValveOpen())

@@ -376,6 +376,8 @@ class SimDevice(SimKernel):
         if mtype >= 0x80:
             self._send(P.Nack(self._t(), seq, mtype, NackReason.UNKNOWN_TYPE))
             return
+        if mtype == MsgId.HEARTBEAT:
+            self._ack_events(msg.next_expected_seq)  # like EVENT_ACK, even for a retry (as the firmware)
         stored = self._replies.get(seq)
         if stored is not None and stored[0] == mtype:
             self.stats["duplicates"] += 1

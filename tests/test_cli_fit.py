@@ -265,3 +265,13 @@ def test_folder_with_a_non_behavior_table_names_that_file(tmp_path, capsys):
     code, _, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "1")
     assert code == 2 and err.count("\n") == 1
     assert "choices_params.csv has no column 'choice'" in err and "normalize_behavior" not in err
+
+
+def test_hidden_files_in_a_folder_are_skipped(sim_csv, tmp_path, capsys):
+    folder = tmp_path / "usb"
+    folder.mkdir()
+    (folder / "choices.csv").write_bytes(sim_csv.read_bytes())
+    (folder / "._choices.csv").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")  # AppleDouble
+    code, out, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "1")
+    assert code == 0, err
+    assert "Subjects: 3" in out

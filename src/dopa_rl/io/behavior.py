@@ -212,13 +212,18 @@ def _id_text(v) -> str:
 
 
 def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list[Path]:
-    """Files named directly, and the .nwb files (else the tables) inside named folders."""
+    """Files named directly, and the .nwb files (else the tables) inside named folders.
+
+    Hidden files in a folder (``._x.csv`` written by macOS on shared drives, editor lock files) are skipped.
+    """
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            found = sorted(p.glob("*.nwb")) or sorted(q for q in p.iterdir() if q.suffix.lower() in TABLE_SUFFIXES)
+            visible = [q for q in p.iterdir() if not q.name.startswith(".")]
+            found = (sorted(q for q in visible if q.suffix.lower() == ".nwb")
+                     or sorted(q for q in visible if q.suffix.lower() in TABLE_SUFFIXES))
             if not found:
                 raise InputError(f"{p}: folder holds no .nwb, .csv or .tsv files")
             out += found

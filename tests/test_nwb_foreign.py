@@ -151,3 +151,19 @@ def test_malformed_mapped_column_is_named_as_the_lab_calls_it(tmp_path):
         nwb.read_behavior(tmp_path / "lab.nwb", columns={"cue": "stimulus", "reward": "volume_ul"})
     with pytest.raises(InputError, match="column 'reward' \\(your 'volume_nan'\\) is NaN"):
         nwb.read_behavior(tmp_path / "lab.nwb", columns={"cue": "stimulus", "reward": "volume_nan"})
+
+
+def test_unrelated_series_named_control_is_not_taken_as_isosbestic(tmp_path):
+    """A guessed control (by name only) must have the signal's number of samples: a 'control_lever'
+    series with a few presses is not interpolated into an isosbestic channel."""
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+
+    f = NWBFile(session_description="x", identifier="x", session_start_time=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    f.add_acquisition(TimeSeries(name="gcamp_470", data=np.linspace(1, 2, 200), unit="V", rate=RATE))
+    f.add_acquisition(TimeSeries(name="control_lever", data=np.ones(5), unit="n.a.", timestamps=np.arange(5.0)))
+    with NWBHDF5IO(str(tmp_path / "lever.nwb"), "w") as io:
+        io.write(f)
+    p = nwb.read_photometry(tmp_path / "lever.nwb")
+    assert p.source_path == "acquisition/gcamp_470" and p.control is None
+    named = nwb.read_photometry(tmp_path / "lever.nwb", control="control_lever")  # when asked, it is used
+    assert named.control is not None and len(named.control) == 200

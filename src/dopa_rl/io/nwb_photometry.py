@@ -127,6 +127,11 @@ def _neurodata_type(obj: Any) -> str:
     return getattr(obj, "neurodata_type", type(obj).__name__)
 
 
+def _n_samples(series: Any) -> int:
+    shape = getattr(series.data, "shape", None) or np.shape(series.data)
+    return int(shape[0]) if len(shape) else 0
+
+
 def _all_control(series: Any) -> bool:
     """True when every channel of ``series`` is a control channel by wavelength or indicator."""
     channels = photometry_channels(series)
@@ -199,7 +204,7 @@ def read_photometry(path: str | os.PathLike[str], series: str | None = None, *, 
     - ``control``: name of a separate control series (isosbestic); when omitted, the control is the
       isosbestic/control-fluorophore column of a multi-channel series, else the one separate
       FiberPhotometryResponseSeries whose channels are controls by wavelength/indicator, else a series
-      named like ``isosbestic``/``control``/``405``.  A control on other timestamps
+      named like ``isosbestic``/``control``/``405`` with the same number of samples.  A control on other timestamps
       is interpolated onto the signal's timestamps.
     - ``signal_nm`` / ``control_nm``: pick channels by excitation wavelength in multi-channel series.
     """
@@ -227,9 +232,10 @@ def photometry_from_nwbfile(nwbfile: Any, path: Path, series: str | None = None,
             cpath, cobj = _pick_series(all_series, control, path, "photometry control")
         else:
             # a separate control series: by wavelength/indicator in its photometry table, else by name
+            # with the signal's number of samples (a "control_lever" with 5 presses is not an isosbestic)
             guesses = [(p, s) for p, s in all_series.items() if p != spath and _neurodata_type(s) in _FPRS
                        and _all_control(s)] or [(p, s) for p, s in all_series.items() if p != spath
-                                                and name_has_word(p, _CONTROL_WORDS)]
+                                                and name_has_word(p, _CONTROL_WORDS) and _n_samples(s) == len(times)]
             if len(guesses) == 1:
                 cpath, cobj = guesses[0]
         if cobj is not None:

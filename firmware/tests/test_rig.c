@@ -383,6 +383,29 @@ static void test_go_back_n_and_overflow(void)
     }
 }
 
+static void test_ack_during_a_go_back_round(void)
+{
+    /* an EVENT_ACK for frames sent before a go-back-N restart is good: it frees the ring at once (it was
+     * ignored until the resend had caught up, so a full ring kept overflowing meanwhile) */
+    boot(); hello();
+    int before = g_nev;
+    g_dups = 0;
+    send(DOPA_MSG_CUE_ON, 0, 0);                       /* ACK + CUE_ONSET, sent, not acknowledged */
+    CHECK_EQ(g_nev, before + 2);
+    g_now += 51000;
+    rig_poll(g_now);                                   /* 50 ms without progress: go back to the oldest */
+    uint8_t wire[DOPA_MAX_ENCODED + 1], b[2];
+    dopa_put_u16(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
+    uint8_t n = dopa_frame_encode(DOPA_MSG_EVENT_ACK, 0, b, 2, wire);
+    for (uint8_t i = 0; i < n; i++) rig_rx_byte(wire[i], g_now);   /* arrives before the resend went out */
+    CHECK_EQ(g_rig.ring_count, 0);
+    drain();
+    CHECK_EQ(g_dups, 0);                               /* nothing resent: it was all acknowledged */
+    send(DOPA_MSG_CUE_OFF, 0, 0);                      /* and numbering carries on */
+    CHECK_EQ(g_nev, before + 4);
+    CHECK_EQ(g_dups, 0);
+}
+
 static void test_lick_debounce(void)
 {
     boot();
@@ -577,6 +600,7 @@ int main(void)
     RUN(test_host_silence);
     RUN(test_idempotent_retry_and_bad_crc);
     RUN(test_go_back_n_and_overflow);
+    RUN(test_ack_during_a_go_back_round);
     RUN(test_lick_debounce);
     RUN(test_trial_program);
     RUN(test_bad_commands_and_bounds);

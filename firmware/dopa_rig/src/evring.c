@@ -60,6 +60,7 @@ void rig_events_reset(void)
     g_rig.ring_sent_at = 0;
     g_rig.ring_count = 0;
     g_rig.ring_sent = 0;
+    g_rig.ring_hi = 0;
     g_rig.ring_seq = 0;
     g_rig.lost = 0;
     g_rig.tx_len = 0;
@@ -68,14 +69,20 @@ void rig_events_reset(void)
 void rig_events_ack(uint16_t next_expected, uint32_t now)
 {
     uint16_t n = (uint16_t)(next_expected - g_rig.ring_seq);
-    if (n == 0 || n > g_rig.ring_sent) return;      /* nothing new, or acks what was never sent */
+    if (n == 0 || n > g_rig.ring_hi) return;        /* nothing new, or acks what was never sent */
     for (uint16_t i = 0; i < n; i++) {
         uint16_t nxt = next_entry(g_rig.ring_head);
         g_rig.ring_used = (uint16_t)(g_rig.ring_used - 2u - at((uint16_t)(g_rig.ring_head + 1u)));
         g_rig.ring_head = nxt;
     }
     g_rig.ring_count = (uint8_t)(g_rig.ring_count - n);
-    g_rig.ring_sent = (uint8_t)(g_rig.ring_sent - n);
+    g_rig.ring_hi = (uint8_t)(g_rig.ring_hi - n);
+    if (g_rig.ring_sent >= n) {
+        g_rig.ring_sent = (uint8_t)(g_rig.ring_sent - n);
+    } else {                                        /* acked during a go-back-N round: skip what is acked */
+        g_rig.ring_sent = 0;
+        g_rig.tx_len = 0;                           /* a frame encoded for sending may be among them */
+    }
     g_rig.ring_seq = next_expected;
     g_rig.ring_progress_us = now;
     if (g_rig.ring_sent == 0) g_rig.ring_sent_at = g_rig.ring_head;
@@ -112,6 +119,7 @@ void rig_tx_sent(uint32_t now)
     if (g_rig.ring_sent == 0) g_rig.ring_progress_us = now;   /* the retransmit clock starts with the first unacked send */
     g_rig.ring_sent_at = next_entry(g_rig.ring_sent_at);
     g_rig.ring_sent++;
+    if (g_rig.ring_sent > g_rig.ring_hi) g_rig.ring_hi = g_rig.ring_sent;
     g_rig.tx_len = 0;
 }
 

@@ -69,6 +69,7 @@ typedef struct {
     uint16_t ring_sent_at; /* byte offset of the next entry to send */
     uint8_t ring_count;    /* entries */
     uint8_t ring_sent;     /* entries from the head already handed to the UART */
+    uint8_t ring_hi;       /* entries from the head handed to the UART at least once (acks up to here count) */
     uint16_t ring_seq;     /* seq of the oldest entry */
     uint32_t ring_progress_us;
     uint16_t lost;

@@ -275,3 +275,15 @@ def test_hidden_files_in_a_folder_are_skipped(sim_csv, tmp_path, capsys):
     code, out, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "1")
     assert code == 0, err
     assert "Subjects: 3" in out
+
+
+def test_outputs_never_overwrite_the_input_or_each_other(sim_csv, tmp_path, capsys):
+    data = tmp_path / "mine.csv"
+    data.write_bytes(sim_csv.read_bytes())
+    before = data.read_bytes()
+    code, _, err = run_cli(capsys, "fit", data, "--model", "rw-softmax", "--restarts", "1", "--csv", data)
+    assert code == 2 and "--csv" in err and "input file" in err and err.count("\n") == 1
+    assert data.read_bytes() == before
+    out = tmp_path / "out.txt"
+    code, _, err = run_cli(capsys, "fit", data, "--model", "rw-softmax", "--restarts", "1", "--json", out, "--csv", out)
+    assert code == 2 and "--json" in err and not out.exists()

@@ -35,12 +35,14 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(_fail(f"{self.prog}: {message}", 2))
 
 
-def check_output_paths(options: dict[str, str | None]) -> None:
+def check_output_paths(options: dict[str, str | None], inputs=()) -> None:
     """Before any work: every output option (``{"--json": path or None}``) must name a file in a folder that
-    exists; one InputError lists every problem, so a bad path fails fast and nothing is written."""
+    exists, neither one of the ``inputs`` (never overwritten) nor another option's file; one InputError lists
+    every problem, so a bad path fails fast and nothing is written."""
     from pathlib import Path
 
     problems = []
+    taken = {Path(p).resolve(): "an input file" for p in inputs}
     for option, value in options.items():
         if not value:
             continue
@@ -49,6 +51,9 @@ def check_output_paths(options: dict[str, str | None]) -> None:
             problems.append(f"{option} {value} is a folder; give a file name")
         elif not path.parent.is_dir():
             problems.append(f"{option} {value}: folder {path.parent} does not exist")
+        elif path.resolve() in taken:
+            problems.append(f"{option} {value} is {taken[path.resolve()]}; choose another file name")
+        taken.setdefault(path.resolve(), f"also the {option} file")
     if problems:
         raise InputError("; ".join(problems))
 

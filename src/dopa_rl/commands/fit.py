@@ -32,11 +32,12 @@ def run(args) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.fit import fit
     from dopa_rl.io.atomic import atomic_write_text
-    from dopa_rl.io.behavior import load_behavior, parse_column_map
+    from dopa_rl.io.behavior import expand_paths, load_behavior, parse_column_map
     from dopa_rl.cli import check_output_paths
     from dopa_rl.models import get_model
 
-    check_output_paths({"--json": args.json, "--csv": args.csv, "--prediction-errors": args.prediction_errors})
+    check_output_paths({"--json": args.json, "--csv": args.csv, "--prediction-errors": args.prediction_errors},
+                       inputs=expand_paths(args.data))
     if args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     if args.n_options is not None and args.n_options < 2:

@@ -238,6 +238,12 @@ def test_windows_code_page_csv_is_read_and_binary_is_refused(tmp_path, capsys):
                            "--columns", "subject=souris,reward=volume µl", "--json", out)
     assert code == 0, err
     assert json.loads(out.read_text())["subjects"][0]["subject"] == "souris é"
+    utf16 = tmp_path / "unicode.txt"   # Excel "Unicode text": UTF-16 LE with a BOM, tab-separated, CRLF
+    utf16.write_bytes("souris\tchoice\tvolume µl\r\nsouris é\t0\t4\r\nsouris é\t1\t0\r\n".encode("utf-16"))
+    code, _, err = run_cli(capsys, "fit", utf16, "--model", "rw-softmax", "--restarts", "1",
+                           "--columns", "subject=souris,reward=volume µl", "--json", out)
+    assert code == 0, err
+    assert json.loads(out.read_text())["subjects"][0]["subject"] == "souris é"
     binary = tmp_path / "session.h5"
     binary.write_bytes(b"\x89HDF\r\n\x1a\n\x00\x00\x00\x00\xff\xfe" * 10)
     code, _, err = run_cli(capsys, "fit", binary, "--model", "rw-softmax")

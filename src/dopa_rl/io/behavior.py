@@ -59,7 +59,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(f"{path}: is a folder, not a table")
     with open(path, "rb") as fh:
         raw = fh.read(65536)
-    encoding = "utf-8-sig"
+    # Excel's "Unicode text" export is UTF-16 with a byte-order mark
+    encoding = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
     try:
         # incremental decode: a multi-byte character cut at the end of the sample is not an error
         head = codecs.getincrementaldecoder(encoding)().decode(raw, final=len(raw) < 65536)

@@ -170,3 +170,18 @@ def test_damaged_data_is_an_input_error_but_the_callers_own_os_errors_are_not(tm
     with pytest.raises(FileNotFoundError):
         with nwb.NWBSession(path):
             open(tmp_path / "no" / "such" / "folder.csv", "w")
+
+
+def test_inspect_does_not_call_an_empty_trials_table_ready(tmp_path):
+    from hdmf.common import VectorData
+    from pynwb.epoch import TimeIntervals
+
+    def build(f):
+        f.trials = TimeIntervals(name="trials", description="no trials run", columns=[
+            VectorData(name=n, description=n, data=np.array([], dtype=float))
+            for n in ("start_time", "stop_time", "cue", "reward")])
+    path = _plain_nwb(tmp_path / "empty_trials.nwb", build)
+    behavior = nwb.inspect_nwb(path)["analyses"]["behavior"]
+    assert behavior["ready"] is False and behavior["rows"] == 0
+    assert any("no rows" in m for m in behavior["missing"])
+    assert main(["inspect", str(path), "--require", "behavior"]) == 2  # the reader agrees

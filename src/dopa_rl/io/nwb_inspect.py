@@ -92,6 +92,8 @@ def _behavior_status(tables: dict[str, Any], trials_table: str | None, columns: 
         missing.append("reward column (map with --columns reward=NAME)")
     if "cue" not in have and "choice" not in have:
         missing.append("cue or choice column (map with --columns cue=NAME)")
+    if len(tables[name]) == 0:
+        missing.append(f"trials (table '{name}' has no rows)")
     optional = [c for c in ("cue_time", "outcome_time") if c not in have]
     if "licks" not in have and not has_lick_events:
         optional.append("licks (column or lick events)")

@@ -133,6 +133,10 @@ def test_raw_dataframes_are_checked_before_fitting():
     df = pd.DataFrame({"subject": "a", "choice": [0, 1.5, 0], "reward": [1.0, 0.0, 0.0]})
     with pytest.raises(InputError, match="choice"):
         fit(m, df)
+    # two sessions with restarting trial numbers and no session column would be interleaved
+    df = pd.DataFrame({"subject": "a", "trial": [0, 1, 0, 1], "choice": [0, 1, 0, 1], "reward": [1.0, 0.0, 1.0, 0.0]})
+    with pytest.raises(InputError, match="trial numbers repeat"):
+        fit(m, df)
 
 
 def test_rewards_in_large_units_fit_like_unit_rewards():

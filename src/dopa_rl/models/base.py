@@ -91,10 +91,10 @@ def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed,
         keys = [pd.factorize(sub[c])[0] if c == "session" else sub[c].to_numpy()
                 for c in ("session", "trial") if c in sub.columns]
         if keys:
-            order = np.lexsort(keys[::-1])
-            rows = rows[order]
+            sort = np.lexsort(keys[::-1])
+            rows = rows[sort]
             if "trial" in sub.columns:
-                k = np.stack([key[order] for key in keys], axis=1)
+                k = np.stack([key[sort] for key in keys], axis=1)
                 if (k[1:] == k[:-1]).all(axis=1).any():
                     raise InputError(f"subject {s}: trial numbers repeat within a session; give each session its "
                                      f"own label in a 'session' column")

@@ -103,3 +103,24 @@ def test_naive_session_start_time_is_local_time(monkeypatch):
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_inspect_json_is_strict_json_even_for_an_empty_series(tmp_path, capsys):
+    import json
+    from datetime import datetime, timezone
+
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+
+    f = NWBFile(session_description="empty series", identifier="e1", session_start_time=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    f.add_acquisition(TimeSeries(name="empty_signal", data=np.zeros(0), unit="V", timestamps=np.zeros(0)))
+    path = tmp_path / "e.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(f)
+    out = tmp_path / "s.json"
+    assert main(["inspect", str(path), "--json", str(out)]) == 0
+    capsys.readouterr()
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    json.loads(out.read_text(), parse_constant=refuse)   # NaN / Infinity would raise

@@ -53,7 +53,18 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         payload = summaries[0] if len(summaries) == 1 else summaries
         try:
-            atomic_write_text(args.json, json.dumps(payload, indent=2, default=str) + "\n")
+            atomic_write_text(args.json, json.dumps(_finite(payload), indent=2, default=str, allow_nan=False) + "\n")
         except OSError as exc:
             raise InputError(f"--json {args.json}: cannot write there ({exc.strerror or exc})") from exc
     return 0
+
+
+def _finite(obj):
+    """The summary with NaN/inf numbers (an empty series' start and duration) as JSON null."""
+    if isinstance(obj, float):
+        return obj if obj == obj and obj not in (float("inf"), float("-inf")) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

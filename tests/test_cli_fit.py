@@ -131,6 +131,15 @@ def test_bad_input_one_line_exit_2(tmp_path, capsys, contents, extra, words):
         assert hashlib.sha256(path.read_bytes()).hexdigest() == before   # input untouched
 
 
+def test_simulate_true_parameters_name_every_parameter(tmp_path):
+    out = tmp_path / "s.csv"
+    assert main(["simulate", "--model", "rw-softmax-sticky", "--params", "alpha=0.3", "--subjects", "2",
+                 "--trials", "20", "--out", str(out)]) == 0
+    truth = pd.read_csv(tmp_path / "s_params.csv")
+    assert list(truth.columns) == ["subject", "alpha", "beta", "kappa"]
+    assert truth["alpha"].tolist() == [0.3, 0.3] and truth["beta"].tolist() == [3.0, 3.0]   # beta's default
+
+
 def test_bad_simulate_arguments(tmp_path, capsys):
     code, _, err = run_cli(capsys, "simulate", "--params", "alpha=x", "--out", tmp_path / "a.csv")
     assert code == 2 and "NAME=NUMBER" in err

@@ -96,8 +96,8 @@ def _simulate_table(args, params, out: Path) -> int:
         task = tasks.PAVLOVIAN_TASKS[args.task]()
     if model.kind != getattr(task, "kind", None):
         raise InputError(f"--model {model.name} is a {model.kind} model; it cannot run --task {args.task}")
-    if params is not None:
-        model.check_params(params)
+    if params is not None:  # completed with the defaults, so the true-parameter file names every parameter
+        params = model.spec.as_dict(model.check_params(params))
     root = np.random.SeedSequence(args.seed)
     frames, truth = [], []
     for s, sseq in enumerate(root.spawn(args.subjects)):

@@ -167,3 +167,24 @@ def test_unrelated_series_named_control_is_not_taken_as_isosbestic(tmp_path):
     assert p.source_path == "acquisition/gcamp_470" and p.control is None
     named = nwb.read_photometry(tmp_path / "lever.nwb", control="control_lever")  # when asked, it is used
     assert named.control is not None and len(named.control) == 200
+
+
+def test_sampled_lick_sensor_trace_is_not_counted_as_licks(tmp_path):
+    """A lick *sensor* voltage stored with timestamps (1 kHz) is a signal, not 4000 licks; a lick event
+    series beside it is what gets counted."""
+    from pynwb import NWBHDF5IO, NWBFile, TimeSeries
+    from pynwb.file import Subject
+
+    f = NWBFile(session_description="x", identifier="sensor", session_start_time=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+                subject=Subject(subject_id="a", species="Mus musculus"))
+    f.add_trial_column(name="cue", description="cue")
+    f.add_trial_column(name="reward", description="reward")
+    for i in range(4):
+        f.add_trial(start_time=i * 1.0, stop_time=i + 0.9, cue="A", reward=1.0)
+    t = np.arange(4000) / 1000.0
+    f.add_acquisition(TimeSeries(name="lick_sensor", data=np.sin(t), unit="V", timestamps=t))
+    with NWBHDF5IO(str(tmp_path / "sensor.nwb"), "w") as io:
+        io.write(f)
+    assert "lick_sensor" not in nwb.read_events(tmp_path / "sensor.nwb")
+    df = nwb.read_behavior(tmp_path / "sensor.nwb")
+    assert "licks" not in df.columns or df["licks"].isna().all() or df["licks"].sum() < 10

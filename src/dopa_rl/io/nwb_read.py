@@ -182,7 +182,8 @@ def _event_sources(nwbfile: Any) -> Iterator[tuple[str, Any, str]]:
         elif isinstance(obj, DynamicTable) and "timestamp" in obj.colnames:
             yield name, obj, "table"
         elif isinstance(obj, TimeSeries) and ntype == "TimeSeries" and obj.timestamps is not None \
-                and any(k in name.lower() for k in ("lick", "ttl", "reward", "valve", "event")):
+                and any(k in name.lower() for k in ("lick", "ttl", "reward", "valve", "event")) \
+                and not _looks_sampled(obj.timestamps):
             yield name, obj, "series"
 
     for name, table in (getattr(nwbfile, "events", None) or {}).items():
@@ -192,6 +193,19 @@ def _event_sources(nwbfile: Any) -> Iterator[tuple[str, Any, str]]:
     for mod in nwbfile.processing.values():
         for name, obj in mod.data_interfaces.items():
             yield from visit(name, obj)
+
+
+#: a series whose samples come faster than this (median gap) is a sampled signal, not a list of events:
+#: licks, rewards and TTLs are tens of milliseconds apart at the closest
+EVENT_MIN_MEDIAN_GAP_S = 0.02
+
+
+def _looks_sampled(timestamps: Any) -> bool:
+    """True for a continuously sampled trace (e.g. a lick *sensor* voltage with timestamps)."""
+    head = np.asarray(timestamps[:1001], dtype=float)
+    if head.size < 50:
+        return False
+    return bool(np.median(np.diff(head)) < EVENT_MIN_MEDIAN_GAP_S)
 
 
 def _unique(name: str, taken: Mapping[str, Any]) -> str:

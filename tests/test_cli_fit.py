@@ -302,3 +302,13 @@ def test_outputs_never_overwrite_the_input_or_each_other(sim_csv, tmp_path, caps
     out = tmp_path / "out.txt"
     code, _, err = run_cli(capsys, "fit", data, "--model", "rw-softmax", "--restarts", "1", "--json", out, "--csv", out)
     assert code == 2 and "--json" in err and not out.exists()
+
+
+def test_trailing_rows_of_empty_cells_are_not_trials(tmp_path, capsys):
+    path = write(tmp_path / "excel.csv", "subject,choice,reward\r\n1,0,1\r\n1,1,0\r\n1,0,1\r\n,,\r\n,,\r\n")
+    code, out, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1")
+    assert code == 0, err
+    assert "Subjects: 1" in out
+    inner = write(tmp_path / "gap.csv", "subject,choice,reward\n1,0,1\n,,\n1,0,1\n")   # a gap inside is still reported
+    code, _, err = run_cli(capsys, "fit", inner, "--model", "rw-softmax", "--restarts", "1")
+    assert code == 2 and "row 2" in err

@@ -84,6 +84,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         first = str(exc).strip().splitlines()[0]
         raise InputError(f"{path}: cannot parse as a table ({first})") from None
     df.columns = [str(c).strip() for c in df.columns]
+    # rows of empty cells at the end (",,," left by spreadsheets) are not trials; rows inside still count
+    filled = np.flatnonzero(df.notna().any(axis=1).to_numpy())
+    df = df.iloc[: filled[-1] + 1 if filled.size else 0]
     if df.empty:
         raise InputError(f"{path}: the table has a header but no rows")
     return df

@@ -215,9 +215,14 @@ def test_live_clock_fit_finds_the_device_crystal_error():
         c.clock.refit()
         fit = c.clock.fit
         assert fit.drift == pytest.approx(1 / 1.0002 - 1, abs=4e-5)
-        t_dev = dut.now_us()
-        t_host = time.monotonic()
-        assert abs(c.device_to_host(t_dev) - t_host) < 1e-3
+        # read both clocks back to back several times: a thread switch between the two reads (common on a
+        # loaded CI machine) would otherwise be counted as a mapping error
+        errors = []
+        for _ in range(5):
+            t_dev = dut.now_us()
+            t_host = time.monotonic()
+            errors.append(abs(c.device_to_host(t_dev) - t_host))
+        assert min(errors) < 1e-3
     finally:
         c.safe()
         dut.close()

@@ -312,3 +312,12 @@ def test_trailing_rows_of_empty_cells_are_not_trials(tmp_path, capsys):
     inner = write(tmp_path / "gap.csv", "subject,choice,reward\n1,0,1\n,,\n1,0,1\n")   # a gap inside is still reported
     code, _, err = run_cli(capsys, "fit", inner, "--model", "rw-softmax", "--restarts", "1")
     assert code == 2 and "row 2" in err
+
+
+def test_ids_are_text_leading_zeros_kept(tmp_path, capsys):
+    path = write(tmp_path / "ids.csv", "mouse,choice,reward\n007,0,1\n007,1,0\n7,0,1\n7,1,1\n")
+    out = tmp_path / "fit.json"
+    code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--restarts", "1",
+                           "--columns", "subject=mouse", "--json", out)
+    assert code == 0, err
+    assert [s["subject"] for s in json.loads(out.read_text())["subjects"]] == ["007", "7"]

@@ -50,8 +50,14 @@ def parse_column_map(text: str | None) -> dict[str, str]:
     return out
 
 
-def read_table(path: str | os.PathLike) -> pd.DataFrame:
-    """Read a CSV/TSV file, sniffing the delimiter; clear errors for missing, empty or unparsable files."""
+ID_COLUMNS = ("subject", "session", "cue")
+
+
+def read_table(path: str | os.PathLike, text_columns: Iterable[str] = ID_COLUMNS) -> pd.DataFrame:
+    """Read a CSV/TSV file, sniffing the delimiter; clear errors for missing, empty or unparsable files.
+
+    ``text_columns`` are read as text, not numbers, so ids like "007" and "7" stay two different animals.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
@@ -77,7 +83,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     except csv.Error:
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
     try:
-        df = pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="replace", skipinitialspace=True)
+        df = pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="replace", skipinitialspace=True,
+                         dtype={c: str for c in text_columns})
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -259,7 +266,7 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
         else:
             if trials_table:
                 raise InputError(f"{path}: --trials-table applies to NWB files only")
-            raw = read_table(path)
+            raw = read_table(path, [(columns or {}).get(c, c) for c in ID_COLUMNS])
             if len(files) > 1 and "session" not in raw.columns and "session" not in (columns or {}):
                 # several files without a session column: each file is a session, named after the file
                 raw.insert(0, "session", path.stem if stems.count(path.stem) == 1 else str(path))

@@ -257,6 +257,10 @@ class EmulatedDUT:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(2.0)
+        # the process is gone, so its stdout reaches end-of-file: let the reader thread finish before the
+        # stream is closed under it (closing first raised "I/O operation on closed file" in that thread)
+        if self._reader is not threading.current_thread():
+            self._reader.join(2.0)
         for stream in (self._proc.stdin, self._proc.stdout, self._proc.stderr):
             try:
                 if stream is not None:

@@ -81,7 +81,29 @@ class BytePipe:
             return len(self._buf)
 
 
-class MemoryPort(serial.SerialBase):
+class VirtualPort(serial.SerialBase):
+    """Base of the in-process pyserial ports (memory pair, simulated device): no line settings to apply,
+    nothing buffered on the way out, and a closed port refuses I/O like a real one."""
+
+    def _reconfigure_port(self, *args, **kwargs) -> None:
+        pass
+
+    def _check(self) -> None:
+        if not self.is_open:
+            raise serial.PortNotOpenError()
+
+    @property
+    def out_waiting(self) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
+
+    def reset_output_buffer(self) -> None:
+        pass
+
+
+class MemoryPort(VirtualPort):
     """A pyserial port whose other end is another :class:`MemoryPort` (see :func:`memory_pair`).
 
     Honours ``timeout`` like a real port (``None`` blocks, ``0`` never waits).  The baud rate is ignored.
@@ -99,21 +121,10 @@ class MemoryPort(serial.SerialBase):
     def close(self) -> None:
         self.is_open = False
 
-    def _reconfigure_port(self, *args, **kwargs) -> None:
-        pass
-
-    def _check(self) -> None:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-
     @property
     def in_waiting(self) -> int:
         self._check()
         return len(self._rx)
-
-    @property
-    def out_waiting(self) -> int:
-        return 0
 
     def read(self, size: int = 1) -> bytes:
         self._check()
@@ -135,14 +146,8 @@ class MemoryPort(serial.SerialBase):
         self._tx.put(data)
         return len(data)
 
-    def flush(self) -> None:
-        pass
-
     def reset_input_buffer(self) -> None:
         self._rx.clear()
-
-    def reset_output_buffer(self) -> None:
-        pass
 
 
 def memory_pair(timeout: float | None = 0) -> tuple[MemoryPort, MemoryPort]:

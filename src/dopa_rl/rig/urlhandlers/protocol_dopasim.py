@@ -11,8 +11,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import serial
 
+from dopa_rl.rig.transports import VirtualPort
 
-class Serial(serial.SerialBase):
+
+class Serial(VirtualPort):
     """pyserial handler for ``dopasim://``."""
 
     device = None
@@ -48,21 +50,10 @@ class Serial(serial.SerialBase):
             self.device.close()
             self.device = None
 
-    def _reconfigure_port(self, *args, **kwargs) -> None:
-        pass
-
-    def _check(self) -> None:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-
     @property
     def in_waiting(self) -> int:
         self._check()
         return self.device.in_waiting
-
-    @property
-    def out_waiting(self) -> int:
-        return 0
 
     def read(self, size: int = 1) -> bytes:
         self._check()
@@ -76,12 +67,6 @@ class Serial(serial.SerialBase):
         self._check()
         return self.device.write(bytes(data))
 
-    def flush(self) -> None:
-        pass
-
     def reset_input_buffer(self) -> None:
         self._check()
         self.device.read(-1)
-
-    def reset_output_buffer(self) -> None:
-        pass

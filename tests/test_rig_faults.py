@@ -22,6 +22,15 @@ N_COMMANDS = 1000
 SPEED = 20.0
 
 
+def _drain(client) -> list:
+    """Every event delivered so far, after a short pause for the last acknowledgements."""
+    time.sleep(0.1)
+    events = []
+    while not client.events.empty():
+        events.append(client.events.get_nowait())
+    return events
+
+
 def _commands(n: int) -> list:
     cycle = [lambda i: P.ValvePulse(2), lambda i: P.CueOn(), lambda i: P.ToneOn(1000 + i % 5000),
              lambda i: P.Ping(i), lambda i: P.CueOff(), lambda i: P.ToneOff(), lambda i: P.TtlPulse(1),
@@ -154,10 +163,7 @@ def test_firmware_through_noise_and_a_disconnect(emulated_dut):
         client.configure(min_valve_gap_ms=10, host_timeout_ms=10000)
         cmds = _commands(120)
         replies, seqs_sent = _drive(client, port, cmds, valve_gap_s=0.02)
-        time.sleep(0.1)
-        events = []
-        while not client.events.empty():
-            events.append(client.events.get_nowait())
+        events = _drain(client)
     finally:
         client.safe()
         port.shutdown()
@@ -179,10 +185,7 @@ def test_duplicated_and_delayed_bytes_and_a_stall():
         port.inject_stall(150)
         more = _drive(client, port, cmds[100:], valve_gap_s=0.004)
         replies, seqs_sent = replies + more[0], seqs_sent + more[1]
-        time.sleep(0.1)
-        events = []
-        while not client.events.empty():
-            events.append(client.events.get_nowait())
+        events = _drain(client)
     finally:
         client.safe()
         dut.close()

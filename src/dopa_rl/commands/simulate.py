@@ -77,12 +77,9 @@ def run(args) -> int:
 
 
 def _simulate_table(args, params, out: Path) -> int:
-    import numpy as np
-    import pandas as pd
-
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
-    from dopa_rl.models import get_model, tasks
+    from dopa_rl.models import get_model, simulate_population, tasks
 
     model = get_model(resolve_model(args.task, args.model))
     task_kw = {} if args.trials is None else {"n_trials": args.trials}
@@ -96,21 +93,11 @@ def _simulate_table(args, params, out: Path) -> int:
         task = tasks.PAVLOVIAN_TASKS[args.task]()
     if model.kind != getattr(task, "kind", None):
         raise InputError(f"--model {model.name} is a {model.kind} model; it cannot run --task {args.task}")
-    if params is not None:  # completed with the defaults, so the true-parameter file names every parameter
-        params = model.spec.as_dict(model.check_params(params))
-    root = np.random.SeedSequence(args.seed)
-    frames, truth = [], []
-    for s, sseq in enumerate(root.spawn(args.subjects)):
-        rng = np.random.default_rng(sseq)
-        p = params if params is not None else model.spec.as_dict(model.spec.random_starts(1, rng)[0])
-        truth.append({"subject": str(s + 1), **{k: float(v) for k, v in p.items()}})
-        for k in range(args.sessions):
-            sim = model.simulate(p, task, rng, subject=str(s + 1), session=str(k + 1))
-            frames.append(sim.trials)
-    df = pd.concat(frames, ignore_index=True)
+    pop = simulate_population(model, task, args.subjects, args.seed, params, n_sessions=args.sessions)
+    df = pop.trials
     sep = "\t" if out.suffix.lower() == ".tsv" else ","
     params_path = out.with_name(out.stem + "_params" + out.suffix)
     atomic_write_text(out, df.to_csv(index=False, sep=sep))
-    atomic_write_text(params_path, pd.DataFrame(truth).to_csv(index=False, sep=sep))
+    atomic_write_text(params_path, pop.params.to_csv(index=False, sep=sep))
     print(f"wrote {len(df)} trials of {args.subjects} subject(s) to {out}; true parameters in {params_path}")
     return 0

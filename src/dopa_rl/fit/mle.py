@@ -94,6 +94,30 @@ def standard_errors(model: Model, data: Packed, z: np.ndarray, method: str, prio
     return se
 
 
+def snap_to_bounds(model: Model, data: Packed, z: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   prior: Prior | None = None) -> np.ndarray:
+    """Move parameters that stopped near a bound (where the logistic transform is flat, so the gradient in
+    ``z`` is below tolerance while the likelihood still rises toward the bound) onto the bound, one subject
+    at a time, wherever that does not lower the objective (log-likelihood, plus the log prior for MAP)."""
+    near = at_bound(model, z)
+    rows = np.flatnonzero(near.any(axis=1))
+    if rows.size == 0:
+        return z
+    z = z.copy()
+    cand = z[rows].copy()
+    cand[near[rows]] = np.where(cand[near[rows]] > 0, np.broadcast_to(hi, cand.shape)[near[rows]],
+                                np.broadcast_to(lo, cand.shape)[near[rows]])
+    both = np.concatenate([z[rows], cand])
+    lanes = np.concatenate([rows, rows]).astype(np.int64)
+    obj = model.loglik(model.spec.to_natural(both), data, lanes)
+    if prior is not None:
+        obj = obj + prior.logpdf(both, lanes)
+    old, new = obj[: rows.size], obj[rows.size:]
+    better = np.isfinite(new) & (new >= old)
+    z[rows[better]] = cand[better]
+    return z
+
+
 def finite_starts(model: Model, data: Packed, z: np.ndarray, lane_subject: np.ndarray, seed: int,
                   centre: np.ndarray, rounds: int = 12) -> tuple[np.ndarray, int]:
     """Start points [L, k] (unconstrained) whose log-likelihood is finite: a start where it is not is
@@ -197,6 +221,7 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
         obj = (res.fun / scale).reshape(S, restarts)
         best = np.argmin(np.where(np.isfinite(obj), obj, np.inf), axis=1)
         z = res.x.reshape(S, restarts, k)[np.arange(S), best]
+        z = snap_to_bounds(model, packed, z, lo, hi, prior if method == "map" else None)
         x = model.spec.to_natural(z)
         ll = model.loglik(x, packed, np.arange(S, dtype=np.int64))
         se = standard_errors(model, packed, z, method, prior)

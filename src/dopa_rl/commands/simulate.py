@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fixed parameters for every subject (default: drawn per subject within the model's ranges)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, metavar="OUT", help="OUT.csv, OUT.tsv, OUT.nwb or a folder for NWB files")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist (default: refuse)")
 
 
 def parse_params(text: str | None) -> dict[str, float] | None:
@@ -59,16 +60,22 @@ def run(args) -> int:
         raise InputError(f"--subjects {args.subjects} --sessions {args.sessions}: both must be at least 1")
     if args.trials is not None and args.trials < 1:
         raise InputError(f"--trials {args.trials}: must be at least 1")
+    from dopa_rl.commands.common import refuse_existing
+
     out = Path(args.out)
+    if out.is_dir() and out.suffix:
+        raise InputError(f"--out {out} is a folder; give a file name, or a folder name without a suffix")
     if out.suffix.lower() in (".csv", ".tsv", ".txt"):
+        refuse_existing("--out", [out, out.with_name(out.stem + "_params" + out.suffix)], args.overwrite)
         return _simulate_table(args, params, out)
     if out.suffix and out.suffix.lower() != ".nwb":
         raise InputError(f"--out {out}: use a .csv/.tsv table, a .nwb file or a folder")
-    from dopa_rl.io.synthetic import simulate_sessions
+    from dopa_rl.io.synthetic import session_paths, simulate_sessions
 
     if args.task not in ("bandit", "pavlovian"):
         raise InputError(f"--task {args.task}: NWB sessions are simulated for --task pavlovian or bandit; "
                          f"write a .csv to simulate {args.task}")
+    refuse_existing("--out", [out] if out.suffix else session_paths(out, args.subjects, args.sessions), args.overwrite)
     paths = simulate_sessions(task=args.task, model=args.model, n_subjects=args.subjects, n_sessions=args.sessions,
                               out=out, seed=args.seed, params=params, n_trials=args.trials)
     for p in paths:

@@ -161,8 +161,38 @@ def _threads(n_jobs: int | None):
         numba.set_num_threads(old)
 
 
+REWARD_SCALE = (0.05, 20.0)   # largest |reward| outside this range: the defaults' "order 1" assumption fails
+
+
+def carried_over(data: Packed) -> Packed:
+    """The same data with values carried over from one session to the next: only each subject's first trial
+    starts afresh (by default every session does)."""
+    import dataclasses
+
+    resets = np.zeros_like(data.resets)
+    resets[data.n_trials > 0, 0] = True
+    return dataclasses.replace(data, resets=resets)
+
+
+def check_reward_scale(data: Packed) -> None:
+    """A :class:`~dopa_rl.errors.DataWarning` when rewards are far from order 1 (docs/models.md, Reward scale)."""
+    import warnings
+
+    from dopa_rl.errors import DataWarning
+
+    valid = np.arange(data.rewards.shape[1])[None, :] < data.n_trials[:, None]
+    top = float(np.abs(data.rewards[valid]).max(initial=0.0))
+    lo, hi = REWARD_SCALE
+    if top > hi or 0 < top < lo:
+        warnings.warn(DataWarning(
+            f"rewards are up to {top:g}: the default priors, start ranges and bounds assume rewards of order 1 "
+            f"(1 per rewarded trial); divide them by the usual reward size (docs/models.md, 'Reward scale')"),
+            stacklevel=3)
+
+
 def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None, restarts: int = 10, seed: int = 0,
-        n_jobs: int | None = None, progress: bool | None = None, prior: Prior | None = None) -> FitResult:
+        n_jobs: int | None = None, progress: bool | None = None, prior: Prior | None = None,
+        carry_over: bool = False) -> FitResult:
     """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
 
     ``method``: "mle" or "map" (default "mle", or "map" when a ``prior`` is given); ``prior``: a
@@ -170,7 +200,9 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     the spec's priors; a population prior of hierarchical fitting is passed the same way).  ``restarts``
     start points per subject (the defaults first; a start with a non-finite likelihood is redrawn);
     ``n_jobs`` threads for the likelihood (default: all cores); ``progress``: a tqdm bar (None = only on a
-    terminal).  The result keeps no data: ``result.prediction_errors(data)`` takes it again.
+    terminal); ``carry_over``: values carry over from one session to the next (default: every
+    session starts afresh).  Rewards far from order 1 give a DataWarning.  The result keeps no data:
+    ``result.prediction_errors(data)`` takes it again.
     """
     if method is None:
         method = "map" if prior is not None else "mle"
@@ -183,6 +215,9 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
         raise InputError(f"--jobs must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
     packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
+    if carry_over:
+        packed = carried_over(packed)
+    check_reward_scale(packed)
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
     if too_short:
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
@@ -229,7 +264,7 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     provenance = {
         "model": model.name, "model_options": model_options(model), "method": method,
         "data_fingerprint": data_fingerprint(packed), "seed": int(seed), "restarts": int(restarts),
-        "versions": versions(),
+        "carry_over": bool(carry_over), "versions": versions(),
     }
     if "n_options" in packed.extra:
         provenance["n_options"] = int(packed.extra["n_options"])

@@ -85,6 +85,11 @@ def _draw_params(model: Any, rng: np.random.Generator) -> dict[str, float]:
     return draw_params(model, rng)
 
 
+def session_paths(folder: str | os.PathLike[str], n_subjects: int, n_sessions: int) -> list[Path]:
+    """The files :func:`simulate_sessions` writes into ``folder``: ``sub-simSS_ses-KK.nwb``."""
+    return [Path(folder) / f"sub-sim{s + 1:02d}_ses-{k + 1:02d}.nwb" for s in range(n_subjects) for k in range(n_sessions)]
+
+
 def session_model(task: str, model: str):
     """The registered model that plays ``task`` (``rw``/``td`` shorthands, or any registered name of the
     task's kind: choice models play the bandit, Pavlovian models the Pavlovian task)."""
@@ -180,7 +185,7 @@ def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: in
             raise InputError(f"--out {out}: {total} sessions need a folder, not a single .nwb file name")
         targets = [out]
     else:
-        targets = [out / f"sub-sim{s + 1:02d}_ses-{k + 1:02d}.nwb" for s in range(n_subjects) for k in range(n_sessions)]
+        targets = session_paths(out, n_subjects, n_sessions)
     root = np.random.SeedSequence(seed)
     subject_seeds = root.spawn(n_subjects)
     jobs = []

@@ -224,5 +224,22 @@ class Model(ABC):
 def require_columns(df: pd.DataFrame, model: Model, source: str = "behavior table") -> None:
     missing = [c for c in model.required_columns if c not in df.columns]
     if missing:
+        # the table's own column names (not the subject/session/trial columns a reader may have added)
+        own = df.attrs.get("source_columns", list(df.columns))
         raise InputError(f"{source}: model {model.name} needs column(s) {', '.join(missing)}; "
-                         f"columns present: {', '.join(map(str, df.columns))} (map yours with --columns)")
+                         f"columns present: {', '.join(map(str, own))} (map yours with --columns STD=YOURS)")
+
+
+def lick_counts(df: pd.DataFrame, model: Model) -> np.ndarray:
+    """The ``licks`` column as counts for a Poisson lick model (NaN: not counted); fractional values (rates)
+    are an InputError naming the column, not silently fitted as counts."""
+    licks = pd.to_numeric(df["licks"], errors="coerce").to_numpy(dtype=float)
+    frac = np.isfinite(licks) & (licks != np.round(licks))
+    if frac.any():
+        i = np.flatnonzero(frac)
+        raise InputError(f"column 'licks' has non-integer values (row {', '.join(str(j + 1) for j in i[:3])}"
+                         f"{' and %d more' % (len(i) - 3) if len(i) > 3 else ''}: {licks[i[0]]:g}); model "
+                         f"{model.name} fits lick counts per trial (Poisson): give counts, not rates")
+    if (licks < 0).any():
+        raise InputError("column 'licks' has negative values; give lick counts per trial")
+    return licks

@@ -18,7 +18,8 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
+from dopa_rl.models.base import (Model, Packed, Simulation, lick_counts, pack_common, require_columns, take,
+                                 trials_frame)
 from dopa_rl.models.observations import PoissonLicks
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
@@ -211,7 +212,7 @@ class RWPavlovian(Model):
         T = packed.rewards.shape[1]
         Xall, elements = cue_matrix(df["cue"].astype(str))
         X = take(Xall, groups, T, 0.0, float)
-        licks = take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float)
+        licks = take(lick_counts(df, self), groups, T, np.nan, float)
         packed.extra.update(X=X, licks=licks, elements=elements)
         packed.n_obs = np.isfinite(licks).sum(axis=1).astype(np.int64)
         return packed

@@ -21,7 +21,8 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
+from dopa_rl.models.base import (Model, Packed, Simulation, lick_counts, pack_common, require_columns, take,
+                                 trials_frame)
 from dopa_rl.models.observations import PoissonLicks
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_LICK0, P_LICK1
@@ -123,7 +124,7 @@ class TDModel(Model):
             types=take(types_all, groups, T, 0, np.int64),
             outcome_bins=take(ob_all, groups, T, tm.outcome_bin, np.int64),
             cue_bins=np.full((packed.n_subjects, T), tm.cue_bin, dtype=np.int64),
-            licks=take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float),
+            licks=take(lick_counts(df, self), groups, T, np.nan, float),
         )
         packed.n_obs = np.isfinite(packed.extra["licks"]).sum(axis=1).astype(np.int64)
         return packed

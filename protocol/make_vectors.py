@@ -1,7 +1,7 @@
 """Write protocol/vectors.json, the golden vectors shared by the Python and C test suites.
 
 Run once when messages.toml changes (``python protocol/make_vectors.py``), review the diff, then run
-``python -m dopa_rl.rig.protocol_codegen`` to regenerate firmware/tests/vectors_gen.h.  Field values are
+``python tools/protocol_codegen.py`` to regenerate firmware/tests/vectors_gen.h.  Field values are
 a fixed pattern per type (including 0, the type's maximum and negative i32) so every byte path of COBS
 and of little-endian packing is exercised.
 """
@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
 
 OUT = Path(__file__).resolve().parent / "vectors.json"
 PATTERN = {"u8": [0x00, 0x01, 0xFF, 0x7F, 0x80], "u16": [0x0000, 0x1234, 0xFFFF, 0x0100, 0x00FF],

@@ -1,5 +1,5 @@
 /* Wire protocol of the dopa_rl rig. GENERATED from protocol/messages.toml by
- * dopa_rl.rig.protocol_codegen: do not edit. C99 and C++ (avr-gcc 5.4), all fields little-endian. */
+ * tools/protocol_codegen.py: do not edit. C99 and C++ (avr-gcc 5.4), all fields little-endian. */
 #ifndef DOPA_PROTOCOL_GEN_H
 #define DOPA_PROTOCOL_GEN_H
 

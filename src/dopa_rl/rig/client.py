@@ -48,9 +48,9 @@ from typing import Any
 import serial
 
 from dopa_rl.errors import DeviceError
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig._protocol import MsgId, NackReason
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from dopa_rl.protocol.messages import MsgId, NackReason
 from dopa_rl.rig.client_commands import DeviceCommands
 from dopa_rl.rig.client_types import CommandRefused, Event, PendingCommand
 from dopa_rl.rig.clocksync import ClockMap, Unwrapper

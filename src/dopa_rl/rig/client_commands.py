@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from dopa_rl.rig import _protocol as P
+from dopa_rl.protocol import messages as P
 
 
 class DeviceCommands:

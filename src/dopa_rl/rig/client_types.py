@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dopa_rl.errors import DeviceError
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig._protocol import NackReason
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from dopa_rl.protocol.messages import NackReason
 
 __all__ = ["CommandRefused", "Event", "PendingCommand"]
 

@@ -15,7 +15,7 @@ that runs it at ``speed`` x real time; ``stop()`` stops the thread, ``safe()`` t
 (idempotent), ``close()`` does both.  Device-timed actions happen at their exact virtual times.
 
 Inputs and observation: ``set_lick(level)`` drives the lick pin now; an optional
-:class:`~dopa_rl.rig.animal.SimulatedAnimal` drives it instead.  ``pin_trace`` lists every output edge
+:class:`~dopa_rl.sim.animal.SimulatedAnimal` drives it instead.  ``pin_trace`` lists every output edge
 and lick-pin edge as ``(t_us, pin, level)`` with pin in {"valve", "cue", "tone", "ttl", "lick"};
 ``pin_edges(pin)`` filters it.  ``reboot(cause)`` simulates a reset (the virtual clock keeps running, a
 real board's micros() would restart).  ``stress(rate_hz)`` (simulator only) emits synthetic
@@ -36,11 +36,11 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig._protocol import CloseCause, MsgId, NackReason, TripReason
-from dopa_rl.rig.simkernel import _FOREVER, Program, SimKernel, _Refused, default_analog, tone_applied_hz
-from dopa_rl.rig.vclock import RealtimeDriver, Timer, VirtualClock
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from dopa_rl.protocol.messages import CloseCause, MsgId, NackReason, TripReason
+from dopa_rl.sim.kernel import _FOREVER, Program, SimKernel, _Refused, default_analog, tone_applied_hz
+from dopa_rl.sim.vclock import RealtimeDriver, Timer, VirtualClock
 
 __all__ = ["SimDevice", "PINS", "tone_applied_hz", "default_analog"]
 
@@ -493,7 +493,7 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
             raise ValueError(f"dopasim:// animal must be rw or none (got {options['animal']!r})")
         import numpy as np
 
-        from dopa_rl.rig.animal import SimulatedAnimal
+        from dopa_rl.sim.animal import SimulatedAnimal
 
         animal = SimulatedAnimal(np.random.default_rng(int(options.get("seed", 0))))
     return SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),

@@ -2,7 +2,7 @@
 
 A frame before COBS is ``type:u8 | seq:u16 LE | body | crc:u16 LE`` (at most ``MAX_FRAME`` bytes), the CRC
 covering ``type|seq|body``; on the wire it is COBS-encoded and followed by one 0x00.  Messages are the
-NamedTuple classes of :mod:`dopa_rl.rig._protocol` (``Hello(protocol_version=1)``, ``Ack(...)`` ...).
+NamedTuple classes of :mod:`dopa_rl.protocol.messages` (``Hello(protocol_version=1)``, ``Ack(...)`` ...).
 
 - :func:`encode` (message, seq) -> wire bytes; :func:`decode` wire bytes of one frame -> :class:`Received`.
 - :class:`FrameDecoder` takes arbitrary byte chunks and returns the messages they complete; it never
@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig._protocol import DecodeError
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol.messages import DecodeError
 
 __all__ = ["crc16", "cobs_encode", "cobs_decode", "encode", "encode_body", "decode_body", "build_frame",
            "parse_frame", "decode", "Received", "FrameError", "FrameDecoder", "DecodeError", "message"]

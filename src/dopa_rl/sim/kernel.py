@@ -1,6 +1,6 @@
 """Output, safety and trial-program logic of the simulated device (the "safety kernel").
 
-:class:`SimKernel` is the half of :class:`dopa_rl.rig.simdevice.SimDevice` that owns the outputs: the
+:class:`SimKernel` is the half of :class:`dopa_rl.sim.device.SimDevice` that owns the outputs: the
 command handlers (``_cmd_<name>`` return the ACK value or raise :class:`_Refused`), the valve limits
 (maximum open time, minimum gap, volume budget), tone, TTL, the analog stream, the synthetic stress
 stream and the trial programs.  It relies on the device for ``clock``, ``config``, ``_send``, ``_trip``,
@@ -12,9 +12,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig._protocol import Action, CloseCause, NackReason, TripReason
-from dopa_rl.rig.vclock import Timer
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol.messages import Action, CloseCause, NackReason, TripReason
+from dopa_rl.sim.vclock import Timer
 
 _FOREVER = 1 << 62
 

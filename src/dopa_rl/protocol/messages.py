@@ -1,6 +1,6 @@
-"""Wire protocol constants, generated from protocol/messages.toml by dopa_rl.rig.protocol_codegen.
+"""Wire protocol constants, generated from protocol/messages.toml by tools/protocol_codegen.py.
 
-Do not edit: change the toml and re-run ``python -m dopa_rl.rig.protocol_codegen``.
+Do not edit: change the toml and re-run ``python tools/protocol_codegen.py``.
 """
 # fmt: off
 from __future__ import annotations

@@ -124,6 +124,9 @@ def load(path: Path = TOML_PATH) -> tuple[dict[str, Any], list[MessageDef]]:
         problems.append("duplicate message ids")
     if len(set(names)) != len(names):
         problems.append("duplicate message names")
+    unknown = sorted(set(data["disarmed"]["allowed"]) - {m.name for m in messages if m.direction == "command"})
+    if unknown:
+        problems.append(f"disarmed.allowed names no command: {', '.join(unknown)}")
     if data["constants"]["max_body"] != max_body:
         problems.append(f"constants.max_body must be {max_body}")
     if problems:
@@ -149,6 +152,9 @@ def gen_python(data: dict[str, Any], messages: list[MessageDef]) -> str:
            f"CRC_SIZE = {p['crc_size']}"]
     for k, v in data["constants"].items():
         out.append(f"{k.upper()} = {v}")
+    pins = {k: v for k, v in data["pins"].items() if k != "doc"}
+    out += ["", f"# {data['pins']['doc']}", "PINS: dict[str, int] = {" + ", ".join(f'"{k}": {v}' for k, v in pins.items()) + "}",
+            f"TONE_TIMER_HZ = {data['tone']['timer_hz']}"]
     out += ["", "", "class Limit(NamedTuple):", '    """Default value and hard bounds of a limit or argument."""', "",
             "    default: int", "    min: int", "    max: int", "", "", "LIMITS: dict[str, Limit] = {"]
     for k, v in data["limits"].items():
@@ -180,7 +186,16 @@ def gen_python(data: dict[str, Any], messages: list[MessageDef]) -> str:
                    f'struct.Struct("{m.struct_format}")),')
     out += [")", "SPEC_BY_ID: dict[int, MessageSpec] = {s.id: s for s in MESSAGES}",
             "SPEC_BY_NAME: dict[str, MessageSpec] = {s.name: s for s in MESSAGES}",
-            "SPEC_BY_CLASS: dict[type, MessageSpec] = {s.cls: s for s in MESSAGES}", ""]
+            "SPEC_BY_CLASS: dict[type, MessageSpec] = {s.cls: s for s in MESSAGES}", "",
+            f"# {data['disarmed']['doc']}",
+            "ALLOWED_WHILE_DISARMED: frozenset[int] = frozenset({"
+            + ", ".join(f"MsgId.{n}" for n in data["disarmed"]["allowed"]) + "})", "", "",
+            "def tone_top(freq_hz: int) -> int:",
+            f'    """{data["tone"]["doc"]}"""',
+            "    return (TONE_TIMER_HZ + freq_hz // 2) // freq_hz", "", "",
+            "def tone_applied_hz(freq_hz: int) -> int:",
+            '    """The frequency the tone timer really makes for a requested ``freq_hz`` (what ACKs report)."""',
+            "    top = tone_top(freq_hz)", "    return (TONE_TIMER_HZ + top // 2) // top", ""]
     return "\n".join(out)
 
 
@@ -201,6 +216,9 @@ def gen_header(data: dict[str, Any], messages: list[MessageDef]) -> str:
          f"#define DOPA_HEADER_SIZE {p['header_size']}u", f"#define DOPA_CRC_SIZE {p['crc_size']}u"]
     for k, v in data["constants"].items():
         o.append(f"#define DOPA_{k.upper()} {v}u")
+    o += ["", f"/* {data['pins']['doc']} */"]
+    o += [f"#define DOPA_PIN_{k.upper()} {v}u" for k, v in data["pins"].items() if k != "doc"]
+    o += ["", f"/* {data['tone']['doc']} */", f"#define DOPA_TONE_TIMER_HZ {data['tone']['timer_hz']}UL"]
     o += ["", "/* limits: default and hard bounds */"]
     for k, v in data["limits"].items():
         for part in ("default", "min", "max"):
@@ -228,6 +246,14 @@ def gen_header(data: dict[str, Any], messages: list[MessageDef]) -> str:
     for m in messages:
         o.append(f"    case DOPA_MSG_{m.name}: return {m.size};")
     o += ["    default: return -1;", "    }", "}", ""]
+    o += [f"/* {data['disarmed']['doc']} */", "static inline uint8_t dopa_allowed_while_disarmed(uint8_t type) {",
+          "    return " + " || ".join(f"type == DOPA_MSG_{n}" for n in data["disarmed"]["allowed"]) + ";", "}", "",
+          "/* tone timer top for a requested frequency, and the frequency it really makes */",
+          "static inline uint16_t dopa_tone_top(uint16_t freq_hz) {",
+          "    return (uint16_t)((DOPA_TONE_TIMER_HZ + freq_hz / 2u) / freq_hz); }",
+          "static inline uint16_t dopa_tone_applied_hz(uint16_t freq_hz) {",
+          "    uint16_t top = dopa_tone_top(freq_hz);",
+          "    return (uint16_t)((DOPA_TONE_TIMER_HZ + top / 2u) / top); }", ""]
     for m in messages:
         lower = m.name.lower()
         o.append(f"/* 0x{m.id:02X} {m.name} ({m.direction}): {m.doc} */")

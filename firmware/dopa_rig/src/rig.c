@@ -134,18 +134,12 @@ static uint8_t configure(const uint8_t *body, uint32_t now)
     return 0;
 }
 
-/* commands allowed while disarmed (besides HELLO and EVENT_ACK) */
-static uint8_t open_command(uint8_t type)
-{
-    return type == DOPA_MSG_PING || type == DOPA_MSG_CONFIGURE || type == DOPA_MSG_HEARTBEAT || type == DOPA_MSG_ALL_OFF;
-}
-
 /* Execute one command with a well-formed body; returns 0 (ACK with *value) or a NACK reason. */
 static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t *value)
 {
     uint16_t u;
     *value = 0;
-    if (!open_command(type) && !g_rig.armed) return DOPA_NACK_REASON_NOT_ARMED;
+    if (!dopa_allowed_while_disarmed(type) && !g_rig.armed) return DOPA_NACK_REASON_NOT_ARMED;
     switch (type) {
     case DOPA_MSG_PING:
         *value = dopa_get_i32(body);

@@ -89,7 +89,7 @@ extern "C" uint16_t hal_tone(uint16_t freq_hz)
         GPIOR0 &= (uint8_t)~1u;
         return 0;
     }
-    uint32_t top = (1000000UL + freq_hz / 2u) / freq_hz;   /* 50..20000 Hz -> 20000..50 */
+    uint32_t top = dopa_tone_top(freq_hz);                 /* 50..20000 Hz -> 20000..50 */
     uint16_t made = hal_tone_hz(freq_hz);                   /* divisions first: the pin starts last */
     TCCR1B = 0;
     TCNT1 = 0;

@@ -44,8 +44,7 @@ from dopa_rl.sim.vclock import RealtimeDriver, Timer, VirtualClock
 
 __all__ = ["SimDevice", "PINS", "tone_applied_hz", "default_analog"]
 
-PINS = {"lick": 2, "valve": 8, "cue": 13, "tone": 9, "ttl": 7, "analog": 14}
-_OPEN_COMMANDS = {MsgId.PING, MsgId.CONFIGURE, MsgId.HEARTBEAT, MsgId.ALL_OFF}  # allowed while disarmed
+PINS = P.PINS
 
 
 class SimDevice(SimKernel):
@@ -384,7 +383,7 @@ class SimDevice(SimKernel):
             self._send(stored[1])
             return
         try:
-            if not self.armed and mtype not in _OPEN_COMMANDS:
+            if not self.armed and mtype not in P.ALLOWED_WHILE_DISARMED:
                 raise _Refused(NackReason.NOT_ARMED)
             value = getattr(self, "_cmd_" + MsgId(mtype).name.lower())(msg)
             reply: Any = P.Ack(self._t(), seq, mtype, int(value))

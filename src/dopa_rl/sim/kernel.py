@@ -13,18 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dopa_rl.protocol import messages as P
-from dopa_rl.protocol.messages import Action, CloseCause, NackReason, TripReason
+from dopa_rl.protocol.messages import Action, CloseCause, NackReason, TripReason, tone_applied_hz
 from dopa_rl.sim.vclock import Timer
 
 _FOREVER = 1 << 62
 
 __all__ = ["SimKernel", "Program", "tone_applied_hz", "default_analog", "CloseCause"]
-
-
-def tone_applied_hz(freq_hz: int) -> int:
-    """Frequency the tone timer really makes: Timer1 at 1 MHz toggle clock, top = round(1e6 / f)."""
-    top = (1_000_000 + freq_hz // 2) // freq_hz
-    return (1_000_000 + top // 2) // top
 
 
 def default_analog(t_us: int) -> int:

@@ -28,18 +28,23 @@ class DeviceCommands:
 
     def configure(self, *, max_valve_ms: int | None = None, min_valve_gap_ms: int | None = None,
                   budget_valve_ms: int | None = None, host_timeout_ms: int | None = None,
-                  debounce_us: int | None = None, flags: int = 0) -> P.Ack:
-        """Set the safety limits and lick debounce; omitted values keep the device's current ones."""
+                  debounce_us: int | None = None, flags: int | None = None) -> P.Ack:
+        """Set the safety limits, lick debounce and input flags; omitted values keep the device's current ones.
+
+        "Current" is the last :meth:`configure` of this client, else what the device reported in its
+        HELLO_REPLY (``flags`` included: omitting it never flips the lick polarity).
+        """
         h = self.hello
-        cur = {k: (getattr(h, k) if h is not None else P.LIMITS[k].default)
-               for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms", "host_timeout_ms", "debounce_us")}
+        cur = {k: (getattr(h, k) if h is not None else (P.LIMITS[k].default if k != "flags" else 0))
+               for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms", "host_timeout_ms", "debounce_us",
+                         "flags")}
         if self._config is not None:
             cur.update(self._config._asdict())
         given = dict(max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
-                     host_timeout_ms=host_timeout_ms, debounce_us=debounce_us)
+                     host_timeout_ms=host_timeout_ms, debounce_us=debounce_us, flags=flags)
         cur.update({k: v for k, v in given.items() if v is not None})
         msg = P.Configure(cur["max_valve_ms"], cur["min_valve_gap_ms"], cur["budget_valve_ms"],
-                          cur["host_timeout_ms"], cur["debounce_us"], flags)
+                          cur["host_timeout_ms"], cur["debounce_us"], cur["flags"])
         ack = self.command(msg)
         self._config = msg
         return ack

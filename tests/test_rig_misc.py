@@ -35,3 +35,57 @@ def test_configure_keeps_the_flags_it_is_not_given(dut_client):
     assert dut.device.config["max_valve_ms"] == 500
     c.configure(flags=0)
     assert dut.device.config["flags"] == 0
+
+
+def _inject_from_device(dut: SimulatedDUT, wire: bytes) -> None:
+    """Bytes the host reads as if the device had sent them (an echo, crossed wiring...)."""
+    with dut.device._lock:
+        dut.device._tx(wire)
+
+
+@pytest.mark.parametrize("msg", [P.Ping(7), P.Heartbeat(3), P.EventAck(3), P.ValvePulse(20)])
+def test_a_command_frame_arriving_from_the_device_is_counted_and_ignored(dut_client, msg):
+    from dopa_rl.rig import codec
+
+    dut, c = dut_client
+    c.ping(1)
+    time.sleep(0.05)
+    _inject_from_device(dut, codec.encode(msg, c.next_expected_seq))   # valid CRC, the seq we expect next
+    time.sleep(0.1)
+    assert c.stats["foreign_frames"] == 1
+    assert c.link_up and c._thread is not None and c._thread.is_alive()
+    assert c.ping(2).value == 2                    # the worker is alive and the sequence is intact
+    assert c.cue_on().value == 1
+
+
+def test_a_dead_worker_takes_the_link_down_and_every_call_fails_loudly(dut_client):
+    dut, c = dut_client
+
+    def boom(now: float) -> None:
+        raise RuntimeError("injected bug")
+
+    c._housekeeping = boom                          # the worker's next pass raises
+    end = time.monotonic() + 2
+    while c.link_up:
+        assert time.monotonic() < end, "the link still reads up after the worker died"
+        time.sleep(0.01)
+    opened = len(dut.pin_edges("valve"))
+    with pytest.raises(DeviceError, match="worker.*injected bug"):
+        c.valve_pulse(20)
+    time.sleep(0.05)
+    assert len(dut.pin_edges("valve")) == opened    # nothing was sent for the failed call
+
+
+def test_an_undrained_bounded_event_queue_never_blocks_the_worker():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url), event_queue_size=4)
+    try:
+        c.start()
+        for k in range(12):                         # 12 ACKs (and more) for a queue of 4 nobody reads
+            assert c.ping(k).value == k
+        assert c.events.qsize() == 4
+        assert c.stats["events_dropped"] >= 9
+        assert c.stats["events"] == c.events.qsize() + c.stats["events_dropped"]
+    finally:
+        c.safe()
+        dut.close()

@@ -89,3 +89,48 @@ def test_an_undrained_bounded_event_queue_never_blocks_the_worker():
     finally:
         c.safe()
         dut.close()
+
+
+def test_unwrap_uses_the_host_clock_across_long_silences():
+    from dopa_rl.rig.clocksync import Unwrapper
+
+    for silence_min in (30, 40, 71.5, 72, 100, 300):
+        u = Unwrapper()
+        t0 = 123_456_789
+        assert u(t0, 1000.0) == t0
+        gap_us = int(silence_min * 60e6)
+        assert u((t0 + gap_us) & 0xFFFFFFFF, 1000.0 + gap_us / 1e6 + 0.003) == t0 + gap_us, silence_min
+        assert u((t0 + gap_us - 500) & 0xFFFFFFFF, 1000.0 + gap_us / 1e6 + 0.004) == t0 + gap_us - 500
+    u = Unwrapper()                                 # without host times: nearest to the last stamp, as before
+    assert u(10) == 10 and u(5) == 5 and u((1 << 32) - 5) == -5
+
+
+def test_client_times_events_right_after_40_minutes_without_any_frame():
+    dut = SimulatedDUT(realtime=False)              # the device clock moves only when the test says so
+    offset = [0.0]
+    c = DeviceClient(open_link(dut.url), auto_rearm=False, time_fn=lambda: time.monotonic() + offset[0])
+    try:
+        c.start()
+        c.configure(host_timeout_ms=1000)
+        c.ping(1)
+        c.muted = True                              # the host goes quiet: the device disarms and falls silent
+        offset[0] += 2.0
+        dut.advance(2_000_000)
+        time.sleep(0.1)
+        assert not dut.device.armed
+        frames = c.stats["frames_in"]
+        offset[0] += 40 * 60                        # 40 min (> 2**31 us) without a single frame
+        dut.advance(40 * 60_000_000)
+        time.sleep(0.05)
+        assert c.stats["frames_in"] == frames
+        c.muted = False
+        seen = []
+        c.add_listener(seen.append)
+        assert c.ping(2).value == 2
+        time.sleep(0.05)
+        ack = [e for e in seen if e.name == "ACK" and e.msg.value == 2][0]
+        assert ack.t_device_us == dut.device.clock.now_us     # not 71.6 min in the past
+        assert abs(ack.t_host - ack.t_received) < 5.0
+    finally:
+        c.safe()
+        dut.close()

@@ -443,7 +443,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         self._expected = (self._expected + 1) & 0xFFFF
         self.stats["accepted"] += 1
         self._unacked += 1
-        t64 = self._unwrap(msg.t_us)
+        t64 = self._unwrap(msg.t_us, now)
         self.clock.add(t64, now)
         if not self._handle(msg):
             return
@@ -499,7 +499,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
             return  # boot banner before our first HELLO: nothing to do
         self.stats["device_resets"] += 1
         self._unwrap.reset()
-        ev = Event("HELLO_REPLY", rec.msg, rec.seq, self._index, self._unwrap(rec.msg.t_us), None, now)
+        ev = Event("HELLO_REPLY", rec.msg, rec.seq, self._index, self._unwrap(rec.msg.t_us, now), None, now)
         self._index += 1
         self._deliver(ev)
         self._lose_session(f"device reset (cause {rec.msg.reset_cause})")

@@ -134,3 +134,102 @@ def test_client_times_events_right_after_40_minutes_without_any_frame():
     finally:
         c.safe()
         dut.close()
+
+
+def test_command_arguments_out_of_range_raise_input_errors_naming_the_range(dut_client):
+    from dopa_rl.errors import InputError
+
+    dut, c = dut_client
+    for bad in (-5, 70000, 50.7, True, "50"):
+        with pytest.raises(InputError, match=r"valve_pulse: ms must be an integer in 1\.\.65535"):
+            c.valve_pulse(bad)
+    with pytest.raises(InputError, match=r"tone_on: freq_hz .* 50\.\.20000"):
+        c.tone_on(10)
+    with pytest.raises(InputError, match=r"ttl_pulse: ms .* 1\.\.1000"):
+        c.ttl_pulse(0)
+    with pytest.raises(InputError, match=r"analog_start: rate_hz .* 1\.\.1000"):
+        c.analog_start(5000)
+    with pytest.raises(InputError, match=r"configure: max_valve_ms .* 1\.\.5000"):
+        c.configure(max_valve_ms=6000)
+    with pytest.raises(InputError, match=r"configure: flags"):
+        c.configure(flags=4)
+    with pytest.raises(InputError, match=r"ping: nonce .* -2147483648\.\.2147483647"):
+        c.ping(1 << 40)
+    with pytest.raises(InputError, match=r"actions\[1\] offset_us .* 0\.\.99999"):
+        c.upload_program(1, 100, [(0, P.Action.CUE_ON, 0), (100_000, P.Action.CUE_OFF, 0)])
+    with pytest.raises(InputError, match=r"actions\[0\] action must be an Action"):
+        c.upload_program(1, 100, [(0, 99, 0)])
+    with pytest.raises(InputError, match=r"lick_window arg \(VALVE_PULSE\) .* 1\.\.65535"):
+        c.upload_program(1, 100, [], lick_window=(0, 50_000, P.Action.VALVE_PULSE, 0))
+    with pytest.raises(InputError, match=r"VALVE_PULSE\.ms must be an integer in 0\.\.65535"):
+        c.command(P.ValvePulse(70000))             # any command: its wire range, not a struct error
+    assert dut.pin_edges("valve") == [] and c.link_up and c.ping(3).value == 3
+
+
+def test_a_refused_command_says_which_limit_refused_it(dut_client):
+    from dopa_rl.rig.client import CommandRefused
+
+    dut, c = dut_client
+    c.configure(min_valve_gap_ms=500, budget_valve_ms=100)
+    c.valve_pulse(20)
+    time.sleep(0.1)
+    with pytest.raises(CommandRefused, match=r"NACK SAFETY.*SAFETY_TRIP MIN_GAP.*min_valve_gap_ms = 500") as e:
+        c.valve_pulse(20)
+    assert e.value.trip.reason is P.TripReason.MIN_GAP
+    time.sleep(0.5)
+    with pytest.raises(CommandRefused, match=r"SAFETY_TRIP BUDGET.*20 ms of valve time used.*budget_valve_ms = 100"):
+        c.valve_pulse(90)
+    with pytest.raises(CommandRefused, match=r"NACK PROGRAM_STATE, not possible in the current trial-program") as e:
+        c.trial_start()
+    assert e.value.trip is None
+
+
+def test_a_command_refused_while_disarmed_says_so():
+    from dopa_rl.rig.client import CommandRefused
+
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url), auto_rearm=False)
+    try:
+        c.start()
+        c.configure(host_timeout_ms=200)
+        c.muted = True
+        time.sleep(0.4)
+        c.muted = False
+        with pytest.raises(CommandRefused, match=r"NACK NOT_ARMED, the outputs are not armed.*rearm\(\)"):
+            c.cue_on()
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_events_carry_enum_members(dut_client):
+    dut, c = dut_client
+    seen = []
+    c.add_listener(seen.append)
+    c.configure(min_valve_gap_ms=500)
+    c.valve_pulse(20)
+    time.sleep(0.1)
+    with pytest.raises(DeviceError):
+        c.valve_pulse(20)
+    time.sleep(0.05)
+    by = {e.name: e.msg for e in seen}
+    assert by["SAFETY_TRIP"].reason is P.TripReason.MIN_GAP and by["SAFETY_TRIP"].reason.name == "MIN_GAP"
+    assert by["NACK"].reason is P.NackReason.SAFETY and by["NACK"].cmd_type is P.MsgId.VALVE_PULSE
+    assert by["VALVE_CLOSED"].cause is P.CloseCause.PULSE_END
+    assert by["ACK"].cmd_type is P.MsgId.VALVE_PULSE
+    assert c.hello.board is P.Board.PYTHON_SIM and c.hello.reset_cause is P.ResetCause.POWER_ON
+
+
+def test_the_readme_rig_snippet_prints_the_valve_event(tmp_path, capsys, monkeypatch):
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Driving a rig from Python"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    code = re.sub(r'find_port_by_serial\("[0-9A-F]+"\)', '"dopasim://?speed=1"', code)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md", "exec"), {})
+    out = capsys.readouterr().out
+    assert re.search(r"^VALVE_OPENED \d+", out, re.M), out
+    assert re.search(r"^VALVE_CLOSED 50000 PULSE_END", out, re.M), out

@@ -51,7 +51,7 @@ from dopa_rl.errors import DeviceError
 from dopa_rl.rig import _protocol as P
 from dopa_rl.rig import codec
 from dopa_rl.rig._protocol import MsgId, NackReason
-from dopa_rl.rig.client_commands import DeviceCommands
+from dopa_rl.rig.client_commands import DeviceCommands, check_wire
 from dopa_rl.rig.client_lifecycle import ClientLifecycle
 from dopa_rl.rig.client_types import CommandRefused, Event, PendingCommand
 from dopa_rl.rig.clocksync import ClockMap, Unwrapper
@@ -123,6 +123,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         self._config: P.Configure | None = None
         self._reconfig_cmd: PendingCommand | None = None
         self._valve_used_us = 0
+        self._last_trip: tuple[Any, int | None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._safe_done = False
@@ -189,6 +190,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         Commands outstanding together may be *executed* out of order when the link loses a frame (the lost
         one is retried later); use :meth:`command`, which waits, whenever order matters.
         """
+        check_wire(msg)  # InputError naming the field and its range, not a struct error
         return self._send(msg, window_timeout=self.command_timeout_s if timeout is None else timeout)
 
     def command(self, msg: Any, timeout: float | None = None, check: bool = True) -> Any:
@@ -454,6 +456,8 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
 
     def _handle(self, msg: Any) -> bool:
         """Bookkeeping for one in-order event; False if it must not be delivered to the application."""
+        if isinstance(msg, P.SafetyTrip):
+            self._last_trip = (msg, self._expected)   # a refused command's NACK follows its trip at once
         if isinstance(msg, P.Nack) and msg.reason == NackReason.BAD_CRC:
             # a frame of ours arrived damaged; if it names a pending command, resend that at once.  The
             # NACK itself is delivered (it is something the device reported), unless it is about our
@@ -485,6 +489,8 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
             if isinstance(msg, P.HelloReply):
                 self.hello = msg
                 self._after_hello()
+            elif isinstance(msg, P.Nack):
+                self._explain(pc)
             pc._finish(reply=msg)
             return not pc.internal or isinstance(msg, P.HelloReply)
         if isinstance(msg, P.ValveClosed):

@@ -23,6 +23,10 @@ class ClientLifecycle:
     stats: dict[str, int]
     events: queue.Queue[Event]
     _listeners: list[Any]
+    _last_trip: tuple[Any, int | None] | None
+    _expected: int | None
+    _config: Any
+    hello: Any
 
     def add_listener(self, fn: Any) -> None:
         """Call ``fn(event)`` for every event, in order, from the worker thread (it must not block)."""
@@ -44,6 +48,17 @@ class ClientLifecycle:
                 fn(ev)
             except Exception:  # a faulty listener must not kill the link
                 pass
+
+    def _explain(self, pc: Any) -> None:
+        """Attach to a NACKed command the SAFETY_TRIP sent just before its NACK, and the limits in force."""
+        trip = self._last_trip
+        if trip is not None and trip[1] is not None and self._expected is not None \
+                and (self._expected - trip[1]) & 0xFFFF == 1:
+            pc.trip = trip[0]
+        cfg = self._config if self._config is not None else self.hello
+        if cfg is not None:
+            pc.limits = {k: getattr(cfg, k) for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
+                                                      "host_timeout_ms")}
 
     def _die(self, exc: BaseException) -> None:
         """The worker thread failed: the link is down for good and every call (pending or new) raises."""

@@ -233,3 +233,82 @@ def test_the_readme_rig_snippet_prints_the_valve_event(tmp_path, capsys, monkeyp
     out = capsys.readouterr().out
     assert re.search(r"^VALVE_OPENED \d+", out, re.M), out
     assert re.search(r"^VALVE_CLOSED 50000 PULSE_END", out, re.M), out
+
+
+# ---------------------------------------------------------------------- the simulated device, as the firmware
+MS = 1000
+
+
+def _sim_host(auto_ack: bool = True):
+    from dopa_rl.rig.simdevice import SimDevice
+    from test_simdevice import Host                 # the minimal in-order host of the device tests
+
+    dev = SimDevice()
+    h = Host(dev, auto_ack=auto_ack)
+    h.pump()
+    assert isinstance(h.reply(P.Hello(P.PROTOCOL_VERSION)), P.HelloReply) and dev.armed
+    return dev, h
+
+
+def _ack(dev, h) -> None:
+    from dopa_rl.rig import codec
+
+    dev.write(codec.encode(P.EventAck(h.expected), 0))
+    h.pump()
+
+
+def test_sim_safety_trips_survive_a_full_ring():
+    dev, h = _sim_host(auto_ack=False)
+    h.send(P.Configure(1000, 50, 10, 1000, 2000, 0))
+    h.send(P.ValvePulse(10))
+    dev.advance(10 * MS)
+    h.pump()
+    _ack(dev, h)
+    for i in range(40):
+        h.send(P.Ping(i))
+    assert dev.unacked == P.EVENT_RING
+    h.send(P.ValvePulse(10))                        # 0 ms after the close: MIN_GAP, ring full
+    dev.advance(60 * MS)
+    h.send(P.ValvePulse(10))                        # budget used up: BUDGET, ring full
+    h.send(P.ValvePulse(10))                        # BUDGET again while the first waits: counted lost
+    assert not dev.valve and h.of(P.SafetyTrip) == []
+    _ack(dev, h)
+    _ack(dev, h)
+    trips = h.of(P.SafetyTrip)
+    assert [(t.reason, t.value) for t in trips] == [(P.TripReason.MIN_GAP, 0), (P.TripReason.BUDGET, 10)]
+    assert trips[0].t_us < trips[1].t_us
+    err = h.of(P.Error)
+    assert err and err[-1].code == P.ErrorCode.EVENT_OVERFLOW and err[-1].value == (40 - P.EVENT_RING) + 3 + 1   # as the firmware
+
+
+def test_sim_max_open_cut_is_on_time_with_trial_actions_due_just_before():
+    dev, h = _sim_host()
+    acts = [(0, P.Action.VALVE_PULSE, 2000)] + [(1000 * MS - 50, P.Action.TTL_PULSE, 1)] * 15
+    h.reply(P.ProgramBegin(1, 2000, len(acts)))
+    for i, (off, a, arg) in enumerate(acts):
+        h.reply(P.ProgramAction(i, off, a, arg))
+    h.reply(P.ProgramCommit())
+    t0 = dev.now_us()
+    h.reply(P.TrialStart(P.TrialWhen.NOW))
+    h.advance(1100 * MS)
+    (t_open, _), (t_close, _) = dev.pin_edges("valve")
+    assert t_open == t0 and t_close - (t0 + 1000 * MS) == 0
+
+
+@pytest.mark.parametrize("rest_min", [0.1, 36])
+def test_sim_lick_polarity_flip_is_a_lick_change(rest_min):
+    dev, h = _sim_host()
+    dev.set_lick(0)                                 # the sensor rests low
+    h.advance(int(rest_min * 60e6))
+    ons = len(h.of(P.LickOn))
+    h.reply(P.Configure(1000, 50, 30000, 1000, 2000, P.ConfigFlag.LICK_ACTIVE_LOW))
+    t_cfg = dev.now_us()
+    dev.advance(1999)
+    h.pump()
+    assert len(h.of(P.LickOn)) == ons               # debounced like any change
+    dev.advance(1)
+    h.pump()
+    assert len(h.of(P.LickOn)) == ons + 1 and h.of(P.LickOn)[-1].t_us == t_cfg & 0xFFFFFFFF
+    h.reply(P.Configure(1000, 50, 30000, 1000, 2000, 0))
+    h.advance(3 * MS)
+    assert len(h.of(P.LickOff)) == 1

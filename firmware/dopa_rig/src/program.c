@@ -160,6 +160,7 @@ void rig_program_poll(uint32_t now)
         for (uint8_t i = 0; i < p->n_actions; i++) {
             uint16_t bit = (uint16_t)(1u << i);
             if (!(g_rig.done & bit) && elapsed >= p->actions[i].offset_us) {
+                rig_valve_due();        /* a cut falling due meanwhile goes before the next action */
                 g_rig.done |= bit;      /* run as of its scheduled time (outputs stamp their real pin time) */
                 rig_program_action(g_rig.trial_start_us + p->actions[i].offset_us, p->actions[i].action, p->actions[i].arg);
             }

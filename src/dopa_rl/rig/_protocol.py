@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 PROTOCOL_VERSION = 1
-SCHEMA_HASH = 0x85F00C3D
+SCHEMA_HASH = 0x76C7759F
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -129,6 +129,7 @@ class ErrorCode(IntEnum):
     RX_OVERFLOW = 2
     ADC_OVERRUN = 3
     INTERNAL = 4
+    LICK_OVERFLOW = 5
 
 
 class DecodeError(IntEnum):

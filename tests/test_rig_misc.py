@@ -312,3 +312,16 @@ def test_sim_lick_polarity_flip_is_a_lick_change(rest_min):
     h.reply(P.Configure(1000, 50, 30000, 1000, 2000, 0))
     h.advance(3 * MS)
     assert len(h.of(P.LickOff)) == 1
+
+
+def test_sim_back_to_back_programmed_pulses_merge():
+    dev, h = _sim_host()
+    h.reply(P.ProgramBegin(1, 100, 2))
+    h.reply(P.ProgramAction(0, 0, P.Action.VALVE_PULSE, 30))
+    h.reply(P.ProgramAction(1, 30 * MS, P.Action.VALVE_PULSE, 30))
+    h.reply(P.ProgramCommit())
+    t0 = dev.now_us()
+    h.reply(P.TrialStart(P.TrialWhen.NOW))
+    h.advance(100 * MS)
+    assert dev.pin_edges("valve") == [(t0, 1), (t0 + 60 * MS, 0)]     # one opening, as the firmware
+    assert h.of(P.SafetyTrip) == []

@@ -659,6 +659,26 @@ static void test_max_open_cut_has_priority_over_trial_actions(void)
     CHECK(!g_pins.valve);
 }
 
+static void test_back_to_back_programmed_pulses_merge(void)
+{
+    /* a programmed pulse due the moment the previous one ends re-times the open valve (one opening),
+     * also when that action runs late: the close only goes first for other actions */
+    boot(); hello();
+    dopa_program_action_t a[2] = {{0, 0, DOPA_ACTION_VALVE_PULSE, 30}, {1, 30000, DOPA_ACTION_VALVE_PULSE, 30}};
+    program(1, 100, a, 2, 0);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t t0 = g_now;
+    g_now = t0 + 30000 + 200;                          /* the loop comes round 200 us late */
+    rig_poll(g_now);
+    drain();
+    run_until(t0 + 100000, 100);
+    CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), 1);
+    CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), 0);
+    uint32_t t_close = 0;
+    CHECK(fake_edge_time('V', 0, 0, &t_close));
+    CHECK_EQ(t_close, t0 + 60000);
+}
+
 static void test_lick_polarity_flip_long_after_the_last_edge(void)
 {
     /* CONFIGURE flipping LICK_ACTIVE_LOW changes the logical lick level without a raw edge: a lick change
@@ -712,5 +732,6 @@ int main(void)
     RUN(test_safety_trips_survive_a_full_ring);
     RUN(test_max_open_cut_has_priority_over_trial_actions);
     RUN(test_lick_polarity_flip_long_after_the_last_edge);
+    RUN(test_back_to_back_programmed_pulses_merge);
     return REPORT("test_rig");
 }

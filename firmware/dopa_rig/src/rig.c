@@ -283,8 +283,7 @@ static uint8_t state_bits(void)
 
 void rig_poll(uint32_t now)
 {
-    rig_valve_due();                /* a valve cut first of all, then the other time-critical ones */
-    rig_program_poll(now);
+    rig_program_poll(now);          /* the time-critical ones first (a valve close before each action) */
     rig_outputs_poll(now);
     rig_lick_poll(now);
     if (g_rig.armed && DOPA_AFTER(now, g_rig.last_rx_us + (uint32_t)g_rig.host_timeout_ms * 1000UL)) {

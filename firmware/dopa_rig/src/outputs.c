@@ -99,6 +99,11 @@ void rig_valve_close(uint32_t now, uint8_t cause)
     else if (cause == DOPA_CLOSE_CAUSE_BUDGET) rig_trip(t, DOPA_TRIP_REASON_BUDGET, (int32_t)g_rig.budget_valve_ms);
 }
 
+void rig_valve_due(void)
+{
+    if (g_rig.valve_open && DOPA_AFTER(hal_micros(), g_rig.valve_close_us)) rig_valve_close(0, g_rig.valve_cause);
+}
+
 void rig_cue(uint32_t now, uint8_t on)
 {
     (void)now;

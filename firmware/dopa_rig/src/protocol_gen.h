@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define DOPA_PROTOCOL_VERSION 1u
-#define DOPA_SCHEMA_HASH 0x9DDABC34UL
+#define DOPA_SCHEMA_HASH 0xF2192FD4UL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -119,6 +119,7 @@
 #define DOPA_ERROR_CODE_RX_OVERFLOW 2u
 #define DOPA_ERROR_CODE_ADC_OVERRUN 3u
 #define DOPA_ERROR_CODE_INTERNAL 4u
+#define DOPA_ERROR_CODE_LICK_OVERFLOW 5u
 
 /* Frame decoder error classes (counted, never raised). */
 #define DOPA_DECODE_ERROR_OK 0u

@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 PROTOCOL_VERSION = 1
-SCHEMA_HASH = 0x9DDABC34
+SCHEMA_HASH = 0xF2192FD4
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -133,6 +133,7 @@ class ErrorCode(IntEnum):
     RX_OVERFLOW = 2
     ADC_OVERRUN = 3
     INTERNAL = 4
+    LICK_OVERFLOW = 5
 
 
 class DecodeError(IntEnum):

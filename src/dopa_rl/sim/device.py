@@ -85,6 +85,7 @@ class SimDevice(SimKernel):
         self._ring: deque[tuple[int, bytes]] = deque()
         self._tx_seq = 0
         self._lost = 0
+        self._trips_latched: dict[int, P.SafetyTrip] = {}
         self._last_progress = 0
         self._retx_timer: Timer | None = None
         self._host_deadline = _FOREVER
@@ -247,7 +248,11 @@ class SimDevice(SimKernel):
             return
         self._lick_raw = level
         self._edge("lick", level)
-        logical = level ^ (self.config["flags"] & P.ConfigFlag.LICK_ACTIVE_LOW)
+        self._lick_input()
+
+    def _lick_input(self) -> None:
+        """The raw level or the polarity changed now: (re)start the debounce as a raw edge does."""
+        logical = self._lick_raw ^ (self.config["flags"] & P.ConfigFlag.LICK_ACTIVE_LOW)
         if self._lick_since is None:
             if logical == self._lick_state:
                 return
@@ -300,7 +305,14 @@ class SimDevice(SimKernel):
                 for c in chunks:
                     self.on_tx(c)
 
+    def _flush_trips(self) -> None:
+        """Queue latched SAFETY_TRIPs (lowest reason first) while there is room (as the firmware)."""
+        while self._trips_latched and len(self._ring) < self.ring_size:
+            self._push(self._trips_latched.pop(min(self._trips_latched)))
+
     def _send(self, msg: Any) -> None:
+        if not isinstance(msg, P.HelloReply):  # a HELLO_REPLY opens the sequence at 0
+            self._flush_trips()
         if self._lost and len(self._ring) < self.ring_size:
             lost, self._lost = self._lost, 0
             self._push(P.Error(self._t(), P.ErrorCode.EVENT_OVERFLOW, lost))
@@ -341,6 +353,7 @@ class SimDevice(SimKernel):
             for _ in range(n):
                 self._ring.popleft()
             self._last_progress = self.clock.now_us
+            self._flush_trips()
             if self._lost and len(self._ring) < self.ring_size:
                 lost, self._lost = self._lost, 0
                 self._push(P.Error(self._t(), P.ErrorCode.EVENT_OVERFLOW, lost))
@@ -443,8 +456,18 @@ class SimDevice(SimKernel):
         self._hb_timer = self.clock.after(P.DEVICE_HEARTBEAT_MS * 1000, self._heartbeat)
 
     def _trip(self, reason: TripReason, value: int) -> None:
+        """Report a trip; one that finds the ring full is latched (one per reason) and queued first when
+        room frees, so it is never lost; the same reason again while latched counts as a lost event."""
         self.stats["trips"] += 1
-        self._send(P.SafetyTrip(self._t(), reason, int(value)))
+        trip = P.SafetyTrip(self._t(), reason, int(value))
+        self._flush_trips()
+        if not self._trips_latched and len(self._ring) < self.ring_size:
+            self._push(trip)
+        elif int(reason) in self._trips_latched:
+            self._lost += 1
+            self.stats["events_lost"] += 1
+        else:
+            self._trips_latched[int(reason)] = trip
 
 
 

@@ -4,7 +4,7 @@
 command handlers (``_cmd_<name>`` return the ACK value or raise :class:`_Refused`), the valve limits
 (maximum open time, minimum gap, volume budget), tone, TTL, the analog stream, the synthetic stress
 stream and the trial programs.  It relies on the device for ``clock``, ``config``, ``_send``, ``_trip``,
-``_edge``, ``_observe``, ``armed``, ``_host_deadline`` and ``_schedule_host_check``.
+``_edge``, ``_observe``, ``_lick_input``, ``armed``, ``_host_deadline`` and ``_schedule_host_check``.
 """
 from __future__ import annotations
 
@@ -72,7 +72,10 @@ class SimKernel:
                 self._check(k, v)
         if new["flags"] & ~int(P.ConfigFlag.LICK_ACTIVE_LOW):
             raise _Refused(NackReason.BAD_VALUE)
+        flipped = (self.config["flags"] ^ new["flags"]) & P.ConfigFlag.LICK_ACTIVE_LOW
         self.config.update(new)
+        if flipped:
+            self._lick_input()  # a polarity flip changes the logical lick level now, as an edge would
         self._host_deadline = self.clock.now_us + self.config["host_timeout_ms"] * 1000
         if self.armed:
             self._schedule_host_check()

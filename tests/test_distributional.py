@@ -125,3 +125,19 @@ def test_bad_input():
         reversal_points(np.zeros((5, 2)), [1, 2, 3])
     with pytest.raises(InputError):
         simulate_distributional([0.1], [0.0], [1.0])
+
+
+def test_figures_render(tmp_path):
+    from dopa_rl.analysis.figures import (decoded_distribution_figure, response_by_magnitude_figure,
+                                          tau_vs_reversal_figure)
+    rng = np.random.default_rng(8)
+    taus = rng.uniform(0.2, 0.8, 30)
+    y, r = _population(rng, taus, n_rec=500)
+    out = distributional_analysis(y, r, rng=rng, n_splits=20)
+    figs = [response_by_magnitude_figure(y, r, out), tau_vs_reversal_figure(out, taus, expectile(MAGS, taus)),
+            decoded_distribution_figure(out, MAGS)]
+    for i, f in enumerate(figs):
+        p = tmp_path / f"f{i}.png"
+        f.savefig(p)
+        assert p.stat().st_size > 5000
+        assert f.axes[0].has_data()

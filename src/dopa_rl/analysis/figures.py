@@ -32,6 +32,7 @@ def response_by_magnitude_figure(responses, magnitudes, result: dict, *, max_uni
     ax.set_xlabel("reward magnitude")
     ax.set_ylabel("response (baseline-subtracted)")
     ax.set_title("response by magnitude (colour: tau)")
+    fig.tight_layout()
     return fig
 
 
@@ -51,6 +52,7 @@ def tau_vs_reversal_figure(result: dict, true_tau=None, true_reversal=None) -> F
                      f"p = {sh['p']:.2g}", fontsize=8)
     ax.set_xlabel("reversal point")
     ax.set_ylabel("asymmetry tau = s+ / (s+ + s-)")
+    fig.tight_layout()
     return fig
 
 
@@ -70,6 +72,7 @@ def decoded_distribution_figure(result: dict, true_values=None, true_probs=None)
     ax.set_xlabel("reward magnitude")
     ax.set_ylabel("decoded density")
     ax.set_ylim(0, None)
+    fig.tight_layout()
     return fig
 
 

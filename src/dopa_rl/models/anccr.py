@@ -226,13 +226,20 @@ def random_rewards(n: int, mean_interval: float, rng: np.random.Generator, *, st
 
 
 def concat_events(*streams: dict) -> dict:
-    """Join event streams one after another (each shifted to start after the previous one ends)."""
+    """Join event streams one after another (each shifted to start after the previous one ends).
+
+    Trial numbers continue across streams; uncued events keep trial -1.
+    """
     out = {key: [] for key in ("ids", "times", "magnitudes", "trial")}
-    offset = 0.0
+    offset, n_trials = 0.0, 0
     for s in streams:
-        for key in out:
-            out[key].append(s[key] + offset if key == "times" else s[key])
+        trial = np.asarray(s["trial"])
+        out["ids"].append(s["ids"])
+        out["magnitudes"].append(s["magnitudes"])
+        out["times"].append(s["times"] + offset)
+        out["trial"].append(np.where(trial >= 0, trial + n_trials, -1))
         offset += float(np.max(s["times"])) if len(s["times"]) else 0.0
+        n_trials += int(trial.max()) + 1 if np.any(trial >= 0) else 0
     return {key: np.concatenate(v) for key, v in out.items()}
 
 

@@ -169,12 +169,13 @@ def ar1_profile(y, X, *, n_iter: int = 4, phi=None) -> dict:
 
 def fit_trace_rw(trace, fs: float, cue, cue_time, outcome_time, reward, *, kernel=None,
                  indicator: str | None = "dlight1.1", t0: float = 0.0, alpha_grid=None,
-                 refine: bool = True) -> dict:
+                 refine: bool = True, n_restarts: int = 1) -> dict:
     """Fit the RW learning rate to a whole photometry trace through an indicator kernel.
 
     ``kernel``: an array sampled at ``fs`` (else the default of ``indicator``).  The profile likelihood is
-    evaluated on ``alpha_grid`` (default 40 points in [0.01, 1]) in one batch and the best point refined
-    by a bounded scalar search between its neighbours.  Returns ``{"alpha", "b0", "b1", "phi",
+    evaluated on ``alpha_grid`` (default 40 points in [0.01, 1]) in one batch; then bounded scalar
+    searches between the neighbours of the ``n_restarts`` best local maxima of the grid profile refine it
+    (the best result is kept).  Returns ``{"alpha", "b0", "b1", "phi",
     "sigma", "loglik", "grid": alphas, "grid_loglik"}``.
     """
     y = np.asarray(trace, float).ravel()
@@ -193,17 +194,22 @@ def fit_trace_rw(trace, fs: float, cue, cue_time, outcome_time, reward, *, kerne
         return ar1_profile(y, X)
 
     prof = evaluate(grid)
-    i = int(np.argmax(prof["loglik"]))
+    ll = prof["loglik"]
+    i = int(np.argmax(ll))
     best = {key: float(v[i]) for key, v in prof.items()}
     best["alpha"] = float(grid[i])
     if refine and grid.size > 2:
-        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-        res = optimize.minimize_scalar(lambda a: -evaluate([a])["loglik"][0], bounds=(lo, hi),
-                                       method="bounded", options={"xatol": 1e-4})
-        if -res.fun > best["loglik"]:
-            p = evaluate([res.x])
-            best = {key: float(v[0]) for key, v in p.items()}
-            best["alpha"] = float(res.x)
+        # local refinements ("restarts") from the best local maxima of the grid profile
+        peaks = [j for j in range(grid.size) if ll[j] >= ll[max(j - 1, 0)] and ll[j] >= ll[min(j + 1, grid.size - 1)]]
+        peaks = sorted(peaks, key=lambda j: -ll[j])[:max(1, n_restarts)]
+        for j in peaks:
+            lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+            res = optimize.minimize_scalar(lambda a: -evaluate([a])["loglik"][0], bounds=(lo, hi),
+                                           method="bounded", options={"xatol": 1e-4})
+            if -res.fun > best["loglik"]:
+                p = evaluate([res.x])
+                best = {key: float(v[0]) for key, v in p.items()}
+                best["alpha"] = float(res.x)
     best["grid"] = grid.tolist()
     best["grid_loglik"] = prof["loglik"].tolist()
     return best

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dopa_rl.analysis.kernels import bspline_basis, event_design, event_kernel_regression
+from dopa_rl.analysis.kernels import bspline_basis, event_design, event_kernel_regression, fit_diff_exp
+from dopa_rl.models.indicator import diff_exp_kernel
 from dopa_rl.errors import InputError
 
 FS = 20.0
@@ -88,6 +89,16 @@ def test_rpe_modulated_regressor_improves_the_model():
     assert np.corrcoef(with_rpe["kernels"]["outcome_rpe"], truth["outcome"])[0, 1] > 0.9
 
 
+def test_fit_diff_exp_recovers_time_constants():
+    lags = np.arange(-10, 81) / FS
+    k = np.concatenate([np.zeros(10), 2.0 * diff_exp_kernel(FS, 0.15, 0.8, duration_s=4.0)])
+    noisy = k + np.random.default_rng(0).normal(0, 0.02, k.size)
+    p = fit_diff_exp(lags, noisy)
+    assert p["rise_s"] == pytest.approx(0.15, rel=0.15)
+    assert p["decay_s"] == pytest.approx(0.8, rel=0.1)
+    assert p["peak_s"] == pytest.approx(0.15 * 0.8 / 0.65 * np.log(0.8 / 0.15), abs=0.05)
+
+
 def test_bad_input():
     with pytest.raises(InputError):
         event_kernel_regression(np.zeros(1000), FS, {})
@@ -119,3 +130,5 @@ def test_real_dlight_cue_kernel_peaks_within_one_second(real_data):
     assert 0.0 < peak <= 1.0
     assert k.max() > 1.5                                   # README: peri-cue z-score peaks near 3 SD
     assert fit["r2_cv"] > 0.05
+    shape = fit_diff_exp(fit["lags"], k)                   # the parametric kernel, estimated from data
+    assert 0.0 < shape["peak_s"] <= 1.0 and shape["r2"] > 0.8

@@ -22,7 +22,7 @@ from scipy import interpolate, signal
 from dopa_rl.errors import InputError
 from dopa_rl.models.indicator import impulse_train
 
-__all__ = ["bspline_basis", "raised_cosine_basis", "event_design", "event_kernel_regression"]
+__all__ = ["bspline_basis", "raised_cosine_basis", "event_design", "event_kernel_regression", "fit_diff_exp"]
 
 
 def bspline_basis(n_lags: int, n_basis: int, degree: int = 3) -> np.ndarray:
@@ -167,3 +167,49 @@ def event_kernel_regression(trace, fs: float, events: dict, *, window=(-0.5, 3.0
             uniq[name] = r2_cv - (best_model(keep)[0] if keep.size else 0.0)
         out["unique"] = uniq
     return out
+
+
+def fit_diff_exp(lags, kernel) -> dict:
+    """Fit ``a * k(t - d)`` to an estimated kernel, ``k`` the peak-normalised difference of exponentials
+    ``exp(-t / decay) - exp(-t / rise)`` (0 before the delay ``d``; ``a`` is the peak height).
+
+    Turns an event kernel estimated from data into the parametric indicator kernel of
+    :mod:`dopa_rl.models.indicator` (``diff_exp_kernel(fs, rise_s, decay_s)``, shifted by ``delay_s``).
+    Least squares over lags >= 0 (positive lobe: the kernel's sign is taken from its largest excursion).
+    Returns ``{"rise_s", "decay_s", "delay_s", "amplitude", "peak_s", "r2"}``.
+    """
+    from scipy import optimize
+
+    t = np.asarray(lags, float).ravel()
+    k = np.asarray(kernel, float).ravel()
+    if t.size != k.size or t.size < 5:
+        raise InputError("fit_diff_exp: lags and kernel must have the same length (at least 5)")
+    sel = t >= 0
+    t, k = t[sel], k[sel]
+    sign = 1.0 if k.max() >= -k.min() else -1.0
+    kk = sign * k
+    span = max(t.max(), 1e-3)
+
+    def model(p, tt):
+        a, rise, extra, d = p                      # a: peak height; decay = rise + extra
+        decay = rise + extra
+        s = np.clip(tt - d, 0.0, None)
+        t_star = rise * decay / extra * np.log(decay / rise)
+        peak = np.exp(-t_star / decay) - np.exp(-t_star / rise)
+        return a * (np.exp(-s / decay) - np.exp(-s / rise)) / peak
+
+    t_pk = t[np.argmax(kk)]
+    starts = [(kk.max(), max(t_pk / 3, 0.02), max(t_pk, 0.1), 0.0),
+              (kk.max(), 0.05, 1.0, 0.0), (kk.max(), 0.2, 0.3, 0.0)]
+    best = None
+    for p0 in starts:
+        res = optimize.least_squares(lambda p: model(p, t) - kk, p0,
+                                     bounds=([0, 1e-3, 1e-3, 0], [np.inf, span, 10 * span, span / 2]))
+        if best is None or res.cost < best.cost:
+            best = res
+    a, rise, extra, d = best.x
+    decay = rise + extra
+    peak = d + rise * decay / (decay - rise) * np.log(decay / rise)
+    r2 = 1 - np.sum((model(best.x, t) - kk) ** 2) / np.sum((kk - kk.mean()) ** 2)
+    return {"rise_s": float(rise), "decay_s": float(decay), "delay_s": float(d), "amplitude": float(sign * a),
+            "peak_s": float(peak), "r2": float(r2)}

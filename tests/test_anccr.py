@@ -4,6 +4,7 @@ import pytest
 
 from dopa_rl.errors import InputError
 from dopa_rl.models.anccr import (ANCCR_DEFAULTS, anccr_simulate, anccr_trial_responses, concat_events,
+                                  fit_anccr_responses,
                                   cue_reward_events, random_rewards)
 
 
@@ -80,3 +81,22 @@ def test_bad_input():
         anccr_simulate(["cue", "reward"], [0.0, 1.0])
     with pytest.raises(InputError):
         anccr_trial_responses(["A"], [0.0], [np.nan], [1.0])
+
+
+def test_fit_through_the_linear_readout_recovers_the_generating_parameters():
+    rng = np.random.default_rng(5)
+    n = 250
+    ct = np.cumsum(rng.exponential(20, n) + 3.0)
+    reward = (rng.random(n) < 0.75).astype(float)
+    true = anccr_trial_responses(["A"] * n, ct, ct + 1.0, reward, rng=np.random.default_rng(0),
+                                 t_ratio=2.4, alpha=0.05)
+    noise = np.random.default_rng(1)
+    yc = 0.5 + 2.0 * true["cue"] + noise.normal(0, 0.2, n)
+    yo = 0.5 + 2.0 * np.nan_to_num(true["outcome"]) + noise.normal(0, 0.2, n)
+    grid = {"t_ratio": [0.6, 2.4, 9.6], "alpha": [0.005, 0.05, 0.2]}
+    fit = fit_anccr_responses(["A"] * n, ct, ct + 1.0, reward, yc, yo, grid=grid)
+    assert fit["params"] == {"t_ratio": 2.4, "alpha": 0.05}
+    assert fit["b1"] == pytest.approx(2.0, rel=0.1) and fit["b0"] == pytest.approx(0.5, abs=0.1)
+    assert fit["n_params"] == 5 and fit["aic"] == pytest.approx(10 - 2 * fit["loglik"])
+    with pytest.raises(InputError):
+        fit_anccr_responses(["A"] * n, ct, ct + 1.0, reward, yc, yo, grid={"gamma": [0.9]})

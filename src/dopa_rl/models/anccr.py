@@ -27,7 +27,8 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 
-__all__ = ["ANCCR_DEFAULTS", "anccr_simulate", "anccr_trial_responses", "cue_reward_events", "random_rewards", "concat_events"]
+__all__ = ["ANCCR_DEFAULTS", "anccr_simulate", "anccr_trial_responses", "cue_reward_events", "random_rewards", "concat_events",
+           "fit_anccr_responses"]
 
 #: Published defaults (Jeong et al. 2022; reference scripts simulation/fig2/*.m): sampling interval
 #: 0.2 s, alpha 0.02, alpha_r 0.2, w 0.6, k 0.01, threshold 0.6, minimum rate 1e-3, jitter 0.1 s,
@@ -276,3 +277,58 @@ def anccr_trial_responses(cue, cue_time, outcome_time, reward, *, rng: np.random
     outcome = np.full(n, np.nan)
     outcome[keep_out] = da[n:]
     return {"cue": da[:n], "outcome": outcome}
+
+
+def _linear_profile(x, y):
+    """Gaussian profile log-likelihood of ``y = b0 + b1 * x + noise`` (b0, b1, sigma in closed form)."""
+    n = y.size
+    xc, yc = x - x.mean(), y - y.mean()
+    sxx = xc @ xc
+    b1 = (xc @ yc) / sxx if sxx > 0 else 0.0
+    b0 = y.mean() - b1 * x.mean()
+    rss = max(float(np.sum((yc - b1 * xc) ** 2)), 1e-300)
+    return -0.5 * n * (np.log(2 * np.pi * rss / n) + 1.0), b0, b1, np.sqrt(rss / n)
+
+
+def fit_anccr_responses(cue, cue_time, outcome_time, reward, cue_response, outcome_response, *,
+                        grid: dict | None = None, seed: int = 0, **fixed) -> dict:
+    """Fit ANCCR to per-trial dopamine responses through the linear readout ``b0 + b1 * DA``.
+
+    ``cue_response`` / ``outcome_response``: the measured response per trial (NaN where missing; the
+    outcome of an omission the model has not yet recognised is skipped too).  ``grid``: candidate values
+    per ANCCR parameter (default ``{"t_ratio": [0.6, 1.2, 2.4, 4.8], "alpha": [0.005, 0.01, 0.02, 0.05,
+    0.1], "alpha_r": [0.1, 0.2, 0.5]}``); ``fixed`` parameters are passed through.  Every grid point is
+    simulated with the same jitter seed and ``b0, b1, sigma`` are profiled out in closed form (Gaussian
+    noise), so the search is over the learning parameters only.  Returns ``{"params", "b0", "b1",
+    "sigma", "loglik", "n_obs", "n_params" (grid parameters + 3), "aic", "bic", "grid": list of
+    (params, loglik)}``.
+    """
+    grid = {"t_ratio": [0.6, 1.2, 2.4, 4.8], "alpha": [0.005, 0.01, 0.02, 0.05, 0.1],
+            "alpha_r": [0.1, 0.2, 0.5]} if grid is None else grid
+    yc = np.asarray(cue_response, float).ravel()
+    yo = np.asarray(outcome_response, float).ravel()
+    if yc.size != np.size(cue) or yo.size != np.size(cue):
+        raise InputError("ANCCR fit: one cue and one outcome response per trial are needed")
+    bad = sorted(set(grid) - set(ANCCR_DEFAULTS))
+    if bad:
+        raise InputError(f"ANCCR fit: unknown parameter(s) {', '.join(bad)}; choose from {', '.join(ANCCR_DEFAULTS)}")
+    names = list(grid)
+    mesh = np.array(np.meshgrid(*[np.asarray(grid[k], float) for k in names], indexing="ij")).reshape(len(names), -1).T
+    results, best = [], None
+    for row in mesh:
+        params = {**fixed, **dict(zip(names, row.tolist()))}
+        sim = anccr_trial_responses(cue, cue_time, outcome_time, reward, rng=np.random.default_rng(seed), **params)
+        x = np.concatenate([sim["cue"], sim["outcome"]])
+        y = np.concatenate([yc, yo])
+        ok = np.isfinite(x) & np.isfinite(y)
+        if ok.sum() < 3:
+            raise InputError("ANCCR fit: fewer than 3 trials with both a response and a model value")
+        ll, b0, b1, sd = _linear_profile(x[ok], y[ok])
+        results.append((dict(zip(names, row.tolist())), float(ll)))
+        if best is None or ll > best["loglik"]:
+            best = {"params": dict(zip(names, row.tolist())), "b0": float(b0), "b1": float(b1),
+                    "sigma": float(sd), "loglik": float(ll), "n_obs": int(ok.sum())}
+    k = len(names) + 3
+    best.update(n_params=k, aic=2 * k - 2 * best["loglik"], bic=k * np.log(best["n_obs"]) - 2 * best["loglik"],
+                grid=results)
+    return best

@@ -100,3 +100,36 @@ def test_trace_fit_bad_input():
         fit_trace_rw(np.array([0.0, np.nan, 1.0, 2.0]), FS, ["A"], [0.0], [0.1], [1.0])
     with pytest.raises(InputError):
         fit_trace_rw(np.zeros(100), FS, ["A", "A"], [0.0], [0.1], [1.0])
+
+
+def test_generic_trace_fit_with_two_parameters():
+    """fit_trace with any RPE generator: asymmetric RW (alpha_pos, alpha_neg) recovered from the trace."""
+    from dopa_rl.models.indicator import fit_trace
+
+    rng = np.random.default_rng(7)
+    ct, ot, rew = _session(rng, n=300)
+    k = diff_exp_kernel(FS, 0.1, 0.6)
+    times = np.concatenate([ct, ot])
+
+    def rpe_events(P):
+        V = np.zeros(P.shape[0])
+        c, o = np.empty((P.shape[0], ct.size)), np.empty((P.shape[0], ct.size))
+        for t, r in enumerate(rew):
+            c[:, t] = V
+            d = r - V
+            o[:, t] = d
+            V = V + np.where(d > 0, P[:, 0], P[:, 1]) * d
+        return times, np.concatenate([c, o], axis=1)
+
+    _, amps = rpe_events(np.array([[0.3, 0.1]]))
+    from dopa_rl.models.indicator import convolve_kernel, impulse_train
+    n = int((ot.max() + 10) * FS)
+    x = convolve_kernel(impulse_train(times, amps[0], FS, n), k)
+    y = 1.0 + 2.0 * x + signal.lfilter([1.0], [1.0, -0.9], rng.normal(0, 0.2, n))
+    g = np.linspace(0.02, 0.8, 7)
+    grid = np.array([(a, b) for a in g for b in g])
+    fit = fit_trace(y, FS, rpe_events, grid, kernel=k, n_restarts=1)
+    assert fit["params"][0] == pytest.approx(0.3, abs=0.08)
+    assert fit["params"][1] == pytest.approx(0.1, abs=0.08)
+    assert fit["b1"] == pytest.approx(2.0, rel=0.1)
+    assert fit["loglik"] >= max(fit["grid_loglik"])

@@ -22,7 +22,7 @@ from scipy import optimize, signal
 from dopa_rl.errors import InputError
 
 __all__ = ["INDICATORS", "diff_exp_kernel", "indicator_kernel", "impulse_train", "convolve_kernel",
-           "rw_event_rpes", "rpe_trace", "ar1_profile", "fit_trace_rw", "simulate_trace"]
+           "rw_event_rpes", "rpe_trace", "ar1_profile", "fit_trace", "fit_trace_rw", "simulate_trace"]
 
 _LN2 = np.log(2.0)
 
@@ -167,6 +167,61 @@ def ar1_profile(y, X, *, n_iter: int = 4, phi=None) -> dict:
     return {"loglik": ll, "b0": b0, "b1": b1, "phi": ph, "sigma": np.sqrt(sig2)}
 
 
+def fit_trace(trace, fs: float, rpe_events, grid, *, kernel, t0: float = 0.0, bounds=None,
+              n_restarts: int = 1, refine: bool = True) -> dict:
+    """Fit any model's learning parameters to a whole trace through a kernel (generic trace-level fit).
+
+    ``rpe_events(params)``: for candidate parameters ``params`` (lanes x n_params) returns ``(times,
+    amplitudes)``, the event times (s) and the model RPE of each event per lane (lanes x events).  For
+    TD, the events are the time bins with their ``delta_t``.  ``grid``: (lanes x n_params) candidates,
+    evaluated in one batch.  Then local refinements start from the ``n_restarts`` best grid points
+    (bounded scalar search for one parameter, bounded Nelder-Mead otherwise; ``bounds`` default: the
+    grid's range).  Returns ``{"params": best row, "b0", "b1", "phi", "sigma", "loglik", "grid_loglik"}``.
+    """
+    y = np.asarray(trace, float).ravel()
+    if not np.all(np.isfinite(y)):
+        raise InputError("trace fit: the trace has non-finite samples (interpolate or crop them first)")
+    G = np.asarray(grid, float)
+    G = G[:, None] if G.ndim == 1 else G
+    k = np.asarray(kernel, float)
+    lo = G.min(0) if bounds is None else np.asarray(bounds, float)[:, 0]
+    hi = G.max(0) if bounds is None else np.asarray(bounds, float)[:, 1]
+
+    def evaluate(P):
+        times, amps = rpe_events(np.atleast_2d(P))
+        return ar1_profile(y, convolve_kernel(impulse_train(times, amps, fs, y.size, t0), k))
+
+    prof = evaluate(G)
+    ll = prof["loglik"]
+    i = int(np.argmax(ll))
+    best = {key: float(v[i]) for key, v in prof.items()}
+    best["params"] = G[i].copy()
+    if refine and G.shape[0] > 2:
+        if G.shape[1] == 1:
+            g = G[:, 0]
+            order = np.argsort(g)
+            gs, ls = g[order], ll[order]
+            peaks = [j for j in range(gs.size) if ls[j] >= ls[max(j - 1, 0)] and ls[j] >= ls[min(j + 1, gs.size - 1)]]
+            peaks = sorted(peaks, key=lambda j: -ls[j])[:max(1, n_restarts)]
+            for j in peaks:
+                a, b = gs[max(j - 1, 0)], gs[min(j + 1, gs.size - 1)]
+                res = optimize.minimize_scalar(lambda v: -evaluate([[v]])["loglik"][0], bounds=(a, b),
+                                               method="bounded", options={"xatol": 1e-4})
+                if -res.fun > best["loglik"]:
+                    best = {key: float(v[0]) for key, v in evaluate([[res.x]]).items()}
+                    best["params"] = np.array([res.x])
+        else:
+            for j in np.argsort(-ll)[:max(1, n_restarts)]:
+                res = optimize.minimize(lambda v: -evaluate(v[None, :])["loglik"][0], G[j], method="Nelder-Mead",
+                                        bounds=list(zip(lo, hi)), options={"xatol": 1e-4, "fatol": 1e-3})
+                if -res.fun > best["loglik"]:
+                    best = {key: float(v[0]) for key, v in evaluate(res.x[None, :]).items()}
+                    best["params"] = np.asarray(res.x)
+    best["params"] = best["params"].tolist()
+    best["grid_loglik"] = ll.tolist()
+    return best
+
+
 def fit_trace_rw(trace, fs: float, cue, cue_time, outcome_time, reward, *, kernel=None,
                  indicator: str | None = "dlight1.1", t0: float = 0.0, alpha_grid=None,
                  refine: bool = True, n_restarts: int = 1) -> dict:
@@ -175,44 +230,25 @@ def fit_trace_rw(trace, fs: float, cue, cue_time, outcome_time, reward, *, kerne
     ``kernel``: an array sampled at ``fs`` (else the default of ``indicator``).  The profile likelihood is
     evaluated on ``alpha_grid`` (default 40 points in [0.01, 1]) in one batch; then bounded scalar
     searches between the neighbours of the ``n_restarts`` best local maxima of the grid profile refine it
-    (the best result is kept).  Returns ``{"alpha", "b0", "b1", "phi",
-    "sigma", "loglik", "grid": alphas, "grid_loglik"}``.
+    (the best result is kept).  Returns ``{"alpha", "b0", "b1", "phi", "sigma", "loglik", "grid": alphas,
+    "grid_loglik"}``.
     """
-    y = np.asarray(trace, float).ravel()
-    if not np.all(np.isfinite(y)):
-        raise InputError("trace fit: the trace has non-finite samples (interpolate or crop them first)")
     k = indicator_kernel(indicator, fs) if kernel is None else np.asarray(kernel, float)
     ct, ot = np.asarray(cue_time, float).ravel(), np.asarray(outcome_time, float).ravel()
     r = np.asarray(reward, float).ravel()
     if not (ct.size == ot.size == r.size == np.asarray(cue, dtype=object).size):
         raise InputError("trace fit: cue, cue_time, outcome_time and reward need one value per trial")
     grid = np.linspace(0.01, 1.0, 40) if alpha_grid is None else np.asarray(alpha_grid, float)
+    times = np.concatenate([ct, ot])
 
-    def evaluate(alphas):
-        c_rpe, o_rpe = rw_event_rpes(cue, r, alphas)
-        X = rpe_trace(ct, ot, c_rpe, o_rpe, fs, y.size, k, t0)
-        return ar1_profile(y, X)
+    def rpe_events(P):
+        c_rpe, o_rpe = rw_event_rpes(cue, r, P[:, 0])
+        return times, np.concatenate([c_rpe, o_rpe], axis=1)
 
-    prof = evaluate(grid)
-    ll = prof["loglik"]
-    i = int(np.argmax(ll))
-    best = {key: float(v[i]) for key, v in prof.items()}
-    best["alpha"] = float(grid[i])
-    if refine and grid.size > 2:
-        # local refinements ("restarts") from the best local maxima of the grid profile
-        peaks = [j for j in range(grid.size) if ll[j] >= ll[max(j - 1, 0)] and ll[j] >= ll[min(j + 1, grid.size - 1)]]
-        peaks = sorted(peaks, key=lambda j: -ll[j])[:max(1, n_restarts)]
-        for j in peaks:
-            lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
-            res = optimize.minimize_scalar(lambda a: -evaluate([a])["loglik"][0], bounds=(lo, hi),
-                                           method="bounded", options={"xatol": 1e-4})
-            if -res.fun > best["loglik"]:
-                p = evaluate([res.x])
-                best = {key: float(v[0]) for key, v in p.items()}
-                best["alpha"] = float(res.x)
-    best["grid"] = grid.tolist()
-    best["grid_loglik"] = prof["loglik"].tolist()
-    return best
+    out = fit_trace(trace, fs, rpe_events, grid, kernel=k, t0=t0, n_restarts=n_restarts, refine=refine)
+    out["alpha"] = out.pop("params")[0]
+    out["grid"] = grid.tolist()
+    return out
 
 
 def simulate_trace(fs: float, cue, cue_time, outcome_time, reward, alpha: float, rng: np.random.Generator,

@@ -61,18 +61,18 @@ def test_recovers_reversal_points_and_taus_and_split_half_is_significant():
 
 
 def test_classical_population_shows_no_split_half_effect():
-    rng = np.random.default_rng(4)
-    taus = np.full(40, 0.5)                                  # one alpha for everyone: no asymmetry spread
-    r = rng.choice(MAGS, 4400)
-    sim = simulate_unit_responses(np.full(40, 0.05), np.full(40, 0.05), r, rng,
-                                  gain=rng.uniform(2, 6, 40), noise_sd=0.5)
-    y, r = sim["responses"][3000:], r[3000:]
-    sh = split_half(y, r, rng, n_splits=200)
-    assert sh["p"] > 0.05
-    assert sh["interval"][0] < 0 < sh["interval"][1]
-    # the same data fitted without splitting are circular: here the naive correlation is what a
-    # careless analysis would report; the split-half r must not exceed it in magnitude by chance design
-    assert abs(sh["r"]) < 0.35
+    # one alpha for every unit (no asymmetry spread), heterogeneous gains; several sessions so the test
+    # checks the procedure is unbiased, not one lucky draw
+    rs = []
+    for seed in range(4):
+        rng = np.random.default_rng(200 + seed)
+        r = rng.choice(MAGS, 4400)
+        sim = simulate_unit_responses(np.full(40, 0.05), np.full(40, 0.05), r, rng,
+                                      gain=rng.uniform(2, 6, 40), noise_sd=0.5)
+        sh = split_half(sim["responses"][3000:], r[3000:], rng, n_splits=100)
+        assert sh["p"] > 0.01 and sh["n_units"] == 40
+        rs.append(sh["r"])
+    assert abs(np.mean(rs)) < 0.15
 
 
 def test_decoding_recovers_the_reward_distribution():

@@ -81,6 +81,8 @@ def test_bad_input():
         anccr_simulate(["cue", "reward"], [0.0, 1.0])
     with pytest.raises(InputError):
         anccr_trial_responses(["A"], [0.0], [np.nan], [1.0])
+    with pytest.raises(InputError):
+        anccr_simulate(["cue", "reward", "reward"], [0.0, 1.0, 2.0], rewards=["reward"], T=[1.0, 2.0])
 
 
 def test_fit_through_the_linear_readout_recovers_the_generating_parameters():

@@ -1,4 +1,6 @@
 """Distributional RL: expectile learners and the unit-level analysis (Dabney et al. 2020)."""
+import json
+
 import numpy as np
 import pytest
 from scipy.optimize import brentq
@@ -103,6 +105,7 @@ def test_analysis_output_keys_and_exclusions():
     assert set(out["split_half"]) == {"r", "interval", "p", "n_units"}
     assert set(out["decoded"]) == {"support", "density"}
     assert len(out["units"]) == 30
+    json.loads(json.dumps(out, allow_nan=False))            # strict JSON: NaN becomes null
 
 
 def test_select_trials_by_type():

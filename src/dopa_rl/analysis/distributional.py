@@ -281,7 +281,10 @@ def distributional_analysis(responses, magnitudes, *, trial_type=None, use: str 
     units = [{"unit": names[i], **{k: _num(full[k][i]) for k in ("reversal_point", "tau", "slope_pos",
                                                                    "slope_neg")}}
              for i in range(y.shape[1])]
-    out = {"units": units, "split_half": split_half(y, m, rng, n_splits=n_splits),
+    sh = split_half(y, m, rng, n_splits=n_splits)
+    sh = {"r": _num(sh["r"]), "interval": [_num(v) for v in sh["interval"]], "p": _num(sh["p"]),
+          "n_units": sh["n_units"]}
+    out = {"units": units, "split_half": sh,
            "n_trials": int(keep.sum()), "n_excluded": n_excl}
     if decode:
         dec = decode_distribution(full["reversal_point"], full["tau"], rng)

@@ -27,8 +27,8 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 
-__all__ = ["ANCCR_DEFAULTS", "anccr_simulate", "anccr_trial_responses", "cue_reward_events", "random_rewards", "concat_events",
-           "fit_anccr_responses"]
+__all__ = ["ANCCR_DEFAULTS", "anccr_simulate", "anccr_trial_responses", "cue_reward_events", "random_rewards",
+           "concat_events", "fit_anccr_responses"]
 
 #: Published defaults (Jeong et al. 2022; reference scripts simulation/fig2/*.m): sampling interval
 #: 0.2 s, alpha 0.02, alpha_r 0.2, w 0.6, k 0.01, threshold 0.6, minimum rate 1e-3, jitter 0.1 s,
@@ -97,7 +97,9 @@ def anccr_simulate(event_ids, times, magnitudes=None, *, rewards=None, beta=None
         if rew_t.size < 2:
             raise InputError("ANCCR: need at least two reward events to set T (or pass T=)")
         T = t_ratio * (rew_t[-1] - rew_t[0]) / (rew_t.size - 1)
-    Tv = np.broadcast_to(np.asarray(T, float), t_in.shape)[order] if np.ndim(T) else np.full(t.size, float(T))
+    if np.ndim(T) and np.size(T) != t_in.size:
+        raise InputError(f"ANCCR: T has {np.size(T)} values for {t_in.size} events (give one, or one per event)")
+    Tv = np.asarray(T, float).ravel()[order] if np.ndim(T) else np.full(t.size, float(T))
     if np.any(Tv <= 0):
         raise InputError("ANCCR: T must be positive")
     om_of = {}
@@ -189,7 +191,8 @@ def anccr_simulate(event_ids, times, magnitudes=None, *, rewards=None, beta=None
     out_da[order] = da
     out_active = np.empty_like(active)
     out_active[order] = active
-    return {"da": out_da, "active": out_active, "order": order, "labels": labels, "nc": NC, "anccr": A, "R": R, "mct": mct,
+    return {"da": out_da, "active": out_active, "order": order, "labels": labels, "nc": NC, "anccr": A, "R": R,
+            "mct": mct,
             "T": Tv if np.ndim(T) else float(T)}
 
 

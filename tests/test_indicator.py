@@ -133,3 +133,24 @@ def test_generic_trace_fit_with_two_parameters():
     assert fit["params"][1] == pytest.approx(0.1, abs=0.08)
     assert fit["b1"] == pytest.approx(2.0, rel=0.1)
     assert fit["loglik"] >= max(fit["grid_loglik"])
+
+
+def test_trace_level_td_recovers_alpha():
+    """TD (CSC) RPE of every bin through the kernel; alpha recovered from the whole trace."""
+    from dopa_rl.models import get_model
+    from dopa_rl.models.indicator import convolve_kernel, fit_trace, impulse_train, td_rpe_events
+
+    td = get_model("td")
+    rng = np.random.default_rng(11)
+    n = 150
+    ct = np.cumsum(rng.uniform(6.0, 9.0, n))
+    rew = (rng.random(n) < 0.8).astype(float)
+    k = diff_exp_kernel(FS, 0.1, 0.6)
+    events = td_rpe_events(td, ["A"] * n, ct, rew, names=("alpha",))
+    times, amps = events(np.array([[0.2]]))
+    m = int((ct[-1] + 10) * FS)
+    y = 0.5 + 1.5 * convolve_kernel(impulse_train(times, amps[0], FS, m), k)
+    y += signal.lfilter([1.0], [1.0, -0.9], rng.normal(0, 0.15, m))
+    fit = fit_trace(y, FS, events, np.linspace(0.02, 0.8, 12), kernel=k)
+    assert fit["params"][0] == pytest.approx(0.2, abs=0.05)
+    assert fit["b1"] == pytest.approx(1.5, rel=0.15)

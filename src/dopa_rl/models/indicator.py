@@ -22,7 +22,8 @@ from scipy import optimize, signal
 from dopa_rl.errors import InputError
 
 __all__ = ["INDICATORS", "diff_exp_kernel", "indicator_kernel", "impulse_train", "convolve_kernel",
-           "rw_event_rpes", "rpe_trace", "ar1_profile", "fit_trace", "fit_trace_rw", "simulate_trace"]
+           "rw_event_rpes", "rpe_trace", "ar1_profile", "fit_trace", "fit_trace_rw", "td_rpe_events",
+           "simulate_trace"]
 
 _LN2 = np.log(2.0)
 
@@ -220,6 +221,47 @@ def fit_trace(trace, fs: float, rpe_events, grid, *, kernel, t0: float = 0.0, bo
     best["params"] = best["params"].tolist()
     best["grid_loglik"] = ll.tolist()
     return best
+
+
+def td_rpe_events(model, cue, cue_time, reward, *, names=("alpha",), fixed=None, outcome_time=None):
+    """Adapter for :func:`fit_trace`: a TD model's RPE in every time bin of every trial, as events.
+
+    ``model``: a registered TD model (``get_model("td")``; its ``timing`` gives ``bin_s`` and the cue
+    onset within the trial).  Trial ``i`` starts at ``cue_time[i] - cue_onset_s``; bin ``b`` is at
+    ``start + b * bin_s``.  ``outcome_time`` (optional) sets each trial's outcome bin.  ``names``: the
+    parameters the grid columns hold; the others come from ``fixed`` or the model defaults.  Returns
+    ``rpe_events(P) -> (times, amplitudes)``.  The TD recursion runs once per candidate (compiled).
+    """
+    tm = model.timing
+    ct = np.asarray(cue_time, float).ravel()
+    r = np.asarray(reward, float).ravel()
+    compounds = [str(c) for c in np.asarray(cue, dtype=object).ravel()]
+    if not (ct.size == r.size == len(compounds)):
+        raise InputError("TD trace fit: cue, cue_time and reward need one value per trial")
+    start = ct - tm.cue_onset_s
+    ob = None
+    if outcome_time is not None:
+        ot = np.asarray(outcome_time, float).ravel()
+        if ot.size != ct.size:
+            raise InputError("TD trace fit: outcome_time needs one value per trial")
+        ob = np.maximum(np.round((ot - start) / tm.bin_s).astype(np.int64), tm.cue_bin + 1)
+    base = {p.name: p.default for p in model.spec}
+    base.update(fixed or {})
+    unknown = sorted(set(names) - set(base))
+    if unknown:
+        raise InputError(f"TD trace fit: unknown parameter(s) {', '.join(unknown)}; model has "
+                         f"{', '.join(base)}")
+
+    def rpe_events(P):
+        rows = []
+        for row in np.atleast_2d(P):
+            rpe, _ = model.run({**base, **dict(zip(names, row.tolist()))}, compounds, r, ob)
+            rows.append(rpe.ravel())
+        n_bins = rows[0].size // ct.size
+        times = (start[:, None] + np.arange(n_bins)[None, :] * tm.bin_s).ravel()
+        return times, np.array(rows)
+
+    return rpe_events
 
 
 def fit_trace_rw(trace, fs: float, cue, cue_time, outcome_time, reward, *, kernel=None,

@@ -176,6 +176,7 @@ def split_half(responses, magnitudes, rng: np.random.Generator, *, n_splits: int
             ids = np.flatnonzero(m == lev)
             keys = rng.random((n_splits, ids.size))
             order = np.argsort(keys, axis=1)
+            # half of this level's trials to A; an odd one out goes to A in half of the splits
             half = ids.size // 2 + (rng.random((n_splits, 1)) < (ids.size % 2) * 0.5)
             sel = np.arange(ids.size)[None, :] < half
             tmp = np.zeros((n_splits, ids.size))

@@ -35,6 +35,15 @@ class IgnoresSeed(RWChoice):
         return super().simulate(params, task, np.random.default_rng(0), **kw)
 
 
+class BehaviourIgnoresSeed(RWChoice):
+    """Event times follow the rng, choices and rewards do not."""
+
+    def _simulate_kernel(self, x, reward_probs, reward_sizes, resets, u_choice, u_reward):
+        fixed = np.random.default_rng(0)
+        return super()._simulate_kernel(x, reward_probs, reward_sizes, resets, fixed.random(len(u_choice)),
+                                        fixed.random(len(u_reward)))
+
+
 class SkipsFirstTrial(RWChoice):
     """Vectorised likelihood that drops each subject's first choice: consistent lanes, wrong maths."""
 
@@ -73,6 +82,7 @@ class BadSpec(ParamSpec):
     (WrongGradient, "gradient", "d loglik / d beta"),
     (IgnoresBeta, "parameters_matter", "ignores beta"),
     (IgnoresSeed, "seed_reproducibility", "ignores its rng"),
+    (BehaviourIgnoresSeed, "seed_reproducibility", "same behaviour"),
     (SkipsFirstTrial, "lanes_equal_loop", "per-trial loop"),
     (LaneCountLeaks, "lanes_equal_loop", "one call per lane"),
     (AcceptsBadParameters, "bad_parameters_raise", "accepted"),

@@ -1,7 +1,6 @@
 """The model registry: built once, options, run-time registration, entry-point plugins, user files."""
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest

@@ -134,7 +134,8 @@ WEAK = {"td": ("gamma", "lambda_"), "td-presence": ("gamma", "lambda_"), "td-mic
 SIZE = {name: dict(n_trials=300, restarts=2) for name in ("td", "td-presence", "td-microstimulus")}
 
 
-@pytest.mark.parametrize("name", model_names() + [EXAMPLE_MODEL])
+@pytest.mark.parametrize("name", model_names() + [EXAMPLE_MODEL],
+                         ids=model_names() + ["examples/rw_forgetting.py:MODEL"])
 def test_check_model_passes(name):
     model = load_model_spec(name) if ":" in name else get_model(name)
     report = check_model(model, weak=WEAK.get(model.name, ()), **SIZE.get(model.name, {}))

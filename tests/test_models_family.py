@@ -134,3 +134,15 @@ def test_a_rule_numba_cannot_compile_is_one_clear_error():
     m = choice_model("user-bad", [ALPHA], bad)
     with pytest.raises(InputError, match="numba cannot compile the update function bad"):
         m.loglik(np.array([[0.3, 2.0]]), m.pack(_bandit_table()), np.array([0]))
+
+
+def test_a_family_model_pickles_without_its_compiled_code():
+    import pickle
+
+    m = choice_model("user-pickle", [ALPHA], rw_rule, q0=0.25)
+    df = _bandit_table()
+    x = np.array([[0.4, 3.0]])
+    before = m.loglik(x, m.pack(df), np.array([0]))
+    back = pickle.loads(pickle.dumps(m))
+    assert back._kernels == {} and back.q0 == 0.25 and back.param_names == m.param_names
+    np.testing.assert_array_equal(back.loglik(x, back.pack(df), np.array([0])), before)

@@ -101,7 +101,16 @@ def _compile_check(model, warm_up: Callable[[], object]) -> None:
                          f"{getattr(model.update, '__name__', '')}: {first} (use numbers and numpy arrays only)") from exc
 
 
-class ChoiceFamilyModel(RWChoice):
+class _CompiledOnUse:
+    """Pickles without its compiled kernels (they are rebuilt on first use in the receiving process)."""
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_kernels"] = {}
+        return state
+
+
+class ChoiceFamilyModel(_CompiledOnUse, RWChoice):
     """A choice model from a learning rule (see :func:`choice_model`); packing, simulation output and
     trajectory tables are the RW choice model's own."""
 
@@ -159,7 +168,7 @@ class ChoiceFamilyModel(RWChoice):
         return self.kernels()["trajectory"](np.asarray(x, float), choices, rewards, resets, n_options, self.q0)
 
 
-class PavlovianFamilyModel(RWPavlovian):
+class PavlovianFamilyModel(_CompiledOnUse, RWPavlovian):
     """A Pavlovian model from a learning rule over cue-element values (see :func:`pavlovian_model`)."""
 
     analytic_gradient = False

@@ -8,7 +8,7 @@ import math
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "Example: dopa-rl models --json models.json"
-    p.add_argument("name", nargs="?", help="show one model only")
+    p.add_argument("name", nargs="?", help="show one model only (a name, or FILE.py:NAME for your own)")
     p.add_argument("--json", metavar="FILE", help="also write the list as JSON")
 
 

@@ -32,6 +32,4 @@ def test_every_extra_is_imported_by_the_package():
 
 def test_commands_do_not_import_the_dispatcher():
     for path in (SRC / "commands").glob("*.py"):
-        if path.name == "models.py":  # owned by the model-registry work (issue 8 items 1-2), moved there
-            continue
         assert "dopa_rl.cli" not in path.read_text(), f"{path.name} imports dopa_rl.cli; use dopa_rl.commands.common"

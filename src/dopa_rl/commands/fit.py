@@ -10,9 +10,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "  dopa-rl fit choices.csv --model rw-softmax --json fit.json\n"
         "  dopa-rl fit lab.tsv --model rw-softmax-sticky --columns subject=mouse_id,choice=lever,reward=outcome "
         "--choice-base 1\n"
-        "  dopa-rl fit sessions/ --model rw-pavlovian --method map\n")
+        "  dopa-rl fit sessions/ --model rw-pavlovian --method map\n"
+        "  dopa-rl fit choices.csv --model my_models.py:MODEL   (your own model: docs/models.md)\n")
     p.add_argument("data", nargs="+", metavar="DATA", help="behavior files (.csv/.tsv/.nwb) or folders of them")
-    p.add_argument("--model", required=True, help="model name (see `dopa-rl models`)")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="model name (see `dopa-rl models`), or your own as FILE.py:NAME or package.module:NAME")
     p.add_argument("--columns", default=None, metavar="STD=YOURS,...",
                    help="map standard columns to yours, e.g. subject=mouse_id,choice=lever,reward=outcome")
     p.add_argument("--choice-base", type=int, choices=(0, 1), default=0, help="first option number in your data (0 or 1)")

@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "A .csv/.tsv OUT gets a behavior table (true parameters in OUT_params.csv); a .nwb OUT or a folder\n"
         "gets NWB sessions with licks, photometry and units built from the model's prediction errors.")
     p.add_argument("--task", choices=TASKS, default="bandit", help="task schedule (default: bandit)")
-    p.add_argument("--model", default="rw", help="rw, td, or any name from `dopa-rl models` (default: rw)")
+    p.add_argument("--model", default="rw", help="rw, td, any name from `dopa-rl models`, or your own model as "
+                   "FILE.py:NAME or package.module:NAME (default: rw)")
     p.add_argument("--subjects", type=int, default=1, metavar="N", help="number of simulated subjects")
     p.add_argument("--sessions", type=int, default=1, metavar="K", help="sessions per subject")
     p.add_argument("--trials", type=int, default=None, metavar="T", help="trials per session (task default if omitted)")

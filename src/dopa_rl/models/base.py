@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from dopa_rl.errors import InputError
+from dopa_rl.models._lazy import lazy_module
 from dopa_rl.models.params import ParamSpec
+
+pd = lazy_module("pandas")              # imported on first use: listing models stays fast
 
 
 @dataclass
@@ -174,6 +176,16 @@ class Model(ABC):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------------------
+    #: options ``with_options`` accepts (``get_model(name, **options)``)
+    option_names: tuple[str, ...] = ()
+
+    def with_options(self, **options) -> "Model":
+        """A copy of this model with structural options changed (``get_model(name, q0=0.5)``)."""
+        check_options(self.name, options, set(self.option_names))
+        if options:  # a model that lists options must override this
+            raise NotImplementedError(f"{type(self).__name__}.with_options")
+        return self
+
     @property
     def param_names(self) -> list[str]:
         return self.spec.names
@@ -243,3 +255,12 @@ def lick_counts(df: pd.DataFrame, model: Model) -> np.ndarray:
     if (licks < 0).any():
         raise InputError("column 'licks' has negative values; give lick counts per trial")
     return licks
+
+
+def check_options(name: str, options: Mapping, allowed: set[str]) -> None:
+    """InputError naming every option of ``options`` that model ``name`` does not take."""
+    bad = sorted(set(options) - allowed)
+    if bad and not allowed:
+        raise InputError(f"model {name} takes no options (got {', '.join(bad)})")
+    if bad:
+        raise InputError(f"model {name}: unknown option(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}")

@@ -11,11 +11,14 @@ from __future__ import annotations
 from typing import Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
-import pandas as pd
 
 from dopa_rl.errors import InputError
+from dopa_rl.models._lazy import lazy_module
 
-ParamsArg = None | Mapping[str, float] | pd.DataFrame | np.ndarray | Callable[[np.random.Generator], Mapping[str, float]]
+pd = lazy_module("pandas")   # imported on first use: importing dopa_rl.models stays fast
+
+#: None, a mapping, a table or [S, k] array (one row per subject), or f(rng) -> mapping
+ParamsArg = "None | Mapping[str, float] | pd.DataFrame | np.ndarray | Callable[[np.random.Generator], Mapping[str, float]]"
 
 
 class Population(NamedTuple):

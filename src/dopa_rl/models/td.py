@@ -17,16 +17,18 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 from dopa_rl.errors import InputError
-from dopa_rl.models import kernels
-from dopa_rl.models.base import (Model, Packed, Simulation, lick_counts, pack_common, require_columns, take,
-                                 trials_frame)
-from dopa_rl.models.observations import PoissonLicks
+from dopa_rl.models._lazy import lazy_module
+from dopa_rl.models.base import (Model, Packed, Simulation, check_options, lick_counts, pack_common,
+                                 require_columns, take, trials_frame)
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_LICK0, P_LICK1
 from dopa_rl.models.tasks import PavlovianTask, TrialTiming, split_compound
+
+pd = lazy_module("pandas")              # imported on first use: listing models stays fast
+kernels = lazy_module("dopa_rl.models.kernels")  # numba loads only when a likelihood runs
+observations = lazy_module("dopa_rl.models.observations")
 
 P_TD_ALPHA = Param("alpha", 0.0, 1.0, 0.1, 0.02, 0.5, prior_mean=-2.0, prior_sd=1.5, description="learning rate")
 P_GAMMA = Param("gamma", 0.0, 1.0, 0.95, 0.7, 0.99, prior_mean=2.0, prior_sd=1.5, description="temporal discount per bin")
@@ -72,6 +74,14 @@ class TDModel(Model):
         self.rep_options = rep_options
         self.spec = ParamSpec([P_TD_ALPHA, P_GAMMA, P_LAMBDA, P_LICK0, P_LICK1])
         self.description = f"TD(lambda) over time bins, {representation} stimulus representation"
+
+    option_names = ("timing", "representation", "n_micro", "sigma", "trace_tau_s")
+
+    def with_options(self, **options) -> "TDModel":
+        check_options(self.name, options, set(self.option_names))
+        rep = options.pop("representation", self.representation)
+        timing = options.pop("timing", self.timing)
+        return TDModel(self.name, rep, timing, **{**self.rep_options, **options})
 
     # -- features -----------------------------------------------------------------------------------
     def features(self, compounds: list[str], outcome_bins: np.ndarray, n_bins: int, cue_bin: int):
@@ -161,7 +171,7 @@ class TDModel(Model):
         rewards = task.draw_rewards(rng)
         rpe, val = self.run(params, list(task.cues), rewards)
         vbar = val[:, tm.cue_bin: tm.outcome_bin].mean(axis=1)
-        licks = PoissonLicks.simulate(vbar, x[3], x[4], rng)
+        licks = observations.PoissonLicks.simulate(vbar, x[3], x[4], rng)
         trials = trials_frame(task, rng, subject, session,
                               {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
                                "rpe_cue": rpe[:, tm.cue_bin], "rpe_outcome": rpe[:, tm.outcome_bin]})

@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from dopa_rl.cli import check_output_paths
+    from dopa_rl.commands.common import check_output_paths
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.models import get_model, list_models
 

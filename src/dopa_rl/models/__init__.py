@@ -13,8 +13,10 @@ from __future__ import annotations
 from dopa_rl.models.base import Model, Packed, Simulation
 from dopa_rl.models.family import choice_model, pavlovian_model
 from dopa_rl.models.params import Param, ParamSpec
+from dopa_rl.models.population import Population, simulate_population
 from dopa_rl.models.registry import (ENTRY_POINT_GROUP, get_model, list_models, model_names, register_model,
                                      unregister_model)
 
 __all__ = ["Model", "Packed", "Simulation", "Param", "ParamSpec", "get_model", "list_models", "model_names",
-           "register_model", "unregister_model", "choice_model", "pavlovian_model", "ENTRY_POINT_GROUP"]
+           "register_model", "unregister_model", "choice_model", "pavlovian_model", "ENTRY_POINT_GROUP",
+           "Population", "simulate_population"]

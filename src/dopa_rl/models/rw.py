@@ -6,7 +6,8 @@ Equations (docs/models.md):
   ``P(c) = (1 - epsilon) * softmax(beta * Q + kappa * [c == previous choice]) + epsilon / K``; Q starts at
   ``q0`` (0 unless given) for every option and at every session start.
 * Pavlovian: ``V[e] += alpha * (r - sum(V[cues present])) `` for each element e of the compound; the
-  anticipatory lick count is Poisson with rate ``exp(lick_intercept + lick_slope * sum(V[cues present]))``.
+  anticipatory lick count is Poisson with rate ``exp(lick_intercept + lick_slope * sum(V[cues present]))``
+  (:class:`dopa_rl.models.observations.PoissonLicks`: the same rate when simulating and fitting).
 """
 from __future__ import annotations
 
@@ -16,13 +17,14 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 from dopa_rl.models._lazy import lazy_module
-from dopa_rl.models.base import (Model, Packed, Simulation, check_options, pack_common, require_columns, take,
-                                 trials_frame)
+from dopa_rl.models.base import (Model, Packed, Simulation, check_options, lick_counts, pack_common,
+                                 require_columns, take, trials_frame)
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
 
 pd = lazy_module("pandas")              # imported on first use: listing models stays fast
 kernels = lazy_module("dopa_rl.models.kernels")  # numba loads only when a likelihood runs
+observations = lazy_module("dopa_rl.models.observations")
 
 ALPHA = dict(lower=0.0, upper=1.0, default=0.3, init_low=0.05, init_high=0.95, prior_mean=0.0, prior_sd=1.5)
 P_ALPHA = Param("alpha", description="learning rate", **ALPHA)
@@ -187,15 +189,17 @@ def choice_models(q0: float = 0.0, n_options: int | None = None) -> dict[str, RW
 # ---------------------------------------------------------------------------------------- Pavlovian RW
 def cue_matrix(cues: pd.Series | list, elements: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """Presence matrix [trials, elements] of compound cue labels like ``"A+X"``."""
-    parsed = [split_compound(c) for c in cues]
+    codes, labels = pd.factorize(pd.Series(list(cues) if not isinstance(cues, pd.Series) else cues, dtype=object),
+                                 sort=False)
+    parsed = [split_compound(c) for c in labels]   # each distinct label parsed once
     if elements is None:
         elements = sorted({e for p in parsed for e in p})
     index = {e: i for i, e in enumerate(elements)}
-    X = np.zeros((len(parsed), len(elements)))
+    rows = np.zeros((len(labels), len(elements)))
     for t, p in enumerate(parsed):
         for e in p:
-            X[t, index[e]] = 1.0
-    return X, elements
+            rows[t, index[e]] = 1.0
+    return rows[codes], elements
 
 
 class RWPavlovian(Model):
@@ -221,11 +225,9 @@ class RWPavlovian(Model):
         require_columns(df, self)
         packed, groups = pack_common(df)
         T = packed.rewards.shape[1]
-        Xall, elements = cue_matrix(df["cue"].astype(str).tolist())
-        X = np.zeros((packed.n_subjects, T, len(elements)))
-        for i, g in enumerate(groups):
-            X[i, : len(g)] = Xall[g]
-        licks = take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float)
+        Xall, elements = cue_matrix(df["cue"].astype(str))
+        X = take(Xall, groups, T, 0.0, float)
+        licks = take(lick_counts(df, self), groups, T, np.nan, float)
         packed.extra.update(X=X, licks=licks, elements=elements)
         packed.n_obs = np.isfinite(licks).sum(axis=1).astype(np.int64)
         return packed
@@ -250,8 +252,7 @@ class RWPavlovian(Model):
         resets[0] = True
         v, pred, rpe = self._trajectory_kernel(x, X, rewards, resets)
         b0, b1 = x[self.spec.names.index("lick_intercept")], x[self.spec.names.index("lick_slope")]
-        lam = np.exp(np.clip(b0 + b1 * pred, -30, 10))
-        licks = rng.poisson(lam)
+        licks = observations.PoissonLicks.simulate(pred, b0, b1, rng)
         tm = task.timing
         trials = trials_frame(task, rng, subject, session,
                               {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase)})

@@ -76,9 +76,11 @@ def _elements(cue) -> list[str]:
 
 
 def _poisson(k, log_rate) -> float:
-    if log_rate > 700.0:  # exp overflows: the count has probability 0 (as in the compiled kernels)
-        return -math.inf
-    return k * log_rate - math.exp(log_rate) - math.lgamma(k + 1.0)
+    # the lick model's rate is exp(eta) up to exp(10) and grows linearly beyond (docs/models.md)
+    if log_rate <= 10.0:
+        return k * log_rate - math.exp(log_rate) - math.lgamma(k + 1.0)
+    rate = math.exp(10.0) * (1.0 + (log_rate - 10.0))
+    return k * math.log(rate) - rate - math.lgamma(k + 1.0)
 
 
 def cue_loglik(params, trials, *, update) -> float:

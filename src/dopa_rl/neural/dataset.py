@@ -121,7 +121,22 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
                     long = to_long(trials)
                 else:
                     trains = s.units()
-                    ids = units if units is not None else list(trains)
+                    if units == "auto":
+                        from dopa_rl.neural.spikes import select_dopamine_units
+
+                        rewarded = trials.loc[trials["reward"].to_numpy() > 0, "outcome_time"].to_numpy(float)
+                        ids = select_dopamine_units(trains, rewarded, window=window, baseline=baseline)
+                        if not ids:
+                            raise InputError(f"{path}: no unit's reward response exceeds its baseline "
+                                             "(--units auto); name units with --units ID,...")
+                    elif units is not None:
+                        ids = [next((k for k in trains if str(k) == str(u)), u) for u in units]
+                        missing = [str(u) for u in ids if u not in trains]
+                        if missing:
+                            raise InputError(f"{path}: --units {', '.join(missing)} not in the file; units are "
+                                             f"{', '.join(map(str, trains))}")
+                    else:
+                        ids = list(trains)
                     with warnings.catch_warnings(record=True) as caught:
                         warnings.simplefilter("always")
                         long = responses_from_units(trains, trials, window=window, baseline=baseline, units=ids)
@@ -143,3 +158,34 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
         if k in long.columns:
             long[k] = long[k].astype(str)
     return DopamineData(trials, long, signal, excluded, steps, processed, matrices)
+
+
+def event_times(session: Any, name: str | None, trials_table: str | None = None) -> tuple[str, np.ndarray]:
+    """Event times from an open :class:`dopa_rl.io.nwb.NWBSession`: an events table by name, or a time column
+    of the trials table (``cue_time``...).  ``name=None``: the trials' ``cue_time``, else the only events table."""
+    from dopa_rl.io.nwb_read import interval_tables, table_to_frame
+
+    events = session.events()
+    tables = interval_tables(session.nwbfile)
+    tname = trials_table or "trials"
+    trials = table_to_frame(tables[tname]) if tname in tables else None
+    if trials_table and trials is None:
+        raise InputError(f"{session.path}: no interval table named '{trials_table}'")
+    if name is None:
+        if trials is not None and "cue_time" in trials.columns:
+            return "cue_time", trials["cue_time"].to_numpy(float)
+        if len(events) == 1:
+            return next(iter(events.items()))
+        raise InputError(f"{session.path}: say which event to align to with --event NAME (events tables: "
+                         f"{', '.join(events) or 'none'}; trials columns: "
+                         f"{', '.join(c for c in (trials.columns if trials is not None else []) if 'time' in c) or 'none'})")
+    if name in events:
+        return name, np.asarray(events[name], float)
+    if trials is not None and name in trials.columns:
+        col = pd.to_numeric(trials[name], errors="coerce")
+        if col.isna().all():
+            raise InputError(f"{session.path}: trials column '{name}' holds no times")
+        return name, col.to_numpy(float)
+    cols = [c for c in (trials.columns if trials is not None else []) if "time" in str(c)]
+    raise InputError(f"{session.path}: no events table or trials column named '{name}' (events tables: "
+                     f"{', '.join(events) or 'none'}; trials time columns: {', '.join(cols) or 'none'})")

@@ -103,8 +103,8 @@ def normalise_rates(rates: pd.DataFrame, baseline: pd.DataFrame, *, how: str = "
     raise InputError(f"normalisation {how!r}: use subtract or zscore")
 
 
-def select_dopamine_units(trains: Mapping, reward_times, *, window: tuple[float, float] = (0.0, 0.5),
-                          baseline: tuple[float, float] = (-1.0, 0.0), min_increase_hz: float = 2.0,
+def select_dopamine_units(trains: Mapping, reward_times, *, window: tuple[float, float] = (0.0, 0.3),
+                          baseline: tuple[float, float] = (-1.0, 0.0), min_increase_hz: float = 1.0,
                           alpha: float = 0.01, units: Sequence | None = None) -> list:
     """Units whose reward response exceeds baseline: mean rate increase of at least ``min_increase_hz``
     and a one-sided paired Wilcoxon test p < ``alpha`` over rewarded trials; or the explicit ``units``."""

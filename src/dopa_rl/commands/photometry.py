@@ -43,10 +43,12 @@ def summarise(args):
 
     from dopa_rl.errors import InputError
     from dopa_rl.io import nwb
-    from dopa_rl.neural.alignment import peri_event_matrix, window_measures
+    from dopa_rl.neural.alignment import check_window, peri_event_matrix, window_measures
     from dopa_rl.neural.dataset import event_times
     from dopa_rl.neural.pipeline import PhotometryPipeline
 
+    for option in ("window", "response", "baseline"):
+        check_window(getattr(args, option), f"--{option}")
     pipe = PhotometryPipeline(lowpass_hz=args.lowpass or None, detrend=args.detrend, highpass_hz=args.highpass,
                               control_fit=args.control_fit, fit_epoch=tuple(args.fit_epoch) if args.fit_epoch else None,
                               zscore=args.zscore, zscore_epoch=tuple(args.zscore_epoch) if args.zscore_epoch else None,

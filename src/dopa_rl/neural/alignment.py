@@ -14,7 +14,7 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 
-__all__ = ["PeriEvent", "peri_event_matrix", "window_measures", "window_indices"]
+__all__ = ["PeriEvent", "peri_event_matrix", "window_measures", "window_indices", "check_window"]
 
 
 @dataclass
@@ -49,6 +49,14 @@ class PeriEvent:
     def sem(self) -> np.ndarray:
         n = self.n_events
         return self.matrix.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(self.time))
+
+
+def check_window(window, option: str = "--window") -> tuple[float, float]:
+    """``(start, stop)`` as floats with stop > start, else an InputError naming the option."""
+    lo, hi = float(window[0]), float(window[1])
+    if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
+        raise InputError(f"{option} {lo:g} {hi:g}: the end must come after the start")
+    return lo, hi
 
 
 def window_indices(window: tuple[float, float], rate: float) -> np.ndarray:

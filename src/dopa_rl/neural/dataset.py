@@ -61,6 +61,9 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
     """Read trials and dopamine responses from each file in ``paths`` (see the module docstring)."""
     from dopa_rl.io.behavior import expand_paths, normalize_behavior, read_table, ID_COLUMNS
 
+    from dopa_rl.neural.alignment import check_window
+
+    window, baseline = check_window(window, "--window"), check_window(baseline, "--baseline")
     if signal not in SIGNALS:
         raise InputError(f"--signal {signal!r}: choose one of {', '.join(SIGNALS)}")
     if matrix is not None and (rate is None or event_at is None):

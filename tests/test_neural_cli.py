@@ -161,3 +161,28 @@ def test_regress_bad_input(rw_sessions, tmp_path, capsys):
                             capsys)
         assert code == 2 and match in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
+
+
+def test_messy_nwb_trials_are_counted_in_the_output(tmp_path, capsys):
+    """Uncued (free) rewards, a missing reward and a missing outcome time, in an NWB trials table."""
+    from dopa_rl.io.synthetic import simulate_session
+
+    data = simulate_session("pavlovian", "rw", params={"alpha": 0.2}, seed=4, n_trials=120)
+    tr = data.trials.copy()
+    tr["cue"] = tr["cue"].astype(object)
+    tr.loc[[10, 40], "cue"] = ""                     # free rewards: empty cue ...
+    tr.loc[70, "cue_time"] = np.nan                  # ... or no cue time
+    tr.loc[20, "reward"] = np.nan
+    tr.loc[30, "outcome_time"] = np.nan
+    data.trials = tr
+    path = write_session(tmp_path / "messy.nwb", data)
+    out = tmp_path / "m.json"
+    code, text, err = _run(["regress", str(path), "--model", "rw-pavlovian", "--signal", "photometry", "--fit",
+                            "neural", "--json", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads(out.read_text())
+    assert s["excluded"] == {"uncued": 3, "missing_reward": 1, "missing_outcome_time": 1}
+    assert s["n_trials"] == 118
+    cue = next(r for r in s["regressions"] if r["event"] == "cue")
+    assert cue["n"] == 118 - 1                        # the trial without a cue time has no cue response
+    assert "excluded: uncued 3, missing_reward 1, missing_outcome_time 1" in text

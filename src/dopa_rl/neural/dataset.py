@@ -105,7 +105,7 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
             from dopa_rl.io import nwb
 
             with nwb.NWBSession(path) as s:
-                raw = s.behavior(columns=std_cols or None, trials_table=trials_table)
+                raw = s.behavior(columns=std_cols or None, trials_table=trials_table, validate=False)
                 raw_all = raw
                 raw, counts = prepare_trials(raw)
                 _add(excluded, counts)

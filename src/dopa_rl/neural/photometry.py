@@ -166,7 +166,7 @@ def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *,
         raise InputError("control channel is constant over the fitting epoch; fit without it (--control-fit none)")
     if method == "ols":
         a, b = _wls(x, y, None)
-        return ControlFit(b, a, method, int(y.size))
+        return ControlFit(float(b), float(a), method, int(y.size))
     if max_samples and y.size > max_samples:
         step = int(np.ceil(y.size / max_samples))
         y, x = y[::step], x[::step]
@@ -188,7 +188,7 @@ def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *,
         a, b = a_new, b_new
         if done:
             break
-    return ControlFit(b, a, method, int(y.size), it)
+    return ControlFit(float(b), float(a), method, int(y.size), it)
 
 
 def dff(signal: np.ndarray, baseline: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:

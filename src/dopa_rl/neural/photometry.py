@@ -145,7 +145,7 @@ def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[float, flo
 
 
 def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *, mask: np.ndarray | None = None,
-                max_samples: int | None = 400_000, max_iter: int = 50, tol: float = 1e-8) -> ControlFit:
+                max_samples: int | None = 200_000, max_iter: int = 50, tol: float = 1e-8) -> ControlFit:
     """Fit ``signal ~ a + b * control`` by OLS or robust IRLS (``huber``, ``bisquare``).
 
     ``mask``: fit only on these samples (a baseline epoch).  ``max_samples``: robust fits use every k-th
@@ -169,7 +169,7 @@ def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *,
         return ControlFit(float(b), float(a), method, int(y.size))
     if max_samples and y.size > max_samples:
         step = int(np.ceil(y.size / max_samples))
-        y, x = y[::step], x[::step]
+        y, x = np.ascontiguousarray(y[::step]), np.ascontiguousarray(x[::step])
     c = _TUNING[method]
     a, b = _wls(x, y, None)
     it = 0

@@ -131,3 +131,14 @@ def test_bad_traces_give_clear_errors():
 def test_pipeline_records_its_parameters():
     p = PhotometryPipeline(control_fit="huber", fit_epoch=(0.0, 10.0))
     assert p.params()["control_fit"] == "huber" and p.params()["fit_epoch"] == [0.0, 10.0]
+
+
+def test_jittered_timestamps_are_put_on_a_regular_grid():
+    rng = np.random.default_rng(0)
+    t = np.cumsum(rng.uniform(0.5, 1.5, 20000) / 50.0)
+    truth = lambda tt: 1.0 + 0.1 * np.sin(2 * np.pi * 0.2 * tt)  # noqa: E731
+    out = PhotometryPipeline(control_fit="none", detrend="none", lowpass_hz=None).run(
+        Photometry(timestamps=t, signal=truth(t), rate=None, name="jitter"))
+    assert out.steps[0]["step"] == "regularise" and np.allclose(np.diff(out.timestamps), 1 / out.rate)
+    want = (truth(out.timestamps) - truth(out.timestamps).mean()) / truth(out.timestamps).mean()
+    assert np.abs(out.dff - want).max() < 1e-3

@@ -108,6 +108,13 @@ class PhotometryPipeline:
             ctl = P.check_trace(ctl, f"photometry '{phot.name}' control")
         elif phot.control is None and self.control_fit != "none":
             notes.append("no control channel: dF/F without motion correction")
+        if not phot.rate and np.abs(np.diff(t) - 1.0 / rate).max() > 0.25 / rate:
+            # jittered clock: filters and windows need a regular grid; interpolate onto one at the median rate
+            grid = t[0] + np.arange(int(np.floor((t[-1] - t[0]) * rate)) + 1) / rate
+            sig = np.interp(grid, t, sig)
+            ctl = None if ctl is None else np.interp(grid, t, ctl)
+            t = grid
+            steps.append({"step": "regularise", "rate_hz": rate, "method": "linear interpolation"})
         if self.lowpass_hz is not None:
             if self.lowpass_hz >= rate / 2:
                 notes.append(f"low-pass {self.lowpass_hz:g} Hz skipped: at or above the Nyquist frequency {rate / 2:g} Hz")

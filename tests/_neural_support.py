@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dopa_rl.io.nwb_write import write_session
-from dopa_rl.io.synthetic import simulate_session
-
 TRUE_ALPHA = 0.15
 
 
 def write_sessions(folder, model="rw", n=2, n_trials=300, seed=11, alpha=TRUE_ALPHA):
+    from dopa_rl.io.nwb_write import write_session
+    from dopa_rl.io.synthetic import simulate_session
+
     paths = []
     for k in range(n):
         data = simulate_session("pavlovian", model, params={"alpha": alpha}, seed=seed + k, subject=f"m{k + 1}",

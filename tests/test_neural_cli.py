@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _neural_support import TRUE_ALPHA, rw_sessions  # noqa: F401  (fixture)
+from _neural_support import TRUE_ALPHA
 from _nwb_support import hand_session, sha256
 from dopa_rl.cli import main
 from dopa_rl.io.nwb_write import write_session
@@ -86,7 +86,7 @@ def test_regress_units_neural_fit(rw_sessions, tmp_path, capsys):
 
 def test_regress_table_with_matrix_on_real_jeong(real_data, tmp_path, capsys):
     """CS+ (cs 0, sucrose) vs CS- trials as a table with a peri-cue matrix: the cue response rises with the cue RPE."""
-    df = pd.read_csv(real_data / JEONG)
+    df = pd.read_csv(real_data / JEONG).copy()
     table = tmp_path / "jeong.csv"
     # the file numbers CS+ trials only (CS- rows have no trial number): trials are taken in row order here
     df = df.drop(columns=["trial"]).assign(reward=(df["cs"] == 0).astype(float),
@@ -186,3 +186,9 @@ def test_messy_nwb_trials_are_counted_in_the_output(tmp_path, capsys):
     cue = next(r for r in s["regressions"] if r["event"] == "cue")
     assert cue["n"] == 118 - 1                        # the trial without a cue time has no cue response
     assert "excluded: uncued 3, missing_reward 1, missing_outcome_time 1" in text
+
+
+def test_regress_same_session_twice_is_refused(rw_sessions, tmp_path, capsys):
+    code, _, err = _run(["regress", str(rw_sessions[0]), str(rw_sessions[0]), "--model", "rw-pavlovian",
+                         "--signal", "photometry", "--params", "alpha=0.2"], capsys)
+    assert code == 2 and "trial numbers repeat" in err

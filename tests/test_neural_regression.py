@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from _neural_support import TRUE_ALPHA, rw_sessions  # noqa: F401  (fixture)
+from _neural_support import TRUE_ALPHA
 from dopa_rl.models import get_model
 from dopa_rl.neural.dataset import load_responses
 from dopa_rl.neural.regression import attach_rpe, mixed_on_rpe, model_rpes, regress_on_rpe, summary_table

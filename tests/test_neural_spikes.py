@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from _neural_support import rw_sessions  # noqa: F401  (fixture)
 from dopa_rl.errors import InputError
 from dopa_rl.io import nwb
 from dopa_rl.neural.spikes import normalise_rates, psth, select_dopamine_units, window_rates

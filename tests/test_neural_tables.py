@@ -63,7 +63,7 @@ def test_real_jeong_matrices_cs_plus_cue_response_exceeds_cs_minus(real_data):
     """README reference: CS+ > CS- in 7/7 mice, paired t(6) = 4.57, p = 0.0038; CS+ mean peaks ~0.24 s."""
     from scipy.stats import ttest_rel
 
-    df = pd.read_csv(real_data / JEONG)
+    df = pd.read_csv(real_data / JEONG).copy()
     mat, time = matrix_from_table(df, "photometry", rate=25.0, event_at=2.0)
     assert mat.shape == (690, 125) and time[50] == pytest.approx(0.0)
     df = df.assign(resp=responses_from_matrix(mat, time, window=(0.0, 1.0), baseline=(-1.0, 0.0)))

@@ -156,6 +156,10 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
         trials_all.append(trials)
         long_all.append(long)
     trials = pd.concat(trials_all, ignore_index=True)
+    if len(files) > 1:
+        from dopa_rl.io.behavior import check_unique_trials
+
+        check_unique_trials(trials, ", ".join(map(str, files[:3])) + (" ..." if len(files) > 3 else ""))
     long = pd.concat(long_all, ignore_index=True)
     for k in ("subject", "session"):
         if k in long.columns:

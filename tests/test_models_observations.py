@@ -7,9 +7,8 @@ import statsmodels.api as sm
 from scipy.optimize import minimize
 
 from dopa_rl.models import get_model, tasks
-from dopa_rl.models.observations import (LOG_RATE_MAX, LOG_RATE_MIN, GaussianLicks, LinearReadout, PoissonLicks,
-                                         SoftmaxChoice, clip_log_rate, profile_loglik, profile_score,
-                                         readout_loglik)
+from dopa_rl.models.observations import (LOG_RATE_MAX, GaussianLicks, LinearReadout, PoissonLicks,
+                                         SoftmaxChoice, log_rate, profile_loglik, profile_score, readout_loglik)
 
 
 def _readout_data(L=6, n=80, seed=0):
@@ -86,14 +85,21 @@ def test_profile_loglik_degenerate_lanes_and_separate_event_readouts():
     assert both.b1[0] == pytest.approx([2.0, 0.5], abs=0.05)
 
 
-def test_lick_rate_is_clipped_the_same_way_when_simulating_and_fitting():
-    huge = 50.0  # log rate far above LOG_RATE_MAX
-    assert clip_log_rate(np.array([huge, -huge, 1.0])).tolist() == [LOG_RATE_MAX, LOG_RATE_MIN, 1.0]
+def test_lick_rate_is_bounded_the_same_way_when_simulating_and_fitting():
+    M = LOG_RATE_MAX
+    eta = np.array([-50.0, 1.0, M, M + 1.0, M + 1e6])
+    # exp up to exp(M), then linear in eta (continuous value and slope): no overflow, a gradient everywhere
+    np.testing.assert_allclose(np.exp(log_rate(eta)), [np.exp(-50.0), np.e, np.exp(M), 2 * np.exp(M),
+                                                        (1 + 1e6) * np.exp(M)], rtol=1e-12)
+    h = 1e-6
+    assert (np.exp(log_rate(M + h)) - np.exp(log_rate(M - h))) / (2 * h) == pytest.approx(np.exp(M), rel=1e-5)
+    huge = M + 5.0
     sim = PoissonLicks.simulate(np.ones(4000), huge, 0.0, np.random.default_rng(0))
-    assert sim.mean() == pytest.approx(np.exp(LOG_RATE_MAX), rel=0.01)
-    # the fitted likelihood is the Poisson of the clipped rate, so the simulated counts are likely under it
+    assert sim.mean() == pytest.approx(6 * np.exp(M), rel=0.01)
+    # the fitted likelihood is the Poisson of the same rate, so the simulated counts are likely under it
     ll = PoissonLicks.loglik(sim, np.ones(4000), huge, 0.0)
-    assert np.all(np.isfinite(ll)) and ll.mean() > -7
+    assert np.all(np.isfinite(ll)) and ll.mean() > -8  # Poisson entropy at this rate: 7.3
+    assert PoissonLicks.loglik(sim, np.ones(4000), huge + 1.0, 0.0).sum() < ll.sum()
     # and the model's compiled likelihood is this observation model on the fitted values
     m = get_model("rw-pavlovian")
     simu = m.simulate({"alpha": 0.2, "lick_intercept": 0.5, "lick_slope": 30.0}, tasks.acquisition(60),
@@ -102,7 +108,7 @@ def test_lick_rate_is_clipped_the_same_way_when_simulating_and_fitting():
     x = np.array([[0.2, 0.5, 30.0]])
     traj = m.trajectories(x[0], data, 0)
     expect = PoissonLicks.loglik(simu.trials["licks"], traj["value"], 0.5, 30.0).sum()
-    assert m.loglik(x, data, np.array([0]))[0] == pytest.approx(expect, rel=1e-12)
+    assert m.loglik(x, data, np.array([0]))[0] == pytest.approx(expect, rel=1e-9)
 
 
 def test_td_lick_likelihood_is_the_poisson_observation_model():

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dopa_rl.errors import InputError
 from dopa_rl.models.base import Model, Packed, Simulation
 from dopa_rl.models.params import Param, ParamSpec
+from dopa_rl.models.population import Population, simulate_population
 
 
 def _registry() -> dict[str, Model]:
@@ -60,4 +61,5 @@ def _check_options(name: str, options: dict, allowed: set[str]) -> None:
         raise InputError(f"model {name}: unknown option(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}")
 
 
-__all__ = ["Model", "Packed", "Simulation", "Param", "ParamSpec", "get_model", "list_models", "model_names"]
+__all__ = ["Model", "Packed", "Simulation", "Param", "ParamSpec", "get_model", "list_models", "model_names",
+           "Population", "simulate_population"]

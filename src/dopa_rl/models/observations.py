@@ -3,13 +3,13 @@
 Each observation model has both directions, written once and shared by simulation and fitting:
 
 * :class:`SoftmaxChoice` — ``P(c) = (1 - epsilon) * softmax(beta * Q + kappa * [c == previous]) + epsilon / K``;
-* :class:`PoissonLicks` — anticipatory licks ``~ Poisson(exp(clip(b0 + b1 * V)))``, the log rate clipped to
-  ``[LOG_RATE_MIN, LOG_RATE_MAX]`` in simulation and likelihood alike (:func:`clip_log_rate`);
+* :class:`PoissonLicks` — anticipatory licks ``~ Poisson(rate(b0 + b1 * V))`` with ``rate = exp`` up to
+  ``exp(LOG_RATE_MAX)`` and linear beyond, in simulation and likelihood alike (:func:`safe_log_rate`);
 * :class:`GaussianLicks` — lick rates (or any continuous vigour measure) ``~ Normal(b0 + b1 * V, sd)``;
 * the dopamine readout ``response ~ b0 + b1 * delta + noise`` with its closed-form profile likelihood, and
   the forward model from RPEs to photometry and spikes (:mod:`dopa_rl.models.dopamine`, re-exported here).
 
-The scalar functions (``choice_probs``, ``poisson_logpmf``, ``gaussian_logpdf``, ``clip_log_rate``) are
+The scalar functions (``choice_probs``, ``poisson_logpmf``, ``gaussian_logpdf``, ``safe_log_rate``) are
 numba-compiled and are what the likelihood kernels in :mod:`dopa_rl.models.kernels` call per trial; the
 classes are their array-level faces for simulation, tests and users.
 """
@@ -25,22 +25,39 @@ from dopa_rl.models.dopamine import (DopamineObservation, LinearReadout, Profile
                                      profile_loglik, profile_score, readout_loglik, rpe_impulses,
                                      simulate_photometry, simulate_spikes)
 
-#: bounds of the Poisson log rate (rates from ~1e-13 to ~22000 per trial), in simulation and likelihood
-LOG_RATE_MIN = -30.0
+#: above this log rate (about 22000 licks per trial) the Poisson rate grows linearly, not exponentially
 LOG_RATE_MAX = 10.0
 
 
 # ------------------------------------------------------------------------------------ compiled scalars
+@njit(cache=True, inline="always")
+def safe_log_rate(eta):
+    """The log of the Poisson rate used for a linear predictor ``eta``: the rate is ``exp(eta)`` up to
+    ``exp(LOG_RATE_MAX)`` and grows linearly beyond (continuous, with a continuous slope), so neither
+    simulation nor likelihood overflows and the likelihood keeps a gradient everywhere."""
+    if eta <= LOG_RATE_MAX:
+        return eta
+    return LOG_RATE_MAX + math.log1p(eta - LOG_RATE_MAX)
+
+
 @njit(cache=True)
-def clip_log_rate(eta):
-    """The Poisson log rate actually used: ``eta`` clipped to [LOG_RATE_MIN, LOG_RATE_MAX] (scalar or array)."""
-    return np.minimum(np.maximum(eta, LOG_RATE_MIN), LOG_RATE_MAX)
+def _safe_log_rate_array(eta):
+    out = np.empty(eta.shape[0])
+    for i in range(eta.shape[0]):
+        out[i] = safe_log_rate(eta[i])
+    return out
+
+
+def log_rate(eta) -> np.ndarray:
+    """:func:`safe_log_rate` over an array (any shape)."""
+    eta = np.asarray(eta, dtype=float)
+    return _safe_log_rate_array(np.ascontiguousarray(eta.ravel())).reshape(eta.shape)
 
 
 @njit(cache=True, inline="always")
 def poisson_logpmf(k, eta):
-    """log Poisson(k | exp(clip_log_rate(eta)))."""
-    lr = min(max(eta, LOG_RATE_MIN), LOG_RATE_MAX)
+    """log Poisson(k | exp(safe_log_rate(eta)))."""
+    lr = safe_log_rate(eta)
     return k * lr - math.exp(lr) - math.lgamma(k + 1.0)
 
 
@@ -158,19 +175,19 @@ class SoftmaxChoice:
 
 
 class PoissonLicks:
-    """Anticipatory lick counts ``~ Poisson(exp(clip_log_rate(intercept + slope * value)))``."""
+    """Anticipatory lick counts ``~ Poisson(exp(safe_log_rate(intercept + slope * value)))``."""
 
     name = "poisson"
 
     @staticmethod
     def rate(value, intercept, slope) -> np.ndarray:
-        return np.exp(clip_log_rate(np.asarray(intercept + slope * np.asarray(value, dtype=float), dtype=float)))
+        return np.exp(log_rate(intercept + slope * np.asarray(value, dtype=float)))
 
     @staticmethod
     def loglik(licks, value, intercept, slope) -> np.ndarray:
         """Log-likelihood of each count (NaN counts give NaN: unobserved)."""
         k = np.asarray(licks, dtype=float)
-        lr = clip_log_rate(np.asarray(intercept + slope * np.asarray(value, dtype=float), dtype=float))
+        lr = log_rate(intercept + slope * np.asarray(value, dtype=float))
         from scipy.special import gammaln
 
         return k * lr - np.exp(lr) - gammaln(k + 1.0)
@@ -199,7 +216,7 @@ class GaussianLicks:
 
 LICK_MODELS = {"poisson": PoissonLicks, "gaussian": GaussianLicks}
 
-__all__ = ["SoftmaxChoice", "PoissonLicks", "GaussianLicks", "LICK_MODELS", "LOG_RATE_MIN", "LOG_RATE_MAX",
-           "clip_log_rate", "poisson_logpmf", "gaussian_logpdf", "choice_probs", "choice_logp", "choice_draw",
+__all__ = ["SoftmaxChoice", "PoissonLicks", "GaussianLicks", "LICK_MODELS", "LOG_RATE_MAX",
+           "safe_log_rate", "log_rate", "poisson_logpmf", "gaussian_logpdf", "choice_probs", "choice_logp", "choice_draw",
            "DopamineObservation", "LinearReadout", "ProfileFit", "profile_loglik", "profile_score",
            "readout_loglik", "rpe_impulses", "indicator_kernel", "simulate_photometry", "simulate_spikes"]

@@ -18,7 +18,8 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
+from dopa_rl.models.base import (Model, Packed, Simulation, lick_counts, pack_common, require_columns, take,
+                                 trials_frame)
 from dopa_rl.models.observations import PoissonLicks
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
@@ -173,15 +174,17 @@ def choice_models(q0: float = 0.0, n_options: int | None = None) -> dict[str, RW
 # ---------------------------------------------------------------------------------------- Pavlovian RW
 def cue_matrix(cues: pd.Series | list, elements: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """Presence matrix [trials, elements] of compound cue labels like ``"A+X"``."""
-    parsed = [split_compound(c) for c in cues]
+    codes, labels = pd.factorize(pd.Series(list(cues) if not isinstance(cues, pd.Series) else cues, dtype=object),
+                                 sort=False)
+    parsed = [split_compound(c) for c in labels]   # each distinct label parsed once
     if elements is None:
         elements = sorted({e for p in parsed for e in p})
     index = {e: i for i, e in enumerate(elements)}
-    X = np.zeros((len(parsed), len(elements)))
+    rows = np.zeros((len(labels), len(elements)))
     for t, p in enumerate(parsed):
         for e in p:
-            X[t, index[e]] = 1.0
-    return X, elements
+            rows[t, index[e]] = 1.0
+    return rows[codes], elements
 
 
 class RWPavlovian(Model):
@@ -207,11 +210,9 @@ class RWPavlovian(Model):
         require_columns(df, self)
         packed, groups = pack_common(df)
         T = packed.rewards.shape[1]
-        Xall, elements = cue_matrix(df["cue"].astype(str).tolist())
-        X = np.zeros((packed.n_subjects, T, len(elements)))
-        for i, g in enumerate(groups):
-            X[i, : len(g)] = Xall[g]
-        licks = take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float)
+        Xall, elements = cue_matrix(df["cue"].astype(str))
+        X = take(Xall, groups, T, 0.0, float)
+        licks = take(lick_counts(df, self), groups, T, np.nan, float)
         packed.extra.update(X=X, licks=licks, elements=elements)
         packed.n_obs = np.isfinite(licks).sum(axis=1).astype(np.int64)
         return packed

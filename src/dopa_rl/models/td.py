@@ -21,7 +21,8 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
+from dopa_rl.models.base import (Model, Packed, Simulation, lick_counts, pack_common, require_columns, take,
+                                 trials_frame)
 from dopa_rl.models.observations import PoissonLicks
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_LICK0, P_LICK1
@@ -78,10 +79,15 @@ class TDModel(Model):
 
         A trial type is a (compound, outcome bin) pair; features of a compound are its elements' blocks.
         """
-        elements = sorted({e for c in compounds for e in split_compound(c)})
-        keys = list(dict.fromkeys(zip(compounds, (int(b) for b in outcome_bins))))
+        # trial types numbered in order of first appearance, in one vectorised pass over the trials
+        cc, cues = pd.factorize(pd.Series(list(compounds), dtype=object), sort=False)
+        bins = np.asarray(outcome_bins, dtype=np.int64)
+        span = int(bins.max(initial=0)) + 1
+        codes, uniq = pd.factorize(cc.astype(np.int64) * span + bins, sort=False)
+        keys = [(str(cues[u // span]), int(u % span)) for u in uniq]
         index = {k: i for i, k in enumerate(keys)}
-        types = np.array([index[(c, int(b))] for c, b in zip(compounds, outcome_bins)], dtype=np.int64)
+        types = np.asarray(codes, dtype=np.int64)
+        elements = sorted({e for c, _ in keys for e in split_compound(c)})
         F_e = element_features(self.representation, n_bins, cue_bin, cue_bin + 1, bin_s=self.timing.bin_s,
                                **self.rep_options).shape[1]
         phis = np.zeros((len(keys), n_bins, F_e * len(elements)))
@@ -118,7 +124,7 @@ class TDModel(Model):
             types=take(types_all, groups, T, 0, np.int64),
             outcome_bins=take(ob_all, groups, T, tm.outcome_bin, np.int64),
             cue_bins=np.full((packed.n_subjects, T), tm.cue_bin, dtype=np.int64),
-            licks=take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float),
+            licks=take(lick_counts(df, self), groups, T, np.nan, float),
         )
         packed.n_obs = np.isfinite(packed.extra["licks"]).sum(axis=1).astype(np.int64)
         return packed

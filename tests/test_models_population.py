@@ -100,3 +100,24 @@ def test_packing_many_subjects_is_linear():
 
     small, big = cost(500), cost(5000)
     assert big < 30 * small + 0.05  # quadratic grouping costs ~100x here
+
+
+def test_carry_over_sessions_continue_learning():
+    m = get_model("rw-softmax")
+    task = tasks.bandit_task(60, probs=(0.9, 0.1), reversals=[])
+    params = {"alpha": 0.5, "beta": 5.0}
+    fresh = simulate_population(m, task, 1, 0, params, n_sessions=2).trials
+    kept = simulate_population(m, task, 1, 0, params, n_sessions=2, carry_over=True).trials
+    for df in (fresh, kept):
+        assert df.session.tolist() == ["1"] * 60 + ["2"] * 60 and df.trial.tolist() == list(range(60)) * 2
+        assert (df.groupby("session").start_time.first() == 0).all()
+    assert fresh.p_choice_0.iloc[60] == pytest.approx(0.5)   # session 2 starts afresh
+    assert kept.p_choice_0.iloc[60] > 0.9                     # session 2 goes on from session 1's values
+    # and fitting with carry_over finds the higher likelihood on data that carried over
+    from dopa_rl.fit import fit
+
+    assert fit(m, kept, restarts=2, carry_over=True).loglik_[0] > fit(m, kept, restarts=2).loglik_[0]
+    with pytest.raises(InputError, match="--trials does not apply"):
+        tasks.make_task("blocking", 30)
+    with pytest.raises(InputError, match="choose one of bandit"):
+        tasks.make_task("maze")

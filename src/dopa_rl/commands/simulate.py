@@ -24,6 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, metavar="OUT", help="OUT.csv, OUT.tsv, OUT.nwb or a folder for NWB files")
     p.add_argument("--overwrite", action="store_true", help="replace output files that exist (default: refuse)")
+    p.add_argument("--carry-over", action="store_true",
+                   help="a subject's sessions continue from the values learned in the previous one (CSV output; "
+                        "default: each session starts afresh)")
 
 
 def parse_params(text: str | None) -> dict[str, float] | None:
@@ -89,18 +92,11 @@ def _simulate_table(args, params, out: Path) -> int:
     from dopa_rl.models import get_model, simulate_population, tasks
 
     model = get_model(resolve_model(args.task, args.model))
-    task_kw = {} if args.trials is None else {"n_trials": args.trials}
-    if args.task == "bandit":
-        task = tasks.bandit_task(**task_kw)
-    elif args.task == "pavlovian":
-        task = tasks.pavlovian_task(**task_kw)
-    else:
-        if args.trials is not None:
-            raise InputError(f"--trials does not apply to --task {args.task} (its phases have fixed lengths)")
-        task = tasks.PAVLOVIAN_TASKS[args.task]()
-    if model.kind != getattr(task, "kind", None):
+    task = tasks.make_task(args.task, args.trials)
+    if model.kind != task.kind:
         raise InputError(f"--model {model.name} is a {model.kind} model; it cannot run --task {args.task}")
-    pop = simulate_population(model, task, args.subjects, args.seed, params, n_sessions=args.sessions)
+    pop = simulate_population(model, task, args.subjects, args.seed, params, n_sessions=args.sessions,
+                              carry_over=args.carry_over)
     df = pop.trials
     sep = "\t" if out.suffix.lower() == ".tsv" else ","
     params_path = out.with_name(out.stem + "_params" + out.suffix)

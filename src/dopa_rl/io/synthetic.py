@@ -31,14 +31,15 @@ import pandas as pd
 from dopa_rl.errors import InputError
 from dopa_rl.io.nwb_types import Photometry, SessionData, SessionMetadata
 from dopa_rl.models.dopamine import DopamineObservation, rpe_impulses, simulate_photometry, simulate_spikes
+from dopa_rl.models.population import LATENT_PREFIXES  # trial-table columns that are latent state, not behavior
 
 __all__ = ["DopamineObservation", "photometry_from_rpe", "spikes_from_rpe", "rpe_impulses",
            "simulate_session", "simulate_sessions", "MODEL_FOR"]
 
 #: (task, model) on the command line -> registered model name
 MODEL_FOR = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax", ("pavlovian", "td"): "td"}
-#: trial-table columns of a Simulation that are the model's latent state, not behavior
-LATENT_PREFIXES = ("V_", "p_choice_", "rpe_", "value")
+#: tasks a simulated NWB session can hold: default length and options
+SESSION_TASKS = {"pavlovian": (150, {"p_reward": 0.75}), "bandit": (300, {})}
 
 
 def photometry_from_rpe(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, duration_s: float,
@@ -107,11 +108,10 @@ def session_model(task: str, model: str):
 def _make_task(task: str, n_trials: int | None) -> Any:
     from dopa_rl.models import tasks
 
-    if task == "pavlovian":
-        return tasks.pavlovian_task(n_trials or 150, p_reward=0.75)
-    if task == "bandit":
-        return tasks.bandit_task(n_trials or 300)
-    raise InputError(f"--task {task!r}: choose pavlovian or bandit")
+    if task not in SESSION_TASKS:
+        raise InputError(f"--task {task!r}: choose pavlovian or bandit")
+    n, kw = SESSION_TASKS[task]
+    return tasks.make_task(task, n_trials or n, **kw)
 
 
 def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapping[str, float] | None = None,

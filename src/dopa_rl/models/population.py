@@ -72,14 +72,17 @@ def _check(model, task, n_subjects, params, n_sessions) -> None:
 
 def simulate_population(model, task, n_subjects: int, rng: np.random.Generator | np.random.SeedSequence | int | None,
                         params: ParamsArg = None, *, n_sessions: int = 1, subjects: Sequence[str] | None = None,
-                        sessions: Sequence[str] | None = None, keep_latent: bool = True) -> Population:
+                        sessions: Sequence[str] | None = None, keep_latent: bool = True,
+                        carry_over: bool = False) -> Population:
     """Simulate ``n_subjects`` learners of ``model`` on ``task``, ``n_sessions`` sessions each.
 
     ``params``: None (each subject's drawn in the model's start ranges), a mapping (the same for every
     subject; missing parameters take their defaults), a DataFrame or array with one row per subject, or a
     callable ``f(rng) -> mapping`` drawing one subject's parameters from its stream.  ``subjects`` and
     ``sessions`` label them (default "1", "2", ...).  ``keep_latent=False`` drops the model's latent columns
-    (values, choice probabilities), leaving only what an experiment records.
+    (values, choice probabilities), leaving only what an experiment records.  ``carry_over=True``: each
+    session continues from the values learned in the previous one (default: each starts afresh), as
+    ``fit(..., carry_over=True)`` assumes.
     """
     _check(model, task, n_subjects, params, n_sessions)
     n_subjects, n_sessions = int(n_subjects), int(n_sessions)
@@ -91,6 +94,19 @@ def simulate_population(model, task, n_subjects: int, rng: np.random.Generator |
     for s, srng in enumerate(subject_streams(rng, n_subjects)):
         p = _subject_params(model, params, s, n_subjects, srng)
         truth.append({"subject": subjects[s], **p})
+        if carry_over and n_sessions > 1:  # one run through the sessions back to back, cut into sessions
+            from dopa_rl.models.tasks import concatenate
+
+            run = model.simulate(p, concatenate(task, n_sessions), srng, subject=subjects[s]).trials
+            T = task.n_trials
+            run["session"] = np.repeat(sessions, T)
+            run["trial"] = np.tile(np.arange(T), n_sessions)
+            offset = np.repeat(run["start_time"].to_numpy()[::T], T)
+            for col in ("start_time", "stop_time", "cue_time", "outcome_time"):  # each session's clock from 0
+                if col in run.columns:
+                    run[col] = run[col] - offset
+            frames.append(run)
+            continue
         for k in range(n_sessions):
             frames.append(model.simulate(p, task, srng, subject=subjects[s], session=sessions[k]).trials)
     trials = pd.concat(frames, ignore_index=True)

@@ -85,3 +85,23 @@ def test_neural_fit_needs_dopamine_and_behaviour_fit_needs_licks():
     few = trials.assign(dopamine_cue=np.nan, dopamine_outcome=pd.Series([1.0, 2.0] + [np.nan] * 28))
     with pytest.raises(InputError, match="fewer than 3 dopamine"):
         fit_dopamine(get_model("rw-pavlovian"), few)
+
+
+@pytest.mark.parametrize("name", ["td", "rw-pavlovian-asym", "rw-softmax"])
+def test_lane_rpes_equal_the_models_own_trajectories(name):
+    """The compiled many-lane RPEs (neural_kernels) against each model's trajectories, lane by lane."""
+    from dopa_rl.models import tasks
+
+    m = get_model(name)
+    rng = np.random.default_rng(8)
+    task = tasks.bandit_task(80) if m.kind == "choice" else tasks.pavlovian_task(80, p_reward=0.6)
+    tr = m.simulate({p.name: p.default for p in m.spec}, task, rng).trials
+    tr = tr.assign(dopamine_cue=rng.normal(size=len(tr)), dopamine_outcome=rng.normal(size=len(tr)))
+    dm = DopamineModel(m, "neural")
+    packed = dm.pack(tr)
+    xs = np.array([[p.init_low for p in dm.spec], [p.init_high for p in dm.spec]])
+    cue, out = dm.rpes(dm.full_x(xs), packed, np.array([0, 0]))
+    for i, x in enumerate(xs):
+        want = model_rpes(m, tr, dict(zip(dm.spec.names, x)))
+        np.testing.assert_allclose(cue[i], want["rpe_cue"], atol=1e-12)
+        np.testing.assert_allclose(out[i], want["rpe_outcome"], atol=1e-12)

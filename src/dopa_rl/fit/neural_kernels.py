@@ -2,7 +2,9 @@
 
 The per-trial maths is the models' own (``_pavlov_trial``, ``_td_trial`` in :mod:`dopa_rl.models.kernels`),
 so these trajectories cannot disagree with simulation or the behaviour likelihoods.  Padding (trials beyond a
-subject's ``n_trials``) is NaN.
+subject's ``n_trials``) is NaN.  numba's on-disk cache does not notice edits to those inlined functions:
+after changing them, delete ``src/dopa_rl/fit/__pycache__/neural_kernels.*.nb[ci]`` as well as the models'
+kernel caches (tests/test_neural_fit.py compares these RPEs with the models' own trajectories).
 """
 from __future__ import annotations
 

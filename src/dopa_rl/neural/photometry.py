@@ -76,17 +76,20 @@ def _double_exp(t, const, amp_fast, amp_slow, tau_slow, tau_multiplier):
     return const + amp_slow * np.exp(-t / tau_slow) + amp_fast * np.exp(-t / (tau_slow * tau_multiplier))
 
 
-def double_exponential_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, *, bin_s: float = 1.0
+def double_exponential_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, *, bin_s: float | None = None
                              ) -> tuple[np.ndarray, dict[str, float]]:
     """Photobleaching trend of ``x`` (same length) and its parameters.
 
-    Fitted with ``scipy.optimize.curve_fit`` on ``bin_s`` bin means, with the starting point and bounds of
+    Fitted with ``scipy.optimize.curve_fit`` on bin means (``bin_s`` seconds; default 1 s, longer for
+    recordings over ~40 min so that at most 2,500 bins enter the fit), with the starting point and bounds of
     Akam's pyPhotometry pipeline (slow time constant 10 min to 10 h, fast one a fraction of it).
     """
     from scipy.optimize import curve_fit
 
     x = np.asarray(x, dtype=float)
     t = np.arange(len(x)) / rate if t is None else np.asarray(t, dtype=float) - float(t[0])
+    if bin_s is None:
+        bin_s = max(1.0, len(x) / rate / 2500.0)
     tb, xb = _bin_means(t, x, rate, bin_s)
     top = float(np.max(np.abs(xb)))
     if top == 0:
@@ -130,10 +133,13 @@ class ControlFit:
 
 def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[float, float]:
     if w is None:
-        mx, my = x.mean(), y.mean()
-        dx = x - mx
-        sxx = float(dx @ dx)
-        b = float(dx @ (y - my)) / sxx if sxx > 0 else 0.0
+        # moments by dot products (no centred copies of hour-long traces); the means are removed from the
+        # sums afterwards, exact enough in float64 for signals whose mean is up to ~1e4 times their spread
+        n = x.size
+        mx, my = float(x.sum()) / n, float(y.sum()) / n
+        sxx = float(x @ x) - n * mx * mx
+        sxy = float(x @ y) - n * mx * my
+        b = sxy / sxx if sxx > 0 else 0.0
         return my - b * mx, b
     sw = w.sum()
     mx, my = float(w @ x) / sw, float(w @ y) / sw

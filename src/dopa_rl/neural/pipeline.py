@@ -125,7 +125,7 @@ class PhotometryPipeline:
         sig_base = ctl_base = None
         if self.detrend == "double-exp":
             sig_base, ps = P.double_exponential_trend(sig, rate, t)
-            step = {"step": "detrend", "method": "double-exp", "fit_on": "1 s bin means", "signal": ps}
+            step = {"step": "detrend", "method": "double-exp", "fit_on": "bin means (1 s, or duration/2500)", "signal": ps}
             if ctl is not None:
                 ctl_base, pc = P.double_exponential_trend(ctl, rate, t)
                 step["control"] = pc

@@ -192,3 +192,41 @@ def test_regress_same_session_twice_is_refused(rw_sessions, tmp_path, capsys):
     code, _, err = _run(["regress", str(rw_sessions[0]), str(rw_sessions[0]), "--model", "rw-pavlovian",
                          "--signal", "photometry", "--params", "alpha=0.2"], capsys)
     assert code == 2 and "trial numbers repeat" in err
+
+
+def test_unit_without_spikes_is_warned_about_and_counted(tmp_path, capsys):
+    data = hand_session(40)
+    data.units = {0: data.units[0], 1: np.array([])}
+    data.unit_properties = None
+    path = write_session(tmp_path / "silent.nwb", data)
+    out = tmp_path / "s.json"
+    with pytest.warns(UserWarning, match="unit.* 1 .*no spikes"):
+        code, _, err = _run(["regress", str(path), "--model", "rw-pavlovian", "--signal", "units", "--params",
+                             "alpha=0.2", "--json", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads(out.read_text())
+    assert s["excluded"] == {"silent_units": 1}
+    silent = [r for r in s["regressions"] if r["unit"] == "1"]
+    assert silent and all(r["coef"]["rpe"] is None and "does not vary" in r["note"] for r in silent)
+
+
+def test_regress_table_with_mapped_dopamine_columns(tmp_path, capsys):
+    """A lab's CSV with one row per trial and its own names for the cue and outcome responses."""
+    from dopa_rl.io.synthetic import simulate_session
+    from dopa_rl.neural.pipeline import PhotometryPipeline
+    from dopa_rl.neural.tables import responses_from_trace
+
+    data = simulate_session("pavlovian", "rw", params={"alpha": 0.3}, seed=9, n_trials=200)
+    proc = PhotometryPipeline().run(data.photometry[0])
+    wide, _ = responses_from_trace(proc.z, proc.rate, proc.t0, data.trials)
+    table = tmp_path / "lab.tsv"
+    wide.rename(columns={"dopamine_cue": "da_cue", "dopamine_outcome": "da_rew", "subject": "mouse"}) \
+        .to_csv(table, sep="\t", index=False)
+    out = tmp_path / "t.json"
+    code, _, err = _run(["regress", str(table), "--model", "rw-pavlovian", "--signal", "table", "--fit", "joint",
+                         "--columns", "subject=mouse,dopamine_cue=da_cue,dopamine_outcome=da_rew",
+                         "--json", str(out), "--restarts", "3"], capsys)
+    assert code == 0, err
+    s = json.loads(out.read_text())
+    assert s["fit"] == "joint" and abs(s["params"]["alpha"] - 0.3) < 0.1
+    assert all(r["coef"]["rpe"] > 0 and r["pvalue"]["rpe"] < 1e-3 for r in s["regressions"])

@@ -72,7 +72,7 @@ def run(args) -> int:
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import expand_paths, parse_column_map
     from dopa_rl.models import get_model
-    from dopa_rl.neural.dataset import load_responses
+    from dopa_rl.neural.dataset import DOPAMINE_COLUMNS, load_responses
     from dopa_rl.neural.regression import attach_rpe, mixed_on_rpe, model_rpes, regress_on_rpe, summary_table
 
     check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
@@ -82,7 +82,7 @@ def run(args) -> int:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     model = get_model(args.model)
     fixed = _parse_params(args.params, model)
-    data = load_responses(args.data, args.signal, columns=parse_column_map(args.columns) or None,
+    data = load_responses(args.data, args.signal, columns=parse_column_map(args.columns, DOPAMINE_COLUMNS) or None,
                           trials_table=args.trials_table, series=args.series, window=tuple(args.window),
                           baseline=tuple(args.baseline), matrix=args.matrix, rate=args.rate, event_at=args.event_at,
                           units=_units(args.units))

@@ -96,12 +96,14 @@ def test_regress_table_with_matrix_on_real_jeong(real_data, tmp_path, capsys):
     code, _, err = _run(["regress", str(table), "--model", "rw-pavlovian", "--signal", "table", "--matrix",
                          "photometry", "--rate", "25", "--event-at", "2.0", "--columns", "subject=id",
                          "--params", "alpha=0.1", "--window", "0", "1", "--baseline", "-1", "0",
-                         "--json", str(out)], capsys)
+                         "--json", str(out), "--plots", str(tmp_path / "figs")], capsys)
     assert code == 0, err
     s = json.loads(out.read_text())
     cue = [r for r in s["regressions"] if r["event"] == "cue" and r["model"] == "ols"]
     assert len(cue) == 7
     assert sum(r["coef"]["rpe"] > 0 for r in cue) >= 6
+    assert {p.name for p in (tmp_path / "figs").iterdir()} == {"matrix_heatmap.png", "matrix_by_cue.png",
+                                                               "matrix_early_late.png", "response_vs_rpe.png"}
     mixed = next(r for r in s["regressions"] if r["model"] == "mixedlm" and r["event"] == "cue")
     assert mixed["coef"]["rpe"] > 0 and mixed["pvalue"]["rpe"] < 1e-3
 

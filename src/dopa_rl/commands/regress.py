@@ -162,4 +162,12 @@ def _plots(out, data, long, trials, rpes) -> None:
         fig.psth_heatmaps(h.time, h.rates, ids, out / "psth_outcome_heatmaps.png", title="outcome-aligned PSTH")
     elif data.matrices:
         mat, time = data.matrices[0]
+        tr = trials.iloc[: len(mat)]
         fig.trial_heatmap(time, mat, out / "matrix_heatmap.png", title="table matrix")
+        cues = tr["cue"].astype(str).to_numpy() if "cue" in tr.columns else np.full(len(mat), "all")
+        fig.aligned_means(time, mat, {c: cues == c for c in dict.fromkeys(cues)}, out / "matrix_by_cue.png",
+                          title="cue-aligned mean by cue", ylabel="table trace")
+        n = max(len(mat) // 5, 1)
+        idx = np.arange(len(mat))
+        fig.aligned_means(time, mat, {f"early (first {n})": idx < n, f"late (last {n})": idx >= len(mat) - n},
+                          out / "matrix_early_late.png", title="early vs late trials (first file)", ylabel="table trace")

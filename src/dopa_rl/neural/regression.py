@@ -166,4 +166,4 @@ def summary_table(records: list[dict]) -> str:
                      **{k: r[k] for k in ("subject", "session") if k in r},
                      "const": fmt(c["const"]), "rpe": fmt(c["rpe"]), "se_rpe": fmt(s.get("rpe")),
                      "p_rpe": fmt(p["rpe"], ".3g"), "n": r["n"], "note": r.get("note") or ""})
-    return pd.DataFrame(rows).to_string(index=False) if rows else "(no regressions)"
+    return pd.DataFrame(rows).fillna("-").to_string(index=False) if rows else "(no regressions)"

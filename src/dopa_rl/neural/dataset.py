@@ -9,7 +9,6 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -106,7 +105,6 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
 
             with nwb.NWBSession(path) as s:
                 raw = s.behavior(columns=std_cols or None, trials_table=trials_table, validate=False)
-                raw_all = raw
                 raw, counts = prepare_trials(raw)
                 _add(excluded, counts)
                 trials = normalize_behavior(raw, source=str(path))
@@ -152,7 +150,6 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
                         if ev in mean.index.get_level_values(0):
                             trials[f"dopamine_{ev}"] = trials["trial"].map(mean[ev]).to_numpy(float)
                     processed.append({"file": str(path), "units": [str(u) for u in ids]})
-            del raw_all
         trials_all.append(trials)
         long_all.append(long)
     trials = pd.concat(trials_all, ignore_index=True)

@@ -94,6 +94,9 @@ def test_csv_table_of_unit_responses(tmp_path, capsys):
     d = json.loads(out.read_text())
     assert d["excluded"] == {"zero_reward": 3} and [u["unit"] for u in d["units"]][:2] == ["0", "1"]
     assert np.corrcoef([u["tau"] for u in d["units"]], tau)[0, 1] > 0.8
+    code, _, err = _run(["distributional", str(path), "--signal", "table", "--magnitude-column", "volume",
+                         "--use", "cued", "--json", str(tmp_path / "u.json")], capsys)
+    assert code == 2 and "--use cued needs a trial-type column" in err and not (tmp_path / "u.json").exists()
 
 
 @pytest.mark.parametrize("extra, needle", [

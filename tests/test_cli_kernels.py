@@ -116,3 +116,14 @@ def test_kernels_bad_input(kernel_file, tmp_path, capsys, extra, needle):
     code, _, err = _run(["kernels", str(kernel_file), "--json", str(out), "--plots", str(tmp_path / "f"), *extra], capsys)
     assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists() and not (tmp_path / "f").exists()
+
+
+def test_rpe_and_trace_fit_need_trial_columns(real_data, tmp_path, capsys):
+    """The real recording has reward-cue times but no reward column: a clear exit 2, nothing written."""
+    out = tmp_path / "x.json"
+    for argv in (["kernels", str(real_data / AKAM), "--events", "reward_cue", "--rpe", "rw-pavlovian"],
+                 ["regress", str(real_data / AKAM), "--model", "rw-pavlovian", "--signal", "photometry",
+                  "--fit", "trace"]):
+        code, _, err = _run([*argv, "--json", str(out)], capsys)
+        assert code == 2 and "needs trial column(s) cue_time, outcome_time, reward" in err, err
+        assert not out.exists()

@@ -67,6 +67,10 @@ def run(args) -> int:
                 path, args.signal, magnitude_column=args.magnitude_column, cued_column=args.cued_column,
                 columns=columns, trials_table=args.trials_table, window=tuple(args.window),
                 baseline=tuple(args.baseline), units=units, unit_prefix=args.unit_prefix))
+        untyped = [s["file"] for s in sessions if s["trial_type"] is None]
+        if args.use != "all" and untyped:
+            raise InputError(f"{untyped[0]}: --use {args.use} needs a trial-type column (no 'cued' column; name "
+                             "yours with --cued-column NAME)")
         if sum(s["responses"].shape[1] for s in sessions) < 3:
             raise InputError(f"{files[0]}: the split-half test needs at least 3 units in all")
         for s in sessions:

@@ -72,8 +72,11 @@ def _rpe_regressors(args, session, proc, model):
     from dopa_rl.neural.regression import model_rpes
     from dopa_rl.neural.tables import prepare_trials
 
+    from dopa_rl.neural.trace_fit import check_trial_columns
+
     raw = session.behavior(columns=parse_column_map(args.columns) or None, trials_table=args.trials_table,
                            validate=False)
+    check_trial_columns(raw, f"--rpe {model.name}", str(args.file))
     raw, counts = prepare_trials(raw)
     trials = normalize_behavior(raw, source=str(args.file))
     for col in ("cue_time", "outcome_time"):

@@ -153,11 +153,12 @@ def _trace_fits(args, model, data):
     import pandas as pd
 
     from dopa_rl.errors import InputError
-    from dopa_rl.neural.trace_fit import fit_trace_model, resolve_kernel
+    from dopa_rl.neural.trace_fit import check_trial_columns, fit_trace_model, resolve_kernel
 
     if data.signal != "photometry":
         raise InputError(f"--fit trace fits the whole photometry trace; use --signal photometry, not {data.signal}")
     trials = data.trials
+    check_trial_columns(trials, "--fit trace", ", ".join(str(f) for f in args.data[:3]))
     keys = list(dict.fromkeys(zip(trials["subject"].astype(str), trials["session"].astype(str))))
     fits, kernel_info = [], None
     from tqdm.auto import tqdm

@@ -14,7 +14,7 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 
-__all__ = ["TRACE_MODELS", "resolve_kernel", "fit_trace_model"]
+__all__ = ["TRACE_MODELS", "resolve_kernel", "fit_trace_model", "check_trial_columns"]
 
 #: models the trace-level fit supports
 TRACE_MODELS = ("rw-pavlovian", "td")
@@ -55,6 +55,15 @@ def resolve_kernel(indicator: str, fs: float, *, rise_s: float | None = None, de
     return diff_exp_kernel(fs, info["rise_s"], info["decay_s"]), info
 
 
+def check_trial_columns(trials: pd.DataFrame, what: str, where: str = "") -> None:
+    """InputError unless ``trials`` has usable ``cue_time``, ``outcome_time`` and ``reward`` columns."""
+    missing = [c for c in ("cue_time", "outcome_time", "reward")
+               if c not in trials.columns or pd.to_numeric(trials[c], errors="coerce").isna().all()]
+    if missing:
+        raise InputError(f"{where + ': ' if where else ''}{what} needs trial column(s) {', '.join(missing)} "
+                         f"(map yours with --columns, e.g. --columns reward=volume,outcome_time=reward_on)")
+
+
 def _cues(trials: pd.DataFrame) -> list[str]:
     return [str(c) for c in trials["cue"].to_numpy(dtype=object)] if "cue" in trials.columns else ["A"] * len(trials)
 
@@ -69,9 +78,7 @@ def fit_trace_model(model, trace, fs: float, t0: float, trials: pd.DataFrame, *,
 
     if model.name not in TRACE_MODELS:
         raise InputError(f"--fit trace: model {model.name} is not supported; use {' or '.join(TRACE_MODELS)}")
-    missing = [c for c in ("cue_time", "outcome_time", "reward") if c not in trials.columns]
-    if missing:
-        raise InputError(f"--fit trace needs trial column(s) {', '.join(missing)} (map yours with --columns)")
+    check_trial_columns(trials, "the trace-level fit")
     y = np.asarray(trace, float)
     if not np.all(np.isfinite(y)):
         raise InputError("--fit trace: the processed trace has non-finite samples")

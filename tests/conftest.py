@@ -13,6 +13,8 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 # HIL fixtures (real firmware in simavr): emulator_build, emulated_dut -- see tests/_hil_fixtures.py
 from _hil_fixtures import emulated_dut, emulator_build  # noqa: F401
+# synthetic NWB sessions for the dopamine-analysis tests, written once per run -- see tests/_neural_support.py
+from _neural_support import rw_sessions  # noqa: F401
 
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 

@@ -23,6 +23,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models", "models", "list the models and their parameters"),
     ("simulate", "simulate", "simulate behavior (CSV) or whole sessions (NWB) from a task and model"),
     ("fit", "fit", "fit a model to behavior (CSV/TSV or NWB)"),
+    ("photometry", "photometry", "preprocess a photometry recording and summarise it around events"),
+    ("regress", "regress", "regress dopamine responses (photometry, units or a table) on a model's RPEs"),
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
     ("ports", "ports", "list serial ports with their USB serial numbers"),
 ]

@@ -25,8 +25,11 @@ NUMERIC_COLUMNS = ("reward", "licks", "start_time", "stop_time", "cue_time", "ou
 TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
 
 
-def parse_column_map(text: str | None) -> dict[str, str]:
-    """``"subject=mouse_id,choice=lever"`` -> ``{"subject": "mouse_id", "choice": "lever"}``."""
+def parse_column_map(text: str | None, extra: Iterable[str] = ()) -> dict[str, str]:
+    """``"subject=mouse_id,choice=lever"`` -> ``{"subject": "mouse_id", "choice": "lever"}``.
+
+    ``extra``: more standard names a command accepts (``dopamine_cue`` ... for ``dopa-rl regress``)."""
+    known = (*STANDARD_COLUMNS, *extra)
     if not text:
         return {}
     out: dict[str, str] = {}
@@ -39,8 +42,8 @@ def parse_column_map(text: str | None) -> dict[str, str]:
             problems.append(f"'{part}' is not STANDARD=YOURS")
             continue
         std, lab = (p.strip() for p in part.split("=", 1))
-        if std not in STANDARD_COLUMNS:
-            problems.append(f"'{std}' is not a standard column ({', '.join(STANDARD_COLUMNS)})")
+        if std not in known:
+            problems.append(f"'{std}' is not a standard column ({', '.join(known)})")
         elif not lab:
             problems.append(f"'{std}=' names no column")
         elif std in out:

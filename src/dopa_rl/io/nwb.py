@@ -92,9 +92,11 @@ class NWBSession:
     def _file(self) -> Any:
         return self.open().nwbfile
 
-    def behavior(self, *, columns: Mapping[str, str] | None = None, trials_table: str | None = None) -> pd.DataFrame:
+    def behavior(self, *, columns: Mapping[str, str] | None = None, trials_table: str | None = None,
+                 validate: bool = True) -> pd.DataFrame:
         """The behavior table (see :func:`read_behavior`)."""
-        return behavior_from_nwbfile(self._file(), self.path, columns=columns, trials_table=trials_table)
+        return behavior_from_nwbfile(self._file(), self.path, columns=columns, trials_table=trials_table,
+                                     validate=validate)
 
     def photometry(self, series: str | None = None, **kwargs: Any) -> Photometry:
         """One photometry recording (see :func:`read_photometry`)."""

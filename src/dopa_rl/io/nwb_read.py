@@ -300,7 +300,7 @@ def _check_behavior(df: pd.DataFrame, where: str, columns: Mapping[str, str] | N
 
 
 def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
-                  trials_table: str | None = None) -> pd.DataFrame:
+                  trials_table: str | None = None, validate: bool = True) -> pd.DataFrame:
     """Read the trials of one NWB file as a behavior table (DESIGN section 3), sorted by start time.
 
     - ``trials_table``: name of the TimeIntervals table holding the trials (default ``trials``); tables
@@ -317,14 +317,16 @@ def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | 
 
     Raises InputError naming the file and table for: no trials table, empty table, mapped column
     missing, no reward / cue-or-choice column, text in a numeric column, NaN rewards.
+    ``validate=False`` skips the last four checks (for callers that clean messy tables themselves,
+    e.g. :func:`dopa_rl.neural.tables.prepare_trials`).
     """
     path = Path(path)
     with open_nwb(path) as nwbfile:
-        return behavior_from_nwbfile(nwbfile, path, columns=columns, trials_table=trials_table)
+        return behavior_from_nwbfile(nwbfile, path, columns=columns, trials_table=trials_table, validate=validate)
 
 
 def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str] | None = None,
-                          trials_table: str | None = None) -> pd.DataFrame:
+                          trials_table: str | None = None, validate: bool = True) -> pd.DataFrame:
     """:func:`read_behavior` on an already open ``NWBFile`` (``path`` is used in messages)."""
     tables = interval_tables(nwbfile)
     name = trials_table or "trials"
@@ -378,7 +380,8 @@ def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str
         unknown = ~(np.isfinite(lo) & np.isfinite(hi))
         if unknown.any():  # no window (NaN cue/outcome time): the count is missing, not an observed 0
             df["licks"] = np.where(unknown, np.nan, df["licks"].to_numpy(dtype=float))
-    _check_behavior(df, where, columns)
+    if validate:
+        _check_behavior(df, where, columns)
     df.attrs["source"] = str(path)
     return df
 

@@ -1,0 +1,173 @@
+"""``dopa-rl regress``: dopamine responses regressed on a model's trial-wise RPEs (OLS and MixedLM)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "Examples:\n"
+        "  dopa-rl regress sessions/ --model rw-pavlovian --signal photometry --json reg.json --plots figs/\n"
+        "  dopa-rl regress session.nwb --model td --signal units --fit neural\n"
+        "  dopa-rl regress trials.csv --model rw-pavlovian --signal table --matrix photometry --rate 25 "
+        "--event-at 2.0 --columns subject=id,cue=cs --params alpha=0.1\n")
+    p.add_argument("data", nargs="+", metavar="FILES", help="NWB sessions (photometry/units) or CSV/TSV tables")
+    p.add_argument("--model", required=True, help="model giving the RPEs: rw-pavlovian, td, rw-softmax ...")
+    p.add_argument("--signal", required=True, choices=("photometry", "units", "table"), help="where the dopamine is")
+    p.add_argument("--fit", default="behavior", choices=("behavior", "neural", "joint"),
+                   help="fit the learning parameters to behavior (default), to the dopamine, or to both")
+    p.add_argument("--params", metavar="NAME=VALUE,...", help="use these parameters instead of fitting")
+    p.add_argument("--columns", metavar="STD=YOURS,...",
+                   help="column map, e.g. subject=mouse,cue=stimulus,dopamine_cue=da_cue,dopamine_outcome=da_rew")
+    p.add_argument("--trials-table", metavar="NAME", help="NWB interval table holding the trials")
+    p.add_argument("--series", metavar="NAME", help="photometry series (default: the only one)")
+    p.add_argument("--matrix", metavar="PREFIX", help="table columns PREFIX.1 ... PREFIX.N hold a peri-cue trace")
+    p.add_argument("--rate", type=float, metavar="HZ", help="sampling rate of the --matrix columns")
+    p.add_argument("--event-at", type=float, metavar="S", help="time of the cue in the --matrix trace (s from its start)")
+    p.add_argument("--window", nargs=2, type=float, default=(0.0, 0.5), metavar=("START", "STOP"),
+                   help="response window after each event (default 0 0.5)")
+    p.add_argument("--baseline", nargs=2, type=float, default=(-0.5, 0.0), metavar=("START", "STOP"),
+                   help="baseline window subtracted (default -0.5 0)")
+    p.add_argument("--units", metavar="ID,...", help="units to use (default: all); 'auto' selects reward-responsive ones")
+    p.add_argument("--restarts", type=int, default=10, metavar="N", help="random restarts per subject (default 10)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="OUT", help="write parameters, regressions and exclusions as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write figures to DIR")
+
+
+def _parse_params(text: str | None, model) -> dict | None:
+    from dopa_rl.errors import InputError
+
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name.strip() not in model.param_names:
+            raise InputError(f"--params {item!r}: give NAME=NUMBER with NAME one of {', '.join(model.param_names)}")
+    return out
+
+
+def _units(text: str | None):
+    if not text:
+        return None
+    if text == "auto":
+        return "auto"
+    return [u.strip() for u in text.split(",") if u.strip()]
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+    import pandas as pd
+
+    from dopa_rl.cli import check_output_paths
+    from dopa_rl.errors import InputError
+    from dopa_rl.io.atomic import atomic_write_text
+    from dopa_rl.io.behavior import expand_paths, parse_column_map
+    from dopa_rl.models import get_model
+    from dopa_rl.neural.dataset import DOPAMINE_COLUMNS, load_responses
+    from dopa_rl.neural.regression import attach_rpe, mixed_on_rpe, model_rpes, regress_on_rpe, summary_table
+
+    check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
+    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    if args.restarts < 1:
+        raise InputError(f"--restarts {args.restarts}: must be at least 1")
+    model = get_model(args.model)
+    fixed = _parse_params(args.params, model)
+    data = load_responses(args.data, args.signal, columns=parse_column_map(args.columns, DOPAMINE_COLUMNS) or None,
+                          trials_table=args.trials_table, series=args.series, window=tuple(args.window),
+                          baseline=tuple(args.baseline), matrix=args.matrix, rate=args.rate, event_at=args.event_at,
+                          units=_units(args.units))
+    trials = data.trials
+    if fixed is not None:
+        params = pd.DataFrame([fixed] * trials["subject"].nunique(),
+                              index=pd.Index(trials["subject"].astype(str).unique(), name="subject"))
+        fit_info = {"fit": "fixed"}
+    else:
+        from dopa_rl.fit.neural import fit_dopamine
+
+        result = fit_dopamine(model, trials, mode=args.fit, restarts=args.restarts, seed=args.seed)
+        params = result.params
+        fit_info = {"fit": args.fit, "loglik": float(result.loglik_.sum()) if np.isfinite(result.loglik_.sum()) else None,
+                    "converged": bool(result.converged.all()),
+                    "se": {s: {k: (float(v) if np.isfinite(v) else None) for k, v in row.items()}
+                           for s, row in result.se.iterrows()}}
+    rpes = model_rpes(model, trials, params)
+    long = attach_rpe(data.long, trials, rpes)
+    records = regress_on_rpe(long)
+    n_groups = long.groupby(["subject", "session"]).ngroups
+    if n_groups > 1:
+        records += mixed_on_rpe(long, groups="session")
+    learning = [k for k in params.columns]
+    out = {
+        "model": model.name, "signal": args.signal, **fit_info,
+        "params": {k: float(params[k].mean()) for k in learning},
+        "params_by_subject": {str(s): {k: float(v) for k, v in row.items()} for s, row in params.iterrows()},
+        "regressions": records,
+        "n_trials": int(len(trials)), "excluded": data.excluded, "preprocessing": data.steps,
+    }
+    text = json.dumps(out, indent=2, allow_nan=False)
+    if args.json:
+        atomic_write_text(args.json, text + "\n")
+    if args.plots:
+        _plots(Path(args.plots), data, long, trials, rpes)
+    print(f"model {model.name} ({fit_info['fit']}): " + ", ".join(f"{k}={v:.4g}" for k, v in out["params"].items()))
+    print(summary_table(records))
+    if data.excluded:
+        print("excluded: " + ", ".join(f"{k} {v}" for k, v in data.excluded.items()))
+    return 0
+
+
+def _plots(out, data, long, trials, rpes) -> None:
+    import numpy as np
+
+    from dopa_rl.neural.alignment import peri_event_matrix
+    from dopa_rl.report import neural as fig
+
+    fig.rpe_scatter(long, out / "response_vs_rpe.png")
+    if data.signal == "photometry" and data.processed:
+        proc = data.processed[0]
+        first = trials["session"].astype(str) == str(trials["session"].iloc[0])
+        first &= trials["subject"].astype(str) == str(trials["subject"].iloc[0])
+        tr = trials[first.to_numpy()]
+        n = max(len(tr) // 5, 1)
+        for ev in ("cue", "outcome"):
+            pe = peri_event_matrix(proc.z, tr[f"{ev}_time"].to_numpy(float), (-1.0, 3.0), rate=proc.rate,
+                                   t0=proc.t0, warn=False)
+            full = pe.full()
+            idx = np.arange(len(tr))
+            rewarded = tr["reward"].to_numpy() > 0
+            fig.aligned_means(pe.time, full, {f"early (first {n})": idx < n, f"late (last {n})": idx >= len(tr) - n},
+                              out / f"{ev}_early_late.png", title=f"{ev}: early vs late learning")
+            fig.aligned_means(pe.time, full, {"rewarded": rewarded, "omitted": ~rewarded},
+                              out / f"{ev}_rewarded_omitted.png", title=f"{ev}: rewarded vs omitted")
+            fig.trial_heatmap(pe.time, full, out / f"{ev}_heatmap.png", title=f"{ev}-aligned z-scored dF/F")
+    elif data.signal == "units":
+        from dopa_rl.io import nwb
+        from dopa_rl.neural.spikes import psth
+
+        path = data.processed[0]["file"]
+        tr = trials[trials["session"].astype(str) == str(trials["session"].iloc[0])]
+        trains = nwb.read_units(path)
+        ids = [u for u in trains if str(u) in data.processed[0]["units"]]
+        h = psth(trains, tr["outcome_time"].to_numpy(float), (-1.0, 2.0), 0.05, ids)
+        fig.psth_heatmaps(h.time, h.rates, ids, out / "psth_outcome_heatmaps.png", title="outcome-aligned PSTH")
+    elif data.matrices:
+        mat, time = data.matrices[0]
+        tr = trials.iloc[: len(mat)]
+        fig.trial_heatmap(time, mat, out / "matrix_heatmap.png", title="table matrix")
+        cues = tr["cue"].astype(str).to_numpy() if "cue" in tr.columns else np.full(len(mat), "all")
+        fig.aligned_means(time, mat, {c: cues == c for c in dict.fromkeys(cues)}, out / "matrix_by_cue.png",
+                          title="cue-aligned mean by cue", ylabel="table trace")
+        n = max(len(mat) // 5, 1)
+        idx = np.arange(len(mat))
+        fig.aligned_means(time, mat, {f"early (first {n})": idx < n, f"late (last {n})": idx >= len(mat) - n},
+                          out / "matrix_early_late.png", title="early vs late trials (first file)", ylabel="table trace")

@@ -1,0 +1,239 @@
+"""Fiber-photometry preprocessing steps: pure functions over arrays (docs/dopamine.md).
+
+* :func:`lowpass` / :func:`highpass`: zero-phase Butterworth (``scipy.signal.sosfiltfilt``);
+* :func:`double_exponential_trend`: photobleaching as ``c + a_slow exp(-t/tau_slow) + a_fast exp(-t/tau_fast)``,
+  fitted on 1 s bin means (about 100x faster than at the full rate, same curve) and evaluated at every sample;
+* :func:`fit_control`: the control (isosbestic or red) channel fitted to the signal by OLS, or by
+  iteratively reweighted least squares with Huber or Tukey bisquare weights (MAD scale, as statsmodels
+  RLM), optionally on a baseline epoch only;
+* :func:`dff`, :func:`zscore` (session, baseline epoch, or robust median/MAD), :func:`resample`.
+
+Inputs are never modified; each step makes one output array.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from dopa_rl.errors import InputError
+
+__all__ = ["ControlFit", "lowpass", "highpass", "double_exponential_trend", "fit_control", "dff", "zscore",
+           "resample", "check_trace", "CONTROL_METHODS"]
+
+CONTROL_METHODS = ("ols", "huber", "bisquare")
+_TUNING = {"huber": 1.345, "bisquare": 4.685}
+
+
+def check_trace(x: np.ndarray, what: str = "signal") -> np.ndarray:
+    """A 1-D finite float trace with some variation, else one InputError saying what is wrong."""
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1:
+        raise InputError(f"{what}: expected one channel (1-D), got shape {x.shape}")
+    if x.size < 3:
+        raise InputError(f"{what}: only {x.size} sample(s); nothing to analyse")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        raise InputError(f"{what}: {int(bad.sum())} sample(s) are NaN or infinite (first at sample "
+                         f"{int(np.flatnonzero(bad)[0])}); fill or cut them before analysis")
+    if x.max() == x.min():
+        raise InputError(f"{what} is constant (every sample is {x[0]:g}); the channel was not recording")
+    return x
+
+
+def _butter(rate: float, cutoff: float, btype: str, order: int):
+    from scipy.signal import butter
+
+    nyq = rate / 2.0
+    if not (0 < cutoff < nyq):
+        raise InputError(f"filter cutoff {cutoff:g} Hz must be between 0 and the Nyquist frequency {nyq:g} Hz")
+    return butter(order, cutoff, btype=btype, fs=rate, output="sos")
+
+
+def lowpass(x: np.ndarray, rate: float, cutoff_hz: float = 10.0, order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth low-pass (forward-backward, so no delay)."""
+    from scipy.signal import sosfiltfilt
+
+    return sosfiltfilt(_butter(rate, cutoff_hz, "lowpass", order), np.asarray(x, dtype=float))
+
+
+def highpass(x: np.ndarray, rate: float, cutoff_hz: float = 0.001, order: int = 2) -> np.ndarray:
+    """Zero-phase Butterworth high-pass: a very low cutoff removes photobleaching drift."""
+    from scipy.signal import sosfiltfilt
+
+    return sosfiltfilt(_butter(rate, cutoff_hz, "highpass", order), np.asarray(x, dtype=float))
+
+
+def _bin_means(t: np.ndarray, x: np.ndarray, rate: float, bin_s: float) -> tuple[np.ndarray, np.ndarray]:
+    k = max(1, int(round(bin_s * rate)))
+    m = (len(x) // k) * k
+    if m < 5 * k:  # short recordings: fit every sample
+        return t, x
+    return t[:m].reshape(-1, k).mean(axis=1), x[:m].reshape(-1, k).mean(axis=1)
+
+
+def _double_exp(t, const, amp_fast, amp_slow, tau_slow, tau_multiplier):
+    return const + amp_slow * np.exp(-t / tau_slow) + amp_fast * np.exp(-t / (tau_slow * tau_multiplier))
+
+
+def double_exponential_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, *, bin_s: float | None = None
+                             ) -> tuple[np.ndarray, dict[str, float]]:
+    """Photobleaching trend of ``x`` (same length) and its parameters.
+
+    Fitted with ``scipy.optimize.curve_fit`` on bin means (``bin_s`` seconds; default 1 s, longer for
+    recordings over ~40 min so that at most 2,500 bins enter the fit), with the starting point and bounds of
+    Akam's pyPhotometry pipeline (slow time constant 10 min to 10 h, fast one a fraction of it).
+    """
+    from scipy.optimize import curve_fit
+
+    x = np.asarray(x, dtype=float)
+    t = np.arange(len(x)) / rate if t is None else np.asarray(t, dtype=float) - float(t[0])
+    if bin_s is None:
+        bin_s = max(1.0, len(x) / rate / 2500.0)
+    tb, xb = _bin_means(t, x, rate, bin_s)
+    top = float(np.max(np.abs(xb)))
+    if top == 0:
+        raise InputError("signal is zero everywhere; cannot fit a photobleaching trend")
+    span = max(float(t[-1]), 1.0)
+    lo_tau = min(600.0, span / 20)  # Akam's bounds for recordings of an hour or so; scaled for short ones
+    tau0 = 3600.0 if span >= 3600 else max(span / 2, lo_tau)
+    p0 = [top / 2, top / 4, top / 4, tau0, 0.1]
+    bounds = ([0, 0, 0, lo_tau, 0], [top, top, top, 36000.0, 1.0])
+    if np.min(xb) < 0:  # signals that may go negative (already centred): allow a negative constant
+        bounds[0][0] = -top
+        p0[0] = float(np.median(xb))
+    try:
+        popt, _ = curve_fit(_double_exp, tb, xb, p0=p0, bounds=bounds, maxfev=5000)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"double-exponential photobleaching fit failed ({exc}); use --detrend highpass") from None
+    trend = _double_exp(t, *popt)
+    names = ("const", "amp_fast", "amp_slow", "tau_slow_s", "tau_multiplier")
+    return trend, {k: float(v) for k, v in zip(names, popt)}
+
+
+@dataclass(frozen=True)
+class ControlFit:
+    """``signal ~ intercept + slope * control``: the fitted motion/bleaching component of the signal."""
+
+    slope: float
+    intercept: float
+    method: str
+    n_samples: int
+    iterations: int = 0
+    baseline: tuple[float, float] | None = None
+
+    def predict(self, control: np.ndarray) -> np.ndarray:
+        return self.intercept + self.slope * np.asarray(control, dtype=float)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["baseline"] = list(self.baseline) if self.baseline else None
+        return d
+
+
+def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[float, float]:
+    if w is None:
+        # moments by dot products (no centred copies of hour-long traces); the means are removed from the
+        # sums afterwards, exact enough in float64 for signals whose mean is up to ~1e4 times their spread
+        n = x.size
+        mx, my = float(x.sum()) / n, float(y.sum()) / n
+        sxx = float(x @ x) - n * mx * mx
+        sxy = float(x @ y) - n * mx * my
+        b = sxy / sxx if sxx > 0 else 0.0
+        return my - b * mx, b
+    sw = w.sum()
+    mx, my = float(w @ x) / sw, float(w @ y) / sw
+    dx = x - mx
+    wdx = w * dx
+    sxx = float(wdx @ dx)
+    b = float(wdx @ (y - my)) / sxx if sxx > 0 else 0.0
+    return my - b * mx, b
+
+
+def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *, mask: np.ndarray | None = None,
+                max_samples: int | None = 200_000, max_iter: int = 50, tol: float = 1e-8) -> ControlFit:
+    """Fit ``signal ~ a + b * control`` by OLS or robust IRLS (``huber``, ``bisquare``).
+
+    ``mask``: fit only on these samples (a baseline epoch).  ``max_samples``: robust fits use every k-th
+    sample so that at most this many enter the iterations (the traces are low-passed first, so
+    neighbouring samples carry the same information); OLS always uses every sample.
+    """
+    if method not in CONTROL_METHODS:
+        raise InputError(f"--control-fit {method!r}: choose one of {', '.join(CONTROL_METHODS)}")
+    signal = np.asarray(signal, dtype=float)
+    control = np.asarray(control, dtype=float)
+    if signal.shape != control.shape:
+        raise InputError(f"control channel has {control.shape[0]} samples but the signal {signal.shape[0]}; "
+                         "they must be sampled together (resample the control onto the signal's timestamps)")
+    y, x = (signal, control) if mask is None else (signal[mask], control[mask])
+    if y.size < 3:
+        raise InputError(f"control fit: only {y.size} sample(s) in the fitting epoch")
+    if x.max() == x.min():
+        raise InputError("control channel is constant over the fitting epoch; fit without it (--control-fit none)")
+    if method == "ols":
+        a, b = _wls(x, y, None)
+        return ControlFit(float(b), float(a), method, int(y.size))
+    if max_samples and y.size > max_samples:
+        step = int(np.ceil(y.size / max_samples))
+        y, x = np.ascontiguousarray(y[::step]), np.ascontiguousarray(x[::step])
+    c = _TUNING[method]
+    a, b = _wls(x, y, None)
+    it = 0
+    for it in range(1, max_iter + 1):
+        r = y - (a + b * x)
+        scale = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+        if scale <= 0:
+            break
+        u = np.abs(r) / (c * scale)
+        if method == "huber":
+            w = 1.0 / np.maximum(u, 1.0)
+        else:
+            w = np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0)
+        a_new, b_new = _wls(x, y, w)
+        done = abs(b_new - b) <= tol * max(1.0, abs(b)) and abs(a_new - a) <= tol * max(1.0, abs(a))
+        a, b = a_new, b_new
+        if done:
+            break
+    return ControlFit(float(b), float(a), method, int(y.size), it)
+
+
+def dff(signal: np.ndarray, baseline: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
+    """dF/F = (signal - fitted) / baseline; ``fitted`` defaults to ``baseline`` (the isosbestic convention
+    ``(signal - fitted control) / fitted control``).  Raises where the baseline reaches 0."""
+    baseline = np.asarray(baseline, dtype=float)
+    if np.any(baseline == 0) or not np.all(np.isfinite(baseline)):
+        raise InputError("dF/F: the baseline fluorescence reaches 0 or is not finite; check the control fit "
+                         "or use another --detrend")
+    out = np.subtract(signal, baseline if fitted is None else fitted)
+    out /= baseline
+    return out
+
+
+def zscore(x: np.ndarray, *, mask: np.ndarray | None = None, robust: bool = False) -> np.ndarray:
+    """(x - centre) / spread over the whole trace or the ``mask`` epoch; ``robust``: median and 1.4826 MAD."""
+    x = np.asarray(x, dtype=float)
+    ref = x if mask is None else x[mask]
+    if ref.size < 2:
+        raise InputError("z-score: fewer than 2 samples in the reference epoch")
+    if robust:
+        centre = float(np.median(ref))
+        spread = 1.4826 * float(np.median(np.abs(ref - centre)))
+    else:
+        centre, spread = float(ref.mean()), float(ref.std())
+    if not spread > 0:
+        raise InputError("z-score: the trace is constant over the reference epoch (spread 0)")
+    out = x - centre
+    out /= spread
+    return out
+
+
+def resample(x: np.ndarray, rate: float, new_rate: float) -> np.ndarray:
+    """Polyphase resampling (anti-aliased) from ``rate`` to ``new_rate`` Hz."""
+    from fractions import Fraction
+
+    from scipy.signal import resample_poly
+
+    if new_rate <= 0:
+        raise InputError(f"--resample {new_rate:g}: the new rate must be positive")
+    frac = Fraction(float(new_rate) / float(rate)).limit_denominator(1000)
+    return resample_poly(np.asarray(x, dtype=float), frac.numerator, frac.denominator)

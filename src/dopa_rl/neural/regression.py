@@ -1,0 +1,169 @@
+"""Dopamine responses regressed on a model's trial-wise reward-prediction errors (statsmodels).
+
+* :func:`model_rpes`: the RPE at cue and outcome of every trial under given parameters (per subject);
+* :func:`regress_on_rpe`: OLS ``response ~ const + rpe`` per event and unit (or session);
+* :func:`mixed_on_rpe`: MixedLM ``response ~ rpe`` across sessions/subjects with a random intercept.
+
+Records use the keys of ``dopa-rl regress --json`` (``event``, ``unit``, ``coef``, ``pvalue``, ``n``...);
+a regression that cannot be estimated (too few trials, no variation in the RPE) is reported with
+``coef`` values of None and a ``note``, never with NaN numbers.
+"""
+from __future__ import annotations
+
+import warnings
+from types import SimpleNamespace
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.errors import InputError
+from dopa_rl.models.base import Model
+
+__all__ = ["model_rpes", "attach_rpe", "regress_on_rpe", "mixed_on_rpe", "summary_table"]
+
+
+def _num(v) -> float | None:
+    v = float(v)
+    return v if np.isfinite(v) else None
+
+
+def model_rpes(model: Model, trials: pd.DataFrame, params: pd.DataFrame | Mapping[str, float]) -> pd.DataFrame:
+    """``rpe_cue`` and ``rpe_outcome`` for every row of ``trials`` (same order), from ``params`` (one row per
+    subject, indexed by subject, or one dict for all).  RW: the cue RPE is the summed value of the cue
+    (the pre-cue state predicts nothing) and the outcome RPE is ``r - V``; TD: the errors in the cue and
+    outcome bins; choice models: the chosen option's value and its outcome error."""
+    df = trials.reset_index(drop=True)
+    if "licks" in model.required_columns and "licks" not in df.columns:
+        df = df.assign(licks=np.nan)  # licks only enter the behaviour likelihood, not the trajectories
+    packed = model.pack(df)
+    out = pd.DataFrame({"rpe_cue": np.full(len(df), np.nan), "rpe_outcome": np.full(len(df), np.nan)})
+    for s, subject in enumerate(packed.subjects):
+        if isinstance(params, pd.DataFrame):
+            if str(subject) not in params.index.astype(str):
+                raise InputError(f"no fitted parameters for subject {subject}")
+            row = params.loc[params.index.astype(str) == str(subject)].iloc[0]
+            p = {k: float(row[k]) for k in model.param_names if k in row}
+        else:
+            p = dict(params)
+        full = {q.name: q.default for q in model.spec}
+        full.update(p)
+        x = model.check_params(full)
+        traj = model.trajectories(x, packed, s)
+        cue = next(traj[c] for c in ("rpe_cue", "value", "value_chosen") if c in traj.columns)
+        outc = next(traj[c] for c in ("rpe_outcome", "rpe") if c in traj.columns)
+        rows = packed.row_index[s, : packed.n_trials[s]]
+        out.loc[rows, "rpe_cue"] = cue.to_numpy()
+        out.loc[rows, "rpe_outcome"] = outc.to_numpy()
+    return out
+
+
+def attach_rpe(long: pd.DataFrame, wide_trials: pd.DataFrame, rpes: pd.DataFrame) -> pd.DataFrame:
+    """Add the ``rpe`` column to a long response table, matching (subject, session, trial) and event."""
+    keys = [c for c in ("subject", "session", "trial") if c in wide_trials.columns]
+    r = wide_trials[keys].reset_index(drop=True).astype({k: str for k in keys if k != "trial"})
+    r = pd.concat([r, rpes.reset_index(drop=True)], axis=1)
+    melted = r.melt(id_vars=keys, value_vars=["rpe_cue", "rpe_outcome"], var_name="event", value_name="rpe")
+    melted["event"] = melted["event"].str.replace("rpe_", "", regex=False)
+    left = long.astype({k: str for k in keys if k != "trial"})
+    return left.merge(melted, on=[*keys, "event"], how="left", validate="many_to_one")
+
+
+def _record(event, unit, res=None, n=0, note=None, **extra) -> dict:
+    if res is None:
+        return {"event": event, "unit": unit, "coef": {"const": None, "rpe": None}, "se": {"const": None, "rpe": None},
+                "pvalue": {"const": None, "rpe": None}, "n": int(n), "note": note, **extra}
+    return {"event": event, "unit": unit,
+            "coef": {"const": _num(res.params["const"]), "rpe": _num(res.params["rpe"])},
+            "se": {"const": _num(res.bse["const"]), "rpe": _num(res.bse["rpe"])},
+            "pvalue": {"const": _num(res.pvalues["const"]), "rpe": _num(res.pvalues["rpe"])},
+            "n": int(n), **extra}
+
+
+def _usable(d: pd.DataFrame) -> tuple[pd.DataFrame, str | None]:
+    d = d[np.isfinite(d["response"].to_numpy(float)) & np.isfinite(d["rpe"].to_numpy(float))]
+    if len(d) < 3:
+        return d, f"only {len(d)} trial(s) with a response and an RPE"
+    if np.ptp(d["rpe"].to_numpy(float)) == 0:
+        return d, "the RPE does not vary across these trials"
+    if np.ptp(d["response"].to_numpy(float)) == 0:
+        return d, "the response does not vary across these trials"
+    return d, None
+
+
+def _key(col: pd.Series) -> pd.Series:
+    """Text group labels with missing values as "-" (pandas 3 keeps None as missing even after astype(str))."""
+    return col.map(lambda v: "-" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).astype(object)
+
+
+def _unit(v: str) -> str | None:
+    return None if v == "-" else v
+
+
+def regress_on_rpe(long: pd.DataFrame, *, by: tuple[str, ...] = ("subject", "session", "unit")) -> list[dict]:
+    """OLS ``response ~ const + rpe`` for each event and each group of ``by`` (default: one regression per
+    session and unit; ``by=("unit",)`` pools sessions).  Returns one record per regression."""
+    import statsmodels.api as sm
+
+    if "rpe" not in long.columns:
+        raise InputError("response table has no 'rpe' column; run a model first (attach_rpe)")
+    out = []
+    keys = ["event", *[b for b in by if b in long.columns]]
+    for key, d in long.groupby([_key(long[k]) for k in keys], sort=False):
+        key = key if isinstance(key, tuple) else (key,)
+        info = dict(zip(keys, key))
+        unit = _unit(info.get("unit", "-"))
+        extra = {k: v for k, v in info.items() if k not in ("event", "unit")}
+        d, note = _usable(d)
+        if note:
+            out.append(_record(info["event"], unit, n=len(d), note=note, model="ols", **extra))
+            continue
+        X = sm.add_constant(d["rpe"].to_numpy(float).reshape(-1, 1), has_constant="add")
+        res = sm.OLS(d["response"].to_numpy(float), pd.DataFrame(X, columns=["const", "rpe"])).fit()
+        out.append(_record(info["event"], unit, res, len(d), model="ols", rsquared=_num(res.rsquared), **extra))
+    return out
+
+
+def mixed_on_rpe(long: pd.DataFrame, *, groups: str = "session") -> list[dict]:
+    """MixedLM ``response ~ rpe`` per event, random intercept per ``groups``: ``session`` (each subject's
+    sessions apart) or ``subject``.  Units are pooled (their ids are not comparable across sessions)."""
+    import statsmodels.formula.api as smf
+
+    if groups not in long.columns:
+        raise InputError(f"response table has no '{groups}' column for the random intercept")
+    out = []
+    label = _key(long["subject"]) + "/" + _key(long["session"]) if groups == "session" and "subject" in long.columns \
+        else _key(long[groups])
+    if "unit" in long.columns and (_key(long["unit"]) != "-").any():
+        label = label + "/" + _key(long["unit"])  # each unit its own intercept
+    long = long.assign(_group=label.to_numpy())
+    for event, d in long.groupby("event", sort=False):
+        unit = None
+        d, note = _usable(d)
+        n_groups = d["_group"].nunique()
+        if note is None and n_groups < 2:
+            note = f"only {n_groups} {groups}: a random intercept needs at least 2 (use OLS)"
+        if note:
+            out.append(_record(event, unit, n=len(d), note=note, model="mixedlm", groups=groups))
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # convergence chatter; failures are reported below
+            res = smf.mixedlm("response ~ rpe", d, groups="_group").fit(reml=True)
+        ren = {"Intercept": "const"}
+        fitted = SimpleNamespace(params=res.params.rename(ren), bse=res.bse.rename(ren), pvalues=res.pvalues.rename(ren))
+        out.append(_record(event, unit, fitted, len(d), model="mixedlm", groups=groups, n_groups=int(n_groups),
+                           group_var=_num(res.cov_re.iloc[0, 0]), converged=bool(res.converged)))
+    return out
+
+
+def summary_table(records: list[dict]) -> str:
+    """The usual table: one line per regression with coefficients, SE, p-value and n."""
+    rows = []
+    for r in records:
+        c, s, p = r["coef"], r.get("se", {}), r["pvalue"]
+        fmt = lambda v, f=".4g": "-" if v is None else format(v, f)  # noqa: E731
+        rows.append({"model": r.get("model", "ols"), "event": r["event"], "unit": r["unit"] or "-",
+                     **{k: r[k] for k in ("subject", "session") if k in r},
+                     "const": fmt(c["const"]), "rpe": fmt(c["rpe"]), "se_rpe": fmt(s.get("rpe")),
+                     "p_rpe": fmt(p["rpe"], ".3g"), "n": r["n"], "note": r.get("note") or ""})
+    return pd.DataFrame(rows).fillna("-").to_string(index=False) if rows else "(no regressions)"

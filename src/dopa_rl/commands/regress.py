@@ -67,7 +67,7 @@ def run(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from dopa_rl.cli import check_output_paths
+    from dopa_rl.commands.common import check_output_paths
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import expand_paths, parse_column_map

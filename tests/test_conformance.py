@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from dopa_rl.fit import fit
-from dopa_rl.models import get_model, model_names, tasks
+from dopa_rl.models import get_model, model_names, simulate_population, tasks
 from dopa_rl.models.kernels import PARALLEL_MIN_LANES
 from dopa_rl.models.registry import load_model_spec
 from dopa_rl.testing import check_model
@@ -26,13 +26,9 @@ def task_for(model, n_trials=300):
 
 
 def simulate_subjects(model, n_subjects=3, n_trials=300, seed=0):
-    rng = np.random.default_rng(seed)
-    frames, truth = [], []
-    for s in range(n_subjects):
-        p = model.spec.as_dict(model.spec.random_starts(1, rng)[0])
-        truth.append(list(p.values()))
-        frames.append(model.simulate(p, task_for(model, n_trials), rng, subject=f"s{s}").trials)
-    return pd.concat(frames, ignore_index=True), np.array(truth)
+    pop = simulate_population(model, task_for(model, n_trials), n_subjects, seed,
+                              subjects=[f"s{s}" for s in range(n_subjects)])
+    return pop.trials, pop.params[model.param_names].to_numpy()
 
 
 @pytest.fixture(params=model_names())

@@ -33,8 +33,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import sys
-
     from dopa_rl.commands.common import check_output_paths, warnings_to_stderr
     from dopa_rl.errors import InputError
     from dopa_rl.fit import fit
@@ -66,8 +64,7 @@ def run(args) -> int:
             raise InputError(f"{where}: {exc}") from None
     # what it takes to run this fit again
     result.provenance["cli"] = {
-        "command": "dopa-rl fit " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["fit"] else []),
-        "inputs": [str(p) for p in inputs], "columns": columns, "choice_base": args.choice_base,
+        "model": args.model, "inputs": [str(p) for p in inputs], "columns": columns, "choice_base": args.choice_base,
         "n_options": args.n_options, "trials_table": args.trials_table, "method": result.method,
         "restarts": args.restarts, "seed": args.seed, "jobs": args.jobs, "carry_over": args.carry_over,
     }

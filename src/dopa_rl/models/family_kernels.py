@@ -3,8 +3,8 @@
 The rule ``update(values, event, reward, theta)`` changes ``values`` in place after a trial; everything
 else is here, compiled once per model with the rule inlined as a compile-time constant: lanes in parallel
 (``prange``) over subjects x restarts x finite-difference points, session resets, missed trials, the
-softmax with stickiness and lapse (``kernels._choice_probs``, the built-in models' own), the Poisson lick
-observation, simulation and trajectories.  Likelihood, trajectory and simulation call the same rule, so
+softmax with stickiness and lapse and the Poisson lick observation (the built-in models' own, from
+:mod:`dopa_rl.models.observations`), simulation and trajectories.  Likelihood, trajectory and simulation call the same rule, so
 they cannot disagree.  These kernels are closures and so are not cached on disk: each process compiles a
 family model once, on its first use.
 
@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from dopa_rl.models.kernels import PARALLEL_MIN_LANES, _choice_probs, _poisson_logpmf
+from dopa_rl.models.kernels import PARALLEL_MIN_LANES, _choice_draw, _choice_probs, _poisson_logpmf
 
 
 def choice_kernels(update, n_learn: int, sticky: bool, lapse: bool) -> dict:
@@ -128,13 +128,7 @@ def choice_kernels(update, n_learn: int, sticky: bool, lapse: bool) -> dict:
                 prev = -1
             q_out[t] = Q
             _choice_probs(Q, prev, beta, kappa, eps, p_out[t])
-            cum = 0.0
-            c = K - 1
-            for k in range(K - 1):
-                cum += p_out[t, k]
-                if u_choice[t] < cum:
-                    c = k
-                    break
+            c = _choice_draw(p_out[t], u_choice[t])
             r = reward_sizes[t] if u_reward[t] < reward_probs[t, c] else 0.0
             choices[t] = c
             rewards[t] = r

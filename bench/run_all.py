@@ -19,6 +19,7 @@ BENCHMARKS = [
     ("bench_nwb_read.py", [], ["--repeat", "1"]),
     ("bench_photometry.py", [], ["--repeat", "1", "--duration", "600", "--rate", "200"]),
     ("bench_neural_fit.py", [], ["--repeat", "1", "--trials", "100", "--restarts", "3"]),
+    ("bench_trace_fit.py", [], ["--trials", "100", "--restarts", "3"]),
     ("bench_rig_link.py", ["--emulator"], ["--pings", "200", "--seconds", "5"]),
     ("bench_firmware_link.py", [], ["--pings", "200", "--seconds", "3"]),
 ]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from dopa_rl.analysis.distributional import (decode_distribution, distributional_analysis,
+from dopa_rl.neural.distributional import (decode_distribution, distributional_analysis,
                                               reversal_points, select_trials, split_half)
 from dopa_rl.errors import InputError
 from dopa_rl.models.distributional import (expectile, fit_units, simulate_distributional,
@@ -131,7 +131,7 @@ def test_bad_input():
 
 
 def test_figures_render(tmp_path):
-    from dopa_rl.analysis.figures import (decoded_distribution_figure, response_by_magnitude_figure,
+    from dopa_rl.report.distributional import (decoded_distribution_figure, response_by_magnitude_figure,
                                           tau_vs_reversal_figure)
     rng = np.random.default_rng(8)
     taus = rng.uniform(0.2, 0.8, 30)

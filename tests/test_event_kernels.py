@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy import signal
 
-from dopa_rl.analysis.kernels import bspline_basis, event_design, event_kernel_regression, fit_diff_exp
+from dopa_rl.neural.kernels import bspline_basis, event_design, event_kernel_regression, fit_diff_exp
 from dopa_rl.models.indicator import diff_exp_kernel
 from dopa_rl.errors import InputError
 

@@ -25,6 +25,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("fit", "fit", "fit a model to behavior (CSV/TSV or NWB)"),
     ("photometry", "photometry", "preprocess a photometry recording and summarise it around events"),
     ("regress", "regress", "regress dopamine responses (photometry, units or a table) on a model's RPEs"),
+    ("distributional", "distributional", "reversal points, asymmetries and decoded reward distribution of dopamine units"),
+    ("kernels", "kernels", "event-kernel (encoding-model) regression of a photometry trace, optionally with RPE regressors"),
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
     ("ports", "ports", "list serial ports with their USB serial numbers"),
 ]

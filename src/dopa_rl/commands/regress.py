@@ -9,13 +9,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "Examples:\n"
         "  dopa-rl regress sessions/ --model rw-pavlovian --signal photometry --json reg.json --plots figs/\n"
         "  dopa-rl regress session.nwb --model td --signal units --fit neural\n"
+        "  dopa-rl regress session.nwb --model rw-pavlovian --signal photometry --fit trace --indicator dlight\n"
         "  dopa-rl regress trials.csv --model rw-pavlovian --signal table --matrix photometry --rate 25 "
         "--event-at 2.0 --columns subject=id,cue=cs --params alpha=0.1\n")
     p.add_argument("data", nargs="+", metavar="FILES", help="NWB sessions (photometry/units) or CSV/TSV tables")
     p.add_argument("--model", required=True, help="model giving the RPEs: rw-pavlovian, td, rw-softmax ...")
     p.add_argument("--signal", required=True, choices=("photometry", "units", "table"), help="where the dopamine is")
-    p.add_argument("--fit", default="behavior", choices=("behavior", "neural", "joint"),
-                   help="fit the learning parameters to behavior (default), to the dopamine, or to both")
+    p.add_argument("--fit", default="behavior", choices=("behavior", "neural", "joint", "trace"),
+                   help="fit the learning parameters to behavior (default), to the dopamine responses, to both, or "
+                        "to the whole photometry trace through the indicator kernel (trace: rw-pavlovian, td)")
+    p.add_argument("--indicator", default="dlight", metavar="NAME",
+                   help="--fit trace: indicator kernel: dlight (default), gcamp6f/m/s, grab-da1m/1h, or 'estimate' "
+                        "(fitted to the cue-locked event kernel of the trace)")
+    p.add_argument("--kernel-rise", type=float, metavar="S", help="--fit trace: kernel rise time constant (s)")
+    p.add_argument("--kernel-decay", type=float, metavar="S", help="--fit trace: kernel decay time constant (s)")
     p.add_argument("--params", metavar="NAME=VALUE,...", help="use these parameters instead of fitting")
     p.add_argument("--columns", metavar="STD=YOURS,...",
                    help="column map, e.g. subject=mouse,cue=stimulus,dopamine_cue=da_cue,dopamine_outcome=da_rew")
@@ -82,12 +89,25 @@ def run(args) -> int:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     model = get_model(args.model)
     fixed = _parse_params(args.params, model)
+    if args.fit == "trace":
+        from dopa_rl.neural.trace_fit import TRACE_MODELS, resolve_kernel
+
+        if fixed is not None:
+            raise InputError("--params and --fit trace: give one (fixed parameters need no fit)")
+        if args.signal != "photometry":
+            raise InputError(f"--fit trace fits the whole photometry trace; use --signal photometry, not {args.signal}")
+        if model.name not in TRACE_MODELS:
+            raise InputError(f"--fit trace: model {model.name} is not supported; use {' or '.join(TRACE_MODELS)}")
+        if args.indicator.lower() != "estimate":
+            resolve_kernel(args.indicator, 100.0, rise_s=args.kernel_rise, decay_s=args.kernel_decay)
     data = load_responses(args.data, args.signal, columns=parse_column_map(args.columns, DOPAMINE_COLUMNS) or None,
                           trials_table=args.trials_table, series=args.series, window=tuple(args.window),
                           baseline=tuple(args.baseline), matrix=args.matrix, rate=args.rate, event_at=args.event_at,
                           units=_units(args.units))
     trials = data.trials
-    if fixed is not None:
+    if args.fit == "trace":
+        params, fit_info = _trace_fits(args, model, data)
+    elif fixed is not None:
         params = pd.DataFrame([fixed] * trials["subject"].nunique(),
                               index=pd.Index(trials["subject"].astype(str).unique(), name="subject"))
         fit_info = {"fit": "fixed"}
@@ -124,6 +144,42 @@ def run(args) -> int:
     if data.excluded:
         print("excluded: " + ", ".join(f"{k} {v}" for k, v in data.excluded.items()))
     return 0
+
+
+def _trace_fits(args, model, data):
+    """--fit trace: one trace-level fit per file (its processed photometry); params per subject are the mean
+    over that subject's sessions."""
+    import numpy as np
+    import pandas as pd
+
+    from dopa_rl.errors import InputError
+    from dopa_rl.neural.trace_fit import check_trial_columns, fit_trace_model, resolve_kernel
+
+    if data.signal != "photometry":
+        raise InputError(f"--fit trace fits the whole photometry trace; use --signal photometry, not {data.signal}")
+    trials = data.trials
+    check_trial_columns(trials, "--fit trace", ", ".join(str(f) for f in args.data[:3]))
+    keys = list(dict.fromkeys(zip(trials["subject"].astype(str), trials["session"].astype(str))))
+    fits, kernel_info = [], None
+    from tqdm.auto import tqdm
+
+    for (subject, session), proc in tqdm(list(zip(keys, data.processed)), desc="trace fits", unit="session",
+                                         disable=None if len(keys) > 1 else True):
+        tr = trials[(trials["subject"].astype(str) == subject).to_numpy() & (trials["session"].astype(str) == session).to_numpy()]
+        kernel, info = resolve_kernel(args.indicator, proc.rate, rise_s=args.kernel_rise, decay_s=args.kernel_decay,
+                                      trace=proc.z, t0=proc.t0, event_times=tr["cue_time"].to_numpy(float))
+        kernel_info = kernel_info or info
+        f = fit_trace_model(model, proc.z, proc.rate, proc.t0, tr, kernel=kernel, restarts=args.restarts)
+        fits.append({"subject": subject, "session": session, "rate": proc.rate, "kernel": info, **f})
+    by_subject = {}
+    for f in fits:
+        by_subject.setdefault(f["subject"], []).append(f["params"]["alpha"])
+    params = pd.DataFrame({"alpha": [float(np.mean(v)) for v in by_subject.values()]},
+                          index=pd.Index(list(by_subject), name="subject"))
+    info = {"fit": "trace", "indicator": kernel_info["indicator"], "kernel": kernel_info,
+            "phi": float(np.mean([f["phi"] for f in fits])), "loglik": float(sum(f["loglik"] for f in fits)),
+            "fixed": fits[0]["fixed"], "trace_fits": fits}
+    return params, info
 
 
 def _plots(out, data, long, trials, rpes) -> None:

@@ -1,5 +1,7 @@
 """Dopamine analysis: peri-event alignment, photometry preprocessing, spike rates, per-trial tables,
-regression of dopamine responses on a model's reward-prediction errors (docs/dopamine.md).
+regression of dopamine responses on a model's reward-prediction errors (docs/dopamine.md); the
+distributional-RL unit analysis (:mod:`dopa_rl.neural.distributional`, docs/distributional.md) and the
+event-kernel encoding model (:mod:`dopa_rl.neural.kernels`, docs/event-kernels.md).
 
 Every step is a pure function over arrays; :class:`~dopa_rl.neural.pipeline.PhotometryPipeline` records
 the steps and parameters it ran.  ``neural`` uses ``io`` types and ``models``; ``io`` never imports it.

@@ -1,4 +1,4 @@
-"""Figures for the distributional, ANCCR, indicator and event-kernel analyses (matplotlib, Agg-safe).
+"""Figures for the distributional-RL unit analysis (matplotlib, Agg-safe).
 
 Every function returns a ``matplotlib.figure.Figure`` built with the object API (no pyplot state), so
 callers decide where to save it.
@@ -8,10 +8,9 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from dopa_rl.analysis.distributional import response_by_magnitude
+from dopa_rl.neural.distributional import response_by_magnitude
 
-__all__ = ["response_by_magnitude_figure", "tau_vs_reversal_figure", "decoded_distribution_figure",
-           "event_kernels_figure"]
+__all__ = ["response_by_magnitude_figure", "tau_vs_reversal_figure", "decoded_distribution_figure"]
 
 
 def response_by_magnitude_figure(responses, magnitudes, result: dict, *, max_units: int = 40) -> Figure:
@@ -72,22 +71,5 @@ def decoded_distribution_figure(result: dict, true_values=None, true_probs=None)
     ax.set_xlabel("reward magnitude")
     ax.set_ylabel("decoded density")
     ax.set_ylim(0, None)
-    fig.tight_layout()
-    return fig
-
-
-def event_kernels_figure(fit: dict, truth: dict | None = None) -> Figure:
-    """Estimated event kernels (one panel per event), true kernels dashed when given."""
-    names = list(fit["kernels"])
-    fig = Figure(figsize=(2.6 * len(names), 2.6))
-    axes = fig.subplots(1, len(names), squeeze=False)[0]
-    for ax, name in zip(axes, names):
-        ax.plot(fit["lags"], fit["kernels"][name], label="estimated")
-        if truth and name in truth:
-            ax.plot(fit["lags"], truth[name], "k--", lw=1, label="true")
-        ax.axvline(0, color="0.7", lw=0.5)
-        ax.set_title(f"{name}  (unique dR2 {fit.get('unique', {}).get(name, float('nan')):.3f})", fontsize=8)
-        ax.set_xlabel("lag (s)")
-    axes[0].set_ylabel("kernel")
     fig.tight_layout()
     return fig

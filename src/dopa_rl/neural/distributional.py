@@ -17,7 +17,7 @@ from scipy import optimize, stats
 
 from dopa_rl.errors import InputError
 
-__all__ = ["select_trials", "response_by_magnitude", "reversal_points", "split_half",
+__all__ = ["select_trials", "response_by_magnitude", "reversal_points", "split_half", "pooled_analysis",
            "decode_distribution", "distributional_analysis"]
 
 
@@ -166,6 +166,12 @@ def split_half(responses, magnitudes, rng: np.random.Generator, *, n_splits: int
     ``interval`` (2.5 and 97.5 percentiles of r over splits), ``p`` (two-sided t-test p-value of the
     median r with ``n_units - 2`` degrees of freedom) and ``n_units`` (units with finite values, median).
     """
+    rpA, tauB = _split_fits(responses, magnitudes, rng, n_splits, n_grid, stratify)
+    return _summarise_r(rpA, tauB)
+
+
+def _split_fits(responses, magnitudes, rng, n_splits, n_grid, stratify):
+    """Reversal points from half A and taus from half B of each random split: two (splits x units) arrays."""
     y, m = _check(responses, magnitudes)
     T = m.size
     if T < 4:
@@ -189,6 +195,10 @@ def split_half(responses, magnitudes, rng: np.random.Generator, *, n_splits: int
     _, nB, sB = _stats(y, m, 1.0 - masks)
     rpA, _, _, _ = _fit_from_stats(levels, nA, sA, n_grid)
     _, tauB, _, _ = _fit_from_stats(levels, nB, sB, n_grid)
+    return rpA, tauB
+
+
+def _summarise_r(rpA, tauB):
     r, n = _pearson(rpA, tauB)
     r_ok = r[np.isfinite(r)]
     if r_ok.size == 0:
@@ -296,3 +306,58 @@ def distributional_analysis(responses, magnitudes, *, trial_type=None, use: str 
 def _num(v):
     v = float(v)
     return v if np.isfinite(v) else None
+
+
+def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | None = None,
+                    n_splits: int = 1000, decode: bool = True) -> dict:
+    """:func:`distributional_analysis` over the units of several sessions pooled (Dabney et al. pooled
+    units across animals): each unit is fitted on its own session's trials, the split-half r is computed
+    across all units (each split draws new halves in every session) and the distribution is decoded from
+    the whole population.
+
+    ``sessions``: dicts with ``responses`` (trials x units), ``magnitudes``, optional ``trial_type``,
+    ``unit_names`` and ``label``.  Returns the keys of :func:`distributional_analysis` (each unit also has
+    ``session``) plus ``sessions``: per session ``label``, ``n_trials``, ``n_excluded``, ``n_units`` and its
+    own ``split_half`` (None with fewer than 3 units).
+    """
+    rng = np.random.default_rng() if rng is None else rng
+    units, rps, taus, rpA, tauB, per = [], [], [], [], [], []
+    for k, s in enumerate(sessions):
+        label = s.get("label", str(k))
+        y = np.asarray(s["responses"], float)
+        y = y[:, None] if y.ndim == 1 else y
+        keep, n_excl = select_trials(s["magnitudes"], s.get("trial_type"), use)
+        if y.shape[0] != keep.size:
+            raise InputError(f"{label}: responses have {y.shape[0]} rows but there are {keep.size} trials")
+        if keep.sum() < 4:
+            raise InputError(f"{label}: only {int(keep.sum())} usable trials (need a reward magnitude and a "
+                             "known trial type)")
+        m = np.asarray(s["magnitudes"], dtype=object).ravel()[keep].astype(float)
+        y = y[keep]
+        names = list(s.get("unit_names") or range(y.shape[1]))
+        full = reversal_points(y, m)
+        units += [{"unit": names[i], "session": label,
+                   **{key: _num(full[key][i]) for key in ("reversal_point", "tau", "slope_pos", "slope_neg")}}
+                  for i in range(y.shape[1])]
+        rps.append(full["reversal_point"])
+        taus.append(full["tau"])
+        a, b = _split_fits(y, m, rng, n_splits, 201, True)
+        rpA.append(a)
+        tauB.append(b)
+        own = _clean(_summarise_r(a, b)) if y.shape[1] >= 3 else None
+        per.append({"label": label, "n_trials": int(keep.sum()), "n_excluded": n_excl, "n_units": int(y.shape[1]),
+                    "split_half": own})
+    if not per:
+        raise InputError("no sessions to analyse")
+    out = {"units": units, "split_half": _clean(_summarise_r(np.hstack(rpA), np.hstack(tauB))),
+           "n_trials": sum(p["n_trials"] for p in per), "n_excluded": sum(p["n_excluded"] for p in per),
+           "sessions": per}
+    if decode:
+        dec = decode_distribution(np.concatenate(rps), np.concatenate(taus), rng)
+        out["decoded"] = {"support": dec["support"], "density": dec["density"]}
+    return out
+
+
+def _clean(sh):
+    return {"r": _num(sh["r"]), "interval": [_num(v) for v in sh["interval"]], "p": _num(sh["p"]),
+            "n_units": sh["n_units"]}

@@ -1,0 +1,134 @@
+"""``dopa-rl distributional``: reversal points, asymmetries, split-half test and decoded reward distribution
+of dopamine units in a variable-magnitude task (Dabney et al. 2020; docs/distributional.md)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = (
+        "Examples:\n"
+        "  dopa-rl distributional session.nwb --signal units --json dist.json --plots figs/\n"
+        "  dopa-rl distributional a.nwb b.nwb --signal units --magnitude-column volume_ul --cued-column cued --use uncued\n"
+        "  dopa-rl distributional responses.csv --signal table --unit-prefix unit_\n"
+        "One session per file; units are fitted on their own session's trials and pooled for the split-half\n"
+        "test and the decoding.  Trials without a reward (missing or 0), without an outcome time or of unknown\n"
+        "type are excluded and counted.")
+    p.add_argument("data", nargs="+", metavar="FILES", help="NWB files with units, or CSV/TSV tables (--signal table)")
+    p.add_argument("--signal", default="units", choices=("units", "table"),
+                   help="units: spikes in the NWB units table (default); table: one column per unit in a CSV/TSV")
+    p.add_argument("--magnitude-column", default="reward", metavar="NAME",
+                   help="trials column with the reward magnitude (default reward)")
+    p.add_argument("--cued-column", metavar="NAME",
+                   help="trials column saying whether the trial was cued (1/0, true/false); default 'cued' if present")
+    p.add_argument("--use", default="all", choices=("all", "cued", "uncued"), help="which trial types to analyse")
+    p.add_argument("--columns", metavar="STD=YOURS,...", help="column map, e.g. outcome_time=reward_on")
+    p.add_argument("--trials-table", metavar="NAME", help="NWB interval table holding the trials")
+    p.add_argument("--units", metavar="ID,...", help="units to use (default: all)")
+    p.add_argument("--unit-prefix", default="unit_", metavar="PREFIX",
+                   help="--signal table: columns PREFIX<id> hold each unit's outcome response (default unit_)")
+    p.add_argument("--window", nargs=2, type=float, default=(0.0, 0.5), metavar=("START", "STOP"),
+                   help="response window after the outcome, s (default 0 0.5)")
+    p.add_argument("--baseline", nargs=2, type=float, default=(-0.5, 0.0), metavar=("START", "STOP"),
+                   help="baseline window subtracted, s (default -0.5 0)")
+    p.add_argument("--splits", type=int, default=1000, metavar="N", help="random half splits (default 1000)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="OUT", help="write units, split_half, decoded and exclusions as JSON")
+    p.add_argument("--plots", metavar="DIR", help="write figures to DIR")
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from dopa_rl.commands.common import check_output_paths, warnings_to_stderr
+    from dopa_rl.errors import InputError
+    from dopa_rl.io.atomic import atomic_write_text
+    from dopa_rl.io.behavior import expand_paths, parse_column_map
+    from dopa_rl.neural.distributional import pooled_analysis
+    from dopa_rl.neural.outcome_responses import load_outcome_responses
+
+    files = expand_paths(args.data)
+    check_output_paths({"--json": args.json}, inputs=files)
+    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
+        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    if args.splits < 10:
+        raise InputError(f"--splits {args.splits}: use at least 10 random splits")
+    units = [u.strip() for u in args.units.split(",") if u.strip()] if args.units else None
+    columns = parse_column_map(args.columns)
+    sessions = []
+    from tqdm.auto import tqdm
+
+    with warnings_to_stderr():
+        for path in tqdm(files, desc="reading sessions", unit="file", disable=None if len(files) > 1 else True):
+            sessions.append(load_outcome_responses(
+                path, args.signal, magnitude_column=args.magnitude_column, cued_column=args.cued_column,
+                columns=columns, trials_table=args.trials_table, window=tuple(args.window),
+                baseline=tuple(args.baseline), units=units, unit_prefix=args.unit_prefix))
+        untyped = [s["file"] for s in sessions if s["trial_type"] is None]
+        if args.use != "all" and untyped:
+            raise InputError(f"{untyped[0]}: --use {args.use} needs a trial-type column (no 'cued' column; name "
+                             "yours with --cued-column NAME)")
+        if sum(s["responses"].shape[1] for s in sessions) < 3:
+            raise InputError(f"{files[0]}: the split-half test needs at least 3 units in all")
+        for s in sessions:
+            if np.unique(s["magnitudes"]).size < 3:
+                raise InputError(f"{s['file']}: {np.unique(s['magnitudes']).size} distinct reward magnitudes; "
+                                 "reversal points need at least 3")
+        if len(files) > 1:
+            for s in sessions:  # unit ids are per file
+                s["label"] = s["file"]
+        result = pooled_analysis(sessions, use=args.use, rng=np.random.default_rng(args.seed), n_splits=args.splits)
+    for s, per in zip(sessions, result["sessions"]):
+        per["file"] = s["file"]
+        per["excluded"] = {**s["excluded"], **({f"not_{args.use}": per["n_excluded"]} if per["n_excluded"] else {})}
+        per["n_read"] = s["n_read"]
+    excluded: dict[str, int] = {}
+    for per in result["sessions"]:
+        for k, v in per["excluded"].items():
+            excluded[k] = excluded.get(k, 0) + v
+    out = {"signal": args.signal, "use": args.use, "window": list(args.window), "baseline": list(args.baseline),
+           "n_splits": args.splits, **result, "excluded": excluded}
+    truths = [s["truth"] for s in sessions if s["truth"]]
+    if truths:
+        out["true"] = {"magnitudes": truths[0]["magnitudes"], "probabilities": truths[0]["probabilities"]}
+    text = json.dumps(out, indent=2, allow_nan=False)
+    if args.json:
+        atomic_write_text(args.json, text + "\n")
+    if args.plots:
+        _plots(Path(args.plots), sessions, result, truths)
+    sh = result["split_half"]
+    print(f"{len(result['units'])} units in {len(sessions)} session(s), {result['n_trials']} trials used"
+          + (f"; excluded: {', '.join(f'{k} {v}' for k, v in excluded.items())}" if excluded else ""))
+    if sh["r"] is None:
+        print("split-half reversal point vs tau: r undefined (no unit has both slopes)")
+    else:
+        print(f"split-half reversal point vs tau: r = {sh['r']:.3f} (95% of splits {sh['interval'][0]:.3f} to "
+              f"{sh['interval'][1]:.3f}), p = {sh['p']:.3g}, {sh['n_units']} units, {args.splits} splits")
+    return 0
+
+
+def _plots(out, sessions, result, truths) -> None:
+    import numpy as np
+
+    from dopa_rl.report import distributional as fig
+    from dopa_rl.report.neural import save
+
+    s0 = sessions[0]
+    n0 = s0["responses"].shape[1]
+    first = {"units": result["units"][:n0]}
+    save(fig.response_by_magnitude_figure(s0["responses"], s0["magnitudes"], first), out / "response_by_magnitude.png")
+    true_tau = true_rp = None
+    taus = [t["tau"] for t in truths]
+    if truths and len(truths) == len(sessions) and all(taus) and sum(map(len, taus)) == len(result["units"]):
+        from dopa_rl.models.distributional import expectile
+
+        true_tau = np.concatenate([np.asarray(t, float) for t in taus])
+        true_rp = np.concatenate([expectile(t["magnitudes"], np.asarray(t["tau"], float), t["probabilities"])
+                                  for t in truths])
+    save(fig.tau_vs_reversal_figure(result, true_tau, true_rp), out / "tau_vs_reversal.png")
+    tv = truths[0]["magnitudes"] if truths else None
+    tp = truths[0]["probabilities"] if truths else None
+    save(fig.decoded_distribution_figure(result, tv, tp), out / "decoded_distribution.png")

@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from dopa_rl.errors import InputError
-from dopa_rl.fit.optimize import minimize_batched
 from dopa_rl.fit.results import FitResult
 from dopa_rl.models.base import Model, Packed
 
@@ -32,19 +31,15 @@ def z_bounds(model: Model) -> tuple[np.ndarray, np.ndarray]:
     return -hi, hi
 
 
-def start_points(model: Model, n_subjects: int, restarts: int, seed: int) -> np.ndarray:
+def start_points(model: Model, subjects, restarts: int, seed: int) -> np.ndarray:
     """[S, R, k] natural-space starts: the model defaults, then uniform draws in the init ranges.
 
-    Subject s's starts depend only on ``seed`` and s, so adding subjects never changes another's fit.
+    Seeded by ``seed`` and each subject's id (an int n means ids "0" .. "n-1"), so adding, removing or
+    reordering subjects never changes another's fit (see :mod:`dopa_rl.fit.restarts`).
     """
-    spec = model.spec
-    out = np.empty((n_subjects, restarts, len(spec)))
-    for s in range(n_subjects):
-        rng = np.random.default_rng([seed, s])
-        out[s, 0] = [p.default for p in spec]
-        if restarts > 1:
-            out[s, 1:] = spec.random_starts(restarts - 1, rng)
-    return out
+    from dopa_rl.fit.restarts import start_points as sp
+
+    return sp(model, subjects, restarts, seed)
 
 
 def log_prior(model: Model, z: np.ndarray) -> np.ndarray:
@@ -115,8 +110,8 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str = "mle", resta
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    if restarts < 1:
-        raise InputError(f"--restarts must be >= 1 (got {restarts})")
+    if restarts != "auto" and (not isinstance(restarts, (int, np.integer)) or restarts < 1):
+        raise InputError(f"--restarts must be a whole number >= 1 or 'auto' (got {restarts!r})")
     source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else None
     packed = model.pack(source) if source is not None else data
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
@@ -124,44 +119,27 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str = "mle", resta
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
                          f"a fit needs at least 2 (drop them or merge sessions)")
     S, k = packed.n_subjects, len(model.spec)
-    starts = start_points(model, S, restarts, seed)
-    lane_subject = np.repeat(np.arange(S, dtype=np.int64), restarts)
-    scale = 1.0 / np.maximum(packed.n_obs[lane_subject], 1)
-    mu, sd = model.spec.prior_mean(), model.spec.prior_sd()
-
-    def fun_grad(z, lanes):
-        ll, g = model.loglik_grad_z(z, packed, lane_subject[lanes])
-        f, grad = -ll, -g
-        if method == "map":
-            d = (z - mu) / sd
-            f = f + 0.5 * np.sum(d * d, axis=1)
-            grad = grad + d / sd
-        bad = ~np.isfinite(f)
-        if bad.any():
-            f = np.where(bad, 1e300, f)
-            grad[bad] = 0.0
-        grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
-        return f * scale[lanes], grad * scale[lanes, None]
-
     from tqdm.auto import tqdm
 
+    from dopa_rl.fit.restarts import AUTO_CAP, Prior, fit_restarts
+
+    prior = Prior(model.spec.prior_mean(), model.spec.prior_sd()) if method == "map" else None
     disable = (not sys.stderr.isatty()) if progress is None else not progress
-    lo, hi = z_bounds(model)
-    with _threads(n_jobs), tqdm(total=S * restarts, desc=f"fitting {model.name}", unit="fit", disable=disable,
+    total = S * (restarts if restarts != "auto" else 10)
+    with _threads(n_jobs), tqdm(total=total, desc=f"fitting {model.name}", unit="fit", disable=disable,
                                 file=sys.stderr) as bar:
-        res = minimize_batched(fun_grad, model.spec.to_unconstrained(starts.reshape(-1, k)), lo, hi,
-                               on_converged=bar.update)
-        obj = (res.fun / scale).reshape(S, restarts)
-        best = np.argmin(np.where(np.isfinite(obj), obj, np.inf), axis=1)
-        z = res.x.reshape(S, restarts, k)[np.arange(S), best]
+        rf = fit_restarts(model, packed, restarts, seed, prior, cap=AUTO_CAP, bar=bar)
+        z = rf.z
         x = model.spec.to_natural(z)
         ll = model.loglik(x, packed, np.arange(S, dtype=np.int64))
         se = standard_errors(model, packed, z, method)
-    n_at_best = np.sum(obj <= obj[np.arange(S), best][:, None] + 1e-3, axis=1)
+    meta = {"lane_evaluations": int(rf.evaluations)}
+    if restarts == "auto":
+        meta.update(restarts="auto", restarts_per_subject={str(s): int(n) for s, n in zip(packed.subjects, rf.n_restarts)})
+    n_at_best = rf.n_at_best
     return FitResult(
         model=model, method=method, data=packed, x=x, se_=se, loglik_=ll,
         log_prior=log_prior(model, z) if method == "map" else np.zeros(S),
-        converged=res.converged.reshape(S, restarts)[np.arange(S), best] & np.isfinite(ll),
-        n_at_best=n_at_best.astype(int), restarts=restarts, source=source,
-        meta={"lane_evaluations": int(res.evaluations), "max_iterations": int(res.iterations.max())},
+        converged=rf.converged & np.isfinite(ll),
+        n_at_best=n_at_best.astype(int), restarts=int(rf.n_restarts.max(initial=0)), source=source, meta=meta,
     )

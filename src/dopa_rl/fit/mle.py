@@ -20,7 +20,7 @@ from dopa_rl.errors import InputError
 from dopa_rl.fit.results import FitResult
 from dopa_rl.models.base import Model, Packed
 
-METHODS = ("mle", "map")
+METHODS = ("mle", "map", "hier")
 Z_BOUND = 25.0          # |z| cap for bounded/positive parameters: beyond it the transform is flat
 Z_BOUND_FREE = 1e4      # identity parameters
 AT_BOUND_Z = 13.8       # |z| beyond which a bounded parameter is within ~1e-6 of its bound (exp(-13.8))
@@ -101,17 +101,26 @@ def _threads(n_jobs: int | None):
         numba.set_num_threads(old)
 
 
-def fit(model: Model, data: pd.DataFrame | Packed, *, method: str = "mle", restarts: int = 10, seed: int = 0,
-        n_jobs: int | None = None, progress: bool | None = None) -> FitResult:
+def fit(model: Model, data: pd.DataFrame | Packed, *, method: str = "mle", restarts: int | str = 10, seed: int = 0,
+        n_jobs: int | None = None, progress: bool | None = None, scheduler=None, **hier_options) -> FitResult:
     """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
 
-    ``restarts`` start points per subject (the defaults first); ``n_jobs`` threads for the likelihood
-    (default: all cores); ``progress``: a tqdm bar (None = only on a terminal).
+    ``restarts`` start points per subject (the defaults first), or ``"auto"``; ``n_jobs`` threads for the
+    likelihood (default: all cores); ``progress``: a tqdm bar (None = only on a terminal); ``scheduler``:
+    a :mod:`dopa_rl.fit.schedulers` object to spread subjects over workers.  ``method="hier"`` runs
+    :func:`dopa_rl.fit.hierarchical.fit_hierarchical` (options ``max_iter``, ``tol``, ``n_samples``).
     """
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if restarts != "auto" and (not isinstance(restarts, (int, np.integer)) or restarts < 1):
         raise InputError(f"--restarts must be a whole number >= 1 or 'auto' (got {restarts!r})")
+    if method == "hier":
+        from dopa_rl.fit.hierarchical import fit_hierarchical
+
+        return fit_hierarchical(model, data, restarts=restarts, seed=seed, n_jobs=n_jobs, progress=progress,
+                                scheduler=scheduler, **hier_options)
+    if hier_options:
+        raise InputError(f"option(s) {', '.join(hier_options)} apply to method='hier' only")
     source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else None
     packed = model.pack(source) if source is not None else data
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
@@ -121,14 +130,14 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str = "mle", resta
     S, k = packed.n_subjects, len(model.spec)
     from tqdm.auto import tqdm
 
-    from dopa_rl.fit.restarts import AUTO_CAP, Prior, fit_restarts
+    from dopa_rl.fit.restarts import AUTO_CAP, Prior, fit_restarts_on
 
     prior = Prior(model.spec.prior_mean(), model.spec.prior_sd()) if method == "map" else None
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     total = S * (restarts if restarts != "auto" else 10)
     with _threads(n_jobs), tqdm(total=total, desc=f"fitting {model.name}", unit="fit", disable=disable,
                                 file=sys.stderr) as bar:
-        rf = fit_restarts(model, packed, restarts, seed, prior, cap=AUTO_CAP, bar=bar)
+        rf = fit_restarts_on(scheduler, model, packed, restarts, seed, prior, cap=AUTO_CAP, bar=bar)
         z = rf.z
         x = model.spec.to_natural(z)
         ll = model.loglik(x, packed, np.arange(S, dtype=np.int64))

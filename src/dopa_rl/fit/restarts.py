@@ -226,3 +226,35 @@ def _polish(model, data, prior, best_z, best_obj, best_conv) -> int:
                                       gtol=POLISH_GTOL)
     _accept(z, obj, conv, best_z, best_obj, best_conv, np.tile(np.arange(S), 2), strict=False)
     return ev
+
+
+def _chunk_job(job):
+    model, data, restarts, seed, prior, warm, cap = job
+    return fit_restarts(model, data, restarts, seed, prior, cap=cap, warm=warm)
+
+
+def fit_restarts_on(scheduler, model: Model, data: Packed, restarts, seed: int, prior: Prior | None = None, *,
+                    cap: int = AUTO_CAP, warm: np.ndarray | None = None, bar=None) -> RestartFit:
+    """:func:`fit_restarts` with the subjects split over ``scheduler``'s workers (None or serial: in process).
+
+    A subject's result does not depend on the chunk it is in, so this equals the serial run."""
+    if scheduler is None or scheduler.n_workers <= 1 and scheduler.name == "local":
+        return fit_restarts(model, data, restarts, seed, prior, cap=cap, warm=warm, bar=bar)
+    from dopa_rl.fit.schedulers import chunks, subset_packed
+
+    parts = chunks(data.n_subjects, scheduler.n_workers)
+    jobs = [(model, subset_packed(data, idx), restarts, seed, _subset_prior(prior, idx),
+             None if warm is None else np.asarray(warm)[idx], cap) for idx in parts]
+    out = scheduler.map(_chunk_job, jobs)
+    if bar is not None:
+        bar.update(int(sum(r.n_restarts.sum() for r in out)))
+    cat = lambda name: np.concatenate([getattr(r, name) for r in out])
+    return RestartFit(cat("z"), cat("objective"), cat("converged"), cat("n_at_best"), cat("n_restarts"),
+                      int(sum(r.evaluations for r in out)))
+
+
+def _subset_prior(prior: Prior | None, idx) -> Prior | None:
+    if prior is None:
+        return None
+    pick = lambda a: np.asarray(a)[idx] if np.ndim(a) == 2 else a
+    return Prior(pick(prior.mean), pick(prior.sd))

@@ -22,6 +22,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("models", "models", "list the models and their parameters"),
     ("simulate", "simulate", "simulate behavior (CSV) or whole sessions (NWB) from a task and model"),
     ("fit", "fit", "fit a model to behavior (CSV/TSV or NWB)"),
+    ("compare", "compare", "compare models on the same behavior (BIC, iBIC, CV, random-effects selection)"),
+    ("recover-params", "recover_params", "parameter or model recovery on simulated populations"),
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
     ("ports", "ports", "list serial ports with their USB serial numbers"),
 ]

@@ -157,3 +157,139 @@ def _factorize(values: np.ndarray):
 
     codes, uniq = pd.factorize(pd.Series(values).astype(str))
     return codes, uniq
+
+
+# --------------------------------------------------------------------------- fitting several models
+def block_sessions(df, k: int):
+    """``(df with a 'fold' column, kind)``: each subject's trials assigned to ``k`` folds (sessions when it has
+    at least ``k``, else contiguous blocks of each session; a block then becomes a session of its own, so the
+    model's values restart at each block both in training and in the test)."""
+    import pandas as pd
+
+    df = df.reset_index(drop=True).copy()
+    if "session" not in df.columns:
+        df["session"] = "1"
+    df["fold"] = -1
+    kinds = set()
+    for subj, rows in df.groupby(df["subject"].astype(str), sort=False).groups.items():
+        rows = np.asarray(rows)
+        sub = df.loc[rows]
+        if "trial" in sub.columns:
+            order = np.lexsort([sub["trial"].to_numpy(), pd.factorize(sub["session"].astype(str))[0]])
+            rows = rows[order]
+        kind, fold = fold_labels(df.loc[rows, "session"].to_numpy(), None, k)
+        kinds.add(kind)
+        df.loc[rows, "fold"] = fold
+        if kind == "blocks":
+            df.loc[rows, "session"] = df.loc[rows, "session"].astype(str) + "#block" + fold.astype(str)
+    return df, ("sessions" if kinds == {"sessions"} else "blocks" if kinds == {"blocks"} else "mixed")
+
+
+def cross_validated_loglik(model, df, k: int = 5, *, method: str = "mle", restarts=5, seed: int = 0,
+                           scheduler=None) -> tuple[np.ndarray, str]:
+    """Held-out log-likelihood per subject [S] summed over ``k`` folds (see :func:`block_sessions`): each fold
+    fits every subject on the other folds (all subjects in one batch) and scores the held-out trials."""
+    from dopa_rl.fit.mle import fit
+
+    if k < 2:
+        raise InputError(f"cross-validation needs at least 2 folds (got {k})")
+    data, kind = block_sessions(df, k)
+    subjects = list(dict.fromkeys(data["subject"].astype(str)))
+    total = np.zeros(len(subjects))
+    for f in range(k):
+        train, test = data[data["fold"] != f], data[data["fold"] == f]
+        res = fit(model, train.drop(columns="fold"), method=method, restarts=restarts, seed=seed, progress=False,
+                  scheduler=scheduler)
+        packed = model.pack(test.drop(columns="fold"))
+        pos = {s: i for i, s in enumerate(res.data.subjects)}
+        idx = np.array([pos[s] for s in packed.subjects])
+        ll = model.loglik(res.x[idx], packed, np.arange(packed.n_subjects, dtype=np.int64))
+        where = {s: i for i, s in enumerate(subjects)}
+        for s, v in zip(packed.subjects, ll):
+            total[where[s]] += v
+    return total, kind
+
+
+@dataclass
+class Comparison:
+    """Several models fitted to the same subjects: per-subject evidence, totals and random-effects selection."""
+
+    models: list[str]
+    subjects: list[str]
+    method: str
+    fits: list                   # FitResult (or HierarchicalResult) per model
+    log_evidence: np.ndarray     # [S, K] -BIC/2 (mle) or log p(y_s | population) (hier)
+    bms: BMSResult
+    cv_loglik: np.ndarray | None = None   # [S, K]
+    cv_kind: str | None = None
+
+    def table(self):
+        import pandas as pd
+
+        rows = []
+        for j, (name, r) in enumerate(zip(self.models, self.fits)):
+            row = {"model": name, "k": r.n_params, "loglik": float(r.loglik_.sum()), "aic": float(r.aic.sum()),
+                   "bic": float(r.bic.sum())}
+            if self.method == "hier":
+                row["ibic"] = float(r.ibic)
+            if self.cv_loglik is not None:
+                row["cv_loglik"] = float(self.cv_loglik[:, j].sum())
+            row.update(best_subjects=int(np.sum(np.argmax(self.log_evidence, axis=1) == j)),
+                       frequency=float(self.bms.expected_r[j]), xp=float(self.bms.xp[j]), pxp=float(self.bms.pxp[j]))
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("model")
+
+    def summary(self) -> str:
+        import pandas as pd
+
+        with pd.option_context("display.width", 200, "display.max_columns", 30):
+            table = self.table().to_string(float_format=lambda v: f"{v:.4g}")
+        evidence = "-BIC/2" if self.method == "mle" else "log p(y | population), sampled"
+        lines = [f"Subjects: {len(self.subjects)}    Method: {self.method}    Evidence: {evidence}", table,
+                 f"Bayesian omnibus risk: {self.bms.bor:.3g}    best by protected exceedance: "
+                 f"{self.models[int(np.argmax(self.bms.pxp))]}"]
+        if self.cv_kind:
+            lines.append(f"Cross-validated log-likelihood: folds over {self.cv_kind}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        table = self.table()
+        out = {"method": self.method, "models": self.models, "subjects": self.subjects,
+               "totals": {m: {k: (float(v) if np.isfinite(v) else None) for k, v in row.items()}
+                          for m, row in table.to_dict(orient="index").items()},
+               "rfx": self.bms.to_dict(),
+               "log_evidence": {s: dict(zip(self.models, map(float, row))) for s, row in zip(self.subjects, self.log_evidence)},
+               "posterior_model": {s: dict(zip(self.models, map(float, row))) for s, row in zip(self.subjects, self.bms.g)}}
+        if self.cv_loglik is not None:
+            out["cv"] = {"folds_over": self.cv_kind,
+                         "loglik": {s: dict(zip(self.models, map(float, row))) for s, row in zip(self.subjects, self.cv_loglik)}}
+        return out
+
+
+def compare_models(models: list, df, *, method: str = "mle", restarts=10, seed: int = 0, cv_folds: int | None = None,
+                   scheduler=None, progress: bool | None = None, **hier_options) -> Comparison:
+    """Fit every model in ``models`` (Model objects) to ``df`` and compare them (see :class:`Comparison`)."""
+    from dopa_rl.fit.mle import fit
+
+    if len(models) < 2:
+        raise InputError("model comparison needs at least 2 models")
+    if method not in ("mle", "hier"):
+        raise InputError(f"comparison method {method!r}: use mle or hier")
+    fits = [fit(m, df, method=method, restarts=restarts, seed=seed, progress=progress, scheduler=scheduler,
+                **hier_options) for m in models]
+    subjects = list(fits[0].subjects)
+    for r in fits[1:]:
+        if list(r.subjects) != subjects:
+            raise InputError("models were fitted to different subjects (a model dropped some rows?)")
+    if method == "mle":
+        lme = np.stack([-0.5 * r.bic.to_numpy() for r in fits], axis=1)
+    else:
+        lme = np.stack([r.log_evidence for r in fits], axis=1)
+    names = [m.name for m in models]
+    result = Comparison(names, subjects, method, fits, lme, bms(lme, names))
+    if cv_folds:
+        cols = [cross_validated_loglik(m, df, cv_folds, method="mle" if method == "mle" else "map",
+                                       restarts=restarts, seed=seed, scheduler=scheduler) for m in models]
+        result.cv_loglik = np.stack([c[0] for c in cols], axis=1)
+        result.cv_kind = cols[0][1]
+    return result

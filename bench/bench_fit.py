@@ -162,7 +162,7 @@ def main() -> None:
     ours_sec = time.perf_counter() - t0
     ours_rate = args.subjects * args.restarts / ours_sec
 
-    ll_true = model.loglik(truth[["alpha", "beta"]].to_numpy(), result.data, np.arange(args.subjects))
+    ll_true = model.loglik(truth[["alpha", "beta"]].to_numpy(), model.pack(df), np.arange(args.subjects))
     r_alpha = np.corrcoef(truth["alpha"], result.params["alpha"])[0, 1]
     r_beta = np.corrcoef(np.log(truth["beta"]), np.log(result.params["beta"]))[0, 1]
 

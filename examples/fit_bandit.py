@@ -36,7 +36,7 @@ for name, res in fits.items():
 best = min(fits, key=lambda n: fits[n].bic.sum())
 print(f"preferred by BIC: {best}")
 
-pe = fits[best].prediction_errors()
+pe = fits[best].prediction_errors(data)
 one = pe[pe.subject == pe.subject.iloc[0]]
 fig, ax = plt.subplots(figsize=(9, 3))
 ax.plot(one["trial"], one["p_choice_1"], label="fitted P(choose 1)")

@@ -96,7 +96,7 @@ def test_gradient_matches_finite_differences(model):
 def test_fit_never_below_truth(model):
     df, truth = simulate_subjects(model, n_subjects=3, n_trials=250, seed=3)
     result = fit(model, df, restarts=4)
-    ll_true = model.loglik(truth, result.data, np.arange(3))
+    ll_true = model.loglik(truth, model.pack(df), np.arange(3))
     assert np.all(result.loglik_ >= ll_true - 1e-6)
     assert result.params.shape == (3, len(model.spec))
     assert np.isfinite(result.aic).all() and np.isfinite(result.bic).all()

@@ -69,8 +69,9 @@ def test_sampled_evidence_matches_laplace_for_a_point_population(short_sessions)
     m, df, truth, mle, hier = short_sessions
     # a population of (almost) one point: the marginal likelihood is the likelihood at that point
     mu = m.spec.to_unconstrained(np.array([0.4, 4.0]))
-    ev = sampled_log_evidence(m, hier.data, mu, np.full(2, 1e-6), 20, np.random.default_rng(0))
-    ll = m.loglik(np.tile([0.4, 4.0], (hier.data.n_subjects, 1)), hier.data, np.arange(hier.data.n_subjects))
+    data = m.pack(df)
+    ev = sampled_log_evidence(m, data, mu, np.full(2, 1e-6), 20, np.random.default_rng(0))
+    ll = m.loglik(np.tile([0.4, 4.0], (data.n_subjects, 1)), data, np.arange(data.n_subjects))
     assert np.allclose(ev, ll, atol=1e-4)
 
 

@@ -86,7 +86,7 @@ def run(args) -> int:
     # every output is rendered before the first is written, so a failure leaves none of them behind; files
     # before the printed table, so a closed stdout (`| head`) cannot cost them
     outputs = [(args.json, lambda: result.to_json() + "\n"), (args.csv, lambda: result.to_frame().to_csv()),
-               (args.prediction_errors, lambda: result.prediction_errors().to_csv(index=False))]
+               (args.prediction_errors, lambda: result.prediction_errors(df).to_csv(index=False))]
     texts = [(path, render()) for path, render in outputs if path]
     for path, text in texts:
         atomic_write_text(path, text)

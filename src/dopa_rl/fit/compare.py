@@ -201,7 +201,7 @@ def cross_validated_loglik(model, df, k: int = 5, *, method: str = "mle", restar
         res = fit(model, train.drop(columns="fold"), method=method, restarts=restarts, seed=seed, progress=False,
                   scheduler=scheduler)
         packed = model.pack(test.drop(columns="fold"))
-        pos = {s: i for i, s in enumerate(res.data.subjects)}
+        pos = {s: i for i, s in enumerate(res.subjects)}
         idx = np.array([pos[s] for s in packed.subjects])
         ll = model.loglik(res.x[idx], packed, np.arange(packed.n_subjects, dtype=np.int64))
         where = {s: i for i, s in enumerate(subjects)}

@@ -26,7 +26,8 @@ import pandas as pd
 from scipy import special
 
 from dopa_rl.errors import InputError
-from dopa_rl.fit.restarts import Prior, fit_restarts_on
+from dopa_rl.fit.priors import Prior
+from dopa_rl.fit.restarts import fit_restarts_on
 from dopa_rl.fit.results import FitResult, _number
 from dopa_rl.models.base import Model, Packed
 
@@ -51,6 +52,8 @@ class HierarchicalResult(FitResult):
     def population(self) -> pd.DataFrame:
         """One row per parameter: population mean and sd in unconstrained space, the mean's SE, and the
         population median and central 95% range in natural units."""
+        if self.model is None:
+            raise InputError(f"model {self.model_name!r} is not registered here; its transforms are unknown")
         spec = self.model.spec
         lo = spec.to_natural(self.pop_mean - 1.96 * self.pop_sd)
         hi = spec.to_natural(self.pop_mean + 1.96 * self.pop_sd)
@@ -69,7 +72,7 @@ class HierarchicalResult(FitResult):
 
     def to_dict(self) -> dict:
         out = super().to_dict()
-        names = self.model.param_names
+        names = list(self.param_names)
         out["population"] = {
             "space": "unconstrained",
             "transform": {p.name: p.transform for p in self.model.spec},
@@ -161,8 +164,7 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
 
     if max_iter < 1:
         raise InputError(f"max_iter must be >= 1 (got {max_iter})")
-    source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else None
-    packed = model.pack(source) if source is not None else data
+    packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
     S, k = packed.n_subjects, len(model.spec)
     if S < 2:
         raise InputError(f"hierarchical fitting needs at least 2 subjects (got {S}); use --method map for one")
@@ -171,13 +173,14 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
                          f"a fit needs at least 2 (drop them or merge sessions)")
     mu, sd = model.spec.prior_mean().astype(float), model.spec.prior_sd().astype(float)
+    names = tuple(model.spec.names)
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     history, warm, prev_ev, converged = [], None, None, False
     subjects_all = np.arange(S, dtype=np.int64)
     with _threads(n_jobs), tqdm(total=max_iter, desc=f"EM {model.name}", unit="it", disable=disable,
                                 file=sys.stderr) as bar:
         for it in range(1, max_iter + 1):
-            rf = fit_restarts_on(scheduler, model, packed, restarts if it == 1 else 1, seed, Prior(mu, sd), warm=warm)
+            rf = fit_restarts_on(scheduler, model, packed, restarts if it == 1 else 1, seed, Prior(names, mu, sd), warm=warm)
             z = rf.z
             if it == 1:
                 agree = rf.n_at_best
@@ -196,7 +199,7 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
                 converged = True
                 break
         # final subject step under the final population, with its Laplace errors
-        rf = fit_restarts_on(scheduler, model, packed, 1, seed, Prior(mu, sd), warm=warm)
+        rf = fit_restarts_on(scheduler, model, packed, 1, seed, Prior(names, mu, sd), warm=warm)
         z = rf.z
         x = model.spec.to_natural(z)
         ll = model.loglik(x, packed, subjects_all)
@@ -204,13 +207,15 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
         cov = posterior_covariance(h_ll, sd)
         se = np.sqrt(np.clip(np.einsum("sii->si", cov), 0, None)) * np.abs(model.spec.jacobian_diag(z))
         log_ev = sampled_log_evidence(model, packed, mu, sd, n_samples, np.random.default_rng([int(seed), 1]))
-    d = (z - mu) / sd
-    log_prior = -0.5 * np.sum(d * d, axis=1) - np.sum(np.log(sd * np.sqrt(2 * np.pi)))
     n_total = float(np.sum(packed.n_obs))
     ibic = float(-2 * np.sum(log_ev) + 2 * k * np.log(n_total))
-    return HierarchicalResult(
-        model=model, method="hier", data=packed, x=x, se_=se, loglik_=ll, log_prior=log_prior,
-        converged=rf.converged & np.isfinite(ll), n_at_best=agree, restarts=int(restarts) if restarts != "auto" else 0,
-        source=source, meta={"lane_evaluations": int(rf.evaluations)},
+    from dopa_rl.fit.mle import make_result
+
+    rf.n_at_best = agree  # agreement of the restarts of the first subject step (the later ones are warm starts)
+    result = make_result(
+        model, "hier", packed, z, x, se, ll, rf, restarts, seed, Prior(names, mu, sd), cls=HierarchicalResult,
         pop_mean=mu, pop_sd=sd, pop_mean_se=mean_standard_error(h_ll, sd), ibic=ibic, log_evidence=log_ev,
         em_iterations=len(history), em_converged=converged, em_history=history)
+    if restarts != "auto":
+        result.restarts = int(restarts)
+    return result

@@ -35,7 +35,9 @@ def minimize_batched(fun_grad: FunGrad, x0: np.ndarray, lower: np.ndarray, upper
                      on_converged: Callable[[int], None] | None = None) -> BatchResult:
     """Minimise ``L`` independent functions; ``fun_grad(x[n, k], lanes[n]) -> (f[n], g[n, k])``.
 
-    ``gtol``: largest absolute projected-gradient component at convergence; ``ftol``: relative decrease
+    A lane whose value or gradient is not finite at its start stops there, not converged; trial points with
+    a non-finite value or gradient are rejected by the line search.  ``gtol``: largest absolute
+    projected-gradient component at convergence; ``ftol``: relative decrease
     below which a lane stops after two such iterations in a row (it counts as converged only if its
     projected gradient is then within ``100 * gtol``, as for a lane whose line search fails); ``max_step``: the
     largest move of any coordinate in one iteration.  ``on_converged(n)`` is called as lanes finish.
@@ -45,11 +47,14 @@ def minimize_batched(fun_grad: FunGrad, x0: np.ndarray, lower: np.ndarray, upper
     eye = np.eye(k)
     all_lanes = np.arange(L)
     f, g = fun_grad(x, all_lanes)
+    f, g = np.array(f, dtype=float), np.array(g, dtype=float)
     evals = L
+    # a lane whose start has no finite value or gradient cannot move: it stops at once, never converged
+    usable = np.isfinite(f) & np.isfinite(g).all(axis=1)
     H = np.repeat(eye[None], L, axis=0)
     # first step: a gradient step no longer than 1 in any coordinate
-    H /= np.maximum(1.0, np.abs(g).max(axis=1))[:, None, None]
-    active = np.ones(L, dtype=bool)
+    H /= np.maximum(1.0, np.abs(np.where(usable[:, None], g, 1.0)).max(axis=1))[:, None, None]
+    active = usable.copy()
     converged = np.zeros(L, dtype=bool)
     small = np.zeros(L, dtype=int)
     iters = np.zeros(L, dtype=int)
@@ -60,11 +65,11 @@ def minimize_batched(fun_grad: FunGrad, x0: np.ndarray, lower: np.ndarray, upper
         pg[(xx >= upper) & (gg < 0)] = 0.0
         return pg
 
-    done = np.abs(projected(x, g)).max(axis=1) <= gtol
+    done = usable & (np.abs(projected(x, g)).max(axis=1) <= gtol)
     converged |= done
     active &= ~done
-    if on_converged and done.any():
-        on_converged(int(done.sum()))
+    if on_converged and (L - active.sum()):
+        on_converged(int(L - active.sum()))
 
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
@@ -90,7 +95,7 @@ def minimize_batched(fun_grad: FunGrad, x0: np.ndarray, lower: np.ndarray, upper
             ft, gt = fun_grad(xt, lanes)
             evals += lanes.size
             armijo = ft <= f[lanes] + 1e-4 * np.einsum("li,li->l", g[lanes], xt - x[lanes])
-            ok = armijo & np.isfinite(ft)
+            ok = armijo & np.isfinite(ft) & np.isfinite(gt).all(axis=1)
             acc = pending[ok]
             x_new[acc], f_new[acc], g_new[acc] = xt[ok], ft[ok], gt[ok]
             moved[acc] = True

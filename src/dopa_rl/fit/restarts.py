@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dopa_rl.fit.optimize import minimize_batched
+from dopa_rl.fit.priors import Prior
 from dopa_rl.models.base import Model, Packed
 
 AGREE_TOL = 1e-3      # restarts within this much log-likelihood (or log posterior) of the best agree
@@ -52,57 +53,43 @@ def start_points(model: Model, subjects, restarts: int, seed: int) -> np.ndarray
         np.empty((0, restarts, len(model.spec)))
 
 
-@dataclass
-class Prior:
-    """Normal prior in unconstrained space: ``mean``/``sd`` of shape [k] or [S, k] (one row per subject)."""
-
-    mean: np.ndarray
-    sd: np.ndarray
-
-    def rows(self, lane_subject: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        mu = np.broadcast_to(np.asarray(self.mean, float), (k,)) if np.ndim(self.mean) <= 1 else np.asarray(self.mean)[lane_subject]
-        sd = np.broadcast_to(np.asarray(self.sd, float), (k,)) if np.ndim(self.sd) <= 1 else np.asarray(self.sd)[lane_subject]
-        return np.atleast_2d(mu), np.atleast_2d(sd)
-
-
 def z_bounds(model: Model) -> tuple[np.ndarray, np.ndarray]:
     from dopa_rl.fit.mle import z_bounds as zb
 
     return zb(model)
 
 
+def finite_starts(*args, **kwargs):
+    from dopa_rl.fit.mle import finite_starts as fs
+
+    return fs(*args, **kwargs)
+
+
 def minimize_lanes(model: Model, data: Packed, z0: np.ndarray, lane_subject: np.ndarray, prior: Prior | None = None,
                    *, gtol: float = 1e-6, on_converged=None):
     """Minimise ``-loglik - log prior`` for every lane (start ``z0[i]`` on subject ``lane_subject[i]``).
 
-    Returns ``(z [L, k], objective [L] (unscaled; the prior without its constant), converged [L], evaluations)``.
+    Returns ``(z [L, k], objective [L] (unscaled), converged [L], evaluations)``.  A non-finite value is
+    +inf (the line search rejects it); a non-finite gradient makes the point unusable (never read as 0).
     """
     lane_subject = np.asarray(lane_subject, dtype=np.int64)
     k = len(model.spec)
+    if lane_subject.size == 0:
+        return np.empty((0, k)), np.empty(0), np.zeros(0, bool), 0
     scale = 1.0 / np.maximum(data.n_obs[lane_subject], 1)
-    if prior is not None:
-        mu_all, sd_all = prior.rows(lane_subject, k)
-        mu_all = np.broadcast_to(mu_all, (lane_subject.size, k))
-        sd_all = np.broadcast_to(sd_all, (lane_subject.size, k))
 
     def fun_grad(z, lanes):
-        ll, g = model.loglik_grad_z(z, data, lane_subject[lanes])
+        subj = lane_subject[lanes]
+        ll, g = model.loglik_grad_z(z, data, subj)
         f, grad = -ll, -g
         if prior is not None:
-            d = (z - mu_all[lanes]) / sd_all[lanes]
-            f = f + 0.5 * np.sum(d * d, axis=1)
-            grad = grad + d / sd_all[lanes]
-        bad = ~np.isfinite(f)
-        if bad.any():
-            f = np.where(bad, 1e300, f)
-            grad[bad] = 0.0
-        grad = np.nan_to_num(grad, nan=0.0, posinf=0.0, neginf=0.0)
+            f = f - prior.logpdf(z, subj)
+            grad = grad - prior.grad(z, subj)
+        f = np.where(np.isfinite(f), f, np.inf)
         return f * scale[lanes], grad * scale[lanes, None]
 
     lo, hi = z_bounds(model)
-    if lane_subject.size == 0:
-        return np.empty((0, k)), np.empty(0), np.zeros(0, bool), 0
-    res = minimize_batched(fun_grad, z0, lo, hi, gtol=gtol, on_converged=on_converged)
+    res = minimize_batched(fun_grad, np.clip(z0, lo, hi), lo, hi, gtol=gtol, on_converged=on_converged)
     return res.x, res.fun / scale, res.converged, int(res.evaluations)
 
 
@@ -114,6 +101,7 @@ class RestartFit:
     n_at_best: np.ndarray    # [S] restarts within AGREE_TOL of the best
     n_restarts: np.ndarray   # [S] restarts run
     evaluations: int
+    redrawn: int = 0         # starts whose likelihood was not finite and were redrawn
 
 
 def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior | None = None, *,
@@ -130,7 +118,7 @@ def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior |
     best_conv = np.zeros(S, bool)
     objs: list[list[float]] = [[] for _ in range(S)]
     done = np.zeros(S, dtype=np.int64)
-    evals = 0
+    evals = redrawn = 0
     todo = np.arange(S)
     count = first
     extra_warm = warm is not None
@@ -138,6 +126,11 @@ def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior |
         starts = [subject_starts(model, data.subjects[s], seed, int(done[s]), count) for s in todo]
         z0 = model.spec.to_unconstrained(np.concatenate(starts))
         lanes = np.repeat(todo, count)
+        index = (done[todo][:, None] + np.arange(count)[None, :]).ravel()
+        centre = prior.rows(lanes)[0] if prior is not None else model.spec.prior_mean()
+        z0, moved = finite_starts(model, data, np.clip(z0, *z_bounds(model)), lanes, seed, centre,
+                                  restart_index=index)
+        redrawn += moved
         if extra_warm:
             z0 = np.concatenate([z0, np.asarray(warm)[todo]])
             lanes = np.concatenate([lanes, todo])
@@ -161,7 +154,7 @@ def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior |
         evals += _probe_bounds(model, data, prior, best_z, best_obj, best_conv, objs)
     evals += _polish(model, data, prior, best_z, best_obj, best_conv)
     n_at_best = np.array([np.sum(np.asarray(objs[s]) <= best_obj[s] + AGREE_TOL) for s in range(S)], dtype=int)
-    return RestartFit(best_z, best_obj, best_conv, n_at_best, done.copy(), evals)
+    return RestartFit(best_z, best_obj, best_conv, n_at_best, done.copy(), evals, redrawn)
 
 
 def _accept(z, obj, conv, best_z, best_obj, best_conv, subj, strict: bool = True) -> np.ndarray:
@@ -250,11 +243,11 @@ def fit_restarts_on(scheduler, model: Model, data: Packed, restarts, seed: int, 
         bar.update(int(sum(r.n_restarts.sum() for r in out)))
     cat = lambda name: np.concatenate([getattr(r, name) for r in out])
     return RestartFit(cat("z"), cat("objective"), cat("converged"), cat("n_at_best"), cat("n_restarts"),
-                      int(sum(r.evaluations for r in out)))
+                      int(sum(r.evaluations for r in out)), int(sum(r.redrawn for r in out)))
 
 
 def _subset_prior(prior: Prior | None, idx) -> Prior | None:
-    if prior is None:
-        return None
-    pick = lambda a: np.asarray(a)[idx] if np.ndim(a) == 2 else a
-    return Prior(pick(prior.mean), pick(prior.sd))
+    if prior is None or prior.n_subjects() is None:
+        return prior
+    pick = lambda a: a[idx] if a.ndim == 2 else a
+    return Prior(prior.names, pick(prior.mean), pick(prior.sd), prior.family)

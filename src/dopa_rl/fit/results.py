@@ -1,19 +1,96 @@
-"""Fit results in the statsmodels manner: tables per subject, information criteria, JSON, trajectories."""
+"""Fit results in the statsmodels manner: tables per subject, information criteria, JSON, trajectories.
+
+A :class:`FitResult` keeps parameters, statistics and provenance (model and its options, method, prior,
+a fingerprint of the data, package versions), never the data: :meth:`FitResult.prediction_errors` takes
+the data again and checks its fingerprint.  ``to_json()`` and ``FitResult.from_json()`` round-trip.
+"""
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
+import os
+import platform
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from dopa_rl.errors import InputError
+from dopa_rl.fit.priors import Prior
 from dopa_rl.models.base import Model, Packed
+
+SCHEMA = "dopa_rl.fit/1"
 
 
 def _number(v) -> float | None:
     """A float for JSON, or None where it is not finite (a failed fit's -inf log-likelihood, a NaN SE)."""
     return float(v) if np.isfinite(v) else None
+
+
+def _float(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def data_fingerprint(data: Packed) -> str:
+    """A short SHA-256 of what a model sees of the data (subjects, trial counts, session starts, rewards and
+    the model's own arrays): equal for the same data however the table was ordered or typed."""
+    h = hashlib.sha256()
+    h.update("\x1f".join(map(str, data.subjects)).encode())
+    for arr in (data.n_trials, data.resets, data.rewards, data.n_obs):
+        a = np.ascontiguousarray(arr)
+        h.update(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    for key in sorted(data.extra):
+        v = data.extra[key]
+        h.update(key.encode())
+        if isinstance(v, np.ndarray):
+            a = np.ascontiguousarray(v)
+            h.update(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+        else:
+            h.update(repr(v).encode())
+    return "sha256:" + h.hexdigest()[:20]
+
+
+def versions() -> dict[str, str]:
+    import numba
+    import scipy
+
+    from dopa_rl import __version__
+
+    return {"dopa_rl": __version__, "python": platform.python_version(), "numpy": np.__version__,
+            "scipy": scipy.__version__, "pandas": pd.__version__, "numba": numba.__version__}
+
+
+def model_options(model: Model) -> dict[str, Any]:
+    """The ``get_model(name, **options)`` options that rebuild ``model`` (JSON-able)."""
+    out: dict[str, Any] = {}
+    if getattr(model, "q0", 0.0):
+        out["q0"] = float(model.q0)
+    if getattr(model, "n_options", None) is not None:
+        out["n_options"] = int(model.n_options)
+    if getattr(model, "carry_over", False):
+        out["carry_over"] = True
+    timing = getattr(model, "timing", None)
+    if timing is not None and dataclasses.is_dataclass(timing):
+        default = type(timing)()
+        if timing != default:
+            out["timing"] = dataclasses.asdict(timing)
+    for k, v in (getattr(model, "rep_options", None) or {}).items():
+        out[k] = v
+    return out
+
+
+def rebuild_model(name: str, options: dict[str, Any]) -> Model:
+    from dopa_rl.models import get_model
+
+    opts = dict(options)
+    if isinstance(opts.get("timing"), dict):
+        from dopa_rl.models.tasks import TrialTiming
+
+        opts["timing"] = TrialTiming(**opts["timing"])
+    return get_model(name, **opts)
 
 
 @dataclass
@@ -22,12 +99,14 @@ class FitResult:
 
     Arrays are indexed by subject in the order of ``subjects``; parameters are in natural space.
     ``loglik`` is the natural-log likelihood of every observation of the subject (not the posterior,
-    even for MAP fits; the log prior at the optimum is in ``log_prior``).
+    even for MAP fits; the log prior at the optimum is in ``log_prior``).  ``at_bound`` [S, k] marks
+    parameters that ended at a bound (their standard errors are NaN).
     """
 
-    model: Model
+    model: Model | None
     method: str
-    data: Packed
+    subjects: list[str]
+    param_names: list[str]
     x: np.ndarray                  # [S, k] fitted parameters
     se_: np.ndarray                # [S, k] standard errors (NaN where the Hessian is not usable)
     loglik_: np.ndarray            # [S]
@@ -35,51 +114,66 @@ class FitResult:
     converged: np.ndarray          # [S] bool
     n_at_best: np.ndarray          # [S] restarts that reached the best value (within 1e-3)
     restarts: int
-    source: pd.DataFrame | None = None
+    n_trials_: np.ndarray          # [S]
+    n_obs_: np.ndarray             # [S] observations in the likelihood (for BIC)
+    at_bound: np.ndarray           # [S, k] bool
+    model_name: str = ""
+    prior: Prior | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.model_name and self.model is not None:
+            self.model_name = self.model.name
 
     # -- tables -------------------------------------------------------------------------------------
     @property
-    def subjects(self) -> list[str]:
-        return list(self.data.subjects)
+    def _index(self) -> pd.Index:
+        return pd.Index(list(self.subjects), name="subject")
 
     @property
     def n_params(self) -> int:
-        return len(self.model.spec)
+        return len(self.param_names)
 
     @property
     def params(self) -> pd.DataFrame:
-        return pd.DataFrame(self.x, index=pd.Index(self.subjects, name="subject"), columns=self.model.param_names)
+        return pd.DataFrame(self.x, index=self._index, columns=list(self.param_names))
 
     @property
     def se(self) -> pd.DataFrame:
-        return pd.DataFrame(self.se_, index=pd.Index(self.subjects, name="subject"), columns=self.model.param_names)
+        return pd.DataFrame(self.se_, index=self._index, columns=list(self.param_names))
 
     @property
     def loglik(self) -> pd.Series:
-        return pd.Series(self.loglik_, index=pd.Index(self.subjects, name="subject"), name="loglik")
+        return pd.Series(self.loglik_, index=self._index, name="loglik")
 
     @property
     def n_obs(self) -> pd.Series:
-        return pd.Series(self.data.n_obs, index=pd.Index(self.subjects, name="subject"), name="n_obs")
+        return pd.Series(self.n_obs_, index=self._index, name="n_obs")
 
     @property
     def n_trials(self) -> pd.Series:
-        return pd.Series(self.data.n_trials, index=pd.Index(self.subjects, name="subject"), name="n_trials")
+        return pd.Series(self.n_trials_, index=self._index, name="n_trials")
 
     @property
     def aic(self) -> pd.Series:
-        return pd.Series(2 * self.n_params - 2 * self.loglik_, index=self.loglik.index, name="aic")
+        return pd.Series(2 * self.n_params - 2 * self.loglik_, index=self._index, name="aic")
 
     @property
     def bic(self) -> pd.Series:
-        n = np.maximum(self.data.n_obs, 1)
-        return pd.Series(self.n_params * np.log(n) - 2 * self.loglik_, index=self.loglik.index, name="bic")
+        n = np.maximum(self.n_obs_, 1)
+        return pd.Series(self.n_params * np.log(n) - 2 * self.loglik_, index=self._index, name="bic")
+
+    def bound_labels(self) -> pd.Series:
+        """Per subject, the parameters at a bound ("" when none)."""
+        return pd.Series([",".join(n for n, b in zip(self.param_names, row) if b) for row in self.at_bound],
+                         index=self._index, name="at_bound")
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per subject: parameters, their standard errors (``se_<name>``), fit statistics."""
+        """One row per subject: parameters, their standard errors (``se_<name>``), fit statistics, and
+        ``at_bound`` naming the parameters that ended at a bound (NaN standard errors)."""
         df = self.params.copy()
-        for name in self.model.param_names:
+        for name in self.param_names:
             df[f"se_{name}"] = self.se[name]
         df["n_trials"] = self.n_trials
         df["loglik"] = self.loglik
@@ -87,20 +181,31 @@ class FitResult:
         df["bic"] = self.bic
         df["converged"] = self.converged
         df["restarts_at_best"] = self.n_at_best
+        df["at_bound"] = self.bound_labels()
         return df
 
     def summary(self) -> str:
         """A plain-text report: the per-subject table and the totals."""
         frame = self.to_frame()
-        cols = self.model.param_names + ["n_trials", "loglik", "aic", "bic"]
+        flagged = frame["at_bound"] != ""
+        shown = frame[list(self.param_names) + ["n_trials", "loglik", "aic", "bic"]].copy()
+        if flagged.any():
+            for j, name in enumerate(self.param_names):
+                mark = self.at_bound[:, j]
+                if mark.any():  # "50*": the value sits at a bound of the parameter
+                    shown[name] = [f"{v:.4g}*" if b else f"{v:.4g}" for v, b in zip(frame[name], mark)]
         with pd.option_context("display.width", 200, "display.max_columns", 50, "display.max_rows", 200):
-            table = frame[cols].to_string(float_format=lambda v: f"{v:.4g}")
+            table = shown.to_string(float_format=lambda v: f"{v:.4g}")
         lines = [
-            f"Model: {self.model.name}    Method: {self.method}    Subjects: {len(self.subjects)}    "
+            f"Model: {self.model_name}    Method: {self.method}    Subjects: {len(self.subjects)}    "
             f"Restarts: {self.restarts}",
             table,
             f"Total: loglik {self.loglik_.sum():.2f}   AIC {self.aic.sum():.2f}   BIC {self.bic.sum():.2f}",
         ]
+        if flagged.any():
+            lines.append(f"* at a bound (standard error NaN) for {int(flagged.sum())} subject(s): "
+                         + "; ".join(f"{s}: {b}" for s, b in frame.loc[flagged, "at_bound"].head(5).items())
+                         + (" ..." if flagged.sum() > 5 else ""))
         if not self.converged.all():
             bad = [s for s, c in zip(self.subjects, self.converged) if not c]
             lines.append(f"Warning: optimizer did not report convergence for subject(s) {', '.join(bad)}")
@@ -112,16 +217,20 @@ class FitResult:
         lines.append("Mean parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in mean.items()))
         return "\n".join(lines)
 
+    # -- JSON ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         subjects = []
+        names = list(self.param_names)
         for i, s in enumerate(self.subjects):
             subjects.append({
                 "subject": str(s),
-                "n_trials": int(self.data.n_trials[i]),
-                "n_obs": int(self.data.n_obs[i]),
-                "params": {k: float(v) for k, v in zip(self.model.param_names, self.x[i])},
-                "se": {k: _number(v) for k, v in zip(self.model.param_names, self.se_[i])},
+                "n_trials": int(self.n_trials_[i]),
+                "n_obs": int(self.n_obs_[i]),
+                "params": {k: float(v) for k, v in zip(names, self.x[i])},
+                "se": {k: _number(v) for k, v in zip(names, self.se_[i])},
+                "at_bound": [k for k, b in zip(names, self.at_bound[i]) if b],
                 "loglik": _number(self.loglik_[i]),
+                "log_prior": _number(self.log_prior[i]),
                 "aic": _number(self.aic.iloc[i]),
                 "bic": _number(self.bic.iloc[i]),
                 "converged": bool(self.converged[i]),
@@ -129,9 +238,13 @@ class FitResult:
                 "restarts_agree": bool(self.n_at_best[i] >= 2),
             })
         return {
-            "model": self.model.name,
+            "schema": SCHEMA,
+            "model": self.model_name,
             "method": self.method,
             "restarts": int(self.restarts),
+            "param_names": names,
+            "prior": self.prior.to_dict() if self.prior is not None else None,
+            "provenance": self.provenance,
             "subjects": subjects,
             "total": {"loglik": _number(self.loglik_.sum()), "aic": _number(self.aic.sum()), "bic": _number(self.bic.sum())},
             **({"meta": self.meta} if self.meta else {}),
@@ -146,22 +259,97 @@ class FitResult:
             atomic_write_text(path, text + "\n")
         return text
 
-    def prediction_errors(self) -> pd.DataFrame:
-        """Per-trial fitted trajectories (prediction errors, values, choice probabilities) of every subject.
+    @classmethod
+    def from_dict(cls, d: dict, model: Model | None = None) -> "FitResult":
+        """Rebuild a result from :meth:`to_dict`; the model is rebuilt from the registry (name and options)
+        unless given.  Non-finite numbers (stored as null) come back as NaN."""
+        try:
+            names = list(d["param_names"])
+            subs = d["subjects"]
+            name = d["model"]
+            prov = d.get("provenance") or {}
+            if model is None:
+                try:
+                    model = rebuild_model(name, prov.get("model_options") or {})
+                except InputError:
+                    model = None  # a user's model that is not registered here: pass it to prediction_errors
+            rows = lambda key: np.array([[_float(s[key][n]) for n in names] for s in subs], dtype=float).reshape(-1, len(names))
+            return cls(
+                model=model, method=d["method"], subjects=[str(s["subject"]) for s in subs], param_names=names,
+                x=rows("params"), se_=rows("se"),
+                loglik_=np.array([_float(s["loglik"]) for s in subs]),
+                log_prior=np.array([_float(s.get("log_prior", 0.0)) for s in subs]),
+                converged=np.array([bool(s["converged"]) for s in subs]),
+                n_at_best=np.array([int(s["restarts_at_best"]) for s in subs]),
+                restarts=int(d["restarts"]),
+                n_trials_=np.array([int(s["n_trials"]) for s in subs], dtype=np.int64),
+                n_obs_=np.array([int(s["n_obs"]) for s in subs], dtype=np.int64),
+                at_bound=np.array([[n in s.get("at_bound", []) for n in names] for s in subs], dtype=bool).reshape(-1, len(names)),
+                model_name=name, prior=Prior.from_dict(d["prior"]) if d.get("prior") else None,
+                provenance=prov, meta=d.get("meta") or {},
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a dopa_rl fit result ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike, model: Model | None = None) -> "FitResult":
+        """Read a result written by :meth:`to_json` (JSON text, or the path of a file holding it)."""
+        text = str(text_or_path)
+        if isinstance(text_or_path, os.PathLike) or not text.lstrip().startswith("{"):
+            path = Path(text_or_path)
+            if not path.is_file():
+                raise InputError(f"{path}: no such file")
+            text = path.read_text(encoding="utf-8")
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InputError(f"fit result is not JSON ({exc})") from None
+        return cls.from_dict(d, model)
+
+    # -- trajectories -------------------------------------------------------------------------------
+    def prediction_errors(self, data: pd.DataFrame | Packed, *, model: Model | None = None,
+                          choice_base: int = 0) -> pd.DataFrame:
+        """Per-trial fitted trajectories (prediction errors, values, choice probabilities) of every subject,
+        for ``data``: the behavior table (or packed data) this result was fitted to (checked by fingerprint).
 
         Rows follow each subject's sessions in their order of appearance, trials in number order within a
-        session, and carry ``subject``, ``session`` and ``trial`` when the source had them.
+        session, and carry ``subject``, ``session``, ``trial``, ``cue``, ``choice`` and ``reward`` when the
+        table has them.  ``choice_base=1`` numbers choices and the per-option columns (``q_1``, ``p_choice_1``)
+        from 1, as in a file read with ``--choice-base 1``.
         """
+        model = model or self.model
+        if model is None:
+            raise InputError(f"model {self.model_name!r} is not registered here; pass it: "
+                             f"result.prediction_errors(data, model=...)")
+        source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else None
+        packed = model.pack(source) if source is not None else data
+        want = self.provenance.get("data_fingerprint")
+        if want and data_fingerprint(packed) != want:
+            raise InputError(f"these data are not the data the result was fitted to (fingerprint "
+                             f"{data_fingerprint(packed)}, fitted {want}); pass the same behavior table")
+        index = {s: i for i, s in enumerate(packed.subjects)}
         parts = []
         for i, s in enumerate(self.subjects):
-            traj = self.model.trajectories(self.x[i], self.data, i)
-            rows = self.data.row_index[i, : int(self.data.n_trials[i])]
+            if s not in index:
+                raise InputError(f"subject {s} of the result is not in the data")
+            j = index[s]
+            traj = model.trajectories(self.x[i], packed, j)
+            rows = packed.row_index[j, : int(packed.n_trials[j])]
             traj.insert(0, "subject", str(s))
-            if self.source is not None:
+            if source is not None:
                 for col in ("session", "trial", "cue", "choice", "reward"):
-                    if col in self.source.columns:
-                        traj[col] = self.source[col].to_numpy()[rows]
+                    if col in source.columns:
+                        traj[col] = source[col].to_numpy()[rows]
             parts.append(traj)
         out = pd.concat(parts, ignore_index=True)
+        if choice_base:
+            if "choice" in out.columns:
+                out["choice"] = out["choice"] + choice_base
+            ren = {}
+            for c in out.columns:
+                for prefix in ("q_", "p_choice_"):
+                    if c.startswith(prefix) and c[len(prefix):].isdigit():
+                        ren[c] = f"{prefix}{int(c[len(prefix):]) + choice_base}"
+            out = out.rename(columns=ren)
         lead = [c for c in ("subject", "session", "trial", "cue", "choice", "reward") if c in out.columns]
         return out[lead + [c for c in out.columns if c not in lead]]

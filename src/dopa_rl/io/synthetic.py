@@ -1,15 +1,17 @@
 """Synthetic sessions: a simulated animal with known parameters, written as NWB files.
 
-A model from :mod:`dopa_rl.models` plays the task and gives the behavior table and the RPE time course
+This module only assembles sessions; every model of what is observed lives in :mod:`dopa_rl.models`
+(behaviour in the learners and :mod:`dopa_rl.models.observations`, dopamine in
+:mod:`dopa_rl.models.dopamine`).  A model plays the task and gives the behavior table and the RPE time course
 of every trial (``Simulation.rpe``, bins of ``bin_s`` seconds from trial start).  From these we make:
 
 - **events**: anticipatory licks placed inside the cue-outcome window of each trial (so counting them
   gives back the ``licks`` column exactly), consumption licks after rewards, valve openings at rewarded
   outcomes, cue onsets, and a TTL at every trial start;
-- **photometry** (:func:`photometry_from_rpe`): RPE impulses convolved with a GCaMP/dLight-like kernel
+- **photometry** (:func:`photometry_from_rpe`, from :func:`dopa_rl.models.dopamine.simulate_photometry`): RPE impulses convolved with a GCaMP/dLight-like kernel
   (difference of exponentials), times a photobleaching decay, plus a motion artifact shared with an
   isosbestic (405 nm) channel, plus Gaussian noise;
-- **units** (:func:`spikes_from_rpe`): Poisson spikes with rate ``baseline + gain x RPE`` (clipped at 0),
+- **units** (:func:`spikes_from_rpe`, that is :func:`dopa_rl.models.dopamine.simulate_spikes`): Poisson spikes with rate ``baseline + gain x RPE`` (clipped at 0),
   the RPE of each bin spread over a short phasic window;
 - **true parameters** stored in ``processing/simulation/true_parameters`` and per-unit ``gain_hz`` /
   ``baseline_hz`` columns; :func:`dopa_rl.io.nwb.read_true_parameters` reads them back.
@@ -28,6 +30,7 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.io.nwb_types import Photometry, SessionData, SessionMetadata
+from dopa_rl.models.dopamine import DopamineObservation, rpe_impulses, simulate_photometry, simulate_spikes
 
 __all__ = ["DopamineObservation", "photometry_from_rpe", "spikes_from_rpe", "rpe_impulses",
            "simulate_session", "simulate_sessions", "MODEL_FOR"]
@@ -38,109 +41,22 @@ MODEL_FOR = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax"
 LATENT_PREFIXES = ("V_", "p_choice_", "rpe_", "value")
 
 
-@dataclass(frozen=True)
-class DopamineObservation:
-    """How RPEs show up in the recordings (the ground truth of the dopamine observation models).
-
-    Photometry: ``dff = dff_per_rpe * (RPE impulses * kernel)``; kernel rises with ``tau_rise_s`` and decays
-    with ``tau_decay_s`` (peak normalised to 1).  ``f0`` baseline fluorescence (V); bleaching loses
-    ``bleach_fraction`` of it with time constant ``bleach_tau_s``; motion dips of ``motion_depth`` (fraction)
-    occur at ``motion_rate_hz`` and hit both channels; ``noise_sd`` is the per-sample noise (V).
-    Units: ``n_units`` cells with baseline rate ``baseline_hz`` and gains drawn around ``gain_hz`` (Hz per
-    unit RPE), the RPE spread over ``burst_s`` seconds.
-    """
-
-    photometry_rate: float = 100.0
-    dff_per_rpe: float = 0.05
-    tau_rise_s: float = 0.06
-    tau_decay_s: float = 0.45
-    f0: float = 1.5
-    control_f0: float = 1.2
-    bleach_fraction: float = 0.25
-    bleach_tau_s: float = 900.0
-    motion_rate_hz: float = 1 / 60
-    motion_depth: float = 0.03
-    noise_sd: float = 0.002
-    n_units: int = 4
-    baseline_hz: float = 4.0
-    gain_hz: float = 20.0
-    burst_s: float = 0.2
-    spike_resolution: float = 1.0 / 30000.0
-
-
-def rpe_impulses(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, t0: float, rate: float,
-                 n_samples: int) -> np.ndarray:
-    """RPE values placed on a regular grid (``t0 + i / rate``) at ``start_time + bin * bin_s``."""
-    start_times = np.asarray(start_times, dtype=float)
-    rpe = np.asarray(rpe, dtype=float)
-    times = start_times[:, None] + np.arange(rpe.shape[1])[None, :] * bin_s
-    idx = np.round((times - t0) * rate).astype(np.int64)
-    ok = (idx >= 0) & (idx < n_samples) & (rpe != 0) & np.isfinite(rpe)
-    out = np.zeros(n_samples)
-    np.add.at(out, idx[ok], rpe[ok])
-    return out
-
-
-def _kernel(rate: float, tau_rise: float, tau_decay: float) -> np.ndarray:
-    t = np.arange(int(np.ceil(6 * tau_decay * rate)) + 1) / rate
-    k = np.exp(-t / tau_decay) - np.exp(-t / tau_rise)
-    return k / k.max()
-
-
 def photometry_from_rpe(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, duration_s: float,
                         obs: DopamineObservation, rng: np.random.Generator) -> tuple[Photometry, np.ndarray]:
-    """A two-channel (470 nm signal, 405 nm isosbestic) recording driven by the RPE time course.
+    """A two-channel (470 nm signal, 405 nm isosbestic) recording driven by the RPE time course, as a
+    :class:`Photometry` ready for NWB (the forward model is :func:`dopa_rl.models.dopamine.simulate_photometry`).
 
     Returns the recording and the true dF/F (before bleaching, motion and noise) for tests.
     """
-    from scipy.signal import fftconvolve
-
-    rate = obs.photometry_rate
-    n = int(np.floor(duration_s * rate)) + 1
-    t = np.arange(n) / rate
-    drive = rpe_impulses(start_times, rpe, bin_s, 0.0, rate, n)
-    dff = obs.dff_per_rpe * fftconvolve(drive, _kernel(rate, obs.tau_rise_s, obs.tau_decay_s))[:n]
-    bleach = 1.0 - obs.bleach_fraction * (1.0 - np.exp(-t / obs.bleach_tau_s))
-    bleach_ctl = 1.0 - 0.8 * obs.bleach_fraction * (1.0 - np.exp(-t / (1.3 * obs.bleach_tau_s)))
-    n_motion = rng.poisson(obs.motion_rate_hz * duration_s)
-    onsets = np.zeros(n)
-    if n_motion:
-        np.add.at(onsets, rng.integers(0, n, n_motion), rng.uniform(0.5, 1.5, n_motion))
-    motion = -obs.motion_depth * fftconvolve(onsets, _kernel(rate, 0.1, 0.8))[:n]
-    signal = obs.f0 * bleach * (1.0 + dff + motion) + rng.normal(0.0, obs.noise_sd, n)
-    control = obs.control_f0 * bleach_ctl * (1.0 + 0.9 * motion) + rng.normal(0.0, obs.noise_sd, n)
-    phot = Photometry(timestamps=t, signal=signal, control=control, rate=rate, name="photometry",
-                      unit="V", indicator="dLight1.1", location="nucleus accumbens core",
+    sig = simulate_photometry(start_times, rpe, bin_s, duration_s, obs, rng)
+    phot = Photometry(timestamps=sig.timestamps, signal=sig.signal, control=sig.control, rate=sig.rate,
+                      name="photometry", unit="V", indicator="dLight1.1", location="nucleus accumbens core",
                       description="simulated dLight photometry: 470 nm signal and 405 nm isosbestic control")
-    return phot, dff
+    return phot, sig.dff
 
 
-def spikes_from_rpe(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, duration_s: float,
-                    obs: DopamineObservation, rng: np.random.Generator
-                    ) -> tuple[dict[int, np.ndarray], pd.DataFrame]:
-    """Poisson spike trains of ``obs.n_units`` dopamine cells whose rate is baseline + gain x RPE.
-
-    Returns spike times by unit id (on the ``spike_resolution`` grid) and a per-unit table with the true
-    ``baseline_hz`` and ``gain_hz``.
-    """
-    dt = 0.001
-    n = int(np.ceil(duration_s / dt))
-    drive = rpe_impulses(start_times, rpe, bin_s, 0.0, 1.0 / dt, n)
-    width = max(1, int(round(obs.burst_s / dt)))
-    # each RPE impulse becomes a boxcar of height RPE lasting burst_s
-    spread = np.convolve(drive, np.ones(width), mode="full")[:n]
-    gains = obs.gain_hz * rng.uniform(0.6, 1.4, obs.n_units)
-    bases = obs.baseline_hz * rng.uniform(0.7, 1.3, obs.n_units)
-    trains: dict[int, np.ndarray] = {}
-    for u in range(obs.n_units):
-        lam = np.clip(bases[u] + gains[u] * spread, 0.0, None) * dt
-        counts = rng.poisson(lam)
-        bins = np.repeat(np.arange(n), counts)
-        times = (bins + rng.random(bins.size)) * dt
-        times = np.round(times / obs.spike_resolution) * obs.spike_resolution
-        trains[u] = np.unique(times)
-    props = pd.DataFrame({"baseline_hz": bases, "gain_hz": gains}, index=list(trains))
-    return trains, props
+#: Poisson units from RPEs (the forward model lives in dopa_rl.models.dopamine)
+spikes_from_rpe = simulate_spikes
 
 
 def _events_from_trials(trials: pd.DataFrame, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -21,6 +21,11 @@ import math
 import numpy as np
 from numba import njit, prange
 
+# the observation models' per-trial maths, written once (simulation and likelihood share them)
+from dopa_rl.models.observations import choice_draw as _choice_draw
+from dopa_rl.models.observations import choice_probs as _choice_probs
+from dopa_rl.models.observations import poisson_logpmf as _poisson_logpmf
+
 CHOICE_COLS = ("alpha_pos", "alpha_neg", "beta", "kappa", "epsilon", "q0")
 PAVLOV_COLS = ("alpha_pos", "alpha_neg", "lick_intercept", "lick_slope")
 TD_COLS = ("alpha", "gamma", "lambda_", "lick_intercept", "lick_slope")
@@ -30,30 +35,6 @@ PARALLEL_MIN_LANES = 32
 
 
 # ---------------------------------------------------------------------------------------------- RW choice
-@njit(cache=True, inline="always")
-def _choice_probs(Q, prev, beta, kappa, eps, p):
-    """Fill ``p`` with P(option) = (1 - eps) * softmax(beta*Q + kappa*[option == prev]) + eps / K.
-
-    Returns log-sum-exp of the logits, so ``logit_c - lse`` is log softmax_c even where ``p[c]`` underflows.
-    """
-    K = Q.shape[0]
-    mx = -np.inf
-    for k in range(K):
-        v = beta * Q[k]
-        if k == prev:
-            v += kappa
-        p[k] = v
-        if v > mx:
-            mx = v
-    se = 0.0
-    for k in range(K):
-        p[k] = math.exp(p[k] - mx)
-        se += p[k]
-    for k in range(K):
-        p[k] = (1.0 - eps) * p[k] / se + eps / K
-    return mx + math.log(se)
-
-
 @njit(cache=True, inline="always")
 def _rw_update(Q, c, r, alpha_pos, alpha_neg):
     """Q[c] += alpha * (r - Q[c]) with alpha_pos for positive and alpha_neg for negative errors; returns delta."""
@@ -211,13 +192,7 @@ def rw_choice_simulate(theta, reward_probs, reward_sizes, resets, u_choice, u_re
             prev = -1
         q_out[t] = Q
         _choice_probs(Q, prev, beta, kappa, eps, p_out[t])
-        cum = 0.0
-        c = K - 1
-        for k in range(K - 1):
-            cum += p_out[t, k]
-            if u_choice[t] < cum:
-                c = k
-                break
+        c = _choice_draw(p_out[t], u_choice[t])
         r = reward_sizes[t] if u_reward[t] < reward_probs[t, c] else 0.0
         choices[t] = c
         rewards[t] = r
@@ -227,11 +202,6 @@ def rw_choice_simulate(theta, reward_probs, reward_sizes, resets, u_choice, u_re
 
 
 # -------------------------------------------------------------------------------------------- RW Pavlovian
-@njit(cache=True, inline="always")
-def _poisson_logpmf(k, log_lam):
-    return k * log_lam - math.exp(log_lam) - math.lgamma(k + 1.0)
-
-
 @njit(cache=True, inline="always")
 def _pavlov_trial(V, x, r, alpha_pos, alpha_neg):
     """Summed prediction of the present cues, then V[cue] += alpha * (r - prediction). Returns (pred, delta)."""

@@ -6,7 +6,8 @@ Equations (docs/models.md):
   ``P(c) = (1 - epsilon) * softmax(beta * Q + kappa * [c == previous choice]) + epsilon / K``; Q starts at
   ``q0`` (0 unless given) for every option and at every session start.
 * Pavlovian: ``V[e] += alpha * (r - sum(V[cues present])) `` for each element e of the compound; the
-  anticipatory lick count is Poisson with rate ``exp(lick_intercept + lick_slope * sum(V[cues present]))``.
+  anticipatory lick count is Poisson with rate ``exp(lick_intercept + lick_slope * sum(V[cues present]))``
+  (:class:`dopa_rl.models.observations.PoissonLicks`, log rate clipped the same way when simulating and fitting).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import pandas as pd
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
 from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
+from dopa_rl.models.observations import PoissonLicks
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
 
@@ -230,8 +232,7 @@ class RWPavlovian(Model):
         resets = np.zeros(T, np.bool_)
         resets[0] = True
         v, pred, rpe = kernels.rw_pavlovian_trajectory(theta, X, rewards, resets)
-        lam = np.exp(np.clip(theta[2] + theta[3] * pred, -30, 10))
-        licks = rng.poisson(lam)
+        licks = PoissonLicks.simulate(pred, theta[2], theta[3], rng)
         tm = task.timing
         trials = trials_frame(task, rng, subject, session,
                               {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase)})

@@ -22,6 +22,7 @@ import pandas as pd
 from dopa_rl.errors import InputError
 from dopa_rl.models import kernels
 from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
+from dopa_rl.models.observations import PoissonLicks
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_LICK0, P_LICK1
 from dopa_rl.models.tasks import PavlovianTask, TrialTiming, split_compound
@@ -154,7 +155,7 @@ class TDModel(Model):
         rewards = task.draw_rewards(rng)
         rpe, val = self.run(params, list(task.cues), rewards)
         vbar = val[:, tm.cue_bin: tm.outcome_bin].mean(axis=1)
-        licks = rng.poisson(np.exp(np.clip(x[3] + x[4] * vbar, -30, 10)))
+        licks = PoissonLicks.simulate(vbar, x[3], x[4], rng)
         trials = trials_frame(task, rng, subject, session,
                               {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
                                "rpe_cue": rpe[:, tm.cue_bin], "rpe_outcome": rpe[:, tm.outcome_bin]})

@@ -8,7 +8,7 @@ import pytest
 
 from dopa_rl.errors import InputError
 from dopa_rl.fit import fit
-from dopa_rl.fit.hierarchical import fit_hierarchical, laplace_log_evidence, m_step, sampled_log_evidence
+from dopa_rl.fit.hierarchical import HierarchicalResult, fit_hierarchical, laplace_log_evidence, m_step, sampled_log_evidence
 from dopa_rl.models import get_model, tasks
 
 MU = np.array([-0.5, -2.3])   # unconstrained: alpha ~ 0.38, beta ~ 4.6 at the population median
@@ -51,6 +51,10 @@ def test_json_keeps_fit_shape_and_adds_population(short_sessions):
     assert set(d["population"]["mean"]) == {"alpha", "beta"} and set(d["population"]["sd"]) == {"alpha", "beta"}
     assert np.isfinite(d["ibic"]) and set(base["subjects"][0]) <= set(d["subjects"][0])
     assert "Population" in hier.summary()
+    back = HierarchicalResult.from_json(hier.to_json())
+    assert np.allclose(back.pop_mean, hier.pop_mean) and np.allclose(back.pop_sd, hier.pop_sd)
+    assert back.ibic == pytest.approx(hier.ibic) and np.allclose(back.x, hier.x) and back.em_converged
+    assert np.allclose(back.log_evidence, hier.log_evidence)
 
 
 def test_m_step_and_laplace_closed_forms():

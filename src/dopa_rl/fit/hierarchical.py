@@ -88,6 +88,26 @@ class HierarchicalResult(FitResult):
         return out
 
 
+    @classmethod
+    def from_dict(cls, d: dict, model: Model | None = None) -> "HierarchicalResult":
+        """Rebuild from :meth:`to_dict` (the population, iBIC, EM state and per-subject evidence included;
+        the EM history is not stored)."""
+        out = FitResult.from_dict.__func__(cls, d, model)
+        try:
+            pop, names = d["population"], out.param_names
+            out.pop_mean = np.array([float(pop["mean"][n]) for n in names])
+            out.pop_sd = np.array([float(pop["sd"][n]) for n in names])
+            out.pop_mean_se = np.array([np.nan if pop["mean_se"][n] is None else float(pop["mean_se"][n]) for n in names])
+            out.ibic = np.nan if d.get("ibic") is None else float(d["ibic"])
+            out.log_evidence = np.array([np.nan if s.get("log_evidence") is None else float(s["log_evidence"])
+                                         for s in d["subjects"]])
+            out.em_iterations = int(d["em"]["iterations"])
+            out.em_converged = bool(d["em"]["converged"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a dopa_rl hierarchical fit result ({type(exc).__name__}: {exc})") from None
+        return out
+
+
 # ------------------------------------------------------------------------------------------- pure maths
 def m_step(z: np.ndarray, post_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Population mean and sd from estimates ``z`` [S, k] and posterior variances ``post_var`` [S, k]."""

@@ -13,6 +13,11 @@ Needs the AVR toolchain and simavr (bash .ci/install-system-packages); builds fi
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # emulator_harness (repository tool)
+
 import argparse
 import os
 import select
@@ -22,9 +27,9 @@ import time
 import numpy as np
 import serial
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig.emulator import EmulatedDUT, build
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from emulator_harness import EmulatedDUT, build
 
 SIMAVR_US_PER_BYTE = 11.0   # simavr charges 11 bit times per byte; 1 Mbaud -> 11 us
 

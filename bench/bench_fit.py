@@ -21,10 +21,9 @@ import tempfile
 import time
 
 import numpy as np
-import pandas as pd
 
 from dopa_rl.fit import fit
-from dopa_rl.models import get_model, tasks
+from dopa_rl.models import get_model, simulate_population, tasks
 from dopa_rl.models.base import Packed
 
 C_SOURCE = r"""
@@ -88,13 +87,10 @@ def reference_fit(choices, rewards, rng):
 
 def simulate(n_subjects: int, n_trials: int, seed: int = 0):
     model = get_model("rw-softmax")
-    rng = np.random.default_rng(seed)
-    frames, truth = [], []
-    for s in range(n_subjects):
-        p = {"alpha": rng.uniform(0.1, 0.9), "beta": float(np.exp(rng.uniform(0, np.log(10))))}
-        truth.append(p)
-        frames.append(model.simulate(p, tasks.bandit_task(n_trials), rng, subject=str(s)).trials)
-    return model, pd.concat(frames, ignore_index=True), pd.DataFrame(truth)
+    pop = simulate_population(
+        model, tasks.bandit_task(n_trials), n_subjects, seed, subjects=[str(s) for s in range(n_subjects)],
+        params=lambda rng: {"alpha": rng.uniform(0.1, 0.9), "beta": float(np.exp(rng.uniform(0, np.log(10))))})
+    return model, pop.trials, pop.params.drop(columns="subject")
 
 
 def c_loop_rate(packed: Packed, repeats: int = 50) -> float | None:

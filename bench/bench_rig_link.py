@@ -17,17 +17,21 @@ framing, CRC, acknowledgements, clock fitting, the event queue.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))  # emulator_harness (repository tool)
+
 import argparse
 import json
 import queue
 import subprocess
-import sys
 import time
 
 import serial
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
 from dopa_rl.rig.client import DeviceClient
 from dopa_rl.rig.transports import open_link
 
@@ -124,7 +128,7 @@ def sim_rtt(n: int) -> dict:
 
 
 def emulator_rtt(n: int) -> dict | None:
-    from dopa_rl.rig import emulator
+    import emulator_harness as emulator
 
     why = emulator.toolchain_missing()
     if why:

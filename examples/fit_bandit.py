@@ -11,11 +11,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
 
 from dopa_rl.fit import fit  # noqa: E402
 from dopa_rl.io.behavior import load_behavior  # noqa: E402
-from dopa_rl.models import get_model, tasks  # noqa: E402
+from dopa_rl.models import get_model, simulate_population, tasks  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("csv", nargs="?")
@@ -25,16 +24,25 @@ args = ap.parse_args()
 if args.csv:
     data = load_behavior(args.csv)
 else:
-    rng = np.random.default_rng(0)
     sticky = get_model("rw-softmax-sticky")
-    data = pd.concat([sticky.simulate({"alpha": 0.3, "beta": 5.0, "kappa": 1.0}, tasks.bandit_task(300), rng,
-                                      subject=str(s)).trials for s in range(6)], ignore_index=True)
+    data = simulate_population(sticky, tasks.bandit_task(300), 6, 0, {"alpha": 0.3, "beta": 5.0, "kappa": 1.0}).trials
 
 fits = {name: fit(get_model(name), data, restarts=5) for name in ("rw-softmax", "rw-softmax-sticky")}
 for name, res in fits.items():
     print(f"{name:<20} total AIC {res.aic.sum():8.1f}   BIC {res.bic.sum():8.1f}")
 best = min(fits, key=lambda n: fits[n].bic.sum())
 print(f"preferred by BIC: {best}")
+# why: the sticky model's extra parameter (kappa) must buy more likelihood than the criterion charges for it
+plain, sticky_fit = fits["rw-softmax"], fits["rw-softmax-sticky"]
+gain = sticky_fit.loglik_.sum() - plain.loglik_.sum()
+n_subjects = len(plain.subjects)
+bic_cost = 0.5 * np.log(plain.n_obs.to_numpy()).sum()   # per extra parameter and subject: ln(n) / 2 in loglik
+print(f"kappa adds {gain:.1f} to the log-likelihood over {n_subjects} subjects (fitted kappa: mean "
+      f"{sticky_fit.params['kappa'].mean():.2f}); AIC charges {n_subjects:.0f} for the extra parameters and BIC "
+      f"{bic_cost:.1f} (ln(trials)/2 per subject), so AIC prefers "
+      f"{'rw-softmax-sticky' if gain > n_subjects else 'rw-softmax'} and BIC "
+      f"{'rw-softmax-sticky' if gain > bic_cost else 'rw-softmax'}: with this little data per subject, BIC's "
+      f"stronger penalty can prefer the simpler model even though the learners were sticky")
 
 pe = fits[best].prediction_errors(data)
 one = pe[pe.subject == pe.subject.iloc[0]]

@@ -3,7 +3,11 @@ import sys
 
 from dopa_rl.io import nwb
 
-path = sys.argv[1] if len(sys.argv) > 1 else "session.nwb"
+if len(sys.argv) != 2:
+    print("usage: python read_nwb.py SESSION.nwb   (make one: dopa-rl simulate --task pavlovian --out session.nwb)",
+          file=sys.stderr)
+    sys.exit(2)
+path = sys.argv[1]
 print(nwb.format_inspection(nwb.inspect_nwb(path)))   # what the file holds, what is missing
 
 trials = nwb.read_behavior(path)                       # add columns={"cue": "stimulus"} / trials_table="..."

@@ -2,7 +2,7 @@
 
 - ``emulator_build`` (session): builds firmware/build/dopa_rig.elf and emulator/build/dopa_emu once.
   Without the toolchain the test is skipped, unless ``DOPA_RL_REQUIRE_HIL=1`` (set by .ci/run): then it fails.
-- ``emulated_dut``: a fresh :class:`dopa_rl.rig.emulator.EmulatedDUT` (firmware booted from reset) per
+- ``emulated_dut``: a fresh :class:`emulator_harness.EmulatedDUT` (tools/) (firmware booted from reset) per
   test, closed afterwards; same interface as :class:`dopa_rl.testing.SimulatedDUT`.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from dopa_rl.rig import emulator
+import emulator_harness as emulator
 
 
 def require_hil() -> None:

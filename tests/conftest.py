@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
+# repository tools (the protocol generator, the emulator harness wrapper) are not part of the package
+sys.path.insert(0, str(ROOT / "tools"))
+
 # HIL fixtures (real firmware in simavr): emulator_build, emulated_dut -- see tests/_hil_fixtures.py
 from _hil_fixtures import emulated_dut, emulator_build  # noqa: F401
 
-ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
 
 

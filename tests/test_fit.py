@@ -9,7 +9,7 @@ import pytest
 from dopa_rl.errors import InputError
 from dopa_rl.fit import fit
 from dopa_rl.fit.mle import start_points
-from dopa_rl.models import get_model, tasks
+from dopa_rl.models import get_model, simulate_population, tasks
 from dopa_rl.models.rw import P_ALPHA, P_BETA, RWChoice
 
 
@@ -34,13 +34,10 @@ class _FiniteBelow(RWChoice):
 
 def bandit_study(n_subjects=40, n_trials=400, seed=0):
     m = get_model("rw-softmax")
-    rng = np.random.default_rng(seed)
-    frames, truth = [], []
-    for s in range(n_subjects):
-        p = {"alpha": rng.uniform(0.1, 0.9), "beta": float(np.exp(rng.uniform(0.0, np.log(12.0))))}
-        truth.append(p)
-        frames.append(m.simulate(p, tasks.bandit_task(n_trials), rng, subject=str(s)).trials)
-    return m, pd.concat(frames, ignore_index=True), pd.DataFrame(truth)
+    pop = simulate_population(
+        m, tasks.bandit_task(n_trials), n_subjects, seed, subjects=[str(s) for s in range(n_subjects)],
+        params=lambda rng: {"alpha": rng.uniform(0.1, 0.9), "beta": float(np.exp(rng.uniform(0.0, np.log(12.0))))})
+    return m, pop.trials, pop.params.drop(columns="subject")
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +213,7 @@ def test_standard_errors_with_a_parameter_at_its_bound(study):
     lapse = get_model("rw-softmax-lapse")
     s = next(i for i in range(40) if np.all(np.isfinite(result.se_[i])))
     z = np.append(m.spec.to_unconstrained(result.x[s]), -25.0)[None]
-    data = lapse.pack(df)
+    data = lapse.pack(df[df["subject"] == result.subjects[s]])  # standard_errors' row i is subject i
     se = standard_errors(lapse, data, z, "mle")[0]
     assert np.isnan(se[2])
     np.testing.assert_allclose(se[:2], result.se_[s], rtol=1e-3)

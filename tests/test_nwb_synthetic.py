@@ -165,3 +165,22 @@ def test_dopamine_response_moves_from_reward_to_cue(pav):
     assert cue[:1].mean() < 0.25 * cue[-20:].mean()  # no cue response before learning
     assert out[first].mean() > 2 * out[last].mean()  # the reward response shrinks
     assert np.corrcoef(cue, nwb.read_true_trajectories(path)["rpe_cue"])[0, 1] > 0.6
+
+
+def test_every_registered_model_simulates_nwb_sessions(tmp_path, capsys):
+    """`dopa-rl simulate --out x.nwb` promises any model: every registered model writes a readable session
+    for the task of its kind, and a model of the other kind is one clear line, exit 2, nothing written."""
+    from dopa_rl.cli import main
+    from dopa_rl.models import list_models
+
+    for m in list_models():
+        task = "bandit" if m.kind == "choice" else "pavlovian"
+        out = tmp_path / f"{m.name}.nwb"
+        assert main(["simulate", "--task", task, "--model", m.name, "--trials", "20", "--out", str(out)]) == 0, m.name
+        beh = nwb.read_behavior(out)
+        assert len(beh) == 20 and nwb.read_true_parameters(out)["model"] == m.name
+    for m in list_models():
+        wrong = "pavlovian" if m.kind == "choice" else "bandit"
+        assert main(["simulate", "--task", wrong, "--model", m.name, "--out", str(tmp_path / "no.nwb")]) == 2
+        assert "tasks only" in capsys.readouterr().err
+    assert not (tmp_path / "no.nwb").exists()

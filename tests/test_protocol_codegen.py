@@ -10,12 +10,12 @@ import tomllib
 
 import pytest
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import protocol_codegen as cg
+from dopa_rl.protocol import messages as P
+import protocol_codegen as cg
 
 
 def test_generated_files_are_current() -> None:
-    proc = subprocess.run([sys.executable, "-m", "dopa_rl.rig.protocol_codegen", "--check"],
+    proc = subprocess.run([sys.executable, str(cg.ROOT / "tools" / "protocol_codegen.py"), "--check"],
                           capture_output=True, text=True, cwd=cg.ROOT)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
 
 RANGES = {"u8": (0, 0xFF), "u16": (0, 0xFFFF), "u32": (0, 0xFFFFFFFF), "i32": (-(2**31), 2**31 - 1)}
 FAST = settings(max_examples=200, deadline=None)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
 
 VECTORS = json.loads((Path(__file__).resolve().parents[1] / "protocol" / "vectors.json").read_text())["vectors"]
 

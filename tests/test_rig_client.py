@@ -7,10 +7,11 @@ import time
 import pytest
 
 from dopa_rl.errors import DeviceError, InputError
-from dopa_rl.rig import _protocol as P
+from dopa_rl.protocol import messages as P
 from dopa_rl.rig.client import DeviceClient
 from dopa_rl.rig.rawlog import RX, TX, RawLogWriter, decode_rawlog, read_rawlog
-from dopa_rl.rig.transports import memory_pair, open_link
+from dopa_rl.rig.transports import open_link
+from dopa_rl.sim.links import memory_pair
 from dopa_rl.testing import SimulatedDUT
 
 
@@ -157,7 +158,7 @@ def test_timestamps_unwrap_across_2_32_and_map_to_host_time():
 def test_lost_sequence_sync_is_detected_and_rearmed():
     """A reboot whose boot banner never reaches us: only stale-numbered frames arrive; after resync_s the
     client gives up on the old session (failing the command in flight) and starts a new one."""
-    from dopa_rl.rig import codec
+    from dopa_rl.protocol import codec
 
     dut = SimulatedDUT(speed=1)
     c = DeviceClient(open_link(dut.url), ack_timeout_s=0.05)
@@ -275,7 +276,7 @@ def test_a_command_failed_during_an_outage_is_never_sent_later():
 
 def test_a_hello_damaged_on_the_way_is_retried_not_taken_for_a_refusal():
     """NACK BAD_CRC naming our HELLO means "send it again", not "the device refused this protocol"."""
-    from dopa_rl.rig import codec
+    from dopa_rl.protocol import codec
 
     dut = SimulatedDUT(speed=1)
     port = open_link(dut.url)
@@ -303,7 +304,7 @@ def test_a_slow_hello_reply_is_waited_for_not_answered_by_a_second_session():
     """The device runs every HELLO it receives (a new session each time: its unacknowledged events are
     dropped).  A HELLO_REPLY held up for a while comes back by itself (go-back-N), so a short
     ack_timeout_s must not make the client send HELLO again and again."""
-    from dopa_rl.rig import codec
+    from dopa_rl.protocol import codec
 
     dut = SimulatedDUT(speed=1)
     executed = []

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
 from dopa_rl.rig.client import DeviceClient
 from dopa_rl.rig.transports import open_link
 from dopa_rl.testing import SimulatedDUT

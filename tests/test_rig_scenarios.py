@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from dopa_rl.errors import DeviceError
-from dopa_rl.rig import _protocol as P
+from dopa_rl.protocol import messages as P
 from dopa_rl.rig.client import CommandRefused, DeviceClient, Event
 from dopa_rl.rig.transports import open_link
 
@@ -236,7 +236,7 @@ def test_volume_budget_stops_rewards(dut, client):
 
 
 def test_bad_crc_frame_is_nacked_and_changes_nothing(dut, client):
-    from dopa_rl.rig import codec
+    from dopa_rl.protocol import codec
 
     seq = 40000
     good = codec.build_frame(P.MsgId.CUE_ON, seq, b"")
@@ -269,7 +269,7 @@ class RawHost:
     """Bytes-level host (no client): numbered commands, in-order events, cumulative EVENT_ACK."""
 
     def __init__(self, url: str) -> None:
-        from dopa_rl.rig import codec
+        from dopa_rl.protocol import codec
 
         self.codec = codec
         self.port = open_link(url)

@@ -6,9 +6,10 @@ import time
 import pytest
 import serial
 
-from dopa_rl.rig import codec
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig.transports import PtyBridge, memory_pair, open_link
+from dopa_rl.protocol import codec
+from dopa_rl.protocol import messages as P
+from dopa_rl.rig.transports import PtyBridge, open_link
+from dopa_rl.sim.links import memory_pair
 from dopa_rl.rig.urlhandlers.protocol_faulty import parse_faulty_url
 
 

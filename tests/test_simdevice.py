@@ -6,11 +6,11 @@ import time
 import numpy as np
 import pytest
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig._protocol import Action, CloseCause, NackReason, TripReason
-from dopa_rl.rig.animal import SimulatedAnimal
-from dopa_rl.rig.simdevice import SimDevice, tone_applied_hz
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from dopa_rl.protocol.messages import Action, CloseCause, NackReason, TripReason
+from dopa_rl.sim.animal import SimulatedAnimal
+from dopa_rl.sim.device import SimDevice, tone_applied_hz
 from dopa_rl.testing import SimulatedDUT
 
 MS = 1000
@@ -403,7 +403,7 @@ def test_simulated_dut_realtime() -> None:
 
 
 def test_device_from_options_and_registry() -> None:
-    from dopa_rl.rig import simdevice
+    from dopa_rl.sim import device as simdevice
 
     dev, created = simdevice.device_from_options({"speed": "5", "seed": "3", "animal": "rw", "ring": "64"})
     assert created and dev.ring_size == 64 and dev.animal is not None and dev._driver.speed == 5.0

@@ -6,6 +6,7 @@ fake_pins_t g_pins;
 fake_edge_t g_edges[FAKE_MAX_EDGES];
 int g_n_edges;
 int g_adc_starts;
+uint32_t g_micros_step;
 
 static void edge(char pin, int level)
 {
@@ -28,13 +29,14 @@ uint16_t hal_tone(uint16_t freq_hz)
     return f;
 }
 void hal_adc_start(void) { g_adc_starts++; }
-uint32_t hal_micros(void) { return g_now; }
+uint32_t hal_micros(void) { g_now += g_micros_step; return g_now; }
 
 void fake_reset(void)
 {
     g_now = 0;
     g_n_edges = 0;
     g_adc_starts = 0;
+    g_micros_step = 0;
     g_pins.valve = g_pins.cue = g_pins.ttl = 0;
     g_pins.tone = 0;
 }

@@ -588,6 +588,129 @@ static void test_program_states_and_all_off(void)
     CHECK(g_rig.armed);                                        /* ALL_OFF does not disarm */
 }
 
+static void test_safety_trips_survive_a_full_ring(void)
+{
+    /* a SAFETY_TRIP that finds the event ring full is latched and queued as soon as there is room */
+    boot(); hello();
+    configure(1000, 50, 10, 1000, 2000);
+    valve_pulse(10);
+    run_until(g_now + 10000, 100);
+    CHECK(!g_pins.valve);
+    ack_events();
+    for (int i = 0; i < 40; i++) { uint8_t b[4] = {0}; send(DOPA_MSG_PING, b, 4); }
+    CHECK_EQ(g_rig.ring_count, DOPA_EVENT_RING);
+    int trips = count(DOPA_MSG_SAFETY_TRIP);
+    valve_pulse(10);                                   /* 0 ms after the close: MIN_GAP, ring full */
+    run_until(g_now + 60000, 1000);
+    valve_pulse(10);                                   /* budget (10 ms) used up: BUDGET, ring full */
+    valve_pulse(10);                                   /* BUDGET again while the first one waits: lost */
+    CHECK(!g_pins.valve);
+    CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), trips);
+    ack_events();                                      /* room: the latched trips go first */
+    run_until(g_now + 1000, 1000);
+    ack_events();
+    CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), trips + 2);
+    int first = -1;
+    for (int i = 0; i < g_nev; i++)
+        if (g_ev[i].type == DOPA_MSG_SAFETY_TRIP) { first = i; break; }
+    CHECK(first >= 0);
+    if (first >= 0) {
+        dopa_safety_trip_t a, b;
+        dopa_unpack_safety_trip(g_ev[first].body, &a);
+        dopa_unpack_safety_trip(g_ev[first + 1].body, &b);
+        CHECK_EQ(a.reason, DOPA_TRIP_REASON_MIN_GAP);
+        CHECK_EQ(a.value, 0);
+        CHECK_EQ(b.reason, DOPA_TRIP_REASON_BUDGET);
+        CHECK_EQ(b.value, 10);
+        CHECK(a.t_us < b.t_us);                        /* each carries the time it tripped */
+    }
+    dopa_error_t er;
+    dopa_unpack_error(last0(DOPA_MSG_ERROR)->body, &er);
+    CHECK_EQ(er.code, DOPA_ERROR_CODE_EVENT_OVERFLOW);
+    CHECK_EQ(er.value, (40 - DOPA_EVENT_RING) + 3 + 1);   /* pings, 3 NACKs and the repeated BUDGET trip */
+}
+
+static void test_max_open_cut_has_priority_over_trial_actions(void)
+{
+    /* a programmed 2000 ms pulse is cut at max_valve_ms (1000) while 15 TTL actions fall due 50 us
+     * before the cut, each costing 80 us of CPU: the cut must not wait for all of them */
+    boot(); hello();
+    dopa_program_action_t a[16];
+    a[0].index = 0; a[0].offset_us = 0; a[0].action = DOPA_ACTION_VALVE_PULSE; a[0].arg = 2000;
+    for (uint8_t i = 1; i < 16; i++) {
+        a[i].index = i; a[i].offset_us = 1000000UL - 50; a[i].action = DOPA_ACTION_TTL_PULSE; a[i].arg = 1;
+    }
+    program(1, 2000, a, 16, 0);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t t0 = g_now;
+    CHECK(g_pins.valve);
+    run_until(t0 + 500000, 10000);
+    ack_events();
+    run_until(t0 + 1000000 - 51, 10000);
+    CHECK(g_pins.valve);
+    g_now = t0 + 1000000 - 50;
+    g_micros_step = 80;
+    rig_poll(g_now);                                   /* the actions' pass: the cut falls due during it */
+    g_micros_step = 0;
+    drain();
+    uint32_t t_close = 0;
+    CHECK(fake_edge_time('V', 0, 0, &t_close));
+    CHECK(t_close - (t0 + 1000000) <= 100);            /* within 100 us of the limit */
+    CHECK(!g_pins.valve);
+}
+
+static void test_back_to_back_programmed_pulses_merge(void)
+{
+    /* a programmed pulse due the moment the previous one ends re-times the open valve (one opening),
+     * also when that action runs late: the close only goes first for other actions */
+    boot(); hello();
+    dopa_program_action_t a[2] = {{0, 0, DOPA_ACTION_VALVE_PULSE, 30}, {1, 30000, DOPA_ACTION_VALVE_PULSE, 30}};
+    program(1, 100, a, 2, 0);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t t0 = g_now;
+    g_now = t0 + 30000 + 200;                          /* the loop comes round 200 us late */
+    rig_poll(g_now);
+    drain();
+    run_until(t0 + 100000, 100);
+    CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), 1);
+    CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), 0);
+    uint32_t t_close = 0;
+    CHECK(fake_edge_time('V', 0, 0, &t_close));
+    CHECK_EQ(t_close, t0 + 60000);
+}
+
+static void test_lick_polarity_flip_long_after_the_last_edge(void)
+{
+    /* CONFIGURE flipping LICK_ACTIVE_LOW changes the logical lick level without a raw edge: a lick change
+     * debounced from the CONFIGURE, also 36 min (> 2^31 us) after the last raw edge */
+    dopa_configure_t c = {1000, 50, 30000, 1000, 2000, DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW};
+    uint8_t b[DOPA_MSG_CONFIGURE_SIZE];
+    for (int late = 0; late < 2; late++) {
+        boot();
+        g_now = 1000000;
+        hello();
+        rig_lick_edge(0, g_now);                       /* sensor at rest (low) */
+        run_until(g_now + 10000, 1000);
+        if (late) keepalive_for(2160000000UL);
+        else run_until(g_now + 100000, 1000);
+        int ons = count(DOPA_MSG_LICK_ON);
+        c.flags = DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW;
+        dopa_pack_configure(b, &c);
+        send(DOPA_MSG_CONFIGURE, b, sizeof b);
+        uint32_t t_cfg = g_now;
+        run_until(g_now + 1999, 1);
+        CHECK_EQ(count(DOPA_MSG_LICK_ON), ons);        /* debounced like any change */
+        run_until(g_now + 1, 1);
+        CHECK_EQ(count(DOPA_MSG_LICK_ON), ons + 1);
+        CHECK_EQ(dopa_get_u32(last0(DOPA_MSG_LICK_ON)->body), t_cfg);
+        c.flags = 0;                                   /* and back: the lick ends */
+        dopa_pack_configure(b, &c);
+        send(DOPA_MSG_CONFIGURE, b, sizeof b);
+        run_until(g_now + 3000, 100);
+        CHECK_EQ(count(DOPA_MSG_LICK_OFF), 1);
+    }
+}
+
 int main(void)
 {
     RUN(test_boot_and_arming);
@@ -606,5 +729,9 @@ int main(void)
     RUN(test_bad_commands_and_bounds);
     RUN(test_analog_batches);
     RUN(test_program_states_and_all_off);
+    RUN(test_safety_trips_survive_a_full_ring);
+    RUN(test_max_open_cut_has_priority_over_trial_actions);
+    RUN(test_lick_polarity_flip_long_after_the_last_edge);
+    RUN(test_back_to_back_programmed_pulses_merge);
     return REPORT("test_rig");
 }

@@ -1,4 +1,4 @@
-/* Golden vectors GENERATED from protocol/vectors.json by dopa_rl.rig.protocol_codegen: do not edit.
+/* Golden vectors GENERATED from protocol/vectors.json by tools/protocol_codegen.py: do not edit.
  * wire = COBS-encoded frame including the trailing 0x00; raw = the unencoded frame.
  * error = DOPA_DECODE_ERROR_* expected when decoding wire; fields = body fields in toml order
  * (arrays flattened), valid when error == DOPA_DECODE_ERROR_OK. */

@@ -14,6 +14,7 @@ import os
 import sys
 
 from dopa_rl import __version__
+from dopa_rl.commands.common import check_output_paths  # noqa: F401  (kept importable here for old callers)
 from dopa_rl.errors import DeviceError, InputError
 
 # (command name, module under dopa_rl.commands, one-line help).  Keep in the order users meet them.
@@ -35,29 +36,6 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # pragma: no cover - exercised through main()
         self.print_usage(sys.stderr)
         raise SystemExit(_fail(f"{self.prog}: {message}", 2))
-
-
-def check_output_paths(options: dict[str, str | None], inputs=()) -> None:
-    """Before any work: every output option (``{"--json": path or None}``) must name a file in a folder that
-    exists, neither one of the ``inputs`` (never overwritten) nor another option's file; one InputError lists
-    every problem, so a bad path fails fast and nothing is written."""
-    from pathlib import Path
-
-    problems = []
-    taken = {Path(p).resolve(): "an input file" for p in inputs}
-    for option, value in options.items():
-        if not value:
-            continue
-        path = Path(value)
-        if path.is_dir():
-            problems.append(f"{option} {value} is a folder; give a file name")
-        elif not path.parent.is_dir():
-            problems.append(f"{option} {value}: folder {path.parent} does not exist")
-        elif path.resolve() in taken:
-            problems.append(f"{option} {value} is {taken[path.resolve()]}; choose another file name")
-        taken.setdefault(path.resolve(), f"also the {option} file")
-    if problems:
-        raise InputError("; ".join(problems))
 
 
 def _fail(message: str, code: int) -> int:

@@ -17,6 +17,12 @@ class InputError(DopaRLError, ValueError):
     """
 
 
+class DataWarning(UserWarning):
+    """Data that will fit but probably not as the user meant (a rare option, rewards far from order 1).
+
+    The command line prints each as one ``warning: ...`` line on stderr."""
+
+
 class DeviceError(DopaRLError):
     """A rig device misbehaved or the link to it failed (timeouts, refused handshakes, lost links)."""
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from hil_link import Link
 
-from dopa_rl.rig.emulator import EmulatedDUT
+from emulator_harness import EmulatedDUT
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -7,8 +7,8 @@ from typing import Any
 
 import serial
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
 
 
 class Link:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig.emulator import EmulatedDUT
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from emulator_harness import EmulatedDUT
 
 from hil_link import Link
 

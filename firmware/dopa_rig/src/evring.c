@@ -40,8 +40,45 @@ static void push_overflow_report(uint32_t t)
     g_rig.lost = 0;
 }
 
+/* queue latched SAFETY_TRIPs while they fit (lowest reason first) */
+static void flush_trips(void)
+{
+    while (g_rig.trip_latched && fits(DOPA_MSG_SAFETY_TRIP_SIZE)) {
+        uint8_t i = 0;
+        while (!(g_rig.trip_latched & (1u << i))) i++;
+        uint8_t b[DOPA_MSG_SAFETY_TRIP_SIZE];
+        dopa_safety_trip_t t;
+        t.t_us = g_rig.trip_t[i]; t.reason = (uint8_t)(i + 1u); t.value = g_rig.trip_value[i];
+        dopa_pack_safety_trip(b, &t);
+        push(DOPA_MSG_SAFETY_TRIP, b, sizeof b);
+        g_rig.trip_latched = (uint8_t)(g_rig.trip_latched & ~(1u << i));
+    }
+}
+
+void rig_event_trip(uint32_t t, uint8_t reason, int32_t value)
+{
+    uint8_t i = (uint8_t)(reason - 1u);
+    flush_trips();
+    if (!g_rig.trip_latched && fits(DOPA_MSG_SAFETY_TRIP_SIZE)) {
+        uint8_t b[DOPA_MSG_SAFETY_TRIP_SIZE];
+        dopa_safety_trip_t e;
+        e.t_us = t; e.reason = reason; e.value = value;
+        dopa_pack_safety_trip(b, &e);
+        push(DOPA_MSG_SAFETY_TRIP, b, sizeof b);
+        return;
+    }
+    if (i >= 4u || (g_rig.trip_latched & (1u << i))) {   /* the same limit again before the first got out */
+        g_rig.lost++;
+        return;
+    }
+    g_rig.trip_latched = (uint8_t)(g_rig.trip_latched | (1u << i));
+    g_rig.trip_t[i] = t;
+    g_rig.trip_value[i] = value;
+}
+
 void rig_event(uint8_t type, const uint8_t *body, uint8_t len)
 {
+    if (type != DOPA_MSG_HELLO_REPLY) flush_trips();   /* a HELLO_REPLY opens the sequence at 0 */
     if (g_rig.lost) {
         if (!fits(DOPA_MSG_ERROR_SIZE)) { g_rig.lost++; return; }
         push_overflow_report(dopa_get_u32(body));   /* every event body starts with t_us */
@@ -86,11 +123,13 @@ void rig_events_ack(uint16_t next_expected, uint32_t now)
     g_rig.ring_seq = next_expected;
     g_rig.ring_progress_us = now;
     if (g_rig.ring_sent == 0) g_rig.ring_sent_at = g_rig.ring_head;
+    flush_trips();
     if (g_rig.lost && fits(DOPA_MSG_ERROR_SIZE)) push_overflow_report(now);
 }
 
 void rig_events_poll(uint32_t now)
 {
+    flush_trips();
     if (g_rig.lost && fits(DOPA_MSG_ERROR_SIZE)) push_overflow_report(now);
     if (g_rig.ring_sent && DOPA_AFTER(now, g_rig.ring_progress_us + DOPA_RETRANSMIT_MS * 1000UL)) {
         g_rig.ring_sent = 0;   /* go back N: resend everything from the oldest unacknowledged */
@@ -125,7 +164,9 @@ void rig_tx_sent(uint32_t now)
 
 uint32_t rig_events_idle_us(uint32_t now)
 {
-    if (g_rig.ring_sent < g_rig.ring_count || (g_rig.lost && fits(DOPA_MSG_ERROR_SIZE))) return 0;
+    if (g_rig.ring_sent < g_rig.ring_count || (g_rig.lost && fits(DOPA_MSG_ERROR_SIZE)) ||
+        (g_rig.trip_latched && fits(DOPA_MSG_SAFETY_TRIP_SIZE)))
+        return 0;
     if (!g_rig.ring_sent) return 0x7FFFFFFFUL;
     uint32_t due = g_rig.ring_progress_us + DOPA_RETRANSMIT_MS * 1000UL;
     return DOPA_AFTER(now, due) ? 0 : due - now;

@@ -99,6 +99,11 @@ void rig_valve_close(uint32_t now, uint8_t cause)
     else if (cause == DOPA_CLOSE_CAUSE_BUDGET) rig_trip(t, DOPA_TRIP_REASON_BUDGET, (int32_t)g_rig.budget_valve_ms);
 }
 
+void rig_valve_due(void)
+{
+    if (g_rig.valve_open && DOPA_AFTER(hal_micros(), g_rig.valve_close_us)) rig_valve_close(0, g_rig.valve_cause);
+}
+
 void rig_cue(uint32_t now, uint8_t on)
 {
     (void)now;
@@ -177,12 +182,11 @@ void rig_analog_sample(uint16_t value)
     if (g_rig.analog_n == DOPA_ANALOG_BATCH) analog_flush();
 }
 
-/* Frequency the tone generator makes for freq_hz: Timer1 toggling OC1A at 1 MHz (16 MHz / 8 / 2),
- * top = round(1e6 / f), f_applied = round(1e6 / top).  The AVR layer programs exactly this. */
+/* Frequency the tone generator makes for freq_hz: Timer1 toggling OC1A at DOPA_TONE_TIMER_HZ (16 MHz / 8 / 2),
+ * the formula generated from protocol/messages.toml.  The AVR layer programs exactly this. */
 uint16_t hal_tone_hz(uint16_t freq_hz)
 {
-    uint32_t top = (1000000UL + freq_hz / 2u) / freq_hz;
-    return (uint16_t)((1000000UL + top / 2u) / top);
+    return dopa_tone_applied_hz(freq_hz);
 }
 
 void rig_outputs_off(uint32_t now, uint8_t cause)

@@ -160,8 +160,14 @@ void rig_program_poll(uint32_t now)
         for (uint8_t i = 0; i < p->n_actions; i++) {
             uint16_t bit = (uint16_t)(1u << i);
             if (!(g_rig.done & bit) && elapsed >= p->actions[i].offset_us) {
+                uint32_t at = g_rig.trial_start_us + p->actions[i].offset_us;
+                /* a valve close falling due meanwhile goes before the next action (the cut has priority);
+                 * only a valve pulse scheduled while the valve was still open re-times it, as on time */
+                if (!(p->actions[i].action == DOPA_ACTION_VALVE_PULSE && g_rig.valve_open &&
+                      DOPA_AFTER(g_rig.valve_close_us, at)))
+                    rig_valve_due();
                 g_rig.done |= bit;      /* run as of its scheduled time (outputs stamp their real pin time) */
-                rig_program_action(g_rig.trial_start_us + p->actions[i].offset_us, p->actions[i].action, p->actions[i].arg);
+                rig_program_action(at, p->actions[i].action, p->actions[i].arg);
             }
         }
         uint32_t dur_us = p->duration_ms * 1000UL;

@@ -1,12 +1,12 @@
 /* Wire protocol of the dopa_rl rig. GENERATED from protocol/messages.toml by
- * dopa_rl.rig.protocol_codegen: do not edit. C99 and C++ (avr-gcc 5.4), all fields little-endian. */
+ * tools/protocol_codegen.py: do not edit. C99 and C++ (avr-gcc 5.4), all fields little-endian. */
 #ifndef DOPA_PROTOCOL_GEN_H
 #define DOPA_PROTOCOL_GEN_H
 
 #include <stdint.h>
 
 #define DOPA_PROTOCOL_VERSION 1u
-#define DOPA_SCHEMA_HASH 0x85F00C3DUL
+#define DOPA_SCHEMA_HASH 0xF2192FD4UL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -21,6 +21,17 @@
 #define DOPA_MAX_ACTIONS 16u
 #define DOPA_ANALOG_BATCH 8u
 #define DOPA_FIRMWARE_VERSION 256u
+
+/* Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp. */
+#define DOPA_PIN_LICK 2u
+#define DOPA_PIN_VALVE 8u
+#define DOPA_PIN_CUE 13u
+#define DOPA_PIN_TONE 9u
+#define DOPA_PIN_TTL 7u
+#define DOPA_PIN_ANALOG 14u
+
+/* Timer1 toggles the tone pin at timer_hz: top = round(timer_hz / f); the applied frequency is round(timer_hz / top) (integer rounding, half up). */
+#define DOPA_TONE_TIMER_HZ 1000000UL
 
 /* limits: default and hard bounds */
 #define DOPA_LIMIT_MAX_VALVE_MS_DEFAULT 1000UL
@@ -108,6 +119,7 @@
 #define DOPA_ERROR_CODE_RX_OVERFLOW 2u
 #define DOPA_ERROR_CODE_ADC_OVERRUN 3u
 #define DOPA_ERROR_CODE_INTERNAL 4u
+#define DOPA_ERROR_CODE_LICK_OVERFLOW 5u
 
 /* Frame decoder error classes (counted, never raised). */
 #define DOPA_DECODE_ERROR_OK 0u
@@ -267,6 +279,18 @@ static inline int16_t dopa_body_size(uint8_t type) {
     default: return -1;
     }
 }
+
+/* Commands a disarmed device executes; every other command is refused with NACK NOT_ARMED. */
+static inline uint8_t dopa_allowed_while_disarmed(uint8_t type) {
+    return type == DOPA_MSG_HELLO || type == DOPA_MSG_PING || type == DOPA_MSG_CONFIGURE || type == DOPA_MSG_HEARTBEAT || type == DOPA_MSG_EVENT_ACK || type == DOPA_MSG_ALL_OFF;
+}
+
+/* tone timer top for a requested frequency, and the frequency it really makes */
+static inline uint16_t dopa_tone_top(uint16_t freq_hz) {
+    return (uint16_t)((DOPA_TONE_TIMER_HZ + freq_hz / 2u) / freq_hz); }
+static inline uint16_t dopa_tone_applied_hz(uint16_t freq_hz) {
+    uint16_t top = dopa_tone_top(freq_hz);
+    return (uint16_t)((DOPA_TONE_TIMER_HZ + top / 2u) / top); }
 
 /* 0x01 HELLO (command): Open a session: checks the protocol version, arms the outputs, resets budget, reply window and device seq. Reply: HELLO_REPLY. */
 typedef struct {

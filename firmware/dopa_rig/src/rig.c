@@ -73,11 +73,7 @@ static void reply(uint32_t now, uint16_t seq, uint8_t type, uint8_t reason, int3
 
 void rig_trip(uint32_t now, uint8_t reason, int32_t value)
 {
-    dopa_safety_trip_t t;
-    uint8_t b[DOPA_MSG_SAFETY_TRIP_SIZE];
-    t.t_us = now; t.reason = reason; t.value = value;
-    dopa_pack_safety_trip(b, &t);
-    rig_event(DOPA_MSG_SAFETY_TRIP, b, sizeof b);
+    rig_event_trip(now, reason, value);
 }
 
 void rig_error(uint32_t now, uint8_t code, int32_t value)
@@ -129,15 +125,11 @@ static uint8_t configure(const uint8_t *body, uint32_t now)
     g_rig.budget_valve_ms = c.budget_valve_ms;
     g_rig.host_timeout_ms = c.host_timeout_ms;
     g_rig.debounce_us = c.debounce_us;
+    uint8_t flipped = (uint8_t)((g_rig.flags ^ c.flags) & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
     g_rig.flags = c.flags;
     rig_valve_replan(now);                    /* the new limits hold for a valve already open too */
+    if (flipped) rig_lick_edge(g_rig.lick_raw, now);   /* a polarity flip is a lick-input change now */
     return 0;
-}
-
-/* commands allowed while disarmed (besides HELLO and EVENT_ACK) */
-static uint8_t open_command(uint8_t type)
-{
-    return type == DOPA_MSG_PING || type == DOPA_MSG_CONFIGURE || type == DOPA_MSG_HEARTBEAT || type == DOPA_MSG_ALL_OFF;
 }
 
 /* Execute one command with a well-formed body; returns 0 (ACK with *value) or a NACK reason. */
@@ -145,7 +137,7 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
 {
     uint16_t u;
     *value = 0;
-    if (!open_command(type) && !g_rig.armed) return DOPA_NACK_REASON_NOT_ARMED;
+    if (!dopa_allowed_while_disarmed(type) && !g_rig.armed) return DOPA_NACK_REASON_NOT_ARMED;
     switch (type) {
     case DOPA_MSG_PING:
         *value = dopa_get_i32(body);
@@ -285,7 +277,7 @@ static uint8_t state_bits(void)
 
 void rig_poll(uint32_t now)
 {
-    rig_program_poll(now);          /* the time-critical ones first */
+    rig_program_poll(now);          /* the time-critical ones first (a valve close before each action) */
     rig_outputs_poll(now);
     rig_lick_poll(now);
     if (g_rig.armed && DOPA_AFTER(now, g_rig.last_rx_us + (uint32_t)g_rig.host_timeout_ms * 1000UL)) {

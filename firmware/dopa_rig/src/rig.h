@@ -73,6 +73,11 @@ typedef struct {
     uint16_t ring_seq;     /* seq of the oldest entry */
     uint32_t ring_progress_us;
     uint16_t lost;
+    /* SAFETY_TRIPs that found the ring full: one latched per reason (bit reason-1), queued as soon as
+     * there is room, before anything else */
+    uint8_t trip_latched;
+    uint32_t trip_t[4];
+    int32_t trip_value[4];
     uint8_t tx_buf[DOPA_MAX_ENCODED + 1];
     uint8_t tx_len;
     dopa_decoder_t dec;
@@ -135,6 +140,10 @@ void rig_error(uint32_t now, uint8_t code, int32_t value);
 /* internal, shared between the core's files */
 void rig_event(uint8_t type, const uint8_t *body, uint8_t len);
 void rig_trip(uint32_t now, uint8_t reason, int32_t value);
+/* queue a SAFETY_TRIP, or latch it when the ring is full (it is never lost) */
+void rig_event_trip(uint32_t t, uint8_t reason, int32_t value);
+/* outputs.c: close the valve now if its close time has come (the cut has priority over trial actions) */
+void rig_valve_due(void);
 void rig_events_reset(void);
 void rig_events_ack(uint16_t next_expected, uint32_t now);
 void rig_events_poll(uint32_t now);

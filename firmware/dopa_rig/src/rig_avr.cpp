@@ -49,6 +49,8 @@ extern "C" void rig_early_init(void)
 static volatile uint8_t g_lick_level[LICK_QUEUE];
 static volatile uint32_t g_lick_t[LICK_QUEUE];
 static volatile uint8_t g_lick_head, g_lick_tail;
+static volatile uint16_t g_lick_lost;      /* raw edges the full queue could not hold (wraps) */
+static uint16_t g_lick_lost_reported;
 static volatile uint16_t g_adc_value;
 static uint16_t g_lost_reported;
 static volatile uint8_t g_adc_ready;
@@ -59,6 +61,7 @@ static void lick_isr(void)
     uint8_t next = (uint8_t)((g_lick_head + 1) % LICK_QUEUE);
     if (next == g_lick_tail) {           /* queue full: keep the newest level in the newest entry */
         g_lick_level[(uint8_t)((g_lick_head + LICK_QUEUE - 1) % LICK_QUEUE)] = level;
+        g_lick_lost++;                   /* and count the edge whose time is lost (ERROR LICK_OVERFLOW) */
         return;
     }
     g_lick_level[g_lick_head] = level;
@@ -89,7 +92,7 @@ extern "C" uint16_t hal_tone(uint16_t freq_hz)
         GPIOR0 &= (uint8_t)~1u;
         return 0;
     }
-    uint32_t top = (1000000UL + freq_hz / 2u) / freq_hz;   /* 50..20000 Hz -> 20000..50 */
+    uint32_t top = dopa_tone_top(freq_hz);                 /* 50..20000 Hz -> 20000..50 */
     uint16_t made = hal_tone_hz(freq_hz);                   /* divisions first: the pin starts last */
     TCCR1B = 0;
     TCNT1 = 0;
@@ -186,6 +189,13 @@ void rig_avr_loop(void)
         uint8_t i = g_lick_tail;
         rig_lick_edge(g_lick_level[i], g_lick_t[i]);
         g_lick_tail = (uint8_t)((i + 1) % LICK_QUEUE);
+    }
+    cli();
+    uint16_t lick_lost = g_lick_lost;
+    sei();
+    if (lick_lost != g_lick_lost_reported) {
+        rig_error(micros(), DOPA_ERROR_CODE_LICK_OVERFLOW, (uint16_t)(lick_lost - g_lick_lost_reported));
+        g_lick_lost_reported = lick_lost;
     }
     if (g_adc_ready) {
         g_adc_ready = 0;

@@ -3,12 +3,15 @@
 #ifndef DOPA_RIG_BOARD_H
 #define DOPA_RIG_BOARD_H
 
-#define RIG_PIN_LICK 2
-#define RIG_PIN_VALVE 8
-#define RIG_PIN_CUE 13
-#define RIG_PIN_TONE 9
-#define RIG_PIN_TTL 7
-#define RIG_PIN_ANALOG 14
+#include "protocol_gen.h"
+
+/* the pin map is defined once, in protocol/messages.toml [pins] */
+#define RIG_PIN_LICK DOPA_PIN_LICK
+#define RIG_PIN_VALVE DOPA_PIN_VALVE
+#define RIG_PIN_CUE DOPA_PIN_CUE
+#define RIG_PIN_TONE DOPA_PIN_TONE
+#define RIG_PIN_TTL DOPA_PIN_TTL
+#define RIG_PIN_ANALOG DOPA_PIN_ANALOG
 
 #if defined(ARDUINO_AVR_NANO)
 #define RIG_BOARD_ID DOPA_BOARD_NANO

@@ -12,9 +12,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--choice-base 1\n"
         "  dopa-rl fit sessions/ --model rw-pavlovian --method map\n"
         "  dopa-rl fit study.csv --model rw-softmax --method hier --json hier.json   (population EM)\n"
-        "  dopa-rl fit study.csv --model rw-softmax-asym --restarts auto --scheduler local:2\n")
+        "  dopa-rl fit study.csv --model rw-softmax-asym --restarts auto --scheduler local:2\n"
+        "  dopa-rl fit choices.csv --model my_models.py:MODEL   (your own model: docs/models.md)\n")
     p.add_argument("data", nargs="+", metavar="DATA", help="behavior files (.csv/.tsv/.nwb) or folders of them")
-    p.add_argument("--model", required=True, help="model name (see `dopa-rl models`)")
+    p.add_argument("--model", required=True, metavar="MODEL",
+                   help="model name (see `dopa-rl models`), or your own as FILE.py:NAME or package.module:NAME")
     p.add_argument("--columns", default=None, metavar="STD=YOURS,...",
                    help="map standard columns to yours, e.g. subject=mouse_id,choice=lever,reward=outcome")
     p.add_argument("--choice-base", type=int, choices=(0, 1), default=0, help="first option number in your data (0 or 1)")
@@ -31,6 +33,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--em-max-iter", type=int, default=200, metavar="N", help="most EM iterations for --method hier")
     p.add_argument("--seed", type=int, default=0, help="seed for the restart points")
     p.add_argument("--jobs", type=int, default=None, metavar="N", help="threads evaluating the likelihood (default: all cores)")
+    p.add_argument("--carry-over", action="store_true",
+                   help="carry learned values over from one session to the next (default: each session starts afresh)")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the per-subject table as CSV")
     p.add_argument("--prediction-errors", metavar="FILE", help="write per-trial fitted values and prediction errors (CSV)")
@@ -47,15 +51,19 @@ def restarts_arg(text: str):
 
 
 def run(args) -> int:
+    import sys
+
+    from dopa_rl.commands.common import check_output_paths, warnings_to_stderr
     from dopa_rl.errors import InputError
     from dopa_rl.fit import fit
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import expand_paths, load_behavior, parse_column_map
-    from dopa_rl.cli import check_output_paths
     from dopa_rl.models import get_model
+    from dopa_rl.models.base import require_columns
 
+    inputs = expand_paths(args.data)
     check_output_paths({"--json": args.json, "--csv": args.csv, "--prediction-errors": args.prediction_errors},
-                       inputs=expand_paths(args.data))
+                       inputs=inputs)
     if args.restarts != "auto" and args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1 (or auto)")
     if args.em_max_iter < 1:
@@ -70,25 +78,38 @@ def run(args) -> int:
         if model.kind != "choice":
             raise InputError(f"--n-options applies to choice models; {model.name} is {model.kind}")
         model = get_model(args.model, n_options=args.n_options)
-    df = load_behavior(args.data, columns=parse_column_map(args.columns), choice_base=args.choice_base,
-                       trials_table=args.trials_table)
-    missing = [c for c in model.required_columns if c not in df.columns]
-    if missing:
-        raise InputError(f"{', '.join(map(str, args.data))}: model {model.name} needs column(s) {', '.join(missing)}; "
-                         f"columns present: {', '.join(df.columns)} (map yours with --columns STD=YOURS)")
-    extra = {"max_iter": args.em_max_iter} if args.method == "hier" else {}
-    try:
-        with get_scheduler(args.scheduler) as scheduler:
-            result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs,
-                         scheduler=scheduler, **extra)
-    except InputError as exc:  # problems found while packing the data: say which input they come from
-        raise InputError(f"{', '.join(map(str, args.data))}: {exc}") from None
+    columns = parse_column_map(args.columns)
+    where = ", ".join(map(str, args.data))
+    with warnings_to_stderr():
+        df = load_behavior(args.data, columns=columns, choice_base=args.choice_base, trials_table=args.trials_table,
+                           n_options=args.n_options if model.kind == "choice" else None)
+        require_columns(df, model, source=where)
+        extra = {"max_iter": args.em_max_iter} if args.method == "hier" else {}
+        try:
+            with get_scheduler(args.scheduler) as scheduler:
+                result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs,
+                             carry_over=args.carry_over, scheduler=scheduler, **extra)
+        except InputError as exc:  # problems found while packing the data: say which input they come from
+            raise InputError(f"{where}: {exc}") from None
+    # what it takes to run this fit again
+    result.provenance["cli"] = {
+        "command": "dopa-rl fit " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["fit"] else []),
+        "inputs": [str(p) for p in inputs], "columns": columns, "choice_base": args.choice_base,
+        "n_options": args.n_options, "trials_table": args.trials_table, "method": result.method,
+        "restarts": args.restarts, "seed": args.seed, "jobs": args.jobs, "carry_over": args.carry_over,
+        "scheduler": args.scheduler, **({"em_max_iter": args.em_max_iter} if args.method == "hier" else {}),
+    }
     # every output is rendered before the first is written, so a failure leaves none of them behind; files
     # before the printed table, so a closed stdout (`| head`) cannot cost them
     outputs = [(args.json, lambda: result.to_json() + "\n"), (args.csv, lambda: result.to_frame().to_csv()),
-               (args.prediction_errors, lambda: result.prediction_errors(df).to_csv(index=False))]
+               (args.prediction_errors,
+                lambda: result.prediction_errors(df, choice_base=args.choice_base).to_csv(index=False))]
     texts = [(path, render()) for path, render in outputs if path]
     for path, text in texts:
         atomic_write_text(path, text)
     print(result.summary())
+    if model.kind == "choice":
+        k = result.provenance.get("n_options")
+        print(f"Options: {k}, numbered {args.choice_base}..{k - 1 + args.choice_base} in the input "
+              f"(--choice-base {args.choice_base}{'' if args.n_options else '; from the highest choice, --n-options to fix it'})")
     return 0

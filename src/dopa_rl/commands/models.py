@@ -8,12 +8,12 @@ import math
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "Example: dopa-rl models --json models.json"
-    p.add_argument("name", nargs="?", help="show one model only")
+    p.add_argument("name", nargs="?", help="show one model only (a name, or FILE.py:NAME for your own)")
     p.add_argument("--json", metavar="FILE", help="also write the list as JSON")
 
 
 def run(args) -> int:
-    from dopa_rl.cli import check_output_paths
+    from dopa_rl.commands.common import check_output_paths
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.models import get_model, list_models
 

@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "A .csv/.tsv OUT gets a behavior table (true parameters in OUT_params.csv); a .nwb OUT or a folder\n"
         "gets NWB sessions with licks, photometry and units built from the model's prediction errors.")
     p.add_argument("--task", choices=TASKS, default="bandit", help="task schedule (default: bandit)")
-    p.add_argument("--model", default="rw", help="rw, td, or any name from `dopa-rl models` (default: rw)")
+    p.add_argument("--model", default="rw", help="rw, td, any name from `dopa-rl models`, or your own model as "
+                   "FILE.py:NAME or package.module:NAME (default: rw)")
     p.add_argument("--subjects", type=int, default=1, metavar="N", help="number of simulated subjects")
     p.add_argument("--sessions", type=int, default=1, metavar="K", help="sessions per subject")
     p.add_argument("--trials", type=int, default=None, metavar="T", help="trials per session (task default if omitted)")
@@ -23,6 +24,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="fixed parameters for every subject (default: drawn per subject within the model's ranges)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--out", required=True, metavar="OUT", help="OUT.csv, OUT.tsv, OUT.nwb or a folder for NWB files")
+    p.add_argument("--overwrite", action="store_true", help="replace output files that exist (default: refuse)")
+    p.add_argument("--carry-over", action="store_true",
+                   help="a subject's sessions continue from the values learned in the previous one (CSV output; "
+                        "default: each session starts afresh)")
 
 
 def parse_params(text: str | None) -> dict[str, float] | None:
@@ -59,16 +64,22 @@ def run(args) -> int:
         raise InputError(f"--subjects {args.subjects} --sessions {args.sessions}: both must be at least 1")
     if args.trials is not None and args.trials < 1:
         raise InputError(f"--trials {args.trials}: must be at least 1")
+    from dopa_rl.commands.common import refuse_existing
+
     out = Path(args.out)
+    if out.is_dir() and out.suffix:
+        raise InputError(f"--out {out} is a folder; give a file name, or a folder name without a suffix")
     if out.suffix.lower() in (".csv", ".tsv", ".txt"):
+        refuse_existing("--out", [out, out.with_name(out.stem + "_params" + out.suffix)], args.overwrite)
         return _simulate_table(args, params, out)
     if out.suffix and out.suffix.lower() != ".nwb":
         raise InputError(f"--out {out}: use a .csv/.tsv table, a .nwb file or a folder")
-    from dopa_rl.io.synthetic import simulate_sessions
+    from dopa_rl.io.synthetic import session_paths, simulate_sessions
 
     if args.task not in ("bandit", "pavlovian"):
         raise InputError(f"--task {args.task}: NWB sessions are simulated for --task pavlovian or bandit; "
                          f"write a .csv to simulate {args.task}")
+    refuse_existing("--out", [out] if out.suffix else session_paths(out, args.subjects, args.sessions), args.overwrite)
     paths = simulate_sessions(task=args.task, model=args.model, n_subjects=args.subjects, n_sessions=args.sessions,
                               out=out, seed=args.seed, params=params, n_trials=args.trials)
     for p in paths:
@@ -77,40 +88,20 @@ def run(args) -> int:
 
 
 def _simulate_table(args, params, out: Path) -> int:
-    import numpy as np
-    import pandas as pd
-
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
-    from dopa_rl.models import get_model, tasks
+    from dopa_rl.models import get_model, simulate_population, tasks
 
     model = get_model(resolve_model(args.task, args.model))
-    task_kw = {} if args.trials is None else {"n_trials": args.trials}
-    if args.task == "bandit":
-        task = tasks.bandit_task(**task_kw)
-    elif args.task == "pavlovian":
-        task = tasks.pavlovian_task(**task_kw)
-    else:
-        if args.trials is not None:
-            raise InputError(f"--trials does not apply to --task {args.task} (its phases have fixed lengths)")
-        task = tasks.PAVLOVIAN_TASKS[args.task]()
-    if model.kind != getattr(task, "kind", None):
+    task = tasks.make_task(args.task, args.trials)
+    if model.kind != task.kind:
         raise InputError(f"--model {model.name} is a {model.kind} model; it cannot run --task {args.task}")
-    if params is not None:  # completed with the defaults, so the true-parameter file names every parameter
-        params = model.spec.as_dict(model.check_params(params))
-    root = np.random.SeedSequence(args.seed)
-    frames, truth = [], []
-    for s, sseq in enumerate(root.spawn(args.subjects)):
-        rng = np.random.default_rng(sseq)
-        p = params if params is not None else model.spec.as_dict(model.spec.random_starts(1, rng)[0])
-        truth.append({"subject": str(s + 1), **{k: float(v) for k, v in p.items()}})
-        for k in range(args.sessions):
-            sim = model.simulate(p, task, rng, subject=str(s + 1), session=str(k + 1))
-            frames.append(sim.trials)
-    df = pd.concat(frames, ignore_index=True)
+    pop = simulate_population(model, task, args.subjects, args.seed, params, n_sessions=args.sessions,
+                              carry_over=args.carry_over)
+    df = pop.trials
     sep = "\t" if out.suffix.lower() == ".tsv" else ","
     params_path = out.with_name(out.stem + "_params" + out.suffix)
     atomic_write_text(out, df.to_csv(index=False, sep=sep))
-    atomic_write_text(params_path, pd.DataFrame(truth).to_csv(index=False, sep=sep))
+    atomic_write_text(params_path, pop.params.to_csv(index=False, sep=sep))
     print(f"wrote {len(df)} trials of {args.subjects} subject(s) to {out}; true parameters in {params_path}")
     return 0

@@ -89,6 +89,30 @@ def standard_errors(model: Model, data: Packed, z: np.ndarray, method: str, prio
     return se
 
 
+def snap_to_bounds(model: Model, data: Packed, z: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                   prior: Prior | None = None) -> np.ndarray:
+    """Move parameters that stopped near a bound (where the logistic transform is flat, so the gradient in
+    ``z`` is below tolerance while the likelihood still rises toward the bound) onto the bound, one subject
+    at a time, wherever that does not lower the objective (log-likelihood, plus the log prior for MAP)."""
+    near = at_bound(model, z)
+    rows = np.flatnonzero(near.any(axis=1))
+    if rows.size == 0:
+        return z
+    z = z.copy()
+    cand = z[rows].copy()
+    cand[near[rows]] = np.where(cand[near[rows]] > 0, np.broadcast_to(hi, cand.shape)[near[rows]],
+                                np.broadcast_to(lo, cand.shape)[near[rows]])
+    both = np.concatenate([z[rows], cand])
+    lanes = np.concatenate([rows, rows]).astype(np.int64)
+    obj = model.loglik(model.spec.to_natural(both), data, lanes)
+    if prior is not None:
+        obj = obj + prior.logpdf(both, lanes)
+    old, new = obj[: rows.size], obj[rows.size:]
+    better = np.isfinite(new) & (new >= old)
+    z[rows[better]] = cand[better]
+    return z
+
+
 def finite_starts(model: Model, data: Packed, z: np.ndarray, lane_subject: np.ndarray, seed: int,
                   centre: np.ndarray, rounds: int = 30, restart_index: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Start points [L, k] (unconstrained) whose log-likelihood is finite: a start where it is not is
@@ -138,9 +162,38 @@ def _threads(n_jobs: int | None):
         numba.set_num_threads(old)
 
 
+REWARD_SCALE = (0.05, 20.0)   # largest |reward| outside this range: the defaults' "order 1" assumption fails
+
+
+def carried_over(data: Packed) -> Packed:
+    """The same data with values carried over from one session to the next: only each subject's first trial
+    starts afresh (by default every session does)."""
+    import dataclasses
+
+    resets = np.zeros_like(data.resets)
+    resets[data.n_trials > 0, 0] = True
+    return dataclasses.replace(data, resets=resets)
+
+
+def check_reward_scale(data: Packed) -> None:
+    """A :class:`~dopa_rl.errors.DataWarning` when rewards are far from order 1 (docs/models.md, Reward scale)."""
+    import warnings
+
+    from dopa_rl.errors import DataWarning
+
+    valid = np.arange(data.rewards.shape[1])[None, :] < data.n_trials[:, None]
+    top = float(np.abs(data.rewards[valid]).max(initial=0.0))
+    lo, hi = REWARD_SCALE
+    if top > hi or 0 < top < lo:
+        warnings.warn(DataWarning(
+            f"rewards are up to {top:g}: the default priors, start ranges and bounds assume rewards of order 1 "
+            f"(1 per rewarded trial); divide them by the usual reward size (docs/models.md, 'Reward scale')"),
+            stacklevel=3)
+
+
 def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None, restarts: int | str = 10, seed: int = 0,
-        n_jobs: int | None = None, progress: bool | None = None, prior: Prior | None = None, scheduler=None,
-        **hier_options) -> FitResult:
+        n_jobs: int | None = None, progress: bool | None = None, prior: Prior | None = None,
+        carry_over: bool = False, scheduler=None, **hier_options) -> FitResult:
     """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
 
     ``method``: "mle", "map" (default "mle", or "map" when a ``prior`` is given) or "hier" (hierarchical EM,
@@ -151,8 +204,9 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     likelihood is redrawn), seeded by ``seed`` and the subject's id, or ``"auto"`` (add restarts until the
     best optimum is reached twice, see :mod:`dopa_rl.fit.restarts`); ``n_jobs`` threads for the likelihood
     (default: all cores); ``progress``: a tqdm bar (None = only on a terminal); ``scheduler``: a
-    :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers.  The result keeps no data:
-    ``result.prediction_errors(data)`` takes it again.
+    :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers; ``carry_over``: values carry over
+    from one session to the next (default: every session starts afresh).  Rewards far from order 1 give a
+    DataWarning.  The result keeps no data: ``result.prediction_errors(data)`` takes it again.
     """
     if method is None:
         method = "map" if prior is not None else "mle"
@@ -162,18 +216,23 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
         raise InputError(f"--restarts must be an integer >= 1 or 'auto' (got {restarts!r})")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
         raise InputError(f"--jobs must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
-    if method == "hier":
-        if prior is not None:
-            raise InputError("method='hier' estimates the population prior itself; do not pass a prior")
-        from dopa_rl.fit.hierarchical import fit_hierarchical
-
-        return fit_hierarchical(model, data, restarts=restarts, seed=seed, n_jobs=n_jobs, progress=progress,
-                                scheduler=scheduler, **hier_options)
-    if hier_options:
+    if method == "hier" and prior is not None:
+        raise InputError("method='hier' estimates the population prior itself; do not pass a prior")
+    if hier_options and method != "hier":
         raise InputError(f"option(s) {', '.join(hier_options)} apply to method='hier' only")
     if prior is not None and method != "map":
         raise InputError("a prior is used by MAP fitting: pass method='map' (or leave method out)")
     packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
+    if carry_over:
+        packed = carried_over(packed)
+    check_reward_scale(packed)
+    if method == "hier":
+        from dopa_rl.fit.hierarchical import fit_hierarchical
+
+        result = fit_hierarchical(model, packed, restarts=restarts, seed=seed, n_jobs=n_jobs, progress=progress,
+                                  scheduler=scheduler, **hier_options)
+        result.provenance["carry_over"] = bool(carry_over)
+        return result
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
     if too_short:
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
@@ -195,11 +254,13 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
                                 file=sys.stderr) as bar:
         rf = fit_restarts_on(scheduler, model, packed, restarts, seed, prior if method == "map" else None,
                              cap=AUTO_CAP, bar=bar)
-        z = rf.z
+        z = snap_to_bounds(model, packed, rf.z, *z_bounds(model), prior if method == "map" else None)
         x = model.spec.to_natural(z)
         ll = model.loglik(x, packed, np.arange(S, dtype=np.int64))
         se = standard_errors(model, packed, z, method, prior)
-    return make_result(model, method, packed, z, x, se, ll, rf, restarts, seed, prior if method == "map" else None)
+    result = make_result(model, method, packed, z, x, se, ll, rf, restarts, seed, prior if method == "map" else None)
+    result.provenance["carry_over"] = bool(carry_over)
+    return result
 
 
 def make_result(model: Model, method: str, packed: Packed, z, x, se, ll, rf, restarts, seed: int,

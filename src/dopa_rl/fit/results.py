@@ -70,8 +70,6 @@ def model_options(model: Model) -> dict[str, Any]:
         out["q0"] = float(model.q0)
     if getattr(model, "n_options", None) is not None:
         out["n_options"] = int(model.n_options)
-    if getattr(model, "carry_over", False):
-        out["carry_over"] = True
     timing = getattr(model, "timing", None)
     if timing is not None and dataclasses.is_dataclass(timing):
         default = type(timing)()
@@ -323,6 +321,10 @@ class FitResult:
                              f"result.prediction_errors(data, model=...)")
         source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else None
         packed = model.pack(source) if source is not None else data
+        if self.provenance.get("carry_over"):
+            from dopa_rl.fit.mle import carried_over
+
+            packed = carried_over(packed)
         want = self.provenance.get("data_fingerprint")
         if want and data_fingerprint(packed) != want:
             raise InputError(f"these data are not the data the result was fitted to (fingerprint "

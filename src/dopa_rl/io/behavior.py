@@ -43,6 +43,10 @@ def parse_column_map(text: str | None) -> dict[str, str]:
             problems.append(f"'{std}' is not a standard column ({', '.join(STANDARD_COLUMNS)})")
         elif not lab:
             problems.append(f"'{std}=' names no column")
+        elif std in out:
+            problems.append(f"'{std}' is mapped twice ({out[std]}, {lab}); map one column to it (to combine "
+                            f"columns, e.g. gain and loss, make one in pandas first: "
+                            f"df['reward'] = df['gain'] - df['loss'])")
         else:
             out[std] = lab
     if problems:
@@ -82,9 +86,22 @@ def read_table(path: str | os.PathLike, text_columns: Iterable[str] = ID_COLUMNS
                                   delimiters=",\t;| ").delimiter
     except csv.Error:
         sep = "\t" if path.suffix.lower() == ".tsv" else ","
+    # leading "# ..." lines (export notes written by acquisition software) are comments, not the header
+    lines = head.splitlines()
+    n_comment = 0
+    while n_comment < len(lines) and (lines[n_comment].lstrip().startswith("#") or not lines[n_comment].strip()):
+        n_comment += 1
+    if n_comment:
+        body = "\n".join(lines[n_comment:n_comment + 20])
+        if not body.strip():
+            raise InputError(f"{path}: the file holds only '#' comment lines, no table")
+        try:
+            sep = csv.Sniffer().sniff(body, delimiters=",\t;| ").delimiter
+        except csv.Error:
+            pass
     try:
         df = pd.read_csv(path, sep=sep, encoding=encoding, encoding_errors="replace", skipinitialspace=True,
-                         dtype={c: str for c in text_columns})
+                         dtype={c: str for c in text_columns}, skiprows=n_comment or None)
     except pd.errors.EmptyDataError:
         raise InputError(f"{path}: file is empty") from None
     except (pd.errors.ParserError, ValueError) as exc:
@@ -114,20 +131,46 @@ def _numeric(df: pd.DataFrame, col: str, problems: list[str]) -> None:
     df[col] = values.astype(float)
 
 
+def _case_insensitive(df: pd.DataFrame, columns: Mapping[str, str] | None) -> dict[str, str]:
+    """The column map completed with standard names written in another case (``Subject``, ``REWARD``), and
+    mapped names matched regardless of case when only one column matches."""
+    out = dict(columns or {})
+    lower: dict[str, list[str]] = {}
+    for c in df.columns:
+        lower.setdefault(c.strip().lower(), []).append(c)
+    for std, lab in list(out.items()):
+        if lab not in df.columns and len(lower.get(lab.strip().lower(), [])) == 1:
+            out[std] = lower[lab.strip().lower()][0]
+    mapped = set(out.values())
+    for std in STANDARD_COLUMNS:
+        if std in out or std in df.columns:
+            continue
+        match = [c for c in lower.get(std, []) if c not in mapped]
+        if len(match) == 1:
+            out[std] = match[0]
+    return out
+
+
 def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = None, choice_base: int = 0,
-                       source: str = "<table>") -> pd.DataFrame:
+                       source: str = "<table>", n_options: int | None = None) -> pd.DataFrame:
     """Apply the column map, then validate and type the standard columns.  Returns a new table.
 
-    ``columns`` maps standard names to the lab's (``{"choice": "lever"}``); ``choice_base=1`` accepts
-    1-based choices.  Missing ``subject`` becomes the source's file stem, missing ``session`` "1" and
-    missing ``trial`` the row order within each session.  Missed choices (empty cells) are kept as NaN.
+    ``columns`` maps standard names to the lab's (``{"choice": "lever"}``); headers that differ from the
+    standard names only in case (``Subject``) are matched too.  ``choice_base=1`` accepts 1-based choices;
+    ``n_options`` refuses a choice above it.  Missing ``subject`` becomes the source's file stem, missing
+    ``session`` "1" and missing ``trial`` the row order within each session.  A missed trial (empty choice)
+    is kept with choice NaN and skipped by the models, whatever its reward cell holds (its reward becomes
+    0).  An option chosen on under 1% of the trials gives a :class:`~dopa_rl.errors.DataWarning` naming its
+    first rows.  ``df.attrs["source_columns"]`` keeps the table's own column names.
     """
     if df is None or len(df) == 0:
         raise InputError(f"{source}: the table has no rows")
     df = df.copy()
     df.columns = [str(c) for c in df.columns]
+    own_columns = list(df.columns)
     problems: list[str] = []
-    for std, lab in (columns or {}).items():
+    columns = _case_insensitive(df, columns)
+    for std, lab in columns.items():
         if std not in STANDARD_COLUMNS:
             problems.append(f"'{std}' is not a standard column ({', '.join(STANDARD_COLUMNS)})")
         elif lab not in df.columns:
@@ -140,7 +183,8 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
                 df = df.drop(columns=[std])
             df = df.rename(columns={lab: std})
 
-    if "subject" not in df.columns:
+    invented_subject = "subject" not in df.columns
+    if invented_subject:
         df.insert(0, "subject", Path(str(source)).stem or "1")
     if df["subject"].isna().any():
         problems.append(f"column 'subject' is empty in {_rows(df['subject'].isna().to_numpy())}")
@@ -149,6 +193,12 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
         df.insert(1, "session", "1")
     df["session"] = df["session"].map(_id_text)
 
+    # a missed trial (choice cell empty) is skipped whatever its outcome cell holds
+    missed = (df["choice"].isna() | (df["choice"].astype(str).str.strip() == "")).to_numpy() \
+        if "choice" in df.columns else np.zeros(len(df), dtype=bool)
+    if missed.any() and "reward" in df.columns:
+        df["reward"] = df["reward"].where(~missed, 0.0)
+        df["choice"] = df["choice"].where(~missed, np.nan)
     reward_given = df["reward"].notna().to_numpy() if "reward" in df.columns else None
     for col in NUMERIC_COLUMNS:
         if col in df.columns:
@@ -182,7 +232,16 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
             problems.append(f"choice out of range: {lowest:g} in {_rows(neg)} is below the first option "
                             f"({choice_base}); use --choice-base {0 if choice_base == 1 else 1} if your options are "
                             f"numbered from {0 if choice_base == 1 else 1}; a missed trial is an empty cell")
+        if n_options is not None:
+            high = np.isfinite(values) & (values >= n_options)
+            if high.any():
+                first = int(np.flatnonzero(high)[0])
+                problems.append(f"choice {_id_text(df['choice'].to_numpy()[first])} in {_rows(high)} is out of range: "
+                                f"above the last of the --n-options {n_options} options ({choice_base}.."
+                                f"{n_options - 1 + choice_base})")
         df["choice"] = values
+        if not problems:
+            _warn_rare_options(values, choice_base, source)
 
     if "cue" in df.columns:
         nan = df["cue"].isna().to_numpy()
@@ -200,9 +259,37 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
     if "trial" not in df.columns:
         df["trial"] = df.groupby(["subject", "session"], sort=False).cumcount()
     df["trial"] = df["trial"].astype(np.int64)
+    if invented_subject and df.duplicated(["subject", "session", "trial"]).any():
+        raise InputError(f"{source}: no subject column, and trial numbers repeat: if the file holds several "
+                         f"animals, name their column with --columns subject=NAME (columns: {', '.join(own_columns)})")
     check_unique_trials(df, source)
     lead = [c for c in ("subject", "session", "trial") if c in df.columns]
-    return df[lead + [c for c in df.columns if c not in lead]].reset_index(drop=True)
+    out = df[lead + [c for c in df.columns if c not in lead]].reset_index(drop=True)
+    out.attrs["source_columns"] = own_columns
+    return out
+
+
+RARE_OPTION = 0.01
+
+
+def _warn_rare_options(values: np.ndarray, choice_base: int, source: str) -> None:
+    """Warn about an option chosen on under 1% of the trials (a typo such as a 3 in a two-option file adds an
+    option to every subject's task)."""
+    import warnings
+
+    from dopa_rl.errors import DataWarning
+
+    ok = np.isfinite(values)
+    n = int(ok.sum())
+    if n < 20:
+        return
+    counts = np.bincount(values[ok].astype(np.int64))
+    for k in np.flatnonzero((counts > 0) & (counts < RARE_OPTION * n)):
+        rows = values == k
+        warnings.warn(DataWarning(
+            f"{source}: choice {k + choice_base} is chosen on only {counts[k]} of {n} trials ({_rows(rows)}); "
+            f"a typo? It makes the task {len(counts)}-option for every subject (give --n-options to refuse "
+            f"values above it)"), stacklevel=3)
 
 
 def check_unique_trials(df: pd.DataFrame, source: str) -> None:
@@ -248,7 +335,7 @@ def expand_paths(paths: Iterable[str | os.PathLike] | str | os.PathLike) -> list
 
 
 def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_base: int = 0,
-                  trials_table: str | None = None) -> pd.DataFrame:
+                  trials_table: str | None = None, n_options: int | None = None) -> pd.DataFrame:
     """Read one or many behavior files (CSV/TSV tables or NWB sessions) into one validated table.
 
     When several tables are read and one has no ``session`` column, its file name (stem) is its session.
@@ -262,7 +349,7 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
             from dopa_rl.io.nwb import read_behavior
 
             raw = read_behavior(path, columns=columns, trials_table=trials_table)
-            frames.append(normalize_behavior(raw, choice_base=choice_base, source=str(path)))
+            frames.append(normalize_behavior(raw, choice_base=choice_base, source=str(path), n_options=n_options))
         else:
             if trials_table:
                 raise InputError(f"{path}: --trials-table applies to NWB files only")
@@ -270,7 +357,8 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
             if len(files) > 1 and "session" not in raw.columns and "session" not in (columns or {}):
                 # several files without a session column: each file is a session, named after the file
                 raw.insert(0, "session", path.stem if stems.count(path.stem) == 1 else str(path))
-            frames.append(normalize_behavior(raw, columns=columns, choice_base=choice_base, source=str(path)))
+            frames.append(normalize_behavior(raw, columns=columns, choice_base=choice_base, source=str(path),
+                                             n_options=n_options))
     if len(frames) == 1:
         return frames[0]
     # a file without a task column the others have (say a parameters table beside the data) is not behavior
@@ -279,6 +367,8 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
     if lacking:
         raise InputError("; ".join(lacking[:3]) + (f" (and {len(lacking) - 3} more)" if len(lacking) > 3 else "")
                          + " that other input files have; give behavior files of one kind only")
+    own = list(dict.fromkeys(c for f in frames for c in f.attrs.get("source_columns", f.columns)))
     df = pd.concat(frames, ignore_index=True)
+    df.attrs = {"source_columns": own}
     check_unique_trials(df, ", ".join(map(str, files)) if len(files) <= 3 else f"{files[0].parent} ({len(files)} files)")
     return df

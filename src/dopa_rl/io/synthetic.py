@@ -31,14 +31,15 @@ import pandas as pd
 from dopa_rl.errors import InputError
 from dopa_rl.io.nwb_types import Photometry, SessionData, SessionMetadata
 from dopa_rl.models.dopamine import DopamineObservation, rpe_impulses, simulate_photometry, simulate_spikes
+from dopa_rl.models.population import LATENT_PREFIXES  # trial-table columns that are latent state, not behavior
 
 __all__ = ["DopamineObservation", "photometry_from_rpe", "spikes_from_rpe", "rpe_impulses",
            "simulate_session", "simulate_sessions", "MODEL_FOR"]
 
 #: (task, model) on the command line -> registered model name
 MODEL_FOR = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax", ("pavlovian", "td"): "td"}
-#: trial-table columns of a Simulation that are the model's latent state, not behavior
-LATENT_PREFIXES = ("V_", "p_choice_", "rpe_", "value")
+#: tasks a simulated NWB session can hold: default length and options
+SESSION_TASKS = {"pavlovian": (150, {"p_reward": 0.75}), "bandit": (300, {})}
 
 
 def photometry_from_rpe(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, duration_s: float,
@@ -80,17 +81,37 @@ def _events_from_trials(trials: pd.DataFrame, rng: np.random.Generator) -> dict[
 
 def _draw_params(model: Any, rng: np.random.Generator) -> dict[str, float]:
     """Parameters of one simulated animal: uniform between each parameter's restart bounds."""
-    return {p.name: float(rng.uniform(p.init_low, p.init_high)) for p in model.spec}
+    from dopa_rl.models.population import draw_params
+
+    return draw_params(model, rng)
+
+
+def session_paths(folder: str | os.PathLike[str], n_subjects: int, n_sessions: int) -> list[Path]:
+    """The files :func:`simulate_sessions` writes into ``folder``: ``sub-simSS_ses-KK.nwb``."""
+    return [Path(folder) / f"sub-sim{s + 1:02d}_ses-{k + 1:02d}.nwb" for s in range(n_subjects) for k in range(n_sessions)]
+
+
+def session_model(task: str, model: str):
+    """The registered model that plays ``task`` (``rw``/``td`` shorthands, or any registered name of the
+    task's kind: choice models play the bandit, Pavlovian models the Pavlovian task)."""
+    from dopa_rl.models import get_model
+
+    m = get_model(MODEL_FOR.get((task, model), model))
+    want = "choice" if task == "bandit" else "pavlovian"
+    if m.kind != want:
+        plays = "choice (bandit)" if m.kind == "choice" else "Pavlovian"
+        other = "bandit" if m.kind == "choice" else "pavlovian"
+        raise InputError(f"--model {model} simulates {plays} tasks only: use --task {other}, or --model rw")
+    return m
 
 
 def _make_task(task: str, n_trials: int | None) -> Any:
     from dopa_rl.models import tasks
 
-    if task == "pavlovian":
-        return tasks.pavlovian_task(n_trials or 150, p_reward=0.75)
-    if task == "bandit":
-        return tasks.bandit_task(n_trials or 300)
-    raise InputError(f"--task {task!r}: choose pavlovian or bandit")
+    if task not in SESSION_TASKS:
+        raise InputError(f"--task {task!r}: choose pavlovian or bandit")
+    n, kw = SESSION_TASKS[task]
+    return tasks.make_task(task, n_trials or n, **kw)
 
 
 def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapping[str, float] | None = None,
@@ -99,16 +120,14 @@ def simulate_session(task: str = "pavlovian", model: str = "rw", *, params: Mapp
                      session_start_time: _dt.datetime | None = None, duration_s: float | None = None) -> SessionData:
     """Simulate one session in memory (behavior, events, photometry, units, true parameters).
 
-    ``model`` is ``rw`` or ``td`` (or a registered model name); parameters missing from ``params`` are
+    ``model`` is ``rw`` or ``td`` or any registered model of the task's kind; parameters missing from ``params`` are
     drawn from the model's restart ranges.  Recordings last until 5 s after the last trial, or ``duration_s`` if
     longer.  Write the result with :func:`dopa_rl.io.nwb.write_session`.
     """
-    from dopa_rl.models import get_model
-
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    model_name = MODEL_FOR.get((task, model), model)
-    m = get_model(model_name)
     task_obj = _make_task(task, n_trials)
+    m = session_model(task, model)
+    model_name = m.name
     true = {**_draw_params(m, rng), **(params or {})}  # parameters not given are drawn
     sim = m.simulate(true, task_obj, rng, subject=subject, session=session)
     obs = observation or DopamineObservation()
@@ -154,15 +173,11 @@ def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: in
     shown when more than one file is written (``progress=None``: only on a terminal).
     """
     from dopa_rl.io.nwb_write import write_session
-    from dopa_rl.models import get_model
 
     if n_subjects < 1 or n_sessions < 1:
         raise InputError(f"--subjects {n_subjects} --sessions {n_sessions}: both must be at least 1")
     _make_task(task, 1)  # validates --task early
-    if (task, model) == ("bandit", "td"):
-        raise InputError("--model td simulates Pavlovian tasks only: use --task pavlovian, or --model rw")
-    if (task, model) not in MODEL_FOR and model not in set(MODEL_FOR.values()):
-        raise InputError(f"--model {model!r}: choose rw or td")
+    m = session_model(task, model)  # and --model: any registered model of the task's kind
     out = Path(out)
     total = n_subjects * n_sessions
     if out.suffix.lower() == ".nwb":
@@ -170,10 +185,9 @@ def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: in
             raise InputError(f"--out {out}: {total} sessions need a folder, not a single .nwb file name")
         targets = [out]
     else:
-        targets = [out / f"sub-sim{s + 1:02d}_ses-{k + 1:02d}.nwb" for s in range(n_subjects) for k in range(n_sessions)]
+        targets = session_paths(out, n_subjects, n_sessions)
     root = np.random.SeedSequence(seed)
     subject_seeds = root.spawn(n_subjects)
-    m = get_model(MODEL_FOR.get((task, model), model))
     jobs = []
     for s in range(n_subjects):
         srng = np.random.default_rng(subject_seeds[s])

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import numpy as np
-import pandas as pd
 
 from dopa_rl.errors import InputError
+from dopa_rl.models._lazy import lazy_module
 from dopa_rl.models.params import ParamSpec
+
+pd = lazy_module("pandas")              # imported on first use: listing models stays fast
 
 
 @dataclass
@@ -70,57 +72,76 @@ def trials_frame(task, rng: np.random.Generator, subject: str, session: str, col
     })
 
 
-def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed, list[np.ndarray]]:
-    """Group a validated behavior table by subject (order of first appearance); per-subject row positions."""
+class Groups(list):
+    """Each subject's row positions in the source table (a list of arrays, in subject order), plus the same
+    as flat arrays for vectorised gathers: ``rows`` (sorted by subject, then session and trial), ``sidx``
+    (subject of each) and ``pos`` (position within the subject)."""
+
+    rows: np.ndarray
+    sidx: np.ndarray
+    pos: np.ndarray
+
+
+def pack_common(df: pd.DataFrame, n_obs_col: str | None = None) -> tuple[Packed, Groups]:
+    """Group a validated behavior table by subject (order of first appearance); per-subject row positions.
+
+    One grouping pass, linear in rows (a stable sort of integer codes): subjects in their order of first
+    appearance, each subject's sessions in their order of first appearance (labels are text: "10" must not
+    sort before "2"), trials in number order within a session (row order where there is no ``trial``).
+    """
     df = df.reset_index(drop=True)
-    if len(df) == 0:
+    N = len(df)
+    if N == 0:
         raise InputError("behavior table has no rows")
     rew = pd.to_numeric(df["reward"], errors="coerce").to_numpy(dtype=float)
     if not np.all(np.isfinite(rew)):
         bad = np.flatnonzero(~np.isfinite(rew))
         raise InputError(f"column 'reward' is missing or not a finite number in {len(bad)} row(s) (first: row "
                          f"{bad[0] + 1}); validate tables with dopa_rl.io.behavior.normalize_behavior")
-    subj = df["subject"].astype(str)
-    order = list(dict.fromkeys(subj))
-    groups = []
-    for s in order:
-        rows = np.flatnonzero((subj == s).to_numpy())
-        sub = df.iloc[rows]
-        # sessions in their order of first appearance (labels are text: "10" must not sort before "2"),
-        # trials in number order within each session
-        keys = [pd.factorize(sub[c])[0] if c == "session" else sub[c].to_numpy()
-                for c in ("session", "trial") if c in sub.columns]
-        if keys:
-            sort = np.lexsort(keys[::-1])
-            rows = rows[sort]
-            if "trial" in sub.columns:
-                k = np.stack([key[sort] for key in keys], axis=1)
-                if (k[1:] == k[:-1]).all(axis=1).any():
-                    raise InputError(f"subject {s}: trial numbers repeat within a session; give each session its "
-                                     f"own label in a 'session' column")
-        groups.append(rows)
-    S = len(order)
-    T = max((len(g) for g in groups), default=0)
-    n_trials = np.array([len(g) for g in groups], dtype=np.int64)
+    subj_code, subjects = pd.factorize(df["subject"].astype(str), sort=False)
+    if "session" in df.columns:
+        # (subject, session) pairs numbered in order of first appearance: within a subject, that is the
+        # order its sessions first appear
+        labels, uniq = pd.factorize(df["session"].astype(str), sort=False)
+        sess_code = pd.factorize(subj_code.astype(np.int64) * max(len(uniq), 1) + labels, sort=False)[0]
+    else:
+        sess_code = np.zeros(N, dtype=np.int64)
+    has_trial = "trial" in df.columns
+    trial = pd.to_numeric(df["trial"], errors="coerce").to_numpy() if has_trial else np.arange(N)
+    order = np.lexsort((trial, sess_code, subj_code))   # stable: ties keep the row order
+    sc, ss, tt = subj_code[order], sess_code[order], trial[order]
+    if has_trial and N > 1:
+        rep = (sc[1:] == sc[:-1]) & (ss[1:] == ss[:-1]) & (tt[1:] == tt[:-1])
+        if rep.any():
+            s = subjects[sc[1:][rep][0]]
+            raise InputError(f"subject {s}: trial numbers repeat within a session; give each session its "
+                             f"own label in a 'session' column")
+    S = len(subjects)
+    n_trials = np.bincount(sc, minlength=S).astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(n_trials)[:-1]])
+    pos = np.arange(N) - start[sc]
+    T = int(n_trials.max(initial=0))
     resets = np.zeros((S, T), dtype=np.bool_)
     rewards = np.zeros((S, T))
     row_index = np.full((S, T), -1, dtype=np.int64)
-    sessions = df["session"].astype(str).to_numpy() if "session" in df.columns else None
-    for i, g in enumerate(groups):
-        row_index[i, : len(g)] = g
-        rewards[i, : len(g)] = rew[g]
-        if len(g):
-            resets[i, 0] = True
-            if sessions is not None:
-                ss = sessions[g]
-                resets[i, 1: len(g)] |= ss[1:] != ss[:-1]
-    packed = Packed(order, n_trials, resets, rewards, row_index, n_trials.copy())
+    row_index[sc, pos] = order
+    rewards[sc, pos] = rew[order]
+    first = np.ones(N, dtype=bool)
+    first[1:] = (sc[1:] != sc[:-1]) | (ss[1:] != ss[:-1])
+    resets[sc, pos] = first
+    groups = Groups(np.split(order, np.cumsum(n_trials)[:-1]))
+    groups.rows, groups.sidx, groups.pos = order, sc, pos
+    packed = Packed([str(x) for x in subjects], n_trials, resets, rewards, row_index, n_trials.copy())
     return packed, groups
 
 
 def take(values: np.ndarray, groups: list[np.ndarray], T: int, fill, dtype) -> np.ndarray:
-    """Padded [S, T] array of ``values`` gathered per subject."""
-    out = np.full((len(groups), T), fill, dtype=dtype)
+    """Padded [S, T, ...] array of ``values`` (one entry per source row, any trailing shape) per subject."""
+    values = np.asarray(values)
+    out = np.full((len(groups), T) + values.shape[1:], fill, dtype=dtype)
+    if isinstance(groups, Groups):
+        out[groups.sidx, groups.pos] = values[groups.rows]
+        return out
     for i, g in enumerate(groups):
         out[i, : len(g)] = values[g]
     return out
@@ -155,6 +176,16 @@ class Model(ABC):
         raise NotImplementedError
 
     # -- shared ----------------------------------------------------------------------------------------
+    #: options ``with_options`` accepts (``get_model(name, **options)``)
+    option_names: tuple[str, ...] = ()
+
+    def with_options(self, **options) -> "Model":
+        """A copy of this model with structural options changed (``get_model(name, q0=0.5)``)."""
+        check_options(self.name, options, set(self.option_names))
+        if options:  # a model that lists options must override this
+            raise NotImplementedError(f"{type(self).__name__}.with_options")
+        return self
+
     @property
     def param_names(self) -> list[str]:
         return self.spec.names
@@ -205,5 +236,31 @@ class Model(ABC):
 def require_columns(df: pd.DataFrame, model: Model, source: str = "behavior table") -> None:
     missing = [c for c in model.required_columns if c not in df.columns]
     if missing:
+        # the table's own column names (not the subject/session/trial columns a reader may have added)
+        own = df.attrs.get("source_columns", list(df.columns))
         raise InputError(f"{source}: model {model.name} needs column(s) {', '.join(missing)}; "
-                         f"columns present: {', '.join(map(str, df.columns))} (map yours with --columns)")
+                         f"columns present: {', '.join(map(str, own))} (map yours with --columns STD=YOURS)")
+
+
+def lick_counts(df: pd.DataFrame, model: Model) -> np.ndarray:
+    """The ``licks`` column as counts for a Poisson lick model (NaN: not counted); fractional values (rates)
+    are an InputError naming the column, not silently fitted as counts."""
+    licks = pd.to_numeric(df["licks"], errors="coerce").to_numpy(dtype=float)
+    frac = np.isfinite(licks) & (licks != np.round(licks))
+    if frac.any():
+        i = np.flatnonzero(frac)
+        raise InputError(f"column 'licks' has non-integer values (row {', '.join(str(j + 1) for j in i[:3])}"
+                         f"{' and %d more' % (len(i) - 3) if len(i) > 3 else ''}: {licks[i[0]]:g}); model "
+                         f"{model.name} fits lick counts per trial (Poisson): give counts, not rates")
+    if (licks < 0).any():
+        raise InputError("column 'licks' has negative values; give lick counts per trial")
+    return licks
+
+
+def check_options(name: str, options: Mapping, allowed: set[str]) -> None:
+    """InputError naming every option of ``options`` that model ``name`` does not take."""
+    bad = sorted(set(options) - allowed)
+    if bad and not allowed:
+        raise InputError(f"model {name} takes no options (got {', '.join(bad)})")
+    if bad:
+        raise InputError(f"model {name}: unknown option(s) {', '.join(bad)}; allowed: {', '.join(sorted(allowed))}")

@@ -4,7 +4,7 @@ Forward (simulation):
 
 * :class:`DopamineObservation` holds the ground truth of how RPEs show up in the recordings;
 * :func:`simulate_photometry` — RPE impulses convolved with an indicator kernel (difference of
-  exponentials, :func:`indicator_kernel`), times photobleaching, plus a motion artifact shared with an
+  exponentials, :func:`dopa_rl.models.indicator.diff_exp_kernel`), times photobleaching, plus a motion artifact shared with an
   isosbestic channel, plus Gaussian noise;
 * :func:`simulate_spikes` — Poisson spikes with rate ``baseline + gain x RPE`` (clipped at 0), each RPE
   spread over a short phasic window.
@@ -87,31 +87,26 @@ def rpe_impulses(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, t0: flo
     return out
 
 
-def indicator_kernel(rate: float, tau_rise: float, tau_decay: float) -> np.ndarray:
-    """Difference-of-exponentials impulse response sampled at ``rate`` Hz, peak 1, 6 decay constants long."""
-    t = np.arange(int(np.ceil(6 * tau_decay * rate)) + 1) / rate
-    k = np.exp(-t / tau_decay) - np.exp(-t / tau_rise)
-    return k / k.max()
-
-
 def simulate_photometry(start_times: np.ndarray, rpe: np.ndarray, bin_s: float, duration_s: float,
                         obs: DopamineObservation, rng: np.random.Generator) -> PhotometrySignals:
     """A two-channel recording driven by the RPE time course ``rpe`` [trials, bins of ``bin_s`` from each
     trial's start time]."""
     from scipy.signal import fftconvolve
 
+    from dopa_rl.models.indicator import diff_exp_kernel
+
     rate = obs.photometry_rate
     n = int(np.floor(duration_s * rate)) + 1
     t = np.arange(n) / rate
     drive = rpe_impulses(start_times, rpe, bin_s, 0.0, rate, n)
-    dff = obs.dff_per_rpe * fftconvolve(drive, indicator_kernel(rate, obs.tau_rise_s, obs.tau_decay_s))[:n]
+    dff = obs.dff_per_rpe * fftconvolve(drive, diff_exp_kernel(rate, obs.tau_rise_s, obs.tau_decay_s, 6 * obs.tau_decay_s))[:n]
     bleach = 1.0 - obs.bleach_fraction * (1.0 - np.exp(-t / obs.bleach_tau_s))
     bleach_ctl = 1.0 - 0.8 * obs.bleach_fraction * (1.0 - np.exp(-t / (1.3 * obs.bleach_tau_s)))
     n_motion = rng.poisson(obs.motion_rate_hz * duration_s)
     onsets = np.zeros(n)
     if n_motion:
         np.add.at(onsets, rng.integers(0, n, n_motion), rng.uniform(0.5, 1.5, n_motion))
-    motion = -obs.motion_depth * fftconvolve(onsets, indicator_kernel(rate, 0.1, 0.8))[:n]
+    motion = -obs.motion_depth * fftconvolve(onsets, diff_exp_kernel(rate, 0.1, 0.8, 6 * 0.8))[:n]
     signal = obs.f0 * bleach * (1.0 + dff + motion) + rng.normal(0.0, obs.noise_sd, n)
     control = obs.control_f0 * bleach_ctl * (1.0 + 0.9 * motion) + rng.normal(0.0, obs.noise_sd, n)
     return PhotometrySignals(t, signal, control, dff, rate)

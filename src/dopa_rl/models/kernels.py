@@ -21,7 +21,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
-# the observation models' per-trial maths, written once (simulation and likelihood share them)
+# the observation models' per-trial maths, written once (simulation and likelihood share them).
+# numba's on-disk cache (cache=True) does not notice edits to these imported, inlined functions: after
+# changing them in observations.py, delete src/dopa_rl/models/__pycache__/kernels.*.nb[ci] (the tests in
+# tests/test_models_observations.py compare these kernels with the observation models and catch a stale cache)
 from dopa_rl.models.observations import choice_draw as _choice_draw
 from dopa_rl.models.observations import choice_probs as _choice_probs
 from dopa_rl.models.observations import poisson_logpmf as _poisson_logpmf

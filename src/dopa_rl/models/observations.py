@@ -21,9 +21,9 @@ import numpy as np
 from numba import njit
 
 from dopa_rl.errors import InputError
-from dopa_rl.models.dopamine import (DopamineObservation, LinearReadout, ProfileFit, indicator_kernel,
-                                     profile_loglik, profile_score, readout_loglik, rpe_impulses,
-                                     simulate_photometry, simulate_spikes)
+from dopa_rl.models.dopamine import (DopamineObservation, LinearReadout, ProfileFit, profile_loglik,
+                                     profile_score, readout_loglik, rpe_impulses, simulate_photometry,
+                                     simulate_spikes)
 
 #: above this log rate (about 22000 licks per trial) the Poisson rate grows linearly, not exponentially
 LOG_RATE_MAX = 10.0
@@ -219,4 +219,4 @@ LICK_MODELS = {"poisson": PoissonLicks, "gaussian": GaussianLicks}
 __all__ = ["SoftmaxChoice", "PoissonLicks", "GaussianLicks", "LICK_MODELS", "LOG_RATE_MAX",
            "safe_log_rate", "log_rate", "poisson_logpmf", "gaussian_logpdf", "choice_probs", "choice_logp", "choice_draw",
            "DopamineObservation", "LinearReadout", "ProfileFit", "profile_loglik", "profile_score",
-           "readout_loglik", "rpe_impulses", "indicator_kernel", "simulate_photometry", "simulate_spikes"]
+           "readout_loglik", "rpe_impulses", "simulate_photometry", "simulate_spikes"]

@@ -25,19 +25,52 @@ from dopa_rl.errors import InputError
 class Param:
     """One model parameter.
 
-    ``default`` is a typical value (used for simulation defaults and as one fitting start point);
-    ``init_low``/``init_high`` bound the random restarts (natural space).
+    Only ``name`` and the bounds are needed (``Param("phi", lower=0, upper=1)``); the rest has defaults.
+    ``default`` is a typical value (used for simulation defaults and as one fitting start point; default:
+    the middle of a two-sided range, ``lower + 1`` for a lower bound alone, 0 when unbounded);
+    ``init_low``/``init_high`` bound the random restarts (natural space; default: the middle 90% of a
+    two-sided range, ``lower + [0.1, 5]`` for a lower bound alone, [-1, 1] when unbounded).
     """
 
     name: str
-    lower: float
-    upper: float
-    default: float
-    init_low: float
-    init_high: float
+    lower: float = -math.inf
+    upper: float = math.inf
+    default: float | None = None
+    init_low: float | None = None
+    init_high: float | None = None
     prior_mean: float = 0.0
     prior_sd: float = 1.5
     description: str = ""
+
+    def __post_init__(self):
+        lo, hi = float(self.lower), float(self.upper)
+        if not isinstance(self.name, str) or not self.name.isidentifier():
+            raise InputError(f"parameter name {self.name!r} must be a Python identifier (e.g. 'alpha')")
+        if math.isnan(lo) or math.isnan(hi) or not lo < hi:
+            raise InputError(f"parameter {self.name}: need lower < upper (got [{self.lower}, {self.upper}])")
+        if math.isfinite(hi) and not math.isfinite(lo):
+            raise InputError(f"parameter {self.name}: an upper bound alone is not supported; give a lower bound too")
+        if math.isfinite(lo) and math.isfinite(hi):
+            default, init = (lo + hi) / 2, (lo + 0.05 * (hi - lo), lo + 0.95 * (hi - lo))
+        elif math.isfinite(lo):
+            default, init = lo + 1.0, (lo + 0.1, lo + 5.0)
+        else:
+            default, init = 0.0, (-1.0, 1.0)
+        values = {"lower": lo, "upper": hi,
+                  "default": default if self.default is None else float(self.default),
+                  "init_low": init[0] if self.init_low is None else float(self.init_low),
+                  "init_high": init[1] if self.init_high is None else float(self.init_high)}
+        for key, v in values.items():
+            object.__setattr__(self, key, v)
+        problems = []
+        if not lo <= values["default"] <= hi:
+            problems.append(f"default {values['default']:g} outside [{lo:g}, {hi:g}]")
+        if not lo <= values["init_low"] <= values["init_high"] <= hi:
+            problems.append(f"start range [{values['init_low']:g}, {values['init_high']:g}] not inside [{lo:g}, {hi:g}]")
+        if not (math.isfinite(self.prior_sd) and self.prior_sd > 0 and math.isfinite(self.prior_mean)):
+            problems.append("prior_sd must be a positive number and prior_mean finite")
+        if problems:
+            raise InputError(f"parameter {self.name}: " + "; ".join(problems))
 
     @property
     def transform(self) -> str:

@@ -7,21 +7,24 @@ Equations (docs/models.md):
   ``q0`` (0 unless given) for every option and at every session start.
 * Pavlovian: ``V[e] += alpha * (r - sum(V[cues present])) `` for each element e of the compound; the
   anticipatory lick count is Poisson with rate ``exp(lick_intercept + lick_slope * sum(V[cues present]))``
-  (:class:`dopa_rl.models.observations.PoissonLicks`, log rate clipped the same way when simulating and fitting).
+  (:class:`dopa_rl.models.observations.PoissonLicks`: the same rate when simulating and fitting).
 """
 from __future__ import annotations
 
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 from dopa_rl.errors import InputError
-from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
-from dopa_rl.models.observations import PoissonLicks
+from dopa_rl.models._lazy import lazy_module
+from dopa_rl.models.base import (Model, Packed, Simulation, check_options, lick_counts, pack_common,
+                                 require_columns, take, trials_frame)
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
+
+pd = lazy_module("pandas")              # imported on first use: listing models stays fast
+kernels = lazy_module("dopa_rl.models.kernels")  # numba loads only when a likelihood runs
+observations = lazy_module("dopa_rl.models.observations")
 
 ALPHA = dict(lower=0.0, upper=1.0, default=0.3, init_low=0.05, init_high=0.95, prior_mean=0.0, prior_sd=1.5)
 P_ALPHA = Param("alpha", description="learning rate", **ALPHA)
@@ -72,6 +75,13 @@ class RWChoice(Model):
                      names.index("epsilon") if "epsilon" in names else None,
                      None]
 
+    option_names = ("q0", "n_options")
+
+    def with_options(self, **options) -> "RWChoice":
+        check_options(self.name, options, set(self.option_names))
+        kw = {"q0": self.q0, "n_options": self.n_options, **options}
+        return RWChoice(self.name, list(self.spec), self.description, **kw)
+
     def _theta(self, x: np.ndarray) -> np.ndarray:
         x = np.atleast_2d(x)
         theta = np.zeros((x.shape[0], 6))
@@ -117,6 +127,13 @@ class RWChoice(Model):
     def loglik(self, x, data, lanes):
         return self._loglik_grad_natural(x, data, lanes)[0]
 
+    # the per-trial recursions behind simulate and trajectories (a family model swaps in its own rule)
+    def _simulate_kernel(self, x, reward_probs, reward_sizes, resets, u_choice, u_reward):
+        return kernels.rw_choice_simulate(self._theta(x)[0], reward_probs, reward_sizes, resets, u_choice, u_reward)
+
+    def _trajectory_kernel(self, x, choices, rewards, resets, n_options):
+        return kernels.rw_choice_trajectory(self._theta(x)[0], choices, rewards, resets, n_options)
+
     def simulate(self, params: Mapping[str, float], task: BanditTask, rng: np.random.Generator, *,
                  subject: str = "1", session: str = "1") -> Simulation:
         if not isinstance(task, BanditTask):
@@ -126,8 +143,7 @@ class RWChoice(Model):
         resets = np.zeros(T, np.bool_)
         resets[0] = True
         u_c, u_r = rng.random(T), rng.random(T)
-        choices, rewards, q, p, rpe = kernels.rw_choice_simulate(
-            self._theta(x)[0], task.reward_probs, task.reward_size, resets, u_c, u_r)
+        choices, rewards, q, p, rpe = self._simulate_kernel(x, task.reward_probs, task.reward_size, resets, u_c, u_r)
         tm = task.timing
         trials = trials_frame(task, rng, subject, session, {"choice": choices, "reward": rewards, "block": task.block})
         for k in range(task.n_options):
@@ -143,8 +159,8 @@ class RWChoice(Model):
     def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame:
         n = int(data.n_trials[s])
         choices = data.extra["choices"][s, :n]
-        q, p, rpe = kernels.rw_choice_trajectory(self._theta(x)[0], choices, data.rewards[s, :n],
-                                                 data.resets[s, :n], data.extra["n_options"])
+        q, p, rpe = self._trajectory_kernel(x, choices, data.rewards[s, :n], data.resets[s, :n],
+                                            data.extra["n_options"])
         out = pd.DataFrame({"rpe": rpe})
         valid = choices >= 0
         out["value_chosen"] = np.where(valid, q[np.arange(n), np.maximum(choices, 0)], np.nan)
@@ -173,15 +189,17 @@ def choice_models(q0: float = 0.0, n_options: int | None = None) -> dict[str, RW
 # ---------------------------------------------------------------------------------------- Pavlovian RW
 def cue_matrix(cues: pd.Series | list, elements: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
     """Presence matrix [trials, elements] of compound cue labels like ``"A+X"``."""
-    parsed = [split_compound(c) for c in cues]
+    codes, labels = pd.factorize(pd.Series(list(cues) if not isinstance(cues, pd.Series) else cues, dtype=object),
+                                 sort=False)
+    parsed = [split_compound(c) for c in labels]   # each distinct label parsed once
     if elements is None:
         elements = sorted({e for p in parsed for e in p})
     index = {e: i for i, e in enumerate(elements)}
-    X = np.zeros((len(parsed), len(elements)))
+    rows = np.zeros((len(labels), len(elements)))
     for t, p in enumerate(parsed):
         for e in p:
-            X[t, index[e]] = 1.0
-    return X, elements
+            rows[t, index[e]] = 1.0
+    return rows[codes], elements
 
 
 class RWPavlovian(Model):
@@ -207,11 +225,9 @@ class RWPavlovian(Model):
         require_columns(df, self)
         packed, groups = pack_common(df)
         T = packed.rewards.shape[1]
-        Xall, elements = cue_matrix(df["cue"].astype(str).tolist())
-        X = np.zeros((packed.n_subjects, T, len(elements)))
-        for i, g in enumerate(groups):
-            X[i, : len(g)] = Xall[g]
-        licks = take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float)
+        Xall, elements = cue_matrix(df["cue"].astype(str))
+        X = take(Xall, groups, T, 0.0, float)
+        licks = take(lick_counts(df, self), groups, T, np.nan, float)
         packed.extra.update(X=X, licks=licks, elements=elements)
         packed.n_obs = np.isfinite(licks).sum(axis=1).astype(np.int64)
         return packed
@@ -220,19 +236,23 @@ class RWPavlovian(Model):
         return kernels.rw_pavlovian_loglik(self._theta(x), np.asarray(lanes, np.int64), data.extra["X"],
                                            data.rewards, data.extra["licks"], data.resets, data.n_trials)
 
+    def _trajectory_kernel(self, x, X, rewards, resets):
+        """Values before each trial [T, E], summed prediction [T], outcome RPE [T] (a family model swaps this)."""
+        return kernels.rw_pavlovian_trajectory(self._theta(x)[0], X, rewards, resets)
+
     def simulate(self, params: Mapping[str, float], task: PavlovianTask, rng: np.random.Generator, *,
                  subject: str = "1", session: str = "1") -> Simulation:
         if not isinstance(task, PavlovianTask):
             raise InputError(f"{self.name} simulates Pavlovian tasks; got {type(task).__name__}")
         x = self.check_params(params)
-        theta = self._theta(x)[0]
         T = task.n_trials
         rewards = task.draw_rewards(rng)
         X, elements = cue_matrix(list(task.cues), task.elements)
         resets = np.zeros(T, np.bool_)
         resets[0] = True
-        v, pred, rpe = kernels.rw_pavlovian_trajectory(theta, X, rewards, resets)
-        licks = PoissonLicks.simulate(pred, theta[2], theta[3], rng)
+        v, pred, rpe = self._trajectory_kernel(x, X, rewards, resets)
+        b0, b1 = x[self.spec.names.index("lick_intercept")], x[self.spec.names.index("lick_slope")]
+        licks = observations.PoissonLicks.simulate(pred, b0, b1, rng)
         tm = task.timing
         trials = trials_frame(task, rng, subject, session,
                               {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase)})
@@ -247,8 +267,7 @@ class RWPavlovian(Model):
 
     def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame:
         n = int(data.n_trials[s])
-        v, pred, rpe = kernels.rw_pavlovian_trajectory(self._theta(x)[0], data.extra["X"][s, :n],
-                                                       data.rewards[s, :n], data.resets[s, :n])
+        v, pred, rpe = self._trajectory_kernel(x, data.extra["X"][s, :n], data.rewards[s, :n], data.resets[s, :n])
         out = pd.DataFrame({"rpe": rpe, "value": pred})
         for j, e in enumerate(data.extra["elements"]):
             out[f"V_{e}"] = v[:, j]

@@ -234,3 +234,31 @@ def bandit_task(n_trials: int = 400, probs: Sequence[float] = (0.8, 0.2), **kw) 
     if "reversals" not in kw and "reversal_every" not in kw:
         kw["reversals"] = [n_trials // 2]
     return bandit(n_trials, probs, **kw)
+
+
+def make_task(name: str, n_trials: int | None = None, **kw):
+    """A task by name: ``bandit`` and ``pavlovian`` (the defaults above, ``n_trials`` long), or one of the
+    Pavlovian designs in :data:`PAVLOVIAN_TASKS` (fixed phase lengths: ``n_trials`` does not apply)."""
+    if n_trials is not None and (isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < 1):
+        raise InputError(f"--trials {n_trials}: must be a whole number >= 1")
+    size = {} if n_trials is None else {"n_trials": int(n_trials)}
+    if name == "bandit":
+        return bandit_task(**size, **kw)
+    if name == "pavlovian":
+        return pavlovian_task(**size, **kw)
+    if name in PAVLOVIAN_TASKS:
+        if n_trials is not None:
+            raise InputError(f"--trials does not apply to --task {name} (its phases have fixed lengths)")
+        return PAVLOVIAN_TASKS[name](**kw)
+    raise InputError(f"--task {name!r}: choose one of bandit, pavlovian, {', '.join(PAVLOVIAN_TASKS)}")
+
+
+def concatenate(task, times: int):
+    """``task`` played ``times`` times in a row, as one task (sessions that carry learning over)."""
+    if times == 1:
+        return task
+    if isinstance(task, BanditTask):
+        return BanditTask(np.tile(task.reward_probs, (times, 1)), np.tile(task.reward_size, times),
+                          np.tile(task.block, times), task.timing, task.name)
+    return PavlovianTask(tuple(task.cues) * times, np.tile(task.reward_prob, times), np.tile(task.reward_size, times),
+                         tuple(task.phase) * times, task.timing, task.name)

@@ -17,15 +17,18 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
 from dopa_rl.errors import InputError
-from dopa_rl.models import kernels
-from dopa_rl.models.base import Model, Packed, Simulation, pack_common, require_columns, take, trials_frame
-from dopa_rl.models.observations import PoissonLicks
+from dopa_rl.models._lazy import lazy_module
+from dopa_rl.models.base import (Model, Packed, Simulation, check_options, lick_counts, pack_common,
+                                 require_columns, take, trials_frame)
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_LICK0, P_LICK1
 from dopa_rl.models.tasks import PavlovianTask, TrialTiming, split_compound
+
+pd = lazy_module("pandas")              # imported on first use: listing models stays fast
+kernels = lazy_module("dopa_rl.models.kernels")  # numba loads only when a likelihood runs
+observations = lazy_module("dopa_rl.models.observations")
 
 P_TD_ALPHA = Param("alpha", 0.0, 1.0, 0.1, 0.02, 0.5, prior_mean=-2.0, prior_sd=1.5, description="learning rate")
 P_GAMMA = Param("gamma", 0.0, 1.0, 0.95, 0.7, 0.99, prior_mean=2.0, prior_sd=1.5, description="temporal discount per bin")
@@ -72,16 +75,29 @@ class TDModel(Model):
         self.spec = ParamSpec([P_TD_ALPHA, P_GAMMA, P_LAMBDA, P_LICK0, P_LICK1])
         self.description = f"TD(lambda) over time bins, {representation} stimulus representation"
 
+    option_names = ("timing", "representation", "n_micro", "sigma", "trace_tau_s")
+
+    def with_options(self, **options) -> "TDModel":
+        check_options(self.name, options, set(self.option_names))
+        rep = options.pop("representation", self.representation)
+        timing = options.pop("timing", self.timing)
+        return TDModel(self.name, rep, timing, **{**self.rep_options, **options})
+
     # -- features -----------------------------------------------------------------------------------
     def features(self, compounds: list[str], outcome_bins: np.ndarray, n_bins: int, cue_bin: int):
         """Feature tensor [n_types, n_bins, F] and the type index of every trial.
 
         A trial type is a (compound, outcome bin) pair; features of a compound are its elements' blocks.
         """
-        elements = sorted({e for c in compounds for e in split_compound(c)})
-        keys = list(dict.fromkeys(zip(compounds, (int(b) for b in outcome_bins))))
+        # trial types numbered in order of first appearance, in one vectorised pass over the trials
+        cc, cues = pd.factorize(pd.Series(list(compounds), dtype=object), sort=False)
+        bins = np.asarray(outcome_bins, dtype=np.int64)
+        span = int(bins.max(initial=0)) + 1
+        codes, uniq = pd.factorize(cc.astype(np.int64) * span + bins, sort=False)
+        keys = [(str(cues[u // span]), int(u % span)) for u in uniq]
         index = {k: i for i, k in enumerate(keys)}
-        types = np.array([index[(c, int(b))] for c, b in zip(compounds, outcome_bins)], dtype=np.int64)
+        types = np.asarray(codes, dtype=np.int64)
+        elements = sorted({e for c, _ in keys for e in split_compound(c)})
         F_e = element_features(self.representation, n_bins, cue_bin, cue_bin + 1, bin_s=self.timing.bin_s,
                                **self.rep_options).shape[1]
         phis = np.zeros((len(keys), n_bins, F_e * len(elements)))
@@ -118,7 +134,7 @@ class TDModel(Model):
             types=take(types_all, groups, T, 0, np.int64),
             outcome_bins=take(ob_all, groups, T, tm.outcome_bin, np.int64),
             cue_bins=np.full((packed.n_subjects, T), tm.cue_bin, dtype=np.int64),
-            licks=take(df["licks"].to_numpy(dtype=float), groups, T, np.nan, float),
+            licks=take(lick_counts(df, self), groups, T, np.nan, float),
         )
         packed.n_obs = np.isfinite(packed.extra["licks"]).sum(axis=1).astype(np.int64)
         return packed
@@ -155,7 +171,7 @@ class TDModel(Model):
         rewards = task.draw_rewards(rng)
         rpe, val = self.run(params, list(task.cues), rewards)
         vbar = val[:, tm.cue_bin: tm.outcome_bin].mean(axis=1)
-        licks = PoissonLicks.simulate(vbar, x[3], x[4], rng)
+        licks = observations.PoissonLicks.simulate(vbar, x[3], x[4], rng)
         trials = trials_frame(task, rng, subject, session,
                               {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
                                "rpe_cue": rpe[:, tm.cue_bin], "rpe_outcome": rpe[:, tm.outcome_bin]})

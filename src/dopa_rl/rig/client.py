@@ -48,10 +48,11 @@ from typing import Any
 import serial
 
 from dopa_rl.errors import DeviceError
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig._protocol import MsgId, NackReason
-from dopa_rl.rig.client_commands import DeviceCommands
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from dopa_rl.protocol.messages import MsgId, NackReason
+from dopa_rl.rig.client_commands import DeviceCommands, check_wire
+from dopa_rl.rig.client_lifecycle import ClientLifecycle
 from dopa_rl.rig.client_types import CommandRefused, Event, PendingCommand
 from dopa_rl.rig.clocksync import ClockMap, Unwrapper
 from dopa_rl.rig.rawlog import RX, TX, RawLogWriter
@@ -63,7 +64,7 @@ _INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
 # each HELLO received starts a new device session (unacknowledged events dropped), and a lost HELLO_REPLY
 _HELLO_RETRY_S = 4 * P.RETRANSMIT_MS / 1000  # is resent by go-back-N: retry HELLO only after 4 of those
 
-class DeviceClient(DeviceCommands):
+class DeviceClient(ClientLifecycle, DeviceCommands):
     """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
 
     def __init__(self, port: serial.SerialBase, *, rawlog: str | os.PathLike[str] | RawLogWriter | None = None,
@@ -93,7 +94,7 @@ class DeviceClient(DeviceCommands):
         self.stats = {k: 0 for k in ("frames_in", "accepted", "events", "duplicates", "out_of_order", "retries",
                                      "duplicate_replies", "nack_bad_crc", "event_acks", "heartbeats",
                                      "disconnects", "reconnects", "device_resets", "rearms", "resyncs",
-                                     "decode_errors")}
+                                     "decode_errors", "foreign_frames", "events_dropped")}
         self._listeners: list[Callable[[Event], None]] = []
         self._decoder = codec.FrameDecoder(on_error=self._on_decode_error)
         self._unwrap = Unwrapper()
@@ -122,6 +123,7 @@ class DeviceClient(DeviceCommands):
         self._config: P.Configure | None = None
         self._reconfig_cmd: PendingCommand | None = None
         self._valve_used_us = 0
+        self._last_trip: tuple[Any, int | None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._safe_done = False
@@ -168,43 +170,6 @@ class DeviceClient(DeviceCommands):
         except (serial.SerialException, OSError, ValueError):
             pass
 
-    def stop(self) -> None:
-        """Stop the worker thread (the port stays open); pending commands fail.  Idempotent."""
-        self._stop.set()
-        t, self._thread = self._thread, None
-        if t is not None and t is not threading.current_thread():
-            t.join(timeout=2.0)
-        self._fail_all(DeviceError("client stopped"))
-        if self.rawlog is not None:
-            self.rawlog.close()
-
-    def safe(self) -> None:
-        """Best effort: every output off (ALL_OFF), then stop and close the port.  Idempotent, never raises."""
-        if self._safe_done:
-            return
-        self._safe_done = True
-        try:
-            if self._thread is not None and self._dead is None and self.hello is not None:
-                self.muted = False
-                self._send(P.AllOff(), internal=True).result(0.5, check=False)
-        except Exception:
-            pass
-        try:
-            self.stop()
-        finally:
-            try:
-                self.port.close()
-            except Exception:
-                pass
-
-    close = safe
-
-    def __enter__(self) -> DeviceClient:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.safe()
-
     def rearm(self, timeout_s: float = 3.0) -> P.HelloReply:
         """Start a new device session now (HELLO), e.g. after SAFETY_TRIP HOST_TIMEOUT with ``auto_rearm=False``.
 
@@ -219,16 +184,13 @@ class DeviceClient(DeviceCommands):
         return reply
 
     # ------------------------------------------------------------------ public API
-    def add_listener(self, fn: Callable[[Event], None]) -> None:
-        """Call ``fn(event)`` for every event, in order, from the worker thread (it must not block)."""
-        self._listeners.append(fn)
-
     def send(self, msg: Any, timeout: float | None = None) -> PendingCommand:
         """Send a command without waiting for its reply (waits only while ``max_in_flight`` are outstanding).
 
         Commands outstanding together may be *executed* out of order when the link loses a frame (the lost
         one is retried later); use :meth:`command`, which waits, whenever order matters.
         """
+        check_wire(msg)  # InputError naming the field and its range, not a struct error
         return self._send(msg, window_timeout=self.command_timeout_s if timeout is None else timeout)
 
     def command(self, msg: Any, timeout: float | None = None, check: bool = True) -> Any:
@@ -316,6 +278,12 @@ class DeviceClient(DeviceCommands):
 
     # ------------------------------------------------------------------ worker
     def _run(self) -> None:
+        try:
+            self._work()
+        except BaseException as exc:  # a bug must not leave a dead worker behind a link that reads "up"
+            self._die(exc)
+
+    def _work(self) -> None:
         while not self._stop.is_set():
             try:
                 if not self._link_up:
@@ -426,16 +394,6 @@ class DeviceClient(DeviceCommands):
             p._finish(error=DeviceError(f"no reply to {type(p.msg).__name__} (seq {p.seq}) in "
                                         f"{self.command_timeout_s} s (the link was down); it was not sent again"))
 
-    def _fail_all(self, err: DeviceError) -> None:
-        with self._window:
-            pend = list(self._pending.values()) + self._requeue
-            self._pending.clear()
-            self._requeue.clear()
-            self._window.notify_all()
-        for pc in pend:
-            if not pc.done():
-                pc._finish(error=err)
-
     # ------------------------------------------------------------------ receiving
     def _on_decode_error(self, err: codec.FrameError) -> None:
         self.stats["decode_errors"] += 1
@@ -443,6 +401,10 @@ class DeviceClient(DeviceCommands):
     def _on_frame(self, rec: codec.Received, now: float) -> None:
         self.stats["frames_in"] += 1
         msg = rec.msg
+        if P.SPEC_BY_CLASS[type(msg)].id < 0x80:
+            # a host command type (our own bytes echoed, crossed wiring): never from the device
+            self.stats["foreign_frames"] += 1
+            return
         if isinstance(msg, P.HelloReply):
             if msg.boot:
                 if msg.t_us != self._boot_t:
@@ -483,22 +445,19 @@ class DeviceClient(DeviceCommands):
         self._expected = (self._expected + 1) & 0xFFFF
         self.stats["accepted"] += 1
         self._unacked += 1
-        t64 = self._unwrap(msg.t_us)
+        t64 = self._unwrap(msg.t_us, now)
         self.clock.add(t64, now)
         if not self._handle(msg):
             return
         ev = Event(P.SPEC_BY_CLASS[type(msg)].name, msg, rec.seq, self._index, t64, self.clock.to_host(t64), now)
         self._index += 1
         self.stats["events"] += 1
-        self.events.put(ev)
-        for fn in self._listeners:
-            try:
-                fn(ev)
-            except Exception:  # a faulty listener must not kill the link
-                pass
+        self._deliver(ev)
 
     def _handle(self, msg: Any) -> bool:
         """Bookkeeping for one in-order event; False if it must not be delivered to the application."""
+        if isinstance(msg, P.SafetyTrip):
+            self._last_trip = (msg, self._expected)   # a refused command's NACK follows its trip at once
         if isinstance(msg, P.Nack) and msg.reason == NackReason.BAD_CRC:
             # a frame of ours arrived damaged; if it names a pending command, resend that at once.  The
             # NACK itself is delivered (it is something the device reported), unless it is about our
@@ -530,6 +489,8 @@ class DeviceClient(DeviceCommands):
             if isinstance(msg, P.HelloReply):
                 self.hello = msg
                 self._after_hello()
+            elif isinstance(msg, P.Nack):
+                self._explain(pc)
             pc._finish(reply=msg)
             return not pc.internal or isinstance(msg, P.HelloReply)
         if isinstance(msg, P.ValveClosed):
@@ -544,14 +505,9 @@ class DeviceClient(DeviceCommands):
             return  # boot banner before our first HELLO: nothing to do
         self.stats["device_resets"] += 1
         self._unwrap.reset()
-        ev = Event("HELLO_REPLY", rec.msg, rec.seq, self._index, self._unwrap(rec.msg.t_us), None, now)
+        ev = Event("HELLO_REPLY", rec.msg, rec.seq, self._index, self._unwrap(rec.msg.t_us, now), None, now)
         self._index += 1
-        self.events.put(ev)
-        for fn in self._listeners:
-            try:
-                fn(ev)
-            except Exception:
-                pass
+        self._deliver(ev)
         self._lose_session(f"device reset (cause {rec.msg.reset_cause})")
 
     def _lose_session(self, why: str) -> None:

@@ -10,22 +10,63 @@ from dataclasses import dataclass
 from typing import Any
 
 from dopa_rl.errors import DeviceError
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig._protocol import NackReason
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from dopa_rl.protocol.messages import NackReason
 
 __all__ = ["CommandRefused", "Event", "PendingCommand"]
 
 
-class CommandRefused(DeviceError):
-    """The device answered a command with NACK; ``reason`` is the :class:`NackReason`, ``nack`` the event."""
+_NACK_HELP = {
+    NackReason.BAD_CRC: "the command arrived damaged",
+    NackReason.UNKNOWN_TYPE: "the device does not know this command",
+    NackReason.BAD_LENGTH: "the command's body has the wrong length",
+    NackReason.BAD_VALUE: "a value outside the device's bounds (docs/rig.md)",
+    NackReason.NOT_ARMED: "the outputs are not armed: no session yet (start()), or the device disarmed itself "
+                          "after host silence (rearm())",
+    NackReason.SAFETY: "the safety kernel refused it",
+    NackReason.VERSION: "the device speaks another protocol version",
+    NackReason.PROGRAM_STATE: "not possible in the current trial-program state (docs/rig.md, Trial programs)",
+}
 
-    def __init__(self, command: Any, nack: P.Nack) -> None:
+
+def trip_text(trip: Any, limits: dict[str, int] | None = None) -> str:
+    """One phrase saying which limit a SAFETY_TRIP is about, with its value (and the limit, when known)."""
+    lim = limits or {}
+    reason = P.TripReason(trip.reason) if trip.reason in P.TripReason._value2member_map_ else trip.reason
+    name = getattr(reason, "name", str(reason))
+
+    def of(key: str) -> str:
+        return f", {key} = {lim[key]}" if key in lim else ""
+
+    text = {
+        P.TripReason.MIN_GAP: f"minimum gap: the valve closed {trip.value} ms before{of('min_valve_gap_ms')}",
+        P.TripReason.BUDGET: f"volume budget: {trip.value} ms of valve time used{of('budget_valve_ms')}",
+        P.TripReason.MAX_OPEN: f"maximum open time: cut at {trip.value} ms",
+        P.TripReason.HOST_TIMEOUT: f"host silence: nothing heard for {trip.value} ms; outputs off, disarmed",
+    }.get(reason, f"value {trip.value}")
+    return f"SAFETY_TRIP {name} ({text})"
+
+
+class CommandRefused(DeviceError):
+    """The device answered a command with NACK.
+
+    ``reason`` is the :class:`NackReason`, ``nack`` the event, ``trip`` the SAFETY_TRIP the device sent
+    just before it (the limit that refused a valve command) or ``None``.  The message names all of them.
+    """
+
+    def __init__(self, command: Any, nack: P.Nack, trip: Any = None, limits: dict[str, int] | None = None) -> None:
         reason = NackReason(nack.reason) if nack.reason in NackReason._value2member_map_ else nack.reason
         name = getattr(reason, "name", str(reason))
-        super().__init__(f"device refused {type(command).__name__} (seq {nack.cmd_seq}): NACK {name}")
+        text = f"device refused {type(command).__name__} (seq {nack.cmd_seq}): NACK {name}"
+        if reason in _NACK_HELP:
+            text += f", {_NACK_HELP[reason]}"
+        if trip is not None:
+            text += f": {trip_text(trip, limits)}"
+        super().__init__(text)
         self.reason = reason
         self.nack = nack
+        self.trip = trip
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +103,8 @@ class PendingCommand:
         self.sent_at = 0.0
         self.attempts = 0
         self.reply: Any = None
+        self.trip: Any = None                   # the SAFETY_TRIP that came with a NACK
+        self.limits: dict[str, int] | None = None
         self.error: BaseException | None = None
         self._done = threading.Event()
 
@@ -79,5 +122,5 @@ class PendingCommand:
         if self.error is not None:
             raise self.error
         if check and isinstance(self.reply, P.Nack):
-            raise CommandRefused(self.msg, self.reply)
+            raise CommandRefused(self.msg, self.reply, self.trip, self.limits)
         return self.reply

@@ -1,7 +1,8 @@
 """Device clock to host clock: 32-bit timestamp unwrapping and a continuously refitted linear map.
 
 The device stamps every event with ``t_us``, a 32-bit microsecond counter that wraps every ~71.6 min.
-:func:`unwrap_u32` / :class:`Unwrapper` turn it into a 64-bit count.  Each received frame also gives a
+:func:`unwrap_u32` / :class:`Unwrapper` turn it into a 64-bit count (:class:`Unwrapper` with the host's
+help, so that silences longer than half a wrap do not unwrap 71.6 min wrong).  Each received frame also gives a
 pair ``(device_us, host_s)`` where ``host_s`` is the host's clock when the frame was read.  The host time is
 always *later* than the true mapped device time by a non-negative transport delay, so the best line is the
 **lower envelope** of the points: :func:`fit_lower_envelope` finds the line below every point that
@@ -39,21 +40,35 @@ def unwrap_u32(previous: int | None, raw: int) -> int:
 
 
 class Unwrapper:
-    """Stateful :func:`unwrap_u32`: feed raw 32-bit stamps in arrival order, get 64-bit stamps."""
+    """Stateful :func:`unwrap_u32`: feed raw 32-bit stamps in arrival order, get 64-bit stamps.
+
+    Pass the host time each stamp arrived (``host_s``, seconds) and silences of any length unwrap right:
+    the stamp is taken as the value congruent to ``raw`` closest to where the device clock should be by
+    now (the last stamp plus the host time elapsed since it arrived).  Without host times, as
+    :func:`unwrap_u32`: closest to the last stamp, which is wrong after more than 2**31 us (~35.8 min)
+    without any frame.  Host and device clocks differ by a crystal error (ppm) and a transport delay
+    (ms), far below the half wrap.
+    """
 
     def __init__(self) -> None:
         self.last: int | None = None
+        self.last_host: float | None = None
 
-    def __call__(self, raw: int) -> int:
-        value = unwrap_u32(self.last, raw)
+    def __call__(self, raw: int, host_s: float | None = None) -> int:
+        ref = self.last
+        if ref is not None and host_s is not None and self.last_host is not None:
+            ref += int(round((host_s - self.last_host) * 1e6))
+        value = unwrap_u32(ref, raw)
         # Only move the reference forward: a late (older) stamp must not drag it back across a wrap.
         if self.last is None or value > self.last:
             self.last = value
+            self.last_host = host_s
         return value
 
     def reset(self) -> None:
         """Forget the reference (a device reset restarts its clock)."""
         self.last = None
+        self.last_host = None
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,7 @@ def read_rawlog(path: str | os.PathLike[str]) -> Iterator[RawRecord]:
 
 class DecodedFrame(NamedTuple):
     """A frame re-decoded from a raw log: time of the chunk that completed it, direction, and either the
-    :class:`~dopa_rl.rig.codec.Received` (``error`` None) or the :class:`~dopa_rl.rig.codec.FrameError`."""
+    :class:`~dopa_rl.protocol.codec.Received` (``error`` None) or the :class:`~dopa_rl.protocol.codec.FrameError`."""
 
     t_monotonic: float
     direction: int
@@ -107,7 +107,7 @@ class DecodedFrame(NamedTuple):
 
 def decode_rawlog(path: str | os.PathLike[str]) -> Iterator[DecodedFrame]:
     """Re-decode both directions of a raw log into frames (bad frames are yielded with ``error`` set)."""
-    from dopa_rl.rig.codec import FrameDecoder
+    from dopa_rl.protocol.codec import FrameDecoder
 
     errors: list = []
     decoders = {RX: FrameDecoder(on_error=errors.append), TX: FrameDecoder(on_error=errors.append)}

@@ -3,17 +3,18 @@
 * Real boards: ``open_link("/dev/ttyACM0")`` (or find it by USB serial number with
   :func:`dopa_rl.rig.ports.find_port_by_serial`).
 * Pseudo-terminals: a plain path, exactly like a real port (the simavr emulator and :class:`PtyBridge`).
-* Our URL handlers, registered by :func:`register_url_handlers` (pyserial imports
-  ``dopa_rl.rig.urlhandlers.protocol_<scheme>``):
+* The URL handlers, registered by :func:`register_url_handlers` (pyserial imports
+  ``<package>.protocol_<scheme>`` from each package in :data:`HANDLER_PACKAGES`):
 
-  - ``dopasim://?speed=10&seed=1&animal=rw`` an in-process simulated device (:mod:`dopa_rl.rig.simdevice`),
+  - ``dopasim://?speed=10&seed=1&animal=rw`` an in-process simulated device (:mod:`dopa_rl.sim.device`,
+    handler in ``dopa_rl.sim.urlhandlers``),
   - ``faulty://<inner url>#corrupt=0.01&drop=0.01&seed=3`` any other link with injected faults
     (see :mod:`dopa_rl.rig.urlhandlers.protocol_faulty`).
 
-* :func:`memory_pair` two connected in-memory ports for unit tests.
 * :class:`PtyBridge` exposes any link (typically a simulated device) on a real pseudo-terminal, so any
   program (the benchmark, a user's terminal tool, another process) can open it by path.
   ``python -m dopa_rl.rig.transports "dopasim://?speed=1"`` prints the path and serves until Ctrl-C.
+* In-process ports (:func:`dopa_rl.sim.links.memory_pair`) live with the simulated device.
 """
 from __future__ import annotations
 
@@ -25,136 +26,24 @@ import tty
 
 import serial
 
-BAUD = 1_000_000
-HANDLER_PACKAGE = "dopa_rl.rig.urlhandlers"
+from dopa_rl.protocol.messages import BAUD
+
+# pyserial finds a scheme's handler by module name, so the rig names the simulated device's handler
+# package without importing it (rig and sim never import each other).
+HANDLER_PACKAGES = ("dopa_rl.rig.urlhandlers", "dopa_rl.sim.urlhandlers")
 
 
 def register_url_handlers() -> None:
     """Make ``dopasim://`` and ``faulty://`` known to ``serial.serial_for_url`` (idempotent)."""
-    if HANDLER_PACKAGE not in serial.protocol_handler_packages:
-        serial.protocol_handler_packages.append(HANDLER_PACKAGE)
+    for package in HANDLER_PACKAGES:
+        if package not in serial.protocol_handler_packages:
+            serial.protocol_handler_packages.append(package)
 
 
 def open_link(url: str, *, baudrate: int = BAUD, timeout: float | None = 0, **kwargs) -> serial.SerialBase:
     """Open any link (port path, pty path or URL) as a pyserial object with our handlers registered."""
     register_url_handlers()
     return serial.serial_for_url(url, baudrate=baudrate, timeout=timeout, **kwargs)
-
-
-class BytePipe:
-    """A one-way, thread-safe byte queue with blocking reads (the wire inside :func:`memory_pair`)."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._cond = threading.Condition()
-        self.closed = False
-
-    def put(self, data: bytes) -> None:
-        with self._cond:
-            self._buf += data
-            self._cond.notify_all()
-
-    def get(self, size: int, timeout: float | None) -> bytes:
-        """Up to ``size`` bytes; waits up to ``timeout`` seconds for the first (``None``: forever, 0: never)."""
-        with self._cond:
-            if not self._buf and timeout != 0 and not self.closed:
-                if timeout is None:
-                    while not self._buf and not self.closed:
-                        self._cond.wait()
-                else:
-                    self._cond.wait_for(lambda: self._buf or self.closed, timeout)
-            out = bytes(self._buf[:size])
-            del self._buf[:size]
-            return out
-
-    def clear(self) -> None:
-        with self._cond:
-            self._buf.clear()
-
-    def close(self) -> None:
-        with self._cond:
-            self.closed = True
-            self._cond.notify_all()
-
-    def __len__(self) -> int:
-        with self._cond:
-            return len(self._buf)
-
-
-class VirtualPort(serial.SerialBase):
-    """Base of the in-process pyserial ports (memory pair, simulated device): no line settings to apply,
-    nothing buffered on the way out, and a closed port refuses I/O like a real one."""
-
-    def _reconfigure_port(self, *args, **kwargs) -> None:
-        pass
-
-    def _check(self) -> None:
-        if not self.is_open:
-            raise serial.PortNotOpenError()
-
-    @property
-    def out_waiting(self) -> int:
-        return 0
-
-    def flush(self) -> None:
-        pass
-
-    def reset_output_buffer(self) -> None:
-        pass
-
-
-class MemoryPort(VirtualPort):
-    """A pyserial port whose other end is another :class:`MemoryPort` (see :func:`memory_pair`).
-
-    Honours ``timeout`` like a real port (``None`` blocks, ``0`` never waits).  The baud rate is ignored.
-    """
-
-    def __init__(self, rx: BytePipe, tx: BytePipe, name: str = "memory", timeout: float | None = 0) -> None:
-        super().__init__(timeout=timeout, baudrate=BAUD)
-        self._rx, self._tx = rx, tx
-        self._port = name
-        self.is_open = True
-
-    def open(self) -> None:
-        self.is_open = True
-
-    def close(self) -> None:
-        self.is_open = False
-
-    @property
-    def in_waiting(self) -> int:
-        self._check()
-        return len(self._rx)
-
-    def read(self, size: int = 1) -> bytes:
-        self._check()
-        if size <= 0:
-            return b""
-        out = bytearray()
-        deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        while len(out) < size:
-            wait = None if deadline is None else max(0.0, deadline - time.monotonic())
-            chunk = self._rx.get(size - len(out), wait)
-            out += chunk
-            if not chunk and (wait == 0 or self._rx.closed or deadline is not None):
-                break
-        return bytes(out)
-
-    def write(self, data: bytes) -> int:
-        self._check()
-        data = bytes(data)
-        self._tx.put(data)
-        return len(data)
-
-    def reset_input_buffer(self) -> None:
-        self._rx.clear()
-
-
-def memory_pair(timeout: float | None = 0) -> tuple[MemoryPort, MemoryPort]:
-    """Two connected in-memory ports ``(host_end, device_end)``: bytes written to one are read from the other."""
-    a_to_b, b_to_a = BytePipe(), BytePipe()
-    return (MemoryPort(b_to_a, a_to_b, "memory-host", timeout),
-            MemoryPort(a_to_b, b_to_a, "memory-device", timeout))
 
 
 class PtyBridge:

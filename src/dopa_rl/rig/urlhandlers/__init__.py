@@ -1,4 +1,4 @@
-"""pyserial URL handlers of dopa_rl: ``protocol_dopasim`` (dopasim://) and ``protocol_faulty`` (faulty://).
+"""pyserial URL handler of the host side: ``protocol_faulty`` (faulty://, fault injection around any link).
 
-Registered by :func:`dopa_rl.rig.transports.register_url_handlers`.
+Registered by :func:`dopa_rl.rig.transports.register_url_handlers`; ``dopasim://`` is in :mod:`dopa_rl.sim.urlhandlers`.
 """

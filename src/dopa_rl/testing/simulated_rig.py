@@ -15,14 +15,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dopa_rl.rig import simdevice
-from dopa_rl.rig.simdevice import SimDevice
+from dopa_rl.sim import device as simdevice
+from dopa_rl.sim.device import SimDevice
 
 __all__ = ["SimulatedDUT", "SimDevice"]
 
 
 class SimulatedDUT:
-    """A :class:`~dopa_rl.rig.simdevice.SimDevice` reachable at ``dopasim://?attach=<name>``.
+    """A :class:`~dopa_rl.sim.device.SimDevice` reachable at ``dopasim://?attach=<name>``.
 
     ``realtime=True`` (default) runs the device clock in a thread at ``speed`` x real time, as a host
     client with real timeouts needs; ``realtime=False`` leaves it to ``advance`` (deterministic tests

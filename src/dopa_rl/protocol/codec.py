@@ -2,7 +2,7 @@
 
 A frame before COBS is ``type:u8 | seq:u16 LE | body | crc:u16 LE`` (at most ``MAX_FRAME`` bytes), the CRC
 covering ``type|seq|body``; on the wire it is COBS-encoded and followed by one 0x00.  Messages are the
-NamedTuple classes of :mod:`dopa_rl.rig._protocol` (``Hello(protocol_version=1)``, ``Ack(...)`` ...).
+NamedTuple classes of :mod:`dopa_rl.protocol.messages` (``Hello(protocol_version=1)``, ``Ack(...)`` ...).
 
 - :func:`encode` (message, seq) -> wire bytes; :func:`decode` wire bytes of one frame -> :class:`Received`.
 - :class:`FrameDecoder` takes arbitrary byte chunks and returns the messages they complete; it never
@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig._protocol import DecodeError
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol.messages import DecodeError
 
 __all__ = ["crc16", "cobs_encode", "cobs_decode", "encode", "encode_body", "decode_body", "build_frame",
-           "parse_frame", "decode", "Received", "FrameError", "FrameDecoder", "DecodeError", "message"]
+           "parse_frame", "decode", "with_enums", "ENUM_FIELDS", "Received", "FrameError", "FrameDecoder", "DecodeError", "message"]
 
 
 def _crc_table() -> list[int]:
@@ -136,6 +136,31 @@ def encode_body(msg: Any) -> bytes:
         raise ValueError(f"{spec.name}: {exc}") from exc
 
 
+# Event fields that hold a protocol enum: decoded events carry the IntEnum (``TripReason.MIN_GAP``, still
+# equal to 2) instead of a bare number; a value the enum does not know stays a plain int.
+ENUM_FIELDS: dict[type, dict[str, type]] = {
+    P.Ack: {"cmd_type": P.MsgId},
+    P.Nack: {"cmd_type": P.MsgId, "reason": P.NackReason},
+    P.HelloReply: {"board": P.Board, "reset_cause": P.ResetCause},
+    P.ValveClosed: {"cause": P.CloseCause},
+    P.SafetyTrip: {"reason": P.TripReason},
+    P.Error: {"code": P.ErrorCode},
+}
+
+
+def with_enums(msg: Any) -> Any:
+    """``msg`` with its enum fields (:data:`ENUM_FIELDS`) as IntEnum members where the value is known."""
+    fields = ENUM_FIELDS.get(type(msg))
+    if not fields:
+        return msg
+    repl = {}
+    for name, enum in fields.items():
+        v = getattr(msg, name)
+        if v in enum._value2member_map_:
+            repl[name] = enum(v)
+    return msg._replace(**repl)
+
+
 def decode_body(msg_type: int, body: bytes) -> Any:
     """Unpack a body into its NamedTuple; FrameError UNKNOWN_TYPE / BAD_LENGTH if impossible."""
     spec = P.SPEC_BY_ID.get(msg_type)
@@ -145,7 +170,7 @@ def decode_body(msg_type: int, body: bytes) -> Any:
         raise FrameError(DecodeError.BAD_LENGTH, f"{spec.name} body {len(body)} bytes, expected {spec.size}")
     flat = spec.struct.unpack(body)
     if len(flat) == len(spec.fields):
-        return spec.cls(*flat)
+        return with_enums(spec.cls(*flat))
     values, i = [], 0
     for _f, _t, count in spec.fields:
         values.append(tuple(flat[i:i + count]) if count > 1 else flat[i])

@@ -1,6 +1,6 @@
-"""Wire protocol constants, generated from protocol/messages.toml by dopa_rl.rig.protocol_codegen.
+"""Wire protocol constants, generated from protocol/messages.toml by tools/protocol_codegen.py.
 
-Do not edit: change the toml and re-run ``python -m dopa_rl.rig.protocol_codegen``.
+Do not edit: change the toml and re-run ``python tools/protocol_codegen.py``.
 """
 # fmt: off
 from __future__ import annotations
@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 PROTOCOL_VERSION = 1
-SCHEMA_HASH = 0x85F00C3D
+SCHEMA_HASH = 0xF2192FD4
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -26,6 +26,10 @@ DEVICE_HEARTBEAT_MS = 500
 MAX_ACTIONS = 16
 ANALOG_BATCH = 8
 FIRMWARE_VERSION = 256
+
+# Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp.
+PINS: dict[str, int] = {"lick": 2, "valve": 8, "cue": 13, "tone": 9, "ttl": 7, "analog": 14}
+TONE_TIMER_HZ = 1000000
 
 
 class Limit(NamedTuple):
@@ -129,6 +133,7 @@ class ErrorCode(IntEnum):
     RX_OVERFLOW = 2
     ADC_OVERRUN = 3
     INTERNAL = 4
+    LICK_OVERFLOW = 5
 
 
 class DecodeError(IntEnum):
@@ -559,3 +564,17 @@ MESSAGES: tuple[MessageSpec, ...] = (
 SPEC_BY_ID: dict[int, MessageSpec] = {s.id: s for s in MESSAGES}
 SPEC_BY_NAME: dict[str, MessageSpec] = {s.name: s for s in MESSAGES}
 SPEC_BY_CLASS: dict[type, MessageSpec] = {s.cls: s for s in MESSAGES}
+
+# Commands a disarmed device executes; every other command is refused with NACK NOT_ARMED.
+ALLOWED_WHILE_DISARMED: frozenset[int] = frozenset({MsgId.HELLO, MsgId.PING, MsgId.CONFIGURE, MsgId.HEARTBEAT, MsgId.EVENT_ACK, MsgId.ALL_OFF})
+
+
+def tone_top(freq_hz: int) -> int:
+    """Timer1 toggles the tone pin at timer_hz: top = round(timer_hz / f); the applied frequency is round(timer_hz / top) (integer rounding, half up)."""
+    return (TONE_TIMER_HZ + freq_hz // 2) // freq_hz
+
+
+def tone_applied_hz(freq_hz: int) -> int:
+    """The frequency the tone timer really makes for a requested ``freq_hz`` (what ACKs report)."""
+    top = tone_top(freq_hz)
+    return (TONE_TIMER_HZ + top // 2) // top

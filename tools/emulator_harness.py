@@ -37,7 +37,7 @@ PINS = ("valve", "cue", "tone", "ttl", "lick")
 F_CPU = 16_000_000
 CYCLES_PER_US = F_CPU // 1_000_000
 
-_REPO = Path(__file__).resolve().parents[3]
+_REPO = Path(__file__).resolve().parents[1]
 
 
 def default_paths(root: Path | None = None) -> tuple[Path, Path]:

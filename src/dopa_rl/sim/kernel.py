@@ -1,10 +1,10 @@
 """Output, safety and trial-program logic of the simulated device (the "safety kernel").
 
-:class:`SimKernel` is the half of :class:`dopa_rl.rig.simdevice.SimDevice` that owns the outputs: the
+:class:`SimKernel` is the half of :class:`dopa_rl.sim.device.SimDevice` that owns the outputs: the
 command handlers (``_cmd_<name>`` return the ACK value or raise :class:`_Refused`), the valve limits
 (maximum open time, minimum gap, volume budget), tone, TTL, the analog stream, the synthetic stress
 stream and the trial programs.  It relies on the device for ``clock``, ``config``, ``_send``, ``_trip``,
-``_edge``, ``_observe``, ``armed``, ``_host_deadline`` and ``_schedule_host_check``.
+``_edge``, ``_observe``, ``_lick_input``, ``armed``, ``_host_deadline`` and ``_schedule_host_check``.
 """
 from __future__ import annotations
 
@@ -12,19 +12,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig._protocol import Action, CloseCause, NackReason, TripReason
-from dopa_rl.rig.vclock import Timer
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol.messages import Action, CloseCause, NackReason, TripReason, tone_applied_hz
+from dopa_rl.sim.vclock import Timer
 
 _FOREVER = 1 << 62
 
 __all__ = ["SimKernel", "Program", "tone_applied_hz", "default_analog", "CloseCause"]
-
-
-def tone_applied_hz(freq_hz: int) -> int:
-    """Frequency the tone timer really makes: Timer1 at 1 MHz toggle clock, top = round(1e6 / f)."""
-    top = (1_000_000 + freq_hz // 2) // freq_hz
-    return (1_000_000 + top // 2) // top
 
 
 def default_analog(t_us: int) -> int:
@@ -78,7 +72,10 @@ class SimKernel:
                 self._check(k, v)
         if new["flags"] & ~int(P.ConfigFlag.LICK_ACTIVE_LOW):
             raise _Refused(NackReason.BAD_VALUE)
+        flipped = (self.config["flags"] ^ new["flags"]) & P.ConfigFlag.LICK_ACTIVE_LOW
         self.config.update(new)
+        if flipped:
+            self._lick_input()  # a polarity flip changes the logical lick level now, as an edge would
         self._host_deadline = self.clock.now_us + self.config["host_timeout_ms"] * 1000
         if self.armed:
             self._schedule_host_check()

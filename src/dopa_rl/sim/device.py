@@ -15,7 +15,7 @@ that runs it at ``speed`` x real time; ``stop()`` stops the thread, ``safe()`` t
 (idempotent), ``close()`` does both.  Device-timed actions happen at their exact virtual times.
 
 Inputs and observation: ``set_lick(level)`` drives the lick pin now; an optional
-:class:`~dopa_rl.rig.animal.SimulatedAnimal` drives it instead.  ``pin_trace`` lists every output edge
+:class:`~dopa_rl.sim.animal.SimulatedAnimal` drives it instead.  ``pin_trace`` lists every output edge
 and lick-pin edge as ``(t_us, pin, level)`` with pin in {"valve", "cue", "tone", "ttl", "lick"};
 ``pin_edges(pin)`` filters it.  ``reboot(cause)`` simulates a reset (the virtual clock keeps running, a
 real board's micros() would restart).  ``stress(rate_hz)`` (simulator only) emits synthetic
@@ -36,16 +36,15 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from dopa_rl.rig import _protocol as P
-from dopa_rl.rig import codec
-from dopa_rl.rig._protocol import CloseCause, MsgId, NackReason, TripReason
-from dopa_rl.rig.simkernel import _FOREVER, Program, SimKernel, _Refused, default_analog, tone_applied_hz
-from dopa_rl.rig.vclock import RealtimeDriver, Timer, VirtualClock
+from dopa_rl.protocol import messages as P
+from dopa_rl.protocol import codec
+from dopa_rl.protocol.messages import CloseCause, MsgId, NackReason, TripReason
+from dopa_rl.sim.kernel import _FOREVER, Program, SimKernel, _Refused, default_analog, tone_applied_hz
+from dopa_rl.sim.vclock import RealtimeDriver, Timer, VirtualClock
 
 __all__ = ["SimDevice", "PINS", "tone_applied_hz", "default_analog"]
 
-PINS = {"lick": 2, "valve": 8, "cue": 13, "tone": 9, "ttl": 7, "analog": 14}
-_OPEN_COMMANDS = {MsgId.PING, MsgId.CONFIGURE, MsgId.HEARTBEAT, MsgId.ALL_OFF}  # allowed while disarmed
+PINS = P.PINS
 
 
 class SimDevice(SimKernel):
@@ -86,6 +85,7 @@ class SimDevice(SimKernel):
         self._ring: deque[tuple[int, bytes]] = deque()
         self._tx_seq = 0
         self._lost = 0
+        self._trips_latched: dict[int, P.SafetyTrip] = {}
         self._last_progress = 0
         self._retx_timer: Timer | None = None
         self._host_deadline = _FOREVER
@@ -248,7 +248,11 @@ class SimDevice(SimKernel):
             return
         self._lick_raw = level
         self._edge("lick", level)
-        logical = level ^ (self.config["flags"] & P.ConfigFlag.LICK_ACTIVE_LOW)
+        self._lick_input()
+
+    def _lick_input(self) -> None:
+        """The raw level or the polarity changed now: (re)start the debounce as a raw edge does."""
+        logical = self._lick_raw ^ (self.config["flags"] & P.ConfigFlag.LICK_ACTIVE_LOW)
         if self._lick_since is None:
             if logical == self._lick_state:
                 return
@@ -301,7 +305,14 @@ class SimDevice(SimKernel):
                 for c in chunks:
                     self.on_tx(c)
 
+    def _flush_trips(self) -> None:
+        """Queue latched SAFETY_TRIPs (lowest reason first) while there is room (as the firmware)."""
+        while self._trips_latched and len(self._ring) < self.ring_size:
+            self._push(self._trips_latched.pop(min(self._trips_latched)))
+
     def _send(self, msg: Any) -> None:
+        if not isinstance(msg, P.HelloReply):  # a HELLO_REPLY opens the sequence at 0
+            self._flush_trips()
         if self._lost and len(self._ring) < self.ring_size:
             lost, self._lost = self._lost, 0
             self._push(P.Error(self._t(), P.ErrorCode.EVENT_OVERFLOW, lost))
@@ -342,6 +353,7 @@ class SimDevice(SimKernel):
             for _ in range(n):
                 self._ring.popleft()
             self._last_progress = self.clock.now_us
+            self._flush_trips()
             if self._lost and len(self._ring) < self.ring_size:
                 lost, self._lost = self._lost, 0
                 self._push(P.Error(self._t(), P.ErrorCode.EVENT_OVERFLOW, lost))
@@ -384,7 +396,7 @@ class SimDevice(SimKernel):
             self._send(stored[1])
             return
         try:
-            if not self.armed and mtype not in _OPEN_COMMANDS:
+            if not self.armed and mtype not in P.ALLOWED_WHILE_DISARMED:
                 raise _Refused(NackReason.NOT_ARMED)
             value = getattr(self, "_cmd_" + MsgId(mtype).name.lower())(msg)
             reply: Any = P.Ack(self._t(), seq, mtype, int(value))
@@ -444,8 +456,18 @@ class SimDevice(SimKernel):
         self._hb_timer = self.clock.after(P.DEVICE_HEARTBEAT_MS * 1000, self._heartbeat)
 
     def _trip(self, reason: TripReason, value: int) -> None:
+        """Report a trip; one that finds the ring full is latched (one per reason) and queued first when
+        room frees, so it is never lost; the same reason again while latched counts as a lost event."""
         self.stats["trips"] += 1
-        self._send(P.SafetyTrip(self._t(), reason, int(value)))
+        trip = P.SafetyTrip(self._t(), reason, int(value))
+        self._flush_trips()
+        if not self._trips_latched and len(self._ring) < self.ring_size:
+            self._push(trip)
+        elif int(reason) in self._trips_latched:
+            self._lost += 1
+            self.stats["events_lost"] += 1
+        else:
+            self._trips_latched[int(reason)] = trip
 
 
 
@@ -493,7 +515,7 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
             raise ValueError(f"dopasim:// animal must be rw or none (got {options['animal']!r})")
         import numpy as np
 
-        from dopa_rl.rig.animal import SimulatedAnimal
+        from dopa_rl.sim.animal import SimulatedAnimal
 
         animal = SimulatedAnimal(np.random.default_rng(int(options.get("seed", 0))))
     return SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),

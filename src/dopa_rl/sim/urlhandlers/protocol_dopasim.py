@@ -1,9 +1,9 @@
-"""``dopasim://``: an in-process simulated rig device (:class:`dopa_rl.rig.simdevice.SimDevice`) as a pyserial port.
+"""``dopasim://``: an in-process simulated rig device (:class:`dopa_rl.sim.device.SimDevice`) as a pyserial port.
 
 ``dopasim://?speed=10&seed=1&animal=rw`` creates a new device and runs its clock at 10x real time until the
 port is closed; ``dopasim://?attach=<name>`` talks to a device created and owned elsewhere (for example
 :class:`dopa_rl.testing.SimulatedDUT`), which keeps running when the port closes.  Options are those of
-:func:`dopa_rl.rig.simdevice.device_from_options`.  The device object is ``port.device``.
+:func:`dopa_rl.sim.device.device_from_options`.  The device object is ``port.device``.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import serial
 
-from dopa_rl.rig.transports import VirtualPort
+from dopa_rl.sim.links import VirtualPort
 
 
 class Serial(VirtualPort):
@@ -21,7 +21,7 @@ class Serial(VirtualPort):
     _owned = False
 
     def open(self) -> None:
-        from dopa_rl.rig import simdevice
+        from dopa_rl.sim import device as simdevice
 
         if self._port is None:
             raise serial.SerialException("dopasim://: port must be set before open()")

@@ -55,14 +55,24 @@ def check_plots_dir(path: str | None) -> None:
         raise InputError(f"--plots {path}: folder {p.parent} does not exist")
 
 
+def write_outputs(outputs: list) -> None:
+    """Write rendered ``(path, bytes)`` outputs atomically (a --plots folder is created when missing)."""
+    from pathlib import Path
+
+    from dopa_rl.io.atomic import atomic_write_bytes
+
+    for path, data in outputs:
+        Path(path).parent.mkdir(exist_ok=True)
+        atomic_write_bytes(path, data)
+
+
 def run(args) -> int:
     from pathlib import Path
 
-    from dopa_rl.cli import check_output_paths
+    from dopa_rl.commands.common import check_output_paths
     from dopa_rl.errors import InputError
     from dopa_rl.fit.compare import compare_models
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
-    from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import expand_paths, load_behavior, parse_column_map
 
     check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
@@ -89,15 +99,17 @@ def run(args) -> int:
                                   cv_folds=args.cv, scheduler=scheduler)
     except InputError as exc:
         raise InputError(f"{', '.join(map(str, args.data))}: {exc}") from None
+    # everything is rendered before the first file is written, so a failure leaves none behind
     text = comp.summary()
+    outputs = []
     if args.json:
         import json
 
-        atomic_write_text(args.json, json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n")
+        outputs.append((args.json, (json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n").encode()))
     if args.plots:
         from dopa_rl.report.population import comparison_figure
 
-        Path(args.plots).mkdir(exist_ok=True)
-        comparison_figure(comp, Path(args.plots) / "compare.png")
+        outputs.append((Path(args.plots) / "compare.png", comparison_figure(comp)))
+    write_outputs(outputs)
     print(text)
     return 0

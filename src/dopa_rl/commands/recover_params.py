@@ -54,12 +54,11 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from dopa_rl.cli import check_output_paths
-    from dopa_rl.commands.compare import check_plots_dir, parse_models
+    from dopa_rl.commands.common import check_output_paths
+    from dopa_rl.commands.compare import check_plots_dir, parse_models, write_outputs
     from dopa_rl.errors import InputError
     from dopa_rl.fit.recovery import draw_population, recover_models, recover_parameters
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
-    from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.models import get_model, tasks
 
     check_output_paths({"--json": args.json})
@@ -104,15 +103,16 @@ def run(args) -> int:
         else:
             rec = recover_models(models, task, args.subjects, seed=args.seed, method=args.method,
                                  restarts=args.restarts, params=per_model, scheduler=scheduler)
+    outputs = []  # rendered before the first file is written
     if args.json:
-        atomic_write_text(args.json, json.dumps(rec.to_dict(), indent=2, allow_nan=False, default=float) + "\n")
+        outputs.append((args.json, (json.dumps(rec.to_dict(), indent=2, allow_nan=False, default=float) + "\n").encode()))
     if args.plots:
         from dopa_rl.report.population import confusion_figure, recovery_figure
 
-        Path(args.plots).mkdir(exist_ok=True)
         if args.model:
-            recovery_figure(rec, Path(args.plots) / "recovery.png")
+            outputs.append((Path(args.plots) / "recovery.png", recovery_figure(rec)))
         else:
-            confusion_figure(rec, Path(args.plots) / "model_recovery.png")
+            outputs.append((Path(args.plots) / "model_recovery.png", confusion_figure(rec)))
+    write_outputs(outputs)
     print(rec.summary())
     return 0

@@ -1,7 +1,7 @@
 """Figures for population fits: model comparison, parameter recovery and model recovery.
 
 Every function takes results and a path, draws with matplotlib's headless Agg backend, and writes the PNG
-atomically (a failed drawing leaves no file)."""
+atomically (a failed drawing leaves no file); without a path it returns the PNG bytes."""
 from __future__ import annotations
 
 import numpy as np
@@ -18,15 +18,22 @@ def _figure(nrows=1, ncols=1, size=(6.0, 4.0)):
     return fig, axes
 
 
-def _save(fig, path) -> None:
-    from dopa_rl.io.atomic import atomic_path
+def _save(fig, path) -> bytes | None:
+    """PNG bytes of ``fig`` (returned when ``path`` is None, else written there atomically)."""
+    import io
+
+    from dopa_rl.io.atomic import atomic_write_bytes
 
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    if path is None:
+        return buf.getvalue()
+    atomic_write_bytes(path, buf.getvalue())
+    return None
 
 
-def comparison_figure(comp, path) -> None:
+def comparison_figure(comp, path=None) -> bytes | None:
     """Left: each subject's log evidence relative to its best model; right: model frequencies and pxp."""
     K = len(comp.models)
     fig, ax = _figure(1, 2, (max(7.0, 4 + 0.25 * len(comp.subjects)), 4.0))
@@ -43,10 +50,10 @@ def comparison_figure(comp, path) -> None:
     ax[0, 1].set_ylim(0, 1)
     ax[0, 1].set_title(f"random effects (BOR {comp.bms.bor:.2g})", fontsize=10)
     ax[0, 1].legend(fontsize=8)
-    _save(fig, path)
+    return _save(fig, path)
 
 
-def recovery_figure(rec, path) -> None:
+def recovery_figure(rec, path=None) -> bytes | None:
     """Scatter of fitted against true values, one panel per parameter, with the identity line."""
     names = list(rec.truth.columns)
     fig, ax = _figure(1, len(names), (3.2 * len(names), 3.2))
@@ -60,10 +67,10 @@ def recovery_figure(rec, path) -> None:
         a.set_title(f"{name}: r={s['r']:.2f}, bias={s['bias']:.2g}", fontsize=9)
         a.set_xlabel("true")
         a.set_ylabel("fitted")
-    _save(fig, path)
+    return _save(fig, path)
 
 
-def confusion_figure(mrec, path) -> None:
+def confusion_figure(mrec, path=None) -> bytes | None:
     """Model recovery: P(selected | simulated) by BIC and by random-effects selection."""
     fig, ax = _figure(1, 2, (8.0, 3.8))
     for a, (title, mat) in zip(ax[0], (("by BIC", mrec.confusion_bic), ("by RFX posterior", mrec.confusion_rfx))):
@@ -78,4 +85,4 @@ def confusion_figure(mrec, path) -> None:
         a.set_ylabel("simulated")
         a.set_title(title)
     fig.colorbar(im, ax=ax[0, 1], shrink=0.8)
-    _save(fig, path)
+    return _save(fig, path)

@@ -66,3 +66,20 @@ def test_bad_population_options(study_csv, tmp_path, capsys, extra, expect):
     code, text, err = run_cli(capsys, "fit", study_csv, "--model", "rw-softmax", "--json", out, *extra)
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(errors) == 1 and expect in errors[0] and not out.exists()
+
+
+def test_scheduler_address_of_a_running_cluster(study_csv):
+    from distributed import LocalCluster
+
+    from dopa_rl.fit import fit
+    from dopa_rl.fit.schedulers import get_scheduler
+    from dopa_rl.models import get_model
+
+    m = get_model("rw-softmax")
+    df = pd.read_csv(study_csv)
+    serial = fit(m, df, restarts=3, seed=5)
+    with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, silence_logs=40) as cluster:
+        with get_scheduler(cluster.scheduler_address) as scheduler:
+            assert scheduler.n_workers == 2
+            remote = fit(m, df, restarts=3, seed=5, scheduler=scheduler)
+    assert np.array_equal(serial.x, remote.x) and np.array_equal(serial.loglik_, remote.loglik_)

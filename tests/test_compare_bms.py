@@ -76,3 +76,25 @@ def test_folds_over_sessions_or_blocks():
     assert kind == "sessions" and list(f) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
     kind, f = fold_labels(np.array(["s"] * 10), None, 5)
     assert kind == "blocks" and list(f) == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_cross_validation_over_sessions_scores_held_out_sessions():
+    import pandas as pd
+
+    from dopa_rl.fit import fit
+    from dopa_rl.fit.compare import cross_validated_loglik
+    from dopa_rl.models import get_model, tasks
+
+    m = get_model("rw-softmax")
+    rng = np.random.default_rng(3)
+    df = pd.concat([m.simulate({"alpha": 0.3, "beta": 4.0}, tasks.bandit_task(80), rng, subject=s, session=k).trials
+                    for s in ("a", "b") for k in ("1", "2")], ignore_index=True)
+    cv, kind = cross_validated_loglik(m, df, 2, restarts=3)
+    assert kind == "sessions"
+    expect = np.zeros(2)
+    for test_session in ("1", "2"):
+        train = fit(m, df[df.session != test_session], restarts=3)
+        test = m.pack(df[df.session == test_session])
+        expect += m.loglik(train.x, test, np.arange(2))
+    assert np.allclose(cv, expect)
+    assert np.all(cv < fit(m, df, restarts=3).loglik_)   # held-out fit is worse than in-sample

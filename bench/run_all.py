@@ -16,6 +16,7 @@ HERE = Path(__file__).resolve().parent
 # (script, full-run arguments, quick-run arguments)
 BENCHMARKS = [
     ("bench_fit.py", [], ["--subjects", "40", "--trials", "300", "--reference-fits", "4"]),
+    ("bench_population.py", [], ["--subjects", "20", "--trials", "100", "--no-cpm", "--repeat", "1"]),
     ("bench_nwb_read.py", [], ["--repeat", "1"]),
     ("bench_photometry.py", [], ["--repeat", "1", "--duration", "600", "--rate", "200"]),
     ("bench_neural_fit.py", [], ["--repeat", "1", "--trials", "100", "--restarts", "3"]),

@@ -11,6 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "  dopa-rl fit lab.tsv --model rw-softmax-sticky --columns subject=mouse_id,choice=lever,reward=outcome "
         "--choice-base 1\n"
         "  dopa-rl fit sessions/ --model rw-pavlovian --method map\n"
+        "  dopa-rl fit study.csv --model rw-softmax --method hier --json hier.json   (population EM)\n"
+        "  dopa-rl fit study.csv --model rw-softmax-asym --restarts auto --scheduler local:2\n"
         "  dopa-rl fit choices.csv --model my_models.py:MODEL   (your own model: docs/models.md)\n")
     p.add_argument("data", nargs="+", metavar="DATA", help="behavior files (.csv/.tsv/.nwb) or folders of them")
     p.add_argument("--model", required=True, metavar="MODEL",
@@ -21,8 +23,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n-options", type=int, default=None, metavar="K",
                    help="number of options in a choice task (default: highest choice + 1)")
     p.add_argument("--trials-table", default=None, metavar="NAME", help="NWB TimeIntervals table holding the trials")
-    p.add_argument("--method", choices=("mle", "map"), default="mle", help="maximum likelihood or MAP with priors")
-    p.add_argument("--restarts", type=int, default=10, metavar="N", help="random restarts per subject (default 10)")
+    p.add_argument("--method", choices=("mle", "map", "hier"), default="mle",
+                   help="maximum likelihood, MAP with the model's priors, or hierarchical (population EM)")
+    p.add_argument("--restarts", type=restarts_arg, default=10, metavar="N|auto",
+                   help="random restarts per subject (default 10); auto: add restarts until the best optimum "
+                        "is reached twice (at most 200)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N",
+                   help="run the subject fits on a dask.distributed scheduler (or a LocalCluster of N processes)")
+    p.add_argument("--em-max-iter", type=int, default=200, metavar="N", help="most EM iterations for --method hier")
     p.add_argument("--seed", type=int, default=0, help="seed for the restart points")
     p.add_argument("--jobs", type=int, default=None, metavar="N", help="threads evaluating the likelihood (default: all cores)")
     p.add_argument("--carry-over", action="store_true",
@@ -30,6 +38,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--csv", metavar="FILE", help="write the per-subject table as CSV")
     p.add_argument("--prediction-errors", metavar="FILE", help="write per-trial fitted values and prediction errors (CSV)")
+
+
+def restarts_arg(text: str):
+    """``--restarts``: a whole number or ``auto`` (argparse reports anything else as a usage error, exit 2)."""
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of restarts or 'auto'") from None
 
 
 def run(args) -> int:
@@ -44,6 +62,13 @@ def run(args) -> int:
     inputs = expand_paths(args.data)
     check_output_paths({"--json": args.json, "--csv": args.csv, "--prediction-errors": args.prediction_errors},
                        inputs=inputs)
+    if args.restarts != "auto" and args.restarts < 1:
+        raise InputError(f"--restarts {args.restarts}: must be at least 1 (or auto)")
+    if args.em_max_iter < 1:
+        raise InputError(f"--em-max-iter {args.em_max_iter}: must be at least 1")
+    from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
+
+    parse_scheduler(args.scheduler)
     if args.n_options is not None and args.n_options < 2:
         raise InputError(f"--n-options {args.n_options}: a choice task has at least 2 options")
     model = get_model(args.model)
@@ -57,9 +82,11 @@ def run(args) -> int:
         df = load_behavior(args.data, columns=columns, choice_base=args.choice_base, trials_table=args.trials_table,
                            n_options=args.n_options if model.kind == "choice" else None)
         require_columns(df, model, source=where)
+        extra = {"max_iter": args.em_max_iter} if args.method == "hier" else {}
         try:
-            result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs,
-                         carry_over=args.carry_over)
+            with get_scheduler(args.scheduler) as scheduler:
+                result = fit(model, df, method=args.method, restarts=args.restarts, seed=args.seed, n_jobs=args.jobs,
+                             carry_over=args.carry_over, scheduler=scheduler, **extra)
         except InputError as exc:  # problems found while packing the data: say which input they come from
             raise InputError(f"{where}: {exc}") from None
     # what it takes to run this fit again
@@ -67,6 +94,7 @@ def run(args) -> int:
         "model": args.model, "inputs": [str(p) for p in inputs], "columns": columns, "choice_base": args.choice_base,
         "n_options": args.n_options, "trials_table": args.trials_table, "method": result.method,
         "restarts": args.restarts, "seed": args.seed, "jobs": args.jobs, "carry_over": args.carry_over,
+        "scheduler": args.scheduler, **({"em_max_iter": args.em_max_iter} if args.method == "hier" else {}),
     }
     # every output is rendered before the first is written, so a failure leaves none of them behind; files
     # before the printed table, so a closed stdout (`| head`) cannot cost them

@@ -17,12 +17,11 @@ import numpy as np
 import pandas as pd
 
 from dopa_rl.errors import InputError
-from dopa_rl.fit.optimize import minimize_batched
 from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.results import FitResult, data_fingerprint, model_options, versions
 from dopa_rl.models.base import Model, Packed
 
-METHODS = ("mle", "map")
+METHODS = ("mle", "map", "hier")
 Z_BOUND = 25.0          # |z| cap for bounded/positive parameters: beyond it the transform is flat
 Z_BOUND_FREE = 1e4      # identity parameters
 AT_BOUND_Z = 13.8       # z below which a lower-bounded parameter is within ~1e-6 of its bound (exp(-13.8))
@@ -35,19 +34,15 @@ def z_bounds(model: Model) -> tuple[np.ndarray, np.ndarray]:
     return -hi, hi
 
 
-def start_points(model: Model, n_subjects: int, restarts: int, seed: int) -> np.ndarray:
+def start_points(model: Model, subjects, restarts: int, seed: int) -> np.ndarray:
     """[S, R, k] natural-space starts: the model defaults, then uniform draws in the init ranges.
 
-    Subject s's starts depend only on ``seed`` and s, so adding subjects never changes another's fit.
+    Seeded by ``seed`` and each subject's id (an int n means ids "0" .. "n-1"), so adding, removing or
+    reordering subjects never changes another's fit (see :mod:`dopa_rl.fit.restarts`).
     """
-    spec = model.spec
-    out = np.empty((n_subjects, restarts, len(spec)))
-    for s in range(n_subjects):
-        rng = np.random.default_rng([seed, s])
-        out[s, 0] = [p.default for p in spec]
-        if restarts > 1:
-            out[s, 1:] = spec.random_starts(restarts - 1, rng)
-    return out
+    from dopa_rl.fit.restarts import start_points as sp
+
+    return sp(model, subjects, restarts, seed)
 
 
 def log_prior(model: Model, z: np.ndarray, prior: Prior | None = None) -> np.ndarray:
@@ -119,28 +114,34 @@ def snap_to_bounds(model: Model, data: Packed, z: np.ndarray, lo: np.ndarray, hi
 
 
 def finite_starts(model: Model, data: Packed, z: np.ndarray, lane_subject: np.ndarray, seed: int,
-                  centre: np.ndarray, rounds: int = 12) -> tuple[np.ndarray, int]:
+                  centre: np.ndarray, rounds: int = 30, restart_index: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Start points [L, k] (unconstrained) whose log-likelihood is finite: a start where it is not is
     redrawn in the parameter's start range (seeded by subject and restart), then, if still not finite,
     pulled halfway toward ``centre`` (the prior mean, [k] or [L, k]) each round.  Returns the starts and how
-    many lanes were moved; lanes still not finite stay (they are reported as not converged)."""
+    many lanes were moved; lanes still not finite stay (they are reported as not converged).  Redraws are
+    seeded by the run's seed, the subject's id and ``restart_index`` (default: the lane's position among
+    its subject's lanes), so they never depend on the subject's position in the data."""
+    from dopa_rl.fit.restarts import subject_seed
+
     z = np.array(z, dtype=float)
     ll = model.loglik(model.spec.to_natural(z), data, lane_subject)
     bad = np.flatnonzero(~np.isfinite(ll))
     moved = bad.size
-    restarts = np.bincount(lane_subject, minlength=1)
-    first = np.concatenate([[0], np.cumsum(restarts)[:-1]])
+    if restart_index is None:
+        restarts = np.bincount(lane_subject, minlength=1)
+        first = np.concatenate([[0], np.cumsum(restarts)[:-1]])
+        restart_index = np.arange(len(lane_subject)) - first[lane_subject]
     centre = np.broadcast_to(np.asarray(centre, dtype=float), z.shape)
     for r in range(rounds):
         if bad.size == 0:
             break
-        if r < rounds // 2:
+        if r < rounds - 6:  # redraws first (a region with finite likelihood may be small), then pull in
             for lane in bad:
                 s = int(lane_subject[lane])
-                rng = np.random.default_rng([seed, s, int(lane - first[s]), r, 7])
+                rng = np.random.default_rng([*subject_seed(seed, data.subjects[s]).entropy, int(restart_index[lane]), r, 7])
                 z[lane] = model.spec.to_unconstrained(model.spec.random_starts(1, rng)[0])
         else:
-            z[bad] = centre[bad] + 0.5 ** (r - rounds // 2 + 1) * (z[bad] - centre[bad])
+            z[bad] = centre[bad] + 0.5 ** (r - (rounds - 6) + 1) * (z[bad] - centre[bad])
         ll_bad = model.loglik(model.spec.to_natural(z[bad]), data, lane_subject[bad])
         bad = bad[~np.isfinite(ll_bad)]
     return z, int(moved)
@@ -190,34 +191,48 @@ def check_reward_scale(data: Packed) -> None:
             stacklevel=3)
 
 
-def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None, restarts: int = 10, seed: int = 0,
+def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None, restarts: int | str = 10, seed: int = 0,
         n_jobs: int | None = None, progress: bool | None = None, prior: Prior | None = None,
-        carry_over: bool = False) -> FitResult:
+        carry_over: bool = False, scheduler=None, **hier_options) -> FitResult:
     """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
 
-    ``method``: "mle" or "map" (default "mle", or "map" when a ``prior`` is given); ``prior``: a
-    :class:`~dopa_rl.fit.priors.Prior` in unconstrained space for MAP (default ``Prior.default(model)``,
-    the spec's priors; a population prior of hierarchical fitting is passed the same way).  ``restarts``
-    start points per subject (the defaults first; a start with a non-finite likelihood is redrawn);
-    ``n_jobs`` threads for the likelihood (default: all cores); ``progress``: a tqdm bar (None = only on a
-    terminal); ``carry_over``: values carry over from one session to the next (default: every
-    session starts afresh).  Rewards far from order 1 give a DataWarning.  The result keeps no data:
-    ``result.prediction_errors(data)`` takes it again.
+    ``method``: "mle", "map" (default "mle", or "map" when a ``prior`` is given) or "hier" (hierarchical EM,
+    :func:`dopa_rl.fit.hierarchical.fit_hierarchical`, options ``max_iter``, ``tol``, ``n_samples``);
+    ``prior``: a :class:`~dopa_rl.fit.priors.Prior` in unconstrained space for MAP (default
+    ``Prior.default(model)``, the spec's priors; the population prior of hierarchical fitting is passed the
+    same way).  ``restarts`` start points per subject (the defaults first; a start with a non-finite
+    likelihood is redrawn), seeded by ``seed`` and the subject's id, or ``"auto"`` (add restarts until the
+    best optimum is reached twice, see :mod:`dopa_rl.fit.restarts`); ``n_jobs`` threads for the likelihood
+    (default: all cores); ``progress``: a tqdm bar (None = only on a terminal); ``scheduler``: a
+    :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers; ``carry_over``: values carry over
+    from one session to the next (default: every session starts afresh).  Rewards far from order 1 give a
+    DataWarning.  The result keeps no data: ``result.prediction_errors(data)`` takes it again.
     """
     if method is None:
         method = "map" if prior is not None else "mle"
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
-    if prior is not None and method != "map":
-        raise InputError("a prior is used by MAP fitting: pass method='map' (or leave method out)")
-    if isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1:
-        raise InputError(f"--restarts must be an integer >= 1 (got {restarts})")
+    if restarts != "auto" and (isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1):
+        raise InputError(f"--restarts must be an integer >= 1 or 'auto' (got {restarts!r})")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
         raise InputError(f"--jobs must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
+    if method == "hier" and prior is not None:
+        raise InputError("method='hier' estimates the population prior itself; do not pass a prior")
+    if hier_options and method != "hier":
+        raise InputError(f"option(s) {', '.join(hier_options)} apply to method='hier' only")
+    if prior is not None and method != "map":
+        raise InputError("a prior is used by MAP fitting: pass method='map' (or leave method out)")
     packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
     if carry_over:
         packed = carried_over(packed)
     check_reward_scale(packed)
+    if method == "hier":
+        from dopa_rl.fit.hierarchical import fit_hierarchical
+
+        result = fit_hierarchical(model, packed, restarts=restarts, seed=seed, n_jobs=n_jobs, progress=progress,
+                                  scheduler=scheduler, **hier_options)
+        result.provenance["carry_over"] = bool(carry_over)
+        return result
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
     if too_short:
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
@@ -228,54 +243,46 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
         prior.check_model(model)
         if prior.n_subjects() not in (None, S):
             raise InputError(f"prior: per-subject prior for {prior.n_subjects()} subjects; the data have {S}")
-    lane_subject = np.repeat(np.arange(S, dtype=np.int64), restarts)
-    scale = 1.0 / np.maximum(packed.n_obs[lane_subject], 1)
-    centre = prior.rows(lane_subject)[0] if prior is not None else model.spec.prior_mean()
-
-    def fun_grad(z, lanes):
-        ll, g = model.loglik_grad_z(z, packed, lane_subject[lanes])
-        f, grad = -ll, -g
-        if method == "map":
-            subj = lane_subject[lanes]
-            f = f - prior.logpdf(z, subj)
-            grad = grad - prior.grad(z, subj)
-        # a non-finite value is +inf (the line search rejects it); gradients are left as they are: an
-        # infinite or NaN component makes the point unusable, it is never read as a flat 0
-        f = np.where(np.isfinite(f), f, np.inf)
-        return f * scale[lanes], grad * scale[lanes, None]
 
     from tqdm.auto import tqdm
 
+    from dopa_rl.fit.restarts import AUTO_CAP, AUTO_FIRST, fit_restarts_on
+
     disable = (not sys.stderr.isatty()) if progress is None else not progress
-    lo, hi = z_bounds(model)
-    with _threads(n_jobs), tqdm(total=S * restarts, desc=f"fitting {model.name}", unit="fit", disable=disable,
+    total = S * (restarts if restarts != "auto" else AUTO_FIRST)
+    with _threads(n_jobs), tqdm(total=total, desc=f"fitting {model.name}", unit="fit", disable=disable,
                                 file=sys.stderr) as bar:
-        z0 = model.spec.to_unconstrained(start_points(model, S, restarts, seed).reshape(-1, k))
-        z0, redrawn = finite_starts(model, packed, np.clip(z0, lo, hi), lane_subject, seed, centre)
-        res = minimize_batched(fun_grad, z0, lo, hi, on_converged=bar.update)
-        obj = (res.fun / scale).reshape(S, restarts)
-        best = np.argmin(np.where(np.isfinite(obj), obj, np.inf), axis=1)
-        z = res.x.reshape(S, restarts, k)[np.arange(S), best]
-        z = snap_to_bounds(model, packed, z, lo, hi, prior if method == "map" else None)
+        rf = fit_restarts_on(scheduler, model, packed, restarts, seed, prior if method == "map" else None,
+                             cap=AUTO_CAP, bar=bar)
+        z = snap_to_bounds(model, packed, rf.z, *z_bounds(model), prior if method == "map" else None)
         x = model.spec.to_natural(z)
         ll = model.loglik(x, packed, np.arange(S, dtype=np.int64))
         se = standard_errors(model, packed, z, method, prior)
-    n_at_best = np.sum(obj <= obj[np.arange(S), best][:, None] + 1e-3, axis=1)
+    result = make_result(model, method, packed, z, x, se, ll, rf, restarts, seed, prior if method == "map" else None)
+    result.provenance["carry_over"] = bool(carry_over)
+    return result
+
+
+def make_result(model: Model, method: str, packed: Packed, z, x, se, ll, rf, restarts, seed: int,
+                prior: Prior | None, cls=FitResult, **extra) -> FitResult:
+    """The result object of a fit (``rf``: the :class:`~dopa_rl.fit.restarts.RestartFit` of the subject step)."""
+    S = packed.n_subjects
     provenance = {
         "model": model.name, "model_options": model_options(model), "method": method,
-        "data_fingerprint": data_fingerprint(packed), "seed": int(seed), "restarts": int(restarts),
-        "carry_over": bool(carry_over), "versions": versions(),
+        "data_fingerprint": data_fingerprint(packed), "seed": int(seed),
+        "restarts": restarts if restarts == "auto" else int(restarts), "versions": versions(),
     }
     if "n_options" in packed.extra:
         provenance["n_options"] = int(packed.extra["n_options"])
-    return FitResult(
+    meta = {"lane_evaluations": int(rf.evaluations), "starts_redrawn": int(rf.redrawn)}
+    if restarts == "auto":
+        meta.update(restarts="auto", restarts_per_subject={str(s): int(n) for s, n in zip(packed.subjects, rf.n_restarts)})
+    return cls(
         model=model, method=method, subjects=[str(s) for s in packed.subjects], param_names=list(model.param_names),
         x=x, se_=se, loglik_=ll,
-        log_prior=prior.logpdf(z, np.arange(S)) if method == "map" else np.zeros(S),
-        converged=res.converged.reshape(S, restarts)[np.arange(S), best] & np.isfinite(ll),
-        n_at_best=n_at_best.astype(int), restarts=restarts,
+        log_prior=prior.logpdf(z, np.arange(S)) if prior is not None else np.zeros(S),
+        converged=rf.converged & np.isfinite(ll),
+        n_at_best=np.asarray(rf.n_at_best, dtype=int), restarts=int(rf.n_restarts.max(initial=0)),
         n_trials_=np.asarray(packed.n_trials, dtype=np.int64).copy(), n_obs_=np.asarray(packed.n_obs, dtype=np.int64).copy(),
-        at_bound=at_bound(model, z), prior=prior if method == "map" else None, provenance=provenance,
-        meta={"lane_evaluations": int(res.evaluations), "max_iterations": int(res.iterations.max()),
-              "starts_redrawn": redrawn},
+        at_bound=at_bound(model, z), prior=prior, provenance=provenance, meta=meta, **extra,
     )

@@ -207,6 +207,10 @@ class FitResult:
         if not self.converged.all():
             bad = [s for s, c in zip(self.subjects, self.converged) if not c]
             lines.append(f"Warning: optimizer did not report convergence for subject(s) {', '.join(bad)}")
+        weak = [str(s) for s, n in zip(self.subjects, self.n_at_best) if n < 2]
+        if weak and self.restarts > 1:
+            lines.append(f"Warning: fewer than 2 restarts reached the best optimum for subject(s) {', '.join(weak)}; "
+                         f"the optimum may not be global (use more restarts or --restarts auto)")
         mean = self.params.mean()
         lines.append("Mean parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in mean.items()))
         return "\n".join(lines)
@@ -229,6 +233,7 @@ class FitResult:
                 "bic": _number(self.bic.iloc[i]),
                 "converged": bool(self.converged[i]),
                 "restarts_at_best": int(self.n_at_best[i]),
+                "restarts_agree": bool(self.n_at_best[i] >= 2),
             })
         return {
             "schema": SCHEMA,

@@ -1,0 +1,241 @@
+"""Hierarchical fitting: expectation-maximisation with a Laplace approximation (Huys et al. 2011).
+
+Each subject's unconstrained parameters ``z_s ~ N(mu, diag(sd^2))`` (the population).  One EM iteration:
+
+* E step: every subject's MAP estimate under the population as its prior (all subjects and restarts in one
+  batch of the batched BFGS), and the Laplace posterior covariance ``Sigma_s = H_s^-1`` from the Hessian of
+  the negative log posterior there;
+* M step: ``mu = mean_s z_s``, ``sd^2 = mean_s (z_s^2 + diag Sigma_s) - mu^2``.
+
+The first iteration runs every restart; later ones start from the previous estimate and the defaults (the
+start points are fixed by seed and subject id, so the evidence is not noisy from new random starts).  EM
+stops when the Laplace log marginal likelihood changes by less than ``tol`` and the population moves less
+than ``tol`` (in z units).  The population mean's standard error is ``(sum_s 1 / (sd^2 + v_s))^-1/2`` with
+``v_s`` the likelihood-only variance of subject s's estimate (the marginal of an estimate around ``mu``).
+The integrated BIC (iBIC) samples the population: ``log p(y_s | mu, sd) ~ log mean_m p(y_s | z_m)``,
+``z_m ~ N(mu, sd^2)`` (the same draws for every subject), and ``iBIC = -2 sum_s log p(y_s | mu, sd) +
+2k ln(N_obs)`` with ``2k`` population parameters.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy import special
+
+from dopa_rl.errors import InputError
+from dopa_rl.fit.priors import Prior
+from dopa_rl.fit.restarts import fit_restarts_on
+from dopa_rl.fit.results import FitResult, _number
+from dopa_rl.models.base import Model, Packed
+
+SD_FLOOR = 1e-2       # smallest population sd (z units): a population collapsed onto a point stops EM
+
+
+@dataclass
+class HierarchicalResult(FitResult):
+    """A :class:`FitResult` (``method="hier"``: per-subject estimates shrunk to the population, Laplace SEs)
+    plus the population: ``pop_mean``/``pop_sd`` [k] of the unconstrained parameters, ``pop_mean_se``,
+    ``ibic``, per-subject ``log_evidence`` (sampled ``log p(y_s | population)``) and EM convergence."""
+
+    pop_mean: np.ndarray = None
+    pop_sd: np.ndarray = None
+    pop_mean_se: np.ndarray = None
+    ibic: float = float("nan")
+    log_evidence: np.ndarray = None
+    em_iterations: int = 0
+    em_converged: bool = False
+    em_history: list = field(default_factory=list)
+
+    def population(self) -> pd.DataFrame:
+        """One row per parameter: population mean and sd in unconstrained space, the mean's SE, and the
+        population median and central 95% range in natural units."""
+        if self.model is None:
+            raise InputError(f"model {self.model_name!r} is not registered here; its transforms are unknown")
+        spec = self.model.spec
+        lo = spec.to_natural(self.pop_mean - 1.96 * self.pop_sd)
+        hi = spec.to_natural(self.pop_mean + 1.96 * self.pop_sd)
+        return pd.DataFrame({
+            "transform": [p.transform for p in spec], "mean": self.pop_mean, "sd": self.pop_sd,
+            "mean_se": self.pop_mean_se, "median": spec.to_natural(self.pop_mean), "q025": lo, "q975": hi,
+        }, index=pd.Index(spec.names, name="parameter"))
+
+    def summary(self) -> str:
+        pop = self.population()
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            table = pop.to_string(float_format=lambda v: f"{v:.4g}")
+        state = "converged" if self.em_converged else "NOT converged (raise max_iter)"
+        return (super().summary() + f"\nPopulation (EM {state} after {self.em_iterations} iterations; "
+                f"unconstrained mean/sd, natural median and 95% range):\n{table}\niBIC {self.ibic:.2f}")
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        names = list(self.param_names)
+        out["population"] = {
+            "space": "unconstrained",
+            "transform": {p.name: p.transform for p in self.model.spec},
+            "mean": dict(zip(names, map(float, self.pop_mean))),
+            "sd": dict(zip(names, map(float, self.pop_sd))),
+            "mean_se": {k: _number(v) for k, v in zip(names, self.pop_mean_se)},
+            "median": dict(zip(names, map(float, self.model.spec.to_natural(self.pop_mean)))),
+        }
+        out["ibic"] = _number(self.ibic)
+        out["em"] = {"iterations": int(self.em_iterations), "converged": bool(self.em_converged)}
+        for d, ev in zip(out["subjects"], self.log_evidence):
+            d["log_evidence"] = _number(ev)
+        return out
+
+
+    @classmethod
+    def from_dict(cls, d: dict, model: Model | None = None) -> "HierarchicalResult":
+        """Rebuild from :meth:`to_dict` (the population, iBIC, EM state and per-subject evidence included;
+        the EM history is not stored)."""
+        out = FitResult.from_dict.__func__(cls, d, model)
+        try:
+            pop, names = d["population"], out.param_names
+            out.pop_mean = np.array([float(pop["mean"][n]) for n in names])
+            out.pop_sd = np.array([float(pop["sd"][n]) for n in names])
+            out.pop_mean_se = np.array([np.nan if pop["mean_se"][n] is None else float(pop["mean_se"][n]) for n in names])
+            out.ibic = np.nan if d.get("ibic") is None else float(d["ibic"])
+            out.log_evidence = np.array([np.nan if s.get("log_evidence") is None else float(s["log_evidence"])
+                                         for s in d["subjects"]])
+            out.em_iterations = int(d["em"]["iterations"])
+            out.em_converged = bool(d["em"]["converged"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a dopa_rl hierarchical fit result ({type(exc).__name__}: {exc})") from None
+        return out
+
+
+# ------------------------------------------------------------------------------------------- pure maths
+def m_step(z: np.ndarray, post_var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Population mean and sd from estimates ``z`` [S, k] and posterior variances ``post_var`` [S, k]."""
+    mu = z.mean(axis=0)
+    var = np.mean(z * z + post_var, axis=0) - mu * mu
+    return mu, np.sqrt(np.maximum(var, SD_FLOOR ** 2))
+
+
+def posterior_covariance(h_ll: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Laplace covariances [S, k, k] from the negative log-likelihood Hessians ``h_ll`` plus the prior's
+    precision; where that is not positive definite, the prior's covariance (the data say nothing)."""
+    H = h_ll + np.diag(1.0 / sd ** 2)[None]
+    out = np.empty_like(H)
+    for s in range(H.shape[0]):
+        try:
+            if not np.all(np.isfinite(H[s])):
+                raise np.linalg.LinAlgError
+            np.linalg.cholesky(H[s])
+            out[s] = np.linalg.inv(H[s])
+        except np.linalg.LinAlgError:
+            out[s] = np.diag(sd ** 2)
+    return out
+
+
+def laplace_log_evidence(loglik: np.ndarray, z: np.ndarray, mu: np.ndarray, sd: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """``log p(y_s | mu, sd)`` by Laplace: log joint at the mode + ``k/2 log 2 pi + 1/2 log det Sigma_s``."""
+    k = z.shape[1]
+    d = (z - mu) / sd
+    log_prior = -0.5 * np.sum(d * d, axis=1) - np.sum(np.log(sd)) - 0.5 * k * np.log(2 * np.pi)
+    logdet = np.linalg.slogdet(cov)[1]
+    return loglik + log_prior + 0.5 * k * np.log(2 * np.pi) + 0.5 * logdet
+
+
+def mean_standard_error(h_ll: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """SE of the population mean [k]: ``(sum_s 1 / (sd^2 + v_s))^-1/2``, ``v_s`` the likelihood-only
+    variance of subject s's estimate (diagonal of the inverse likelihood Hessian; infinite where flat)."""
+    v = np.full((h_ll.shape[0], h_ll.shape[1]), np.inf)
+    for s in range(h_ll.shape[0]):
+        try:
+            np.linalg.cholesky(h_ll[s])
+            v[s] = np.diag(np.linalg.inv(h_ll[s]))
+        except np.linalg.LinAlgError:
+            pass
+    return 1.0 / np.sqrt(np.sum(1.0 / (sd ** 2 + v), axis=0))
+
+
+def sampled_log_evidence(model: Model, data: Packed, mu: np.ndarray, sd: np.ndarray, n_samples: int,
+                         rng: np.random.Generator, block: int = 250) -> np.ndarray:
+    """``log mean_m p(y_s | z_m)`` per subject [S], ``z_m ~ N(mu, sd^2)``, the same draws for all subjects."""
+    S, k = data.n_subjects, len(mu)
+    zs = mu + sd * rng.standard_normal((n_samples, k))
+    xs = model.spec.to_natural(zs)
+    acc = np.full(S, -np.inf)
+    for a in range(0, n_samples, block):
+        xb = xs[a: a + block]
+        m = xb.shape[0]
+        lanes = np.repeat(np.arange(S, dtype=np.int64), m)
+        ll = model.loglik(np.tile(xb, (S, 1)), data, lanes).reshape(S, m)
+        ll = np.where(np.isfinite(ll), ll, -np.inf)
+        acc = np.logaddexp(acc, special.logsumexp(ll, axis=1))
+    return acc - np.log(n_samples)
+
+
+# ------------------------------------------------------------------------------------------------ EM
+def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, seed: int = 0, max_iter: int = 200,
+                     tol: float = 1e-3, n_samples: int = 1000, scheduler=None, n_jobs: int | None = None,
+                     progress: bool | None = None) -> HierarchicalResult:
+    """Fit ``model`` to every subject with a population prior estimated by EM (see the module docstring).
+
+    ``scheduler``: a :mod:`dopa_rl.fit.schedulers` object (None: this process, all cores)."""
+    from tqdm.auto import tqdm
+
+    from dopa_rl.fit.mle import _threads
+
+    if max_iter < 1:
+        raise InputError(f"max_iter must be >= 1 (got {max_iter})")
+    packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
+    S, k = packed.n_subjects, len(model.spec)
+    if S < 2:
+        raise InputError(f"hierarchical fitting needs at least 2 subjects (got {S}); use --method map for one")
+    too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
+    if too_short:
+        raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
+                         f"a fit needs at least 2 (drop them or merge sessions)")
+    mu, sd = model.spec.prior_mean().astype(float), model.spec.prior_sd().astype(float)
+    names = tuple(model.spec.names)
+    disable = (not sys.stderr.isatty()) if progress is None else not progress
+    history, warm, prev_ev, converged = [], None, None, False
+    subjects_all = np.arange(S, dtype=np.int64)
+    with _threads(n_jobs), tqdm(total=max_iter, desc=f"EM {model.name}", unit="it", disable=disable,
+                                file=sys.stderr) as bar:
+        for it in range(1, max_iter + 1):
+            rf = fit_restarts_on(scheduler, model, packed, restarts if it == 1 else 1, seed, Prior(names, mu, sd), warm=warm)
+            z = rf.z
+            if it == 1:
+                agree = rf.n_at_best
+            h_ll = -model.hessian_z(z, packed, subjects_all)
+            cov = posterior_covariance(h_ll, sd)
+            ll = model.loglik(model.spec.to_natural(z), packed, subjects_all)
+            ev = float(np.sum(laplace_log_evidence(ll, z, mu, sd, cov)))
+            new_mu, new_sd = m_step(z, np.einsum("sii->si", cov))
+            move = max(np.max(np.abs(new_mu - mu)), np.max(np.abs(new_sd - sd)))
+            history.append({"iteration": it, "log_evidence": ev, "mean": new_mu.tolist(), "sd": new_sd.tolist()})
+            bar.update(1)
+            bar.set_postfix(evidence=f"{ev:.2f}")
+            done = prev_ev is not None and abs(ev - prev_ev) < tol and move < tol
+            mu, sd, warm, prev_ev = new_mu, new_sd, z, ev
+            if done:
+                converged = True
+                break
+        # final subject step under the final population, with its Laplace errors
+        rf = fit_restarts_on(scheduler, model, packed, 1, seed, Prior(names, mu, sd), warm=warm)
+        z = rf.z
+        x = model.spec.to_natural(z)
+        ll = model.loglik(x, packed, subjects_all)
+        h_ll = -model.hessian_z(z, packed, subjects_all)
+        cov = posterior_covariance(h_ll, sd)
+        se = np.sqrt(np.clip(np.einsum("sii->si", cov), 0, None)) * np.abs(model.spec.jacobian_diag(z))
+        log_ev = sampled_log_evidence(model, packed, mu, sd, n_samples, np.random.default_rng([int(seed), 1]))
+    n_total = float(np.sum(packed.n_obs))
+    ibic = float(-2 * np.sum(log_ev) + 2 * k * np.log(n_total))
+    from dopa_rl.fit.mle import make_result
+
+    rf.n_at_best = agree  # agreement of the restarts of the first subject step (the later ones are warm starts)
+    result = make_result(
+        model, "hier", packed, z, x, se, ll, rf, restarts, seed, Prior(names, mu, sd), cls=HierarchicalResult,
+        pop_mean=mu, pop_sd=sd, pop_mean_se=mean_standard_error(h_ll, sd), ibic=ibic, log_evidence=log_ev,
+        em_iterations=len(history), em_converged=converged, em_history=history)
+    if restarts != "auto":
+        result.restarts = int(restarts)
+    return result

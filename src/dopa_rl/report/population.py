@@ -1,0 +1,88 @@
+"""Figures for population fits: model comparison, parameter recovery and model recovery.
+
+Every function takes results and a path, draws with matplotlib's headless Agg backend, and writes the PNG
+atomically (a failed drawing leaves no file); without a path it returns the PNG bytes."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _figure(nrows=1, ncols=1, size=(6.0, 4.0)):
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=110)
+    axes = fig.subplots(nrows, ncols, squeeze=False)
+    return fig, axes
+
+
+def _save(fig, path) -> bytes | None:
+    """PNG bytes of ``fig`` (returned when ``path`` is None, else written there atomically)."""
+    import io
+
+    from dopa_rl.io.atomic import atomic_write_bytes
+
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    if path is None:
+        return buf.getvalue()
+    atomic_write_bytes(path, buf.getvalue())
+    return None
+
+
+def comparison_figure(comp, path=None) -> bytes | None:
+    """Left: each subject's log evidence relative to its best model; right: model frequencies and pxp."""
+    K = len(comp.models)
+    fig, ax = _figure(1, 2, (max(7.0, 4 + 0.25 * len(comp.subjects)), 4.0))
+    rel = comp.log_evidence - comp.log_evidence.max(axis=1, keepdims=True)
+    im = ax[0, 0].imshow(np.maximum(rel.T, -20), aspect="auto", cmap="viridis", vmin=-20, vmax=0)
+    ax[0, 0].set_yticks(range(K), comp.models)
+    ax[0, 0].set_xlabel("subject")
+    ax[0, 0].set_title("log evidence - best (per subject)")
+    fig.colorbar(im, ax=ax[0, 0], shrink=0.8)
+    x = np.arange(K)
+    ax[0, 1].bar(x - 0.2, comp.bms.expected_r, 0.4, label="expected frequency")
+    ax[0, 1].bar(x + 0.2, comp.bms.pxp, 0.4, label="protected exceedance")
+    ax[0, 1].set_xticks(x, comp.models, rotation=20)
+    ax[0, 1].set_ylim(0, 1)
+    ax[0, 1].set_title(f"random effects (BOR {comp.bms.bor:.2g})", fontsize=10)
+    ax[0, 1].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def recovery_figure(rec, path=None) -> bytes | None:
+    """Scatter of fitted against true values, one panel per parameter, with the identity line."""
+    names = list(rec.truth.columns)
+    fig, ax = _figure(1, len(names), (3.2 * len(names), 3.2))
+    for j, name in enumerate(names):
+        a = ax[0, j]
+        t, f = rec.truth[name].to_numpy(), rec.fitted[name].to_numpy()
+        a.scatter(t, f, s=10, alpha=0.7)
+        lo, hi = np.nanmin([t.min(), f.min()]), np.nanmax([t.max(), f.max()])
+        a.plot([lo, hi], [lo, hi], "k--", lw=1)
+        s = rec.stats.loc[name]
+        a.set_title(f"{name}: r={s['r']:.2f}, bias={s['bias']:.2g}", fontsize=9)
+        a.set_xlabel("true")
+        a.set_ylabel("fitted")
+    return _save(fig, path)
+
+
+def confusion_figure(mrec, path=None) -> bytes | None:
+    """Model recovery: P(selected | simulated) by BIC and by random-effects selection."""
+    fig, ax = _figure(1, 2, (8.0, 3.8))
+    for a, (title, mat) in zip(ax[0], (("by BIC", mrec.confusion_bic), ("by RFX posterior", mrec.confusion_rfx))):
+        im = a.imshow(mat.to_numpy(), vmin=0, vmax=1, cmap="Blues")
+        K = mat.shape[0]
+        a.set_xticks(range(K), mat.columns, rotation=20)
+        a.set_yticks(range(K), mat.index)
+        for i in range(K):
+            for j in range(K):
+                a.text(j, i, f"{mat.iat[i, j]:.2f}", ha="center", va="center", fontsize=8)
+        a.set_xlabel("selected")
+        a.set_ylabel("simulated")
+        a.set_title(title)
+    fig.colorbar(im, ax=ax[0, 1], shrink=0.8)
+    return _save(fig, path)

@@ -279,7 +279,7 @@ class RawHost:
     def pump(self) -> None:
         got = False
         for rec in self.dec.feed(self.port.read(4096)):
-            if isinstance(rec.msg, P.HelloReply) and rec.msg.boot == 0:
+            if isinstance(rec.msg, P.HelloReply) and rec.msg.boot == 0 and not rec.msg.resumed:
                 self.expect = rec.seq
             if rec.seq == self.expect:
                 self.events.append(rec.msg)
@@ -305,7 +305,7 @@ class RawHost:
 
     def hello(self) -> None:
         for _ in range(10):
-            seq = self.send(P.Hello(P.PROTOCOL_VERSION))
+            seq = self.send(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
             try:
                 self.reply(seq, 0.5)
                 return

@@ -52,18 +52,20 @@ from dopa_rl.rig import _protocol as P
 from dopa_rl.rig import codec
 from dopa_rl.rig._protocol import MsgId, NackReason
 from dopa_rl.rig.client_commands import DeviceCommands
+from dopa_rl.rig.client_session import CommandOutcomeUnknown, RearmRecord, SessionMixin, new_nonce
 from dopa_rl.rig.client_types import CommandRefused, Event, PendingCommand
 from dopa_rl.rig.clocksync import ClockMap, Unwrapper
 from dopa_rl.rig.rawlog import RX, TX, RawLogWriter
 
-__all__ = ["DeviceClient", "Event", "PendingCommand", "CommandRefused", "Action"]
+__all__ = ["DeviceClient", "Event", "PendingCommand", "CommandRefused", "CommandOutcomeUnknown", "RearmRecord",
+           "Action"]
 
 Action = P.Action
 _INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
-# each HELLO received starts a new device session (unacknowledged events dropped), and a lost HELLO_REPLY
-_HELLO_RETRY_S = 4 * P.RETRANSMIT_MS / 1000  # is resent by go-back-N: retry HELLO only after 4 of those
+# a lost HELLO_REPLY is resent by go-back-N: retry HELLO only after 4 of those (a retry is harmless: it resumes)
+_HELLO_RETRY_S = 4 * P.RETRANSMIT_MS / 1000
 
-class DeviceClient(DeviceCommands):
+class DeviceClient(DeviceCommands, SessionMixin):
     """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
 
     def __init__(self, port: serial.SerialBase, *, rawlog: str | os.PathLike[str] | RawLogWriter | None = None,
@@ -93,7 +95,7 @@ class DeviceClient(DeviceCommands):
         self.stats = {k: 0 for k in ("frames_in", "accepted", "events", "duplicates", "out_of_order", "retries",
                                      "duplicate_replies", "nack_bad_crc", "event_acks", "heartbeats",
                                      "disconnects", "reconnects", "device_resets", "rearms", "resyncs",
-                                     "decode_errors")}
+                                     "decode_errors", "resumes", "new_sessions")}
         self._listeners: list[Callable[[Event], None]] = []
         self._decoder = codec.FrameDecoder(on_error=self._on_decode_error)
         self._unwrap = Unwrapper()
@@ -121,7 +123,12 @@ class DeviceClient(DeviceCommands):
         self.resync_s = 1.0
         self._config: P.Configure | None = None
         self._reconfig_cmd: PendingCommand | None = None
-        self._valve_used_us = 0
+        self._valve_used_us = 0                  # valve time this client saw delivered (all sessions)
+        self._valve_open_planned_us = 0          # planned time of a valve seen open, not yet closed
+        self._budget_base: int | None = None     # the device's budget at start() (when configure() was not used)
+        self._rearming = False                   # a re-arming HELLO is pending: other commands are held
+        self.session_nonce = new_nonce()
+        self.rearm_log: list[RearmRecord] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._safe_done = False
@@ -138,7 +145,8 @@ class DeviceClient(DeviceCommands):
             self._thread = threading.Thread(target=self._run, name="dopa-rl-device-client", daemon=True)
             self._thread.start()
         try:
-            reply = self._send(P.Hello(self.protocol_version), internal=False).result(handshake_timeout_s, check=False)
+            self.rearm_log.append(RearmRecord("start", self.time_fn(), P.BUDGET_KEEP))
+            reply = self._send(self._hello_msg(P.BUDGET_KEEP), internal=False).result(handshake_timeout_s, check=False)
         except DeviceError as exc:
             self.stop()
             raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} within "
@@ -204,19 +212,6 @@ class DeviceClient(DeviceCommands):
 
     def __exit__(self, *exc: Any) -> None:
         self.safe()
-
-    def rearm(self, timeout_s: float = 3.0) -> P.HelloReply:
-        """Start a new device session now (HELLO), e.g. after SAFETY_TRIP HOST_TIMEOUT with ``auto_rearm=False``.
-
-        Re-applies the last :meth:`configure` with the volume budget reduced by the valve time already
-        delivered; returns the HELLO_REPLY.
-        """
-        self._reconfig_cmd = None
-        reply = self._send(P.Hello(self.protocol_version), internal=True).result(timeout_s)
-        self._check_versions(reply)
-        if self._reconfig_cmd is not None:
-            self._reconfig_cmd.result(timeout_s)
-        return reply
 
     # ------------------------------------------------------------------ public API
     def add_listener(self, fn: Callable[[Event], None]) -> None:
@@ -285,6 +280,8 @@ class DeviceClient(DeviceCommands):
                 self._hello_cmd = pc
             self._pending[pc.seq] = pc
             pc.sent_at = self.time_fn()
+            if self._rearming and not isinstance(msg, P.Hello):
+                return pc                        # held until the HELLO is answered (attempts stays 0)
             pc.attempts = 1
         if self._link_up:
             self._write(pc.wire)
@@ -345,11 +342,11 @@ class DeviceClient(DeviceCommands):
             # for a while only frames we cannot accept, and go-back-N has not brought the next one: the
             # device restarted its numbering without us seeing why (e.g. a reboot whose banner was lost)
             self.stats["resyncs"] += 1
-            self._lose_session("lost sequence sync with the device")
-        elif self._expected is None and self.hello is not None and self.auto_rearm and self._link_up:
+            self._suspect_session("lost sequence sync with the device")
+        elif (self._expected is None or self._rearming) and self.hello is not None and self.auto_rearm and self._link_up:
             hc = self._hello_cmd
             if hc is not None and hc.done() and hc.error is not None:
-                self._rearm()  # the re-arming HELLO got no answer: try again
+                self._rearm("the re-arming HELLO got no answer")
         if self._unacked and (self._unacked >= 8 or now - self._last_ack_sent >= 0.002):
             self._ack_due = True
         if self._ack_due and now - self._last_ack_sent >= 0.001:
@@ -366,6 +363,8 @@ class DeviceClient(DeviceCommands):
                             f"in {self.command_timeout_s} s"))
                         self._window.notify_all()
                         continue
+                    if self._rearming and pc.type_id != MsgId.HELLO:
+                        continue                 # held: a retry could reach a new device session
                     pc.sent_at = now
                     pc.attempts += 1
                     resend.append(pc)
@@ -407,7 +406,8 @@ class DeviceClient(DeviceCommands):
         now = self.time_fn()
         self._expire_old(now)  # their callers were told they failed: never send them now
         with self._lock:
-            pend = sorted(self._pending.values(), key=lambda p: p.created)
+            pend = sorted((p for p in self._pending.values() if p.attempts and
+                           (not self._rearming or p.type_id == MsgId.HELLO)), key=lambda p: p.created)
         for pc in pend:
             pc.sent_at = now
             self._write(pc.wire)
@@ -450,10 +450,14 @@ class DeviceClient(DeviceCommands):
                     self._on_device_reset(rec, now)
                 return
             hc = self._hello_cmd
-            if hc is not None and msg.cmd_seq == hc.seq:
+            if hc is not None and msg.cmd_seq == hc.seq and not msg.resumed and msg.session == self.session_nonce:
                 if self._hello_t is None or msg.t_us != self._hello_t or not hc.done():
-                    # reply to our HELLO: the device restarted its sequence numbers
+                    # reply to our HELLO starting a new session: the device restarted its sequence numbers
+                    # (a resumed session goes on with its numbers: that reply is taken in order)
                     self._hello_t = msg.t_us
+                    if self._expected is not None and self.hello is not None:
+                        self._unwrap.reset()     # the device reset without our seeing its banner
+                        self.clock.reset()
                     self._expected = rec.seq
                     # copies of an earlier boot banner all came before this reply (the device empties its
                     # ring on HELLO): a banner from now on is a new reset, even with the same boot t_us
@@ -485,11 +489,17 @@ class DeviceClient(DeviceCommands):
         self._unacked += 1
         t64 = self._unwrap(msg.t_us)
         self.clock.add(t64, now)
-        if not self._handle(msg):
+        if not self._handle(msg, now):
             return
-        ev = Event(P.SPEC_BY_CLASS[type(msg)].name, msg, rec.seq, self._index, t64, self.clock.to_host(t64), now)
-        self._index += 1
         self.stats["events"] += 1
+        self._deliver(self._make_event(P.SPEC_BY_CLASS[type(msg)].name, msg, rec.seq, t64, self.clock.to_host(t64), now))
+
+    def _make_event(self, name: str, msg: Any, seq: int, t64: int, t_host: float | None, now: float) -> Event:
+        ev = Event(name, msg, seq, self._index, t64, t_host, now)
+        self._index += 1
+        return ev
+
+    def _deliver(self, ev: Event) -> None:
         self.events.put(ev)
         for fn in self._listeners:
             try:
@@ -497,7 +507,7 @@ class DeviceClient(DeviceCommands):
             except Exception:  # a faulty listener must not kill the link
                 pass
 
-    def _handle(self, msg: Any) -> bool:
+    def _handle(self, msg: Any, now: float) -> bool:
         """Bookkeeping for one in-order event; False if it must not be delivered to the application."""
         if isinstance(msg, P.Nack) and msg.reason == NackReason.BAD_CRC:
             # a frame of ours arrived damaged; if it names a pending command, resend that at once.  The
@@ -519,82 +529,22 @@ class DeviceClient(DeviceCommands):
                     return not (isinstance(msg, P.Nack) and msg.cmd_type in _INTERNAL)
                 if (isinstance(msg, P.Nack) and msg.reason == NackReason.NOT_ARMED and self.auto_rearm
                         and self.hello is not None and not pc.internal):
-                    # the device disarmed itself (host timeout): resend after the new HELLO
+                    # the device is disarmed (host timeout, or a reset): resend after the re-arming HELLO.
+                    # Sent more than once, an earlier copy may have run before a reset: then it is resent
+                    # only if the HELLO resumes the session (no reset), else it fails as unknown
                     del self._pending[pc.seq]
+                    pc.maybe_ran = pc.attempts > 1
                     self._requeue.append(pc)
-                    self._rearm()
+                    self._rearm("command refused: NOT_ARMED")
                     return True
                 del self._pending[pc.seq]
                 self._answered.append(pc.seq)
                 self._window.notify_all()
             if isinstance(msg, P.HelloReply):
-                self.hello = msg
-                self._after_hello()
+                self._on_hello_reply(pc, msg, now)
             pc._finish(reply=msg)
             return not pc.internal or isinstance(msg, P.HelloReply)
-        if isinstance(msg, P.ValveClosed):
-            self._valve_used_us += msg.open_us
-        elif isinstance(msg, P.SafetyTrip) and msg.reason == P.TripReason.HOST_TIMEOUT and self.auto_rearm:
-            self._rearm()
+        self._note_valve(msg)
+        if isinstance(msg, P.SafetyTrip) and msg.reason == P.TripReason.HOST_TIMEOUT and self.auto_rearm:
+            self._rearm("SAFETY_TRIP HOST_TIMEOUT")
         return True
-
-    def _on_device_reset(self, rec: codec.Received, now: float) -> None:
-        """The device rebooted: its session (and anything in flight) is gone."""
-        if self.hello is None:
-            return  # boot banner before our first HELLO: nothing to do
-        self.stats["device_resets"] += 1
-        self._unwrap.reset()
-        ev = Event("HELLO_REPLY", rec.msg, rec.seq, self._index, self._unwrap(rec.msg.t_us), None, now)
-        self._index += 1
-        self.events.put(ev)
-        for fn in self._listeners:
-            try:
-                fn(ev)
-            except Exception:
-                pass
-        self._lose_session(f"device reset (cause {rec.msg.reset_cause})")
-
-    def _lose_session(self, why: str) -> None:
-        """The device session is gone: fail commands in flight (never repeat them blindly), re-arm if allowed."""
-        err = DeviceError(f"{why} while the command was in flight; it was not repeated")
-        with self._window:
-            lost = [p for p in self._pending.values() if p is not self._hello_cmd]
-            for p in lost:
-                del self._pending[p.seq]
-            self._window.notify_all()
-        for p in lost:
-            p._finish(error=err)
-        self._expected = None
-        self._stale_first = None
-        self.clock.reset()
-        if self.auto_rearm:
-            self._rearm()
-
-    def _rearm(self) -> None:
-        """Start a new session (HELLO) from the worker thread; :meth:`_after_hello` finishes the job."""
-        hc = self._hello_cmd
-        if hc is not None and not hc.done():
-            return
-        self.stats["rearms"] += 1
-        self._send(P.Hello(self.protocol_version), internal=True)
-
-    def _after_hello(self) -> None:
-        """After a re-arming HELLO: re-apply CONFIGURE (budget reduced by what was used), resend refused commands."""
-        if self._hello_cmd is None or not self._hello_cmd.internal:
-            return
-        self._expire_old(self.time_fn())
-        if self._config is not None:
-            used_ms = (self._valve_used_us + 999) // 1000
-            cfg = self._config._replace(budget_valve_ms=max(1, self._config.budget_valve_ms - used_ms))
-            self._reconfig_cmd = self._send(cfg, internal=True)
-        with self._window:
-            again, self._requeue = self._requeue, []
-            for pc in again:
-                pc.seq = self._alloc_seq()
-                pc.order = self._allocated
-                pc.wire = codec.encode(pc.msg, pc.seq)
-                pc.sent_at = self.time_fn()
-                pc.attempts += 1
-                self._pending[pc.seq] = pc
-        for pc in again:
-            self._write(pc.wire)

@@ -4,10 +4,12 @@ are sent or counted, and only host command frames keep the device alive.  The fi
 tests (firmware/tests/test_rig.c) check the same cases."""
 from __future__ import annotations
 
+import pytest
 from test_simdevice import MS, Host
 
 from dopa_rl.rig import _protocol as P
 from dopa_rl.rig._protocol import CloseCause, NackReason, TripReason
+from dopa_rl.rig.client import CommandRefused
 from dopa_rl.rig.simdevice import SimDevice
 
 NONCE = 0x5E55
@@ -136,3 +138,175 @@ def test_ring_overflow_counts_survive_hello() -> None:
     assert lost > 0
     r = hello(h, nonce=NONCE + 1)
     assert r.lost_total == lost + r.dropped and r.dropped == P.EVENT_RING   # 32 ACKs
+
+
+# ---------------------------------------------------------------------- the client's default path
+import time  # noqa: E402
+
+from dopa_rl.rig import codec  # noqa: E402
+from dopa_rl.rig.client import CommandOutcomeUnknown, DeviceClient  # noqa: E402
+from dopa_rl.rig.transports import open_link  # noqa: E402
+from dopa_rl.testing import SimulatedDUT  # noqa: E402
+
+
+def _drop_hello_replies(dut: SimulatedDUT, seconds: float) -> None:
+    """From now on, the device's answers to HELLO never leave it for ``seconds`` (boot banners do)."""
+    until = time.monotonic() + seconds
+
+    def filt(wire: bytes) -> bytes:
+        msg = codec.decode(wire).msg
+        return b"" if isinstance(msg, P.HelloReply) and not msg.boot and time.monotonic() < until else wire
+
+    dut.device.tx_filter = filt
+
+
+def _openings(dut) -> list[int]:
+    return [t for t, lv in dut.pin_edges("valve") if lv]
+
+
+def _wait(cond, timeout: float = 3.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end
+        time.sleep(0.01)
+
+
+def test_one_valve_command_opens_once_across_a_reboot_with_hello_replies_lost():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        _drop_hello_replies(dut, 1.2)
+        dut.device.reboot()
+        dut.advance(60 * MS)
+        ack = c.valve_pulse(20)                # refused NOT_ARMED, then sent again after the re-arm
+        assert ack.value == 20
+        time.sleep(0.3)
+        assert len(_openings(dut)) == 1
+        assert dut.device.stats["hellos_new"] == 2      # start, and the one the reboot calls for
+        rec = c.rearm_log[-1]
+        assert rec.resumed is False and rec.reset_cause == P.ResetCause.EXTERNAL and rec.t_reply is not None
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_one_valve_command_opens_once_across_a_host_timeout_with_hello_replies_lost():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.configure(host_timeout_ms=400)
+        c.muted = True
+        time.sleep(0.5)                        # the device disarms itself
+        assert not dut.device.armed
+        _drop_hello_replies(dut, 1.2)
+        c.muted = False
+        assert c.valve_pulse(20).value == 20
+        time.sleep(0.3)
+        assert len(_openings(dut)) == 1
+        assert dut.device.stats["hellos_new"] == 1 and dut.device.stats["hellos_resumed"] >= 1
+        assert [r.resumed for r in c.rearm_log] == [False, True], [(r.why, r.resumed) for r in c.rearm_log]
+        assert c.stats["new_sessions"] == 1
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_a_host_stall_mid_pulse_keeps_the_minimum_gap_through_the_rearm():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.configure(min_valve_gap_ms=500, host_timeout_ms=200)
+        time.sleep(0.5)                        # the gap after boot
+        c.valve_pulse(100)
+        c.muted = True                         # the host stalls while the valve is open
+        time.sleep(0.35)
+        c.muted = False
+        with pytest.raises(CommandRefused) as exc:   # the re-armed device still refuses within the gap
+            c.valve_pulse(20)
+        assert exc.value.reason == NackReason.SAFETY
+        edges = dut.pin_edges("valve")
+        assert len(_openings(dut)) == 1 and edges[-1][1] == 0
+        time.sleep(0.3)
+        assert c.valve_pulse(20).value == 20         # 500 ms after the close: allowed
+        time.sleep(0.1)
+        edges = dut.pin_edges("valve")
+        gaps = [edges[i][0] - edges[i - 1][0] for i in range(2, len(edges), 2)]
+        assert gaps and min(gaps) >= 500 * MS
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_a_reboot_keeps_the_water_delivered_on_the_default_path():
+    """No configure(): the budget the device had at start() minus what was delivered is re-imposed."""
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.valve_pulse(100)
+        time.sleep(0.15)
+        dut.device.reboot()
+        _wait(lambda: c.stats["new_sessions"] == 2 and dut.device.armed)
+        assert dut.device.config["budget_valve_ms"] == 30000 - 100
+        assert c.rearm_log[-1].budget_ms == 29900
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_a_reboot_mid_pulse_counts_the_planned_time():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.configure(budget_valve_ms=1000)
+        c.valve_pulse(300)
+        time.sleep(0.05)
+        dut.device.reboot()                   # the valve closes with the reset, no VALVE_CLOSED
+        _wait(lambda: c.stats["new_sessions"] == 2 and dut.device.armed)
+        time.sleep(0.1)
+        assert dut.device.config["budget_valve_ms"] == 700
+    finally:
+        c.safe()
+        dut.close()
+
+
+def test_commands_in_flight_across_an_unseen_reset_fail_as_unknown():
+    """A pulse whose replies are lost keeps being retried; the device reboots (banner lost too) and the
+    application re-arms: the device has no session any more, so the HELLO starts a new one.  A retry
+    reaching the new session would open the valve again: the client holds retries while its HELLO is
+    pending and then reports the pulse as unknown, never resending it."""
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url), ack_timeout_s=0.02)
+    c.resync_s = 30.0
+    try:
+        c.start()
+
+        slow_hello: list[float] = []
+
+        def drop(wire: bytes) -> bytes:          # no reply to the pulse, no boot banner, a slow HELLO reply
+            msg = codec.decode(wire).msg
+            lost = (isinstance(msg, P.HelloReply) and msg.boot
+                    or isinstance(msg, P.HelloReply) and slow_hello and time.monotonic() < slow_hello[0]
+                    or isinstance(msg, (P.Ack, P.Nack)) and msg.cmd_type == P.MsgId.VALVE_PULSE)
+            return b"" if lost else wire
+
+        dut.device.tx_filter = drop
+        pc = c.send(P.ValvePulse(20))
+        time.sleep(0.05)
+        dut.device.reboot()
+        dut.advance(60 * MS)                     # retries now reach a disarmed device (NACK NOT_ARMED, lost)
+        slow_hello.append(time.monotonic() + 0.3)
+        r = c.rearm()
+        assert r.resumed == 0
+        with pytest.raises(CommandOutcomeUnknown):
+            pc.result(5)
+        time.sleep(0.3)
+        assert len(_openings(dut)) == 1
+        assert c.cue_on().value == 1
+    finally:
+        c.safe()
+        dut.close()

@@ -354,8 +354,7 @@ class DeviceClient(DeviceCommands, SessionMixin):
         resend: list[PendingCommand] = []
         with self._lock:
             for pc in list(self._pending.values()):
-                if now - pc.sent_at >= (max(self.ack_timeout_s, _HELLO_RETRY_S) if pc.type_id == MsgId.HELLO
-                                        else self.ack_timeout_s):
+                if now - pc.sent_at >= (self._hello_retry_s() if pc.type_id == MsgId.HELLO else self.ack_timeout_s):
                     if now - pc.created > self.command_timeout_s and self._link_up:
                         del self._pending[pc.seq]
                         pc._finish(error=DeviceError(
@@ -375,6 +374,13 @@ class DeviceClient(DeviceCommands, SessionMixin):
         if idle and self.heartbeat_s and self._expected is not None and now - self._last_tx >= self.heartbeat_s:
             self.stats["heartbeats"] += 1
             self._send(P.Heartbeat(self._expected), internal=True)
+
+    def _hello_retry_s(self) -> float:
+        """HELLO retry interval: a few go-back-N rounds, but well inside the device's host timeout (while a
+        HELLO is pending nothing else is sent)."""
+        t = max(self.ack_timeout_s, _HELLO_RETRY_S)
+        src = self._config if self._config is not None else self.hello
+        return min(t, src.host_timeout_ms / 3000) if src is not None else t
 
     def _reconnect(self, exc: BaseException) -> bool:
         """Re-open the same port object after a lost link; False when giving up (the client is then dead)."""

@@ -310,3 +310,31 @@ def test_commands_in_flight_across_an_unseen_reset_fail_as_unknown():
     finally:
         c.safe()
         dut.close()
+
+
+def test_a_device_reboot_mid_trial_on_the_default_path():
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    A = P.Action
+    prog = [(0, A.CUE_ON, 0), (100 * MS, A.VALVE_PULSE, 50), (400 * MS, A.CUE_OFF, 0)]
+    try:
+        c.start()
+        c.upload_program(1, 500, prog)
+        c.trial_start()
+        time.sleep(0.25)                      # the reward was given, the cue is still on
+        dut.device.reboot()
+        _wait(lambda: c.stats["new_sessions"] == 2 and dut.device.armed)
+        assert dut.device.config["budget_valve_ms"] == 30000 - 50
+        c.upload_program(2, 300, prog[:2])    # the session goes on
+        c.trial_start()
+        time.sleep(0.45)
+        names = []
+        while not c.events.empty():
+            names.append(c.events.get_nowait().name)
+        assert names.count("TRIAL_STARTED") == 2 and names.count("TRIAL_ENDED") == 1   # trial 1 died with the reset
+        assert names.count("VALVE_OPENED") == 2 and names.count("VALVE_CLOSED") == 2
+        assert len(_openings(dut)) == 2
+        assert [r.resumed for r in c.rearm_log] == [False, False] and c.rearm_log[1].reset_cause == P.ResetCause.EXTERNAL
+    finally:
+        c.safe()
+        dut.close()

@@ -36,7 +36,7 @@ class Link:
     def pump(self) -> None:
         got = False
         for rec in self.decoder.feed(self.port.read(4096)):
-            if isinstance(rec.msg, P.HelloReply) and rec.seq == 0 and not rec.msg.resumed:
+            if isinstance(rec.msg, P.HelloReply) and rec.seq == 0:
                 self.expect = 0                      # a new session restarts the device sequence
             if rec.seq == self.expect:
                 self.events.append(rec.msg)

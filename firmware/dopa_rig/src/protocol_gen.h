@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define DOPA_PROTOCOL_VERSION 2u
-#define DOPA_SCHEMA_HASH 0xE0F605CAUL
+#define DOPA_SCHEMA_HASH 0xC9A3DFF2UL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -179,7 +179,7 @@
 #define DOPA_MSG_NACK 0x81u
 #define DOPA_MSG_NACK_SIZE 8u
 #define DOPA_MSG_HELLO_REPLY 0x82u
-#define DOPA_MSG_HELLO_REPLY_SIZE 49u
+#define DOPA_MSG_HELLO_REPLY_SIZE 48u
 #define DOPA_MSG_LICK_ON 0x83u
 #define DOPA_MSG_LICK_ON_SIZE 4u
 #define DOPA_MSG_LICK_OFF 0x84u
@@ -249,7 +249,7 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_TRIAL_START: return 1;
     case DOPA_MSG_ACK: return 11;
     case DOPA_MSG_NACK: return 8;
-    case DOPA_MSG_HELLO_REPLY: return 49;
+    case DOPA_MSG_HELLO_REPLY: return 48;
     case DOPA_MSG_LICK_ON: return 4;
     case DOPA_MSG_LICK_OFF: return 4;
     case DOPA_MSG_VALVE_OPENED: return 6;
@@ -269,7 +269,7 @@ static inline int16_t dopa_body_size(uint8_t type) {
     }
 }
 
-/* 0x01 HELLO (command): Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (reply window, device seq, event ring, budget kept); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one). Reply: HELLO_REPLY. */
+/* 0x01 HELLO (command): Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget kept; reply: ACK, value = lost_total); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one; reply: HELLO_REPLY). */
 typedef struct {
     uint16_t protocol_version;
     uint32_t session;
@@ -608,7 +608,7 @@ static inline void dopa_unpack_nack(const uint8_t *b, dopa_nack_t *m) {
     m->reason = dopa_get_u8(b + 7);
 }
 
-/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the session now current; resumed = 1 if the HELLO resumed it; dropped = unacknowledged events a new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). */
+/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). */
 typedef struct {
     uint32_t t_us;
     uint16_t cmd_seq;
@@ -633,7 +633,6 @@ typedef struct {
     uint8_t max_actions;
     uint8_t event_ring;
     uint32_t session;
-    uint8_t resumed;
     uint16_t dropped;
     uint32_t lost_total;
 } dopa_hello_reply_t;
@@ -661,10 +660,9 @@ static inline uint8_t dopa_pack_hello_reply(uint8_t *b, const dopa_hello_reply_t
     dopa_put_u8(b + 36, m->max_actions);
     dopa_put_u8(b + 37, m->event_ring);
     dopa_put_u32(b + 38, m->session);
-    dopa_put_u8(b + 42, m->resumed);
-    dopa_put_u16(b + 43, m->dropped);
-    dopa_put_u32(b + 45, m->lost_total);
-    return 49;
+    dopa_put_u16(b + 42, m->dropped);
+    dopa_put_u32(b + 44, m->lost_total);
+    return 48;
 }
 static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t *m) {
     m->t_us = dopa_get_u32(b + 0);
@@ -690,9 +688,8 @@ static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t 
     m->max_actions = dopa_get_u8(b + 36);
     m->event_ring = dopa_get_u8(b + 37);
     m->session = dopa_get_u32(b + 38);
-    m->resumed = dopa_get_u8(b + 42);
-    m->dropped = dopa_get_u16(b + 43);
-    m->lost_total = dopa_get_u32(b + 45);
+    m->dropped = dopa_get_u16(b + 42);
+    m->lost_total = dopa_get_u32(b + 44);
 }
 
 /* 0x83 LICK_ON (event): Debounced lick onset; t_us = time of the first edge of the change. */

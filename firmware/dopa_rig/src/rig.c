@@ -12,7 +12,7 @@
 
 rig_t g_rig;
 
-static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot, uint8_t resumed, uint16_t dropped)
+static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot, uint16_t dropped)
 {
     dopa_hello_reply_t h;
     uint8_t b[DOPA_MSG_HELLO_REPLY_SIZE];
@@ -39,7 +39,6 @@ static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot, uint8
     h.max_actions = DOPA_MAX_ACTIONS;
     h.event_ring = DOPA_EVENT_RING;
     h.session = g_rig.session;
-    h.resumed = resumed;
     h.dropped = dropped;
     h.lost_total = g_rig.lost_total;
     dopa_pack_hello_reply(b, &h);
@@ -114,7 +113,7 @@ void rig_init(uint8_t reset_cause, uint32_t now)
     g_rig.last_rx_us = now;
     g_rig.valve_last_close_us = now;          /* boot counts as a close: the minimum gap holds across a reset */
     g_rig.valve_ever_closed = 1;
-    send_hello_reply(now, 0, 1, 0, 0);
+    send_hello_reply(now, 0, 1, 0);
 }
 
 static uint8_t in_range(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
@@ -208,7 +207,8 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
 }
 
 /* HELLO (docs/rig.md, "Sessions"): the nonce of the current session resumes it (re-armed; reply window,
- * device seq, event ring, budget and limits kept); any other nonce starts a new session. */
+ * device seq, event ring, budget and limits kept; answered by ACK, value = lost_total); any other nonce
+ * starts a new session (answered by HELLO_REPLY). */
 static void hello(uint32_t now, uint16_t seq, const uint8_t *body)
 {
     dopa_hello_t h;
@@ -220,7 +220,7 @@ static void hello(uint32_t now, uint16_t seq, const uint8_t *body)
     if (h.session != 0 && h.session == g_rig.session) {
         if (!g_rig.armed) g_rig.last_hb_us = now;
         g_rig.armed = 1;
-        send_hello_reply(now, seq, 0, 1, 0);
+        reply(now, seq, DOPA_MSG_HELLO, 0, (int32_t)g_rig.lost_total, 0);   /* a small answer: ACK */
         return;
     }
     if (h.budget_valve_ms != DOPA_BUDGET_KEEP && h.budget_valve_ms > DOPA_LIMIT_BUDGET_VALVE_MS_MAX) {
@@ -234,7 +234,7 @@ static void hello(uint32_t now, uint16_t seq, const uint8_t *body)
     g_rig.session = h.session;
     g_rig.budget_used_us = 0;                 /* a valve still open counts against the new budget */
     if (h.budget_valve_ms != DOPA_BUDGET_KEEP) g_rig.budget_valve_ms = h.budget_valve_ms;
-    send_hello_reply(now, seq, 0, 0, dropped);
+    send_hello_reply(now, seq, 0, dropped);
     rig_programs_clear(now);                  /* a new session starts from a clean state; the events this */
     rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);   /* causes are sent in the new session */
     g_rig.armed = 1;

@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 PROTOCOL_VERSION = 2
-SCHEMA_HASH = 0xE0F605CA
+SCHEMA_HASH = 0xC9A3DFF2
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -207,7 +207,7 @@ class MsgId(IntEnum):
 
 
 class Hello(NamedTuple):
-    """Command 0x01: Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (reply window, device seq, event ring, budget kept); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one). Reply: HELLO_REPLY."""
+    """Command 0x01: Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget kept; reply: ACK, value = lost_total); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one; reply: HELLO_REPLY)."""
 
     protocol_version: int
     session: int
@@ -366,7 +366,7 @@ class Nack(NamedTuple):
 
 
 class HelloReply(NamedTuple):
-    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the session now current; resumed = 1 if the HELLO resumed it; dropped = unacknowledged events a new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO)."""
+    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO)."""
 
     t_us: int
     cmd_seq: int
@@ -391,7 +391,6 @@ class HelloReply(NamedTuple):
     max_actions: int
     event_ring: int
     session: int
-    resumed: int
     dropped: int
     lost_total: int
 
@@ -546,7 +545,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x34, "TRIAL_START", "command", TrialStart, (("when", "u8", 1),), struct.Struct("<B")),
     MessageSpec(0x80, "ACK", "event", Ack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("value", "i32", 1)), struct.Struct("<IHBi")),
     MessageSpec(0x81, "NACK", "event", Nack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("reason", "u8", 1)), struct.Struct("<IHBB")),
-    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("pin_lick", "u8", 1), ("pin_valve", "u8", 1), ("pin_cue", "u8", 1), ("pin_tone", "u8", 1), ("pin_ttl", "u8", 1), ("pin_analog", "u8", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1), ("max_actions", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("resumed", "u8", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1)), struct.Struct("<IHBHHIBBBBBBBBHHIHHBBBIBHI")),
+    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("pin_lick", "u8", 1), ("pin_valve", "u8", 1), ("pin_cue", "u8", 1), ("pin_tone", "u8", 1), ("pin_ttl", "u8", 1), ("pin_analog", "u8", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1), ("max_actions", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1)), struct.Struct("<IHBHHIBBBBBBBBHHIHHBBBIHI")),
     MessageSpec(0x83, "LICK_ON", "event", LickOn, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x84, "LICK_OFF", "event", LickOff, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x85, "VALVE_OPENED", "event", ValveOpened, (("t_us", "u32", 1), ("planned_ms", "u16", 1)), struct.Struct("<IH")),

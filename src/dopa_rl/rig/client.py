@@ -120,15 +120,18 @@ class DeviceClient(DeviceCommands, SessionMixin):
         self._dead: DeviceError | None = None
         self._stale_first: float | None = None  # first and last unusable frame since the last accepted one
         self._stale_last = 0.0
-        self.resync_s = 1.0
+        self.resync_s = 5.0                      # fallback only: a renumbering is seen in the replies at once
         self._config: P.Configure | None = None
         self._reconfig_cmd: PendingCommand | None = None
         self._valve_used_us = 0                  # valve time this client saw delivered (all sessions)
         self._valve_open_planned_us = 0          # planned time of a valve seen open, not yet closed
+        self._valve_opened_seen = False          # a VALVE_OPENED since the last valve command's ACK
         self._budget_base: int | None = None     # the device's budget at start() (when configure() was not used)
         self._rearming = False                   # a re-arming HELLO is pending: other commands are held
         self.session_nonce = new_nonce()
         self.rearm_log: list[RearmRecord] = []
+        self._hello_seqs: deque[int] = deque(maxlen=32)   # our recent HELLOs: any may be the one answered
+        self._ahead: dict[int, codec.Received] = {}         # frames received beyond a gap, by device seq
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._safe_done = False
@@ -278,11 +281,13 @@ class DeviceClient(DeviceCommands, SessionMixin):
             pc = PendingCommand(seq, msg, internal, created=self.time_fn(), order=self._allocated)
             if isinstance(msg, P.Hello):
                 self._hello_cmd = pc
+                self._hello_seqs.append(seq)
             self._pending[pc.seq] = pc
             pc.sent_at = self.time_fn()
             if self._rearming and not isinstance(msg, P.Hello):
                 return pc                        # held until the HELLO is answered (attempts stays 0)
             pc.attempts = 1
+            pc.sent_expected = self._expected
         if self._link_up:
             self._write(pc.wire)
         return pc
@@ -351,9 +356,21 @@ class DeviceClient(DeviceCommands, SessionMixin):
             self._ack_due = True
         if self._ack_due and now - self._last_ack_sent >= 0.001:
             self._send_event_ack(now)
+        elif self._rearming and now - self._last_ack_sent >= self.ack_timeout_s:
+            # nothing but HELLO goes out while it is pending: an EVENT_ACK (never answered, runs nothing)
+            # keeps the device's host deadline fresh
+            self._write(codec.encode(P.EventAck(self._expected or 0), 0), command=False)
+            self._last_ack_sent = now
         resend: list[PendingCommand] = []
         with self._lock:
+            for pc in [p for p in self._requeue if now - p.created > self.command_timeout_s]:
+                self._requeue.remove(pc)         # refused NOT_ARMED, and the re-arm took too long
+                pc._finish(error=DeviceError(f"{type(pc.msg).__name__} refused NOT_ARMED and the device was not "
+                                             f"re-armed within {self.command_timeout_s} s; it was not sent again"))
+                self._window.notify_all()
             for pc in list(self._pending.values()):
+                if getattr(pc, "heard", False):
+                    continue                     # the device has our session: its HELLO_REPLY is on the way
                 if now - pc.sent_at >= (self._hello_retry_s() if pc.type_id == MsgId.HELLO else self.ack_timeout_s):
                     if now - pc.created > self.command_timeout_s and self._link_up:
                         del self._pending[pc.seq]
@@ -456,15 +473,16 @@ class DeviceClient(DeviceCommands, SessionMixin):
                     self._on_device_reset(rec, now)
                 return
             hc = self._hello_cmd
-            if hc is not None and msg.cmd_seq == hc.seq and not msg.resumed and msg.session == self.session_nonce:
+            if hc is not None and self._answers_hello(msg, hc):
                 if self._hello_t is None or msg.t_us != self._hello_t or not hc.done():
                     # reply to our HELLO starting a new session: the device restarted its sequence numbers
-                    # (a resumed session goes on with its numbers: that reply is taken in order)
+                    # (a resumed session goes on with its numbers: its ACK is taken in order)
                     self._hello_t = msg.t_us
                     if self._expected is not None and self.hello is not None:
                         self._unwrap.reset()     # the device reset without our seeing its banner
                         self.clock.reset()
                     self._expected = rec.seq
+                    self._ahead.clear()
                     # copies of an earlier boot banner all came before this reply (the device empties its
                     # ring on HELLO): a banner from now on is a new reset, even with the same boot t_us
                     self._boot_t = None
@@ -478,19 +496,40 @@ class DeviceClient(DeviceCommands, SessionMixin):
                 hc._finish(reply=msg)
                 return
         if self._expected is None:
+            hc = self._hello_cmd
+            if isinstance(msg, P.Ack) and hc is not None and not hc.done() and self._answers_hello(msg, hc):
+                # a resume of the session our earlier HELLO started: that session's HELLO_REPLY (seq 0) is
+                # still in the device's ring and comes by go-back-N; another HELLO would change nothing
+                hc.heard = True
             return
         if rec.seq != self._expected:
             if (self._expected - rec.seq) & 0xFFFF < 0x8000:
+                if self._renumbered(msg, rec.seq):
+                    self.stats["resyncs"] += 1
+                    self._lose_session("lost sequence sync with the device (it renumbered its events: "
+                                       "a reset whose banner was lost)")
+                    return
                 self.stats["duplicates"] += 1
                 self._ack_due = True
             else:
                 self.stats["out_of_order"] += 1
+                if (rec.seq - self._expected) & 0xFFFF < 2 * P.EVENT_RING:
+                    # kept until the gap before it fills (go-back-N resends the whole ring; without this, a
+                    # lossy link drains it one frame per round)
+                    self._ahead.setdefault(rec.seq, rec)
             if self._stale_first is None:
                 self._stale_first = now
             self._stale_last = now
             return
+        self._accept(rec, now)
+        while self._expected is not None and self._expected in self._ahead:
+            self._accept(self._ahead.pop(self._expected), now)
+
+    def _accept(self, rec: codec.Received, now: float) -> None:
+        """The next event in device order: acknowledge, time, handle and deliver it."""
+        msg = rec.msg
         self._stale_first = None
-        self._expected = (self._expected + 1) & 0xFFFF
+        self._expected = (rec.seq + 1) & 0xFFFF
         self.stats["accepted"] += 1
         self._unacked += 1
         t64 = self._unwrap(msg.t_us)
@@ -528,6 +567,9 @@ class DeviceClient(DeviceCommands, SessionMixin):
         if isinstance(msg, (P.Ack, P.Nack, P.HelloReply)):
             with self._window:
                 pc = self._pending.get(msg.cmd_seq)
+                hc = self._hello_cmd
+                if hc is not None and not hc.done() and self._answers_hello(msg, hc):
+                    pc = hc                      # (an earlier copy of our HELLO may be the one answered)
                 if pc is None or pc.type_id != (MsgId.HELLO if isinstance(msg, P.HelloReply) else msg.cmd_type):
                     if msg.cmd_seq in self._answered:
                         self.stats["duplicate_replies"] += 1
@@ -543,13 +585,16 @@ class DeviceClient(DeviceCommands, SessionMixin):
                     self._requeue.append(pc)
                     self._rearm("command refused: NOT_ARMED")
                     return True
-                del self._pending[pc.seq]
+                self._pending.pop(pc.seq, None)
                 self._answered.append(pc.seq)
+                self._answered.append(msg.cmd_seq)
                 self._window.notify_all()
-            if isinstance(msg, P.HelloReply):
+            if pc.type_id == MsgId.HELLO and not isinstance(msg, P.Nack):
                 self._on_hello_reply(pc, msg, now)
+            elif isinstance(msg, P.Ack):
+                self._note_valve_ack(pc, msg)
             pc._finish(reply=msg)
-            return not pc.internal or isinstance(msg, P.HelloReply)
+            return not pc.internal or pc.type_id == MsgId.HELLO
         self._note_valve(msg)
         if isinstance(msg, P.SafetyTrip) and msg.reason == P.TripReason.HOST_TIMEOUT and self.auto_rearm:
             self._rearm("SAFETY_TRIP HOST_TIMEOUT")

@@ -35,8 +35,8 @@ class CommandOutcomeUnknown(DeviceError):
 @dataclass
 class RearmRecord:
     """One HELLO episode: ``why`` it was sent, when (``t_host``, client ``time_fn``), and what the device
-    answered: ``resumed`` (None until answered), its ``session`` nonce, the unacknowledged events a new
-    session ``dropped``, the device's cumulative ``lost_total`` since its reset, ``budget_ms`` sent,
+    answered: ``resumed`` (None until answered; an ACK answers a resume, a HELLO_REPLY a new session), its
+    ``session`` nonce, the unacknowledged events a new session ``dropped``, the device's cumulative ``lost_total`` since its reset, ``budget_ms`` sent,
     ``failed`` commands reported as unknown, and ``t_reply``."""
 
     why: str
@@ -82,26 +82,39 @@ class SessionMixin:
 
     def _note_valve(self, msg: Any) -> None:
         if isinstance(msg, P.ValveOpened):
+            # a close we never saw (lost with the ring, or at a reset): count its planned time
+            self._valve_used_us += self._valve_open_planned_us
             self._valve_open_planned_us = msg.planned_ms * 1000
+            self._valve_opened_seen = True
         elif isinstance(msg, P.ValveClosed):
             self._valve_used_us += msg.open_us
             self._valve_open_planned_us = 0
+
+    def _note_valve_ack(self, pc: Any, msg: P.Ack) -> None:
+        """ACK of our VALVE_PULSE/VALVE_OPEN: the device queues VALVE_OPENED before it, so if none came
+        since the last one, it was lost (ring overflow): count the applied time as delivered."""
+        if pc.type_id in (P.MsgId.VALVE_PULSE, P.MsgId.VALVE_OPEN):
+            if not self._valve_opened_seen:
+                self._valve_used_us += max(0, msg.value) * 1000
+            self._valve_opened_seen = False
 
     def _hello_msg(self, budget_ms: int) -> P.Hello:
         return P.Hello(self.protocol_version, self.session_nonce, budget_ms)
 
     # ------------------------------------------------------------------ public
-    def rearm(self, timeout_s: float = 3.0) -> P.HelloReply:
+    def rearm(self, timeout_s: float = 3.0) -> Any:
         """Re-arm now (HELLO), e.g. after SAFETY_TRIP HOST_TIMEOUT with ``auto_rearm=False``.
 
         The device resumes this client's session if it still has it; otherwise (it reset) a new session
         starts with the remaining volume budget and the last :meth:`configure` is re-applied (budget
-        reduced by the valve time already delivered).  Returns the HELLO_REPLY.
+        reduced by the valve time already delivered).  Returns the answer: ACK (``cmd_type`` HELLO,
+        ``value`` = the device's lost_total) for a resume, HELLO_REPLY for a new session.
         """
         self._reconfig_cmd = None
         hc = self._begin_hello("rearm() called")
         reply = hc.result(timeout_s)
-        self._check_versions(reply)
+        if isinstance(reply, P.HelloReply):
+            self._check_versions(reply)
         if self._reconfig_cmd is not None:
             self._reconfig_cmd.result(timeout_s)
         return reply
@@ -148,10 +161,32 @@ class SessionMixin:
         for p in lost:
             p._finish(error=err)
         self._expected = None
+        self._ahead.clear()
         self._stale_first = None
         self.clock.reset()
         if self.auto_rearm:
             self._rearm(why)
+
+    def _answers_hello(self, msg: Any, hc: Any) -> bool:
+        """``msg`` answers our pending HELLO ``hc`` or an earlier HELLO of ours (same nonce, same effect):
+        a HELLO_REPLY of our session (new session) or an ACK of a HELLO (resume)."""
+        if msg.cmd_seq != hc.seq and msg.cmd_seq not in self._hello_seqs:
+            return False
+        if isinstance(msg, P.HelloReply):
+            return not msg.boot and msg.session == self.session_nonce
+        return isinstance(msg, P.Ack) and msg.cmd_type == P.MsgId.HELLO
+
+    def _renumbered(self, msg: Any, seq: int) -> bool:
+        """A reply numbered before the first event we had not yet seen when its command was first sent:
+        within one device session impossible (the device numbered it after receiving the command), so the
+        device restarted its numbering (a reset whose banner we missed)."""
+        if not isinstance(msg, (P.Ack, P.Nack)) or self.hello is None:
+            return False
+        pc = self._pending.get(msg.cmd_seq)
+        first = getattr(pc, "sent_expected", None)
+        if pc is None or pc.type_id != msg.cmd_type or first is None:
+            return False
+        return (seq - first) & 0xFFFF >= 0x8000
 
     def _suspect_session(self, why: str) -> None:
         """Only unusable frames for a while: ask the device with a HELLO (a resume if it kept our session)."""
@@ -159,16 +194,19 @@ class SessionMixin:
         if self.auto_rearm:
             self._rearm(why)
 
-    def _on_hello_reply(self, pc: Any, msg: P.HelloReply, now: float) -> None:
-        """Our HELLO was answered (in order): settle what was held or in flight, re-configure a new session."""
+    def _on_hello_reply(self, pc: Any, msg: Any, now: float) -> None:
+        """Our HELLO was answered (in order): ACK = resumed, HELLO_REPLY = a new session.  Settle what was
+        held or in flight, re-configure a new session."""
         rec = self.rearm_log[-1] if self.rearm_log and self.rearm_log[-1].resumed is None else None
+        resumed = isinstance(msg, P.Ack)
         first = self.hello is None
-        if first and self._budget_base is None:
+        if first and self._budget_base is None and not resumed:
             self._budget_base = msg.budget_valve_ms
-        self.hello = msg
+        if not resumed:
+            self.hello = msg
         self._rearming = False
         failed: list[Any] = []
-        if msg.resumed:
+        if resumed:
             self.stats["resumes"] += 1
         else:
             self.stats["new_sessions"] += 1
@@ -183,14 +221,18 @@ class SessionMixin:
                         self._pending.pop(p.seq, None)
                     self._window.notify_all()
         if rec is not None:
-            rec.resumed, rec.session, rec.dropped = bool(msg.resumed), msg.session, msg.dropped
-            rec.lost_total, rec.reset_cause, rec.failed, rec.t_reply = msg.lost_total, msg.reset_cause, len(failed), now
+            rec.resumed, rec.failed, rec.t_reply = resumed, len(failed), now
+            if resumed:
+                rec.session, rec.lost_total = self.session_nonce, msg.value & 0xFFFFFFFF
+            else:
+                rec.session, rec.dropped, rec.lost_total = msg.session, msg.dropped, msg.lost_total
+                rec.reset_cause = msg.reset_cause
         why = f"{rec.why}: " if rec is not None else ""
         err = CommandOutcomeUnknown(f"{why}the device started a new session (it reset) while the command was in "
                                     "flight; unknown whether it ran; it was not repeated")
         for p in failed:
             p._finish(error=err)
-        if not first and not msg.resumed and self._config is not None and pc.internal:
+        if not first and not resumed and self._config is not None and pc.internal:
             # a reset lost the configuration: re-apply it, with the budget the HELLO re-imposed
             budget = pc.msg.budget_valve_ms
             cfg = self._config._replace(budget_valve_ms=max(1, budget if budget != P.BUDGET_KEEP
@@ -215,5 +257,6 @@ class SessionMixin:
             for pc in held:
                 pc.sent_at = now
                 pc.attempts = 1
+                pc.sent_expected = self._expected
         for pc in held:
             self._write(pc.wire)

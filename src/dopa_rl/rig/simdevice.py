@@ -39,7 +39,7 @@ from typing import Any
 from dopa_rl.rig import _protocol as P
 from dopa_rl.rig import codec
 from dopa_rl.rig._protocol import CloseCause, MsgId, NackReason, TripReason
-from dopa_rl.rig.simkernel import _FOREVER, Program, SimKernel, _Refused, default_analog, tone_applied_hz
+from dopa_rl.rig.simkernel import _FOREVER, Program, SimKernel, _i32, _Refused, default_analog, tone_applied_hz
 from dopa_rl.rig.vclock import RealtimeDriver, Timer, VirtualClock
 
 __all__ = ["SimDevice", "PINS", "tone_applied_hz", "default_analog"]
@@ -123,13 +123,13 @@ class SimDevice(SimKernel):
             self.clock.after(0, self._animal_tick)
         self._send(self._hello_reply(0, boot=1))
 
-    def _hello_reply(self, cmd_seq: int, boot: int, resumed: int = 0, dropped: int = 0) -> P.HelloReply:
+    def _hello_reply(self, cmd_seq: int, boot: int, dropped: int = 0) -> P.HelloReply:
         c = self.config
         return P.HelloReply(self._t(), cmd_seq, boot, P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, P.SCHEMA_HASH,
                             self.board, self.reset_cause, PINS["lick"], PINS["valve"], PINS["cue"], PINS["tone"],
                             PINS["ttl"], PINS["analog"], c["max_valve_ms"], c["min_valve_gap_ms"],
                             c["budget_valve_ms"], c["host_timeout_ms"], c["debounce_us"], c["flags"],
-                            P.MAX_ACTIONS, min(self.ring_size, 255), self.session, resumed, dropped,
+                            P.MAX_ACTIONS, min(self.ring_size, 255), self.session, dropped,
                             self.lost_total & 0xFFFFFFFF)
 
     # ------------------------------------------------------------------ public byte interface
@@ -407,14 +407,15 @@ class SimDevice(SimKernel):
         self._send(reply)
 
     def _hello(self, seq: int, msg: P.Hello) -> None:
-        """docs/rig.md, "Sessions": the current session's nonce resumes it, any other starts a new one."""
+        """docs/rig.md, "Sessions": the current session's nonce resumes it (ACK), any other starts a new one
+        (HELLO_REPLY)."""
         if msg.protocol_version != P.PROTOCOL_VERSION:
             self._send(P.Nack(self._t(), seq, MsgId.HELLO, NackReason.VERSION))
             return
         if msg.session != 0 and msg.session == self.session:
             self.stats["hellos_resumed"] += 1
-            self._arm()
-            self._send(self._hello_reply(seq, boot=0, resumed=1))
+            self._arm()  # a small answer: ACK, value = lost_total
+            self._send(P.Ack(self._t(), seq, MsgId.HELLO, _i32(self.lost_total & 0xFFFFFFFF)))
             return
         if msg.budget_valve_ms != P.BUDGET_KEEP and msg.budget_valve_ms > P.LIMITS["budget_valve_ms"].max:
             self._send(P.Nack(self._t(), seq, MsgId.HELLO, NackReason.BAD_VALUE))

@@ -4,13 +4,18 @@ are sent or counted, and only host command frames keep the device alive.  The fi
 tests (firmware/tests/test_rig.c) check the same cases."""
 from __future__ import annotations
 
+import time
+
 import pytest
 from test_simdevice import MS, Host
 
 from dopa_rl.rig import _protocol as P
+from dopa_rl.rig import codec
 from dopa_rl.rig._protocol import CloseCause, NackReason, TripReason
-from dopa_rl.rig.client import CommandRefused
+from dopa_rl.rig.client import CommandOutcomeUnknown, CommandRefused, DeviceClient
 from dopa_rl.rig.simdevice import SimDevice
+from dopa_rl.rig.transports import open_link
+from dopa_rl.testing import SimulatedDUT
 
 NONCE = 0x5E55
 
@@ -149,12 +154,6 @@ def test_ring_overflow_counts_survive_hello() -> None:
 
 
 # ---------------------------------------------------------------------- the client's default path
-import time  # noqa: E402
-
-from dopa_rl.rig import codec  # noqa: E402
-from dopa_rl.rig.client import CommandOutcomeUnknown, DeviceClient  # noqa: E402
-from dopa_rl.rig.transports import open_link  # noqa: E402
-from dopa_rl.testing import SimulatedDUT  # noqa: E402
 
 
 def _drop_hello_replies(dut: SimulatedDUT, seconds: float) -> None:

@@ -18,8 +18,8 @@ How it works (the behaviour contract is docs/rig.md):
   pending command makes it resend at once (the NACK is still delivered as an event: the device reported
   it).  Replies re-sent for retries are recognised by ``cmd_seq`` and not delivered twice.  :meth:`send` returns a :class:`PendingCommand` (a future); :meth:`command` waits.
 * **Events** carry the device's own sequence number.  Only the next expected one is accepted
-  (duplicates and frames after a gap are dropped); ``EVENT_ACK(next_expected)`` is sent promptly, and the
-  device's go-back-N resends whatever was lost, so each event reaches :attr:`events` (a queue) and the
+  (duplicates are dropped, frames after a gap kept until it fills); ``EVENT_ACK(next_expected)`` is sent
+  promptly, and the device's go-back-N resends whatever was lost, so each event reaches :attr:`events` (a queue) and the
   listeners exactly once and in order.  Each :class:`Event` has the 64-bit device time and the host time
   it maps to (:class:`~dopa_rl.rig.clocksync.ClockMap`, refitted continuously from arrival times).
 * A **worker thread** does all reading, acknowledging, retrying and heart-beating; the caller never
@@ -29,10 +29,10 @@ How it works (the behaviour contract is docs/rig.md):
   until ``reconnect_timeout_s``, then resends pending commands with their original seqs and
   re-acknowledges events.  If the device session survived (outage shorter than its host timeout), nothing
   is lost or repeated.  If the device rebooted (unsolicited HELLO_REPLY) or disarmed itself (SAFETY_TRIP
-  HOST_TIMEOUT), the session is gone: with ``auto_rearm`` the client sends HELLO again and re-applies the
-  last CONFIGURE with the volume budget reduced by what this client already saw delivered; commands the
-  device refused as NOT_ARMED are then resent under new seqs; commands that were in flight when the device
-  *rebooted* fail with :class:`DeviceError` (they may or may not have run; never repeated blindly).
+  HOST_TIMEOUT), ``auto_rearm`` sends HELLO with this client's session nonce: a resume (nothing lost) or,
+  after a reset, a new session with the remaining volume budget (:mod:`dopa_rl.rig.client_session`);
+  commands refused as NOT_ARMED are then resent under new seqs; commands in flight across a reset fail
+  with :class:`CommandOutcomeUnknown` (they may or may not have run; never repeated blindly).
 * A **raw log** (:mod:`dopa_rl.rig.rawlog`) of every byte both ways, if ``rawlog`` is given.
 """
 from __future__ import annotations
@@ -62,8 +62,6 @@ __all__ = ["DeviceClient", "Event", "PendingCommand", "CommandRefused", "Command
 
 Action = P.Action
 _INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
-# a lost HELLO_REPLY is resent by go-back-N: retry HELLO only after 4 of those (a retry is harmless: it resumes)
-_HELLO_RETRY_S = 4 * P.RETRANSMIT_MS / 1000
 
 class DeviceClient(DeviceCommands, SessionMixin):
     """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
@@ -363,11 +361,7 @@ class DeviceClient(DeviceCommands, SessionMixin):
             self._last_ack_sent = now
         resend: list[PendingCommand] = []
         with self._lock:
-            for pc in [p for p in self._requeue if now - p.created > self.command_timeout_s]:
-                self._requeue.remove(pc)         # refused NOT_ARMED, and the re-arm took too long
-                pc._finish(error=DeviceError(f"{type(pc.msg).__name__} refused NOT_ARMED and the device was not "
-                                             f"re-armed within {self.command_timeout_s} s; it was not sent again"))
-                self._window.notify_all()
+            self._expire_requeued(now)
             for pc in list(self._pending.values()):
                 if getattr(pc, "heard", False):
                     continue                     # the device has our session: its HELLO_REPLY is on the way
@@ -391,13 +385,6 @@ class DeviceClient(DeviceCommands, SessionMixin):
         if idle and self.heartbeat_s and self._expected is not None and now - self._last_tx >= self.heartbeat_s:
             self.stats["heartbeats"] += 1
             self._send(P.Heartbeat(self._expected), internal=True)
-
-    def _hello_retry_s(self) -> float:
-        """HELLO retry interval: a few go-back-N rounds, but well inside the device's host timeout (while a
-        HELLO is pending nothing else is sent)."""
-        t = max(self.ack_timeout_s, _HELLO_RETRY_S)
-        src = self._config if self._config is not None else self.hello
-        return min(t, src.host_timeout_ms / 3000) if src is not None else t
 
     def _reconnect(self, exc: BaseException) -> bool:
         """Re-open the same port object after a lost link; False when giving up (the client is then dead)."""

@@ -27,6 +27,9 @@ from dopa_rl.rig import codec
 
 __all__ = ["CommandOutcomeUnknown", "RearmRecord", "SessionMixin", "new_nonce"]
 
+# a lost HELLO_REPLY is resent by go-back-N: retry HELLO only after 4 of those (a retry is harmless: it resumes)
+_HELLO_RETRY_S = 4 * P.RETRANSMIT_MS / 1000
+
 
 class CommandOutcomeUnknown(DeviceError):
     """The device session ended (reset) while the command was in flight: it may or may not have run."""
@@ -65,6 +68,21 @@ class SessionMixin:
     hello: P.HelloReply | None
     auto_rearm: bool
     stats: dict[str, int]
+
+    def _hello_retry_s(self) -> float:
+        """HELLO retry interval: a few go-back-N rounds, but well inside the device's host timeout (while a
+        HELLO is pending nothing else is sent)."""
+        t = max(self.ack_timeout_s, _HELLO_RETRY_S)
+        src = self._config if self._config is not None else self.hello
+        return min(t, src.host_timeout_ms / 3000) if src is not None else t
+
+    def _expire_requeued(self, now: float) -> None:
+        """Commands refused NOT_ARMED whose re-arm took longer than ``command_timeout_s``: failed for good."""
+        for pc in [p for p in self._requeue if now - p.created > self.command_timeout_s]:
+            self._requeue.remove(pc)
+            pc._finish(error=DeviceError(f"{type(pc.msg).__name__} refused NOT_ARMED and the device was not "
+                                         f"re-armed within {self.command_timeout_s} s; it was not sent again"))
+            self._window.notify_all()
 
     # ------------------------------------------------------------------ budget bookkeeping
     def _session_budget_base(self) -> int | None:

@@ -21,7 +21,6 @@ from dopa_rl.testing import SimulatedDUT
 
 N_COMMANDS = 1000
 SPEED = 20.0
-SPEED_DEFAULT = 10.0
 
 
 def _drain(client) -> list:
@@ -237,7 +236,7 @@ def _drive_default(client, port, tally, n: int, gap_s: float, clock=time.monoton
     n/2.  Returns (command, outcome, seconds of ``clock``) for each, and the longest time a command took."""
     out, pend = [], []
 
-    def settle() -> None:                  # each outcome timed when it is there, not when we look at it
+    def settle() -> None:
         end = time.monotonic() + 60
         while pend:
             assert time.monotonic() < end
@@ -247,9 +246,18 @@ def _drive_default(client, port, tally, n: int, gap_s: float, clock=time.monoton
                     res = pc.result(0, check=False)
                 except DeviceError as exc:
                     res = exc
-                out.append((msg, res, clock() - t0))
+                out.append((msg, res, getattr(pc, "t_done", clock()) - pc.created))
                 pend.remove(item)
             time.sleep(0.0005)
+
+    def timed(pc):                         # each outcome timed when it is there, not when we look at it
+        finish = pc._finish
+
+        def fin(*args, **kw):
+            pc.t_done = clock()
+            finish(*args, **kw)
+        pc._finish = fin
+        return pc
 
     for i, msg in enumerate(_commands(n)):
         if i == n // 3 and tally is not None:
@@ -261,7 +269,7 @@ def _drive_default(client, port, tally, n: int, gap_s: float, clock=time.monoton
         if isinstance(msg, P.ValvePulse):
             settle()
             time.sleep(gap_s)
-        pend.append((msg, client.send(msg), clock()))
+        pend.append((msg, timed(client.send(msg)), clock()))
         if isinstance(msg, P.ValvePulse):
             settle()
     settle()
@@ -269,10 +277,14 @@ def _drive_default(client, port, tally, n: int, gap_s: float, clock=time.monoton
 
 
 def _check_safety_and_accounting(out, client, dut, tally, budget_ms: int, gap_ms: int) -> dict:
-    ok_pulses = [r for m, r, _dt in out if isinstance(m, P.ValvePulse) and isinstance(r, P.Ack)]
+    events = _drain(client)
+    # the pulses the host knows succeeded: ACKed in time, or ACKed after the caller had given up (the ACK
+    # still arrives as an event)
+    ok_pulses = {r.cmd_seq for m, r, _dt in out if isinstance(m, P.ValvePulse) and isinstance(r, P.Ack)}
+    late = {e.msg.cmd_seq for e in events if e.name == "ACK" and e.msg.cmd_type == P.MsgId.VALVE_PULSE} - ok_pulses
     edges = dut.pin_edges("valve")
     rises = [t for t, lv in edges if lv]
-    assert len(rises) == len(ok_pulses)                                # one opening per pulse the host saw succeed
+    assert len(rises) == len(ok_pulses | late)                         # one opening per pulse the host saw succeed
     assert edges and edges[-1][1] == 0 and len(edges) == 2 * len(rises)
     opens = [edges[k + 1][0] - edges[k][0] for k in range(0, len(edges), 2)]
     assert sum(opens) <= budget_ms * 1000                              # never beyond the session's budget
@@ -285,13 +297,13 @@ def _check_safety_and_accounting(out, client, dut, tally, budget_ms: int, gap_ms
     assert acc + dropped <= tally.numbered <= acc + dropped + tally.lost_at_reset, (
         tally.numbered, acc, dropped, tally.lost_at_reset)
     sessions = [0]
-    for e in _drain(client):                                           # in order, once, per device session
+    for e in events:                                                   # in order, once, per device session
         if e.name == "HELLO_REPLY":
             sessions.append(e.seq)
             continue
         assert e.seq > sessions[-1] or len(sessions) == 1, e
         sessions[-1] = e.seq
-    return {"commands": len(out), "openings": len(rises), "ok_pulses": len(ok_pulses),
+    return {"commands": len(out), "openings": len(rises), "ok_pulses": len(ok_pulses), "late_acks": len(late),
             "failed": sum(isinstance(r, DeviceError) for _m, r, _dt in out),
             "open_ms": sum(opens) / 1000, "hellos_new": dut.device.stats["hellos_new"],
             "hellos_resumed": dut.device.stats["hellos_resumed"], "rearms": client.stats["rearms"],
@@ -313,13 +325,14 @@ def _settle_link(client, dut, port) -> None:
     raise AssertionError("the link did not catch up")
 
 
-@pytest.mark.parametrize("p,n", [(0.01, 1000), (0.05, 300)], ids=["1pct-1000", "5pct-300"])
-def test_default_client_through_faults_a_disconnect_and_a_reboot(p, n):
+@pytest.mark.parametrize("p,n,speed", [(0.01, 1000, 10.0), (0.05, 300, 5.0)], ids=["1pct-1000", "5pct-300"])
+def test_default_client_through_faults_a_disconnect_and_a_reboot(p, n, speed):
     """The client's default options (auto re-arm on) through faulty:// with a disconnect and a device
     reboot mid-session: one opening per pulse the host saw succeed, the gap and the budget hold, no HELLO
-    storm, every event accounted for.  Device and client both run on the device's virtual clock at 10x
-    real time (the client's ``time_fn``), so every timeout keeps its real proportions."""
-    dut = SimulatedDUT(speed=SPEED_DEFAULT)
+    storm, every event accounted for.  Device and client both run on the device's virtual clock at
+    ``speed`` x real time (the client's ``time_fn``), so every timeout keeps its real proportions (at 5 %
+    the device resends its whole ring every 50 ms: 5x leaves the client thread enough CPU)."""
+    dut = SimulatedDUT(speed=speed)
     port = open_link(f"faulty://{dut.url}#seed=5")
     tally = _DeviceTally(dut)
     clock = lambda: dut.device.now_us() / 1e6  # noqa: E731
@@ -329,7 +342,7 @@ def test_default_client_through_faults_a_disconnect_and_a_reboot(p, n):
         client.start()
         client.configure(min_valve_gap_ms=10, budget_valve_ms=budget_ms)
         port.set_faults(corrupt=p, drop=p)       # each byte, both ways
-        out, slowest = _drive_default(client, port, tally, n, gap_s=0.02 / SPEED_DEFAULT, clock=clock)
+        out, slowest = _drive_default(client, port, tally, n, gap_s=0.02 / speed, clock=clock)
         time.sleep(0.05)
         _settle_link(client, dut, port)
         res = _check_safety_and_accounting(out, client, dut, tally, budget_ms, gap_ms=10)
@@ -337,9 +350,7 @@ def test_default_client_through_faults_a_disconnect_and_a_reboot(p, n):
         client.safe()
         dut.close()
     print(f"\n{p:.0%} corrupt + {p:.0%} drop: {res}, slowest command {slowest:.2f} s (device time), faults {port.stats}")
-    # every command completes or fails within a few seconds: its command_timeout (5 s), plus at most as
-    # long again held behind a re-arm or a reconnect (measured: <= 1.5 s at 1 %, 3.7-10.5 s at 5 %)
-    assert slowest < 11.0
+    assert slowest < 6.0                          # every command completes or fails within a few seconds
     # no HELLO storm: one new session (the reboot); a re-arm only for the reboot and for each time the
     # device disarmed itself (host timeout: the disconnect is 1 s of device time; heavy loss can starve it),
     # resumed by the client; the device runs a few retries of those HELLOs at most
@@ -380,6 +391,6 @@ def test_firmware_with_the_default_client_through_faults_and_a_disconnect(emulat
     assert len(rises) == len(ok) and len(edges) == 2 * len(rises)
     assert sum(edges[k + 1][0] - edges[k][0] for k in range(0, len(edges), 2)) <= budget_ms * 1000
     assert all(edges[k][0] - edges[k - 1][0] >= 10_000 for k in range(2, len(edges), 2))
-    assert client.stats["new_sessions"] == 1 and slowest < 11.0
+    assert client.stats["new_sessions"] == 1 and slowest < 6.0
     seqs = [e.seq for e in events]
     assert seqs == sorted(set(seqs))

@@ -345,3 +345,25 @@ def test_a_device_reboot_mid_trial_on_the_default_path():
     finally:
         c.safe()
         dut.close()
+
+
+def test_a_budget_configured_after_a_reboot_counts_the_water_given_before():
+    """configure(budget_valve_ms=B) is the session's budget: after a reset (new device session) the device
+    is given B minus what was delivered before it."""
+    dut = SimulatedDUT(speed=1)
+    c = DeviceClient(open_link(dut.url))
+    try:
+        c.start()
+        c.configure(budget_valve_ms=1000, min_valve_gap_ms=10)
+        c.valve_pulse(100)
+        time.sleep(0.15)
+        dut.device.reboot()
+        _wait(lambda: c.stats["new_sessions"] == 2 and dut.device.armed)
+        time.sleep(0.1)
+        assert dut.device.config["budget_valve_ms"] == 900
+        c.configure(budget_valve_ms=500)
+        assert dut.device.config["budget_valve_ms"] == 400      # 500 for the session, 100 given before
+        assert c._config.budget_valve_ms == 500
+    finally:
+        c.safe()
+        dut.close()

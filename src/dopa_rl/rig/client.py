@@ -125,6 +125,7 @@ class DeviceClient(DeviceCommands, SessionMixin):
         self._valve_open_planned_us = 0          # planned time of a valve seen open, not yet closed
         self._valve_opened_seen = False          # a VALVE_OPENED since the last valve command's ACK
         self._budget_base: int | None = None     # the device's budget at start() (when configure() was not used)
+        self._budget_offset_ms = 0               # valve time given in device sessions before the current one
         self._rearming = False                   # a re-arming HELLO is pending: other commands are held
         self.session_nonce = new_nonce()
         self.rearm_log: list[RearmRecord] = []
@@ -261,10 +262,13 @@ class DeviceClient(DeviceCommands, SessionMixin):
         pend = self._pending.values()
         if sum(1 for p in pend if not p.internal) >= self.max_in_flight:
             return False
-        oldest = min((p.order for p in pend), default=self._allocated)
+        # (a HELLO is never in the device's reply memory: a pending one does not count)
+        oldest = min((p.order for p in pend if p.type_id != MsgId.HELLO), default=self._allocated)
         return self._allocated - oldest < P.REPLY_WINDOW - 4
 
     def _send(self, msg: Any, internal: bool = False, window_timeout: float = 5.0) -> PendingCommand:
+        if isinstance(msg, P.Configure) and not internal:
+            msg = self._device_configure(msg)   # the session's budget, less what earlier device sessions gave
         with self._window:
             if self._dead is not None:
                 raise self._dead

@@ -108,6 +108,13 @@ class SessionMixin:
             self._valve_used_us += msg.open_us
             self._valve_open_planned_us = 0
 
+    def _device_configure(self, msg: P.Configure) -> P.Configure:
+        """A CONFIGURE from the application: its budget is the session's; the device counts only what it
+        gave since its current session started."""
+        if not self._budget_offset_ms:
+            return msg
+        return msg._replace(budget_valve_ms=max(1, msg.budget_valve_ms - self._budget_offset_ms))
+
     def _note_valve_ack(self, pc: Any, msg: P.Ack) -> None:
         """ACK of our VALVE_PULSE/VALVE_OPEN: the device queues VALVE_OPENED before it, so if none came
         since the last one, it was lost (ring overflow): count the applied time as delivered."""
@@ -250,6 +257,10 @@ class SessionMixin:
                                     "flight; unknown whether it ran; it was not repeated")
         for p in failed:
             p._finish(error=err)
+        if not first and not resumed and pc.msg.budget_valve_ms != P.BUDGET_KEEP:
+            base = self._session_budget_base()
+            if base is not None:
+                self._budget_offset_ms = max(0, base - pc.msg.budget_valve_ms)
         if not first and not resumed and self._config is not None and pc.internal:
             # a reset lost the configuration: re-apply it, with the budget the HELLO re-imposed
             budget = pc.msg.budget_valve_ms

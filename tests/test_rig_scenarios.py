@@ -35,9 +35,26 @@ def dut(request):
         yield request.getfixturevalue("emulated_dut")
 
 
+@pytest.fixture(params=[False, True], ids=["manual", "auto"])
+def client(request, dut) -> Iterator[DeviceClient]:
+    """The client with ``auto_rearm=False`` and with its default options (auto re-arm on)."""
+    c = DeviceClient(open_link(dut.url)) if request.param else DeviceClient(open_link(dut.url), auto_rearm=False)
+    c.start()
+    yield c
+    c.safe()
+
+
 @pytest.fixture
-def client(dut) -> Iterator[DeviceClient]:
+def manual_client(dut) -> Iterator[DeviceClient]:
     c = DeviceClient(open_link(dut.url), auto_rearm=False)
+    c.start()
+    yield c
+    c.safe()
+
+
+@pytest.fixture
+def auto_client(dut) -> Iterator[DeviceClient]:
+    c = DeviceClient(open_link(dut.url))   # the default options
     c.start()
     yield c
     c.safe()
@@ -160,7 +177,8 @@ def test_lick_contingent_reward_within_1ms(dut, client):
     assert len(dut.pin_edges("valve")) == 2
 
 
-def test_host_silence_turns_every_output_off(dut, client):
+def test_host_silence_turns_every_output_off(dut, manual_client):
+    client = manual_client
     client.configure(host_timeout_ms=300, max_valve_ms=3000)
     client.cue_on()
     client.tone_on(4000)
@@ -188,6 +206,37 @@ def test_host_silence_turns_every_output_off(dut, client):
     client.rearm()
     assert client.cue_on().value == 1
     assert wait_edges(dut, "cue", 5)[-1][1] == 1
+
+
+def test_host_stall_mid_pulse_rearms_by_itself(dut, auto_client):
+    """The default client: the host stalls while the valve is open, the device cuts it (host timeout) and
+    disarms; the client resumes the session by itself.  The minimum gap and the water already given hold."""
+    client = auto_client
+    client.configure(host_timeout_ms=600, min_valve_gap_ms=500, budget_valve_ms=800)
+    dut.advance(500 * MS)                                 # the gap after boot
+    assert client.valve_open().value == 800               # planned close: when the budget runs out
+    client.muted = True                                   # the host stalls mid-pulse
+    wait_edges(dut, "valve", 2)
+    time.sleep(0.2)
+    client.muted = False
+    trip = wait_event(client, "SAFETY_TRIP", where=lambda e: e.msg.reason == P.TripReason.HOST_TIMEOUT)
+    resumed = wait_event(client, "ACK", where=lambda e: e.msg.cmd_type == P.MsgId.HELLO)   # a resume
+    assert resumed.msg.value == 0                          # lost_total
+    (t_on, _), (t_off, _) = dut.pin_edges("valve")[:2]
+    assert abs(u32(t_off) - u32(trip.msg.t_us)) <= 100 and t_off - t_on < 780 * MS
+    with pytest.raises(CommandRefused) as exc:            # the gap holds across the re-arm
+        client.valve_pulse(10)
+    assert exc.value.reason == P.NackReason.SAFETY
+    wait_event(client, "SAFETY_TRIP", where=lambda e: e.msg.reason == P.TripReason.MIN_GAP)
+    dut.advance(500 * MS)
+    left = 800 - (t_off - t_on) // MS
+    with pytest.raises(CommandRefused):                   # and so does the water already given
+        client.valve_pulse(left + 2)
+    wait_event(client, "SAFETY_TRIP", where=lambda e: e.msg.reason == P.TripReason.BUDGET)
+    assert client.valve_pulse(max(1, left - 2)).value == max(1, left - 2)
+    edges = wait_edges(dut, "valve", 4)
+    assert len(edges) == 4 and edges[2][0] - edges[1][0] >= 500 * MS
+    assert [r.resumed for r in client.rearm_log] == [False, True]
 
 
 def test_over_long_open_is_cut_at_the_maximum(dut, client):
@@ -305,7 +354,7 @@ class RawHost:
 
     def hello(self) -> None:
         for _ in range(10):
-            seq = self.send(P.Hello(P.PROTOCOL_VERSION))
+            seq = self.send(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
             try:
                 self.reply(seq, 0.5)
                 return

@@ -84,7 +84,8 @@ def host(dev: SimDevice) -> Host:
     h = Host(dev)
     h.pump()
     assert isinstance(h.events[0], P.HelloReply) and h.events[0].boot == 1
-    r = h.reply(P.Hello(P.PROTOCOL_VERSION))
+    dev.advance(50 * MS)  # boot counts as a valve close: the minimum gap after it
+    r = h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
     assert r.boot == 0 and r.schema_hash == P.SCHEMA_HASH and dev.armed
     return h
 
@@ -93,20 +94,21 @@ def test_hello_version_and_arming(dev: SimDevice) -> None:
     h = Host(dev)
     h.pump()
     assert h.reply(P.ValvePulse(10)).reason == NackReason.NOT_ARMED
-    assert h.reply(P.Hello(99)) == P.Nack(0, 2, P.MsgId.HELLO, NackReason.VERSION)
+    assert h.reply(P.Hello(99, 1, P.BUDGET_KEEP)) == P.Nack(0, 2, P.MsgId.HELLO, NackReason.VERSION)
     assert not dev.armed
-    r = h.reply(P.Hello(P.PROTOCOL_VERSION))
+    r = h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
     assert (r.reset_cause, r.max_valve_ms, r.host_timeout_ms, r.pin_valve) == (P.ResetCause.POWER_ON, 1000, 1000, 8)
     assert h.reply(P.Ping(-7)).value == -7
 
 
 def test_valve_pulse_exact_and_clamped(host: Host, dev: SimDevice) -> None:
     dev.advance(1234)
+    t0 = dev.now_us()
     assert host.reply(P.ValvePulse(50)).value == 50
     host.advance(200 * MS)
-    assert dev.pin_edges("valve") == [(1234, 1), (1234 + 50 * MS, 0)]
+    assert dev.pin_edges("valve") == [(t0, 1), (t0 + 50 * MS, 0)]
     closed = host.of(P.ValveClosed)[-1]
-    assert (closed.t_us, closed.open_us, closed.cause) == (1234 + 50 * MS, 50 * MS, CloseCause.PULSE_END)
+    assert (closed.t_us, closed.open_us, closed.cause) == (t0 + 50 * MS, 50 * MS, CloseCause.PULSE_END)
     # longer than the maximum: clamped, cut at 1000 ms, trip reported
     t0 = dev.now_us()
     assert host.reply(P.ValvePulse(3000)).value == 1000
@@ -173,7 +175,8 @@ def test_host_silence_turns_everything_off(host: Host, dev: SimDevice) -> None:
         assert dev.pin_edges(pin)[-1] == (t_last + 1000 * MS, 0)
     assert host.of(P.SafetyTrip)[-1] == P.SafetyTrip(t_last + 1000 * MS, TripReason.HOST_TIMEOUT, 1000)
     assert host.reply(P.CueOn()).reason == NackReason.NOT_ARMED
-    assert isinstance(host.reply(P.Hello(P.PROTOCOL_VERSION)), P.HelloReply) and dev.armed
+    again = host.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))   # the same nonce: a resume, answered by ACK
+    assert isinstance(again, P.Ack) and again.cmd_type == P.MsgId.HELLO and dev.armed
 
 
 def test_all_off_stays_armed(host: Host, dev: SimDevice) -> None:
@@ -321,7 +324,7 @@ def test_go_back_n_recovers_dropped_bytes(host: Host, dev: SimDevice) -> None:
 
 def test_ring_overflow_reported(dev: SimDevice) -> None:
     h = Host(dev, auto_ack=False)
-    h.reply(P.Hello(P.PROTOCOL_VERSION))
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
     for i in range(P.EVENT_RING + 5):
         h.send(P.Ping(i))
     assert dev.stats["events_lost"] == 6  # ring holds HELLO_REPLY + 31 ACKs
@@ -335,7 +338,7 @@ def test_a_retried_heartbeat_still_acknowledges_events(dev: SimDevice) -> None:
     """HEARTBEAT's next_expected_seq acts exactly like an EVENT_ACK, also when the HEARTBEAT is a retry
     answered from the reply memory (as on the firmware)."""
     h = Host(dev, auto_ack=False)
-    h.reply(P.Hello(P.PROTOCOL_VERSION))
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
     h.send(P.Heartbeat(0), seq=50)                       # acknowledges nothing yet; its ACK is seq 1
     h.send(P.CueOn(), seq=51)
     assert dev.unacked == 4                              # HELLO_REPLY, ACK, CUE_ONSET, ACK
@@ -353,7 +356,7 @@ def test_reboot_reports_cause_and_outputs_off(host: Host, dev: SimDevice) -> Non
     h2 = Host(dev)
     boot = h2.pump()[0]
     assert boot.boot == 1 and boot.reset_cause == P.ResetCause.WATCHDOG
-    assert h2.reply(P.Hello(P.PROTOCOL_VERSION)).reset_cause == P.ResetCause.WATCHDOG
+    assert h2.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP)).reset_cause == P.ResetCause.WATCHDOG
 
 
 def test_analog_batches(host: Host, dev: SimDevice) -> None:
@@ -378,7 +381,7 @@ def test_animal_learns_anticipatory_licking() -> None:
     animal = SimulatedAnimal(np.random.default_rng(1))
     dev = SimDevice(animal=animal)
     h = Host(dev)
-    h.reply(P.Hello(P.PROTOCOL_VERSION))
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
     antic = []
     for trial in range(60):
         upload(h, trial, 4000, [(0, Action.CUE_ON, 0), (1500 * MS, Action.CUE_OFF, 0),
@@ -417,9 +420,10 @@ def test_device_from_options_and_registry() -> None:
 
 
 def test_device_time_wraps_on_the_wire() -> None:
-    dev = SimDevice(start_us=2**32 - 10 * MS)
+    dev = SimDevice(start_us=2**32 - 60 * MS)
+    dev.advance(50 * MS)  # the minimum gap after boot
     h = Host(dev)
-    h.reply(P.Hello(P.PROTOCOL_VERSION))
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
     h.reply(P.ValvePulse(20))
     h.advance(50 * MS)
     opened, closed = h.of(P.ValveOpened)[0], h.of(P.ValveClosed)[0]
@@ -451,7 +455,7 @@ def test_realtime_threads_exchange_without_loss() -> None:
     th = threading.Thread(target=reader)
     th.start()
     try:
-        dev.write(codec.encode(P.Hello(P.PROTOCOL_VERSION), 1))
+        dev.write(codec.encode(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP), 1))
         for i in range(200):
             dev.write(codec.encode(P.Ping(i), 2 + i))
             while i - sum(isinstance(m, P.Ack) for m in got) > 8:  # at most 8 replies outstanding

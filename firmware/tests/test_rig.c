@@ -68,7 +68,8 @@ static const ev_t *last(uint8_t type) { for (int i = g_nev - 1; i >= 0; i--) if 
 /* as last(), but an all-zero event when there is none (a failing check instead of a crash) */
 static const ev_t *last0(uint8_t type) { static const ev_t none; const ev_t *e = last(type); return e ? e : &none; }
 
-static void boot(void)
+/* reset at t = 0 */
+static void boot_now(void)
 {
     fake_reset();
     memset(g_ev, 0, sizeof g_ev);
@@ -79,13 +80,34 @@ static void boot(void)
     drain();
 }
 
+/* reset, then 60 ms later (boot counts as a valve close: the 50 ms minimum gap has passed) */
+static void boot(void)
+{
+    boot_now();
+    g_now = 60000;
+}
+
+static uint32_t g_session = 0x5E55;   /* the host's session nonce */
+
+static void send_hello_seq(uint16_t seq, uint32_t session, uint32_t budget_ms)
+{
+    dopa_hello_t h = {DOPA_PROTOCOL_VERSION, session, budget_ms};
+    uint8_t b[DOPA_MSG_HELLO_SIZE];
+    dopa_pack_hello(b, &h);
+    send_seq(DOPA_MSG_HELLO, seq, b, sizeof b);
+}
+
+/* HELLO with this host's nonce: a new session after a reset, a resume otherwise */
 static void hello(void)
 {
-    uint8_t b[2];
-    dopa_put_u16(b, DOPA_PROTOCOL_VERSION);
-    send(DOPA_MSG_HELLO, b, 2);
+    send_hello_seq(++g_host_seq, g_session, DOPA_BUDGET_KEEP);
     ack_events();
 }
+
+static void resend_hello(uint16_t seq) { send_hello_seq(seq, g_session, DOPA_BUDGET_KEEP); }
+
+/* HELLO from another host (another nonce): always a new session */
+static void hello_new(void) { g_session++; hello(); }
 
 static void configure(uint16_t max_ms, uint16_t gap_ms, uint32_t budget_ms, uint16_t timeout_ms, uint16_t debounce_us)
 {
@@ -101,6 +123,183 @@ static uint16_t valve_pulse(uint16_t ms)
     uint8_t b[2];
     dopa_put_u16(b, ms);
     return send(DOPA_MSG_VALVE_PULSE, b, 2);
+}
+
+/* run the core for `us`, feeding every byte it transmits straight back to its receiver (an echoing line:
+ * a loopback plug, a pty with echo, crossed wiring); the frames are recorded as usual too */
+static void echo_for(uint32_t us)
+{
+    uint32_t end = g_now + us;
+    while (DOPA_AFTER(end, g_now + 1000)) {
+        const uint8_t *p;
+        uint8_t n, buf[DOPA_MAX_ENCODED + 1];
+        g_now += 1000;
+        rig_poll(g_now);
+        while ((n = rig_tx_next(&p)) != 0) {
+            memcpy(buf, p, n);
+            rig_tx_sent(g_now);
+            for (uint8_t i = 0; i < n; i++) {
+                dopa_frame_t f;
+                uint8_t err, hok;
+                if (dopa_decoder_feed(&g_dec, buf[i], &f, &err, &hok) == DOPA_RX_FRAME && g_nev < MAX_EV &&
+                    f.seq == g_expect) {
+                    g_expect++;
+                    g_ev[g_nev].type = f.type; g_ev[g_nev].seq = f.seq; g_ev[g_nev].len = f.body_len;
+                    memcpy(g_ev[g_nev].body, f.body, f.body_len);
+                    g_nev++;
+                }
+            }
+            for (uint8_t i = 0; i < n; i++) rig_rx_byte(buf[i], g_now);
+        }
+    }
+}
+
+static void test_echo_does_not_keep_the_device_alive(void)
+{
+    boot(); hello();
+    send(DOPA_MSG_CUE_ON, 0, 0);
+    uint32_t last_rx = g_now;
+    echo_for(1500000);                                 /* the host is gone; only our own frames come back */
+    CHECK(!g_pins.cue);
+    CHECK(!g_rig.armed);
+    uint32_t t_off;
+    CHECK(fake_edge_time('C', 0, 0, &t_off));
+    CHECK(DOPA_AFTER(last_rx + 1000000 + 2000, t_off) && DOPA_AFTER(t_off, last_rx + 1000000));
+}
+
+static void test_min_gap_holds_across_hello_and_boot(void)
+{
+    boot_now();                                        /* boot counts as a close: no opening within the gap */
+    g_now += 20000;
+    hello();
+    valve_pulse(10);
+    CHECK(!g_pins.valve);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MIN_GAP);
+    run_until(g_now + 31000, 100);                     /* 51 ms after boot */
+    valve_pulse(10);
+    CHECK(g_pins.valve);
+    run_until(g_now + 15000, 100);                     /* closed 5 ms ago */
+    CHECK(!g_pins.valve);
+    hello();                                           /* neither a new session ... */
+    valve_pulse(10);
+    CHECK(!g_pins.valve);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MIN_GAP);
+    run_until(g_now + 60000, 100);
+    valve_pulse(10);
+    CHECK(g_pins.valve);
+    run_until(g_now + 60000, 100);
+    configure(1000, 50, 30000, 100, 2000);
+    send(DOPA_MSG_VALVE_OPEN, 0, 0);
+    run_until(g_now + 101000, 1000);                   /* ... nor a host timeout (closing the valve) ... */
+    CHECK(!g_rig.armed && !g_pins.valve);
+    hello();                                           /* ... and a re-arm clear it */
+    CHECK(g_rig.armed);
+    valve_pulse(10);
+    CHECK(!g_pins.valve);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MIN_GAP);
+}
+
+static void hello_reply(dopa_hello_reply_t *h) { dopa_unpack_hello_reply(last0(DOPA_MSG_HELLO_REPLY)->body, h); }
+
+static void test_resume_after_host_timeout_keeps_the_session(void)
+{
+    boot(); hello();
+    dopa_hello_reply_t h;
+    hello_reply(&h);
+    CHECK_EQ(h.session, g_session);
+    CHECK_EQ(h.dropped, 0);
+    configure(1000, 10, 100, 200, 2000);
+    uint8_t b[2];
+    dopa_put_u16(b, 60);
+    uint16_t s = send(DOPA_MSG_VALVE_PULSE, b, 2);
+    run_until(g_now + 300000, 1000);                   /* pulse over, then the host timeout */
+    CHECK(!g_rig.armed);
+    ack_events();
+    int before = g_nev;
+    int replies = count(DOPA_MSG_HELLO_REPLY);
+    hello();                                           /* the same nonce: a resume, answered by ACK */
+    CHECK_EQ(count(DOPA_MSG_HELLO_REPLY), replies);
+    const ev_t *r = &g_ev[before];
+    dopa_ack_t a;
+    dopa_unpack_ack(r->body, &a);
+    CHECK_EQ(r->type, DOPA_MSG_ACK);
+    CHECK_EQ(r->seq, g_ev[before - 1].seq + 1);        /* the device seq goes on */
+    CHECK_EQ(a.cmd_type, DOPA_MSG_HELLO);
+    CHECK_EQ(a.value, 0);                              /* lost_total */
+    CHECK(g_rig.armed);
+    send_seq(DOPA_MSG_VALVE_PULSE, s, b, 2);           /* an old retry: the stored reply, not a new pulse */
+    CHECK(!g_pins.valve);
+    CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), 1);
+    valve_pulse(60);                                   /* the budget (100 ms) kept its 60 ms used */
+    CHECK(!g_pins.valve);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_BUDGET);
+    valve_pulse(40);
+    CHECK(g_pins.valve);
+}
+
+static void test_new_session_counts_dropped_events_and_takes_a_budget(void)
+{
+    boot(); hello();
+    send(DOPA_MSG_CUE_ON, 0, 0);                       /* CUE_ONSET + ACK, never acknowledged */
+    send(DOPA_MSG_CUE_OFF, 0, 0);                      /* CUE_OFFSET + ACK */
+    CHECK_EQ(g_rig.ring_count, 4);
+    g_session++;
+    send_hello_seq(++g_host_seq, g_session, 70);       /* a new session with 70 ms of water */
+    dopa_hello_reply_t h;
+    hello_reply(&h);
+    CHECK_EQ(last0(DOPA_MSG_HELLO_REPLY)->seq, 0);
+    CHECK_EQ(h.session, g_session);
+    CHECK_EQ(h.dropped, 4);
+    CHECK_EQ(h.lost_total, 4);
+    CHECK_EQ(h.budget_valve_ms, 70);
+    ack_events();
+    valve_pulse(60);
+    CHECK(g_pins.valve);
+    run_until(g_now + 100000, 1000);
+    valve_pulse(20);                                   /* 60 + 20 > 70 */
+    CHECK(!g_pins.valve);
+    ack_events();
+    hello_new();                                       /* nothing unacknowledged: none dropped ... */
+    hello_reply(&h);
+    CHECK_EQ(h.dropped, 0);
+    CHECK_EQ(h.lost_total, 4);                         /* ... and the count survives HELLO */
+    CHECK_EQ(h.budget_valve_ms, 70);                   /* budget_keep */
+    g_session++;
+    send_hello_seq(++g_host_seq, g_session, DOPA_LIMIT_BUDGET_VALVE_MS_MAX + 1);
+    CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+}
+
+static void test_retried_hello_does_not_rerun_a_command(void)
+{
+    boot(); run_until(g_now + 60000, 1000);
+    hello();
+    uint16_t h = g_host_seq - 1;                       /* the HELLO's seq (hello() then sent an EVENT_ACK) */
+    uint8_t b[2];
+    dopa_put_u16(b, 10);
+    uint16_t s = send(DOPA_MSG_VALVE_PULSE, b, 2);
+    CHECK(g_pins.valve);
+    run_until(g_now + 100000, 100);                    /* closed, and past the min gap */
+    resend_hello(h);                                   /* the host's HELLO retry arrives late ... */
+    send_seq(DOPA_MSG_VALVE_PULSE, s, b, 2);           /* ... and so does a retry of the pulse */
+    CHECK(!g_pins.valve);
+    CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), 1);
+    CHECK_EQ(last0(DOPA_MSG_ACK)->body[6], DOPA_MSG_VALVE_PULSE);
+}
+
+static void test_hello_sends_the_events_it_causes(void)
+{
+    boot(); run_until(g_now + 60000, 1000);
+    hello();
+    send(DOPA_MSG_CUE_ON, 0, 0);
+    send(DOPA_MSG_VALVE_OPEN, 0, 0);
+    CHECK(g_pins.cue && g_pins.valve);
+    int opened = count(DOPA_MSG_VALVE_OPENED);
+    hello_new();                                       /* another host: a new session */
+    CHECK(!g_pins.cue && !g_pins.valve);
+    CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), opened);
+    CHECK_EQ(count(DOPA_MSG_CUE_OFFSET), 1);           /* the outputs it switched off are reported */
+    CHECK_EQ(count(DOPA_MSG_VALVE_CLOSED), 1);
+    CHECK_EQ(last0(DOPA_MSG_VALVE_CLOSED)->body[8], DOPA_CLOSE_CAUSE_ALL_OFF);
 }
 
 static void test_boot_and_arming(void)
@@ -120,10 +319,10 @@ static void test_boot_and_arming(void)
     valve_pulse(50);                                   /* disarmed: refused, nothing moves */
     CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_NOT_ARMED);
     CHECK(!g_pins.valve);
-    uint8_t bad[2] = {99, 0};
-    send(DOPA_MSG_HELLO, bad, 2);
+    uint8_t bad[DOPA_MSG_HELLO_SIZE] = {99, 0};
+    send(DOPA_MSG_HELLO, bad, sizeof bad);
     CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_VERSION);
-    g_now = 5000;
+    g_now = 60000;                                     /* past the minimum gap after boot */
     hello();
     const ev_t *r = last(DOPA_MSG_HELLO_REPLY);
     CHECK_EQ(r->seq, 0);                               /* HELLO restarts the device sequence */
@@ -214,7 +413,7 @@ static void test_budget(void)
     run_until(g_now + 50000, 100);
     send(DOPA_MSG_VALVE_OPEN, 0, 0);                   /* nothing left */
     CHECK(!g_pins.valve);
-    hello();                                           /* a new session resets the budget */
+    hello_new();                                       /* a new session resets the budget */
     valve_pulse(60);
     CHECK(g_pins.valve);
 }
@@ -733,5 +932,11 @@ int main(void)
     RUN(test_max_open_cut_has_priority_over_trial_actions);
     RUN(test_lick_polarity_flip_long_after_the_last_edge);
     RUN(test_back_to_back_programmed_pulses_merge);
+    RUN(test_echo_does_not_keep_the_device_alive);
+    RUN(test_min_gap_holds_across_hello_and_boot);
+    RUN(test_retried_hello_does_not_rerun_a_command);
+    RUN(test_hello_sends_the_events_it_causes);
+    RUN(test_resume_after_host_timeout_keeps_the_session);
+    RUN(test_new_session_counts_dropped_events_and_takes_a_budget);
     return REPORT("test_rig");
 }

@@ -21,6 +21,7 @@ class Link:
         self.expect = 0          # next device seq
         self.seq = 0
         self.quiet = False       # True: send nothing on our own (no EVENT_ACK), to test host silence
+        self.session = 1         # HELLO session nonce (the same one resumes the session)
 
     def send_raw(self, wire: bytes) -> None:
         self.port.write(wire)
@@ -71,7 +72,8 @@ class Link:
         """Open a session: HELLO until the reply (the first bytes may arrive before the UART is up)."""
         end = time.monotonic() + 5.0
         while time.monotonic() < end:
-            seq = self.send("HELLO", protocol_version=P.PROTOCOL_VERSION)
+            seq = self.send("HELLO", protocol_version=P.PROTOCOL_VERSION, session=self.session,
+                            budget_valve_ms=P.BUDGET_KEEP)
             try:
                 return self.wait(lambda e: isinstance(e, P.HelloReply) and e.boot == 0 and e.cmd_seq == seq, 0.5)
             except AssertionError:

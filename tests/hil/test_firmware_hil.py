@@ -249,3 +249,24 @@ def test_unacknowledged_events_are_resent_go_back_n(emulated_dut: EmulatedDUT, l
     time.sleep(0.2)
     later = [type(r.msg).__name__ for r in decoder.feed(link.port.read(4096))]
     assert "Ack" not in later and "CueOnset" not in later
+
+
+def test_an_echoing_line_does_not_keep_the_firmware_alive(emulated_dut: EmulatedDUT, link: Link) -> None:
+    """The device's own bytes looped back to it (a loopback plug, a pty with echo, crossed wiring) are no
+    host: the host timeout (1 s) still turns everything off and disarms."""
+    link.hello()
+    assert isinstance(link.command("CUE_ON"), P.Ack)
+    t_last = emulated_dut.now_us()                     # after the last frame from the host
+    end = time.monotonic() + 1.6
+    while time.monotonic() < end:                      # from now on only an echo
+        data = link.port.read(4096)
+        if data:
+            link.port.write(data)
+        time.sleep(0.001)
+    (t_on, _), (t_off, level) = emulated_dut.wait_edges("cue", 2, timeout=1.0)
+    assert level == 0 and t_last + 990_000 <= t_off <= t_last + 1_050_000, (t_off - t_last)
+    link.keepalive(0.3)                                # take in what the echo left in the ring
+    seq = link.send("VALVE_PULSE", ms=10)
+    nack = link.wait(lambda e: isinstance(e, P.Nack) and e.cmd_seq == seq and e.cmd_type == P.MsgId.VALVE_PULSE)
+    assert nack.reason == P.NackReason.NOT_ARMED
+    assert emulated_dut.pin_edges("valve") == []

@@ -69,6 +69,7 @@ void rig_event_trip(uint32_t t, uint8_t reason, int32_t value)
     }
     if (i >= 4u || (g_rig.trip_latched & (1u << i))) {   /* the same limit again before the first got out */
         g_rig.lost++;
+        g_rig.lost_total++;
         return;
     }
     g_rig.trip_latched = (uint8_t)(g_rig.trip_latched | (1u << i));
@@ -80,11 +81,12 @@ void rig_event(uint8_t type, const uint8_t *body, uint8_t len)
 {
     if (type != DOPA_MSG_HELLO_REPLY) flush_trips();   /* a HELLO_REPLY opens the sequence at 0 */
     if (g_rig.lost) {
-        if (!fits(DOPA_MSG_ERROR_SIZE)) { g_rig.lost++; return; }
+        if (!fits(DOPA_MSG_ERROR_SIZE)) { g_rig.lost++; g_rig.lost_total++; return; }
         push_overflow_report(dopa_get_u32(body));   /* every event body starts with t_us */
     }
     if (!fits(len)) {
         g_rig.lost++;
+        g_rig.lost_total++;
         return;
     }
     push(type, body, len);
@@ -101,6 +103,16 @@ void rig_events_reset(void)
     g_rig.ring_seq = 0;
     g_rig.lost = 0;
     g_rig.tx_len = 0;
+}
+
+uint16_t rig_events_drop(void)
+{
+    uint16_t n = 0, off = g_rig.ring_head;
+    for (uint8_t i = 0; i < g_rig.ring_count; i++, off = next_entry(off))
+        if (at(off) != DOPA_MSG_HELLO_REPLY) n++;   /* a HELLO_REPLY is superseded by the next one */
+    g_rig.lost_total += n;
+    rig_events_reset();
+    return n;
 }
 
 void rig_events_ack(uint16_t next_expected, uint32_t now)

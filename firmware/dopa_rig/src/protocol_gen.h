@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#define DOPA_PROTOCOL_VERSION 1u
-#define DOPA_SCHEMA_HASH 0xF2192FD4UL
+#define DOPA_PROTOCOL_VERSION 2u
+#define DOPA_SCHEMA_HASH 0x0F38B10BUL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -21,6 +21,7 @@
 #define DOPA_MAX_ACTIONS 16u
 #define DOPA_ANALOG_BATCH 8u
 #define DOPA_FIRMWARE_VERSION 256u
+#define DOPA_BUDGET_KEEP 4294967295u
 
 /* Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp. */
 #define DOPA_PIN_LICK 2u
@@ -144,7 +145,7 @@
 
 /* message ids (commands 0x01..0x7F host->device, events 0x80..0xFF device->host) and body sizes */
 #define DOPA_MSG_HELLO 0x01u
-#define DOPA_MSG_HELLO_SIZE 2u
+#define DOPA_MSG_HELLO_SIZE 10u
 #define DOPA_MSG_PING 0x02u
 #define DOPA_MSG_PING_SIZE 4u
 #define DOPA_MSG_CONFIGURE 0x03u
@@ -190,7 +191,7 @@
 #define DOPA_MSG_NACK 0x81u
 #define DOPA_MSG_NACK_SIZE 8u
 #define DOPA_MSG_HELLO_REPLY 0x82u
-#define DOPA_MSG_HELLO_REPLY_SIZE 38u
+#define DOPA_MSG_HELLO_REPLY_SIZE 48u
 #define DOPA_MSG_LICK_ON 0x83u
 #define DOPA_MSG_LICK_ON_SIZE 4u
 #define DOPA_MSG_LICK_OFF 0x84u
@@ -237,7 +238,7 @@ static inline int32_t dopa_get_i32(const uint8_t *b) { return (int32_t)dopa_get_
 /* body size of a message type, or -1 for an unknown type */
 static inline int16_t dopa_body_size(uint8_t type) {
     switch (type) {
-    case DOPA_MSG_HELLO: return 2;
+    case DOPA_MSG_HELLO: return 10;
     case DOPA_MSG_PING: return 4;
     case DOPA_MSG_CONFIGURE: return 13;
     case DOPA_MSG_VALVE_PULSE: return 2;
@@ -260,7 +261,7 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_TRIAL_START: return 1;
     case DOPA_MSG_ACK: return 11;
     case DOPA_MSG_NACK: return 8;
-    case DOPA_MSG_HELLO_REPLY: return 38;
+    case DOPA_MSG_HELLO_REPLY: return 48;
     case DOPA_MSG_LICK_ON: return 4;
     case DOPA_MSG_LICK_OFF: return 4;
     case DOPA_MSG_VALVE_OPENED: return 6;
@@ -292,16 +293,22 @@ static inline uint16_t dopa_tone_applied_hz(uint16_t freq_hz) {
     uint16_t top = dopa_tone_top(freq_hz);
     return (uint16_t)((DOPA_TONE_TIMER_HZ + top / 2u) / top); }
 
-/* 0x01 HELLO (command): Open a session: checks the protocol version, arms the outputs, resets budget, reply window and device seq. Reply: HELLO_REPLY. */
+/* 0x01 HELLO (command): Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget kept; reply: ACK, value = lost_total); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one; reply: HELLO_REPLY). */
 typedef struct {
     uint16_t protocol_version;
+    uint32_t session;
+    uint32_t budget_valve_ms;
 } dopa_hello_t;
 static inline uint8_t dopa_pack_hello(uint8_t *b, const dopa_hello_t *m) {
     dopa_put_u16(b + 0, m->protocol_version);
-    return 2;
+    dopa_put_u32(b + 2, m->session);
+    dopa_put_u32(b + 6, m->budget_valve_ms);
+    return 10;
 }
 static inline void dopa_unpack_hello(const uint8_t *b, dopa_hello_t *m) {
     m->protocol_version = dopa_get_u16(b + 0);
+    m->session = dopa_get_u32(b + 2);
+    m->budget_valve_ms = dopa_get_u32(b + 6);
 }
 
 /* 0x02 PING (command): Round trip. ACK value = nonce. */
@@ -625,7 +632,7 @@ static inline void dopa_unpack_nack(const uint8_t *b, dopa_nack_t *m) {
     m->reason = dopa_get_u8(b + 7);
 }
 
-/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0). Pins are Arduino digital numbers (analog: 14 = A0). */
+/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). */
 typedef struct {
     uint32_t t_us;
     uint16_t cmd_seq;
@@ -649,6 +656,9 @@ typedef struct {
     uint8_t flags;
     uint8_t max_actions;
     uint8_t event_ring;
+    uint32_t session;
+    uint16_t dropped;
+    uint32_t lost_total;
 } dopa_hello_reply_t;
 static inline uint8_t dopa_pack_hello_reply(uint8_t *b, const dopa_hello_reply_t *m) {
     dopa_put_u32(b + 0, m->t_us);
@@ -673,7 +683,10 @@ static inline uint8_t dopa_pack_hello_reply(uint8_t *b, const dopa_hello_reply_t
     dopa_put_u8(b + 35, m->flags);
     dopa_put_u8(b + 36, m->max_actions);
     dopa_put_u8(b + 37, m->event_ring);
-    return 38;
+    dopa_put_u32(b + 38, m->session);
+    dopa_put_u16(b + 42, m->dropped);
+    dopa_put_u32(b + 44, m->lost_total);
+    return 48;
 }
 static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t *m) {
     m->t_us = dopa_get_u32(b + 0);
@@ -698,6 +711,9 @@ static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t 
     m->flags = dopa_get_u8(b + 35);
     m->max_actions = dopa_get_u8(b + 36);
     m->event_ring = dopa_get_u8(b + 37);
+    m->session = dopa_get_u32(b + 38);
+    m->dropped = dopa_get_u16(b + 42);
+    m->lost_total = dopa_get_u32(b + 44);
 }
 
 /* 0x83 LICK_ON (event): Debounced lick onset; t_us = time of the first edge of the change. */

@@ -12,7 +12,7 @@
 
 rig_t g_rig;
 
-static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot)
+static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot, uint16_t dropped)
 {
     dopa_hello_reply_t h;
     uint8_t b[DOPA_MSG_HELLO_REPLY_SIZE];
@@ -38,6 +38,9 @@ static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot)
     h.flags = g_rig.flags;
     h.max_actions = DOPA_MAX_ACTIONS;
     h.event_ring = DOPA_EVENT_RING;
+    h.session = g_rig.session;
+    h.dropped = dropped;
+    h.lost_total = g_rig.lost_total;
     dopa_pack_hello_reply(b, &h);
     rig_event(DOPA_MSG_HELLO_REPLY, b, sizeof b);
 }
@@ -104,7 +107,9 @@ void rig_init(uint8_t reset_cause, uint32_t now)
     dopa_decoder_init(&g_rig.dec);
     rig_events_reset();
     g_rig.last_rx_us = now;
-    send_hello_reply(now, 0, 1);
+    g_rig.valve_last_close_us = now;          /* boot counts as a close: the minimum gap holds across a reset */
+    g_rig.valve_ever_closed = 1;
+    send_hello_reply(now, 0, 1, 0);
 }
 
 static uint8_t in_range(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
@@ -193,32 +198,52 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
     }
 }
 
+/* HELLO (docs/rig.md, "Sessions"): the nonce of the current session resumes it (re-armed; reply window,
+ * device seq, event ring, budget and limits kept; answered by ACK, value = lost_total); any other nonce
+ * starts a new session (answered by HELLO_REPLY). */
 static void hello(uint32_t now, uint16_t seq, const uint8_t *body)
 {
-    if (dopa_get_u16(body) != DOPA_PROTOCOL_VERSION) {
+    dopa_hello_t h;
+    dopa_unpack_hello(body, &h);
+    if (h.protocol_version != DOPA_PROTOCOL_VERSION) {
         reply(now, seq, DOPA_MSG_HELLO, DOPA_NACK_REASON_VERSION, 0, 0);
         return;
     }
-    rig_programs_clear(now);                  /* a new session starts from a clean state ... */
-    rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);
-    rig_events_reset();                       /* ... and an empty ring: device seq restarts at 0 */
+    if (h.session != 0 && h.session == g_rig.session) {
+        if (!g_rig.armed) g_rig.last_hb_us = now;
+        g_rig.armed = 1;
+        reply(now, seq, DOPA_MSG_HELLO, 0, (int32_t)g_rig.lost_total, 0);   /* a small answer: ACK */
+        return;
+    }
+    if (h.budget_valve_ms != DOPA_BUDGET_KEEP && h.budget_valve_ms > DOPA_LIMIT_BUDGET_VALVE_MS_MAX) {
+        reply(now, seq, DOPA_MSG_HELLO, DOPA_NACK_REASON_BAD_VALUE, 0, 0);
+        return;
+    }
+    uint16_t dropped = rig_events_drop();     /* unacknowledged events of the old session: counted, not sent; */
+                                              /* the device seq restarts at 0 with the HELLO_REPLY */
     memset(g_rig.replies, 0, sizeof g_rig.replies);
     g_rig.reply_next = 0;
-    g_rig.budget_used_us = 0;
-    g_rig.valve_ever_closed = 0;
+    g_rig.session = h.session;
+    g_rig.budget_used_us = 0;                 /* a valve still open counts against the new budget */
+    if (h.budget_valve_ms != DOPA_BUDGET_KEEP) g_rig.budget_valve_ms = h.budget_valve_ms;
+    send_hello_reply(now, seq, 0, dropped);
+    rig_programs_clear(now);                  /* a new session starts from a clean state; the events this */
+    rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);   /* causes are sent in the new session */
     g_rig.armed = 1;
     g_rig.last_hb_us = now;
-    send_hello_reply(now, seq, 0);
 }
 
 static void handle_frame(const dopa_frame_t *f, uint32_t now)
 {
     int16_t size = dopa_body_size(f->type);
     g_rig.rx_frames++;
-    g_rig.last_rx_us = now;
     if (f->type == DOPA_MSG_EVENT_ACK) {
-        if (f->body_len == DOPA_MSG_EVENT_ACK_SIZE) rig_events_ack(dopa_get_u16(f->body), now);
-        else g_rig.rx_errors++;
+        if (f->body_len == DOPA_MSG_EVENT_ACK_SIZE) {
+            g_rig.last_rx_us = now;
+            rig_events_ack(dopa_get_u16(f->body), now);
+        } else {
+            g_rig.rx_errors++;
+        }
         return;
     }
     if (size < 0 || f->type >= 0x80) {
@@ -229,6 +254,7 @@ static void handle_frame(const dopa_frame_t *f, uint32_t now)
         reply(now, f->seq, f->type, DOPA_NACK_REASON_BAD_LENGTH, 0, 0);
         return;
     }
+    g_rig.last_rx_us = now;                   /* only a well-formed host command shows the host is there */
     if (f->type == DOPA_MSG_HELLO) {
         hello(now, f->seq, f->body);
         return;

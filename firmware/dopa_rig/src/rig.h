@@ -57,6 +57,8 @@ typedef struct {
     /* session */
     uint8_t armed;
     uint8_t reset_cause;
+    uint32_t session;      /* the host's nonce of the current session (0: none since reset) */
+    uint32_t lost_total;   /* events lost since reset (ring overflow, dropped by a new session) */
     uint32_t last_rx_us;
     uint32_t last_hb_us;
     uint16_t rx_frames, rx_errors;
@@ -145,6 +147,8 @@ void rig_event_trip(uint32_t t, uint8_t reason, int32_t value);
 /* outputs.c: close the valve now if its close time has come (the cut has priority over trial actions) */
 void rig_valve_due(void);
 void rig_events_reset(void);
+/* A new session: count the unacknowledged events (HELLO_REPLYs aside) as lost, empty the ring; returns the count. */
+uint16_t rig_events_drop(void);
 void rig_events_ack(uint16_t next_expected, uint32_t now);
 void rig_events_poll(uint32_t now);
 uint32_t rig_events_idle_us(uint32_t now);

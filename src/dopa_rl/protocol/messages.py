@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
-PROTOCOL_VERSION = 1
-SCHEMA_HASH = 0xF2192FD4
+PROTOCOL_VERSION = 2
+SCHEMA_HASH = 0x0F38B10B
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -26,6 +26,7 @@ DEVICE_HEARTBEAT_MS = 500
 MAX_ACTIONS = 16
 ANALOG_BATCH = 8
 FIRMWARE_VERSION = 256
+BUDGET_KEEP = 4294967295
 
 # Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp.
 PINS: dict[str, int] = {"lick": 2, "valve": 8, "cue": 13, "tone": 9, "ttl": 7, "analog": 14}
@@ -211,9 +212,11 @@ class MsgId(IntEnum):
 
 
 class Hello(NamedTuple):
-    """Command 0x01: Open a session: checks the protocol version, arms the outputs, resets budget, reply window and device seq. Reply: HELLO_REPLY."""
+    """Command 0x01: Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget kept; reply: ACK, value = lost_total); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one; reply: HELLO_REPLY)."""
 
     protocol_version: int
+    session: int
+    budget_valve_ms: int
 
 
 class Ping(NamedTuple):
@@ -368,7 +371,7 @@ class Nack(NamedTuple):
 
 
 class HelloReply(NamedTuple):
-    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0). Pins are Arduino digital numbers (analog: 14 = A0)."""
+    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO)."""
 
     t_us: int
     cmd_seq: int
@@ -392,6 +395,9 @@ class HelloReply(NamedTuple):
     flags: int
     max_actions: int
     event_ring: int
+    session: int
+    dropped: int
+    lost_total: int
 
 
 class LickOn(NamedTuple):
@@ -521,7 +527,7 @@ class MessageSpec:
 
 
 MESSAGES: tuple[MessageSpec, ...] = (
-    MessageSpec(0x01, "HELLO", "command", Hello, (("protocol_version", "u16", 1),), struct.Struct("<H")),
+    MessageSpec(0x01, "HELLO", "command", Hello, (("protocol_version", "u16", 1), ("session", "u32", 1), ("budget_valve_ms", "u32", 1)), struct.Struct("<HII")),
     MessageSpec(0x02, "PING", "command", Ping, (("nonce", "i32", 1),), struct.Struct("<i")),
     MessageSpec(0x03, "CONFIGURE", "command", Configure, (("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1)), struct.Struct("<HHIHHB")),
     MessageSpec(0x10, "VALVE_PULSE", "command", ValvePulse, (("ms", "u16", 1),), struct.Struct("<H")),
@@ -544,7 +550,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x34, "TRIAL_START", "command", TrialStart, (("when", "u8", 1),), struct.Struct("<B")),
     MessageSpec(0x80, "ACK", "event", Ack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("value", "i32", 1)), struct.Struct("<IHBi")),
     MessageSpec(0x81, "NACK", "event", Nack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("reason", "u8", 1)), struct.Struct("<IHBB")),
-    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("pin_lick", "u8", 1), ("pin_valve", "u8", 1), ("pin_cue", "u8", 1), ("pin_tone", "u8", 1), ("pin_ttl", "u8", 1), ("pin_analog", "u8", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1), ("max_actions", "u8", 1), ("event_ring", "u8", 1)), struct.Struct("<IHBHHIBBBBBBBBHHIHHBBB")),
+    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("pin_lick", "u8", 1), ("pin_valve", "u8", 1), ("pin_cue", "u8", 1), ("pin_tone", "u8", 1), ("pin_ttl", "u8", 1), ("pin_analog", "u8", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1), ("max_actions", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1)), struct.Struct("<IHBHHIBBBBBBBBHHIHHBBBIHI")),
     MessageSpec(0x83, "LICK_ON", "event", LickOn, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x84, "LICK_OFF", "event", LickOff, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x85, "VALVE_OPENED", "event", ValveOpened, (("t_us", "u32", 1), ("planned_ms", "u16", 1)), struct.Struct("<IH")),

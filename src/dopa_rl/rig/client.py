@@ -18,8 +18,8 @@ How it works (the behaviour contract is docs/rig.md):
   pending command makes it resend at once (the NACK is still delivered as an event: the device reported
   it).  Replies re-sent for retries are recognised by ``cmd_seq`` and not delivered twice.  :meth:`send` returns a :class:`PendingCommand` (a future); :meth:`command` waits.
 * **Events** carry the device's own sequence number.  Only the next expected one is accepted
-  (duplicates and frames after a gap are dropped); ``EVENT_ACK(next_expected)`` is sent promptly, and the
-  device's go-back-N resends whatever was lost, so each event reaches :attr:`events` (a queue) and the
+  (duplicates are dropped, frames after a gap kept until it fills); ``EVENT_ACK(next_expected)`` is sent
+  promptly, and the device's go-back-N resends whatever was lost, so each event reaches :attr:`events` (a queue) and the
   listeners exactly once and in order.  Each :class:`Event` has the 64-bit device time and the host time
   it maps to (:class:`~dopa_rl.rig.clocksync.ClockMap`, refitted continuously from arrival times).
 * A **worker thread** does all reading, acknowledging, retrying and heart-beating; the caller never
@@ -29,10 +29,10 @@ How it works (the behaviour contract is docs/rig.md):
   until ``reconnect_timeout_s``, then resends pending commands with their original seqs and
   re-acknowledges events.  If the device session survived (outage shorter than its host timeout), nothing
   is lost or repeated.  If the device rebooted (unsolicited HELLO_REPLY) or disarmed itself (SAFETY_TRIP
-  HOST_TIMEOUT), the session is gone: with ``auto_rearm`` the client sends HELLO again and re-applies the
-  last CONFIGURE with the volume budget reduced by what this client already saw delivered; commands the
-  device refused as NOT_ARMED are then resent under new seqs; commands that were in flight when the device
-  *rebooted* fail with :class:`DeviceError` (they may or may not have run; never repeated blindly).
+  HOST_TIMEOUT), ``auto_rearm`` sends HELLO with this client's session nonce: a resume (nothing lost) or,
+  after a reset, a new session with the remaining volume budget (:mod:`dopa_rl.rig.client_session`);
+  commands refused as NOT_ARMED are then resent under new seqs; commands in flight across a reset fail
+  with :class:`CommandOutcomeUnknown` (they may or may not have run; never repeated blindly).
 * A **raw log** (:mod:`dopa_rl.rig.rawlog`) of every byte both ways, if ``rawlog`` is given.
 """
 from __future__ import annotations
@@ -53,18 +53,18 @@ from dopa_rl.protocol import codec
 from dopa_rl.protocol.messages import MsgId, NackReason
 from dopa_rl.rig.client_commands import DeviceCommands, check_wire
 from dopa_rl.rig.client_lifecycle import ClientLifecycle
+from dopa_rl.rig.client_session import CommandOutcomeUnknown, RearmRecord, SessionMixin, new_nonce
 from dopa_rl.rig.client_types import CommandRefused, Event, PendingCommand
 from dopa_rl.rig.clocksync import ClockMap, Unwrapper
 from dopa_rl.rig.rawlog import RX, TX, RawLogWriter
 
-__all__ = ["DeviceClient", "Event", "PendingCommand", "CommandRefused", "Action"]
+__all__ = ["DeviceClient", "Event", "PendingCommand", "CommandRefused", "CommandOutcomeUnknown", "RearmRecord",
+           "Action"]
 
 Action = P.Action
 _INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
-# each HELLO received starts a new device session (unacknowledged events dropped), and a lost HELLO_REPLY
-_HELLO_RETRY_S = 4 * P.RETRANSMIT_MS / 1000  # is resent by go-back-N: retry HELLO only after 4 of those
 
-class DeviceClient(ClientLifecycle, DeviceCommands):
+class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
     """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
 
     def __init__(self, port: serial.SerialBase, *, rawlog: str | os.PathLike[str] | RawLogWriter | None = None,
@@ -94,7 +94,8 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         self.stats = {k: 0 for k in ("frames_in", "accepted", "events", "duplicates", "out_of_order", "retries",
                                      "duplicate_replies", "nack_bad_crc", "event_acks", "heartbeats",
                                      "disconnects", "reconnects", "device_resets", "rearms", "resyncs",
-                                     "decode_errors", "foreign_frames", "events_dropped")}
+                                     "decode_errors", "foreign_frames", "events_dropped", "resumes",
+                                     "new_sessions")}
         self._listeners: list[Callable[[Event], None]] = []
         self._decoder = codec.FrameDecoder(on_error=self._on_decode_error)
         self._unwrap = Unwrapper()
@@ -119,10 +120,19 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         self._dead: DeviceError | None = None
         self._stale_first: float | None = None  # first and last unusable frame since the last accepted one
         self._stale_last = 0.0
-        self.resync_s = 1.0
+        self.resync_s = 5.0                      # fallback only: a renumbering is seen in the replies at once
         self._config: P.Configure | None = None
         self._reconfig_cmd: PendingCommand | None = None
-        self._valve_used_us = 0
+        self._valve_used_us = 0                  # valve time this client saw delivered (all sessions)
+        self._valve_open_planned_us = 0          # planned time of a valve seen open, not yet closed
+        self._valve_opened_seen = False          # a VALVE_OPENED since the last valve command's ACK
+        self._budget_base: int | None = None     # the device's budget at start() (when configure() was not used)
+        self._budget_offset_ms = 0               # valve time given in device sessions before the current one
+        self._rearming = False                   # a re-arming HELLO is pending: other commands are held
+        self.session_nonce = new_nonce()
+        self.rearm_log: list[RearmRecord] = []
+        self._hello_seqs: deque[int] = deque(maxlen=32)   # our recent HELLOs: any may be the one answered
+        self._ahead: dict[int, codec.Received] = {}         # frames received beyond a gap, by device seq
         self._last_trip: tuple[Any, int | None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -140,7 +150,8 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
             self._thread = threading.Thread(target=self._run, name="dopa-rl-device-client", daemon=True)
             self._thread.start()
         try:
-            reply = self._send(P.Hello(self.protocol_version), internal=False).result(handshake_timeout_s, check=False)
+            self.rearm_log.append(RearmRecord("start", self.time_fn(), P.BUDGET_KEEP))
+            reply = self._send(self._hello_msg(P.BUDGET_KEEP), internal=False).result(handshake_timeout_s, check=False)
         except DeviceError as exc:
             self.stop()
             raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} within "
@@ -170,18 +181,6 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         except (serial.SerialException, OSError, ValueError):
             pass
 
-    def rearm(self, timeout_s: float = 3.0) -> P.HelloReply:
-        """Start a new device session now (HELLO), e.g. after SAFETY_TRIP HOST_TIMEOUT with ``auto_rearm=False``.
-
-        Re-applies the last :meth:`configure` with the volume budget reduced by the valve time already
-        delivered; returns the HELLO_REPLY.
-        """
-        self._reconfig_cmd = None
-        reply = self._send(P.Hello(self.protocol_version), internal=True).result(timeout_s)
-        self._check_versions(reply)
-        if self._reconfig_cmd is not None:
-            self._reconfig_cmd.result(timeout_s)
-        return reply
 
     # ------------------------------------------------------------------ public API
     def send(self, msg: Any, timeout: float | None = None) -> PendingCommand:
@@ -227,10 +226,13 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         pend = self._pending.values()
         if sum(1 for p in pend if not p.internal) >= self.max_in_flight:
             return False
-        oldest = min((p.order for p in pend), default=self._allocated)
+        # (a HELLO is never in the device's reply memory: a pending one does not count)
+        oldest = min((p.order for p in pend if p.type_id != MsgId.HELLO), default=self._allocated)
         return self._allocated - oldest < P.REPLY_WINDOW - 4
 
     def _send(self, msg: Any, internal: bool = False, window_timeout: float = 5.0) -> PendingCommand:
+        if isinstance(msg, P.Configure) and not internal:
+            msg = self._device_configure(msg)   # the session's budget, less what earlier device sessions gave
         with self._window:
             if self._dead is not None:
                 raise self._dead
@@ -245,9 +247,13 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
             pc = PendingCommand(seq, msg, internal, created=self.time_fn(), order=self._allocated)
             if isinstance(msg, P.Hello):
                 self._hello_cmd = pc
+                self._hello_seqs.append(seq)
             self._pending[pc.seq] = pc
             pc.sent_at = self.time_fn()
+            if self._rearming and not isinstance(msg, P.Hello):
+                return pc                        # held until the HELLO is answered (attempts stays 0)
             pc.attempts = 1
+            pc.sent_expected = self._expected
         if self._link_up:
             self._write(pc.wire)
         return pc
@@ -313,20 +319,27 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
             # for a while only frames we cannot accept, and go-back-N has not brought the next one: the
             # device restarted its numbering without us seeing why (e.g. a reboot whose banner was lost)
             self.stats["resyncs"] += 1
-            self._lose_session("lost sequence sync with the device")
-        elif self._expected is None and self.hello is not None and self.auto_rearm and self._link_up:
+            self._suspect_session("lost sequence sync with the device")
+        elif (self._expected is None or self._rearming) and self.hello is not None and self.auto_rearm and self._link_up:
             hc = self._hello_cmd
             if hc is not None and hc.done() and hc.error is not None:
-                self._rearm()  # the re-arming HELLO got no answer: try again
+                self._rearm("the re-arming HELLO got no answer")
         if self._unacked and (self._unacked >= 8 or now - self._last_ack_sent >= 0.002):
             self._ack_due = True
         if self._ack_due and now - self._last_ack_sent >= 0.001:
             self._send_event_ack(now)
+        elif self._rearming and now - self._last_ack_sent >= self.ack_timeout_s:
+            # nothing but HELLO goes out while it is pending: an EVENT_ACK (never answered, runs nothing)
+            # keeps the device's host deadline fresh
+            self._write(codec.encode(P.EventAck(self._expected or 0), 0), command=False)
+            self._last_ack_sent = now
         resend: list[PendingCommand] = []
         with self._lock:
+            self._expire_requeued(now)
             for pc in list(self._pending.values()):
-                if now - pc.sent_at >= (max(self.ack_timeout_s, _HELLO_RETRY_S) if pc.type_id == MsgId.HELLO
-                                        else self.ack_timeout_s):
+                if getattr(pc, "heard", False):
+                    continue                     # the device has our session: its HELLO_REPLY is on the way
+                if now - pc.sent_at >= (self._hello_retry_s() if pc.type_id == MsgId.HELLO else self.ack_timeout_s):
                     if now - pc.created > self.command_timeout_s and self._link_up:
                         del self._pending[pc.seq]
                         pc._finish(error=DeviceError(
@@ -334,6 +347,8 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
                             f"in {self.command_timeout_s} s"))
                         self._window.notify_all()
                         continue
+                    if self._rearming and pc.type_id != MsgId.HELLO:
+                        continue                 # held: a retry could reach a new device session
                     pc.sent_at = now
                     pc.attempts += 1
                     resend.append(pc)
@@ -375,7 +390,8 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         now = self.time_fn()
         self._expire_old(now)  # their callers were told they failed: never send them now
         with self._lock:
-            pend = sorted(self._pending.values(), key=lambda p: p.created)
+            pend = sorted((p for p in self._pending.values() if p.attempts and
+                           (not self._rearming or p.type_id == MsgId.HELLO)), key=lambda p: p.created)
         for pc in pend:
             pc.sent_at = now
             self._write(pc.wire)
@@ -412,11 +428,16 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
                     self._on_device_reset(rec, now)
                 return
             hc = self._hello_cmd
-            if hc is not None and msg.cmd_seq == hc.seq:
+            if hc is not None and self._answers_hello(msg, hc):
                 if self._hello_t is None or msg.t_us != self._hello_t or not hc.done():
-                    # reply to our HELLO: the device restarted its sequence numbers
+                    # reply to our HELLO starting a new session: the device restarted its sequence numbers
+                    # (a resumed session goes on with its numbers: its ACK is taken in order)
                     self._hello_t = msg.t_us
+                    if self._expected is not None and self.hello is not None:
+                        self._unwrap.reset()     # the device reset without our seeing its banner
+                        self.clock.reset()
                     self._expected = rec.seq
+                    self._ahead.clear()
                     # copies of an earlier boot banner all came before this reply (the device empties its
                     # ring on HELLO): a banner from now on is a new reset, even with the same boot t_us
                     self._boot_t = None
@@ -430,31 +451,55 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
                 hc._finish(reply=msg)
                 return
         if self._expected is None:
+            hc = self._hello_cmd
+            if isinstance(msg, P.Ack) and hc is not None and not hc.done() and self._answers_hello(msg, hc):
+                # a resume of the session our earlier HELLO started: that session's HELLO_REPLY (seq 0) is
+                # still in the device's ring and comes by go-back-N; another HELLO would change nothing
+                hc.heard = True
             return
         if rec.seq != self._expected:
             if (self._expected - rec.seq) & 0xFFFF < 0x8000:
+                if self._renumbered(msg, rec.seq):
+                    self.stats["resyncs"] += 1
+                    self._lose_session("lost sequence sync with the device (it renumbered its events: "
+                                       "a reset whose banner was lost)")
+                    return
                 self.stats["duplicates"] += 1
                 self._ack_due = True
             else:
                 self.stats["out_of_order"] += 1
+                if (rec.seq - self._expected) & 0xFFFF < 2 * P.EVENT_RING:
+                    # kept until the gap before it fills (go-back-N resends the whole ring; without this, a
+                    # lossy link drains it one frame per round)
+                    self._ahead.setdefault(rec.seq, rec)
             if self._stale_first is None:
                 self._stale_first = now
             self._stale_last = now
             return
+        self._accept(rec, now)
+        while self._expected is not None and self._expected in self._ahead:
+            self._accept(self._ahead.pop(self._expected), now)
+
+    def _accept(self, rec: codec.Received, now: float) -> None:
+        """The next event in device order: acknowledge, time, handle and deliver it."""
+        msg = rec.msg
         self._stale_first = None
-        self._expected = (self._expected + 1) & 0xFFFF
+        self._expected = (rec.seq + 1) & 0xFFFF
         self.stats["accepted"] += 1
         self._unacked += 1
         t64 = self._unwrap(msg.t_us, now)
         self.clock.add(t64, now)
-        if not self._handle(msg):
+        if not self._handle(msg, now):
             return
-        ev = Event(P.SPEC_BY_CLASS[type(msg)].name, msg, rec.seq, self._index, t64, self.clock.to_host(t64), now)
-        self._index += 1
         self.stats["events"] += 1
-        self._deliver(ev)
+        self._deliver(self._make_event(P.SPEC_BY_CLASS[type(msg)].name, msg, rec.seq, t64, self.clock.to_host(t64), now))
 
-    def _handle(self, msg: Any) -> bool:
+    def _make_event(self, name: str, msg: Any, seq: int, t64: int, t_host: float | None, now: float) -> Event:
+        ev = Event(name, msg, seq, self._index, t64, t_host, now)
+        self._index += 1
+        return ev
+
+    def _handle(self, msg: Any, now: float) -> bool:
         """Bookkeeping for one in-order event; False if it must not be delivered to the application."""
         if isinstance(msg, P.SafetyTrip):
             self._last_trip = (msg, self._expected)   # a refused command's NACK follows its trip at once
@@ -471,6 +516,9 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
         if isinstance(msg, (P.Ack, P.Nack, P.HelloReply)):
             with self._window:
                 pc = self._pending.get(msg.cmd_seq)
+                hc = self._hello_cmd
+                if hc is not None and not hc.done() and self._answers_hello(msg, hc):
+                    pc = hc                      # (an earlier copy of our HELLO may be the one answered)
                 if pc is None or pc.type_id != (MsgId.HELLO if isinstance(msg, P.HelloReply) else msg.cmd_type):
                     if msg.cmd_seq in self._answered:
                         self.stats["duplicate_replies"] += 1
@@ -478,79 +526,27 @@ class DeviceClient(ClientLifecycle, DeviceCommands):
                     return not (isinstance(msg, P.Nack) and msg.cmd_type in _INTERNAL)
                 if (isinstance(msg, P.Nack) and msg.reason == NackReason.NOT_ARMED and self.auto_rearm
                         and self.hello is not None and not pc.internal):
-                    # the device disarmed itself (host timeout): resend after the new HELLO
+                    # the device is disarmed (host timeout, or a reset): resend after the re-arming HELLO.
+                    # Sent more than once, an earlier copy may have run before a reset: then it is resent
+                    # only if the HELLO resumes the session (no reset), else it fails as unknown
                     del self._pending[pc.seq]
+                    pc.maybe_ran = pc.attempts > 1
                     self._requeue.append(pc)
-                    self._rearm()
+                    self._rearm("command refused: NOT_ARMED")
                     return True
-                del self._pending[pc.seq]
+                self._pending.pop(pc.seq, None)
                 self._answered.append(pc.seq)
+                self._answered.append(msg.cmd_seq)
                 self._window.notify_all()
-            if isinstance(msg, P.HelloReply):
-                self.hello = msg
-                self._after_hello()
+            if pc.type_id == MsgId.HELLO and not isinstance(msg, P.Nack):
+                self._on_hello_reply(pc, msg, now)
+            elif isinstance(msg, P.Ack):
+                self._note_valve_ack(pc, msg)
             elif isinstance(msg, P.Nack):
                 self._explain(pc)
             pc._finish(reply=msg)
-            return not pc.internal or isinstance(msg, P.HelloReply)
-        if isinstance(msg, P.ValveClosed):
-            self._valve_used_us += msg.open_us
-        elif isinstance(msg, P.SafetyTrip) and msg.reason == P.TripReason.HOST_TIMEOUT and self.auto_rearm:
-            self._rearm()
+            return not pc.internal or pc.type_id == MsgId.HELLO
+        self._note_valve(msg)
+        if isinstance(msg, P.SafetyTrip) and msg.reason == P.TripReason.HOST_TIMEOUT and self.auto_rearm:
+            self._rearm("SAFETY_TRIP HOST_TIMEOUT")
         return True
-
-    def _on_device_reset(self, rec: codec.Received, now: float) -> None:
-        """The device rebooted: its session (and anything in flight) is gone."""
-        if self.hello is None:
-            return  # boot banner before our first HELLO: nothing to do
-        self.stats["device_resets"] += 1
-        self._unwrap.reset()
-        ev = Event("HELLO_REPLY", rec.msg, rec.seq, self._index, self._unwrap(rec.msg.t_us, now), None, now)
-        self._index += 1
-        self._deliver(ev)
-        self._lose_session(f"device reset (cause {rec.msg.reset_cause})")
-
-    def _lose_session(self, why: str) -> None:
-        """The device session is gone: fail commands in flight (never repeat them blindly), re-arm if allowed."""
-        err = DeviceError(f"{why} while the command was in flight; it was not repeated")
-        with self._window:
-            lost = [p for p in self._pending.values() if p is not self._hello_cmd]
-            for p in lost:
-                del self._pending[p.seq]
-            self._window.notify_all()
-        for p in lost:
-            p._finish(error=err)
-        self._expected = None
-        self._stale_first = None
-        self.clock.reset()
-        if self.auto_rearm:
-            self._rearm()
-
-    def _rearm(self) -> None:
-        """Start a new session (HELLO) from the worker thread; :meth:`_after_hello` finishes the job."""
-        hc = self._hello_cmd
-        if hc is not None and not hc.done():
-            return
-        self.stats["rearms"] += 1
-        self._send(P.Hello(self.protocol_version), internal=True)
-
-    def _after_hello(self) -> None:
-        """After a re-arming HELLO: re-apply CONFIGURE (budget reduced by what was used), resend refused commands."""
-        if self._hello_cmd is None or not self._hello_cmd.internal:
-            return
-        self._expire_old(self.time_fn())
-        if self._config is not None:
-            used_ms = (self._valve_used_us + 999) // 1000
-            cfg = self._config._replace(budget_valve_ms=max(1, self._config.budget_valve_ms - used_ms))
-            self._reconfig_cmd = self._send(cfg, internal=True)
-        with self._window:
-            again, self._requeue = self._requeue, []
-            for pc in again:
-                pc.seq = self._alloc_seq()
-                pc.order = self._allocated
-                pc.wire = codec.encode(pc.msg, pc.seq)
-                pc.sent_at = self.time_fn()
-                pc.attempts += 1
-                self._pending[pc.seq] = pc
-        for pc in again:
-            self._write(pc.wire)

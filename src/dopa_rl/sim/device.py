@@ -39,10 +39,16 @@ from typing import Any
 from dopa_rl.protocol import messages as P
 from dopa_rl.protocol import codec
 from dopa_rl.protocol.messages import CloseCause, MsgId, NackReason, TripReason
-from dopa_rl.sim.kernel import _FOREVER, Program, SimKernel, _Refused, default_analog, tone_applied_hz
+from dopa_rl.sim.kernel import _FOREVER, Program, SimKernel, _i32, _Refused, default_analog, tone_applied_hz
 from dopa_rl.sim.vclock import RealtimeDriver, Timer, VirtualClock
 
 __all__ = ["SimDevice", "PINS", "tone_applied_hz", "default_analog"]
+
+
+def wire_type(wire: bytes) -> int:
+    """Message type of one encoded frame."""
+    return codec.cobs_decode(wire[:-1])[0]
+
 
 PINS = P.PINS
 
@@ -63,7 +69,8 @@ class SimDevice(SimKernel):
         self.on_tx: Callable[[bytes], None] | None = None
         self.tx_filter: Callable[[bytes], bytes] | None = None
         self.pin_trace: deque[tuple[int, str, int]] = deque(maxlen=1_000_000)
-        self.stats = {k: 0 for k in ("rx_frames", "duplicates", "retransmits", "events_lost", "trips")}
+        self.stats = {k: 0 for k in ("rx_frames", "duplicates", "retransmits", "events_lost", "trips",
+                                     "hellos_new", "hellos_resumed", "events_dropped")}
         self._txbuf = bytearray()
         self._callbacks: list[bytes] = []
         self._cb_lock = threading.Lock()
@@ -86,6 +93,8 @@ class SimDevice(SimKernel):
         self._tx_seq = 0
         self._lost = 0
         self._trips_latched: dict[int, P.SafetyTrip] = {}
+        self.lost_total = 0        # events lost since reset (overflow, dropped by a new session)
+        self.session = 0           # the host's nonce of the current session (0: none)
         self._last_progress = 0
         self._retx_timer: Timer | None = None
         self._host_deadline = _FOREVER
@@ -98,7 +107,7 @@ class SimDevice(SimKernel):
         self._valve_close_timer: Timer | None = None
         self._ttl_timer: Timer | None = None
         self.budget_used_us = 0
-        self._last_close_us: int | None = None
+        self._last_close_us: int | None = self.clock.now_us  # boot counts as a close (the minimum gap holds)
         self._analog_rate = 0
         self._analog_timer: Timer | None = None
         self._analog_t0 = 0
@@ -115,13 +124,14 @@ class SimDevice(SimKernel):
             self.clock.after(0, self._animal_tick)
         self._send(self._hello_reply(0, boot=1))
 
-    def _hello_reply(self, cmd_seq: int, boot: int) -> P.HelloReply:
+    def _hello_reply(self, cmd_seq: int, boot: int, dropped: int = 0) -> P.HelloReply:
         c = self.config
         return P.HelloReply(self._t(), cmd_seq, boot, P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, P.SCHEMA_HASH,
                             self.board, self.reset_cause, PINS["lick"], PINS["valve"], PINS["cue"], PINS["tone"],
                             PINS["ttl"], PINS["analog"], c["max_valve_ms"], c["min_valve_gap_ms"],
                             c["budget_valve_ms"], c["host_timeout_ms"], c["debounce_us"], c["flags"],
-                            P.MAX_ACTIONS, min(self.ring_size, 255))
+                            P.MAX_ACTIONS, min(self.ring_size, 255), self.session, dropped,
+                            self.lost_total & 0xFFFFFFFF)
 
     # ------------------------------------------------------------------ public byte interface
     def write(self, data: bytes) -> int:
@@ -318,6 +328,7 @@ class SimDevice(SimKernel):
             self._push(P.Error(self._t(), P.ErrorCode.EVENT_OVERFLOW, lost))
         if len(self._ring) >= self.ring_size:
             self._lost += 1
+            self.lost_total += 1
             self.stats["events_lost"] += 1
             return
         self._push(msg)
@@ -376,17 +387,17 @@ class SimDevice(SimKernel):
 
     def _on_frame(self, rec: codec.Received) -> None:
         self.stats["rx_frames"] += 1
-        self._host_deadline = self.clock.now_us + self.config["host_timeout_ms"] * 1000
         msg, seq = rec.msg, rec.seq
         mtype = P.SPEC_BY_CLASS[type(msg)].id
+        if mtype >= 0x80:  # a device frame (an echo?) says nothing about the host: no refresh of the deadline
+            self._send(P.Nack(self._t(), seq, mtype, NackReason.UNKNOWN_TYPE))
+            return
+        self._host_deadline = self.clock.now_us + self.config["host_timeout_ms"] * 1000
         if mtype == MsgId.EVENT_ACK:
             self._ack_events(msg.next_expected_seq)
             return
         if mtype == MsgId.HELLO:
             self._hello(seq, msg)
-            return
-        if mtype >= 0x80:
-            self._send(P.Nack(self._t(), seq, mtype, NackReason.UNKNOWN_TYPE))
             return
         if mtype == MsgId.HEARTBEAT:
             self._ack_events(msg.next_expected_seq)  # like EVENT_ACK, even for a retry (as the firmware)
@@ -409,22 +420,43 @@ class SimDevice(SimKernel):
         self._send(reply)
 
     def _hello(self, seq: int, msg: P.Hello) -> None:
+        """docs/rig.md, "Sessions": the current session's nonce resumes it (ACK), any other starts a new one
+        (HELLO_REPLY)."""
         if msg.protocol_version != P.PROTOCOL_VERSION:
             self._send(P.Nack(self._t(), seq, MsgId.HELLO, NackReason.VERSION))
             return
-        self._all_off(CloseCause.ALL_OFF)
+        if msg.session != 0 and msg.session == self.session:
+            self.stats["hellos_resumed"] += 1
+            self._arm()  # a small answer: ACK, value = lost_total
+            self._send(P.Ack(self._t(), seq, MsgId.HELLO, _i32(self.lost_total & 0xFFFFFFFF)))
+            return
+        if msg.budget_valve_ms != P.BUDGET_KEEP and msg.budget_valve_ms > P.LIMITS["budget_valve_ms"].max:
+            self._send(P.Nack(self._t(), seq, MsgId.HELLO, NackReason.BAD_VALUE))
+            return
+        self.stats["hellos_new"] += 1
+        # unacknowledged events of the old session are counted, not sent (a HELLO_REPLY is superseded by
+        # the next one); the device seq restarts at 0 with this HELLO_REPLY
+        dropped = sum(1 for _seq, wire in self._ring if wire_type(wire) != MsgId.HELLO_REPLY)
+        self.lost_total += dropped
+        self.stats["events_dropped"] += dropped
         self._ring.clear()
         self._lost = 0
         self._tx_seq = 0
         self._replies.clear()
-        self.budget_used_us = 0
-        self._last_close_us = None
+        self.session = msg.session
+        self.budget_used_us = 0  # a valve still open counts against the new budget
+        if msg.budget_valve_ms != P.BUDGET_KEEP:
+            self.config["budget_valve_ms"] = msg.budget_valve_ms
+        self._send(self._hello_reply(seq, boot=0, dropped=dropped))
+        self._all_off(CloseCause.ALL_OFF)  # its events are sent in the new session
+        self._arm()
+
+    def _arm(self) -> None:
         self.armed = True
         self._host_deadline = self.clock.now_us + self.config["host_timeout_ms"] * 1000
         self._schedule_host_check()
         if self._hb_timer is None:
             self._hb_timer = self.clock.after(P.DEVICE_HEARTBEAT_MS * 1000, self._heartbeat)
-        self._send(self._hello_reply(seq, boot=0))
 
     def _schedule_host_check(self) -> None:
         if self._host_timer is not None:
@@ -465,6 +497,7 @@ class SimDevice(SimKernel):
             self._push(trip)
         elif int(reason) in self._trips_latched:
             self._lost += 1
+            self.lost_total += 1
             self.stats["events_lost"] += 1
         else:
             self._trips_latched[int(reason)] = trip
@@ -500,15 +533,17 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
 
     ``attach=NAME`` returns a registered device (created False; its owner starts and stops it).
     Otherwise a new device: ``speed`` (default 1), ``seed`` (default 0), ``animal=rw`` (a simulated
-    animal), ``ring`` (event ring size, default 32), ``start_us`` (initial device time, default 0; e.g.
-    4294000000 makes t_us wrap after ~1 s); it is not started.
+    animal), ``ring`` (event ring size, default 32), ``start_us`` (device time at boot, default 0; e.g.
+    4294000000 makes t_us wrap after ~1 s), ``settle_us`` (device time that passes after boot before the
+    port opens, default 60000: a board is powered a moment before a host reaches it, and boot counts as a
+    valve close, so the minimum gap after it is over); it is not started.
     """
     if "attach" in options:
         return attached(options["attach"]), False
-    unknown = set(options) - {"speed", "seed", "animal", "ring", "start_us"}
+    unknown = set(options) - {"speed", "seed", "animal", "ring", "start_us", "settle_us"}
     if unknown:
         raise ValueError(f"unknown dopasim:// option(s) {sorted(unknown)}; "
-                         "known: attach, speed, seed, animal, ring, start_us")
+                         "known: attach, speed, seed, animal, ring, start_us, settle_us")
     animal = None
     if options.get("animal") not in (None, "", "none"):
         if options["animal"] != "rw":
@@ -518,6 +553,7 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
         from dopa_rl.sim.animal import SimulatedAnimal
 
         animal = SimulatedAnimal(np.random.default_rng(int(options.get("seed", 0))))
-    return SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),
-                     ring_size=int(options.get("ring", P.EVENT_RING)),
-                     start_us=int(options.get("start_us", 0))), True
+    device = SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),
+                       ring_size=int(options.get("ring", P.EVENT_RING)), start_us=int(options.get("start_us", 0)))
+    device.advance(int(options.get("settle_us", 60_000)))
+    return device, True

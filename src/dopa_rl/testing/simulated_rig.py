@@ -25,12 +25,18 @@ class SimulatedDUT:
     """A :class:`~dopa_rl.sim.device.SimDevice` reachable at ``dopasim://?attach=<name>``.
 
     ``realtime=True`` (default) runs the device clock in a thread at ``speed`` x real time, as a host
-    client with real timeouts needs; ``realtime=False`` leaves it to ``advance`` (deterministic tests
+    client with real timeouts needs (after ``settle_us`` of device time since its boot: past the minimum
+    valve gap that boot starts); ``realtime=False`` leaves it to ``advance`` (deterministic tests
     that talk to ``device.write/read`` directly).
     """
 
-    def __init__(self, *, realtime: bool = True, speed: float = 1.0, animal: Any = None, **device_kw: Any) -> None:
+    def __init__(self, *, realtime: bool = True, speed: float = 1.0, animal: Any = None, settle_us: int = 60_000,
+                 **device_kw: Any) -> None:
         self.device = SimDevice(animal=animal, speed=speed, **device_kw)
+        if realtime and settle_us:
+            # a board is powered a moment before a host reaches it; boot counts as a valve close, so the
+            # minimum gap after it is over (realtime=False leaves the clock at its start)
+            self.device.advance(settle_us)
         self.name = simdevice.register(self.device)
         self.url = f"dopasim://?attach={self.name}"
         self.realtime = realtime

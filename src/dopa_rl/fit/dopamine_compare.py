@@ -134,7 +134,8 @@ class DopamineComparison:
                 "sessions": self.sessions,
                 "totals": {m: {k: num(v) for k, v in row.items()} for m, row in table.to_dict(orient="index").items()},
                 "rfx": self.bms.to_dict(), "per_session": per_session,
-                "posterior_model": {s: dict(zip(self.models, map(float, row))) for s, row in zip(self.sessions, self.bms.g)}}
+                "posterior_model": {s: dict(zip(self.models, map(float, row)))
+                                    for s, row in zip(self.sessions, self.bms.g)}}
 
 
 def _session_keys(trials: pd.DataFrame) -> pd.Series:

@@ -169,3 +169,20 @@ def test_units_signal_compares_on_the_mean_unit_response(rw_photometry, tmp_path
     assert all(rec["n_obs"] == 240 for rec in s["per_session"].values())
     assert all(rec["models"]["rw-pavlovian"]["bic"] < rec["models"]["anccr"]["bic"]
                for rec in s["per_session"].values())
+
+
+def test_anccr_without_event_times_fails_before_any_fit(tmp_path, capsys, monkeypatch):
+    """A table with responses but no cue/outcome times (e.g. a peri-cue matrix): RW/TD could run, ANCCR not."""
+    import dopa_rl.fit.neural
+
+    def no_fit(*a, **k):
+        raise AssertionError("an RW/TD fit ran before the ANCCR input check")
+
+    monkeypatch.setattr(dopa_rl.fit.neural, "fit_dopamine", no_fit)
+    table = tmp_path / "no_times.csv"
+    anccr_table(n_sessions=1, n_trials=30).drop(columns=["cue_time", "outcome_time"]).to_csv(table, index=False)
+    out = tmp_path / "cmp.json"
+    code, text, err = _run(["compare", str(table), "--signal", "table", "--models", "rw-pavlovian,anccr",
+                            "--json", str(out)], capsys)
+    assert code == 2 and "--models anccr needs trial column(s) cue_time, outcome_time" in err, err
+    assert len(err.strip().splitlines()) == 1 and text == "" and not out.exists()

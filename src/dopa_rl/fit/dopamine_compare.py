@@ -182,6 +182,10 @@ def compare_dopamine(trials: pd.DataFrame, models: list, *, signal: str = "table
     if not any(c in trials.columns for c in ("dopamine_cue", "dopamine_outcome")):
         raise InputError("no dopamine_cue or dopamine_outcome responses to compare the models on")
     trials = trials.reset_index(drop=True)
+    if ANCCR_NAME in models:       # ANCCR needs event times: say so before any fit runs
+        from dopa_rl.neural.trace_fit import check_trial_columns
+
+        check_trial_columns(trials, "--models anccr")
     keys = _session_keys(trials)
     sessions = list(dict.fromkeys(keys))
     S, K = len(sessions), len(models)

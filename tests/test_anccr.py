@@ -102,3 +102,39 @@ def test_fit_through_the_linear_readout_recovers_the_generating_parameters():
     assert fit["n_params"] == 5 and fit["aic"] == pytest.approx(10 - 2 * fit["loglik"])
     with pytest.raises(InputError):
         fit_anccr_responses(["A"] * n, ct, ct + 1.0, reward, yc, yo, grid={"gamma": [0.9]})
+
+
+def test_uncued_trials_enter_only_with_their_outcome():
+    rng = np.random.default_rng(6)
+    n = 80
+    ct = np.cumsum(rng.exponential(20, n) + 3.0)
+    cue = np.array(["A"] * n, dtype=object)
+    cue[::10] = ""                                            # as neural.tables.prepare_trials marks them
+    ct_nan = ct.copy()
+    ct_nan[5::10] = np.nan
+    out = anccr_trial_responses(cue, ct_nan, ct + 1.0, np.ones(n), rng=np.random.default_rng(0))
+    uncued = (cue == "") | np.isnan(ct_nan)
+    assert np.all(np.isnan(out["cue"][uncued])) and np.all(np.isfinite(out["cue"][~uncued]))
+    assert np.all(np.isfinite(out["outcome"]))
+
+
+def test_per_event_readout_scores_every_response():
+    """readout="per_event" (the RW/TD neural fits' readout): own b0/b1/sigma at cue and outcome, and the
+    outcomes of omissions ANCCR has not yet recognised are scored as DA 0, not dropped."""
+    from dopa_rl.models.dopamine import profile_loglik
+
+    rng = np.random.default_rng(7)
+    n = 120
+    ct = np.cumsum(rng.exponential(20, n) + 3.0)
+    reward = (rng.random(n) < 0.7).astype(float)
+    da = anccr_trial_responses(["A"] * n, ct, ct + 1.0, reward, rng=np.random.default_rng(0), t_ratio=2.4)
+    assert np.isnan(da["outcome"]).any()                     # early omissions are not yet recognised
+    yc = 1.0 + 2.0 * da["cue"] + rng.normal(0, 0.2, n)
+    yo = -1.0 + 0.5 * np.nan_to_num(da["outcome"]) + rng.normal(0, 0.2, n)
+    fit = fit_anccr_responses(["A"] * n, ct, ct + 1.0, reward, yc, yo, grid={"t_ratio": [2.4]}, readout="per_event")
+    assert fit["n_obs"] == 2 * n and fit["n_params"] == 1 + 6
+    assert fit["b1"]["cue"] == pytest.approx(2.0, rel=0.1) and fit["b0"]["outcome"] == pytest.approx(-1.0, abs=0.1)
+    by_hand = float(profile_loglik(da["cue"], yc).loglik + profile_loglik(np.nan_to_num(da["outcome"]), yo).loglik)
+    assert fit["loglik"] == pytest.approx(by_hand)
+    shared = fit_anccr_responses(["A"] * n, ct, ct + 1.0, reward, yc, yo, grid={"t_ratio": [2.4]})
+    assert shared["n_obs"] < 2 * n and shared["n_params"] == 1 + 3

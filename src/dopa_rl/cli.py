@@ -27,7 +27,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("regress", "regress", "regress dopamine responses (photometry, units or a table) on a model's RPEs"),
     ("distributional", "distributional", "reversal points, asymmetries and decoded reward distribution of dopamine units"),
     ("kernels", "kernels", "event-kernel (encoding-model) regression of a photometry trace, optionally with RPE regressors"),
-    ("compare", "compare", "compare models on the same behavior (BIC, iBIC, CV, random-effects selection)"),
+    ("compare", "compare", "compare models on the same behavior or dopamine (BIC, iBIC, CV, random-effects selection)"),
     ("recover-params", "recover_params", "parameter or model recovery on simulated populations"),
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
     ("ports", "ports", "list serial ports with their USB serial numbers"),

@@ -60,3 +60,43 @@ def warnings_to_stderr() -> Iterator[None]:
                         print(f"warning: {text}", file=sys.stderr)
                 else:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+# --------------------------------------------------------------------- dopamine signal options (regress, compare)
+def add_signal_arguments(p, *, required: bool) -> None:
+    """The options that say where the dopamine is and how a per-trial response is taken from it (``--signal``,
+    ``--series``, ``--matrix``/``--rate``/``--event-at``, ``--window``, ``--baseline``, ``--units``); read
+    them back with :func:`load_signal`.  The command defines ``--columns`` and ``--trials-table`` itself."""
+    p.add_argument("--signal", required=required, default=None, choices=("photometry", "units", "table"),
+                   help="where the dopamine is: NWB photometry, NWB units, or a table's dopamine_cue/dopamine_outcome")
+    p.add_argument("--series", metavar="NAME", help="photometry series (default: the only one)")
+    p.add_argument("--matrix", metavar="PREFIX", help="table columns PREFIX.1 ... PREFIX.N hold a peri-cue trace")
+    p.add_argument("--rate", type=float, metavar="HZ", help="sampling rate of the --matrix columns")
+    p.add_argument("--event-at", type=float, metavar="S", help="time of the cue in the --matrix trace (s from its start)")
+    p.add_argument("--window", nargs=2, type=float, default=(0.0, 0.5), metavar=("START", "STOP"),
+                   help="response window after each event (default 0 0.5)")
+    p.add_argument("--baseline", nargs=2, type=float, default=(-0.5, 0.0), metavar=("START", "STOP"),
+                   help="baseline window subtracted (default -0.5 0)")
+    p.add_argument("--units", metavar="ID,...", help="units to use (default: all); 'auto' selects reward-responsive ones")
+
+
+def parse_units(text: str | None):
+    """``--units``: None (all), ``"auto"``, or a list of unit ids."""
+    if not text:
+        return None
+    if text == "auto":
+        return "auto"
+    return [u.strip() for u in text.split(",") if u.strip()]
+
+
+def load_signal(args):
+    """The :class:`dopa_rl.neural.dataset.DopamineData` that the options of :func:`add_signal_arguments` (and
+    ``--columns``, ``--trials-table``) describe, read from ``args.data``."""
+    from dopa_rl.io.behavior import parse_column_map
+    from dopa_rl.neural.dataset import DOPAMINE_COLUMNS, load_responses
+
+    return load_responses(args.data, args.signal,
+                          columns=parse_column_map(args.columns, DOPAMINE_COLUMNS) or None,
+                          trials_table=args.trials_table, series=args.series, window=tuple(args.window),
+                          baseline=tuple(args.baseline), matrix=args.matrix, rate=args.rate, event_at=args.event_at,
+                          units=parse_units(args.units))

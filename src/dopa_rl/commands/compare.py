@@ -1,5 +1,6 @@
 """``dopa-rl compare``: fit several models to the same behaviour and compare them (AIC, BIC, iBIC, CV,
-random-effects model selection), with a table and a figure."""
+random-effects model selection), with a table and a figure; with ``--signal``, RW, TD and ANCCR fitted to
+the same dopamine responses (:mod:`dopa_rl.fit.dopamine_compare`)."""
 from __future__ import annotations
 
 import argparse
@@ -8,12 +9,17 @@ from dopa_rl.commands.fit import restarts_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from dopa_rl.commands.common import add_signal_arguments
+
     p.epilog = (
         "Examples:\n"
         "  dopa-rl compare choices.csv --models rw-softmax,rw-softmax-sticky,rw-softmax-asym --json cmp.json\n"
         "  dopa-rl compare study.csv --models rw-softmax,rw-softmax-sticky --method hier --plots figs/\n"
-        "  dopa-rl compare study.csv --models rw-softmax,rw-softmax-lapse --cv 5\n")
-    p.add_argument("data", nargs="+", metavar="DATA", help="behavior files (.csv/.tsv/.nwb) or folders of them")
+        "  dopa-rl compare study.csv --models rw-softmax,rw-softmax-lapse --cv 5\n"
+        "  dopa-rl compare sessions/ --signal photometry --models rw-pavlovian,td,anccr --json cmp.json --plots figs/\n"
+        "  dopa-rl compare trials.csv --signal table --models rw-pavlovian,anccr --columns dopamine_cue=da_cs\n")
+    p.add_argument("data", nargs="+", metavar="DATA",
+                   help="behavior files (.csv/.tsv/.nwb) or folders of them; with --signal, dopamine sessions")
     p.add_argument("--models", required=True, metavar="A,B,...", help="two or more model names, comma-separated")
     p.add_argument("--method", choices=("mle", "hier"), default="mle",
                    help="mle: evidence -BIC/2 per subject; hier: population EM, evidence log p(y | population)")
@@ -25,6 +31,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--choice-base", type=int, choices=(0, 1), default=0, help="first option number in your data")
     p.add_argument("--trials-table", default=None, metavar="NAME", help="NWB TimeIntervals table holding the trials")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N", help="run the fits on dask.distributed")
+    add_signal_arguments(p, required=False)
+    p.add_argument("--anccr-grid", metavar="NAME=V1:V2:...,...",
+                   help="--signal with anccr: the ANCCR parameter grid (default t_ratio=0.6:1.2:2.4:4.8,"
+                        "alpha=0.005:0.01:0.02:0.05:0.1,alpha_r=0.1:0.2:0.5)")
     p.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
     p.add_argument("--plots", metavar="DIR", help="write figures into DIR (created if missing; its parent must exist)")
 
@@ -77,6 +87,14 @@ def run(args) -> int:
 
     check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
     check_plots_dir(args.plots)
+    if args.signal:
+        return run_dopamine(args)
+    given = [opt for opt, v in (("--series", args.series), ("--matrix", args.matrix), ("--rate", args.rate),
+                                ("--event-at", args.event_at), ("--units", args.units),
+                                ("--anccr-grid", args.anccr_grid)) if v is not None]
+    if given:
+        raise InputError(f"{given[0]} compares models on dopamine responses: say where they are with "
+                         "--signal photometry|units|table")
     models = parse_models(args.models)
     if args.restarts != "auto" and args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1 (or auto)")
@@ -112,4 +130,52 @@ def run(args) -> int:
         outputs.append((Path(args.plots) / "compare.png", comparison_figure(comp)))
     write_outputs(outputs)
     print(text)
+    return 0
+
+
+def run_dopamine(args) -> int:
+    """``--signal``: RW/TD (neural fits) and ANCCR on the same dopamine responses, per session."""
+    from pathlib import Path
+
+    from dopa_rl.commands.common import load_signal
+    from dopa_rl.errors import InputError
+    from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models, parse_anccr_grid
+
+    for opt, bad in (("--method hier", args.method == "hier"), ("--cv", args.cv is not None),
+                     ("--scheduler", args.scheduler is not None), ("--choice-base", args.choice_base != 0)):
+        if bad:
+            raise InputError(f"{opt} is for behaviour; with --signal each session is fitted by maximum likelihood")
+    names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise InputError(f"--models {args.models}: name at least 2 different models, comma-separated "
+                         "(e.g. rw-pavlovian,td,anccr)")
+    models = dopamine_models(names)
+    grid = parse_anccr_grid(args.anccr_grid)
+    if grid is not None and "anccr" not in names:
+        raise InputError("--anccr-grid: anccr is not among --models")
+    if args.restarts != "auto" and args.restarts < 1:
+        raise InputError(f"--restarts {args.restarts}: must be at least 1 (or auto)")
+    data = load_signal(args)
+    where = ", ".join(map(str, args.data[:3])) + (" ..." if len(args.data) > 3 else "")
+    try:
+        comp = compare_dopamine(data.trials, models, signal=args.signal, restarts=args.restarts, seed=args.seed,
+                                anccr_grid=grid)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
+    text = comp.summary()
+    outputs = []
+    if args.json:
+        import json
+
+        out = {**comp.to_dict(), "n_trials": int(len(data.trials)), "excluded": data.excluded,
+               "preprocessing": data.steps}
+        outputs.append((args.json, (json.dumps(out, indent=2, allow_nan=False) + "\n").encode()))
+    if args.plots:
+        from dopa_rl.report.population import comparison_figure
+
+        outputs.append((Path(args.plots) / "compare.png", comparison_figure(comp)))
+    write_outputs(outputs)
+    print(text)
+    if data.excluded:
+        print("excluded: " + ", ".join(f"{k} {v}" for k, v in data.excluded.items()))
     return 0

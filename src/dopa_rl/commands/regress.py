@@ -5,6 +5,8 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from dopa_rl.commands.common import add_signal_arguments
+
     p.epilog = (
         "Examples:\n"
         "  dopa-rl regress sessions/ --model rw-pavlovian --signal photometry --json reg.json --plots figs/\n"
@@ -14,7 +16,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--event-at 2.0 --columns subject=id,cue=cs --params alpha=0.1\n")
     p.add_argument("data", nargs="+", metavar="FILES", help="NWB sessions (photometry/units) or CSV/TSV tables")
     p.add_argument("--model", required=True, help="model giving the RPEs: rw-pavlovian, td, rw-softmax ...")
-    p.add_argument("--signal", required=True, choices=("photometry", "units", "table"), help="where the dopamine is")
     p.add_argument("--fit", default="behavior", choices=("behavior", "neural", "joint", "trace"),
                    help="fit the learning parameters to behavior (default), to the dopamine responses, to both, or "
                         "to the whole photometry trace through the indicator kernel (trace: rw-pavlovian, td)")
@@ -27,15 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--columns", metavar="STD=YOURS,...",
                    help="column map, e.g. subject=mouse,cue=stimulus,dopamine_cue=da_cue,dopamine_outcome=da_rew")
     p.add_argument("--trials-table", metavar="NAME", help="NWB interval table holding the trials")
-    p.add_argument("--series", metavar="NAME", help="photometry series (default: the only one)")
-    p.add_argument("--matrix", metavar="PREFIX", help="table columns PREFIX.1 ... PREFIX.N hold a peri-cue trace")
-    p.add_argument("--rate", type=float, metavar="HZ", help="sampling rate of the --matrix columns")
-    p.add_argument("--event-at", type=float, metavar="S", help="time of the cue in the --matrix trace (s from its start)")
-    p.add_argument("--window", nargs=2, type=float, default=(0.0, 0.5), metavar=("START", "STOP"),
-                   help="response window after each event (default 0 0.5)")
-    p.add_argument("--baseline", nargs=2, type=float, default=(-0.5, 0.0), metavar=("START", "STOP"),
-                   help="baseline window subtracted (default -0.5 0)")
-    p.add_argument("--units", metavar="ID,...", help="units to use (default: all); 'auto' selects reward-responsive ones")
+    add_signal_arguments(p, required=True)
     p.add_argument("--restarts", type=int, default=10, metavar="N", help="random restarts per subject (default 10)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="OUT", help="write parameters, regressions and exclusions as JSON")
@@ -59,14 +52,6 @@ def _parse_params(text: str | None, model) -> dict | None:
     return out
 
 
-def _units(text: str | None):
-    if not text:
-        return None
-    if text == "auto":
-        return "auto"
-    return [u.strip() for u in text.split(",") if u.strip()]
-
-
 def run(args) -> int:
     import json
     from pathlib import Path
@@ -74,12 +59,11 @@ def run(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from dopa_rl.commands.common import check_output_paths
+    from dopa_rl.commands.common import check_output_paths, load_signal
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
-    from dopa_rl.io.behavior import expand_paths, parse_column_map
+    from dopa_rl.io.behavior import expand_paths
     from dopa_rl.models import get_model
-    from dopa_rl.neural.dataset import DOPAMINE_COLUMNS, load_responses
     from dopa_rl.neural.regression import attach_rpe, mixed_on_rpe, model_rpes, regress_on_rpe, summary_table
 
     check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
@@ -100,10 +84,7 @@ def run(args) -> int:
             raise InputError(f"--fit trace: model {model.name} is not supported; use {' or '.join(TRACE_MODELS)}")
         if args.indicator.lower() != "estimate":
             resolve_kernel(args.indicator, 100.0, rise_s=args.kernel_rise, decay_s=args.kernel_decay)
-    data = load_responses(args.data, args.signal, columns=parse_column_map(args.columns, DOPAMINE_COLUMNS) or None,
-                          trials_table=args.trials_table, series=args.series, window=tuple(args.window),
-                          baseline=tuple(args.baseline), matrix=args.matrix, rate=args.rate, event_at=args.event_at,
-                          units=_units(args.units))
+    data = load_signal(args)
     trials = data.trials
     if args.fit == "trace":
         params, fit_info = _trace_fits(args, model, data)

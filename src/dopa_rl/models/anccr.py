@@ -253,6 +253,7 @@ def anccr_trial_responses(cue, cue_time, outcome_time, reward, *, rng: np.random
 
     Each trial contributes a cue event (labelled by its cue, compounds as given) at ``cue_time`` and at
     ``outcome_time`` a "reward" event of size ``reward`` (or an "omission" event when ``reward`` is 0).
+    Uncued trials (``cue_time`` NaN or an empty cue) give only their outcome event (cue value NaN).
     ``T`` defaults to ``t_ratio`` x the mean inter-reward interval.  Returns ``{"cue": (trials,),
     "outcome": (trials,)}`` DA values (NaN where the outcome is an omission not yet recognised), to be
     fitted through the same linear dopamine readout (``b0 + b1 * signal``) as RW/TD.
@@ -264,22 +265,29 @@ def anccr_trial_responses(cue, cue_time, outcome_time, reward, *, rng: np.random
     n = cue.size
     if not (ct.size == ot.size == r.size == n):
         raise InputError("ANCCR trials: cue, cue_time, outcome_time and reward need one value per trial")
-    bad = [name for name, a in (("cue_time", ct), ("outcome_time", ot), ("reward", r))
-           if not np.all(np.isfinite(a))]
+    bad = [name for name, a in (("outcome_time", ot), ("reward", r)) if not np.all(np.isfinite(a))]
     if bad:
         raise InputError(f"ANCCR trials: non-finite values in {', '.join(bad)}")
-    cues = ["cue:" + str(c) for c in cue]
+    # uncued trials (no cue time, or an empty cue as dopa_rl.neural.tables.prepare_trials marks them) have
+    # no cue event: only their outcome enters the stream, and their cue value is NaN
+    cued = np.isfinite(ct) & np.array([c is not None and str(c) != "" for c in cue], bool)
+    if not cued.any():
+        raise InputError("ANCCR trials: no trial has a cue (cue_time all missing)")
+    cues = ["cue:" + str(c) for c in cue[cued]]
     out_ids = ["reward" if x > 0 else "omission" for x in r]
     keep_out = np.array([omission or x > 0 for x in r])
     ids = np.array(cues + [o for o, k in zip(out_ids, keep_out) if k], dtype=object)
-    times = np.concatenate([ct, ot[keep_out]])
-    mags = np.concatenate([np.zeros(n), r[keep_out]])
+    times = np.concatenate([ct[cued], ot[keep_out]])
+    mags = np.concatenate([np.zeros(int(cued.sum())), r[keep_out]])
     res = anccr_simulate(ids, times, mags, beta={"reward": 1.0}, T=T, rng=rng,
                          omission={"omission": "reward"} if omission else None, **params)
     da = np.where(res["active"], res["da"], np.nan)
+    n_cued = int(cued.sum())
+    cue_da = np.full(n, np.nan)
+    cue_da[cued] = da[:n_cued]
     outcome = np.full(n, np.nan)
-    outcome[keep_out] = da[n:]
-    return {"cue": da[:n], "outcome": outcome}
+    outcome[keep_out] = da[n_cued:]
+    return {"cue": cue_da, "outcome": outcome}
 
 
 def _linear_profile(x, y):
@@ -293,8 +301,27 @@ def _linear_profile(x, y):
     return -0.5 * n * (np.log(2 * np.pi * rss / n) + 1.0), b0, b1, np.sqrt(rss / n)
 
 
+def _per_event_profile(sim, yc, yo):
+    """The neural fits' readout (:func:`dopa_rl.models.dopamine.profile_loglik`): cue and outcome each with
+    their own ``b0, b1, sigma``; an event with fewer than 3 responses adds nothing.  A model value missing
+    where a response exists (an omission ANCCR does not yet recognise: no event, so no DA) counts as 0, so
+    every finite response is an observation, as in the RW/TD fits."""
+    from dopa_rl.models.dopamine import profile_loglik
+
+    ll, readout, n_events = 0.0, {}, 0
+    for ev, y in (("cue", yc), ("outcome", yo)):
+        x = np.where(np.isfinite(y), np.nan_to_num(sim[ev], nan=0.0), np.nan)
+        if np.isfinite(y).sum() < 3:
+            continue
+        prof = profile_loglik(x, y)
+        ll += float(prof.loglik)
+        n_events += 1
+        readout[ev] = {"b0": float(prof.b0), "b1": float(prof.b1), "sigma": float(prof.sigma)}
+    return ll, readout, n_events
+
+
 def fit_anccr_responses(cue, cue_time, outcome_time, reward, cue_response, outcome_response, *,
-                        grid: dict | None = None, seed: int = 0, **fixed) -> dict:
+                        grid: dict | None = None, seed: int = 0, readout: str = "shared", **fixed) -> dict:
     """Fit ANCCR to per-trial dopamine responses through the linear readout ``b0 + b1 * DA``.
 
     ``cue_response`` / ``outcome_response``: the measured response per trial (NaN where missing; the
@@ -305,7 +332,15 @@ def fit_anccr_responses(cue, cue_time, outcome_time, reward, cue_response, outco
     noise), so the search is over the learning parameters only.  Returns ``{"params", "b0", "b1",
     "sigma", "loglik", "n_obs", "n_params" (grid parameters + 3), "aic", "bic", "grid": list of
     (params, loglik)}``.
+
+    ``readout="per_event"``: the readout of the RW/TD neural fits instead (``fit_dopamine``,
+    ``dopa-rl compare --signal``): cue and outcome each with their own ``b0, b1, sigma`` (then ``b0``,
+    ``b1``, ``sigma`` are ``{"cue": .., "outcome": ..}``, ``n_params`` = grid parameters + 3 per event), and
+    an unrecognised omission's outcome is the model value 0 rather than skipped, so ``n_obs`` is the number
+    of finite responses, the same as the RW/TD fits of those responses.
     """
+    if readout not in ("shared", "per_event"):
+        raise InputError(f"ANCCR fit: readout {readout!r}: use shared or per_event")
     grid = {"t_ratio": [0.6, 1.2, 2.4, 4.8], "alpha": [0.005, 0.01, 0.02, 0.05, 0.1],
             "alpha_r": [0.1, 0.2, 0.5]} if grid is None else grid
     yc = np.asarray(cue_response, float).ravel()
@@ -321,6 +356,17 @@ def fit_anccr_responses(cue, cue_time, outcome_time, reward, cue_response, outco
     for row in mesh:
         params = {**fixed, **dict(zip(names, row.tolist()))}
         sim = anccr_trial_responses(cue, cue_time, outcome_time, reward, rng=np.random.default_rng(seed), **params)
+        if readout == "per_event":
+            ll, ro, n_events = _per_event_profile(sim, yc, yo)
+            if n_events == 0:
+                raise InputError("ANCCR fit: fewer than 3 responses at both the cue and the outcome")
+            results.append((dict(zip(names, row.tolist())), ll))
+            if best is None or ll > best["loglik"]:
+                best = {"params": dict(zip(names, row.tolist())), "b0": {e: v["b0"] for e, v in ro.items()},
+                        "b1": {e: v["b1"] for e, v in ro.items()}, "sigma": {e: v["sigma"] for e, v in ro.items()},
+                        "loglik": ll, "n_obs": int(np.isfinite(yc).sum() + np.isfinite(yo).sum()),
+                        "n_readout": 3 * n_events}
+            continue
         x = np.concatenate([sim["cue"], sim["outcome"]])
         y = np.concatenate([yc, yo])
         ok = np.isfinite(x) & np.isfinite(y)
@@ -330,8 +376,8 @@ def fit_anccr_responses(cue, cue_time, outcome_time, reward, cue_response, outco
         results.append((dict(zip(names, row.tolist())), float(ll)))
         if best is None or ll > best["loglik"]:
             best = {"params": dict(zip(names, row.tolist())), "b0": float(b0), "b1": float(b1),
-                    "sigma": float(sd), "loglik": float(ll), "n_obs": int(ok.sum())}
-    k = len(names) + 3
+                    "sigma": float(sd), "loglik": float(ll), "n_obs": int(ok.sum()), "n_readout": 3}
+    k = len(names) + best.pop("n_readout")
     best.update(n_params=k, aic=2 * k - 2 * best["loglik"], bic=k * np.log(best["n_obs"]) - 2 * best["loglik"],
                 grid=results)
     return best

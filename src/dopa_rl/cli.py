@@ -23,6 +23,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("simulate", "simulate", "simulate behavior (CSV) or whole sessions (NWB) from a task and model"),
     ("fit", "fit", "fit a model to behavior (CSV/TSV or NWB)"),
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
+    ("run", "run", "run a live conditioning session from a TOML config (journal + NWB)"),
+    ("recover", "recover", "write the NWB file of an interrupted session from its journal"),
+    ("calibrate", "calibrate", "calibrate the water valve and write the rig file"),
     ("ports", "ports", "list serial ports with their USB serial numbers"),
 ]
 

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 NAME = "run"
+ANALOG_MAX_SPEED = 10.0   # a 100 Hz analog stream at 50x would be 5,000 samples/s for the host
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="FILE.nwb", help="NWB file to write")
     p.add_argument("--trials", type=int, metavar="N", help="number of trials (overrides the config)")
     p.add_argument("--speed", default="realtime", metavar="max|realtime|X",
-                   help=f"simulated device only: clock rate (max = 50x real time; default realtime)")
+                   help="simulated device: clock rate (max = 50x real time; default realtime)")
     p.add_argument("--rig-file", metavar="RIG.toml", help="rig file (overrides session.rig_file)")
     p.add_argument("--json", metavar="FILE", help="write a JSON summary of the session")
 
@@ -82,6 +83,9 @@ def run(args) -> int:
         for line in problems:
             print(f"error: {line}", file=sys.stderr)
         return 2
+    if config.policy.kind == "on-signal" and speed > ANALOG_MAX_SPEED and args.device == "sim":
+        print(f"note: on-signal streams the analog input; the simulated rig runs at {ANALOG_MAX_SPEED:g}x real time")
+        speed = ANALOG_MAX_SPEED
     url = device_url(args.device, rig, speed=speed, seed=config.seed)
     port = open_device(url)
     show, tty = _display()

@@ -134,10 +134,13 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
           f"schema 0x{hello.get('schema_hash', 0):08X}, board {hello.get('board', '?')}, "
           f"reset cause {hello.get('reset_cause', '?')}")
     devices = {"rig": f"{cfg.get('rig_name', 'rig')} on {cfg.get('device', '?')}; {fw}",
-               "valve": f"water valve, calibration {cfg.get('ms_per_ul', '?')} ms per uL ({cfg.get('calibrated', '?')})"}
-    notes = json.dumps({"status": status, "config_toml": cfg.get("config_toml", ""), "rig_toml": cfg.get("rig_toml", ""),
-                        "ms_per_ul": cfg.get("ms_per_ul"), "hello": hello, "runner_notes": tabs["notes"],
-                        "journal_version": header.get("version"), "end": end}, indent=1)
+               "valve": f"water valve, calibration {cfg.get('ms_per_ul', 0):g} ms per uL ({cfg.get('calibrated', '?')})"}
+    notes = "\n".join([
+        f"dopa_rl live session: {status}; journal version {header.get('version')}; end: {json.dumps(end)}",
+        f"valve calibration: {cfg.get('ms_per_ul')} ms per uL ({cfg.get('calibrated')})",
+        f"device HELLO: {json.dumps(hello)}", "runner notes: " + json.dumps(tabs["notes"]),
+        f"----- session config ({cfg.get('config_path')}) -----", cfg.get("config_toml", ""),
+        f"----- rig file ({cfg.get('rig_path') or 'none: default simulated rig'}) -----", cfg.get("rig_toml", "")])
     events = {k: v for k, v in tabs["events"].items() if len(v)}
     analog = {}
     t, x = tabs["analog"]

@@ -128,10 +128,11 @@ def test_on_signal_triggers_ttl_when_dff_crosses(tmp_path):
     # recompute the crossings offline from the recorded stream: the TTLs sent must follow them
     _, cross = dff_step(DffState(), list(x), float(t[0]), 100.0, 2.0, 0.4, 0.5)
     ttl = tabs["events"]["ttl"]
-    assert len(cross) >= 5 and abs(len(ttl) - len(cross)) <= 1
+    assert len(cross) >= 5 and abs(len(ttl) - len(cross)) <= 1, (len(cross), len(ttl))
     lag = ttl[: len(cross)] - np.array([c[0] for c in cross])[: len(ttl)]
     # shortly after the crossing (device time): a batch of 8 samples (80 ms) plus the host's reaction at 10x
-    assert (lag > 0).all() and (lag < 0.4).all(), lag
+    # (a 1 Hz signal, so a pulse 1 s late would be a pulse for the next crossing)
+    assert (lag > 0).all() and (lag < 0.6).all(), lag
     # a threshold never reached: no pulse
     extra2 = extra.replace("dff_threshold = 0.4", "dff_threshold = 5.0")
     r2, path2, dut2 = _run(tmp_path, fast_config(tmp_path, 4, extra=extra2, name="never.toml"), out="n.nwb", speed=10)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import queue
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.journal import JournalWriter
 from dopa_rl.session.policy import DffState, Policy, dff_step, reward_units
 
+SWITCH_INTERVAL_S = 0.0005
 SILENCE_S = 15.0   # no device event for this long (real time): the link is declared dead
 
 
@@ -79,10 +81,16 @@ class Runner:
         self.t0_us: int | None = None
         self.tally: dict[str, int] | None = None
         self._stopped = False
+        self._switch: float | None = None
+        self._proposals: dict[int, S.TrialPlan] = {}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         c = self.config
+        # the client's worker thread and this one share the GIL: hand it over within 0.5 ms, not 5 ms,
+        # so an event read by the worker reaches the decision quickly (restored in safe())
+        self._switch = sys.getswitchinterval()
+        sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL_S))
         self.journal.start(out=str(self.out), rawlog=str(self.raw_path))
         self.journal.write("config", subject=c.subject, session_id=c.session_id, description=c.description,
                            experimenter=list(c.experimenter), institution=c.institution, config_path=c.path,
@@ -115,6 +123,9 @@ class Runner:
             except Exception:
                 pass
         self.journal.safe()
+        if self._switch is not None:
+            sys.setswitchinterval(self._switch)
+            self._switch = None
 
     stop = safe
 
@@ -132,8 +143,13 @@ class Runner:
                 raise
             self.client.trial_start(P.TrialWhen.AFTER_CURRENT)  # something still runs: queue it
 
+    def _proposal(self, k: int) -> S.TrialPlan:
+        """The schedule's trial k (pure, so it is drawn ahead of time while the device is busy)."""
+        plan = self._proposals.pop(k, None)
+        return plan if plan is not None else S.plan_trial(self.config, k)
+
     def _decide(self, k: int) -> S.TrialPlan:
-        plan = self.policy.decide(S.plan_trial(self.config, k), self.model, self.history)
+        plan = self.policy.decide(self._proposal(k), self.model, self.history)
         self.plans[k] = plan
         value = self.model.predict(plan.cue_key, cue_s=0.0, outcome_s=plan.outcome_s)
         rpe = self.model.outcome_rpe(plan.cue_key, reward_units(plan.reward_ul, self.config), cue_s=0.0,
@@ -159,13 +175,17 @@ class Runner:
         u = self.model.step(plan.cue_key, reward_units(delivered, self.config), cue_s=0.0, outcome_s=plan.outcome_s)
         row = {"trial": k, "trial_type": plan.trial_type, "licks": licks, "reward_ul": delivered, "stim": plan.stim,
                "value": u.value, "rpe_cue": u.rpe_cue, "rpe_outcome": u.rpe_outcome, "values": u.values}
-        self.journal.write("result", **row)
         self.history.append(row)
         self.licks = [t for t in self.licks if t >= t_end_us]
         self.valves = [t for t in self.valves if t >= t_end_us]
+        return row
+
+    def _report(self, row: dict) -> None:
+        """Journal a learned trial and show it (after the next trial is on its way: the result can be rebuilt
+        from the journaled events, the next trial's timing cannot wait)."""
+        self.journal.write("result", **row)
         if self.on_trial is not None:
             self.on_trial(row)
-        return row
 
     def _on_analog(self, ev: Any) -> None:
         p = self.config.policy
@@ -247,16 +267,18 @@ class Runner:
                 k, part = divmod(tid, 2)
                 if part == 0 and k in self.trial_t0:
                     t_recv = ev.t_received
-                    self._learn(k, ev.t_device_us)
-                    if ev.msg.aborted:
-                        self.journal.write("note", text=f"trial {k} aborted by the device")
+                    row = self._learn(k, ev.t_device_us)
                     if last_k == k:
+                        self._report(row)
                         return "complete"
                     self._decide(k + 1)
                     when = P.TrialWhen.NOW if ev.msg.aborted else P.TrialWhen.AFTER_CURRENT
-                    t_before = time.monotonic()
+                    self.latencies.append(time.monotonic() - t_recv)
                     self._upload_task(k + 1, when)
-                    self.latencies.append(t_before - t_recv)
+                    self._report(row)
+                    self._proposals[k + 2] = S.plan_trial(c, k + 2)
+                    if ev.msg.aborted:
+                        self.journal.write("note", text=f"trial {k} aborted by the device")
                 elif part == 1 and ev.msg.aborted and k + 1 in self.plans and k + 1 not in self.trial_t0:
                     # the ITI was cut (ALL_OFF / host timeout): the queued task part is gone too, run it now
                     self.journal.write("note", text=f"ITI {k} aborted by the device; trial {k + 1} re-uploaded")

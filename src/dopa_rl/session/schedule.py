@@ -8,7 +8,7 @@ frequencies for a number of trials each and repeat (``repeat_blocks``), which gi
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,7 +52,10 @@ class TrialPlan:
         return replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {f: getattr(self, f) for f in _FIELDS}
+
+
+_FIELDS = tuple(TrialPlan.__dataclass_fields__)
 
 
 def block_at(config: SessionConfig, k: int) -> tuple[int, Block | None]:

@@ -83,6 +83,10 @@ class Runner:
         self._stopped = False
         self._switch: float | None = None
         self._proposals: dict[int, S.TrialPlan] = {}
+        self._reset_seen = False
+        self._last_progress = time.monotonic()
+        longest = max(t.cue_s + t.trace_s + t.post_s for t in config.trial_types) + max(config.iti.max_s, config.iti.mean_s)
+        self._stall_s = 10.0 + 3.0 * longest / self.speed   # real seconds without a trial event: give up
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -228,6 +232,22 @@ class Runner:
         return RunResult(self.out, self.journal_path, self.raw_path, reason, len(self.history), self.history,
                          self.latencies, stats, time.monotonic() - t_wall, self.tally)
 
+    def _resume_after_reset(self) -> None:
+        """The device rebooted and was re-armed (its programs are gone): the trial it was running is lost
+        (journaled, never learned from); the next one is started at once."""
+        ks = sorted(self.trial_t0)
+        cur = ks[-1] if ks else -1
+        running = cur >= 0 and all(h["trial"] != cur for h in self.history)
+        if running:
+            self.journal.write("note", text=f"trial {cur} was cut by the device reset; it is not in the trials table")
+        nxt = cur + 1
+        if S.session_over(self.config, nxt, 0.0):
+            raise DeviceError("the device reset during the last trial")
+        if nxt not in self.plans:
+            self._decide(nxt)
+        self.journal.write("note", text=f"re-armed after the reset; trial {nxt} starts now")
+        self._upload_task(nxt, P.TrialWhen.NOW)
+
     def _elapsed_s(self, t_us: int) -> float:
         return 0.0 if self.t0_us is None else (t_us - self.t0_us) / 1e6
 
@@ -237,6 +257,7 @@ class Runner:
             return "complete"
         self._decide(0)
         self._upload_task(0, P.TrialWhen.NOW)
+        self._last_progress = time.monotonic()
         last_k: int | None = None
         events = self.client.events
         while True:
@@ -279,14 +300,32 @@ class Runner:
                     self._proposals[k + 2] = S.plan_trial(c, k + 2)
                     if ev.msg.aborted:
                         self.journal.write("note", text=f"trial {k} aborted by the device")
+                elif part == 1 and k in self.trial_t0 and k + 1 not in self.plans and last_k != k:
+                    # the task part's TRIAL_ENDED never came (lost by the device: EVENT_OVERFLOW), so trial
+                    # k + 1 was never uploaded: it is not learned from (not in the trials table); go on
+                    self.journal.write("note", text=f"trial {k}: its end was never reported; trial {k + 1} starts now")
+                    self._decide(k + 1)
+                    self._upload_task(k + 1, P.TrialWhen.NOW)
                 elif part == 1 and ev.msg.aborted and k + 1 in self.plans and k + 1 not in self.trial_t0:
                     # the ITI was cut (ALL_OFF / host timeout): the queued task part is gone too, run it now
                     self.journal.write("note", text=f"ITI {k} aborted by the device; trial {k + 1} re-uploaded")
                     self._upload_task(k + 1, P.TrialWhen.NOW)
+            elif name == "ERROR":
+                self.journal.write("note", text=f"device error {ev.msg.code} (value {ev.msg.value}); 1 = EVENT_OVERFLOW: "
+                                                "the device lost that many events")
             elif name == "SAFETY_TRIP":
                 self.journal.write("note", text=f"safety trip {P.TripReason(ev.msg.reason).name} value {ev.msg.value}")
             elif name == "HELLO_REPLY" and getattr(ev.msg, "boot", 0):
+                self._reset_seen = True
                 self.journal.write("note", text=f"device reset (cause {ev.msg.reset_cause}); the client re-arms")
+            elif name == "HELLO_REPLY" and self._reset_seen:
+                self._reset_seen = False
+                self._resume_after_reset()
+            if name in ("TRIAL_STARTED", "TRIAL_ENDED"):
+                self._last_progress = time.monotonic()
+            elif time.monotonic() - self._last_progress > self._stall_s:
+                raise DeviceError(f"no trial started or ended for {self._stall_s:.0f} s although the device is "
+                                  "talking; stopping the session")
 
 
 # ---------------------------------------------------------------------- opening a device, a whole session

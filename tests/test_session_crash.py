@@ -178,3 +178,32 @@ def test_device_reboot_mid_session_is_recorded_and_gives_no_extra_reward(tmp_pat
     assert result.reason == "complete" and result.n_trials == 24
     trials, events = nwb_contents(path)
     assert len(events["valve"]) == len(rising(dut, "valve")) == int((trials["reward"] > 0).sum())
+
+
+def test_events_lost_by_the_device_do_not_stall_the_session(tmp_path):
+    """A device whose ring overflows during an outage (reported as EVENT_OVERFLOW): the session goes on."""
+    import numpy as _np
+
+    from dopa_rl.rig.animal import SimulatedAnimal
+    from dopa_rl.testing import SimulatedDUT
+
+    speed = 50.0
+    cfg, rig = load_config(fast_config(tmp_path, 20))
+    dut = SimulatedDUT(speed=speed, animal=SimulatedAnimal(_np.random.default_rng(9)), ring_size=8)
+    try:
+        port = open_device(f"faulty://{dut.url}#seed=1")
+
+        def pull_cable(row):
+            if row["trial"] == 6:
+                port.inject_disconnect(120)     # 6 s of device time: more events than the 8-frame ring holds
+
+        result, path = run_session(cfg, rig, port, tmp_path / "o.nwb", speed=speed, on_trial=pull_cable)
+    finally:
+        dut.close()
+    records = read_journal(result.journal)
+    assert any(r["kind"] == "ev" and r["name"] == "ERROR" for r in records)            # the device said so
+    assert any("EVENT_OVERFLOW" in r["text"] for r in records if r["kind"] == "note")
+    assert result.reason == "complete"
+    trials, events = nwb_contents(path)
+    assert 15 <= len(trials) <= 20
+    assert len(rising(dut, "valve")) <= sum(1 for r in records if r["kind"] == "plan" and r["plan"]["rewarded"])

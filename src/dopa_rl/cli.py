@@ -18,7 +18,7 @@ from dopa_rl.errors import DeviceError, InputError
 
 # (command name, module under dopa_rl.commands, one-line help).  Keep in the order users meet them.
 COMMANDS: list[tuple[str, str, str]] = [
-    ("demo", "demo", "run the end-to-end demo (simulate, fit, NWB round trip)"),
+    ("demo", "demo", "run the end-to-end demo (simulated rig session -> NWB -> RW/TD fits -> report)"),
     ("models", "models", "list the models and their parameters"),
     ("simulate", "simulate", "simulate behavior (CSV) or whole sessions (NWB) from a task and model"),
     ("fit", "fit", "fit a model to behavior (CSV/TSV or NWB)"),

@@ -84,6 +84,9 @@ class Runner:
         self._switch: float | None = None
         self._proposals: dict[int, S.TrialPlan] = {}
         self._reset_seen = False
+        self._learn_at: tuple[int, int] | None = None    # (trial, device time after which it can be learned)
+        self._learned: dict[int, dict] = {}
+        self._uploaded: set[int] = set()
         self._last_progress = time.monotonic()
         longest = max(t.cue_s + t.trace_s + t.post_s for t in config.trial_types) + max(config.iti.max_s, config.iti.mean_s)
         self._stall_s = 10.0 + 3.0 * longest / self.speed   # real seconds without a trial event: give up
@@ -162,6 +165,7 @@ class Runner:
         return plan
 
     def _upload_task(self, k: int, when: int) -> None:
+        self._uploaded.add(k)
         plan = self.plans[k]
         dur, acts = S.program(plan, self.rig)
         self._upload(2 * k, dur, acts, when)
@@ -268,6 +272,14 @@ class Runner:
             if self.t0_us is None:
                 self.t0_us = ev.t_device_us
             name = ev.name
+            ready = self._learn_at
+            if ready is not None and ev.t_device_us >= ready[1] and name != "LICK_ON":
+                # trial k's anticipatory window and outcome are over: learn and decide k + 1 now, so only
+                # the upload is left for the moment its ITI starts
+                self._learn_at = None
+                self._learned[ready[0]] = self._learn(ready[0], ev.t_device_us)
+                if last_k != ready[0]:
+                    self._decide(ready[0] + 1)
             if name == "LICK_ON":
                 self.licks.append(ev.t_device_us)
             elif name == "VALVE_OPENED":
@@ -279,6 +291,8 @@ class Runner:
                 k, part = divmod(tid, 2)
                 if part == 0 and k in self.plans:
                     self.trial_t0[k] = ev.t_device_us
+                    self._learn_at = (k, ev.t_device_us + int(round(self.plans[k].outcome_s * 1e6))
+                                      + c.lick_debounce_us + 1000)
                     if not S.session_over(c, k + 1, self._elapsed_s(ev.t_device_us) + self.plans[k].duration_s):
                         self._upload_iti(k)
                     else:
@@ -288,11 +302,15 @@ class Runner:
                 k, part = divmod(tid, 2)
                 if part == 0 and k in self.trial_t0:
                     t_recv = ev.t_received
-                    row = self._learn(k, ev.t_device_us)
+                    row = self._learned.pop(k, None)
+                    if row is None:
+                        self._learn_at = None
+                        row = self._learn(k, ev.t_device_us)
+                        if last_k != k:
+                            self._decide(k + 1)
                     if last_k == k:
                         self._report(row)
                         return "complete"
-                    self._decide(k + 1)
                     when = P.TrialWhen.NOW if ev.msg.aborted else P.TrialWhen.AFTER_CURRENT
                     self.latencies.append(time.monotonic() - t_recv)
                     self._upload_task(k + 1, when)
@@ -300,12 +318,18 @@ class Runner:
                     self._proposals[k + 2] = S.plan_trial(c, k + 2)
                     if ev.msg.aborted:
                         self.journal.write("note", text=f"trial {k} aborted by the device")
-                elif part == 1 and k in self.trial_t0 and k + 1 not in self.plans and last_k != k:
+                elif part == 1 and k in self.trial_t0 and k + 1 not in self._uploaded and last_k != k:
                     # the task part's TRIAL_ENDED never came (lost by the device: EVENT_OVERFLOW), so trial
-                    # k + 1 was never uploaded: it is not learned from (not in the trials table); go on
+                    # k + 1 was never uploaded: trial k is not in the trials table (its end is unknown); go on
                     self.journal.write("note", text=f"trial {k}: its end was never reported; trial {k + 1} starts now")
-                    self._decide(k + 1)
+                    row = self._learned.pop(k, None)
+                    if row is None:
+                        self._learn_at = None
+                        row = self._learn(k, ev.t_device_us)
+                    if k + 1 not in self.plans:
+                        self._decide(k + 1)
                     self._upload_task(k + 1, P.TrialWhen.NOW)
+                    self._report(row)
                 elif part == 1 and ev.msg.aborted and k + 1 in self.plans and k + 1 not in self.trial_t0:
                     # the ITI was cut (ALL_OFF / host timeout): the queued task part is gone too, run it now
                     self.journal.write("note", text=f"ITI {k} aborted by the device; trial {k + 1} re-uploaded")

@@ -14,6 +14,7 @@ any error) turns the outputs off first (``safe()``), then the journal is closed 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import queue
 import sys
 import time
@@ -82,6 +83,7 @@ class Runner:
         self.tally: dict[str, int] | None = None
         self._stopped = False
         self._switch: float | None = None
+        self._gc_was_enabled = True
         self._proposals: dict[int, S.TrialPlan] = {}
         self._reset_seen = False
         self._learn_at: tuple[int, int] | None = None    # (trial, device time after which it can be learned)
@@ -98,6 +100,13 @@ class Runner:
         # so an event read by the worker reaches the decision quickly (restored in safe())
         self._switch = sys.getswitchinterval()
         sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL_S))
+        # garbage collection pauses (1-7 ms for the young generations, tens of ms for a full one) must not
+        # land between a device event and the decision: collect once now, move what exists out of the
+        # collector's way, and during the session collect only right after each upload (_collect)
+        gc.collect()
+        gc.freeze()
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()
         self.journal.start(out=str(self.out), rawlog=str(self.raw_path))
         self.journal.write("config", subject=c.subject, session_id=c.session_id, description=c.description,
                            experimenter=list(c.experimenter), institution=c.institution, config_path=c.path,
@@ -133,6 +142,9 @@ class Runner:
         if self._switch is not None:
             sys.setswitchinterval(self._switch)
             self._switch = None
+            gc.unfreeze()
+            if self._gc_was_enabled:
+                gc.enable()
 
     stop = safe
 
@@ -316,6 +328,7 @@ class Runner:
                     self._upload_task(k + 1, when)
                     self._report(row)
                     self._proposals[k + 2] = S.plan_trial(c, k + 2)
+                    gc.collect(2 if k % 50 == 49 else 1)   # now, while the device times the ITI
                     if ev.msg.aborted:
                         self.journal.write("note", text=f"trial {k} aborted by the device")
                 elif part == 1 and k in self.trial_t0 and k + 1 not in self._uploaded and last_k != k:

@@ -133,6 +133,7 @@ def test_on_signal_triggers_ttl_when_dff_crosses(tmp_path):
     # shortly after the crossing (device time): a batch of 8 samples (80 ms) plus the host's reaction at 10x
     # (a 1 Hz signal, so a pulse 1 s late would be a pulse for the next crossing)
     assert (lag > 0).all() and (lag < 0.6).all(), lag
+    assert inspector_problems(path) == []                          # the analog stream is valid NWB too
     # a threshold never reached: no pulse
     extra2 = extra.replace("dff_threshold = 0.4", "dff_threshold = 5.0")
     r2, path2, dut2 = _run(tmp_path, fast_config(tmp_path, 4, extra=extra2, name="never.toml"), out="n.nwb", speed=10)

@@ -62,7 +62,7 @@ def session_tables(records: list[dict]) -> dict:
     st = lambda t_us: (t_us - t0) / 1e6  # noqa: E731
     events: dict[str, list[float]] = {v: [] for v in EVENT_NAMES.values()}
     starts, ends = {}, {}
-    analog_t, analog_x = [], []
+    analog_t, analog_x, rates = [], [], set()
     for e in evs:
         name = e["name"]
         if name in EVENT_NAMES:
@@ -73,6 +73,7 @@ def session_tables(records: list[dict]) -> dict:
             ends[e["f"]["trial_id"]] = e
         elif name == "ANALOG_BATCH":
             f = e["f"]
+            rates.add(f["rate_hz"])
             for i in range(f["n"]):
                 analog_t.append(st(e["t_us"]) + i / f["rate_hz"])
                 analog_x.append(f["samples"][i])
@@ -105,7 +106,8 @@ def session_tables(records: list[dict]) -> dict:
             "rpe_outcome": r.get("rpe_outcome", np.nan), "aborted": int(ends[tid]["f"]["aborted"])})
     trials = pd.DataFrame(rows)
     return {"trials": trials, "events": {k: np.array(v) for k, v in events.items()},
-            "analog": (np.array(analog_t), np.array(analog_x, dtype=np.uint16)), "config": cfg,
+            "analog": (np.array(analog_t), np.array(analog_x, dtype=np.uint16)),
+            "analog_rate": rates.pop() if len(rates) == 1 else None, "config": cfg,
             "hello": rec["hello"][0] if rec["hello"] else {}, "header": records[0],
             "end": rec["end"][-1] if rec["end"] else None, "notes": [n["text"] for n in rec["note"]]}
 
@@ -145,7 +147,7 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
     analog = {}
     t, x = tabs["analog"]
     if len(t):
-        analog["analog_input"] = AnalogSeries(timestamps=t, data=x, unit="ADC counts (10-bit)",
+        analog["analog_input"] = AnalogSeries(timestamps=t, data=x, unit="ADC counts (10-bit)", rate=tabs["analog_rate"],
                                               description="rig analog input A0 (e.g. photometry system output)")
     trials = tabs["trials"]
     return SessionData(metadata=md, trials=trials if len(trials) else None, events=events, event_descriptions=EVENT_DOCS,

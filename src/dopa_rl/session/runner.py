@@ -1,11 +1,12 @@
 """The session runner: the only part of a live session that does I/O.
 
 Each trial is two device programs: the task part (cue, trace, outcome, consumption time; ``trial_id = 2k``)
-and the ITI (``2k + 1``, no actions).  While the ITI of trial ``k`` runs on the device, the runner learns
-from trial ``k`` (licks counted from the device's events), asks the schedule and the policy for trial
-``k + 1`` and uploads it to start the moment the ITI ends (``TRIAL_START AFTER_CURRENT``); while a task part
-runs, the next ITI is uploaded the same way.  So cue, trace and reward timing are the device's, never the
-host's; a host late by more than an ITI only lengthens that ITI.
+and the ITI (``2k + 1``, no actions).  While the task part of trial ``k`` runs, its ITI is uploaded to start
+the moment it ends (``TRIAL_START AFTER_CURRENT``).  As soon as an event shows that trial ``k``'s
+anticipatory window and outcome are over, the runner learns from it (licks counted from the device's
+events), asks the schedule and the policy for trial ``k + 1``; when the task part ends it uploads trial
+``k + 1`` to start when the ITI ends.  So cue, trace and reward timing are the device's, never the host's; a
+host late by more than an ITI only lengthens that ITI.
 
 The runner waits on the client's event queue (no busy waiting).  The journal gets every device event from
 the client's listener as it is delivered, every command before it is sent and every decision.  Ctrl-C (or

@@ -169,3 +169,20 @@ def test_examples_run_on_sim(tmp_path, name):
     out = tmp_path / "ex.nwb"
     assert main(["run", str(cfg), "--device", "sim", "--speed", "max", "--trials", "6", "--out", str(out)]) == 0
     assert len(nwb_contents(out)[0]) == 6
+
+
+def test_cli_run_json_summary_and_plain_lines(tmp_path, capsys):
+    import json
+
+    from dopa_rl.cli import main
+
+    out, js = tmp_path / "c.nwb", tmp_path / "c.json"
+    cfg = fast_config(tmp_path, 8)
+    assert main(["run", str(cfg), "--device", "sim", "--speed", "max", "--out", str(out), "--json", str(js)]) == 0
+    s = json.loads(js.read_text())
+    trials, events = nwb_contents(out)
+    assert s["trials"] == len(trials) == 8 and s["reason"] == "complete"
+    assert s["rewards"] == int((trials["reward"] > 0).sum()) == s["device_tally"]["valve_openings"]
+    assert s["anticipatory_licks"] == int(trials["licks"].sum())
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("trial ")]
+    assert len(lines) == 8 and "\r" not in "".join(lines)        # not a terminal: one plain line per trial

@@ -207,3 +207,20 @@ def test_events_lost_by_the_device_do_not_stall_the_session(tmp_path):
     trials, events = nwb_contents(path)
     assert 15 <= len(trials) <= 20
     assert len(rising(dut, "valve")) <= sum(1 for r in records if r["kind"] == "plan" and r["plan"]["rewarded"])
+
+
+def test_journal_cut_mid_line_and_bad_journal(tmp_path, capsys):
+    from dopa_rl.session.journal import JournalWriter
+
+    j = JournalWriter(tmp_path / "x.nwb.journal").start()
+    j.write("note", text="one")
+    j.stop()
+    j.safe()                                                   # idempotent
+    with open(tmp_path / "x.nwb.journal", "a") as fh:
+        fh.write('{"kind":"ev","i":0,"na')                     # a crash in the middle of a line
+    recs = read_journal(tmp_path / "x.nwb.journal")
+    assert [r["kind"] for r in recs] == ["header", "note"] and recs[0]["version"] == 1 and "ev" in recs[0]["kinds"]
+    (tmp_path / "bad.journal").write_text("hello\n")
+    assert main(["recover", str(tmp_path / "bad.journal"), "--out", str(tmp_path / "r.nwb")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a dopa_rl session journal" in err[0] and not (tmp_path / "r.nwb").exists()

@@ -11,8 +11,9 @@ from _session_support import fast_config, nwb_contents, rising, sim_rig
 from dopa_rl.session import load_config, open_device, read_journal, run_session
 from dopa_rl.session.export import session_tables
 from dopa_rl.session.policy import DffState, dff_step
+from dopa_rl.session.runner import parse_speed
 
-SPEED = 50.0
+SPEED = parse_speed("max")   # what --speed max gives
 DEBOUNCE_US = 1000  # the config's default lick_debounce_us
 
 

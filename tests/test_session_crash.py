@@ -224,3 +224,39 @@ def test_journal_cut_mid_line_and_bad_journal(tmp_path, capsys):
     assert main(["recover", str(tmp_path / "bad.journal"), "--out", str(tmp_path / "r.nwb")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a dopa_rl session journal" in err[0] and not (tmp_path / "r.nwb").exists()
+
+
+def test_host_stall_rearm_is_recorded_and_the_session_goes_on(tmp_path):
+    """The host goes silent longer than the device's host timeout: the device disarms (SAFETY_TRIP
+    HOST_TIMEOUT, programs cleared), the client re-arms, the session goes on; no reward is given twice."""
+    from dopa_rl.session.export import export_journal
+    from dopa_rl.session.runner import Runner
+
+    speed = 10.0
+    cfg, rig = load_config(fast_config(tmp_path, 16, p=0.8))
+    dut = sim_rig(speed, seed=10)
+    box = {}
+
+    def stall(row):
+        if row["trial"] == 5:
+            box["runner"].client.muted = True       # nothing at all goes out, as if the host hung
+            time.sleep(1.5)                          # host timeout: 1000 ms x 10 = 10 s of device time = 1 s
+            box["runner"].client.muted = False
+
+    try:
+        runner = Runner(cfg, rig, open_device(dut.url), tmp_path / "h.nwb", speed=speed, on_trial=stall)
+        box["runner"] = runner
+        result = runner.run()
+        path = export_journal(result.journal, tmp_path / "h.nwb")
+    finally:
+        dut.close()
+    records = read_journal(result.journal)
+    notes = " | ".join(r["text"] for r in records if r["kind"] == "note")
+    # what the device reported across the stall is journaled: the trip (or, when its ring overflowed while
+    # nobody acknowledged, the EVENT_OVERFLOW that says how many events it lost) and the re-arm
+    assert "HOST_TIMEOUT" in notes or "EVENT_OVERFLOW" in notes, notes
+    assert "re-armed" in notes, notes
+    assert result.reason == "complete" and result.client_stats["rearms"] >= 1
+    trials, events = nwb_contents(path)
+    assert len(trials) >= 14
+    assert len(rising(dut, "valve")) == len(events["valve"]) == int((trials["reward"] > 0).sum())

@@ -359,6 +359,9 @@ class Runner:
             elif name == "HELLO_REPLY" and self._reset_seen:
                 self._reset_seen = False
                 self._resume_after_reset()
+            elif name == "HELLO_REPLY" and ev.index > 0:
+                self.journal.write("note", text="the client re-armed the device (new device session: its sequence "
+                                                "numbers restart; events before it are all in the journal above)")
             if name in ("TRIAL_STARTED", "TRIAL_ENDED"):
                 self._last_progress = time.monotonic()
             elif time.monotonic() - self._last_progress > self._stall_s:

@@ -90,6 +90,8 @@ class Runner:
         self._learn_at: tuple[int, int] | None = None    # (trial, device time after which it can be learned)
         self._learned: dict[int, dict] = {}
         self._uploaded: set[int] = set()
+        self._upload_done = 0.0            # host time the last upload was acknowledged
+        self._idle_beats = 0
         self._last_progress = time.monotonic()
         longest = max(t.cue_s + t.trace_s + t.post_s for t in config.trial_types) + max(config.iti.max_s, config.iti.mean_s)
         self._stall_s = 10.0 + 3.0 * longest / self.speed   # real seconds without a trial event: give up
@@ -162,6 +164,7 @@ class Runner:
             if exc.reason != P.NackReason.PROGRAM_STATE or when != P.TrialWhen.NOW:
                 raise
             self.client.trial_start(P.TrialWhen.AFTER_CURRENT)  # something still runs: queue it
+        self._upload_done = time.monotonic()
 
     def _proposal(self, k: int) -> S.TrialPlan:
         """The schedule's trial k (pure, so it is drawn ahead of time while the device is busy)."""
@@ -248,6 +251,24 @@ class Runner:
             self.safe()
         return RunResult(self.out, self.journal_path, self.raw_path, reason, len(self.history), self.history,
                          self.latencies, stats, time.monotonic() - t_wall, self.tally)
+
+    def _restart_idle(self, last_k: int | None, t_us: int) -> bool:
+        """The device is idle although the session is not over; True if the session is in fact complete."""
+        n = max(self._uploaded)
+        row = self._learned.pop(n, None)
+        if row is None and n in self.trial_t0 and all(h["trial"] != n for h in self.history):
+            self._learn_at = None
+            row = self._learn(n, t_us)
+        if row is not None:
+            self._report(row)
+        if last_k is not None and n >= last_k:
+            self.journal.write("note", text=f"the device went idle after the last trial {n} (its end was lost)")
+            return True
+        self.journal.write("note", text=f"the device is idle after trial {n} (events lost); trial {n + 1} starts now")
+        if n + 1 not in self.plans:
+            self._decide(n + 1)
+        self._upload_task(n + 1, P.TrialWhen.NOW)
+        return False
 
     def _resume_after_reset(self) -> None:
         """The device rebooted and was re-armed (its programs are gone): the trial it was running is lost
@@ -348,6 +369,15 @@ class Runner:
                     # the ITI was cut (ALL_OFF / host timeout): the queued task part is gone too, run it now
                     self.journal.write("note", text=f"ITI {k} aborted by the device; trial {k + 1} re-uploaded")
                     self._upload_task(k + 1, P.TrialWhen.NOW)
+            elif name == "DEVICE_HEARTBEAT":
+                # the device says it runs no trial and has none queued, in a heartbeat sent after our last
+                # upload was acknowledged (events arrive in order): a trial's events were lost (EVENT_OVERFLOW)
+                idle = not ev.msg.state & (P.StateBit.TRIAL_RUNNING | P.StateBit.TRIAL_PENDING)
+                self._idle_beats = self._idle_beats + 1 if idle and ev.t_received > self._upload_done else 0
+                if self._idle_beats >= 2:
+                    self._idle_beats = 0
+                    if self._restart_idle(last_k, ev.t_device_us):
+                        return "complete"
             elif name == "ERROR":
                 self.journal.write("note", text=f"device error {ev.msg.code} (value {ev.msg.value}); 1 = EVENT_OVERFLOW: "
                                                 "the device lost that many events")

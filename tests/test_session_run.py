@@ -44,6 +44,7 @@ def test_200_trials_fast_counts_match_device_and_nwb_is_valid(tmp_path):
     assert wall < 30, f"200 trials took {wall:.1f} s"
     trials, events = nwb_contents(path)
     assert len(trials) == 200
+    assert not [r for r in read_journal(result.journal) if r["kind"] == "ev" and r["name"] == "ERROR"]  # no overflow
     t0, t1 = _session_span(result)
     # the device's own tally (pin trace) over the session (licks before HELLO are not reported)
     dev_licks = rising(dut, "lick", t0, t1)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import math
 import queue
 import sys
 import time
@@ -422,11 +423,18 @@ def parse_speed(text: str | float) -> float:
     return v
 
 
+def sim_ring(speed: float) -> int:
+    """Event ring of a simulated device at ``speed``: 32 frames like the firmware, times speed / 5, so a host
+    pause of x ms costs the ring what a pause of x * 5 ms would on a real board at 1x (without it, 100 ms of
+    scheduling delay on a loaded machine at 50x is 5 s of device events: an EVENT_OVERFLOW)."""
+    return int(32 * max(1, math.ceil(speed / 5)))
+
+
 def device_url(device: str, rig: Rig, *, speed: float, seed: int) -> str:
     """``sim`` -> a new simulated rig with a simulated animal; ``rig`` -> the rig file's port (or serial number);
     anything else is a port path or a pyserial URL."""
     if device == "sim":
-        return f"dopasim://?speed={speed:g}&seed={seed}&animal=rw"
+        return f"dopasim://?speed={speed:g}&seed={seed}&animal=rw&ring={sim_ring(speed)}"
     if device == "rig":
         from dopa_rl.errors import InputError
 

@@ -19,7 +19,7 @@ from dopa_rl.errors import DeviceError, InputError
 
 # (command name, module under dopa_rl.commands, one-line help).  Keep in the order users meet them.
 COMMANDS: list[tuple[str, str, str]] = [
-    ("demo", "demo", "run the end-to-end demo (simulate, fit, NWB round trip)"),
+    ("demo", "demo", "run the end-to-end demo (simulated rig session -> NWB -> RW/TD fits -> report)"),
     ("models", "models", "list the models and their parameters"),
     ("simulate", "simulate", "simulate behavior (CSV) or whole sessions (NWB) from a task and model"),
     ("fit", "fit", "fit a model to behavior (CSV/TSV or NWB)"),
@@ -30,6 +30,9 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("compare", "compare", "compare models on the same behavior or dopamine (BIC, iBIC, CV, random-effects selection)"),
     ("recover-params", "recover_params", "parameter or model recovery on simulated populations"),
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
+    ("run", "run", "run a live conditioning session from a TOML config (journal + NWB)"),
+    ("recover", "recover", "write the NWB file of an interrupted session from its journal"),
+    ("calibrate", "calibrate", "calibrate the water valve and write the rig file"),
     ("ports", "ports", "list serial ports with their USB serial numbers"),
 ]
 

@@ -15,6 +15,9 @@ def _cut(dut: EmulatedDUT, link: Link, n_ttl: int) -> tuple[int, int]:
     """A programmed 2000 ms pulse (cut at max_valve_ms = 1000) with n_ttl TTL actions due 50 us before
     the cut; returns (open time, close time - (trial start + 1000 ms)) in us."""
     link.hello()
+    # this host goes quiet while it waits for the pin edges: keep its host timeout away from the cut
+    assert isinstance(link.command("CONFIGURE", max_valve_ms=1000, min_valve_gap_ms=50, budget_valve_ms=30000,
+                                   host_timeout_ms=5000, debounce_us=2000, flags=0), P.Ack)
     upload(link, 1, 1500, [(0, A.VALVE_PULSE, 2000)] + [(1_000_000 - 50, A.TTL_PULSE, 1)] * n_ttl)
     assert isinstance(link.command("TRIAL_START", when=P.TrialWhen.NOW), P.Ack)
     started = link.wait(lambda e: isinstance(e, P.TrialStarted))

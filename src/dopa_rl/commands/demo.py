@@ -1,103 +1,157 @@
-"""``dopa-rl demo``: the end-to-end demo on built-in defaults."""
+"""``dopa-rl demo``: a simulated rig session to NWB, RW and TD fitted to its licks, a report with figures.
+
+Everything printed is measured in this run: the session's counts against the simulated device's own tally,
+the online model, the fits, the host's event-to-decision latency.  The same numbers go to
+``report/summary.json`` (and ``summary.txt``).
+"""
 from __future__ import annotations
 
 import argparse
 
+NAME = "demo"
+
+DEMO_CONFIG = """
+[session]
+subject = "sim-mouse"
+session_id = "demo"
+description = "demo: classical conditioning on the simulated rig (CS+ light, 90 % reward; CS- tone, none)"
+n_trials = {trials}
+seed = {seed}
+
+[[trial_types]]
+name = "CS+"
+cue = "light"
+cue_s = 1.0
+trace_s = 0.5
+post_s = 1.0
+reward_probability = 0.9
+reward_ul = 4.0
+frequency = 3
+
+[[trial_types]]
+name = "CS-"
+cue = "tone"
+tone_hz = 8000
+cue_s = 1.0
+trace_s = 0.5
+post_s = 0.5
+reward_probability = 0.0
+frequency = 1
+
+[iti]
+distribution = "uniform"
+min_s = 0.5
+max_s = 1.5
+
+[model]
+kind = "rw"
+alpha = 0.2
+"""
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.epilog = "Example: dopa-rl demo --out demo_out"
+    p.epilog = "Example: dopa-rl demo --out demo_out --trials 200"
     p.add_argument("--out", default="demo_out", metavar="DIR", help="folder for the demo's files (default demo_out)")
-    p.add_argument("--subjects", type=int, default=20, metavar="N", help="simulated subjects (default 20)")
-    p.add_argument("--trials", type=int, default=400, metavar="T", help="trials per subject (default 400)")
+    p.add_argument("--trials", type=int, default=200, metavar="T", help="trials in the session (default 200)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--speed", default="max", help="simulated rig clock: max (50x) or a factor (default max)")
+    p.add_argument("--restarts", type=int, default=5, help="fit restarts (default 5)")
+
+
+def _measure(args, out):
+    import time
+
+    import numpy as np
+
+    from dopa_rl.sim.animal import SimulatedAnimal
+    from dopa_rl.session import open_device, parse_config, run_session
+    from dopa_rl.session.runner import parse_speed, sim_ring
+    from dopa_rl.testing import SimulatedDUT
+
+    speed = parse_speed(args.speed)
+    cfg, rig = parse_config(DEMO_CONFIG.format(trials=args.trials, seed=args.seed), source="demo config")
+    (out / "demo_config.toml").write_text(cfg.text)
+    nwb_path = out / "session.nwb"
+    for p in (nwb_path, out / "session.nwb.journal", out / "session.nwb.raw"):
+        p.unlink(missing_ok=True)
+    print(f"1/4 simulated rig session: {args.trials} trials at {speed:g}x real time -> {nwb_path}", flush=True)
+    dut = SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(args.seed)), ring_size=sim_ring(speed))
+    try:
+        t = time.monotonic()
+        result, path = run_session(cfg, rig, open_device(dut.url), nwb_path, speed=speed)
+        wall = time.monotonic() - t
+        time.sleep(0.05)
+        evs = [line for line in result.journal.read_text().splitlines() if '"kind":"ev"' in line]
+        import json
+
+        t0, t1 = json.loads(evs[0])["t_us"], json.loads(evs[-1])["t_us"] - cfg.lick_debounce_us
+        tally = {"valve_openings": sum(1 for t_, lv in dut.pin_edges("valve") if lv and t_ >= t0),
+                 "lick_contacts": sum(1 for t_, lv in dut.pin_edges("lick") if lv and t0 <= t_ < t1)}
+    finally:
+        dut.close()
+    return cfg, result, path, wall, tally, t1 - t0
 
 
 def run(args) -> int:
+    import json
     from pathlib import Path
 
     import numpy as np
-    import pandas as pd
 
     from dopa_rl.errors import InputError
     from dopa_rl.fit import fit
+    from dopa_rl.io import nwb
     from dopa_rl.io.atomic import atomic_write_text
-    from dopa_rl.io.behavior import load_behavior
-    from dopa_rl.models import get_model, tasks
+    from dopa_rl.models import get_model
+    from dopa_rl.report.session import session_figures
 
-    if args.subjects < 2 or args.trials < 20:
-        raise InputError("demo: use at least --subjects 2 and --trials 20")
+    if args.trials < 20:
+        raise InputError("demo: use at least --trials 20")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out}: is a file; the demo needs a folder for its files")
     out.mkdir(parents=True, exist_ok=True)
-    model = get_model("rw-softmax")
-    print(f"1/4 simulating a two-armed bandit with a reversal: {args.subjects} subjects x {args.trials} trials")
-    root = np.random.SeedSequence(args.seed)
-    frames, truth = [], []
-    for s, seq in enumerate(root.spawn(args.subjects)):
-        rng = np.random.default_rng(seq)
-        p = {"alpha": rng.uniform(0.1, 0.8), "beta": float(np.exp(rng.uniform(np.log(1.0), np.log(12.0))))}
-        truth.append({"subject": str(s + 1), **p})
-        frames.append(model.simulate(p, tasks.bandit_task(args.trials), rng, subject=str(s + 1)).trials)
-    table = out / "bandit_choices.csv"
-    atomic_write_text(table, pd.concat(frames, ignore_index=True).to_csv(index=False))
-    print(f"    wrote {table}")
-    print("2/4 fitting rw-softmax by maximum likelihood (10 restarts per subject)")
-    result = fit(model, load_behavior(table), restarts=10)
-    result.to_json(out / "fit.json")
-    print(result.summary())
-    print("3/4 recovered vs true parameters")
-    true = pd.DataFrame(truth).set_index("subject")
-    both = true.join(result.params.add_suffix("_fit"))
-    print(both.round(3).to_string())
-    for name in ("alpha", "beta"):
-        a, b = both[name], both[f"{name}_fit"]
-        if name == "beta":
-            a, b = np.log(a), np.log(b)
-        print(f"    correlation true vs fitted {'log ' if name == 'beta' else ''}{name}: {np.corrcoef(a, b)[0, 1]:.3f}")
-    nwb_path = _nwb_step(out, args.seed)
-    print(f"files in {out}/: bandit_choices.csv, fit.json, {nwb_path.name}")
+    cfg, result, path, wall, tally, span_us = _measure(args, out)
+    with nwb.NWBSession(path) as s:
+        trials, events = s.behavior(), s.events()
+    n_lick_in_span = int((events["lick"] < span_us / 1e6).sum())
+    rewards = int((trials["reward"] > 0).sum())
+    lat = np.array(result.latencies_s) * 1e3
+    print(f"    {len(trials)} trials in {wall:.1f} s; NWB: {rewards} rewards, {len(events.get('valve', []))} valve events, "
+          f"{n_lick_in_span} licks; device tally: {tally['valve_openings']} valve openings, "
+          f"{tally['lick_contacts']} lick contacts")
+    print(f"    host event-to-decision latency (TRIAL_ENDED in -> next program out): p50 {np.percentile(lat, 50):.2f} ms, "
+          f"p99 {np.percentile(lat, 99):.2f} ms")
+    cs, cm = trials[trials["trial_type"] == "CS+"], trials[trials["trial_type"] == "CS-"]
+    n = max(min(len(cs) // 5, 20), 3)
+    summary = {
+        "trials": int(len(trials)), "wall_s": wall, "rewards": rewards, "valve_events": int(len(events.get("valve", []))),
+        "licks": n_lick_in_span, "device_tally": tally,
+        "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
+        "cs_plus": {"n": int(len(cs)), f"licks_first_{n}": float(cs["licks"].iloc[:n].mean()),
+                    f"licks_last_{n}": float(cs["licks"].iloc[-n:].mean()), "value_final": float(cs["value"].iloc[-1]),
+                    f"rpe_outcome_rewarded_first_{n}": float(cs["rpe_outcome"][cs["reward"] > 0].iloc[:n].mean()),
+                    f"rpe_outcome_rewarded_last_{n}": float(cs["rpe_outcome"][cs["reward"] > 0].iloc[-n:].mean())},
+        "cs_minus": {"n": int(len(cm)), "licks_mean": float(cm["licks"].mean()) if len(cm) else None},
+        "fits": {}}
+    c = summary["cs_plus"]
+    print(f"2/4 online RW model: CS+ value {c['value_final']:.3f} at the end; RPE at rewarded outcomes "
+          f"{c[f'rpe_outcome_rewarded_first_{n}']:+.3f} (first {n}) -> {c[f'rpe_outcome_rewarded_last_{n}']:+.3f} (last {n}); "
+          f"CS+ anticipatory licks {c[f'licks_first_{n}']:.2f} -> {c[f'licks_last_{n}']:.2f} per trial")
+    print(f"3/4 fitting RW and TD to the anticipatory licks in {path.name} ({args.restarts} restarts)")
+    for name in ("rw-pavlovian", "td"):
+        r = fit(get_model(name), trials, restarts=args.restarts, progress=False)
+        params = {k: float(v) for k, v in r.params.iloc[0].items()}
+        summary["fits"][name] = {"params": params, "loglik": float(r.loglik.iloc[0]), "aic": float(r.aic.iloc[0])}
+        print(f"    {name:13s} loglik {r.loglik.iloc[0]:9.2f}  AIC {r.aic.iloc[0]:8.2f}  "
+              + ", ".join(f"{k}={v:.3g}" for k, v in params.items()))
+    report = out / "report"
+    print(f"4/4 report in {report}/")
+    data = session_figures(path, report)
+    atomic_write_text(report / "figure_data.json", json.dumps(data))
+    atomic_write_text(report / "summary.json", json.dumps(summary, indent=1))
+    lines = [f"{k}: {json.dumps(v)}" for k, v in summary.items()]
+    atomic_write_text(report / "summary.txt", "dopa_rl demo: measured in this run\n" + "\n".join(lines) + "\n")
+    for f in ("licks_value.png", "rpe.png", "lick_raster.png", "summary.txt"):
+        print(f"    {report / f}")
     return 0
-
-
-def _nwb_step(out, seed: int):
-    """Step 4: a Pavlovian TD session written to NWB with synthetic dopamine, read back and summarised."""
-    import numpy as np
-
-    from dopa_rl.fit import fit
-    from dopa_rl.io import nwb
-    from dopa_rl.io.behavior import load_behavior
-    from dopa_rl.io.synthetic import simulate_sessions
-    from dopa_rl.models import get_model
-
-    print("4/4 a Pavlovian session (TD learner) written to NWB with licks, dopamine photometry and units")
-    path = simulate_sessions(task="pavlovian", model="td", n_subjects=1, n_sessions=1, out=out / "pavlovian_td.nwb",
-                             seed=seed, params={"alpha": 0.15, "gamma": 0.95, "lambda_": 0.9}, progress=False)[0]
-    trials = load_behavior(path)
-    phot = nwb.read_photometry(path)
-    units = nwb.read_units(path)
-    print(f"    {path}: {len(trials)} trials, photometry {len(phot.signal)} samples at {phot.rate:g} Hz "
-          f"(+ control channel), {len(units)} units")
-    t, sig = phot.timestamps, phot.signal
-
-    def response(times):
-        """Mean signal 0-0.5 s after each event minus the 0.5 s before it."""
-        out_ = []
-        for e in times:
-            pre = sig[(t >= e - 0.5) & (t < e)]
-            post = sig[(t >= e) & (t < e + 0.5)]
-            out_.append(post.mean() - pre.mean() if len(pre) and len(post) else np.nan)
-        return np.array(out_)
-
-    rewarded = trials["reward"].to_numpy() > 0
-    cue, outc = response(trials["cue_time"]), response(trials["outcome_time"])
-    n = max(len(trials) // 15, 5)
-    early, late = slice(0, n), slice(len(trials) - n, len(trials))
-    print(f"    dopamine at the cue:    first {n} trials {np.nanmean(cue[early]):+.4f}, last {n} {np.nanmean(cue[late]):+.4f}")
-    print(f"    dopamine at the reward: first {n} trials {np.nanmean(outc[early][rewarded[early]]):+.4f}, "
-          f"last {n} {np.nanmean(outc[late][rewarded[late]]):+.4f}  (the response moves from reward to cue)")
-    result = fit(get_model("td"), trials, restarts=5)
-    fitted = ", ".join(f"{k}={v:.3g}" for k, v in result.params.iloc[0].items())
-    print(f"    TD fitted to the anticipatory licks read from NWB: {fitted} (true alpha=0.15, gamma=0.95, lambda_=0.9;"
-          f" licks alone constrain TD weakly)")
-    return path

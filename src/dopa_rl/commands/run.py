@@ -1,0 +1,109 @@
+"""``dopa-rl run``: a live conditioning session from a TOML config, journaled, written to NWB."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "run"
+ANALOG_MAX_SPEED = 10.0   # a 100 Hz analog stream at 50x would be 5,000 samples/s for the host
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.epilog = ("Example: dopa-rl run examples/classical_conditioning.toml --device sim --speed max --out s.nwb\n"
+                "The journal (s.nwb.journal) and raw byte log (s.nwb.raw) are written beside the NWB file;\n"
+                "after a crash: dopa-rl recover s.nwb.journal --out s-recovered.nwb")
+    p.add_argument("config", metavar="CONFIG.toml", help="session config (see docs/sessions.md)")
+    p.add_argument("--device", required=True, metavar="sim|rig|PORT|URL",
+                   help="sim: simulated rig with a simulated animal; rig: the rig file's port or USB serial number; "
+                        "or a port path (/dev/ttyACM0) or URL (dopasim://..., faulty://...)")
+    p.add_argument("--out", required=True, metavar="FILE.nwb", help="NWB file to write")
+    p.add_argument("--trials", type=int, metavar="N", help="number of trials (overrides the config)")
+    p.add_argument("--speed", default="realtime", metavar="max|realtime|X",
+                   help="simulated device: clock rate (max = 50x real time; default realtime)")
+    p.add_argument("--rig-file", metavar="RIG.toml", help="rig file (overrides session.rig_file)")
+    p.add_argument("--json", metavar="FILE", help="write a JSON summary of the session")
+
+
+def _display():
+    """Per-trial output: one updating line on a terminal, plain lines otherwise."""
+    tty = sys.stdout.isatty()
+    totals = {"rewards": 0, "licks": 0}
+
+    def show(row: dict) -> None:
+        totals["rewards"] += row["reward_ul"] > 0
+        totals["licks"] += row["licks"]
+        text = (f"trial {row['trial'] + 1:4d} {row['trial_type']:>8s}  licks {row['licks']:2d}  "
+                f"reward {row['reward_ul']:4.1f} uL  value {row['value']:+.3f}  RPE {row['rpe_outcome']:+.3f}  "
+                f"| rewards {totals['rewards']}  anticipatory licks {totals['licks']}")
+        if tty:
+            sys.stdout.write("\r" + text + "\x1b[K")
+            sys.stdout.flush()
+        else:
+            print(text, flush=True)
+
+    return show, tty
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    from dopa_rl.cli import check_output_paths
+    from dopa_rl.errors import InputError
+    from dopa_rl.io.atomic import atomic_write_text
+    from dopa_rl.session import ConfigError, load_config, load_rig
+    from dopa_rl.session.runner import device_url, open_device, parse_speed, run_session
+
+    problems: list[str] = []
+    rig = None
+    if args.rig_file:
+        try:
+            rig = load_rig(args.rig_file)
+        except ConfigError as exc:
+            problems += exc.problems
+    try:
+        config, rig = load_config(args.config, rig=rig)
+    except ConfigError as exc:
+        problems += exc.problems
+    if args.trials is not None and args.trials < 1:
+        problems.append(f"--trials {args.trials}: must be >= 1")
+    out = Path(args.out)
+    if out.suffix.lower() != ".nwb":
+        problems.append(f"--out {out}: the file name must end in .nwb")
+    for p in (out, Path(str(out) + ".journal"), Path(str(out) + ".raw")):
+        if p.exists():
+            problems.append(f"--out {out}: {p} exists; choose another name or remove it")
+    try:
+        check_output_paths({"--out": args.out, "--json": args.json}, inputs=[args.config])
+        speed = parse_speed(args.speed)
+    except InputError as exc:
+        problems.append(str(exc))
+        speed = 1.0
+    if problems:   # nothing has been sent to any device
+        for line in problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 2
+    if config.policy.kind == "on-signal" and speed > ANALOG_MAX_SPEED and args.device == "sim":
+        print(f"note: on-signal streams the analog input; the simulated rig runs at {ANALOG_MAX_SPEED:g}x real time")
+        speed = ANALOG_MAX_SPEED
+    url = device_url(args.device, rig, speed=speed, seed=config.seed)
+    port = open_device(url)
+    show, tty = _display()
+    print(f"session {config.subject}/{config.session_id}: {args.trials or config.n_trials or '-'} trials "
+          f"on {url} ({config.policy.kind} policy, online {config.model.kind}); journal {out}.journal", flush=True)
+    result, path = run_session(config, rig, port, out, speed=speed, n_trials=args.trials, device_name=url,
+                               on_trial=show)
+    if tty:
+        print()
+    rewards = sum(1 for h in result.history if h["reward_ul"] > 0)
+    licks = sum(h["licks"] for h in result.history)
+    print(f"{result.reason}: {result.n_trials} trials, {rewards} rewarded, {licks} anticipatory licks, "
+          f"{result.wall_s:.1f} s; wrote {path}")
+    if result.tally is not None:
+        print(f"device tally: {result.tally['valve_openings']} valve openings, {result.tally['lick_contacts']} lick contacts")
+    if args.json:
+        atomic_write_text(args.json, json.dumps({
+            "reason": result.reason, "trials": result.n_trials, "rewards": rewards, "anticipatory_licks": licks,
+            "wall_s": result.wall_s, "nwb": str(path), "journal": str(result.journal), "device_tally": result.tally,
+            "client_stats": result.client_stats}, indent=1))
+    return 0 if result.reason == "complete" else (130 if result.reason == "interrupted" else 1)

@@ -1,0 +1,167 @@
+"""Journal -> NWB: the one path from what a session recorded to its NWB file (also used by ``recover``).
+
+The journal is the session's record; :func:`session_data` rebuilds everything from it: the trials table
+(task columns, licks counted from the device's lick events, what the valve delivered, the online model's value
+and RPEs), lick/valve/cue/tone/TTL events in session time (device microseconds since the first event of
+the session), the analog input, and the config, rig file, calibration and firmware/protocol versions in
+the metadata.  A session that did not end cleanly is marked incomplete (description, keywords, notes).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.io.nwb_types import AnalogSeries, SessionData, SessionMetadata
+from dopa_rl.session.journal import read_journal
+
+TASK, ITI = 0, 1   # trial_id = 2 * k + part
+
+EVENT_NAMES = {"LICK_ON": "lick", "VALVE_OPENED": "valve", "CUE_ONSET": "cue", "TONE_ONSET": "tone",
+               "TTL_SENT": "ttl"}
+EVENT_DOCS = {"lick": "lick onsets (debounced on the device), session time",
+              "valve": "water valve openings, session time", "cue": "cue LED onsets, session time",
+              "tone": "tone onsets, session time", "ttl": "TTL pulses sent by the rig (rising edge), session time"}
+COLUMN_DOCS = {
+    "trial": "0-based trial number in the session",
+    "trial_type": "trial type name from the session config",
+    "cue": "stimulus as the online model sees it (light, tone<Hz>, light+tone<Hz>)",
+    "block": "block index of the schedule (blocks repeat: reversals)",
+    "cue_time": "cue onset (device-timed), seconds from session start",
+    "outcome_time": "programmed outcome time (reward delivery or omission), seconds from session start",
+    "reward": "reward delivered, in model units (1 = the config's largest reward_ul); 0 when omitted",
+    "reward_ul": "reward delivered, uL (planned size when the valve opened, else 0)",
+    "valve_ms": "valve open time measured by the device, ms",
+    "planned_reward_ul": "reward the trial was planned to give, uL (0 for planned omissions)",
+    "licks": "anticipatory lick count between cue onset and outcome",
+    "stim": "1 if a TTL pulse was programmed at the outcome (closed-loop stimulation)",
+    "iti": "inter-trial interval programmed after the trial, seconds",
+    "value": "online model value at cue onset, before learning on this trial",
+    "rpe_cue": "online model prediction error at cue onset",
+    "rpe_outcome": "online model prediction error at the outcome",
+    "aborted": "1 if the device aborted the trial (ALL_OFF or host timeout)",
+}
+
+
+def _by_kind(records: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        out[r["kind"]].append(r)
+    return out
+
+
+def session_tables(records: list[dict]) -> dict:
+    """Trials (DataFrame), events (name -> session-time array), analog samples and context from a journal."""
+    rec = _by_kind(records)
+    evs = rec["ev"]
+    t0 = evs[0]["t_us"] if evs else 0
+    st = lambda t_us: (t_us - t0) / 1e6  # noqa: E731
+    events: dict[str, list[float]] = {v: [] for v in EVENT_NAMES.values()}
+    starts, ends = {}, {}
+    analog_t, analog_x, rates = [], [], set()
+    for e in evs:
+        name = e["name"]
+        if name in EVENT_NAMES:
+            events[EVENT_NAMES[name]].append(st(e["t_us"]))
+        elif name == "TRIAL_STARTED":
+            starts[e["f"]["trial_id"]] = e
+        elif name == "TRIAL_ENDED":
+            ends[e["f"]["trial_id"]] = e
+        elif name == "ANALOG_BATCH":
+            f = e["f"]
+            rates.add(f["rate_hz"])
+            for i in range(f["n"]):
+                analog_t.append(st(e["t_us"]) + i / f["rate_hz"])
+                analog_x.append(f["samples"][i])
+    plans = {r["trial"]: r for r in rec["plan"]}
+    results = {r["trial"]: r for r in rec["result"]}
+    cfg = rec["config"][0] if rec["config"] else {}
+    max_ul = cfg.get("max_reward_ul", 1.0) or 1.0
+    lick = np.array(events["lick"])
+    valve_ev = [e for e in evs if e["name"] in ("VALVE_OPENED", "VALVE_CLOSED")]
+    rows = []
+    for k in sorted(plans):
+        tid = 2 * k + TASK
+        if tid not in starts or tid not in ends:
+            continue  # never ran, or cut off by the end of the session
+        p = plans[k]["plan"]
+        s, e = st(starts[tid]["t_us"]), st(ends[tid]["t_us"])
+        out_t = s + p["cue_s"] + p["trace_s"]
+        opened = [v for v in valve_ev if v["name"] == "VALVE_OPENED" and s + p["cue_s"] <= st(v["t_us"]) <= e]
+        closed = [v for v in valve_ev if v["name"] == "VALVE_CLOSED" and opened and st(v["t_us"]) >= st(opened[0]["t_us"])]
+        delivered = p["reward_ul"] if opened else 0.0
+        r = results.get(k, {})
+        rows.append({
+            "trial": k, "trial_type": p["trial_type"], "cue": plans[k].get("cue_key", p["cue"]), "block": p["block"],
+            "start_time": s, "stop_time": e, "cue_time": s, "outcome_time": out_t,
+            "reward": delivered / max_ul, "reward_ul": delivered,
+            "valve_ms": closed[0]["f"]["open_us"] / 1000 if closed else 0.0,
+            "planned_reward_ul": p["reward_ul"],
+            "licks": int(((lick >= s) & (lick < out_t)).sum()), "stim": int(bool(p.get("stim"))),
+            "iti": p["iti_s"], "value": r.get("value", np.nan), "rpe_cue": r.get("rpe_cue", np.nan),
+            "rpe_outcome": r.get("rpe_outcome", np.nan), "aborted": int(ends[tid]["f"]["aborted"])})
+    trials = pd.DataFrame(rows)
+    return {"trials": trials, "events": {k: np.array(v) for k, v in events.items()},
+            "analog": (np.array(analog_t), np.array(analog_x, dtype=np.uint16)),
+            "analog_rate": rates.pop() if len(rates) == 1 else None, "config": cfg,
+            "hello": rec["hello"][0] if rec["hello"] else {}, "header": records[0],
+            "end": rec["end"][-1] if rec["end"] else None, "notes": [n["text"] for n in rec["note"]]}
+
+
+def session_data(records: list[dict], *, recovered: bool = False) -> SessionData:
+    tabs = session_tables(records)
+    cfg, hello, header, end = tabs["config"], tabs["hello"], tabs["header"], tabs["end"]
+    complete = end is not None and end.get("reason") == "complete" and not recovered
+    status = "complete" if complete else ("INCOMPLETE (recovered from the journal)" if end is None or recovered
+                                          else f"INCOMPLETE ({end.get('reason')})")
+    try:
+        start = dt.datetime.fromisoformat(header["created"])
+    except (KeyError, ValueError):
+        start = dt.datetime.now(dt.timezone.utc)
+    keywords = ["dopamine", "reward prediction error", "classical conditioning", "closed loop"]
+    if not complete:
+        keywords.append("incomplete")
+    md = SessionMetadata(
+        subject_id=cfg.get("subject", "unknown"), session_id=cfg.get("session_id", "session"), session_start_time=start,
+        session_description=f"{cfg.get('description', 'conditioning session')} [{status}]",
+        experiment_description="Live conditioning session run by dopa_rl (dopa-rl run) with an online "
+                               f"{cfg.get('model', 'rw')} model and the {cfg.get('policy', 'fixed')} policy.",
+        institution=cfg.get("institution", "unspecified institution"), experimenter=tuple(cfg.get("experimenter", ())),
+        keywords=tuple(keywords))
+    fw = (f"firmware 0x{hello.get('firmware_version', 0):04X}, protocol v{hello.get('protocol_version', '?')}, "
+          f"schema 0x{hello.get('schema_hash', 0):08X}, board {hello.get('board', '?')}, "
+          f"reset cause {hello.get('reset_cause', '?')}")
+    devices = {"rig": f"{cfg.get('rig_name', 'rig')} on {cfg.get('device', '?')}; {fw}",
+               "valve": f"water valve, calibration {cfg.get('ms_per_ul', 0):g} ms per uL ({cfg.get('calibrated', '?')})"}
+    notes = "\n".join([
+        f"dopa_rl live session: {status}; journal version {header.get('version')}; end: {json.dumps(end)}",
+        f"valve calibration: {cfg.get('ms_per_ul')} ms per uL ({cfg.get('calibrated')})",
+        f"device HELLO: {json.dumps(hello)}", "runner notes: " + json.dumps(tabs["notes"]),
+        f"----- session config ({cfg.get('config_path')}) -----", cfg.get("config_toml", ""),
+        f"----- rig file ({cfg.get('rig_path') or 'none: default simulated rig'}) -----", cfg.get("rig_toml", "")])
+    events = {k: v for k, v in tabs["events"].items() if len(v)}
+    analog = {}
+    t, x = tabs["analog"]
+    if len(t):
+        analog["analog_input"] = AnalogSeries(timestamps=t, data=x, unit="ADC counts (10-bit)", rate=tabs["analog_rate"],
+                                              description="rig analog input A0 (e.g. photometry system output)")
+    trials = tabs["trials"]
+    return SessionData(metadata=md, trials=trials if len(trials) else None, events=events, event_descriptions=EVENT_DOCS,
+                       analog=analog, devices=devices, notes=notes,
+                       trial_column_descriptions={c: COLUMN_DOCS[c] for c in trials.columns if c in COLUMN_DOCS})
+
+
+def export_journal(journal: str | Path, out: str | Path, *, recovered: bool = False, overwrite: bool = False) -> Path:
+    """Write the NWB file of a journal (``recovered=True``: marked incomplete); returns the path."""
+    from dopa_rl.io.nwb import write_session
+
+    return write_session(out, session_data(read_journal(journal), recovered=recovered), overwrite=overwrite)
+
+
+def recover(journal: str | Path, out: str | Path) -> Path:
+    """NWB of an interrupted session from its journal, marked incomplete."""
+    return export_journal(journal, out, recovered=True)

@@ -1,0 +1,161 @@
+"""Closed-loop policies: pure functions (schedule's plan + model + history -> the trial to run).
+
+Built in (``[policy] kind``):
+
+* ``fixed``: run the schedule as drawn (open loop).
+* ``rpe-target``: on rewarded trials choose the reward size so the model's outcome RPE ``r - V`` hits
+  ``target_rpe`` (reward in model units, 1 = the config's largest ``reward_ul``), within ``min_ul`` and the
+  valve safety limit.
+* ``stim-on-rpe``: a TTL pulse (``ttl_ms``) at the outcome of each trial whose outcome RPE crosses
+  ``threshold`` (``direction`` above: RPE >= threshold; below: RPE <= threshold; both: |RPE| >= |threshold|).
+  The RPE is the online model's for the planned outcome, computed when the trial is decided: after the previous
+  trial's update, so it is exactly the RPE the model logs for the trial.
+* ``on-signal``: reads the analog input; :func:`dff_step` keeps a running baseline F0 (mean over
+  ``baseline_s``) and reports upward crossings of ``dff_threshold`` by dF/F = (F - F0) / F0, at most one per
+  ``refractory_s``; the runner answers each with a TTL pulse or a reward (``action``).
+* ``user``: ``function = "module:function"`` or ``"file.py:function"``, called once per trial as
+  ``fn(plan, model_state, history, params)``: returns a :class:`TrialPlan`, a dict of changes, or None.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dopa_rl.errors import InputError
+from dopa_rl.session.config import Rig, SessionConfig
+from dopa_rl.session.schedule import TrialPlan
+
+
+def reward_units(reward_ul: float, config: SessionConfig) -> float:
+    """Reward in model units: 1 = the largest ``reward_ul`` of the config's trial types."""
+    return float(reward_ul) / config.max_reward_ul
+
+
+def rpe_crossed(rpe: float, threshold: float, direction: str) -> bool:
+    if direction == "above":
+        return rpe >= threshold
+    if direction == "below":
+        return rpe <= threshold
+    return abs(rpe) >= abs(threshold)
+
+
+def load_user_function(spec: str, base_dir: Path | None = None) -> Callable[..., Any]:
+    """``module:function`` or ``file.py:function`` (a relative file is looked up from ``base_dir``)."""
+    if ":" not in spec:
+        raise InputError("must be module:function or file.py:function")
+    mod_name, _, fn_name = spec.rpartition(":")
+    if mod_name.endswith(".py"):
+        path = Path(mod_name)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        if not path.is_file():
+            raise InputError(f"file {path} does not exist")
+        name = f"dopa_rl_user_policy_{abs(hash(str(path.resolve())))}"
+        if name in sys.modules:
+            module = sys.modules[name]
+        else:
+            s = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(s)
+            try:
+                s.loader.exec_module(module)
+            except Exception as exc:
+                raise InputError(f"importing {path} failed ({type(exc).__name__}: {exc})") from None
+            sys.modules[name] = module
+    else:
+        try:
+            module = importlib.import_module(mod_name)
+        except ImportError as exc:
+            raise InputError(f"no module named {mod_name!r} ({exc}); install it or give file.py:function") from None
+    fn = getattr(module, fn_name, None)
+    if not callable(fn):
+        raise InputError(f"{mod_name} has no function {fn_name!r}")
+    return fn
+
+
+@dataclass
+class Policy:
+    """A policy bound to a config: ``decide(plan, model, history) -> TrialPlan`` (pure given its inputs)."""
+
+    config: SessionConfig
+    rig: Rig
+    user_fn: Callable[..., Any] | None = None
+
+    @classmethod
+    def from_config(cls, config: SessionConfig, rig: Rig) -> Policy:
+        fn = None
+        if config.policy.kind == "user":
+            base = Path(config.path).resolve().parent if config.path and Path(config.path).exists() else None
+            fn = load_user_function(config.policy.function, base)
+        return cls(config, rig, fn)
+
+    def _rpe(self, plan: TrialPlan, model: Any) -> float:
+        return model.outcome_rpe(plan.cue_key, reward_units(plan.reward_ul, self.config),
+                                 cue_s=0.0, outcome_s=plan.outcome_s)
+
+    def decide(self, plan: TrialPlan, model: Any, history: list[dict]) -> TrialPlan:
+        p = self.config.policy
+        if p.kind == "rpe-target" and plan.rewarded:
+            v = model.predict(plan.cue_key, cue_s=0.0, outcome_s=plan.outcome_s)
+            want = (v + p.target_rpe) * self.config.max_reward_ul
+            hi = self.config.safety.max_valve_ms / self.rig.ms_per_ul
+            return plan.with_(reward_ul=float(min(max(want, p.min_ul), hi)))
+        if p.kind == "stim-on-rpe":
+            return plan.with_(stim=rpe_crossed(self._rpe(plan, model), p.threshold, p.direction), ttl_ms=p.ttl_ms)
+        if p.kind == "user":
+            out = self.user_fn(plan, model.state(), list(history), dict(p.params))
+            if out is None:
+                return plan
+            if isinstance(out, TrialPlan):
+                return out
+            if isinstance(out, dict):
+                return plan.with_(**out)
+            raise InputError(f"policy.function {p.function}: returned {type(out).__name__}; "
+                             "return a TrialPlan, a dict of changes or None")
+        return plan
+
+
+# ------------------------------------------------------------------------------------- on-signal dF/F
+@dataclass(frozen=True)
+class DffState:
+    f0: float | None = None        # running baseline
+    n: int = 0                     # samples seen
+    above: bool = False
+    last_trigger_s: float = -math.inf
+
+
+def dff_step(state: DffState, samples: list[int] | tuple[int, ...], t0_s: float, rate_hz: float,
+             baseline_s: float, threshold: float, refractory_s: float) -> tuple[DffState, list[tuple[float, float]]]:
+    """Fold a batch of samples (first at ``t0_s``) into the baseline; returns the new state and the upward
+    threshold crossings as ``(time_s, dff)``.  F0 is a running mean over the first ``baseline_s`` then an
+    exponential average with that time constant; no crossing is reported before one baseline has passed."""
+    f0, n, above, last = state.f0, state.n, state.above, state.last_trigger_s
+    k = 1.0 / max(baseline_s * rate_hz, 1.0)
+    warm = int(baseline_s * rate_hz)
+    out = []
+    for i, x in enumerate(samples):
+        t = t0_s + i / rate_hz
+        x = float(x)
+        n += 1
+        f0 = x if f0 is None else (f0 + (x - f0) / n if n <= warm else f0 + k * (x - f0))
+        dff = (x - f0) / f0 if f0 else 0.0
+        now_above = dff >= threshold
+        if now_above and not above and n > warm and t - last >= refractory_s:
+            out.append((t, dff))
+            last = t
+        above = now_above
+    return DffState(f0, n, above, last), out
+
+
+def signature_ok(fn: Callable[..., Any]) -> bool:
+    try:
+        inspect.signature(fn).bind(None, None, None, None)
+        return True
+    except TypeError:
+        return False

@@ -325,7 +325,7 @@ def _settle_link(client, dut, port) -> None:
     raise AssertionError("the link did not catch up")
 
 
-@pytest.mark.parametrize("p,n,speed", [(0.01, 1000, 10.0), (0.05, 300, 5.0)], ids=["1pct-1000", "5pct-300"])
+@pytest.mark.parametrize("p,n,speed", [(0.01, 1000, 5.0), (0.05, 300, 5.0)], ids=["1pct-1000", "5pct-300"])
 def test_default_client_through_faults_a_disconnect_and_a_reboot(p, n, speed):
     """The client's default options (auto re-arm on) through faulty:// with a disconnect and a device
     reboot mid-session: one opening per pulse the host saw succeed, the gap and the budget hold, no HELLO

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dopa_rl.cli import check_output_paths
+    from dopa_rl.commands.common import check_output_paths
     from dopa_rl.errors import InputError
     from dopa_rl.session.export import recover, session_tables
     from dopa_rl.session.journal import read_journal

@@ -48,7 +48,7 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from dopa_rl.cli import check_output_paths
+    from dopa_rl.commands.common import check_output_paths
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.session import ConfigError, load_config, load_rig

@@ -135,7 +135,9 @@ class SimulatedAnimal:
     def _bout(self, start_us: int, mean_licks: float) -> int:
         p = self.params
         n = int(self.rng.geometric(1.0 / max(mean_licks, 1.0)))
-        t = start_us
+        # a contact still planned (kept through a re-plan) ends first: the next lick starts at least 10 ms
+        # after its release, as within a bout (two contacts closer than the debounce would be one lick)
+        t = max(start_us, self._edges[-1][0] + 10_000) if self._edges else start_us
         for _ in range(n):
             contact = int(p.contact_us * self.rng.uniform(0.75, 1.25))
             self._edges.append((t, 1))

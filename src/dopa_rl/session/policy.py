@@ -18,11 +18,8 @@ Built in (``[policy] kind``):
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import inspect
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,7 @@ from typing import Any
 from dopa_rl.errors import InputError
 from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.schedule import TrialPlan
+from dopa_rl.session.user_code import load_user_function
 
 
 def reward_units(reward_ul: float, config: SessionConfig) -> float:
@@ -44,39 +42,6 @@ def rpe_crossed(rpe: float, threshold: float, direction: str) -> bool:
     if direction == "below":
         return rpe <= threshold
     return abs(rpe) >= abs(threshold)
-
-
-def load_user_function(spec: str, base_dir: Path | None = None) -> Callable[..., Any]:
-    """``module:function`` or ``file.py:function`` (a relative file is looked up from ``base_dir``)."""
-    if ":" not in spec:
-        raise InputError("must be module:function or file.py:function")
-    mod_name, _, fn_name = spec.rpartition(":")
-    if mod_name.endswith(".py"):
-        path = Path(mod_name)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        if not path.is_file():
-            raise InputError(f"file {path} does not exist")
-        name = f"dopa_rl_user_policy_{abs(hash(str(path.resolve())))}"
-        if name in sys.modules:
-            module = sys.modules[name]
-        else:
-            s = importlib.util.spec_from_file_location(name, path)
-            module = importlib.util.module_from_spec(s)
-            try:
-                s.loader.exec_module(module)
-            except Exception as exc:
-                raise InputError(f"importing {path} failed ({type(exc).__name__}: {exc})") from None
-            sys.modules[name] = module
-    else:
-        try:
-            module = importlib.import_module(mod_name)
-        except ImportError as exc:
-            raise InputError(f"no module named {mod_name!r} ({exc}); install it or give file.py:function") from None
-    fn = getattr(module, fn_name, None)
-    if not callable(fn):
-        raise InputError(f"{mod_name} has no function {fn_name!r}")
-    return fn
 
 
 @dataclass

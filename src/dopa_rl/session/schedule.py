@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from dopa_rl.rig.client import Action
+from dopa_rl.protocol.messages import Action
 from dopa_rl.session.config import Block, Rig, SessionConfig, TrialType
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from dopa_rl.errors import InputError
 from dopa_rl.fit import fit
-from dopa_rl.fit.mle import start_points
+from dopa_rl.fit.restarts import start_points
 from dopa_rl.models import get_model, simulate_population, tasks
 from dopa_rl.models.rw import P_ALPHA, P_BETA, RWChoice
 
@@ -207,7 +207,7 @@ def test_sessions_keep_their_order_of_appearance():
 def test_standard_errors_with_a_parameter_at_its_bound(study):
     """With the lapse pinned at epsilon ~ 0 (z = -25), rw-softmax-lapse is rw-softmax: the SEs of alpha and
     beta must be rw-softmax's, and epsilon's NaN (not 0 from a vanishing Jacobian, not NaN for all)."""
-    from dopa_rl.fit.mle import standard_errors
+    from dopa_rl.fit.space import standard_errors
 
     m, df, truth, result = study
     lapse = get_model("rw-softmax-lapse")

@@ -9,7 +9,7 @@ import pytest
 
 from dopa_rl.errors import InputError
 from dopa_rl.fit import FitResult, Prior, fit
-from dopa_rl.fit.mle import at_bound, standard_errors
+from dopa_rl.fit.space import at_bound, standard_errors
 from dopa_rl.fit.optimize import minimize_batched
 from dopa_rl.models import get_model, simulate_population, tasks
 from dopa_rl.models.rw import P_ALPHA, P_BETA, RWChoice

@@ -28,7 +28,8 @@ from scipy import special
 from dopa_rl.errors import InputError
 from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.restarts import fit_restarts_on
-from dopa_rl.fit.results import FitResult, _number
+from dopa_rl.fit.results import FitResult, _number, make_result
+from dopa_rl.fit.space import _threads
 from dopa_rl.models.base import Model, Packed
 
 SD_FLOOR = 1e-2       # smallest population sd (z units): a population collapsed onto a point stops EM
@@ -180,8 +181,6 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
     ``scheduler``: a :mod:`dopa_rl.fit.schedulers` object (None: this process, all cores)."""
     from tqdm.auto import tqdm
 
-    from dopa_rl.fit.mle import _threads
-
     if max_iter < 1:
         raise InputError(f"max_iter must be >= 1 (got {max_iter})")
     packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
@@ -229,7 +228,6 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
         log_ev = sampled_log_evidence(model, packed, mu, sd, n_samples, np.random.default_rng([int(seed), 1]))
     n_total = float(np.sum(packed.n_obs))
     ibic = float(-2 * np.sum(log_ev) + 2 * k * np.log(n_total))
-    from dopa_rl.fit.mle import make_result
 
     rf.n_at_best = agree  # agreement of the restarts of the first subject step (the later ones are warm starts)
     result = make_result(

@@ -11,13 +11,13 @@ polished with a tight gradient tolerance so the reported optimum does not depend
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from dopa_rl.fit.optimize import minimize_batched
 from dopa_rl.fit.priors import Prior
+from dopa_rl.fit.space import AT_BOUND_Z, finite_starts, subject_seed, z_bounds
 from dopa_rl.models.base import Model, Packed
 
 AGREE_TOL = 1e-3      # restarts within this much log-likelihood (or log posterior) of the best agree
@@ -25,13 +25,6 @@ AUTO_FIRST = 10       # restarts in the first round of ``auto``
 AUTO_ROUND = 10       # restarts added per round for the subjects that still disagree
 AUTO_CAP = 200        # most restarts per subject in ``auto``
 POLISH_GTOL = 1e-10
-
-
-def subject_seed(seed: int, subject) -> np.random.SeedSequence:
-    """The seed sequence of one subject: from the run's seed and the subject's id (its text), not its position."""
-    digest = hashlib.sha256(str(subject).encode("utf-8")).digest()
-    words = [int.from_bytes(digest[i: i + 4], "little") for i in range(0, 16, 4)]
-    return np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *words])
 
 
 def subject_starts(model: Model, subject, seed: int, first: int, count: int) -> np.ndarray:
@@ -51,18 +44,6 @@ def start_points(model: Model, subjects, restarts: int, seed: int) -> np.ndarray
         subjects = [str(i) for i in range(int(subjects))]
     return np.stack([subject_starts(model, s, seed, 0, restarts) for s in subjects]) if len(subjects) else \
         np.empty((0, restarts, len(model.spec)))
-
-
-def z_bounds(model: Model) -> tuple[np.ndarray, np.ndarray]:
-    from dopa_rl.fit.mle import z_bounds as zb
-
-    return zb(model)
-
-
-def finite_starts(*args, **kwargs):
-    from dopa_rl.fit.mle import finite_starts as fs
-
-    return fs(*args, **kwargs)
 
 
 def minimize_lanes(model: Model, data: Packed, z0: np.ndarray, lane_subject: np.ndarray, prior: Prior | None = None,
@@ -204,7 +185,6 @@ def _probe_bounds(model, data, prior, best_z, best_obj, best_conv, objs, rounds:
 def _polish(model, data, prior, best_z, best_obj, best_conv) -> int:
     """Tighten every subject's optimum: snap parameters within ~1e-6 of a bound onto it, then minimise the
     rest to a tight gradient tolerance, so the reported value does not depend on the restart that found it."""
-    from dopa_rl.fit.mle import AT_BOUND_Z
 
     lo, hi = z_bounds(model)
     S = best_z.shape[0]

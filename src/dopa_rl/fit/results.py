@@ -20,6 +20,7 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.fit.priors import Prior
+from dopa_rl.fit.space import at_bound, carried_over
 from dopa_rl.models.base import Model, Packed
 
 SCHEMA = "dopa_rl.fit/1"
@@ -322,8 +323,6 @@ class FitResult:
         source = data.reset_index(drop=True) if isinstance(data, pd.DataFrame) else None
         packed = model.pack(source) if source is not None else data
         if self.provenance.get("carry_over"):
-            from dopa_rl.fit.mle import carried_over
-
             packed = carried_over(packed)
         want = self.provenance.get("data_fingerprint")
         if want and data_fingerprint(packed) != want:
@@ -355,3 +354,28 @@ class FitResult:
             out = out.rename(columns=ren)
         lead = [c for c in ("subject", "session", "trial", "cue", "choice", "reward") if c in out.columns]
         return out[lead + [c for c in out.columns if c not in lead]]
+
+
+def make_result(model: Model, method: str, packed: Packed, z, x, se, ll, rf, restarts, seed: int,
+                prior: Prior | None, cls=FitResult, **extra) -> FitResult:
+    """The result object of a fit (``rf``: the :class:`~dopa_rl.fit.restarts.RestartFit` of the subject step)."""
+    S = packed.n_subjects
+    provenance = {
+        "model": model.name, "model_options": model_options(model), "method": method,
+        "data_fingerprint": data_fingerprint(packed), "seed": int(seed),
+        "restarts": restarts if restarts == "auto" else int(restarts), "versions": versions(),
+    }
+    if "n_options" in packed.extra:
+        provenance["n_options"] = int(packed.extra["n_options"])
+    meta = {"lane_evaluations": int(rf.evaluations), "starts_redrawn": int(rf.redrawn)}
+    if restarts == "auto":
+        meta.update(restarts="auto", restarts_per_subject={str(s): int(n) for s, n in zip(packed.subjects, rf.n_restarts)})
+    return cls(
+        model=model, method=method, subjects=[str(s) for s in packed.subjects], param_names=list(model.param_names),
+        x=x, se_=se, loglik_=ll,
+        log_prior=prior.logpdf(z, np.arange(S)) if prior is not None else np.zeros(S),
+        converged=rf.converged & np.isfinite(ll),
+        n_at_best=np.asarray(rf.n_at_best, dtype=int), restarts=int(rf.n_restarts.max(initial=0)),
+        n_trials_=np.asarray(packed.n_trials, dtype=np.int64).copy(), n_obs_=np.asarray(packed.n_obs, dtype=np.int64).copy(),
+        at_bound=at_bound(model, z), prior=prior, provenance=provenance, meta=meta, **extra,
+    )

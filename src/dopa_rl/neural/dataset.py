@@ -131,11 +131,9 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
                             raise InputError(f"{path}: no unit's reward response exceeds its baseline "
                                              "(--units auto); name units with --units ID,...")
                     elif units is not None:
-                        ids = [next((k for k in trains if str(k) == str(u)), u) for u in units]
-                        missing = [str(u) for u in ids if u not in trains]
-                        if missing:
-                            raise InputError(f"{path}: --units {', '.join(missing)} not in the file; units are "
-                                             f"{', '.join(map(str, trains))}")
+                        from dopa_rl.neural.spikes import named_units
+
+                        ids = named_units(trains, units, str(path))
                     else:
                         ids = list(trains)
                     with warnings.catch_warnings(record=True) as caught:

@@ -83,7 +83,7 @@ def load_outcome_responses(path, signal: str = "units", *, magnitude_column: str
         if path.suffix.lower() != ".nwb":
             raise InputError(f"{path}: --signal units reads NWB files; use --signal table for CSV/TSV")
         from dopa_rl.io import nwb
-        from dopa_rl.neural.spikes import window_rates
+        from dopa_rl.neural.spikes import named_units, window_rates
 
         with nwb.NWBSession(path) as s:
             df = s.behavior(columns=dict(columns or {}) or None, trials_table=trials_table, validate=False)
@@ -91,11 +91,7 @@ def load_outcome_responses(path, signal: str = "units", *, magnitude_column: str
             trains = s.units()
         ids = list(trains)
         if units is not None:
-            ids = [next((k for k in trains if str(k) == str(u)), u) for u in units]
-            missing = [str(u) for u in ids if u not in trains]
-            if missing:
-                raise InputError(f"{path}: --units {', '.join(missing)} not in the file; units are "
-                                 f"{', '.join(map(str, trains))}")
+            ids = named_units(trains, units, str(path))
         if not ids:
             raise InputError(f"{path}: the file has no units")
         t = pd.to_numeric(df["outcome_time"], errors="coerce").to_numpy(float)[keep]

@@ -103,17 +103,24 @@ def normalise_rates(rates: pd.DataFrame, baseline: pd.DataFrame, *, how: str = "
     raise InputError(f"normalisation {how!r}: use subtract or zscore")
 
 
+def named_units(trains: Mapping, units: Sequence, where: str = "") -> list:
+    """The units named by the user (ids as given or as text, e.g. ``--units 3`` for unit 3), in that order;
+    an InputError listing those not in ``trains`` and the ids there are."""
+    ids = [next((k for k in trains if str(k) == str(u)), u) for u in units]
+    missing = [str(u) for u in ids if u not in trains]
+    if missing:
+        raise InputError(f"{where + ': ' if where else ''}--units {', '.join(missing)} not in the file; units are "
+                         f"{', '.join(map(str, trains))}")
+    return ids
+
+
 def select_dopamine_units(trains: Mapping, reward_times, *, window: tuple[float, float] = (0.0, 0.3),
                           baseline: tuple[float, float] = (-1.0, 0.0), min_increase_hz: float = 1.0,
                           alpha: float = 0.01, units: Sequence | None = None) -> list:
     """Units whose reward response exceeds baseline: mean rate increase of at least ``min_increase_hz``
     and a one-sided paired Wilcoxon test p < ``alpha`` over rewarded trials; or the explicit ``units``."""
     if units is not None:
-        missing = [u for u in units if u not in trains]
-        if missing:
-            raise InputError(f"--units: unit(s) {', '.join(map(str, missing))} not in the file; units are "
-                             f"{', '.join(map(str, trains))}")
-        return list(units)
+        return named_units(trains, units)
     from scipy.stats import wilcoxon
 
     resp = window_rates(trains, reward_times, window)

@@ -14,7 +14,6 @@ import os
 import sys
 
 from dopa_rl import __version__
-from dopa_rl.commands.common import check_output_paths  # noqa: F401  (kept importable here for old callers)
 from dopa_rl.errors import DeviceError, InputError
 
 # (command name, module under dopa_rl.commands, one-line help).  Keep in the order users meet them.

@@ -51,6 +51,9 @@ def wire_type(wire: bytes) -> int:
 
 
 PINS = P.PINS
+# device time between boot and the host reaching a new simulated board: past the minimum valve gap that
+# boot starts (boot counts as a valve close)
+BOOT_SETTLE_US = 60_000
 
 
 class SimDevice(SimKernel):
@@ -555,5 +558,5 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
         animal = SimulatedAnimal(np.random.default_rng(int(options.get("seed", 0))))
     device = SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),
                        ring_size=int(options.get("ring", P.EVENT_RING)), start_us=int(options.get("start_us", 0)))
-    device.advance(int(options.get("settle_us", 60_000)))
+    device.advance(int(options.get("settle_us", BOOT_SETTLE_US)))
     return device, True

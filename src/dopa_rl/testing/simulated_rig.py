@@ -30,7 +30,8 @@ class SimulatedDUT:
     that talk to ``device.write/read`` directly).
     """
 
-    def __init__(self, *, realtime: bool = True, speed: float = 1.0, animal: Any = None, settle_us: int = 60_000,
+    def __init__(self, *, realtime: bool = True, speed: float = 1.0, animal: Any = None,
+                 settle_us: int = simdevice.BOOT_SETTLE_US,
                  **device_kw: Any) -> None:
         self.device = SimDevice(animal=animal, speed=speed, **device_kw)
         if realtime and settle_us:

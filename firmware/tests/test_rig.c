@@ -647,7 +647,8 @@ static void test_trial_program(void)
     dopa_program_lick_window_t w = {150000, 250000, DOPA_ACTION_TTL_PULSE, 5};
     program(7, 500, a, 3, &w);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now, t;
+    uint32_t t0 = g_now + RIG_START_LEAD_US, t;      /* a trial started NOW begins just ahead */
+    CHECK_EQ(dopa_get_u32(last(DOPA_MSG_TRIAL_STARTED)->body), t0);
     /* the next trial is uploaded while this one runs, queued back to back */
     dopa_program_action_t b[1] = {{0, 1000, DOPA_ACTION_CUE_ON, 0}};
     program(8, 100, b, 1, 0);
@@ -772,6 +773,7 @@ static void test_program_states_and_all_off(void)
     CHECK_EQ(a.cmd_type, DOPA_MSG_PROGRAM_COMMIT);
     CHECK_EQ(a.value, 9);
     send(DOPA_MSG_TRIAL_START, &when, 1);
+    run_until(g_now + RIG_START_LEAD_US, 100);
     CHECK(g_pins.cue);
     run_until(g_now + 55000, 100);
     CHECK(g_pins.valve);
@@ -841,7 +843,8 @@ static void test_max_open_cut_has_priority_over_trial_actions(void)
     }
     program(1, 2000, a, 16, 0);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now;
+    uint32_t t0 = g_now + RIG_START_LEAD_US;
+    run_until(t0, 100);
     CHECK(g_pins.valve);
     run_until(t0 + 500000, 10000);
     ack_events();
@@ -866,7 +869,8 @@ static void test_back_to_back_programmed_pulses_merge(void)
     dopa_program_action_t a[2] = {{0, 0, DOPA_ACTION_VALVE_PULSE, 30}, {1, 30000, DOPA_ACTION_VALVE_PULSE, 30}};
     program(1, 100, a, 2, 0);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now;
+    uint32_t t0 = g_now + RIG_START_LEAD_US;
+    run_until(t0, 100);
     g_now = t0 + 30000 + 200;                          /* the loop comes round 200 us late */
     rig_poll(g_now);
     drain();

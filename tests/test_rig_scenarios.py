@@ -284,6 +284,24 @@ def test_volume_budget_stops_rewards(dut, client):
     assert len(dut.pin_edges("valve")) == 4               # exactly two openings
 
 
+def test_pulses_are_exact_against_the_budget(dut, client):
+    """A 300 ms budget gives exactly three 100 ms pulses on both devices: each VALVE_CLOSED counts 100 ms
+    exactly, the pin is open 100 ms (the firmware within two steps of its 4 us clock), a fourth is refused."""
+    client.configure(budget_valve_ms=300, min_valve_gap_ms=10)
+    for k in range(3):
+        assert client.valve_pulse(100).value == 100
+        closed = wait_event(client, "VALVE_CLOSED")
+        assert closed.msg.open_us == 100 * MS and closed.msg.cause == P.CloseCause.PULSE_END
+        wait_edges(dut, "valve", 2 * (k + 1))
+        dut.advance(15 * MS)
+    with pytest.raises(CommandRefused) as exc:
+        client.valve_pulse(1)
+    assert exc.value.reason == P.NackReason.SAFETY
+    edges = dut.pin_edges("valve")
+    lengths = [off - on for (on, _), (off, _) in zip(edges[0::2], edges[1::2])]
+    assert len(lengths) == 3 and all(abs(n - 100 * MS) <= 8 for n in lengths), lengths
+
+
 def test_bad_crc_frame_is_nacked_and_changes_nothing(dut, client):
     from dopa_rl.protocol import codec
 

@@ -831,19 +831,19 @@ static void test_safety_trips_survive_a_full_ring(void)
     CHECK_EQ(er.value, (40 - DOPA_EVENT_RING) + 3 + 1);   /* pings, 3 NACKs and the repeated BUDGET trip */
 }
 
-static void test_max_open_cut_has_priority_over_trial_actions(void)
+/* A programmed 2000 ms pulse cut at max_valve_ms (1000) while 15 actions (action, arg) fall due 50 us
+ * before the cut, each costing 80 us of CPU; returns how late the cut came after the limit (us). */
+static uint32_t cut_under_15_actions(uint8_t action, uint16_t arg)
 {
-    /* a programmed 2000 ms pulse is cut at max_valve_ms (1000) while 15 TTL actions fall due 50 us
-     * before the cut, each costing 80 us of CPU: the cut must not wait for all of them */
     boot(); hello();
     dopa_program_action_t a[16];
     a[0].index = 0; a[0].offset_us = 0; a[0].action = DOPA_ACTION_VALVE_PULSE; a[0].arg = 2000;
     for (uint8_t i = 1; i < 16; i++) {
-        a[i].index = i; a[i].offset_us = 1000000UL - 50; a[i].action = DOPA_ACTION_TTL_PULSE; a[i].arg = 1;
+        a[i].index = i; a[i].offset_us = 1000000UL - 50; a[i].action = action; a[i].arg = arg;
     }
     program(1, 2000, a, 16, 0);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now + RIG_START_LEAD_US;
+    uint32_t t0 = g_now + RIG_START_LEAD_US, t_close = 0;
     run_until(t0, 100);
     CHECK(g_pins.valve);
     run_until(t0 + 500000, 10000);
@@ -855,10 +855,15 @@ static void test_max_open_cut_has_priority_over_trial_actions(void)
     rig_poll(g_now);                                   /* the actions' pass: the cut falls due during it */
     g_micros_step = 0;
     drain();
-    uint32_t t_close = 0;
     CHECK(fake_edge_time('V', 0, 0, &t_close));
-    CHECK(t_close - (t0 + 1000000) <= 100);            /* within 100 us of the limit */
     CHECK(!g_pins.valve);
+    return t_close - (t0 + 1000000);
+}
+
+static void test_max_open_cut_has_priority_over_trial_actions(void)
+{
+    /* the cut must not wait for all 15 TTL actions */
+    CHECK(cut_under_15_actions(DOPA_ACTION_TTL_PULSE, 1) <= 100);   /* within 100 us of the limit */
 }
 
 static void test_back_to_back_programmed_pulses_merge(void)
@@ -916,6 +921,17 @@ static void test_lick_polarity_flip_long_after_the_last_edge(void)
 
 /* ---- timing (issue 16, item 4): the orders and times the AVR loop relies on ---- */
 
+/* the next timed change is an action turning `pin` on exactly at t (no sooner), and the loop waits for it */
+static void action_runs_at(char pin, uint32_t t)
+{
+    uint32_t got = 0;
+    CHECK_EQ(rig_deadline_us(g_now), t - g_now);
+    run_until(t - 1, 1);
+    CHECK(!fake_edge_time(pin, 1, 0, &got));
+    run_until(t, 1);
+    CHECK(fake_edge_time(pin, 1, 0, &got) && got == t);
+}
+
 static void test_trial_started_now_begins_just_ahead(void)
 {
     /* a trial started NOW begins RIG_START_LEAD_US after the command: its offset-0 actions are a timed change
@@ -923,15 +939,10 @@ static void test_trial_started_now_begins_just_ahead(void)
     boot(); hello();
     dopa_program_action_t a[1] = {{0, 0, DOPA_ACTION_CUE_ON, 0}};
     program(3, 10, a, 1, 0);
-    uint32_t t0 = g_now + RIG_START_LEAD_US, t = 0;
+    uint32_t t0 = g_now + RIG_START_LEAD_US;
     trial_start(DOPA_TRIAL_WHEN_NOW);
     CHECK_EQ(dopa_get_u32(last0(DOPA_MSG_TRIAL_STARTED)->body), t0);
-    CHECK(!g_pins.cue);
-    CHECK_EQ(rig_deadline_us(g_now), RIG_START_LEAD_US);
-    run_until(t0 - 1, 1);
-    CHECK(!g_pins.cue);
-    run_until(t0, 1);
-    CHECK(fake_edge_time('C', 1, 0, &t) && t == t0);
+    action_runs_at('C', t0);
 }
 
 static void test_back_to_back_switch_is_made_ahead(void)
@@ -942,7 +953,7 @@ static void test_back_to_back_switch_is_made_ahead(void)
     dopa_program_action_t a[1] = {{0, 0, DOPA_ACTION_CUE_ON, 0}}, b[1] = {{0, 0, DOPA_ACTION_TTL_PULSE, 5}};
     program(1, 10, a, 1, 0);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t end = g_now + RIG_START_LEAD_US + 10000, t = 0;
+    uint32_t end = g_now + RIG_START_LEAD_US + 10000;
     program(2, 10, b, 1, 0);
     trial_start(DOPA_TRIAL_WHEN_AFTER_CURRENT);
     run_until(end - RIG_START_LEAD_US - 1, 1);
@@ -951,11 +962,7 @@ static void test_back_to_back_switch_is_made_ahead(void)
     CHECK_EQ(count(DOPA_MSG_TRIAL_ENDED), 1);
     CHECK_EQ(dopa_get_u32(last0(DOPA_MSG_TRIAL_ENDED)->body), end);
     CHECK_EQ(dopa_get_u32(last0(DOPA_MSG_TRIAL_STARTED)->body), end);
-    CHECK_EQ(rig_deadline_us(g_now), RIG_START_LEAD_US);
-    run_until(end - 1, 1);
-    CHECK(!g_pins.ttl);
-    run_until(end, 1);
-    CHECK(fake_edge_time('T', 1, 0, &t) && t == end);
+    action_runs_at('T', end);
 }
 
 static void test_an_action_due_just_before_the_close_waits_for_it(void)
@@ -978,34 +985,35 @@ static void test_an_action_due_just_before_the_close_waits_for_it(void)
 
 static void test_retiming_pulses_never_delay_the_cut(void)
 {
-    /* 15 VALVE_PULSEs due 50 us before the max-open cut of a programmed pulse, 80 us of CPU each: the cut
-     * goes first (within 100 us), and those reached after it change nothing (no new opening, no MIN_GAP) */
-    boot(); hello();
-    dopa_program_action_t a[16];
-    a[0].index = 0; a[0].offset_us = 0; a[0].action = DOPA_ACTION_VALVE_PULSE; a[0].arg = 2000;
-    for (uint8_t i = 1; i < 16; i++) {
-        a[i].index = i; a[i].offset_us = 1000000UL - 50; a[i].action = DOPA_ACTION_VALVE_PULSE; a[i].arg = 2000;
-    }
-    program(1, 2000, a, 16, 0);
-    trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now + RIG_START_LEAD_US, t_close = 0;
-    run_until(t0, 100);
-    CHECK(g_pins.valve);
-    run_until(t0 + 500000, 10000);
-    ack_events();
-    run_until(t0 + 1000000 - 51, 10000);
-    g_now = t0 + 1000000 - 50;
-    g_micros_step = 80;
-    rig_poll(g_now);
-    g_micros_step = 0;
-    drain();
+    /* 15 VALVE_PULSEs due 50 us before the max-open cut: the cut goes first (within 100 us), and those
+     * reached after it change nothing (no new opening, no MIN_GAP trip) */
+    CHECK(cut_under_15_actions(DOPA_ACTION_VALVE_PULSE, 2000) <= 100);
     run_until(g_now + 100000, 1000);
-    CHECK(fake_edge_time('V', 0, 0, &t_close));
-    CHECK(t_close - (t0 + 1000000) <= 100);
     CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), 1);
     CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), 1);
     CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MAX_OPEN);
     CHECK(!g_pins.valve);
+}
+
+static dopa_valve_closed_t last_closed(void)
+{
+    dopa_valve_closed_t c;
+    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    return c;
+}
+
+/* A commanded pulse of `ms` whose close the loop reaches `late` us after its time; its VALVE_CLOSED. */
+static dopa_valve_closed_t pulse_closed_late(uint16_t ms, uint32_t late)
+{
+    valve_pulse(ms);
+    uint32_t close = g_now + ms * 1000UL;
+    run_until(close - 10, 10);
+    g_now = close + late;
+    rig_poll(g_now);
+    drain();
+    dopa_valve_closed_t c = last_closed();
+    CHECK_EQ(c.t_us - c.open_us, close - ms * 1000UL);   /* timed from its opening */
+    return c;
 }
 
 static void test_pulses_are_exact_against_the_budget(void)
@@ -1016,31 +1024,14 @@ static void test_pulses_are_exact_against_the_budget(void)
     boot(); hello();
     configure(1000, 10, 300, 1000, 2000);
     for (int k = 0; k < 3; k++) {
-        valve_pulse(100);
-        CHECK_EQ(last0(DOPA_MSG_ACK)->body[6], DOPA_MSG_VALVE_PULSE);
-        uint32_t close = g_now + 100000;
-        run_until(close - 10, 10);
-        g_now = close + (k == 2 ? RIG_ON_TIME_US : 3);
-        rig_poll(g_now);
-        drain();
-        dopa_valve_closed_t c;
-        dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+        dopa_valve_closed_t c = pulse_closed_late(100, k == 2 ? RIG_ON_TIME_US : 3);
         CHECK_EQ(c.open_us, 100000);
-        CHECK_EQ(c.t_us, close);
         run_until(g_now + 20000, 1000);
     }
     valve_pulse(1);                                          /* the budget is used up exactly */
     CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_SAFETY);
     hello_new();
-    valve_pulse(100);
-    uint32_t close = g_now + 100000;
-    run_until(close - 10, 10);
-    g_now = close + 40;                                      /* late: its real length */
-    rig_poll(g_now);
-    drain();
-    dopa_valve_closed_t c;
-    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
-    CHECK_EQ(c.open_us, 100040);
+    CHECK_EQ(pulse_closed_late(100, 40).open_us, 100040);    /* late: its real length */
 }
 
 static void test_the_loop_cuts_the_valve_itself(void)
@@ -1056,11 +1047,8 @@ static void test_the_loop_cuts_the_valve_itself(void)
     hal_valve(0);
     rig_valve_cut(g_now);
     drain();
-    dopa_valve_closed_t c;
-    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
-    CHECK_EQ(c.open_us, 50000);
-    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_PULSE_END);
-    CHECK_EQ(count(DOPA_MSG_VALVE_CLOSED), 1);
+    CHECK_EQ(last_closed().open_us, 50000);                  /* as planned */
+    CHECK_EQ(last_closed().cause, DOPA_CLOSE_CAUSE_PULSE_END);
     run_until(g_now + 60000, 1000);
     CHECK_EQ(count(DOPA_MSG_VALVE_CLOSED), 1);
     dopa_program_action_t a[2] = {{0, 0, DOPA_ACTION_VALVE_PULSE, 30}, {1, 30000, DOPA_ACTION_VALVE_PULSE, 30}};

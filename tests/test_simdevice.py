@@ -285,6 +285,40 @@ def test_lick_debounce_first_edge_time(host: Host, dev: SimDevice) -> None:
     assert dev.pin_edges("lick")[0] == (t0, 1)
 
 
+def test_a_contact_bouncing_faster_than_the_debounce_gives_no_lick(host: Host, dev: SimDevice) -> None:
+    """As on the firmware (tests/hil/test_firmware_timing.py): 332 edges 1.8 ms apart at 2 ms debounce
+    hold no level for 2 ms, so there is no LICK event at all."""
+    for k in range(332):
+        dev.set_lick((k + 1) % 2)
+        host.advance(1800)
+    host.advance(10 * MS)
+    assert len(dev.pin_edges("lick")) == 332
+    assert host.of(P.LickOn) == [] and host.of(P.LickOff) == []
+
+
+def test_pulses_are_exact_against_the_budget(host: Host, dev: SimDevice) -> None:
+    """As on the firmware: a 300 ms budget gives three 100 ms pulses, commanded or programmed, each counted
+    100 ms exactly, and refuses a fourth."""
+    for session in (1, 2):
+        if session == 2:
+            assert host.reply(P.Hello(P.PROTOCOL_VERSION, 2, P.BUDGET_KEEP)).boot == 0   # a fresh budget
+        assert isinstance(host.reply(P.Configure(1000, 10, 300, 5000, 2000, 0)), P.Ack)
+        if session == 1:
+            for _ in range(3):
+                assert host.reply(P.ValvePulse(100)).value == 100
+                host.advance(120 * MS)
+            assert host.reply(P.ValvePulse(1)).reason == NackReason.SAFETY
+        else:
+            upload(host, 1, 900, [(0, Action.VALVE_PULSE, 100), (200 * MS, Action.VALVE_PULSE, 100),
+                                  (400 * MS, Action.VALVE_PULSE, 100), (600 * MS, Action.VALVE_PULSE, 1)])
+            host.reply(P.TrialStart(P.TrialWhen.NOW))
+            host.advance(1000 * MS)
+    edges = dev.pin_edges("valve")
+    assert [off - on for (on, _), (off, _) in zip(edges[0::2], edges[1::2])] == [100 * MS] * 6
+    assert [c.open_us for c in host.of(P.ValveClosed)] == [100 * MS] * 6
+    assert [t.reason for t in host.of(P.SafetyTrip)] == [TripReason.BUDGET] * 2
+
+
 def test_lick_contingent_reward(host: Host, dev: SimDevice) -> None:
     host.reply(P.Configure(1000, 50, 30000, 1000, 300, 0))
     upload(host, 9, 1000, [(0, Action.CUE_ON, 0)], window=(200 * MS, 800 * MS, Action.VALVE_PULSE, 30))

@@ -7,6 +7,8 @@ a loaded machine slows these tests down but cannot fail them.  Each test prints 
 """
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from dopa_rl.protocol import messages as P
@@ -62,6 +64,29 @@ def test_debounce_holds_after_a_bouncing_onset(emulated_dut: EmulatedDUT, link: 
     link.keepalive(0.05)
     assert len(link.of(P.LickOn)) == 1 and link.of(P.LickOff) == []
     assert abs(on.t_us - edges[0][0]) <= 8
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_debounce_holds_under_a_random_bounce(emulated_dut: EmulatedDUT, link: Link, seed: int) -> None:
+    """Edges at random intervals of 0.05-1.95 ms (2 ms debounce): 30 of them (ending at rest) give no LICK
+    event, 31 (ending touching) exactly one LICK_ON, stamped with the first edge."""
+    rng = random.Random(seed)
+    link.hello()
+    configure(link)
+    for n, ons in ((30, 0), (31, 1)):
+        base = len(emulated_dut.edge_cycles("lick"))
+        t = emulated_dut.now_us() + 20_000
+        first = t
+        for k in range(n):                                          # the harness holds up to 32 at once
+            emulated_dut.set_lick((k + 1) % 2, at_us=t)
+            t += rng.randint(50, 1950)
+        emulated_dut.wait_edges("lick", base + n, timeout=10.0)
+        emulated_dut.advance(10_000)
+        assert isinstance(link.command("PING", nonce=n), P.Ack)    # every event before it is in
+        got = link.of(P.LickOn)
+        assert len(got) == ons and link.of(P.LickOff) == [], (n, got)
+        if ons:
+            assert abs(got[0].t_us - first) <= 8
 
 
 def test_a_lick_flood_never_starves_the_link(emulated_dut: EmulatedDUT, link: Link) -> None:

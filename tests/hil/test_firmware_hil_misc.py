@@ -1,6 +1,9 @@
-"""Firmware holes of issue 7 in simavr: the maximum-open cut under trial actions, lost lick edges counted,
-and a lick polarity flip.  Timings in emulated device time (pin trace)."""
+"""Firmware holes of issue 7 in simavr: the maximum-open cut under trial actions, lost lick edges counted
+(and the debounce holding when they are lost, issue 16), and a lick polarity flip.  Timings in emulated
+device time (pin trace)."""
 from __future__ import annotations
+
+import pytest
 
 from dopa_rl.protocol import messages as P
 from emulator_harness import EmulatedDUT
@@ -56,6 +59,47 @@ def test_lost_lick_edges_are_counted(emulated_dut: EmulatedDUT, link: Link) -> N
     err = link.wait(lambda e: isinstance(e, P.Error) and e.code == P.ErrorCode.LICK_OVERFLOW, 3.0, "LICK_OVERFLOW")
     print(f"lick edges lost: {err.value} of {n}")
     assert 1 <= err.value < n
+
+
+@pytest.mark.parametrize("spacing_us", [10, 12, 15])
+def test_debounce_holds_when_lick_edges_are_lost(emulated_dut: EmulatedDUT, link: Link, spacing_us: int) -> None:
+    """31 edges 10-15 us apart come faster than the loop takes them in (the interrupt alone costs ~9 us) and
+    overflow the edge queue (LICK_OVERFLOW); the contact then rests touching for only 1.98 ms (under the
+    2 ms debounce): the debounce runs from the last edge, lost or not, so there is no lick at all."""
+    link.hello()
+    t = emulated_dut.now_us() + 20_000
+    n = 31
+    for k in range(n):
+        emulated_dut.set_lick((k + 1) % 2, at_us=t + spacing_us * k)
+    emulated_dut.set_lick(0, at_us=t + spacing_us * (n - 1) + 1980)
+    emulated_dut.wait_edges("lick", n + 1)
+    emulated_dut.advance(10_000)
+    assert isinstance(link.command("PING", nonce=1), P.Ack)              # every event before it is in
+    lost = sum(e.value for e in link.of(P.Error) if e.code == P.ErrorCode.LICK_OVERFLOW)
+    print(f"{spacing_us} us apart: {lost} of {n} edges lost; LICK events: {link.of(P.LickOn) + link.of(P.LickOff)}")
+    assert lost >= 1
+    assert link.of(P.LickOn) == [] and link.of(P.LickOff) == []
+
+
+def test_debounce_holds_when_edges_are_lost_while_the_loop_is_busy(emulated_dut: EmulatedDUT, link: Link) -> None:
+    """8 TONE_ON actions due at once keep the loop busy ~2 ms (no edge is taken in meanwhile): 31 edges
+    30 us apart overflow the queue and its last entry takes the last edges' level *and time*; the contact
+    then rests touching for only 1.95 ms (under the 2 ms debounce): no lick at all."""
+    link.hello()
+    upload(link, 3, 800, [(500_000, A.TONE_ON, 4000 + 1000 * (k % 2)) for k in range(8)])
+    assert isinstance(link.command("TRIAL_START", when=P.TrialWhen.NOW), P.Ack)
+    started = link.wait(lambda e: isinstance(e, P.TrialStarted))
+    t = started.t_us + 500_000 + 100                                    # the host has 0.5 s to plan it
+    n = 31
+    for k in range(n):
+        emulated_dut.set_lick((k + 1) % 2, at_us=t + 30 * k)
+    emulated_dut.set_lick(0, at_us=t + 30 * (n - 1) + 1950)
+    emulated_dut.wait_edges("lick", n + 1)
+    link.wait(lambda e: isinstance(e, P.TrialEnded), 3.0, "TRIAL_ENDED")
+    lost = sum(e.value for e in link.of(P.Error) if e.code == P.ErrorCode.LICK_OVERFLOW)
+    print(f"busy loop: {lost} of {n} edges lost; LICK events: {link.of(P.LickOn) + link.of(P.LickOff)}")
+    assert lost >= 1
+    assert link.of(P.LickOn) == [] and link.of(P.LickOff) == []
 
 
 def test_lick_polarity_flip_is_a_lick_change(emulated_dut: EmulatedDUT, link: Link) -> None:

@@ -59,9 +59,11 @@ static void lick_isr(void)
 {
     uint8_t level = (PIND & LICK_BIT) ? 1 : 0;
     uint8_t next = (uint8_t)((g_lick_head + 1) % LICK_QUEUE);
-    if (next == g_lick_tail) {           /* queue full: keep the newest level in the newest entry */
-        g_lick_level[(uint8_t)((g_lick_head + LICK_QUEUE - 1) % LICK_QUEUE)] = level;
-        g_lick_lost++;                   /* and count the edge whose time is lost (ERROR LICK_OVERFLOW) */
+    if (next == g_lick_tail) {           /* queue full: the newest entry takes the newest level and time */
+        uint8_t last = (uint8_t)((g_lick_head + LICK_QUEUE - 1) % LICK_QUEUE);
+        g_lick_level[last] = level;      /* (the debounce runs from the last edge: a lost one never */
+        g_lick_t[last] = micros();       /* shortens it; the edge it replaced is the one lost) */
+        g_lick_lost++;                   /* counted: ERROR LICK_OVERFLOW */
         return;
     }
     g_lick_level[g_lick_head] = level;
@@ -160,9 +162,12 @@ static void transmit(void)
 static void drain_licks(void)
 {
     while (g_lick_tail != g_lick_head) {
-        uint8_t i = g_lick_tail;
-        rig_lick_edge(g_lick_level[i], g_lick_t[i]);
+        cli();                           /* the interrupt may rewrite the newest entry (queue full) */
+        uint8_t i = g_lick_tail, level = g_lick_level[i];
+        uint32_t t = g_lick_t[i];
         g_lick_tail = (uint8_t)((i + 1) % LICK_QUEUE);
+        sei();
+        rig_lick_edge(level, t);
     }
 }
 

@@ -109,3 +109,90 @@ def test_to_nwb_refuses_a_taken_module_name(comparison):
         comparison.to_nwb(f)
     comparison.to_nwb(f, name="dopa_rl_comparison_2")
     assert "dopa_rl_comparison_2" in f.processing
+
+
+def _regression_result():
+    """Two sessions whose pooled slope is positive while a naive line through all points is negative: each
+    session's own offset is large and anti-correlated with its RPEs (the MixedLM intercept absorbs it)."""
+    from dopa_rl.neural.regression import regress_responses
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for k, (offset, centre) in enumerate(((0.0, -1.0), (-6.0, 2.0))):
+        rpe = centre + rng.normal(0, 0.5, 60)
+        for event in ("cue", "outcome"):
+            resp = offset + 0.8 * rpe + rng.normal(0, 0.2, rpe.size)
+            rows.append(pd.DataFrame({"subject": "m1", "session": f"s{k + 1}", "trial": np.arange(60),
+                                      "event": event, "unit": None, "response": resp, "rpe": rpe}))
+    long = pd.concat(rows, ignore_index=True)
+    params = pd.DataFrame({"alpha": [0.2]}, index=pd.Index(["m1"], name="subject"))
+    return regress_responses(long, model="rw-pavlovian", signal="photometry", params=params,
+                             info={"fit": "fixed"})
+
+
+def test_regression_result_keeps_statsmodels_results_and_round_trips():
+    from dopa_rl.neural.regression import RegressionResult
+
+    res = _regression_result()
+    assert isinstance(res, Result)
+    assert len(res.fits) == len(res.records) == 2 * 2 + 2      # OLS per event and session, MixedLM per event
+    ols = res.fits[0]
+    assert ols.params["rpe"] == pytest.approx(res.records[0]["coef"]["rpe"])
+    frame = res.to_frame()
+    assert list(frame["model"]).count("mixedlm") == 2 and (frame["rpe"] > 0.6).all()
+    back = RegressionResult.from_json(res.to_json())
+    assert back.to_json() == res.to_json()
+    assert back.fits == []
+    assert "rw-pavlovian (fixed): alpha=0.2" in res.summary()
+
+
+def test_regression_figure_draws_the_table_slope_with_units():
+    res = _regression_result()
+    fig = res.plot()
+    texts = _texts(fig)
+    assert any("window mean of z-scored dF/F" in t for t in texts)
+    assert any(t.startswith("rw-pavlovian RPE at outcome") for t in texts)
+    for ax in fig.axes:
+        (line,) = ax.get_lines()
+        x, y = line.get_data()
+        drawn = (y[-1] - y[0]) / (x[-1] - x[0])
+        pooled = [r for r in res.records if r["model"] == "mixedlm" and r["event"] in ax.get_title()][0]
+        assert drawn == pytest.approx(pooled["coef"]["rpe"])   # same sign and value as the table's
+        assert drawn > 0
+        d = res.responses[res.responses["event"] == ("cue" if "cue" in ax.get_title() else "outcome")]
+        assert np.polyfit(d["rpe"], d["response"], 1)[0] < 0   # the naive pooled line has the opposite sign
+
+
+def test_regression_to_nwb_gives_back_the_per_trial_rpes(tmp_path):
+    res = _regression_result()
+    tables = _roundtrip_nwb(res, tmp_path)["dopa_rl_regression"]
+    np.testing.assert_allclose(tables.per_trial["rpe"], res.responses["rpe"])
+    np.testing.assert_allclose(tables.per_trial["response"], res.responses["response"])
+    assert tables.provenance["params_by_subject"] == {"m1": {"alpha": 0.2}}
+    assert tables.provenance["fit"] == "fixed"
+    np.testing.assert_allclose(tables.parameters["rpe"], res.to_frame()["rpe"])
+
+
+def test_kernel_result_round_trips_json_and_nwb(tmp_path):
+    from dopa_rl.neural.kernels import KernelResult, event_kernel_regression
+
+    rng = np.random.default_rng(0)
+    fs, n = 20.0, 8000
+    cue = np.sort(rng.uniform(5, n / fs - 5, 60))
+    y = rng.normal(0, 0.3, n)
+    for t in cue:
+        i = int(round(t * fs))
+        y[i: i + 20] += np.exp(-np.arange(20) / 6.0)
+    fit = event_kernel_regression(y, fs, {"cue": cue})
+    assert isinstance(fit, KernelResult) and isinstance(fit, Result)
+    back = KernelResult.from_json(fit.to_json())
+    assert back.to_json() == fit.to_json()
+    np.testing.assert_array_equal(back.kernels["cue"], fit.kernels["cue"])
+    frame = fit.to_frame()
+    assert list(frame.columns) == ["lag_s", "cue"]
+    tables = _roundtrip_nwb(fit, tmp_path)["dopa_rl_kernels"]
+    np.testing.assert_allclose(tables.parameters["cue"], fit.kernels["cue"])
+    assert tables.provenance["rate_hz"] == 20.0
+    assert KernelResult.from_json(tables.result_json).r2_cv == fit.r2_cv
+    texts = _texts(fit.plot())
+    assert "lag from cue (s)" in texts and any(t.startswith("kernel (") for t in texts)

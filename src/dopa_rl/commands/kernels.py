@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dopa_rl.commands.common import add_trials_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = (
@@ -29,8 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=20.0, metavar="HZ",
                    help="resample the trace to this rate before the regression (default 20; 0 = keep)")
     p.add_argument("--series", metavar="NAME", help="photometry series (default: the only one)")
-    p.add_argument("--trials-table", metavar="NAME", help="interval table holding the trials (default: trials)")
-    p.add_argument("--columns", metavar="STD=YOURS,...", help="trials column map for --rpe, e.g. reward=volume")
+    add_trials_arguments(p, choices=False, columns_example="reward=volume (the trials read for --rpe)")
     p.add_argument("--json", metavar="OUT", help="write r2_cv, unique contributions and kernels as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the kernels figure to DIR")
 

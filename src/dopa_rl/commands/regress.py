@@ -5,7 +5,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dopa_rl.commands.common import add_signal_arguments
+    from dopa_rl.commands.common import add_signal_arguments, add_trials_arguments
 
     p.epilog = (
         "Examples:\n"
@@ -25,9 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-rise", type=float, metavar="S", help="--fit trace: kernel rise time constant (s)")
     p.add_argument("--kernel-decay", type=float, metavar="S", help="--fit trace: kernel decay time constant (s)")
     p.add_argument("--params", metavar="NAME=VALUE,...", help="use these parameters instead of fitting")
-    p.add_argument("--columns", metavar="STD=YOURS,...",
-                   help="column map, e.g. subject=mouse,cue=stimulus,dopamine_cue=da_cue,dopamine_outcome=da_rew")
-    p.add_argument("--trials-table", metavar="NAME", help="NWB interval table holding the trials")
+    add_trials_arguments(p, columns_example="subject=mouse,cue=stimulus,dopamine_cue=da_cue,dopamine_outcome=da_rew")
     add_signal_arguments(p, required=True)
     p.add_argument("--restarts", type=int, default=10, metavar="N", help="random restarts per subject (default 10)")
     p.add_argument("--seed", type=int, default=0)

@@ -16,6 +16,8 @@ import sys
 from dopa_rl import __version__
 from dopa_rl.errors import DeviceError, InputError
 
+__all__ = ["COMMANDS", "build_parser", "main"]
+
 # (command name, module under dopa_rl.commands, one-line help).  Keep in the order users meet them.
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "demo", "run the end-to-end demo (simulated rig session -> NWB -> RW/TD fits -> report)"),
@@ -58,6 +60,7 @@ def _available_commands() -> list[tuple[str, str, str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dopa-rl`` argument parser: one sub-command per entry of :data:`COMMANDS`."""
     parser = _Parser(
         prog="dopa-rl",
         description="Reward-prediction-error science: fit RW/TD models to behavior and dopamine, "
@@ -94,6 +97,7 @@ def _flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``dopa-rl`` with ``argv`` (default: the process's arguments); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:

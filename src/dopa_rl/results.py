@@ -148,8 +148,20 @@ class Result:
         return self.summary()
 
     def to_json(self, path: str | os.PathLike[str] | None = None, indent: int = 2) -> str:
-        """The JSON text of :meth:`to_dict` (non-finite numbers as null); written atomically to ``path``
-        when given."""
+        """The result as JSON text.
+
+        Parameters
+        ----------
+        path : str or os.PathLike, optional
+            Also write the text there, atomically (a failed write leaves no half file).
+        indent : int or None
+            Indentation of the JSON text (None: one line).
+
+        Returns
+        -------
+        str
+            :meth:`to_dict` as JSON, non-finite numbers as ``null`` (always valid JSON).
+        """
         text = json.dumps(jsonable(self.to_dict()), indent=indent, allow_nan=False)
         if path is not None:
             _io("write_text")(path, text + "\n")
@@ -157,7 +169,25 @@ class Result:
 
     @classmethod
     def from_json(cls, text_or_path: str | os.PathLike[str], *args: Any, **kwargs: Any) -> "Result":
-        """Read a result written by :meth:`to_json`: JSON text, or the path of a file holding it."""
+        """Read a result written by :meth:`to_json`.
+
+        Parameters
+        ----------
+        text_or_path : str or os.PathLike
+            JSON text, or the path of a file holding it.
+        *args, **kwargs
+            Passed on to :meth:`from_dict` (a fit result takes the model).
+
+        Returns
+        -------
+        Result
+            The result, equal to the one written (``from_json(r.to_json()).to_dict() == r.to_dict()``).
+
+        Raises
+        ------
+        InputError
+            No such file, not JSON, or not a result of this kind.
+        """
         text = str(text_or_path)
         if isinstance(text_or_path, os.PathLike) or not text.lstrip().startswith("{"):
             path = Path(text_or_path)
@@ -173,7 +203,18 @@ class Result:
         return cls.from_dict(d, *args, **kwargs)
 
     def plot(self, **options: Any):
-        """A :class:`matplotlib.figure.Figure` of the result (headless; save it with ``fig.savefig(path)``)."""
+        """A figure of the result, naming what it shows with units.
+
+        Parameters
+        ----------
+        **options
+            ``figsize`` and the options of the result's figure (a kernel result takes ``truth``).
+
+        Returns
+        -------
+        matplotlib.figure.Figure
+            Drawn headless (no display); save it with ``fig.savefig(path)``.
+        """
         import matplotlib
 
         matplotlib.use("Agg", force=False)
@@ -195,7 +236,20 @@ class Result:
                             result_json=self.to_json(indent=None))
 
     def to_nwb(self, nwbfile: Any, *, name: str | None = None) -> Any:
-        """Add the result to ``nwbfile`` (an open ``pynwb.NWBFile``): a processing module ``name`` (default
-        ``"dopa_rl_<kind>"``) holding ``parameters`` (the main table), ``provenance`` and, where the result
-        has them, ``per_trial`` values and prediction errors.  Returns the processing module."""
+        """Add the result to an NWB file.
+
+        Parameters
+        ----------
+        nwbfile : pynwb.NWBFile
+            An open, writable file (in memory or being written).
+        name : str, optional
+            Name of the processing module (default ``"dopa_rl_<kind>"``); a taken name is refused.
+
+        Returns
+        -------
+        pynwb.base.ProcessingModule
+            The module, holding ``parameters`` (the main table), ``provenance`` (how the result was made and
+            the whole result as JSON) and, where the result has them, the ``per_trial`` values and
+            prediction errors.  :func:`dopa_rl.io.nwb.read_results` gives them back.
+        """
         return _io("add_to_nwb")(nwbfile, self.nwb_tables(), name=name)

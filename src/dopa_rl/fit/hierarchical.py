@@ -32,6 +32,9 @@ from dopa_rl.fit.results import FitResult, _number, make_result
 from dopa_rl.fit.space import _threads
 from dopa_rl.models.base import Model, Packed
 
+__all__ = ["SD_FLOOR", "HierarchicalResult", "m_step", "posterior_covariance", "laplace_log_evidence",
+           "mean_standard_error", "sampled_log_evidence", "fit_hierarchical"]
+
 SD_FLOOR = 1e-2       # smallest population sd (z units): a population collapsed onto a point stops EM
 
 

@@ -23,6 +23,8 @@ from dopa_rl.fit.results import FitResult, make_result
 from dopa_rl.fit.space import _threads, carried_over, snap_to_bounds, standard_errors, z_bounds
 from dopa_rl.models.base import Model, Packed
 
+__all__ = ["METHODS", "REWARD_SCALE", "check_reward_scale", "fit"]
+
 METHODS = ("mle", "map", "hier")
 
 

@@ -21,6 +21,8 @@ from dopa_rl.fit.space import at_bound, carried_over
 from dopa_rl.models.base import Model, Packed
 from dopa_rl.results import Result
 
+__all__ = ["SCHEMA", "data_fingerprint", "versions", "model_options", "rebuild_model", "FitResult", "make_result"]
+
 SCHEMA = "dopa_rl.fit/1"
 
 
@@ -53,6 +55,8 @@ def data_fingerprint(data: Packed) -> str:
 
 
 def versions() -> dict[str, str]:
+    """The versions of dopa_rl, Python and the numerical libraries, for a result's provenance."""
+
     import numba
     import scipy
 
@@ -80,6 +84,9 @@ def model_options(model: Model) -> dict[str, Any]:
 
 
 def rebuild_model(name: str, options: dict[str, Any]) -> Model:
+    """The model ``get_model(name, **options)`` of a saved result (``options`` as :func:`model_options` wrote
+    them)."""
+
     from dopa_rl.models import get_model
 
     opts = dict(options)

@@ -16,6 +16,8 @@ import numpy as np
 from dopa_rl.errors import InputError
 from dopa_rl.models.base import Packed
 
+__all__ = ["subset_packed", "chunks", "Serial", "Dask", "parse_scheduler", "get_scheduler"]
+
 
 def subset_packed(data: Packed, idx) -> Packed:
     """The subjects ``idx`` (positions) of ``data``; per-subject arrays in ``extra`` are sliced too."""
@@ -116,5 +118,7 @@ def parse_scheduler(spec: str | None) -> str | None:
 
 
 def get_scheduler(spec: str | None):
+    """The scheduler ``spec`` names (see :func:`parse_scheduler`): local processes when None, else
+    dask.distributed."""
     spec = parse_scheduler(spec)
     return Serial() if spec is None else Dask(spec)

@@ -19,6 +19,9 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 
+__all__ = ["STANDARD_COLUMNS", "NUMERIC_COLUMNS", "TABLE_SUFFIXES", "parse_column_map", "ID_COLUMNS", "read_table",
+           "normalize_behavior", "RARE_OPTION", "check_unique_trials", "expand_paths", "load_behavior"]
+
 STANDARD_COLUMNS = ("subject", "session", "trial", "choice", "reward", "cue", "licks", "start_time",
                     "stop_time", "cue_time", "outcome_time")
 NUMERIC_COLUMNS = ("reward", "licks", "start_time", "stop_time", "cue_time", "outcome_time")

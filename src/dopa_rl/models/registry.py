@@ -22,6 +22,9 @@ import warnings
 from dopa_rl.errors import InputError
 from dopa_rl.models.base import Model
 
+__all__ = ["ENTRY_POINT_GROUP", "register_model", "unregister_model", "model_names", "list_models", "get_model",
+           "load_model_spec", "forget_plugins"]
+
 ENTRY_POINT_GROUP = "dopa_rl.models"
 
 _builtin: dict[str, Model] | None = None       # built once, on first need

@@ -13,6 +13,10 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 
+__all__ = ["TrialTiming", "split_compound", "PavlovianTask", "BanditTask", "acquisition", "extinction",
+           "partial_reinforcement", "omission", "blocking", "overexpectation", "bandit", "PAVLOVIAN_TASKS",
+           "pavlovian_task", "bandit_task", "make_task", "concatenate"]
+
 
 @dataclass(frozen=True)
 class TrialTiming:
@@ -161,6 +165,7 @@ def extinction(n_acquisition: int = 100, n_extinction: int = 100, *, cue: str = 
 
 
 def partial_reinforcement(n_trials: int = 200, p_reward: float = 0.5, **kw) -> PavlovianTask:
+    """Acquisition with each trial rewarded with probability ``p_reward`` (see :func:`acquisition`)."""
     return acquisition(n_trials, p_reward, **kw)
 
 

@@ -24,6 +24,8 @@ def _plt():
 
 
 def save(fig, path) -> Path:
+    """Write ``fig`` to ``path`` atomically (format from the suffix, PNG by default) and close it."""
+
     from dopa_rl.io.atomic import atomic_path
 
     path = Path(path)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 
+__all__ = ["comparison_figure", "recovery_figure", "confusion_figure"]
+
 
 def _figure(nrows=1, ncols=1, size=(6.0, 4.0)):
     import matplotlib

@@ -1,6 +1,7 @@
 """Helpers shared by the command modules (the dispatcher imports the commands, never the other way round)."""
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from contextlib import contextmanager
@@ -33,25 +34,87 @@ def refuse_existing(option: str, paths: Iterable[str | Path], overwrite: bool) -
         raise InputError(f"{option}: {taken[0]}{more} exist(s); choose another name or pass --overwrite")
 
 
-def check_output_paths(options: dict[str, str | None], inputs=()) -> None:
-    """Before any work: every output option (``{"--json": path or None}``) must name a file in a folder that
-    exists, neither one of the ``inputs`` (never overwritten) nor another option's file; one InputError lists
-    every problem, so a bad path fails fast and nothing is written."""
+#: output options whose data may be streamed into a device or FIFO (``--json /dev/stdout``)
+STREAMABLE = ("--json", "--csv", "--prediction-errors")
+
+
+def _unwritable(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` (None when one can): tried for real, since permission bits
+    say nothing to root and nothing about read-only file systems."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".dopa_rl_probe.", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    os.unlink(name)
+    return None
+
+
+def check_output_paths(options: dict[str, str | None], inputs=(), *, folders: dict[str, str | None] | None = None,
+                       stream: Iterable[str] = STREAMABLE) -> None:
+    """Before any work, so a bad path fails fast and nothing is computed or written: one InputError lists
+    every problem.
+
+    ``options`` (``{"--json": path or None}``) name files: each must be in a folder that exists and takes
+    new files, be neither one of the ``inputs`` (never overwritten) nor another option's file; a device or
+    FIFO is accepted only for the ``stream`` options (written in place, never replaced).  ``folders``
+    (``{"--plots": path}``) name output folders: each is created when missing if its parent exists (the
+    same rule for every command), must not be a file, and must take new files.
+    """
+    from dopa_rl.io.atomic import destination, special_file
+
     problems = []
     taken = {Path(p).resolve(): "an input file" for p in inputs}
     for option, value in options.items():
         if not value:
             continue
         path = Path(value)
+        what = special_file(path)
+        if what:
+            if option not in stream:
+                problems.append(f"{option} {value} is {what}; give a regular file name")
+            continue
+        if str(path).startswith("/dev/"):
+            continue  # /dev/stdout redirected to a file: written in place
+        target = destination(path)
         if path.is_dir():
             problems.append(f"{option} {value} is a folder; give a file name")
-        elif not path.parent.is_dir():
-            problems.append(f"{option} {value}: folder {path.parent} does not exist")
+        elif not target.parent.is_dir():
+            problems.append(f"{option} {value}: folder {target.parent} does not exist")
         elif path.resolve() in taken:
             problems.append(f"{option} {value} is {taken[path.resolve()]}; choose another file name")
+        else:
+            why = _unwritable(target.parent)
+            if why:
+                problems.append(f"{option} {value}: cannot write in folder {target.parent} ({why})")
         taken.setdefault(path.resolve(), f"also the {option} file")
+    for option, value in (folders or {}).items():
+        if not value:
+            continue
+        path = Path(value)
+        what = special_file(path)
+        if what:
+            problems.append(f"{option} {value} is {what}; give a folder")
+        elif path.exists() and not path.is_dir():
+            problems.append(f"{option} {value} is a file; give a folder")
+        elif not path.exists() and not path.parent.is_dir():
+            problems.append(f"{option} {value}: folder {path.parent} does not exist (the last folder is "
+                            f"created when missing, not its parents)")
+        else:
+            why = _unwritable(path if path.exists() else path.parent)
+            if why:
+                problems.append(f"{option} {value}: cannot write in folder {path if path.exists() else path.parent} ({why})")
     if problems:
         raise InputError("; ".join(problems))
+
+
+def make_output_folder(path: str | Path) -> Path:
+    """Create an output folder checked by :func:`check_output_paths` (its parent exists) and return it."""
+    path = Path(path)
+    path.mkdir(exist_ok=True)
+    return path
 
 
 @contextmanager

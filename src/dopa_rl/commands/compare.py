@@ -49,28 +49,15 @@ def parse_models(text: str, n_options: int | None = None):
     return models_for_trials(names, n_options)
 
 
-def check_plots_dir(path: str | None) -> None:
-    from pathlib import Path
-
-    from dopa_rl.errors import InputError
-
-    if not path:
-        return
-    p = Path(path)
-    if p.exists() and not p.is_dir():
-        raise InputError(f"--plots {path} is a file; give a folder")
-    if not p.exists() and not p.parent.is_dir():
-        raise InputError(f"--plots {path}: folder {p.parent} does not exist")
-
-
 def write_outputs(outputs: list) -> None:
     """Write rendered ``(path, bytes)`` outputs atomically (a --plots folder is created when missing)."""
     from pathlib import Path
 
+    from dopa_rl.commands.common import make_output_folder
     from dopa_rl.io.atomic import atomic_write_bytes
 
     for path, data in outputs:
-        Path(path).parent.mkdir(exist_ok=True)
+        make_output_folder(Path(path).parent)
         atomic_write_bytes(path, data)
 
 
@@ -83,8 +70,7 @@ def run(args) -> int:
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
     from dopa_rl.io.behavior import expand_paths, load_behavior
 
-    check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
-    check_plots_dir(args.plots)
+    check_output_paths({"--json": args.json}, inputs=expand_paths(args.data), folders={"--plots": args.plots})
     if args.signal:
         return run_dopamine(args)
     given = [opt for opt, v in (("--series", args.series), ("--matrix", args.matrix), ("--rate", args.rate),

@@ -107,10 +107,10 @@ def run(args) -> int:
 
     if args.trials < 20:
         raise InputError("demo: use at least --trials 20")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file; the demo needs a folder for its files")
-    out.mkdir(parents=True, exist_ok=True)
+    from dopa_rl.commands.common import check_output_paths, make_output_folder
+
+    check_output_paths({}, folders={"--out": args.out})   # before the session runs: one line, exit 2
+    out = make_output_folder(args.out)
     cfg, result, path, wall, tally, span_us = _measure(args, out)
     with nwb.NWBSession(path) as s:
         trials, events = s.behavior(), s.events()

@@ -52,9 +52,7 @@ def run(args) -> int:
     from dopa_rl.neural.outcome_responses import load_outcome_responses
 
     files = expand_paths(args.data)
-    check_output_paths({"--json": args.json}, inputs=files)
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    check_output_paths({"--json": args.json}, inputs=files, folders={"--plots": args.plots})
     if args.splits < 10:
         raise InputError(f"--splits {args.splits}: use at least 10 random splits")
     units = [u.strip() for u in args.units.split(",") if u.strip()] if args.units else None

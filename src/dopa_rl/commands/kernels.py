@@ -122,9 +122,7 @@ def run(args) -> int:
     from dopa_rl.neural.kernels import event_kernel_regression
     from dopa_rl.neural.pipeline import PhotometryPipeline
 
-    check_output_paths({"--json": args.json}, inputs=[args.file])
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    check_output_paths({"--json": args.json}, inputs=[args.file], folders={"--plots": args.plots})
     check_window(tuple(args.window), "--window")
     names = [n.strip() for n in args.events.split(",") if n.strip()]
     if not names or len(set(names)) != len(names):

@@ -90,9 +90,7 @@ def run(args) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
 
-    check_output_paths({"--json": args.json}, inputs=[args.file])
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    check_output_paths({"--json": args.json}, inputs=[args.file], folders={"--plots": args.plots})
     summary, pe = summarise(args)
     text = json.dumps(summary, indent=2, allow_nan=False)
     if args.json:

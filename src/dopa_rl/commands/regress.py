@@ -65,9 +65,7 @@ def run(args) -> int:
     from dopa_rl.neural.regression import attach_rpe, model_rpes, regress_responses
     from dopa_rl.results import jsonable
 
-    check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    check_output_paths({"--json": args.json}, inputs=expand_paths(args.data), folders={"--plots": args.plots})
     if args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     model = get_model(args.model)

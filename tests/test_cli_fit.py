@@ -268,6 +268,7 @@ def test_demo_out_naming_a_file_is_exit_2(tmp_path, capsys):
 def test_folder_with_a_non_behavior_table_names_that_file(tmp_path, capsys):
     # `dopa-rl simulate --out data/choices.csv` also writes data/choices_params.csv; fitting data/ must say so
     folder = tmp_path / "data"
+    folder.mkdir()  # a file output's folder must exist (an output folder is created, a file's is not)
     assert main(["simulate", "--subjects", "2", "--trials", "30", "--out", str(folder / "choices.csv")]) == 0
     capsys.readouterr()
     code, _, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "1")

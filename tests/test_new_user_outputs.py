@@ -154,3 +154,22 @@ def test_an_unwritable_output_folder_is_found_before_computing(choices, tmp_path
     assert code == 2, err
     assert err.startswith("error: ") and err.count("\n") == 1 and "cannot write in folder" in err, err
     assert "internal error" not in err
+
+
+@pytest.mark.parametrize("argv,made", [
+    (["simulate", "--task", "pavlovian", "--model", "rw", "--trials", "20", "--out", "{tmp}/new"], True),
+    (["simulate", "--task", "bandit", "--model", "rw-softmax", "--trials", "20", "--out", "{tmp}/new/s.csv"], False),
+    (["fit", "{data}", "--model", "rw-softmax", "--restarts", "1", "--json", "{tmp}/new/f.json"], False),
+    (["compare", "{data}", "--models", "rw-softmax,rw-softmax-sticky", "--restarts", "1", "--plots", "{tmp}/new"],
+     True),
+    (["compare", "{data}", "--models", "rw-softmax,rw-softmax-sticky", "--restarts", "1", "--plots",
+      "{tmp}/new/deeper"], False),
+])
+def test_every_command_creates_missing_output_folders_by_one_rule(choices, tmp_path, capsys, argv, made):
+    """An output folder is created when missing if its parent exists; a file output's folder must exist."""
+    code, _, err = run_cli(capsys, *[a.format(data=choices, tmp=tmp_path) for a in argv])
+    assert (tmp_path / "new").is_dir() == made
+    if made:
+        assert code == 0, err
+    else:
+        assert code == 2 and "does not exist" in err and err.count("\n") == 1, err

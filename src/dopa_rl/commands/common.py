@@ -81,6 +81,8 @@ def check_output_paths(options: dict[str, str | None], inputs=(), *, folders: di
         target = destination(path)
         if path.is_dir():
             problems.append(f"{option} {value} is a folder; give a file name")
+        elif target.parent.exists() and not target.parent.is_dir():
+            problems.append(f"{option} {value}: cannot write there: {target.parent} is a file, not a folder")
         elif not target.parent.is_dir():
             problems.append(f"{option} {value}: folder {target.parent} does not exist")
         elif path.resolve() in taken:

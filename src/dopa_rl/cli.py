@@ -46,6 +46,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(_fail(f"{self.prog}: {message}", 2))
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: compiled code (numba's parallel kernels) interrupted by SIGINT
+    returns with the KeyboardInterrupt set, and Python reports a SystemError caused by it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -128,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
     except Exception as exc:  # internal error: one line unless --debug
+        if _interrupted(exc):
+            return _fail("interrupted", 130)
         if debug:
             raise
         return _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for details", 1)

@@ -121,24 +121,25 @@ def make_output_folder(path: str | Path) -> Path:
 
 @contextmanager
 def warnings_to_stderr(flags: dict[str, str] | None = None) -> Iterator[None]:
-    """Library warnings (:class:`dopa_rl.errors.DataWarning`) printed as ``warning: ...`` lines on stderr, each
-    once, with parameters named as the command's flags (``flags``: ``args._flags``; see :func:`speak_flags`)."""
+    """Warnings printed as ``warning: ...`` lines on stderr, each once however often it was raised (a
+    numerical warning of every model of a comparison is one line, not one traceback-like block per model),
+    with parameters named as the command's flags (``flags``: ``args._flags``; see :func:`speak_flags`).
+    Library :class:`~dopa_rl.errors.DataWarning` lines are as written; others say their category."""
     from dopa_rl.errors import DataWarning
 
     with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", DataWarning)
+        warnings.simplefilter("always")
         try:
             yield
         finally:
             seen = set()
             for w in caught:
-                if issubclass(w.category, DataWarning):
-                    text = speak_flags(str(w.message).splitlines()[0], flags or {})
-                    if text not in seen:
-                        seen.add(text)
-                        print(f"warning: {text}", file=sys.stderr)
-                else:
-                    warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                text = speak_flags(str(w.message).splitlines()[0], flags or {})
+                if not issubclass(w.category, DataWarning):
+                    text = f"{text} ({w.category.__name__})"
+                if text not in seen:
+                    seen.add(text)
+                    print(f"warning: {text}", file=sys.stderr)
 
 
 # --------------------------------------------------------------------- where the trials are (every command reading them)

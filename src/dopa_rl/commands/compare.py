@@ -64,7 +64,7 @@ def write_outputs(outputs: list) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dopa_rl.commands.common import check_output_paths, trials_options
+    from dopa_rl.commands.common import check_output_paths, trials_options, warnings_to_stderr
     from dopa_rl.errors import InputError
     from dopa_rl.fit.compare import compare_models
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
@@ -95,7 +95,7 @@ def run(args) -> int:
             raise InputError(f"{', '.join(map(str, args.data))}: model {m.name} needs column(s) {', '.join(missing)}; "
                              f"columns present: {', '.join(df.columns)} (map yours with --columns STD=YOURS)")
     try:
-        with get_scheduler(args.scheduler) as scheduler:
+        with get_scheduler(args.scheduler) as scheduler, warnings_to_stderr(getattr(args, "_flags", None)):
             comp = compare_models(models, df, method=args.method, restarts=args.restarts, seed=args.seed,
                                   cv_folds=args.cv, scheduler=scheduler)
     except InputError as exc:
@@ -120,7 +120,7 @@ def run_dopamine(args) -> int:
     """``--signal``: RW/TD (neural fits) and ANCCR on the same dopamine responses, per session."""
     from pathlib import Path
 
-    from dopa_rl.commands.common import load_signal
+    from dopa_rl.commands.common import load_signal, warnings_to_stderr
     from dopa_rl.errors import InputError
     from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models, parse_anccr_grid
 
@@ -142,8 +142,9 @@ def run_dopamine(args) -> int:
     data = load_signal(args)
     where = ", ".join(map(str, args.data[:3])) + (" ..." if len(args.data) > 3 else "")
     try:
-        comp = compare_dopamine(data.trials, models, signal=args.signal, restarts=args.restarts, seed=args.seed,
-                                anccr_grid=grid)
+        with warnings_to_stderr(getattr(args, "_flags", None)):
+            comp = compare_dopamine(data.trials, models, signal=args.signal, restarts=args.restarts, seed=args.seed,
+                                    anccr_grid=grid)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
     text = comp.summary()

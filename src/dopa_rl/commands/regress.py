@@ -97,7 +97,8 @@ def run(args) -> int:
         fit_info = {"fit": args.fit, "loglik": float(result.loglik_.sum()) if np.isfinite(result.loglik_.sum()) else None,
                     "converged": bool(result.converged.all()),
                     "se": {s: {k: (float(v) if np.isfinite(v) else None) for k, v in row.items()}
-                           for s, row in result.se.iterrows()}}
+                           for s, row in result.se.iterrows()},
+                    "at_bound": {s: b for s, b in result.bound_labels().items() if b}}
     rpes = model_rpes(model, trials, params)
     long = attach_rpe(data.long, trials, rpes)
     result = regress_responses(long, model=model.name, signal=args.signal, params=params, info=fit_info,

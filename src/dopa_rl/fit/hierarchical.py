@@ -219,6 +219,8 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
             mu, sd, warm, prev_ev = new_mu, new_sd, z, ev
             if done:
                 converged = True
+                bar.total = bar.n   # converged early: the bar ends at 100 %, not at n of max_iter
+                bar.refresh()
                 break
         # final subject step under the final population, with its Laplace errors
         rf = fit_restarts_on(scheduler, model, packed, 1, seed, Prior(names, mu, sd), warm=warm)

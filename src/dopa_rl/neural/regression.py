@@ -243,8 +243,27 @@ class RegressionResult(Result):
                 **{k: v for k, v in self.info.items() if k in ("fit", "loglik", "converged", "indicator")}}
 
     def summary(self) -> str:
+        """The learning parameters (mean, and per subject when there are several, ``*`` marking a value at a
+        bound of the parameter as ``dopa-rl fit`` does), then one line per regression."""
         mean = ", ".join(f"{k}={v:.4g}" for k, v in self.params.mean().items())
-        return f"model {self.model} ({self.info.get('fit', '?')}): {mean}\n{summary_table(self.records)}"
+        lines = [f"model {self.model} ({self.info.get('fit', '?')}): {mean}"]
+        bound = {str(s): b for s, b in (self.info.get("at_bound") or {}).items() if b}
+        if len(self.params) > 1 or bound:
+            shown = self.params.copy().astype(object)
+            for s, names in bound.items():
+                for name in names.split(","):
+                    if s in shown.index.astype(str) and name in shown.columns:
+                        i = list(shown.index.astype(str)).index(s)
+                        shown.iat[i, list(shown.columns).index(name)] = f"{float(self.params.iat[i, list(shown.columns).index(name)]):.4g}*"
+            table = shown.to_string(float_format=lambda v: f"{v:.4g}", formatters={
+                c: (lambda v: v if isinstance(v, str) else f"{v:.4g}") for c in shown.columns})
+            lines.append(table)
+        if bound:
+            lines.append(f"* at a bound (standard error NaN) for {len(bound)} subject(s): "
+                         + "; ".join(f"{s}: {b}" for s, b in list(bound.items())[:5])
+                         + (" ..." if len(bound) > 5 else "") + "; the RPEs of those subjects rest on a bound value")
+        lines.append(summary_table(self.records))
+        return "\n".join(lines)
 
     def to_dict(self) -> dict:
         return {"schema": self.schema, "model": self.model, "signal": self.signal, **self.info,

@@ -6,7 +6,6 @@ the data again and checks its fingerprint.  ``to_json()`` and ``FitResult.from_j
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -64,32 +63,16 @@ def versions() -> dict[str, str]:
             "scipy": scipy.__version__, "pandas": pd.__version__, "numba": numba.__version__}
 
 
-def model_options(model: Model) -> dict[str, Any]:
-    """The ``get_model(name, **options)`` options that rebuild ``model`` (JSON-able)."""
-    out: dict[str, Any] = {}
-    if getattr(model, "q0", 0.0):
-        out["q0"] = float(model.q0)
-    if getattr(model, "n_options", None) is not None:
-        out["n_options"] = int(model.n_options)
-    timing = getattr(model, "timing", None)
-    if timing is not None and dataclasses.is_dataclass(timing):
-        default = type(timing)()
-        if timing != default:
-            out["timing"] = dataclasses.asdict(timing)
-    for k, v in (getattr(model, "rep_options", None) or {}).items():
-        out[k] = v
-    return out
-
-
 def rebuild_model(name: str, options: dict[str, Any]) -> Model:
+    """The model a result names, from its name and :meth:`~dopa_rl.models.base.Model.options` (a dopamine
+    fit's options name the wrapped model and the mode)."""
     from dopa_rl.models import get_model
 
-    opts = dict(options)
-    if isinstance(opts.get("timing"), dict):
-        from dopa_rl.models.tasks import TrialTiming
+    if "fit" in options and "base" in options:
+        from dopa_rl.fit.neural import DopamineModel
 
-        opts["timing"] = TrialTiming(**opts["timing"])
-    return get_model(name, **opts)
+        return DopamineModel(rebuild_model(options["base"], options.get("base_options") or {}), options["fit"])
+    return get_model(name, **options)
 
 
 @dataclass
@@ -361,7 +344,7 @@ def make_result(model: Model, method: str, packed: Packed, z, x, se, ll, rf, res
     """The result object of a fit (``rf``: the :class:`~dopa_rl.fit.restarts.RestartFit` of the subject step)."""
     S = packed.n_subjects
     provenance = {
-        "model": model.name, "model_options": model_options(model), "method": method,
+        "model": model.name, "model_options": model.options(), "method": method,
         "data_fingerprint": data_fingerprint(packed), "seed": int(seed),
         "restarts": restarts if restarts == "auto" else int(restarts), "versions": versions(),
     }

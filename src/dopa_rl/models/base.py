@@ -200,6 +200,11 @@ class Model(ABC):
         """Names of the learning rule's parameters (the spec's order)."""
         return [n for n in self.spec.names if n not in self.observation_params]
 
+    @property
+    def trace_params(self) -> list[str]:
+        """The learning parameters a fit to a whole photometry trace searches (the others at defaults)."""
+        return self.learning_params
+
     def pack_learning(self, df: pd.DataFrame) -> Packed:
         """:meth:`pack` for the learning rule alone: observation columns the table lacks count as missing."""
         df = df.reset_index(drop=True)
@@ -307,6 +312,16 @@ def require_columns(df: pd.DataFrame, model: Model, source: str = "behavior tabl
         own = df.attrs.get("source_columns", list(df.columns))
         raise InputError(f"{source}: model {model.name} needs column(s) {', '.join(missing)}; "
                          f"columns present: {', '.join(map(str, own))} (map yours with --columns STD=YOURS)")
+
+
+def require_event_columns(trials: pd.DataFrame, what: str, where: str = "") -> None:
+    """InputError unless ``trials`` has usable ``cue_time``, ``outcome_time`` and ``reward`` columns (what a
+    model timed in seconds needs: a trace-level fit, ANCCR's event stream)."""
+    missing = [c for c in ("cue_time", "outcome_time", "reward")
+               if c not in trials.columns or pd.to_numeric(trials[c], errors="coerce").isna().all()]
+    if missing:
+        raise InputError(f"{where + ': ' if where else ''}{what} needs trial column(s) {', '.join(missing)} "
+                         f"(map yours with --columns, e.g. --columns reward=volume,outcome_time=reward_on)")
 
 
 def lick_counts(df: pd.DataFrame, model: Model) -> np.ndarray:

@@ -80,6 +80,12 @@ class TDModel(Model):
     observation_params = ("lick_intercept", "lick_slope")
     observation_columns = ("licks",)
 
+    @property
+    def trace_params(self) -> list[str]:
+        """``alpha`` only: ``gamma`` and ``lambda_`` stay at their defaults in a trace-level fit
+        (docs/indicator.md), which searches a grid per parameter."""
+        return ["alpha"]
+
     def options(self) -> dict:
         """``representation``, ``timing`` (a dict of :class:`TrialTiming` fields) and the representation's own
         options (``n_micro``, ``sigma``, ``trace_tau_s`` where given)."""

@@ -70,6 +70,7 @@ class PavlovianLearner:
         self.theta = np.ascontiguousarray(theta, dtype=float)
         self.elements = _Elements()
         self.v = np.zeros(0)
+        trial(np.zeros(1), np.ones(1), 0.0, self.theta)   # compile now, not inside a live trial
 
     def _grow(self) -> None:
         self.v = np.append(self.v, 0.0)
@@ -78,13 +79,16 @@ class PavlovianLearner:
         return self.elements.present(cue, self._grow)
 
     def predict(self, cue, **_) -> float:
-        return float(self._trial(self.v.copy(), self._x(cue), 0.0, self.theta)[0])
+        x = self._x(cue)        # first: a new element grows self.v
+        return float(self._trial(self.v.copy(), x, 0.0, self.theta)[0])
 
     def outcome_rpe(self, cue, reward: float, **_) -> float:
-        return float(self._trial(self.v.copy(), self._x(cue), float(reward), self.theta)[1])
+        x = self._x(cue)
+        return float(self._trial(self.v.copy(), x, float(reward), self.theta)[1])
 
     def step(self, cue, reward: float, **_) -> TrialUpdate:
-        pred, delta = self._trial(self.v, self._x(cue), float(reward), self.theta)
+        x = self._x(cue)
+        pred, delta = self._trial(self.v, x, float(reward), self.theta)
         return TrialUpdate(float(pred), float(pred), float(delta), self.state())
 
     def state(self) -> dict[str, float]:
@@ -98,6 +102,7 @@ class ChoiceLearner:
         self._trial = trial
         self.theta = np.ascontiguousarray(theta, dtype=float)
         self.q = np.full(int(n_options), float(q0))
+        trial(self.q.copy(), 0, 0.0, self.theta)           # compile now, not inside a live trial
 
     def _check(self, choice) -> int:
         c = int(choice)
@@ -140,6 +145,9 @@ class TDLearner:
         self.elements = _Elements()
         self.w = np.zeros(0)
         self.e = np.zeros(0)
+        f = np.zeros(self.f_e)                              # compile now, not inside a live trial
+        trial(f, f.copy(), np.zeros((self.n_bins, self.f_e)), self.cue_bin + 1, 0.0, *self.theta[:3],
+              np.empty(self.n_bins), np.empty(self.n_bins))
 
     def _grow(self) -> None:
         self.w = np.append(self.w, np.zeros(self.f_e))

@@ -212,14 +212,18 @@ class TDModel(Model):
         offset = np.broadcast_to(np.arange(n_bins) * self.timing.bin_s - self.timing.cue_onset_s, amp.shape[1:])
         return ("cue",) * n_bins, offset, amp
 
-    def online(self, params: Mapping[str, float], *, n_bins: int | None = None, **_):
-        """A TD learner over this model's trial grid (``n_bins``: at least the timing's; a packed table's
-        ``extra["n_bins"]`` reproduces its fit exactly)."""
+    def online(self, params: Mapping[str, float], *, n_bins: int | None = None, max_outcome_s: float | None = None,
+               **_):
+        """A TD learner over this model's trial grid: at least the timing's bins, ``n_bins`` (a packed table's
+        ``extra["n_bins"]`` reproduces its fit exactly) and room for outcomes up to ``max_outcome_s`` after
+        the cue (the bins a table with that longest delay packs to)."""
         from dopa_rl.models.online import TDLearner
 
         x = self.check_params(params)
         tm = self.timing
         nb = int(max(tm.n_bins, n_bins or 0))
+        if max_outcome_s is not None:
+            nb = max(nb, tm.cue_bin + max(int(np.round(max_outcome_s / tm.bin_s)), 1) + 2)
 
         def features(ob):
             return element_features(self.representation, nb, tm.cue_bin, ob, bin_s=tm.bin_s, **self.rep_options)

@@ -84,7 +84,7 @@ def write(path: Path, text: str) -> Path:
 BAD_INPUTS = [
     # (file contents or None for a missing file, extra args, words the one-line message must contain)
     (None, [], ["no such file"]),
-    ("subject,choice\n1,0\n1,1\n", [], ["needs column", "reward"]),
+    ("subject,choice\n1,0\n1,1\n", [], ["no 'reward' column", "--columns reward=NAME"]),
     ("subject,choice,reward\n1,0,1\n1,1,lots\n", [], ["reward", "non-numeric", "row 2"]),
     ("subject,choice,reward\n1,0,1\n1,-1,0\n", [], ["choice out of range", "missed trial is an empty cell"]),
     ("subject,choice,reward\n1,0,1\n1,5,0\n", ["--n-options", "2"], ["choice 5", "out of range"]),
@@ -268,11 +268,13 @@ def test_demo_out_naming_a_file_is_exit_2(tmp_path, capsys):
 def test_folder_with_a_non_behavior_table_names_that_file(tmp_path, capsys):
     # `dopa-rl simulate --out data/choices.csv` also writes data/choices_params.csv; fitting data/ must say so
     folder = tmp_path / "data"
+    folder.mkdir()  # a file output's folder must exist (an output folder is created, a file's is not)
     assert main(["simulate", "--subjects", "2", "--trials", "30", "--out", str(folder / "choices.csv")]) == 0
     capsys.readouterr()
     code, _, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "1")
     assert code == 2 and err.count("\n") == 1
-    assert "choices_params.csv has no column 'choice'" in err and "normalize_behavior" not in err
+    assert "choices_params.csv: no 'reward' column" in err and "no 'cue' or 'choice' column" in err
+    assert "normalize_behavior" not in err
 
 
 def test_hidden_files_in_a_folder_are_skipped(sim_csv, tmp_path, capsys):

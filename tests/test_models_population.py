@@ -117,7 +117,7 @@ def test_carry_over_sessions_continue_learning():
     from dopa_rl.fit import fit
 
     assert fit(m, kept, restarts=2, carry_over=True).loglik_[0] > fit(m, kept, restarts=2).loglik_[0]
-    with pytest.raises(InputError, match="--trials does not apply"):
+    with pytest.raises(InputError, match="`n_trials` does not apply"):
         tasks.make_task("blocking", 30)
     with pytest.raises(InputError, match="choose one of bandit"):
         tasks.make_task("maze")

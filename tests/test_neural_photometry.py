@@ -122,7 +122,7 @@ def test_bad_traces_give_clear_errors():
     nan[10] = np.nan
     with pytest.raises(InputError, match="NaN"):
         PhotometryPipeline().run(_phot(t, nan))
-    with pytest.raises(InputError, match="--detrend"):
+    with pytest.raises(InputError, match="`detrend`"):
         PhotometryPipeline(detrend="poly")
     with pytest.raises(InputError, match="zscore-epoch"):
         PhotometryPipeline(zscore="baseline")

@@ -50,7 +50,7 @@ def test_matrix_columns_and_time_axis():
     np.testing.assert_allclose(time, np.arange(10) / 5.0 - 0.4)
     with pytest.raises(InputError, match="no columns named dff.1"):
         matrix_from_table(df, "dff", 5.0, 0.4)
-    with pytest.raises(InputError, match="--event-at 9"):
+    with pytest.raises(InputError, match="`event_at` 9"):
         matrix_from_table(df, "photometry", 5.0, 9.0)
 
 

@@ -134,7 +134,7 @@ def test_simulate_sessions_bad_requests(tmp_path):
         simulate_sessions("pavlovian", "rw", n_subjects=2, out=tmp_path / "x.nwb")
     with pytest.raises(InputError, match="Pavlovian tasks only"):
         simulate_sessions("bandit", "td", out=tmp_path / "y.nwb")
-    with pytest.raises(InputError, match="--task"):
+    with pytest.raises(InputError, match="`task`"):
         simulate_sessions("maze", "rw", out=tmp_path / "z.nwb")
     assert list(tmp_path.iterdir()) == []
 

@@ -196,7 +196,25 @@ def gen_python(data: dict[str, Any], messages: list[MessageDef]) -> str:
             "def tone_applied_hz(freq_hz: int) -> int:",
             '    """The frequency the tone timer really makes for a requested ``freq_hz`` (what ACKs report)."""',
             "    top = tone_top(freq_hz)", "    return (TONE_TIMER_HZ + top // 2) // top", ""]
-    return "\n".join(out)
+    return _with_all("\n".join(out), after="from typing import NamedTuple")
+
+
+def _with_all(text: str, *, after: str) -> str:
+    """``text`` with an ``__all__`` naming its public top-level names, placed after the line ``after``."""
+    import ast
+    import textwrap
+
+    names = []
+    for node in ast.parse(text).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_"):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_"):
+                    names.append(t.id)
+    line = "__all__ = [" + ", ".join(f'"{n}"' for n in names) + "]"
+    block = "\n".join(textwrap.wrap(line, 116, subsequent_indent="           ", break_on_hyphens=False))
+    return text.replace(after + "\n", after + "\n\n" + block + "\n", 1)
 
 
 # ----------------------------------------------------------------------------------------------- C header

@@ -16,6 +16,8 @@ import sys
 from dopa_rl import __version__
 from dopa_rl.errors import DeviceError, InputError
 
+__all__ = ["COMMANDS", "build_parser", "main"]
+
 # (command name, module under dopa_rl.commands, one-line help).  Keep in the order users meet them.
 COMMANDS: list[tuple[str, str, str]] = [
     ("demo", "demo", "run the end-to-end demo (simulated rig session -> NWB -> RW/TD fits -> report)"),
@@ -44,6 +46,18 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(_fail(f"{self.prog}: {message}", 2))
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """Whether ``exc`` is Ctrl-C in disguise: compiled code (numba's parallel kernels) interrupted by SIGINT
+    returns with the KeyboardInterrupt set, and Python reports a SystemError caused by it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 def _fail(message: str, code: int) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
@@ -58,6 +72,7 @@ def _available_commands() -> list[tuple[str, str, str]]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``dopa-rl`` argument parser: one sub-command per entry of :data:`COMMANDS`."""
     parser = _Parser(
         prog="dopa-rl",
         description="Reward-prediction-error science: fit RW/TD models to behavior and dopamine, "
@@ -73,13 +88,28 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks on errors")
-        sp.set_defaults(_module=module)
         mod = importlib.import_module(f"dopa_rl.commands.{module}")
         mod.add_arguments(sp)
+        sp.set_defaults(_module=module, _flags=_flags_of(sp))
     return parser
 
 
+def _flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Library parameter name -> this command's flag (``choice_base`` -> ``--choice-base``)."""
+    out: dict[str, str] = {}
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and action.dest not in ("help", "debug"):
+            out[action.dest] = longs[0]
+    # the library's names for counts and quantities with units: n_subjects -> --subjects, resample_hz -> --resample
+    for dest, flag in list(out.items()):
+        for alias in (f"n_{dest}", f"{dest}_hz", f"{dest}_s"):
+            out.setdefault(alias, flag)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``dopa-rl`` with ``argv`` (default: the process's arguments); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     try:
@@ -96,7 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         if debug:
             raise
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 2)
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        from dopa_rl.commands.common import speak_flags
+
+        return _fail(speak_flags(text, getattr(args, "_flags", {})), 2)
     except DeviceError as exc:
         if debug:
             raise
@@ -107,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 141
     except Exception as exc:  # internal error: one line unless --debug
+        if _interrupted(exc):
+            return _fail("interrupted", 130)
         if debug:
             raise
         return _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for details", 1)

@@ -5,6 +5,8 @@ on stderr and exit code 2.  Anything else escaping the library is an internal er
 """
 from __future__ import annotations
 
+__all__ = ["DopaRLError", "InputError", "DataWarning", "DeviceError", "collect_problems"]
+
 
 class DopaRLError(Exception):
     """Base class of every error raised on purpose by dopa_rl."""

@@ -80,6 +80,12 @@ def _measure(args, out):
         t = time.monotonic()
         result, path = run_session(cfg, rig, open_device(dut.url), nwb_path, speed=speed)
         wall = time.monotonic() - t
+        if result.reason == "interrupted":   # Ctrl-C: stop here, before any fit or report is written
+            raise KeyboardInterrupt
+        if result.reason != "complete":
+            from dopa_rl.errors import DeviceError
+
+            raise DeviceError(f"the simulated session ended early ({result.reason}); journal {result.journal}")
         time.sleep(0.05)
         evs = [line for line in result.journal.read_text().splitlines() if '"kind":"ev"' in line]
         import json
@@ -104,13 +110,14 @@ def run(args) -> int:
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.models import get_model
     from dopa_rl.report.session import session_figures
+    from dopa_rl.results import jsonable
 
     if args.trials < 20:
         raise InputError("demo: use at least --trials 20")
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out}: is a file; the demo needs a folder for its files")
-    out.mkdir(parents=True, exist_ok=True)
+    from dopa_rl.commands.common import check_output_paths, make_output_folder
+
+    check_output_paths({}, folders={"--out": args.out})   # before the session runs: one line, exit 2
+    out = make_output_folder(args.out)
     cfg, result, path, wall, tally, span_us = _measure(args, out)
     with nwb.NWBSession(path) as s:
         trials, events = s.behavior(), s.events()
@@ -148,8 +155,8 @@ def run(args) -> int:
     report = out / "report"
     print(f"4/4 report in {report}/")
     data = session_figures(path, report)
-    atomic_write_text(report / "figure_data.json", json.dumps(data))
-    atomic_write_text(report / "summary.json", json.dumps(summary, indent=1))
+    atomic_write_text(report / "figure_data.json", json.dumps(jsonable(data), allow_nan=False))
+    atomic_write_text(report / "summary.json", json.dumps(jsonable(summary), indent=1, allow_nan=False))
     lines = [f"{k}: {json.dumps(v)}" for k, v in summary.items()]
     atomic_write_text(report / "summary.txt", "dopa_rl demo: measured in this run\n" + "\n".join(lines) + "\n")
     for f in ("licks_value.png", "rpe.png", "lick_raster.png", "summary.txt"):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dopa_rl.commands.common import add_trials_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = (
@@ -29,8 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=20.0, metavar="HZ",
                    help="resample the trace to this rate before the regression (default 20; 0 = keep)")
     p.add_argument("--series", metavar="NAME", help="photometry series (default: the only one)")
-    p.add_argument("--trials-table", metavar="NAME", help="interval table holding the trials (default: trials)")
-    p.add_argument("--columns", metavar="STD=YOURS,...", help="trials column map for --rpe, e.g. reward=volume")
+    add_trials_arguments(p, choices=False, columns_example="reward=volume (the trials read for --rpe)")
     p.add_argument("--json", metavar="OUT", help="write r2_cv, unique contributions and kernels as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the kernels figure to DIR")
 
@@ -116,9 +117,7 @@ def run(args) -> int:
     from dopa_rl.neural.kernels import event_kernel_regression
     from dopa_rl.neural.pipeline import PhotometryPipeline
 
-    check_output_paths({"--json": args.json}, inputs=[args.file])
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    check_output_paths({"--json": args.json}, inputs=[args.file], folders={"--plots": args.plots})
     check_window(tuple(args.window), "--window")
     names = [n.strip() for n in args.events.split(",") if n.strip()]
     if not names or len(set(names)) != len(names):
@@ -155,27 +154,27 @@ def run(args) -> int:
            "events": {n: {"source": where.get(n, "RPE-modulated regressor"),
                           "n": int(np.isfinite(np.asarray(events[n][0] if isinstance(events[n], tuple) else events[n],
                                                           float)).sum())} for n in events},
-           "r2_cv": fit["r2_cv"], "r2_train": fit["r2_train"], "lambda": fit["lambda"], "unique": fit["unique"],
-           "lags": fit["lags"].tolist(), "kernels": {k: v.tolist() for k, v in fit["kernels"].items()},
-           "peaks": {k: _peak(fit["lags"], v) for k, v in fit["kernels"].items()},
+           "r2_cv": fit.r2_cv, "r2_train": fit.r2_train, "lambda": fit.lambda_, "unique": fit.unique,
+           "lags": fit.lags.tolist(), "kernels": {k: v.tolist() for k, v in fit.kernels.items()},
+           "peaks": {k: _peak(fit.lags, v) for k, v in fit.kernels.items()},
            "rpe": rpe, "preprocessing": proc.steps}
     if model is not None:
         without = event_kernel_regression(proc.z, proc.rate, base, window=tuple(args.window), n_basis=args.n_basis,
                                           n_folds=args.folds, t0=proc.t0, unique=False)
-        out["rpe"]["r2_cv_without_rpe"] = without["r2_cv"]
-        out["rpe"]["r2_cv_gain"] = fit["r2_cv"] - without["r2_cv"]
+        out["rpe"]["r2_cv_without_rpe"] = without.r2_cv
+        out["rpe"]["r2_cv_gain"] = fit.r2_cv - without.r2_cv
     text = json.dumps(out, indent=2, allow_nan=False)
     if args.json:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
-        from dopa_rl.report.kernels import event_kernels_figure
         from dopa_rl.report.neural import save
 
-        save(event_kernels_figure(fit), Path(args.plots) / "event_kernels.png")
-    print(f"{out['series']} at {proc.rate:g} Hz: cross-validated R2 {fit['r2_cv']:.4f} (train {fit['r2_train']:.4f})")
-    for k in fit["kernels"]:
+        fit.trace_unit = "z-scored dF/F (SD)"
+        save(fit.plot(), Path(args.plots) / "event_kernels.png")
+    print(f"{out['series']} at {proc.rate:g} Hz: cross-validated R2 {fit.r2_cv:.4f} (train {fit.r2_train:.4f})")
+    for k in fit.kernels:
         pk = out["peaks"][k]
-        print(f"  {k:<12} unique dR2 {fit['unique'][k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s")
+        print(f"  {k:<12} unique dR2 {fit.unique[k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s")
     if rpe is not None:
         print(f"RPE regressors from {rpe['model']} ({rpe['source']}: "
               + ", ".join(f"{k}={v:.4g}" for k, v in rpe["params"].items())

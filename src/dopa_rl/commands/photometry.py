@@ -21,7 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-trial response window (default 0 1)")
     p.add_argument("--baseline", nargs=2, type=float, default=(-1.0, 0.0), metavar=("START", "STOP"),
                    help="per-trial baseline window (default -1 0)")
-    p.add_argument("--lowpass", type=float, default=10.0, metavar="HZ", help="zero-phase low-pass cutoff; 0 = off (default 10)")
+    p.add_argument("--lowpass", type=float, default=None, metavar="HZ",
+                   help="zero-phase low-pass cutoff, below the recording's Nyquist frequency; 0 = off (default 10, "
+                        "skipped with a note on recordings sampled at 20 Hz or less)")
     p.add_argument("--detrend", default="double-exp", choices=("double-exp", "highpass", "none"),
                    help="photobleaching correction (default double-exp)")
     p.add_argument("--highpass", type=float, default=0.001, metavar="HZ", help="cutoff for --detrend highpass")
@@ -49,13 +51,19 @@ def summarise(args):
 
     for option in ("window", "response", "baseline"):
         check_window(getattr(args, option), f"--{option}")
-    pipe = PhotometryPipeline(lowpass_hz=args.lowpass or None, detrend=args.detrend, highpass_hz=args.highpass,
+    lowpass = 10.0 if args.lowpass is None else args.lowpass
+    pipe = PhotometryPipeline(lowpass_hz=lowpass or None, detrend=args.detrend, highpass_hz=args.highpass,
                               control_fit=args.control_fit, fit_epoch=tuple(args.fit_epoch) if args.fit_epoch else None,
                               zscore=args.zscore, zscore_epoch=tuple(args.zscore_epoch) if args.zscore_epoch else None,
                               resample_hz=args.resample)
     with nwb.NWBSession(args.file) as s:
         phot = s.photometry(args.series)
         name, times = event_times(s, args.event, args.trials_table)
+    rate = float(phot.rate) if phot.rate else float(1.0 / np.median(np.diff(phot.timestamps)))
+    if args.lowpass and args.lowpass >= rate / 2:
+        raise InputError(f"--lowpass {args.lowpass:g}: at or above the Nyquist frequency {rate / 2:g} Hz of "
+                         f"{phot.source_path or phot.name} (sampled at {rate:g} Hz); give a lower cutoff, or --lowpass 0 "
+                         f"for none")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         proc = pipe.run(phot)
@@ -90,9 +98,7 @@ def run(args) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
 
-    check_output_paths({"--json": args.json}, inputs=[args.file])
-    if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
-        raise InputError(f"--plots {args.plots}: is a file; give a folder")
+    check_output_paths({"--json": args.json}, inputs=[args.file], folders={"--plots": args.plots})
     summary, pe = summarise(args)
     text = json.dumps(summary, indent=2, allow_nan=False)
     if args.json:

@@ -55,14 +55,13 @@ def run(args) -> int:
     from pathlib import Path
 
     from dopa_rl.commands.common import check_output_paths
-    from dopa_rl.commands.compare import check_plots_dir, parse_models, write_outputs
+    from dopa_rl.commands.compare import parse_models, write_outputs
     from dopa_rl.errors import InputError
     from dopa_rl.fit.recovery import draw_population, recover_models, recover_parameters
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
     from dopa_rl.models import get_model, tasks
 
-    check_output_paths({"--json": args.json})
-    check_plots_dir(args.plots)
+    check_output_paths({"--json": args.json}, folders={"--plots": args.plots})
     if args.subjects < 2 or args.trials < 2:
         raise InputError(f"--subjects {args.subjects} --trials {args.trials}: both must be at least 2")
     if args.reversal_every is not None and args.reversal_every < 1:

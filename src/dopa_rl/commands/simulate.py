@@ -64,11 +64,13 @@ def run(args) -> int:
         raise InputError(f"--subjects {args.subjects} --sessions {args.sessions}: both must be at least 1")
     if args.trials is not None and args.trials < 1:
         raise InputError(f"--trials {args.trials}: must be at least 1")
-    from dopa_rl.commands.common import refuse_existing
+    from dopa_rl.commands.common import check_output_paths, refuse_existing
 
     out = Path(args.out)
     if out.is_dir() and out.suffix:
         raise InputError(f"--out {out} is a folder; give a file name, or a folder name without a suffix")
+    # a file's folder must exist; a folder of sessions is created when missing (its parent must exist)
+    check_output_paths({"--out": str(out)} if out.suffix else {}, folders={} if out.suffix else {"--out": str(out)})
     if out.suffix.lower() in (".csv", ".tsv", ".txt"):
         refuse_existing("--out", [out, out.with_name(out.stem + "_params" + out.suffix)], args.overwrite)
         return _simulate_table(args, params, out)

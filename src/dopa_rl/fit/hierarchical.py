@@ -32,6 +32,9 @@ from dopa_rl.fit.results import FitResult, _number, make_result
 from dopa_rl.fit.space import _threads
 from dopa_rl.models.base import Model, Packed
 
+__all__ = ["SD_FLOOR", "HierarchicalResult", "m_step", "posterior_covariance", "laplace_log_evidence",
+           "mean_standard_error", "sampled_log_evidence", "fit_hierarchical"]
+
 SD_FLOOR = 1e-2       # smallest population sd (z units): a population collapsed onto a point stops EM
 
 
@@ -186,7 +189,7 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
     packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
     S, k = packed.n_subjects, len(model.spec)
     if S < 2:
-        raise InputError(f"hierarchical fitting needs at least 2 subjects (got {S}); use --method map for one")
+        raise InputError(f"hierarchical fitting needs at least 2 subjects (got {S}); use `method` map for one")
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
     if too_short:
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "

@@ -23,6 +23,8 @@ from dopa_rl.fit.results import FitResult, make_result
 from dopa_rl.fit.space import _threads, carried_over, snap_to_bounds, standard_errors, z_bounds
 from dopa_rl.models.base import Model, Packed
 
+__all__ = ["METHODS", "REWARD_SCALE", "check_reward_scale", "fit"]
+
 METHODS = ("mle", "map", "hier")
 
 
@@ -67,9 +69,9 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if restarts != "auto" and (isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1):
-        raise InputError(f"--restarts must be an integer >= 1 or 'auto' (got {restarts!r})")
+        raise InputError(f"`restarts` must be an integer >= 1 or 'auto' (got {restarts!r})")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
-        raise InputError(f"--jobs must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
+        raise InputError(f"`n_jobs` must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
     if method == "hier" and prior is not None:
         raise InputError("method='hier' estimates the population prior itself; do not pass a prior")
     if hier_options and method != "hier":

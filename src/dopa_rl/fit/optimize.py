@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+__all__ = ["BatchResult", "minimize_batched"]
+
 FunGrad = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 

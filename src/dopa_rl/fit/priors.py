@@ -19,6 +19,8 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 
+__all__ = ["Prior"]
+
 
 @dataclass(frozen=True, eq=False)
 class Prior:

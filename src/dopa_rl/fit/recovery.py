@@ -20,6 +20,9 @@ import pandas as pd
 from dopa_rl.errors import InputError
 from dopa_rl.models.base import Model
 
+__all__ = ["POP_SD_FACTOR", "draw_population", "simulate_study", "recovery_stats", "ParameterRecovery",
+           "recover_parameters", "ModelRecovery", "recover_models"]
+
 POP_SD_FACTOR = 0.5
 
 
@@ -93,10 +96,13 @@ class ParameterRecovery:
 
 def recover_parameters(model: Model, task, n_subjects: int, *, seed: int = 0, method: str = "mle", restarts=10,
                        params=None, scheduler=None, progress: bool | None = None) -> ParameterRecovery:
+    """Parameter recovery: simulate ``n_subjects`` learners of ``model`` on ``task`` (parameters drawn, or
+    ``params``), fit them, and compare the estimates with the truth."""
+
     from dopa_rl.fit.mle import fit
 
     if n_subjects < 1:
-        raise InputError(f"--subjects {n_subjects}: need at least 1")
+        raise InputError(f"`n_subjects` {n_subjects}: need at least 1")
     rng = np.random.default_rng([int(seed), 11])
     truth = draw_population(model, n_subjects, rng, params)
     df = simulate_study(model, task, truth, rng)

@@ -20,6 +20,9 @@ from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.space import AT_BOUND_Z, finite_starts, subject_seed, z_bounds
 from dopa_rl.models.base import Model, Packed
 
+__all__ = ["AGREE_TOL", "AUTO_FIRST", "AUTO_ROUND", "AUTO_CAP", "POLISH_GTOL", "subject_starts", "start_points",
+           "minimize_lanes", "RestartFit", "fit_restarts", "fit_restarts_on"]
+
 AGREE_TOL = 1e-3      # restarts within this much log-likelihood (or log posterior) of the best agree
 AUTO_FIRST = 10       # restarts in the first round of ``auto``
 AUTO_ROUND = 10       # restarts added per round for the subjects that still disagree

@@ -16,6 +16,8 @@ import numpy as np
 from dopa_rl.errors import InputError
 from dopa_rl.models.base import Packed
 
+__all__ = ["subset_packed", "chunks", "Serial", "Dask", "parse_scheduler", "get_scheduler"]
+
 
 def subset_packed(data: Packed, idx) -> Packed:
     """The subjects ``idx`` (positions) of ``data``; per-subject arrays in ``extra`` are sliced too."""
@@ -62,7 +64,7 @@ class Dask:
         try:
             from distributed import Client, LocalCluster
         except ImportError:  # pragma: no cover - the [dask] extra
-            raise InputError("--scheduler needs dask.distributed: pip install 'dopa-rl[dask]'") from None
+            raise InputError("`scheduler` needs dask.distributed: pip install 'dopa-rl[dask]'") from None
         self.name = spec
         self._cluster = None
         m = re.fullmatch(r"local:(\d+)", spec)
@@ -75,7 +77,7 @@ class Dask:
                 self._client = Client(spec, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             self.close()
-            raise InputError(f"--scheduler {spec}: cannot connect ({type(exc).__name__}: {exc})") from None
+            raise InputError(f"`scheduler` {spec}: cannot connect ({type(exc).__name__}: {exc})") from None
         self.n_workers = max(1, len(self._client.scheduler_info().get("workers", {})))
 
     def map(self, fn, items: list) -> list:
@@ -108,13 +110,15 @@ def parse_scheduler(spec: str | None) -> str | None:
     m = re.fullmatch(r"local:(\S*)", spec)
     if m:
         if not m.group(1).isdigit() or int(m.group(1)) < 1:
-            raise InputError(f"--scheduler {spec}: use local:N with N >= 1 worker processes, e.g. local:2")
+            raise InputError(f"`scheduler` {spec}: use local:N with N >= 1 worker processes, e.g. local:2")
         return spec
     if not re.fullmatch(r"([a-z]+://)?[\w.\-]+:\d+", spec):
-        raise InputError(f"--scheduler {spec}: give a dask scheduler address (tcp://HOST:PORT) or local:N")
+        raise InputError(f"`scheduler` {spec}: give a dask scheduler address (tcp://HOST:PORT) or local:N")
     return spec
 
 
 def get_scheduler(spec: str | None):
+    """The scheduler ``spec`` names (see :func:`parse_scheduler`): local processes when None, else
+    dask.distributed."""
     spec = parse_scheduler(spec)
     return Serial() if spec is None else Dask(spec)

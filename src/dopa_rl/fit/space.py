@@ -15,6 +15,9 @@ import numpy as np
 from dopa_rl.fit.priors import Prior
 from dopa_rl.models.base import Model, Packed
 
+__all__ = ["Z_BOUND", "Z_BOUND_FREE", "AT_BOUND_Z", "AT_BOUND_REL", "AT_BOUND_LOGIT_Z", "subject_seed", "z_bounds",
+           "log_prior", "at_bound", "standard_errors", "snap_to_bounds", "finite_starts", "carried_over"]
+
 Z_BOUND = 25.0          # |z| cap for bounded/positive parameters: beyond it the transform is flat
 Z_BOUND_FREE = 1e4      # identity parameters
 AT_BOUND_Z = 13.8       # z below which a lower-bounded parameter is within ~1e-6 of its bound (exp(-13.8))
@@ -30,6 +33,7 @@ def subject_seed(seed: int, subject) -> np.random.SeedSequence:
 
 
 def z_bounds(model: Model) -> tuple[np.ndarray, np.ndarray]:
+    """Lower and upper bounds [k] of the unconstrained parameters the optimizer searches."""
     hi = np.array([Z_BOUND if p.transform != "identity" else Z_BOUND_FREE for p in model.spec])
     return -hi, hi
 

@@ -30,6 +30,9 @@ from dopa_rl.errors import InputError
 from dopa_rl.models._lazy import lazy_module
 from dopa_rl.models.params import ParamSpec
 
+__all__ = ["Packed", "Simulation", "trials_frame", "Groups", "pack_common", "take", "Model", "require_columns",
+           "lick_counts", "check_options"]
+
 pd = lazy_module("pandas")              # imported on first use: listing models stays fast
 
 
@@ -306,12 +309,13 @@ class Model(ABC):
 
 
 def require_columns(df: pd.DataFrame, model: Model, source: str = "behavior table") -> None:
+    """An InputError naming the columns ``model`` needs that ``df`` lacks, and the table's own columns."""
     missing = [c for c in model.required_columns if c not in df.columns]
     if missing:
         # the table's own column names (not the subject/session/trial columns a reader may have added)
         own = df.attrs.get("source_columns", list(df.columns))
         raise InputError(f"{source}: model {model.name} needs column(s) {', '.join(missing)}; "
-                         f"columns present: {', '.join(map(str, own))} (map yours with --columns STD=YOURS)")
+                         f"columns present: {', '.join(map(str, own))} (map yours with `columns` STD=YOURS)")
 
 
 def require_event_columns(trials: pd.DataFrame, what: str, where: str = "") -> None:

@@ -30,6 +30,9 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 
+__all__ = ["DopamineObservation", "PhotometrySignals", "rpe_impulses", "simulate_photometry", "simulate_spikes",
+           "ProfileFit", "profile_loglik", "profile_score", "readout_loglik", "LinearReadout"]
+
 
 # ------------------------------------------------------------------------------------------ forward model
 @dataclass(frozen=True)

@@ -41,6 +41,9 @@ from dopa_rl.models.base import Model, check_options
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_BETA, P_EPSILON, P_KAPPA, P_LICK0, P_LICK1, RWChoice, RWPavlovian
 
+__all__ = ["CHOICE_OBSERVATION", "PAVLOVIAN_OBSERVATION", "ChoiceFamilyModel", "PavlovianFamilyModel",
+           "choice_model", "pavlovian_model"]
+
 CHOICE_OBSERVATION = ("beta", "kappa", "epsilon")
 PAVLOVIAN_OBSERVATION = ("lick_intercept", "lick_slope")
 

@@ -20,6 +20,8 @@ from numba import njit, prange
 
 from dopa_rl.models.kernels import PARALLEL_MIN_LANES, _choice_draw, _choice_probs, _poisson_logpmf
 
+__all__ = ["choice_kernels", "pavlovian_kernels"]
+
 
 def choice_kernels(update, n_learn: int, sticky: bool, lapse: bool) -> dict:
     """``loglik(theta, lanes, choices, rewards, resets, n_trials, n_options, q0)``, ``trajectory`` and

@@ -29,6 +29,10 @@ from dopa_rl.models.observations import choice_draw as _choice_draw
 from dopa_rl.models.observations import choice_probs as _choice_probs
 from dopa_rl.models.observations import poisson_logpmf as _poisson_logpmf
 
+__all__ = ["CHOICE_COLS", "PAVLOV_COLS", "TD_COLS", "PARALLEL_MIN_LANES", "rw_choice_loglik",
+           "rw_choice_trajectory", "rw_choice_simulate", "rw_pavlovian_loglik", "rw_pavlovian_trajectory",
+           "td_trajectory", "td_lick_loglik"]
+
 CHOICE_COLS = ("alpha_pos", "alpha_neg", "beta", "kappa", "epsilon", "q0")
 PAVLOV_COLS = ("alpha_pos", "alpha_neg", "lick_intercept", "lick_slope")
 TD_COLS = ("alpha", "gamma", "lambda_", "lick_intercept", "lick_slope")

@@ -20,6 +20,8 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 
+__all__ = ["Param", "ParamSpec"]
+
 
 @dataclass(frozen=True)
 class Param:

@@ -22,6 +22,9 @@ from dopa_rl.models.base import (Model, Packed, Simulation, check_options, lick_
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.tasks import BanditTask, PavlovianTask, split_compound
 
+__all__ = ["ALPHA", "P_ALPHA", "P_ALPHA_POS", "P_ALPHA_NEG", "P_BETA", "P_KAPPA", "P_EPSILON", "P_LICK0", "P_LICK1",
+           "rescorla_wagner_step", "RWChoice", "choice_models", "cue_matrix", "RWPavlovian", "pavlovian_models"]
+
 pd = lazy_module("pandas")              # imported on first use: listing models stays fast
 kernels = lazy_module("dopa_rl.models.kernels")  # numba loads only when a likelihood runs
 observations = lazy_module("dopa_rl.models.observations")
@@ -330,6 +333,7 @@ class RWPavlovian(Model):
 
 
 def pavlovian_models() -> dict[str, RWPavlovian]:
+    """The built-in Pavlovian Rescorla-Wagner models by name."""
     return {
         "rw-pavlovian": RWPavlovian("rw-pavlovian", [P_ALPHA, P_LICK0, P_LICK1],
                                     "Rescorla-Wagner over cue compounds; anticipatory licks ~ Poisson(exp(b0 + b1 V))"),

@@ -13,6 +13,10 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 
+__all__ = ["TrialTiming", "split_compound", "PavlovianTask", "BanditTask", "acquisition", "extinction",
+           "partial_reinforcement", "omission", "blocking", "overexpectation", "bandit", "PAVLOVIAN_TASKS",
+           "pavlovian_task", "bandit_task", "make_task", "concatenate"]
+
 
 @dataclass(frozen=True)
 class TrialTiming:
@@ -161,6 +165,7 @@ def extinction(n_acquisition: int = 100, n_extinction: int = 100, *, cue: str = 
 
 
 def partial_reinforcement(n_trials: int = 200, p_reward: float = 0.5, **kw) -> PavlovianTask:
+    """Acquisition with each trial rewarded with probability ``p_reward`` (see :func:`acquisition`)."""
     return acquisition(n_trials, p_reward, **kw)
 
 
@@ -240,7 +245,7 @@ def make_task(name: str, n_trials: int | None = None, **kw):
     """A task by name: ``bandit`` and ``pavlovian`` (the defaults above, ``n_trials`` long), or one of the
     Pavlovian designs in :data:`PAVLOVIAN_TASKS` (fixed phase lengths: ``n_trials`` does not apply)."""
     if n_trials is not None and (isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < 1):
-        raise InputError(f"--trials {n_trials}: must be a whole number >= 1")
+        raise InputError(f"`n_trials` {n_trials}: must be a whole number >= 1")
     size = {} if n_trials is None else {"n_trials": int(n_trials)}
     if name == "bandit":
         return bandit_task(**size, **kw)
@@ -248,9 +253,9 @@ def make_task(name: str, n_trials: int | None = None, **kw):
         return pavlovian_task(**size, **kw)
     if name in PAVLOVIAN_TASKS:
         if n_trials is not None:
-            raise InputError(f"--trials does not apply to --task {name} (its phases have fixed lengths)")
+            raise InputError(f"`n_trials` does not apply to `task` {name} (its phases have fixed lengths)")
         return PAVLOVIAN_TASKS[name](**kw)
-    raise InputError(f"--task {name!r}: choose one of bandit, pavlovian, {', '.join(PAVLOVIAN_TASKS)}")
+    raise InputError(f"`task` {name!r}: choose one of bandit, pavlovian, {', '.join(PAVLOVIAN_TASKS)}")
 
 
 def concatenate(task, times: int):

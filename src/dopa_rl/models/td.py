@@ -27,6 +27,8 @@ from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_LICK0, P_LICK1
 from dopa_rl.models.tasks import PavlovianTask, TrialTiming, split_compound
 
+__all__ = ["P_TD_ALPHA", "P_GAMMA", "P_LAMBDA", "REPRESENTATIONS", "element_features", "TDModel", "td_models"]
+
 pd = lazy_module("pandas")              # imported on first use: listing models stays fast
 kernels = lazy_module("dopa_rl.models.kernels")  # numba loads only when a likelihood runs
 observations = lazy_module("dopa_rl.models.observations")
@@ -245,6 +247,7 @@ class TDModel(Model):
 
 
 def td_models() -> dict[str, TDModel]:
+    """The built-in TD models by name, one per stimulus representation."""
     return {
         "td": TDModel("td", "csc"),
         "td-presence": TDModel("td-presence", "presence"),

@@ -21,8 +21,10 @@ from scipy import interpolate, signal
 
 from dopa_rl.errors import InputError
 from dopa_rl.models.indicator import impulse_train
+from dopa_rl.neural.kernel_result import KernelResult
 
-__all__ = ["bspline_basis", "raised_cosine_basis", "event_design", "event_kernel_regression", "fit_diff_exp"]
+__all__ = ["bspline_basis", "raised_cosine_basis", "event_design", "event_kernel_regression", "fit_diff_exp",
+           "KernelResult"]
 
 
 def bspline_basis(n_lags: int, n_basis: int, degree: int = 3) -> np.ndarray:
@@ -126,12 +128,12 @@ def _cv_r2(st, tot, cols, lam):
 
 def event_kernel_regression(trace, fs: float, events: dict, *, window=(-0.5, 3.0), n_basis: int = 12,
                             basis: str = "bspline", lambdas=None, n_folds: int = 5, t0: float = 0.0,
-                            unique: bool = True) -> dict:
+                            unique: bool = True) -> KernelResult:
     """Fit event kernels to a photometry trace by ridge regression with cross-validated lambda.
 
-    Returns ``{"lags": (n_lags,) s, "kernels": {name: (n_lags,)}, "r2_cv", "r2_train", "lambda",
-    "unique": {name: full r2_cv - r2_cv without that event}, "intercept", "coef": {name: basis
-    weights}}``.  ``lambda`` is chosen on a log grid (default 1e-3..1e4 times the mean diagonal of X'X
+    Returns a :class:`~dopa_rl.neural.kernel_result.KernelResult`: ``lags`` (s), ``kernels`` {name: (n_lags,)},
+    ``r2_cv``, ``r2_train``, ``lambda_``, ``unique`` {name: full r2_cv - r2_cv without that event}, ``intercept``,
+    ``coef`` {name: basis weights}.  ``lambda`` is chosen on a log grid (default 1e-3..1e4 times the mean diagonal of X'X
     divided by n) for each model separately.
     """
     y = np.asarray(trace, float).ravel()
@@ -156,16 +158,17 @@ def event_kernel_regression(trace, fs: float, events: dict, *, window=(-0.5, 3.0
     pred = icpt + X @ beta
     r2_train = 1.0 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2)
     kernels = {name: d["basis"] @ beta[sl] for name, sl in d["groups"].items()}
-    out = {"lags": d["lags"], "kernels": kernels, "r2_cv": r2_cv, "r2_train": float(r2_train),
-           "lambda": lam, "intercept": float(icpt),
-           "coef": {name: beta[sl] for name, sl in d["groups"].items()}}
+    out = KernelResult(lags=d["lags"], kernels=kernels, r2_cv=r2_cv, r2_train=float(r2_train), lambda_=lam,
+                       intercept=float(icpt), coef={name: beta[sl] for name, sl in d["groups"].items()},
+                       settings={"rate_hz": float(fs), "window_s": [float(w) for w in window],
+                                 "n_basis": int(n_basis), "basis": basis, "n_folds": int(n_folds), "t0": float(t0)})
     if unique:
         uniq = {}
         for name, sl in d["groups"].items():
             keep = np.setdiff1d(all_cols, np.arange(X.shape[1])[sl])
             # with no event left the model is the intercept alone: cross-validated R^2 about 0
             uniq[name] = r2_cv - (best_model(keep)[0] if keep.size else 0.0)
-        out["unique"] = uniq
+        out.unique = uniq
     return out
 
 

@@ -64,14 +64,14 @@ class PhotometryPipeline:
     def __post_init__(self) -> None:
         problems = []
         if self.detrend not in DETREND_METHODS:
-            problems.append(f"--detrend {self.detrend!r}: choose one of {', '.join(DETREND_METHODS)}")
+            problems.append(f"`detrend` {self.detrend!r}: choose one of {', '.join(DETREND_METHODS)}")
         if self.control_fit not in (*P.CONTROL_METHODS, "none"):
-            problems.append(f"--control-fit {self.control_fit!r}: choose one of {', '.join(P.CONTROL_METHODS)}, none")
+            problems.append(f"`control_fit` {self.control_fit!r}: choose one of {', '.join(P.CONTROL_METHODS)}, none")
         if self.zscore not in ZSCORE_METHODS:
-            problems.append(f"--zscore {self.zscore!r}: choose one of {', '.join(ZSCORE_METHODS)}")
+            problems.append(f"`zscore` {self.zscore!r}: choose one of {', '.join(ZSCORE_METHODS)}")
         if self.zscore == "baseline" and self.zscore_epoch is None:
-            problems.append("--zscore baseline needs --zscore-epoch START STOP (seconds)")
-        for name, ep in (("--fit-epoch", self.fit_epoch), ("--zscore-epoch", self.zscore_epoch)):
+            problems.append("`zscore` baseline needs `zscore_epoch` START STOP (seconds)")
+        for name, ep in (("`fit_epoch`", self.fit_epoch), ("`zscore_epoch`", self.zscore_epoch)):
             if ep is not None and not ep[1] > ep[0]:
                 problems.append(f"{name} {ep[0]:g} {ep[1]:g}: the end must come after the start")
         if problems:
@@ -138,7 +138,7 @@ class PhotometryPipeline:
                 ctl_base = ctl - hc
             steps.append({"step": "detrend", "method": "highpass", "cutoff_hz": self.highpass_hz})
         fit = None
-        mask = None if self.fit_epoch is None else self._epoch(t, self.fit_epoch, "--fit-epoch")
+        mask = None if self.fit_epoch is None else self._epoch(t, self.fit_epoch, "`fit_epoch`")
         if sig_base is not None:
             s_det = sig - sig_base
             if ctl is not None:
@@ -174,7 +174,7 @@ class PhotometryPipeline:
             rate = float(self.resample_hz)
             t = t[0] + np.arange(len(out)) / rate
             steps.append({"step": "resample", "rate_hz": rate, "method": "polyphase"})
-        zmask = None if self.zscore != "baseline" else self._epoch(t, self.zscore_epoch, "--zscore-epoch")
+        zmask = None if self.zscore != "baseline" else self._epoch(t, self.zscore_epoch, "`zscore_epoch`")
         z = P.zscore(out, mask=zmask, robust=self.zscore == "robust")
         steps.append({"step": "zscore", "method": self.zscore,
                       "epoch": list(self.zscore_epoch) if self.zscore == "baseline" else None})

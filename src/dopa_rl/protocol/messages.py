@@ -10,6 +10,19 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
+__all__ = ["PROTOCOL_VERSION", "SCHEMA_HASH", "BAUD", "MAX_FRAME", "HEADER_SIZE", "CRC_SIZE", "MAX_BODY",
+           "MAX_ENCODED", "REPLY_WINDOW", "EVENT_RING", "RETRANSMIT_MS", "HOST_HEARTBEAT_MS", "DEVICE_HEARTBEAT_MS",
+           "MAX_ACTIONS", "ANALOG_BATCH", "FIRMWARE_VERSION", "BUDGET_KEEP", "PINS", "TONE_TIMER_HZ", "Limit",
+           "LIMITS", "NackReason", "TripReason", "ResetCause", "Board", "Action", "TrialWhen", "CloseCause",
+           "ErrorCode", "DecodeError", "StateBit", "ConfigFlag", "MsgId", "Hello", "Ping", "Configure",
+           "ValvePulse", "ValveOpen", "ValveClose", "CueOn", "CueOff", "ToneOn", "ToneOff", "TtlPulse",
+           "AnalogStart", "AnalogStop", "AllOff", "Heartbeat", "EventAck", "ProgramBegin", "ProgramAction",
+           "ProgramLickWindow", "ProgramCommit", "TrialStart", "Ack", "Nack", "HelloReply", "LickOn", "LickOff",
+           "ValveOpened", "ValveClosed", "CueOnset", "CueOffset", "ToneOnset", "ToneOffset", "TtlSent",
+           "AnalogBatch", "DeviceHeartbeat", "SafetyTrip", "TrialStarted", "TrialEnded", "Error", "MessageSpec",
+           "MESSAGES", "SPEC_BY_ID", "SPEC_BY_NAME", "SPEC_BY_CLASS", "ALLOWED_WHILE_DISARMED", "tone_top",
+           "tone_applied_hz"]
+
 PROTOCOL_VERSION = 2
 SCHEMA_HASH = 0x0F38B10B
 BAUD = 1000000

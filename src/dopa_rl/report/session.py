@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+__all__ = ["RASTER_WINDOW", "licks_value_figure", "rpe_figure", "raster_figure", "session_figures"]
+
 RASTER_WINDOW = (-1.0, 3.0)
 
 
@@ -31,6 +33,7 @@ def _save(fig, path: Path) -> Path:
 
 
 def licks_value_figure(trials: pd.DataFrame, path: Path) -> dict:
+    """Anticipatory licks and the model's value per trial, by trial type; returns the plotted data."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(8, 4))
     ax2 = ax.twinx()
@@ -53,6 +56,7 @@ def licks_value_figure(trials: pd.DataFrame, path: Path) -> dict:
 
 
 def rpe_figure(trials: pd.DataFrame, path: Path) -> dict:
+    """Cue and outcome prediction errors per trial, by trial type; returns the plotted data."""
     plt = _plt()
     fig, axes = plt.subplots(2, 1, figsize=(8, 5), sharex=True)
     data = {}
@@ -75,6 +79,7 @@ def rpe_figure(trials: pd.DataFrame, path: Path) -> dict:
 
 
 def raster_figure(trials: pd.DataFrame, lick_times: np.ndarray, path: Path) -> dict:
+    """Lick raster aligned to the cue, one row per trial, coloured by trial type; returns the plotted data."""
     plt = _plt()
     lo, hi = RASTER_WINDOW
     fig, ax = plt.subplots(figsize=(6, 6))

@@ -10,6 +10,8 @@ from typing import Any
 from dopa_rl.errors import InputError
 from dopa_rl.protocol import messages as P
 
+__all__ = ["check_wire", "DeviceCommands"]
+
 _WIRE = {"u8": (0, 0xFF), "u16": (0, 0xFFFF), "u32": (0, 0xFFFFFFFF), "i32": (-(1 << 31), (1 << 31) - 1)}
 
 

@@ -13,6 +13,8 @@ from dopa_rl.errors import DeviceError
 from dopa_rl.protocol import messages as P
 from dopa_rl.rig.client_types import Event
 
+__all__ = ["ClientLifecycle"]
+
 
 class ClientLifecycle:
     """Mixin for DeviceClient: stop/safe/close, event delivery, worker failure."""

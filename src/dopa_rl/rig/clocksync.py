@@ -19,6 +19,8 @@ import math
 from collections import OrderedDict
 from dataclasses import dataclass
 
+__all__ = ["WRAP", "HALF_WRAP", "unwrap_u32", "Unwrapper", "ClockFit", "fit_lower_envelope", "ClockMap"]
+
 WRAP = 1 << 32
 HALF_WRAP = 1 << 31
 

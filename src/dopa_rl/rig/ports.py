@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from dopa_rl.errors import InputError
 
+__all__ = ["PortInfo", "list_ports", "find_port_by_serial", "format_table"]
+
 @dataclass(frozen=True)
 class PortInfo:
     """One serial port as reported by the operating system (USB fields are ``None`` for non-USB ports)."""

@@ -24,6 +24,8 @@ from typing import NamedTuple
 
 from dopa_rl.errors import InputError
 
+__all__ = ["MAGIC", "RawRecord", "RawLogWriter", "read_rawlog", "DecodedFrame", "decode_rawlog", "main"]
+
 MAGIC = b"DOPARAW1"
 _HEADER = struct.Struct("<8sdd")
 _RECORD = struct.Struct("<dBI")

@@ -28,6 +28,8 @@ import serial
 
 from dopa_rl.protocol.messages import BAUD
 
+__all__ = ["HANDLER_PACKAGES", "register_url_handlers", "open_link", "PtyBridge", "serve_on_pty", "main"]
+
 # pyserial finds a scheme's handler by module name, so the rig names the simulated device's handler
 # package without importing it (rig and sim never import each other).
 HANDLER_PACKAGES = ("dopa_rl.rig.urlhandlers", "dopa_rl.sim.urlhandlers")

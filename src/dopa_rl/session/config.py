@@ -17,6 +17,10 @@ from typing import Any
 
 from dopa_rl.errors import InputError
 
+__all__ = ["FIRMWARE_MAX_VALVE_MS", "CUES", "ITI_DISTRIBUTIONS", "POLICIES", "MODELS", "ConfigError", "TrialType",
+           "Block", "Iti", "Safety", "ModelConfig", "PolicyConfig", "Rig", "SessionConfig", "parse_config",
+           "load_config", "parse_rig", "load_rig", "rig_toml"]
+
 FIRMWARE_MAX_VALVE_MS = 5000          # hard bound of the firmware (docs/rig.md)
 CUES = ("light", "tone", "light+tone", "none")
 ITI_DISTRIBUTIONS = ("fixed", "uniform", "exponential")
@@ -355,7 +359,7 @@ def _policy(c: _Checker, p: dict, base_dir: Path | None) -> PolicyConfig:
             c.problems.append("policy.function: missing; policy kind user needs function = \"module:function\" "
                               "or \"file.py:function\"")
         else:
-            from dopa_rl.session.user_code import load_user_function
+            from dopa_rl.models.user_code import load_user_function
 
             try:
                 load_user_function(fn, base_dir)
@@ -389,6 +393,7 @@ def load_config(path: str | Path, *, rig: Rig | None = None, check_rig_file: boo
 
 # ---------------------------------------------------------------------------------------------- rig file
 def parse_rig(text: str, source: str = "rig file") -> Rig:
+    """The :class:`Rig` of a rig file's TOML text (``source`` names it in errors)."""
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -409,6 +414,7 @@ def parse_rig(text: str, source: str = "rig file") -> Rig:
 
 
 def load_rig(path: str | Path) -> Rig:
+    """The :class:`Rig` of the rig file at ``path``."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(str(path), ["rig file does not exist; write it with dopa-rl calibrate --rig-file PATH"])

@@ -19,6 +19,9 @@ import pandas as pd
 from dopa_rl.io.nwb_types import AnalogSeries, SessionData, SessionMetadata
 from dopa_rl.session.journal import read_journal
 
+__all__ = ["EVENT_NAMES", "EVENT_DOCS", "COLUMN_DOCS", "session_tables", "session_data", "export_journal",
+           "recover"]
+
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
 
 EVENT_NAMES = {"LICK_ON": "lick", "VALVE_OPENED": "valve", "CUE_ONSET": "cue", "TONE_ONSET": "tone",
@@ -113,6 +116,8 @@ def session_tables(records: list[dict]) -> dict:
 
 
 def session_data(records: list[dict], *, recovered: bool = False) -> SessionData:
+    """The :class:`~dopa_rl.io.nwb_types.SessionData` of a session's journal records (``recovered``: from an
+    interrupted session)."""
     tabs = session_tables(records)
     cfg, hello, header, end = tabs["config"], tabs["hello"], tabs["header"], tabs["end"]
     complete = end is not None and end.get("reason") == "complete" and not recovered

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+__all__ = ["FORMAT", "VERSION", "KINDS", "JournalWriter", "read_journal"]
+
 FORMAT = "dopa_rl.session.journal"
 VERSION = 1
 KINDS = {

@@ -29,7 +29,9 @@ from typing import Any
 from dopa_rl.errors import InputError
 from dopa_rl.session.config import Rig, SessionConfig, TrialType
 from dopa_rl.session.schedule import TrialPlan
-from dopa_rl.session.user_code import load_user_function
+from dopa_rl.models.user_code import load_user_function
+
+__all__ = ["reward_units", "rpe_crossed", "Policy", "DffState", "dff_step", "signature_ok"]
 
 
 def make_learner(config: SessionConfig):
@@ -53,6 +55,7 @@ def reward_units(reward_ul: float, config: SessionConfig) -> float:
 
 
 def rpe_crossed(rpe: float, threshold: float, direction: str) -> bool:
+    """Whether ``rpe`` crosses ``threshold`` in ``direction`` (above, below, or either by magnitude)."""
     if direction == "above":
         return rpe >= threshold
     if direction == "below":
@@ -135,6 +138,7 @@ def dff_step(state: DffState, samples: list[int] | tuple[int, ...], t0_s: float,
 
 
 def signature_ok(fn: Callable[..., Any]) -> bool:
+    """Whether a user policy function takes the four arguments the session passes it."""
     try:
         inspect.signature(fn).bind(None, None, None, None)
         return True

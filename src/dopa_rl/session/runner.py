@@ -33,6 +33,9 @@ from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.journal import JournalWriter
 from dopa_rl.session.policy import DffState, Policy, dff_step, make_learner, reward_units
 
+__all__ = ["SWITCH_INTERVAL_S", "SILENCE_S", "RunResult", "Runner", "MAX_SPEED", "parse_speed", "sim_ring",
+           "device_url", "open_device", "device_tally", "run_session"]
+
 SWITCH_INTERVAL_S = 0.0005
 SILENCE_S = 15.0   # no device event for this long (real time): the link is declared dead
 
@@ -418,6 +421,8 @@ MAX_SPEED = 50.0   # --speed max: the simulated clock's rate (host timeout scale
 
 
 def parse_speed(text: str | float) -> float:
+    """The virtual-clock speed of ``--speed`` (a number, or ``max``)."""
+
     from dopa_rl.errors import InputError
 
     if isinstance(text, (int, float)):
@@ -462,6 +467,8 @@ def device_url(device: str, rig: Rig, *, speed: float, seed: int) -> str:
 
 
 def open_device(url: str) -> Any:
+    """Open the link to the device at ``url`` (a DeviceError naming it when that fails)."""
+
     from dopa_rl.rig.transports import open_link
 
     try:

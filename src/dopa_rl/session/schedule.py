@@ -15,6 +15,9 @@ import numpy as np
 from dopa_rl.protocol.messages import Action
 from dopa_rl.session.config import Block, Rig, SessionConfig, TrialType
 
+__all__ = ["TrialPlan", "block_at", "effective_types", "draw_iti", "plan_trial", "session_over", "valve_ms",
+           "program"]
+
 
 @dataclass(frozen=True)
 class TrialPlan:
@@ -83,6 +86,7 @@ def effective_types(config: SessionConfig, k: int) -> list[TrialType]:
 
 
 def draw_iti(config: SessionConfig, rng: np.random.Generator) -> float:
+    """One inter-trial interval (s) from the config's distribution."""
     it = config.iti
     if it.distribution == "fixed":
         return float(it.mean_s)
@@ -93,6 +97,7 @@ def draw_iti(config: SessionConfig, rng: np.random.Generator) -> float:
 
 
 def plan_trial(config: SessionConfig, k: int) -> TrialPlan:
+    """The plan of trial ``k``: its type, cue, outcome and timing, drawn from the config's seed and ``k``."""
     rng = np.random.default_rng([config.seed, k])
     types = effective_types(config, k)
     f = np.array([t.frequency for t in types], float)
@@ -114,6 +119,7 @@ def session_over(config: SessionConfig, k: int, elapsed_s: float) -> bool:
 
 
 def valve_ms(reward_ul: float, rig: Rig) -> int:
+    """The valve opening (ms) that delivers ``reward_ul`` on ``rig``."""
     return int(round(reward_ul * rig.ms_per_ul))
 
 

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+__all__ = ["AnimalParams", "SimulatedAnimal"]
+
 
 def _rw_step(values: np.ndarray, present: np.ndarray, reward: float, alpha: float) -> np.ndarray:
     from dopa_rl.models.rw import rescorla_wagner_step  # imported lazily: models pull in pandas

@@ -12,6 +12,8 @@ import serial
 
 from dopa_rl.protocol.messages import BAUD
 
+__all__ = ["BytePipe", "VirtualPort", "MemoryPort", "memory_pair"]
+
 
 class BytePipe:
     """A one-way, thread-safe byte queue with blocking reads (the wire inside :func:`memory_pair`)."""

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+__all__ = ["Timer", "VirtualClock", "RealtimeDriver"]
+
 
 class Timer:
     """Handle of a scheduled callback; ``cancel()`` it to stop it from running."""

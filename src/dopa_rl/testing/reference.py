@@ -14,6 +14,9 @@ import math
 
 import numpy as np
 
+__all__ = ["choice_loglik", "rw_choice", "family_choice", "cue_loglik", "rw_pavlovian", "family_pavlovian", "td",
+           "builtin_reference"]
+
 
 def _session_starts(trials) -> list[bool]:
     sessions = trials["session"].astype(str).tolist() if "session" in trials.columns else ["1"] * len(trials)
@@ -53,6 +56,7 @@ def _n_options(model, trials) -> int:
 
 
 def rw_choice(model, params, trials) -> float:
+    """Independent per-trial log-likelihood of the RW choice models (a plain Python loop)."""
     ap = params.get("alpha_pos", params.get("alpha"))
     an = params.get("alpha_neg", params.get("alpha"))
 
@@ -101,6 +105,7 @@ def cue_loglik(params, trials, *, update) -> float:
 
 
 def rw_pavlovian(model, params, trials) -> float:
+    """Independent per-trial log-likelihood of the Pavlovian RW models (a plain Python loop)."""
     ap = params.get("alpha_pos", params.get("alpha"))
     an = params.get("alpha_neg", params.get("alpha"))
 
@@ -113,6 +118,7 @@ def rw_pavlovian(model, params, trials) -> float:
 
 
 def family_pavlovian(model, params, trials) -> float:
+    """Independent per-trial log-likelihood of a ``pavlovian_model`` (the user's rule in a plain Python loop)."""
     rule = getattr(model.update, "py_func", model.update)
     theta = np.array([params[p.name] for p in model.rule_params])
     everything = sorted({e for c in trials["cue"] for e in _elements(c)})

@@ -39,6 +39,8 @@ from urllib.parse import parse_qsl
 
 import serial
 
+__all__ = ["parse_faulty_url", "Serial"]
+
 _FLOAT_OPTS = {"corrupt", "drop", "dup", "delay", "delay_ms", "stall_at", "stall_ms", "disconnect_at",
                "disconnect_ms"}
 

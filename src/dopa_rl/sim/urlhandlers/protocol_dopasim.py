@@ -13,6 +13,8 @@ import serial
 
 from dopa_rl.sim.links import VirtualPort
 
+__all__ = ["Serial"]
+
 
 class Serial(VirtualPort):
     """pyserial handler for ``dopasim://``."""

@@ -1,0 +1,107 @@
+"""The result of an event-kernel regression (:func:`dopa_rl.neural.kernels.event_kernel_regression`), one of
+the result family (:class:`dopa_rl.results.Result`)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dopa_rl.errors import InputError
+from dopa_rl.results import Result
+
+__all__ = ["KernelResult"]
+
+
+@dataclass
+class KernelResult(Result):
+    """Event kernels fitted to a photometry trace by cross-validated ridge regression.
+
+    ``lags`` [n_lags] in s from the event; ``kernels``: per event, the kernel over ``lags`` (trace units per
+    unit of event amplitude); ``coef``: per event, its basis weights; ``r2_cv`` (pooled over contiguous
+    folds) and ``r2_train``; ``lambda_``: the ridge penalty chosen; ``intercept``; ``unique``: per event, the
+    drop in cross-validated R^2 without it (None when not computed); ``settings``: rate, window, basis,
+    folds and t0 of the fit; ``trace_unit``: what the trace is (axis labels).
+    """
+
+    lags: np.ndarray
+    kernels: dict[str, np.ndarray]
+    r2_cv: float
+    r2_train: float
+    lambda_: float
+    intercept: float
+    coef: dict[str, np.ndarray]
+    unique: dict[str, float] | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    trace_unit: str = "trace units"
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    kind = "kernels"
+    schema = "dopa_rl.kernels/1"
+    description = "event-kernel (encoding-model) regression of a photometry trace"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per lag (``lag_s``), one column per event kernel."""
+        return pd.DataFrame({"lag_s": self.lags, **{k: v for k, v in self.kernels.items()}})
+
+    def events_frame(self) -> pd.DataFrame:
+        """One row per event: unique contribution, kernel peak (largest absolute value) and its lag."""
+        rows = []
+        for name, k in self.kernels.items():
+            i = int(np.argmax(np.abs(k)))
+            rows.append({"event": name, "unique_r2": np.nan if self.unique is None else self.unique[name],
+                         "peak": float(k[i]), "peak_lag_s": float(self.lags[i])})
+        return pd.DataFrame(rows)
+
+    @property
+    def provenance_info(self) -> dict[str, Any]:
+        return {**self.settings, **self.provenance, "r2_cv": self.r2_cv, "r2_train": self.r2_train,
+                "lambda": self.lambda_, "intercept": self.intercept, "trace_unit": self.trace_unit}
+
+    def summary(self) -> str:
+        lines = [f"Event kernels: cross-validated R2 {self.r2_cv:.4f} (train {self.r2_train:.4f}), "
+                 f"lambda {self.lambda_:.4g}"]
+        for r in self.events_frame().itertuples():
+            u = "" if np.isnan(r.unique_r2) else f"unique dR2 {r.unique_r2:+.4f}; "
+            lines.append(f"  {r.event:<12} {u}kernel peak {r.peak:+.3g} at {r.peak_lag_s:+.3g} s")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"schema": self.schema, "lags": self.lags, "kernels": self.kernels, "r2_cv": self.r2_cv,
+                "r2_train": self.r2_train, "lambda": self.lambda_, "intercept": self.intercept, "coef": self.coef,
+                "unique": self.unique, "settings": self.settings, "trace_unit": self.trace_unit,
+                "provenance": self.provenance}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "KernelResult":
+        """Rebuild from :meth:`to_dict`."""
+        try:
+            if d.get("schema") != cls.schema:
+                raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")
+            arr = lambda v: np.array([np.nan if x is None else x for x in v], dtype=float)  # noqa: E731
+            return cls(lags=arr(d["lags"]), kernels={k: arr(v) for k, v in d["kernels"].items()},
+                       r2_cv=float(d["r2_cv"]), r2_train=float(d["r2_train"]), lambda_=float(d["lambda"]),
+                       intercept=float(d["intercept"]), coef={k: arr(v) for k, v in d["coef"].items()},
+                       unique=None if d.get("unique") is None else {k: float(v) for k, v in d["unique"].items()},
+                       settings=dict(d.get("settings") or {}), trace_unit=str(d.get("trace_unit", "trace units")),
+                       provenance=dict(d.get("provenance") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a dopa_rl event-kernel result ({type(exc).__name__}: {exc})") from None
+
+    def _draw(self, fig, truth: dict | None = None, **options) -> None:
+        """One panel per event kernel (true kernels dashed when given), with its unique contribution."""
+        names = list(self.kernels)
+        fig.set_size_inches(max(2.8 * len(names), 4.0), 3.0)
+        axes = fig.subplots(1, len(names), squeeze=False)[0]
+        for ax, name in zip(axes, names):
+            ax.plot(self.lags, self.kernels[name], label="estimated")
+            if truth and name in truth:
+                ax.plot(self.lags, truth[name], "k--", lw=1, label="true")
+            ax.axvline(0, color="0.7", lw=0.5)
+            u = "" if self.unique is None else f" (unique dR2 {self.unique[name]:.3f})"
+            ax.set_title(f"{name} kernel{u}", fontsize=8)
+            ax.set_xlabel(f"lag from {name} (s)")
+            ax.legend(fontsize=6, frameon=False)
+        axes[0].set_ylabel(f"kernel ({self.trace_unit} per event)")
+        fig.suptitle(f"event kernels (cross-validated R2 {self.r2_cv:.3f})", fontsize=9)

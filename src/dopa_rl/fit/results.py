@@ -6,6 +6,7 @@ the data again and checks its fingerprint.  ``to_json()`` and ``FitResult.from_j
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import platform
 from dataclasses import dataclass, field
@@ -286,6 +287,25 @@ class FitResult(Result):
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a dopa_rl fit result ({type(exc).__name__}: {exc})") from None
+
+    # -- NWB ----------------------------------------------------------------------------------------
+    def nwb_tables(self, data: pd.DataFrame | None = None):
+        """:meth:`dopa_rl.results.Result.nwb_tables`, with the per-trial values and prediction errors of
+        ``data`` (the table the result was fitted to: :meth:`prediction_errors`) when given."""
+        tables = super().nwb_tables()
+        if data is not None:
+            tables = dataclasses.replace(tables, per_trial=self.prediction_errors(data))
+        return tables
+
+    def to_nwb(self, nwbfile: Any, *, name: str | None = None, data: pd.DataFrame | None = None) -> Any:
+        """Add the result to an open NWB file (:meth:`dopa_rl.results.Result.to_nwb`): parameters, provenance
+        (model and its exact options, method, data fingerprint, versions) and the whole result as JSON; with
+        ``data`` (the behaviour table it was fitted to) also the ``per_trial`` values and prediction errors.
+        ``FitResult.from_json(read_results(path)[name].result_json)`` gives the result back, its model rebuilt
+        with the same options."""
+        from dopa_rl.results import _io
+
+        return _io("add_to_nwb")(nwbfile, self.nwb_tables(data), name=name)
 
     # -- trajectories -------------------------------------------------------------------------------
     def prediction_errors(self, data: pd.DataFrame | Packed, *, model: Model | None = None,

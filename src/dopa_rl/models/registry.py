@@ -143,6 +143,16 @@ def get_model(name: str | Model, **options) -> Model:
     return model.with_options(**options) if options else model
 
 
+#: short model names for a task: (task kind, short name) -> registered model (``simulate --model rw``)
+SHORT_NAMES = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax", ("pavlovian", "td"): "td"}
+
+
+def model_for_task(task: str, name: str) -> str:
+    """The registered name of ``name`` for a ``task`` kind (``pavlovian`` or ``bandit``): a short name
+    (``rw``, ``td``) resolved by :data:`SHORT_NAMES`, any other name as it is."""
+    return SHORT_NAMES.get((task, name), name)
+
+
 def response_model_names() -> list[str]:
     """Models that fit dopamine responses with a learner interface of their own (ANCCR), not :class:`Model`'s."""
     from dopa_rl.models.anccr import ANCCRResponses

@@ -397,12 +397,12 @@ def rw_pavlovian_rpes(theta, lanes, X, rewards, resets, n_trials):
 
 
 @njit(parallel=True, cache=True)
-def td_rpes(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, resets, n_trials):
-    """``theta`` [L, 3] (alpha, gamma, lambda_): TD errors in the cue bin and the outcome bin [L, T]."""
+def td_rpe_lanes(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, resets, n_trials, every_bin):
+    """``theta`` [L, 3] (alpha, gamma, lambda_): TD errors [L, T, n_bins] of every bin (``every_bin``), else
+    [L, T, 2] of the cue bin and the outcome bin."""
     L, T = theta.shape[0], types.shape[1]
     n_bins, F = phis.shape[1], phis.shape[2]
-    cue = np.full((L, T), np.nan)
-    out = np.full((L, T), np.nan)
+    out = np.full((L, T, n_bins if every_bin else 2), np.nan)
     for i in prange(L):
         s = lanes[i]
         w = np.zeros(F)
@@ -414,25 +414,9 @@ def td_rpes(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, resets, 
                 w[:] = 0.0
             _td_trial(w, e, phis[types[s, t]], outcome_bins[s, t], rewards[s, t], theta[i, 0], theta[i, 1],
                       theta[i, 2], rpe, val)
-            cue[i, t] = rpe[cue_bins[s, t]]
-            out[i, t] = rpe[outcome_bins[s, t]]
-    return cue, out
-
-
-@njit(parallel=True, cache=True)
-def td_rpe_courses(theta, lanes, phis, types, outcome_bins, rewards, resets, n_trials):
-    """``theta`` [L, 3] (alpha, gamma, lambda_): the TD error of every bin of every trial [L, T, n_bins]."""
-    L, T = theta.shape[0], types.shape[1]
-    n_bins, F = phis.shape[1], phis.shape[2]
-    out = np.full((L, T, n_bins), np.nan)
-    for i in prange(L):
-        s = lanes[i]
-        w = np.zeros(F)
-        e = np.zeros(F)
-        val = np.empty(n_bins)
-        for t in range(n_trials[s]):
-            if resets[s, t]:
-                w[:] = 0.0
-            _td_trial(w, e, phis[types[s, t]], outcome_bins[s, t], rewards[s, t], theta[i, 0], theta[i, 1],
-                      theta[i, 2], out[i, t], val)
+            if every_bin:
+                out[i, t] = rpe
+            else:
+                out[i, t, 0] = rpe[cue_bins[s, t]]
+                out[i, t, 1] = rpe[outcome_bins[s, t]]
     return out

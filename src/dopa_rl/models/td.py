@@ -198,18 +198,19 @@ class TDModel(Model):
 
     def rpes(self, x, data: Packed, lanes):
         """TD errors in the cue bin and in each trial's outcome bin [L, T], all lanes in one compiled call."""
+        out = self._rpe_lanes(x, data, lanes, False)
+        return out[..., 0], out[..., 1]
+
+    def _rpe_lanes(self, x, data: Packed, lanes, every_bin: bool):
         e = data.extra
         th = np.ascontiguousarray(np.atleast_2d(np.asarray(x, float))[:, :3])
-        return kernels.td_rpes(th, np.asarray(lanes, np.int64), e["phis"], e["types"], e["outcome_bins"],
-                               e["cue_bins"], data.rewards, data.resets, data.n_trials)
+        return kernels.td_rpe_lanes(th, np.asarray(lanes, np.int64), e["phis"], e["types"], e["outcome_bins"],
+                                    e["cue_bins"], data.rewards, data.resets, data.n_trials, every_bin)
 
     def rpe_events(self, x, data: Packed, lanes):
         """Every bin's TD error (the time course), timed from the cue: bin b is ``b * bin_s - cue_onset_s``
         seconds after it."""
-        e = data.extra
-        th = np.ascontiguousarray(np.atleast_2d(np.asarray(x, float))[:, :3])
-        amp = kernels.td_rpe_courses(th, np.asarray(lanes, np.int64), e["phis"], e["types"], e["outcome_bins"],
-                                     data.rewards, data.resets, data.n_trials)
+        amp = self._rpe_lanes(x, data, lanes, True)
         n_bins = amp.shape[2]
         offset = np.broadcast_to(np.arange(n_bins) * self.timing.bin_s - self.timing.cue_onset_s, amp.shape[1:])
         return ("cue",) * n_bins, offset, amp

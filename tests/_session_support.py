@@ -41,13 +41,13 @@ min_s = 0.5
 max_s = 1.5
 
 [model]
-kind = "{model}"
+name = "{model}"
 alpha = 0.3
 {extra}
 """
 
 
-def fast_config(tmp_path: Path, n: int = 20, *, seed: int = 1, p: float = 0.9, model: str = "rw", extra: str = "",
+def fast_config(tmp_path: Path, n: int = 20, *, seed: int = 1, p: float = 0.9, model: str = "rw-pavlovian", extra: str = "",
                 name: str = "fast.toml") -> Path:
     path = tmp_path / name
     path.write_text(FAST.format(n=n, seed=seed, p=p, model=model, extra=extra))

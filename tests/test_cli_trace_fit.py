@@ -55,7 +55,7 @@ def test_trace_fit_with_an_estimated_kernel_and_td(rw_sessions, tmp_path, capsys
     (["--signal", "units", "--fit", "trace"], "use --signal photometry"),
     (["--signal", "photometry", "--fit", "trace", "--indicator", "gfp"], "--indicator 'gfp'"),
     (["--signal", "photometry", "--fit", "trace", "--params", "alpha=0.1"], "--params and --fit trace"),
-    (["--signal", "photometry", "--fit", "trace", "--model", "rw-softmax"], "not supported"),
+    (["--signal", "photometry", "--fit", "trace", "--model", "rw-softmax"], "model rw-softmax needs column(s) choice"),
 ])
 def test_trace_fit_bad_input(rw_sessions, tmp_path, capsys, extra, needle):
     out = tmp_path / "bad.json"

@@ -96,14 +96,15 @@ def test_anccr_responses_anccr_wins(tmp_path, capsys):
 def test_every_model_is_scored_by_the_same_profiled_readout():
     """The comparison's log-likelihoods recomputed by hand: each model's signal at its fitted parameters
     through dopa_rl.models.dopamine.profile_loglik, cue and outcome each with their own readout."""
-    from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models
+    from dopa_rl.fit.dopamine_compare import compare_dopamine
     from dopa_rl.models import get_model
+    from dopa_rl.models.anccr import ANCCRResponses
     from dopa_rl.models.dopamine import profile_loglik
     from dopa_rl.neural.regression import model_rpes
 
     trials = anccr_table(n_sessions=2, n_trials=60, noise=0.3)
-    comp = compare_dopamine(trials, dopamine_models(["rw-pavlovian", "anccr"]), restarts=2,
-                            anccr_grid={"t_ratio": [1.2, 2.4], "alpha": [0.05]}, progress=False)
+    comp = compare_dopamine(trials, [get_model("rw-pavlovian"), ANCCRResponses({"t_ratio": [1.2, 2.4], "alpha": [0.05]})],
+                            restarts=2, progress=False)
     assert comp.sessions == ["m1/s1", "m2/s1"]
     for i, key in enumerate(comp.sessions):
         tr = trials[trials["subject"] == key.split("/")[0]].reset_index(drop=True)
@@ -184,5 +185,5 @@ def test_anccr_without_event_times_fails_before_any_fit(tmp_path, capsys, monkey
     out = tmp_path / "cmp.json"
     code, text, err = _run(["compare", str(table), "--signal", "table", "--models", "rw-pavlovian,anccr",
                             "--json", str(out)], capsys)
-    assert code == 2 and "--models anccr needs trial column(s) cue_time, outcome_time" in err, err
+    assert code == 2 and "model anccr needs trial column(s) cue_time, outcome_time" in err, err
     assert len(err.strip().splitlines()) == 1 and text == "" and not out.exists()

@@ -136,6 +136,6 @@ def test_check_model_passes(name):
     model = load_model_spec(name) if ":" in name else get_model(name)
     report = check_model(model, weak=WEAK.get(model.name, ()), **SIZE.get(model.name, {}))
     assert set(report.seconds) == {"parameters", "seed_reproducibility", "transforms_round_trip",
-                                   "bad_parameters_raise", "parameters_matter", "lanes_equal_loop", "gradient",
+                                   "bad_parameters_raise", "parameters_matter", "lanes_equal_loop", "model_interface", "gradient",
                                    "recovery"}
     assert set(report.recovery) == set(model.param_names)

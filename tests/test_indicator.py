@@ -138,7 +138,7 @@ def test_generic_trace_fit_with_two_parameters():
 def test_trace_level_td_recovers_alpha():
     """TD (CSC) RPE of every bin through the kernel; alpha recovered from the whole trace."""
     from dopa_rl.models import get_model
-    from dopa_rl.models.indicator import convolve_kernel, fit_trace, impulse_train, td_rpe_events
+    from dopa_rl.models.indicator import convolve_kernel, fit_trace, impulse_train, model_rpe_events
 
     td = get_model("td")
     rng = np.random.default_rng(11)
@@ -146,7 +146,7 @@ def test_trace_level_td_recovers_alpha():
     ct = np.cumsum(rng.uniform(6.0, 9.0, n))
     rew = (rng.random(n) < 0.8).astype(float)
     k = diff_exp_kernel(FS, 0.1, 0.6)
-    events = td_rpe_events(td, ["A"] * n, ct, rew, names=("alpha",))
+    events = model_rpe_events(td, ["A"] * n, ct, ct + 1.5, rew, names=("alpha",))
     times, amps = events(np.array([[0.2]]))
     m = int((ct[-1] + 10) * FS)
     y = 0.5 + 1.5 * convolve_kernel(impulse_train(times, amps[0], FS, m), k)

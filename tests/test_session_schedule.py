@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from dopa_rl.models import kernels
-from dopa_rl.models.online import OnlineRW, OnlineTD
+from dopa_rl.models import get_model
 from dopa_rl.models.rw import cue_matrix
 from dopa_rl.rig.client import Action
 from dopa_rl.session.config import Rig, parse_config
@@ -97,7 +97,7 @@ def test_online_rw_is_the_offline_model():
     rng = np.random.default_rng(0)
     cues = list(rng.choice(["A", "B", "A+X"], 300))
     rewards = (rng.random(300) < 0.7).astype(float)
-    m = OnlineRW(0.25)
+    m = get_model("rw-pavlovian").online({"alpha": 0.25})
     online = np.array([[u.value, u.rpe_outcome] for u in (m.step(c, r) for c, r in zip(cues, rewards))])
     X, _ = cue_matrix(cues)
     resets = np.zeros(300, bool)
@@ -108,7 +108,7 @@ def test_online_rw_is_the_offline_model():
 
 
 def test_online_td_moves_the_rpe_from_reward_to_cue_and_dips_on_omission():
-    m = OnlineTD(alpha=0.2, gamma=0.95, lambda_=0.9, bin_s=0.25)
+    m = get_model("td").online({"alpha": 0.2, "gamma": 0.95, "lambda_": 0.9})
     first = m.step("A", 1.0, outcome_s=1.5)
     for _ in range(200):
         last = m.step("A", 1.0, outcome_s=1.5)

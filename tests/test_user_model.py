@@ -69,7 +69,7 @@ def test_user_file_on_the_command_line_fits_a_csv_and_passes_check_model(user_fi
     assert {"rpe", "q_0", "q_1"} <= set(pe.columns) and len(pe) == 1200
     # the model named the same way passes the public conformance check
     report = check_model(get_model(spec))
-    assert report.recovery["phi"] >= 0.5 and len(report.seconds) == 8
+    assert report.recovery["phi"] >= 0.5 and len(report.seconds) == 9
 
 
 def test_the_forgetting_rule_does_what_it_says(user_file):

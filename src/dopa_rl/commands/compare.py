@@ -116,13 +116,35 @@ def run(args) -> int:
     return 0
 
 
+def parse_anccr_grid(text: str | None) -> dict | None:
+    """``"t_ratio=0.6:1.2:2.4,alpha=0.01:0.05"`` -> ``{"t_ratio": [0.6, 1.2, 2.4], "alpha": [0.01, 0.05]}``."""
+    from dopa_rl.errors import InputError
+    from dopa_rl.models.anccr import ANCCR_DEFAULTS
+
+    if not text:
+        return None
+    grid = {}
+    for part in text.split(","):
+        name, sep, values = part.partition("=")
+        name = name.strip()
+        try:
+            vals = [float(v) for v in values.split(":") if v.strip()]
+        except ValueError:
+            vals = []
+        if not sep or name not in ANCCR_DEFAULTS or not vals or name in grid:
+            raise InputError(f"--anccr-grid {part!r}: give NAME=V1:V2:... with NAME one of {', '.join(ANCCR_DEFAULTS)}"
+                             " (each named once)")
+        grid[name] = vals
+    return grid
+
+
 def run_dopamine(args) -> int:
     """``--signal``: RW/TD (neural fits) and ANCCR on the same dopamine responses, per session."""
     from pathlib import Path
 
     from dopa_rl.commands.common import load_signal, warnings_to_stderr
     from dopa_rl.errors import InputError
-    from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models, parse_anccr_grid
+    from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models
 
     for opt, bad in (("--method hier", args.method == "hier"), ("--cv", args.cv is not None),
                      ("--scheduler", args.scheduler is not None), ("--choice-base", args.choice_base != 0),
@@ -133,18 +155,24 @@ def run_dopamine(args) -> int:
     if len(names) < 2 or len(set(names)) != len(names):
         raise InputError(f"--models {args.models}: name at least 2 different models, comma-separated "
                          "(e.g. rw-pavlovian,td,anccr)")
-    models = dopamine_models(names)
+    try:
+        models = dopamine_models(names)
+    except InputError as exc:
+        raise InputError(f"--models: {exc}") from None
     grid = parse_anccr_grid(args.anccr_grid)
-    if grid is not None and "anccr" not in names:
-        raise InputError("--anccr-grid: anccr is not among --models")
+    if grid is not None:
+        takes = [j for j, m in enumerate(models) if "grid" in m.options()]
+        if not takes:
+            raise InputError("--anccr-grid: anccr is not among --models")
+        for j in takes:
+            models[j] = models[j].with_options(grid=grid)
     if args.restarts != "auto" and args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1 (or auto)")
     data = load_signal(args)
     where = ", ".join(map(str, args.data[:3])) + (" ..." if len(args.data) > 3 else "")
     try:
         with warnings_to_stderr(getattr(args, "_flags", None)):
-            comp = compare_dopamine(data.trials, models, signal=args.signal, restarts=args.restarts, seed=args.seed,
-                                    anccr_grid=grid)
+            comp = compare_dopamine(data.trials, models, signal=args.signal, restarts=args.restarts, seed=args.seed)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
     text = comp.summary()

@@ -44,7 +44,7 @@ min_s = 0.5
 max_s = 1.5
 
 [model]
-kind = "rw"
+name = "rw-pavlovian"
 alpha = 0.2
 """
 

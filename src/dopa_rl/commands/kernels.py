@@ -73,11 +73,11 @@ def _rpe_regressors(args, session, proc, model):
     from dopa_rl.neural.regression import model_rpes
     from dopa_rl.neural.tables import prepare_trials
 
-    from dopa_rl.neural.trace_fit import check_trial_columns
+    from dopa_rl.models.base import require_event_columns
 
     raw = session.behavior(columns=parse_column_map(args.columns) or None, trials_table=args.trials_table,
                            validate=False)
-    check_trial_columns(raw, f"--rpe {model.name}", str(args.file))
+    require_event_columns(raw, f"--rpe {model.name}", str(args.file))
     raw, counts = prepare_trials(raw)
     trials = normalize_behavior(raw, source=str(args.file))
     for col in ("cue_time", "outcome_time"):
@@ -87,19 +87,14 @@ def _rpe_regressors(args, session, proc, model):
         params, source = fixed, "given (--rpe-params)"
         info = {}
     else:
-        from dopa_rl.neural.trace_fit import TRACE_MODELS, fit_trace_model, resolve_kernel
+        from dopa_rl.neural.trace_fit import fit_trace_model, resolve_kernel
 
-        if model.name in TRACE_MODELS:
-            kernel, kinfo = resolve_kernel(args.indicator, proc.rate, trace=proc.z, t0=proc.t0,
-                                           event_times=trials["cue_time"].to_numpy(float))
-            f = fit_trace_model(model, proc.z, proc.rate, proc.t0, trials, kernel=kernel, restarts=3)
-            params = f["params"]
-            source = f"fitted to the whole trace (trace-level, {kinfo['indicator']} kernel)"
-            info = {"phi": f["phi"], "kernel": kinfo, "fixed": f["fixed"]}
-        else:
-            params = {p.name: float(p.default) for p in model.spec}
-            source = "model defaults (no trace-level fit for this model)"
-            info = {}
+        kernel, kinfo = resolve_kernel(args.indicator, proc.rate, trace=proc.z, t0=proc.t0,
+                                       event_times=trials["cue_time"].to_numpy(float))
+        f = fit_trace_model(model, proc.z, proc.rate, proc.t0, trials, kernel=kernel, restarts=3)
+        params = f["params"]
+        source = f"fitted to the whole trace (trace-level, {kinfo['indicator']} kernel)"
+        info = {"phi": f["phi"], "kernel": kinfo, "fixed": f["fixed"]}
     rp = model_rpes(model, trials, params)
     events = {"cue_rpe": (trials["cue_time"].to_numpy(float), rp["rpe_cue"].to_numpy(float)),
               "outcome_rpe": (trials["outcome_time"].to_numpy(float), rp["rpe_outcome"].to_numpy(float))}

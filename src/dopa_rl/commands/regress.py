@@ -15,10 +15,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "  dopa-rl regress trials.csv --model rw-pavlovian --signal table --matrix photometry --rate 25 "
         "--event-at 2.0 --columns subject=id,cue=cs --params alpha=0.1\n")
     p.add_argument("data", nargs="+", metavar="FILES", help="NWB sessions (photometry/units) or CSV/TSV tables")
-    p.add_argument("--model", required=True, help="model giving the RPEs: rw-pavlovian, td, rw-softmax ...")
+    p.add_argument("--model", required=True, help="model giving the RPEs: rw-pavlovian, td, rw-softmax ..., or your own as FILE.py:NAME")
     p.add_argument("--fit", default="behavior", choices=("behavior", "neural", "joint", "trace"),
                    help="fit the learning parameters to behavior (default), to the dopamine responses, to both, or "
-                        "to the whole photometry trace through the indicator kernel (trace: rw-pavlovian, td)")
+                        "to the whole photometry trace through the indicator kernel (the model's own RPEs; TD fits alpha)")
     p.add_argument("--indicator", default="dlight", metavar="NAME",
                    help="--fit trace: indicator kernel: dlight (default), gcamp6f/m/s, grab-da1m/1h, or 'estimate' "
                         "(fitted to the cue-locked event kernel of the trace)")
@@ -71,14 +71,12 @@ def run(args) -> int:
     model = get_model(args.model)
     fixed = _parse_params(args.params, model)
     if args.fit == "trace":
-        from dopa_rl.neural.trace_fit import TRACE_MODELS, resolve_kernel
+        from dopa_rl.neural.trace_fit import resolve_kernel
 
         if fixed is not None:
             raise InputError("--params and --fit trace: give one (fixed parameters need no fit)")
         if args.signal != "photometry":
             raise InputError(f"--fit trace fits the whole photometry trace; use --signal photometry, not {args.signal}")
-        if model.name not in TRACE_MODELS:
-            raise InputError(f"--fit trace: model {model.name} is not supported; use {' or '.join(TRACE_MODELS)}")
         if args.indicator.lower() != "estimate":
             resolve_kernel(args.indicator, 100.0, rise_s=args.kernel_rise, decay_s=args.kernel_decay)
     data = load_signal(args)
@@ -122,12 +120,13 @@ def _trace_fits(args, model, data):
     import pandas as pd
 
     from dopa_rl.errors import InputError
-    from dopa_rl.neural.trace_fit import check_trial_columns, fit_trace_model, resolve_kernel
+    from dopa_rl.models.base import require_event_columns
+    from dopa_rl.neural.trace_fit import fit_trace_model, resolve_kernel
 
     if data.signal != "photometry":
         raise InputError(f"--fit trace fits the whole photometry trace; use --signal photometry, not {data.signal}")
     trials = data.trials
-    check_trial_columns(trials, "--fit trace", ", ".join(str(f) for f in args.data[:3]))
+    require_event_columns(trials, "--fit trace", ", ".join(str(f) for f in args.data[:3]))
     keys = list(dict.fromkeys(zip(trials["subject"].astype(str), trials["session"].astype(str))))
     fits, kernel_info = [], None
     from tqdm.auto import tqdm
@@ -142,8 +141,8 @@ def _trace_fits(args, model, data):
         fits.append({"subject": subject, "session": session, "rate": proc.rate, "kernel": info, **f})
     by_subject = {}
     for f in fits:
-        by_subject.setdefault(f["subject"], []).append(f["params"]["alpha"])
-    params = pd.DataFrame({"alpha": [float(np.mean(v)) for v in by_subject.values()]},
+        by_subject.setdefault(f["subject"], []).append(f["params"])
+    params = pd.DataFrame([{k: float(np.mean([p[k] for p in ps])) for k in ps[0]} for ps in by_subject.values()],
                           index=pd.Index(list(by_subject), name="subject"))
     info = {"fit": "trace", "indicator": kernel_info["indicator"], "kernel": kernel_info,
             "phi": float(np.mean([f["phi"] for f in fits])), "loglik": float(sum(f["loglik"] for f in fits)),

@@ -90,7 +90,7 @@ def run(args) -> int:
     port = open_device(url)
     show, tty = _display()
     print(f"session {config.subject}/{config.session_id}: {args.trials or config.n_trials or '-'} trials "
-          f"on {url} ({config.policy.kind} policy, online {config.model.kind}); journal {out}.journal", flush=True)
+          f"on {url} ({config.policy.kind} policy, online {config.model.name}); journal {out}.journal", flush=True)
     result, path = run_session(config, rig, port, out, speed=speed, n_trials=args.trials, device_name=url,
                                on_trial=show)
     if tty:

@@ -49,13 +49,6 @@ def parse_params(text: str | None) -> dict[str, float] | None:
     return out
 
 
-def resolve_model(task: str, model: str) -> str:
-    """``rw``/``td`` shorthands to registered model names for the task."""
-    if model == "rw":
-        return "rw-softmax" if task == "bandit" else "rw-pavlovian"
-    return model
-
-
 def run(args) -> int:
     from dopa_rl.errors import InputError
 
@@ -93,8 +86,9 @@ def _simulate_table(args, params, out: Path) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.models import get_model, simulate_population, tasks
+    from dopa_rl.models.registry import model_for_task
 
-    model = get_model(resolve_model(args.task, args.model))
+    model = get_model(model_for_task("bandit" if args.task == "bandit" else "pavlovian", args.model))
     task = tasks.make_task(args.task, args.trials)
     if model.kind != task.kind:
         raise InputError(f"--model {model.name} is a {model.kind} model; it cannot run --task {args.task}")

@@ -1,11 +1,13 @@
-"""RW, TD and ANCCR compared on the same dopamine responses (``dopa-rl compare --signal ...``).
+"""Models compared on the same dopamine responses (``dopa-rl compare --signal ...``).
 
 Every session is fitted on its own by every model, all through the same observation model: the response at
 the cue and at the outcome is ``b0 + b1 * signal + Normal(0, sigma)``, each event with its own readout,
-solved in closed form (:func:`dopa_rl.models.dopamine.profile_loglik`).  ``signal`` is the RPE for RW and
-TD (:func:`dopa_rl.fit.neural.fit_dopamine` with ``mode="neural"``: the learning parameters by L-BFGS
-with restarts) and the DA of ANCCR (:func:`dopa_rl.models.anccr.fit_anccr_responses` with
-``readout="per_event"``: a grid over its learning parameters).  So the log-likelihoods are of the same
+solved in closed form (:func:`dopa_rl.models.dopamine.profile_loglik`).  ``signal`` is the model's own
+prediction error for any model offering the model interface (RW, TD, a user's rule:
+:func:`dopa_rl.fit.neural.fit_dopamine` with ``mode="neural"``, the learning parameters by L-BFGS with
+restarts), and for a response model with a learner interface of its own (ANCCR,
+:class:`dopa_rl.models.anccr.ANCCRResponses`) what its ``fit_responses`` fits (ANCCR: its DA, on a grid).
+So the log-likelihoods are of the same
 observations (``n_obs``, checked equal across models in every session), and ``k`` counts the learning
 parameters plus the 3 readout parameters of each event scored; AIC and BIC follow, and the evidence
 ``-BIC/2`` per session goes through random-effects model selection (:func:`dopa_rl.fit.compare.bms`).
@@ -20,50 +22,27 @@ import pandas as pd
 from dopa_rl.errors import InputError
 from dopa_rl.fit.compare import BMSResult, bms
 
-__all__ = ["ANCCR_NAME", "DopamineComparison", "compare_dopamine", "dopamine_models", "parse_anccr_grid"]
+__all__ = ["DopamineComparison", "compare_dopamine", "dopamine_models"]
 
-ANCCR_NAME = "anccr"
+
+def _fits_own_responses(model) -> bool:
+    """A response model (ANCCR's learner interface): it fits a session's responses itself."""
+    return callable(getattr(model, "fit_responses", None))
 
 
 def dopamine_models(names: list[str]) -> list:
-    """Check the ``--models`` of a dopamine comparison: ``anccr`` or registered RW/TD models (returned as
-    Model objects; ``anccr`` stays the string)."""
+    """The models of a dopamine comparison by name (:func:`dopa_rl.models.registry.get_response_model`),
+    each checked to offer what the comparison needs."""
     from dopa_rl.fit.neural import DopamineModel
-    from dopa_rl.models import get_model
+    from dopa_rl.models.registry import get_response_model
 
     out = []
     for name in names:
-        if name == ANCCR_NAME:
-            out.append(name)
-            continue
-        try:
-            m = get_model(name)
-        except InputError as exc:
-            raise InputError(f"--models: {exc} (with --signal, also: anccr)") from None
-        DopamineModel(m, "neural")  # InputError unless RW or TD
+        m = get_response_model(name)
+        if not _fits_own_responses(m):
+            DopamineModel(m, "neural")  # InputError unless it has learning parameters
         out.append(m)
     return out
-
-
-def parse_anccr_grid(text: str | None) -> dict | None:
-    """``"t_ratio=0.6:1.2:2.4,alpha=0.01:0.05"`` -> ``{"t_ratio": [0.6, 1.2, 2.4], "alpha": [0.01, 0.05]}``."""
-    from dopa_rl.models.anccr import ANCCR_DEFAULTS
-
-    if not text:
-        return None
-    grid = {}
-    for part in text.split(","):
-        name, sep, values = part.partition("=")
-        name = name.strip()
-        try:
-            vals = [float(v) for v in values.split(":") if v.strip()]
-        except ValueError:
-            vals = []
-        if not sep or name not in ANCCR_DEFAULTS or not vals or name in grid:
-            raise InputError(f"--anccr-grid {part!r}: give NAME=V1:V2:... with NAME one of {', '.join(ANCCR_DEFAULTS)}"
-                             " (each named once)")
-        grid[name] = vals
-    return grid
 
 
 @dataclass
@@ -151,28 +130,12 @@ def _readout_count(trials: pd.DataFrame) -> int:
                if c in trials.columns and np.isfinite(pd.to_numeric(trials[c], errors="coerce")).sum() >= 3)
 
 
-def _anccr_session(tr: pd.DataFrame, key: str, grid, seed: int) -> dict:
-    from dopa_rl.models.anccr import fit_anccr_responses
-    from dopa_rl.neural.trace_fit import check_trial_columns
-
-    check_trial_columns(tr, "--models anccr", f"session {key}")
-    if "trial" in tr.columns:
-        tr = tr.sort_values("trial", kind="stable")
-    cue = tr["cue"].to_numpy(object) if "cue" in tr.columns else np.full(len(tr), "A", dtype=object)
-
-    def col(name):
-        return pd.to_numeric(tr[name], errors="coerce").to_numpy(float) if name in tr.columns \
-            else np.full(len(tr), np.nan)
-
-    return fit_anccr_responses(cue, col("cue_time"), col("outcome_time"), col("reward"), col("dopamine_cue"),
-                               col("dopamine_outcome"), grid=grid, seed=seed, readout="per_event")
-
-
 def compare_dopamine(trials: pd.DataFrame, models: list, *, signal: str = "table", restarts=10, seed: int = 0,
-                     anccr_grid: dict | None = None, progress: bool | None = None) -> DopamineComparison:
-    """Fit every model in ``models`` (RW/TD Model objects and/or ``"anccr"``) to the dopamine responses of
-    each session of ``trials`` (the table of :func:`dopa_rl.neural.dataset.load_responses`) and compare them
-    (see the module docstring)."""
+                     progress: bool | None = None) -> DopamineComparison:
+    """Fit every model in ``models`` (models offering the model interface, and/or response models such as
+    :class:`~dopa_rl.models.anccr.ANCCRResponses`) to the dopamine responses of each session of ``trials``
+    (the table of :func:`dopa_rl.neural.dataset.load_responses`) and compare them (see the module
+    docstring)."""
     from tqdm.auto import tqdm
 
     from dopa_rl.fit.neural import fit_dopamine
@@ -182,24 +145,25 @@ def compare_dopamine(trials: pd.DataFrame, models: list, *, signal: str = "table
     if not any(c in trials.columns for c in ("dopamine_cue", "dopamine_outcome")):
         raise InputError("no dopamine_cue or dopamine_outcome responses to compare the models on")
     trials = trials.reset_index(drop=True)
-    if ANCCR_NAME in models:       # ANCCR needs event times: say so before any fit runs
-        from dopa_rl.neural.trace_fit import check_trial_columns
-
-        check_trial_columns(trials, "--models anccr")
+    for m in models:                # e.g. ANCCR needs event times: say so before any fit runs
+        if _fits_own_responses(m):
+            m.check_trials(trials)
     keys = _session_keys(trials)
     sessions = list(dict.fromkeys(keys))
     S, K = len(sessions), len(models)
-    names = [m if isinstance(m, str) else m.name for m in models]
+    names = [m.name for m in models]
     readout_k = np.array([_readout_count(trials[(keys == s).to_numpy()]) for s in sessions], float)
     loglik, n_params = np.full((S, K), np.nan), np.zeros((S, K))
     n_obs = np.full((S, K), -1, dtype=np.int64)
     params, readouts = [dict() for _ in models], [dict() for _ in models]
     by_session = trials.assign(subject=keys.to_numpy())
     for j, m in enumerate(models):
-        if isinstance(m, str):
-            it = tqdm(sessions, desc="anccr grid", unit="session", disable=None if progress is None else not progress)
+        if _fits_own_responses(m):
+            it = tqdm(sessions, desc=f"{m.name} fits", unit="session", disable=None if progress is None else not progress)
             for i, s in enumerate(it):
-                f = _anccr_session(trials[(keys == s).to_numpy()], s, anccr_grid, seed)
+                tr = trials[(keys == s).to_numpy()]
+                m.check_trials(tr, f"session {s}")
+                f = m.fit_responses(tr, seed=seed)
                 loglik[i, j], n_params[i, j], n_obs[i, j] = f["loglik"], f["n_params"], f["n_obs"]
                 params[j][s] = {k: float(v) for k, v in f["params"].items()}
                 readouts[j][s] = {ev: {"b0": f["b0"][ev], "b1": f["b1"][ev], "sigma": f["sigma"][ev]} for ev in f["b0"]}

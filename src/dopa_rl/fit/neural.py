@@ -1,12 +1,12 @@
 """Neural and joint fitting: learning parameters fitted to dopamine responses, alone or with behaviour.
 
-:class:`DopamineModel` wraps a registered model so that :func:`dopa_rl.fit.fit` (same optimiser, restarts,
-standard errors and :class:`~dopa_rl.fit.FitResult`) fits it:
+:class:`DopamineModel` wraps any model offering the model interface (``learning_params``, ``pack_learning``,
+``rpes``: :mod:`dopa_rl.models.base`), built-in or a user's, so that :func:`dopa_rl.fit.fit` (same
+optimiser, restarts, standard errors and :class:`~dopa_rl.fit.FitResult`) fits it:
 
-* ``mode="neural"``: only the learning parameters (``alpha``, ``alpha_pos``/``alpha_neg``, ``gamma``,
-  ``lambda_``) are searched; the readout ``response ~ b0 + b1 * delta + noise`` at the cue and at the
-  outcome (each its own b0, b1, sigma) is solved in closed form per candidate by
-  :func:`dopa_rl.models.dopamine.profile_loglik`;
+* ``mode="neural"``: only the model's learning parameters are searched; the readout ``response ~ b0 + b1 *
+  delta + noise`` at the cue and at the outcome (each its own b0, b1, sigma) is solved in closed form per
+  candidate by :func:`dopa_rl.models.dopamine.profile_loglik`;
 * ``mode="joint"``: every parameter of the model; log-likelihood = behaviour (licks or choices) + the
   dopamine profile log-likelihood, with the learning parameters shared.
 
@@ -21,39 +21,40 @@ import numpy as np
 import pandas as pd
 
 from dopa_rl.errors import InputError
-from dopa_rl.fit.neural_kernels import rw_choice_rpes, rw_pavlovian_rpes, td_rpes
 from dopa_rl.models.base import Model, Packed, take
 from dopa_rl.models.dopamine import profile_loglik
 from dopa_rl.models.params import ParamSpec
 
-__all__ = ["DopamineModel", "fit_dopamine", "LEARNING_PARAMS", "MODES"]
+__all__ = ["DopamineModel", "fit_dopamine", "MODES"]
 
-LEARNING_PARAMS = ("alpha", "alpha_pos", "alpha_neg", "gamma", "lambda_")
 MODES = ("behavior", "neural", "joint")
 
 
 class DopamineModel(Model):
-    """A registered model seen through its dopamine responses (``neural``) or behaviour + dopamine (``joint``)."""
+    """A model seen through its dopamine responses (``neural``) or behaviour + dopamine (``joint``)."""
 
     def __init__(self, base: Model, mode: str = "neural"):
         if mode not in ("neural", "joint"):
-            raise InputError(f"--fit {mode!r}: a dopamine model is neural or joint")
-        kind = type(base).__name__
-        if kind not in ("RWPavlovian", "TDModel", "RWChoice"):
-            raise InputError(f"model {base.name}: neural fitting supports RW (Pavlovian, choice) and TD models")
+            raise InputError(f"fit mode {mode!r}: a dopamine model is neural or joint")
         self.base, self.mode = base, mode
         self.name = f"{base.name}:{mode}"
         self.kind = base.kind
         self.description = f"{base.description}; fitted to dopamine" + (" and behaviour" if mode == "joint" else "")
-        params = [p for p in base.spec if mode == "joint" or p.name in LEARNING_PARAMS]
-        self.spec = ParamSpec(params)
+        learning = set(base.learning_params)
+        if not learning:
+            raise InputError(f"model {base.name} has no learning parameters to fit to dopamine")
+        self.spec = ParamSpec([p for p in base.spec if mode == "joint" or p.name in learning])
         self.required_columns = tuple(base.required_columns) if mode == "joint" else \
-            tuple(c for c in base.required_columns if c not in ("licks", "choice") or kind == "RWChoice")
+            tuple(c for c in base.required_columns if c not in base.observation_columns)
         self._defaults = {p.name: p.default for p in base.spec}
         self._index = [base.param_names.index(n) for n in self.spec.names]
 
+    def options(self) -> dict:
+        """The wrapped model and mode (:func:`dopa_rl.fit.results.rebuild_model` rebuilds it)."""
+        return {"fit": self.mode, "base": self.base.name, "base_options": self.base.options()}
+
     def full_x(self, x: np.ndarray) -> np.ndarray:
-        """Natural-space rows of the base model's parameters (non-learning ones at their defaults)."""
+        """Natural-space rows of the base model's parameters (the others at their defaults)."""
         x = np.atleast_2d(np.asarray(x, dtype=float))
         full = np.tile([self._defaults[n] for n in self.base.param_names], (x.shape[0], 1))
         full[:, self._index] = x
@@ -64,9 +65,7 @@ class DopamineModel(Model):
         have = [c for c in ("dopamine_cue", "dopamine_outcome") if c in df.columns]
         if not have:
             raise InputError("neural fitting needs dopamine_cue and/or dopamine_outcome per trial")
-        if self.mode == "neural" and "licks" in self.base.required_columns and "licks" not in df.columns:
-            df = df.assign(licks=np.nan)
-        packed = self.base.pack(df)
+        packed = self.base.pack(df) if self.mode == "joint" else self.base.pack_learning(df)
         groups = [packed.row_index[s, : packed.n_trials[s]] for s in range(packed.n_subjects)]
         T = packed.rewards.shape[1]
         dop = {}
@@ -84,18 +83,8 @@ class DopamineModel(Model):
         return packed
 
     def rpes(self, x_full: np.ndarray, data: Packed, lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Cue and outcome RPEs [L, T] for rows of base-model parameters."""
-        b, e = self.base, data.extra
-        lanes = np.asarray(lanes, np.int64)
-        kind = type(b).__name__
-        if kind == "RWPavlovian":
-            th = np.ascontiguousarray(b._theta(x_full)[:, :2])
-            return rw_pavlovian_rpes(th, lanes, e["X"], data.rewards, data.resets, data.n_trials)
-        if kind == "TDModel":
-            return td_rpes(np.ascontiguousarray(x_full[:, :3]), lanes, e["phis"], e["types"], e["outcome_bins"],
-                           e["cue_bins"], data.rewards, data.resets, data.n_trials)
-        return rw_choice_rpes(b._theta(x_full), lanes, e["choices"], data.rewards, data.resets, data.n_trials,
-                              e["n_options"])
+        """Cue and outcome RPEs [L, T] for rows of base-model parameters (the base model's own)."""
+        return self.base.rpes(x_full, data, np.asarray(lanes, np.int64))
 
     def dopamine_loglik(self, x_full: np.ndarray, data: Packed, lanes: np.ndarray) -> np.ndarray:
         cue, out = self.rpes(x_full, data, lanes)
@@ -131,7 +120,7 @@ def fit_dopamine(model: Model, trials: pd.DataFrame, *, mode: str = "neural", re
     from dopa_rl.fit import fit
 
     if mode not in MODES:
-        raise InputError(f"--fit {mode!r}: choose one of {', '.join(MODES)}")
+        raise InputError(f"mode {mode!r}: choose one of {', '.join(MODES)}")
     if mode == "behavior":
         missing = [c for c in model.required_columns if c not in trials.columns or trials[c].isna().all()]
         if missing:

@@ -21,7 +21,7 @@ from dopa_rl.fit.space import at_bound, carried_over
 from dopa_rl.models.base import Model, Packed
 from dopa_rl.results import Result
 
-__all__ = ["SCHEMA", "data_fingerprint", "versions", "model_options", "rebuild_model", "FitResult", "make_result"]
+__all__ = ["SCHEMA", "data_fingerprint", "versions", "rebuild_model", "FitResult", "make_result"]
 
 SCHEMA = "dopa_rl.fit/1"
 
@@ -66,35 +66,16 @@ def versions() -> dict[str, str]:
             "scipy": scipy.__version__, "pandas": pd.__version__, "numba": numba.__version__}
 
 
-def model_options(model: Model) -> dict[str, Any]:
-    """The ``get_model(name, **options)`` options that rebuild ``model`` (JSON-able)."""
-    out: dict[str, Any] = {}
-    if getattr(model, "q0", 0.0):
-        out["q0"] = float(model.q0)
-    if getattr(model, "n_options", None) is not None:
-        out["n_options"] = int(model.n_options)
-    timing = getattr(model, "timing", None)
-    if timing is not None and dataclasses.is_dataclass(timing):
-        default = type(timing)()
-        if timing != default:
-            out["timing"] = dataclasses.asdict(timing)
-    for k, v in (getattr(model, "rep_options", None) or {}).items():
-        out[k] = v
-    return out
-
-
 def rebuild_model(name: str, options: dict[str, Any]) -> Model:
-    """The model ``get_model(name, **options)`` of a saved result (``options`` as :func:`model_options` wrote
-    them)."""
-
+    """The model a result names, from its name and :meth:`~dopa_rl.models.base.Model.options` (a dopamine
+    fit's options name the wrapped model and the mode)."""
     from dopa_rl.models import get_model
 
-    opts = dict(options)
-    if isinstance(opts.get("timing"), dict):
-        from dopa_rl.models.tasks import TrialTiming
+    if "fit" in options and "base" in options:
+        from dopa_rl.fit.neural import DopamineModel
 
-        opts["timing"] = TrialTiming(**opts["timing"])
-    return get_model(name, **opts)
+        return DopamineModel(rebuild_model(options["base"], options.get("base_options") or {}), options["fit"])
+    return get_model(name, **options)
 
 
 @dataclass
@@ -307,6 +288,25 @@ class FitResult(Result):
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a dopa_rl fit result ({type(exc).__name__}: {exc})") from None
 
+    # -- NWB ----------------------------------------------------------------------------------------
+    def nwb_tables(self, data: pd.DataFrame | None = None):
+        """:meth:`dopa_rl.results.Result.nwb_tables`, with the per-trial values and prediction errors of
+        ``data`` (the table the result was fitted to: :meth:`prediction_errors`) when given."""
+        tables = super().nwb_tables()
+        if data is not None:
+            tables = dataclasses.replace(tables, per_trial=self.prediction_errors(data))
+        return tables
+
+    def to_nwb(self, nwbfile: Any, *, name: str | None = None, data: pd.DataFrame | None = None) -> Any:
+        """Add the result to an open NWB file (:meth:`dopa_rl.results.Result.to_nwb`): parameters, provenance
+        (model and its exact options, method, data fingerprint, versions) and the whole result as JSON; with
+        ``data`` (the behaviour table it was fitted to) also the ``per_trial`` values and prediction errors.
+        ``FitResult.from_json(read_results(path)[name].result_json)`` gives the result back, its model rebuilt
+        with the same options."""
+        from dopa_rl.results import _io
+
+        return _io("add_to_nwb")(nwbfile, self.nwb_tables(data), name=name)
+
     # -- trajectories -------------------------------------------------------------------------------
     def prediction_errors(self, data: pd.DataFrame | Packed, *, model: Model | None = None,
                           choice_base: int = 0) -> pd.DataFrame:
@@ -363,7 +363,7 @@ def make_result(model: Model, method: str, packed: Packed, z, x, se, ll, rf, res
     """The result object of a fit (``rf``: the :class:`~dopa_rl.fit.restarts.RestartFit` of the subject step)."""
     S = packed.n_subjects
     provenance = {
-        "model": model.name, "model_options": model_options(model), "method": method,
+        "model": model.name, "model_options": model.options(), "method": method,
         "data_fingerprint": data_fingerprint(packed), "seed": int(seed),
         "restarts": restarts if restarts == "auto" else int(restarts), "versions": versions(),
     }

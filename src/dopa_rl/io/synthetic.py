@@ -34,10 +34,8 @@ from dopa_rl.models.dopamine import DopamineObservation, rpe_impulses, simulate_
 from dopa_rl.models.population import LATENT_PREFIXES  # trial-table columns that are latent state, not behavior
 
 __all__ = ["DopamineObservation", "photometry_from_rpe", "spikes_from_rpe", "rpe_impulses",
-           "simulate_session", "simulate_sessions", "simulate_magnitude_session", "MODEL_FOR"]
+           "simulate_session", "simulate_sessions", "simulate_magnitude_session"]
 
-#: (task, model) on the command line -> registered model name
-MODEL_FOR = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax", ("pavlovian", "td"): "td"}
 #: tasks a simulated NWB session can hold: default length and options
 SESSION_TASKS = {"pavlovian": (150, {"p_reward": 0.75}), "bandit": (300, {})}
 
@@ -95,8 +93,9 @@ def session_model(task: str, model: str):
     """The registered model that plays ``task`` (``rw``/``td`` shorthands, or any registered name of the
     task's kind: choice models play the bandit, Pavlovian models the Pavlovian task)."""
     from dopa_rl.models import get_model
+    from dopa_rl.models.registry import model_for_task
 
-    m = get_model(MODEL_FOR.get((task, model), model))
+    m = get_model(model_for_task(task, model))
     want = "choice" if task == "bandit" else "pavlovian"
     if m.kind != want:
         plays = "choice (bandit)" if m.kind == "choice" else "Pavlovian"

@@ -27,8 +27,8 @@ import numpy as np
 
 from dopa_rl.errors import InputError
 
-__all__ = ["ANCCR_DEFAULTS", "anccr_simulate", "anccr_trial_responses", "cue_reward_events", "random_rewards",
-           "concat_events", "fit_anccr_responses"]
+__all__ = ["ANCCR_DEFAULTS", "ANCCRResponses", "anccr_simulate", "anccr_trial_responses", "cue_reward_events",
+           "random_rewards", "concat_events", "fit_anccr_responses"]
 
 #: Published defaults (Jeong et al. 2022; reference scripts simulation/fig2/*.m): sampling interval
 #: 0.2 s, alpha 0.02, alpha_r 0.2, w 0.6, k 0.01, threshold 0.6, minimum rate 1e-3, jitter 0.1 s,
@@ -381,3 +381,55 @@ def fit_anccr_responses(cue, cue_time, outcome_time, reward, cue_response, outco
     best.update(n_params=k, aic=2 * k - 2 * best["loglik"], bic=k * np.log(best["n_obs"]) - 2 * best["loglik"],
                 grid=results)
     return best
+
+
+class ANCCRResponses:
+    """ANCCR as a dopamine model for comparisons: its small learner interface (not :class:`Model`'s).
+
+    ANCCR learns in continuous time from an event stream, so it does not pack trials nor take gradients: it
+    fits each session's responses itself (:meth:`fit_responses`, a grid over its learning parameters with the
+    RW/TD fits' per-event readout).  ``grid``: candidate values per parameter (``None``: the default grid of
+    :func:`fit_anccr_responses`).
+    """
+
+    name = "anccr"
+    description = "ANCCR (Jeong et al. 2022): retrospective causal learning; DA at each event"
+    required_columns = ("cue_time", "outcome_time", "reward")
+    param_names = tuple(ANCCR_DEFAULTS)
+
+    def __init__(self, grid: dict | None = None) -> None:
+        if grid is not None:
+            bad = sorted(set(grid) - set(ANCCR_DEFAULTS))
+            if bad:
+                raise InputError(f"ANCCR grid: unknown parameter(s) {', '.join(bad)}; choose from "
+                                 f"{', '.join(ANCCR_DEFAULTS)}")
+        self.grid = None if grid is None else {k: [float(v) for v in vals] for k, vals in grid.items()}
+
+    def options(self) -> dict:
+        return {"grid": self.grid}
+
+    def with_options(self, grid: dict | None = None) -> "ANCCRResponses":
+        return ANCCRResponses(grid)
+
+    def check_trials(self, trials, where: str = "") -> None:
+        """InputError unless ``trials`` has usable event times and rewards."""
+        from dopa_rl.models.base import require_event_columns
+
+        require_event_columns(trials, f"model {self.name}", where)
+
+    def fit_responses(self, trials, *, seed: int = 0) -> dict:
+        """Fit one session (a trials table with ``cue``, ``cue_time``, ``outcome_time``, ``reward``,
+        ``dopamine_cue``/``dopamine_outcome``): :func:`fit_anccr_responses` with ``readout="per_event"``."""
+        import pandas as pd
+
+        if "trial" in trials.columns:
+            trials = trials.sort_values("trial", kind="stable")
+        n = len(trials)
+        cue = trials["cue"].to_numpy(object) if "cue" in trials.columns else np.full(n, "A", dtype=object)
+
+        def col(name):
+            return pd.to_numeric(trials[name], errors="coerce").to_numpy(float) if name in trials.columns \
+                else np.full(n, np.nan)
+
+        return fit_anccr_responses(cue, col("cue_time"), col("outcome_time"), col("reward"), col("dopamine_cue"),
+                                   col("dopamine_outcome"), grid=self.grid, seed=seed, readout="per_event")

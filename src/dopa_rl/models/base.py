@@ -8,7 +8,15 @@ A model is a parameter spec plus pure functions.  It holds structure only, never
   subject ``lanes[i]``), vectorized across lanes by a compiled kernel;
 * ``loglik_grad_z(z, data, lanes)`` — log-likelihood and its gradient in unconstrained space (analytic
   forward mode where the model has it, else central differences computed as extra lanes in one call);
-* ``trajectories(x, data, s)`` — the fitted per-trial values and prediction errors of subject ``s``.
+* ``trajectories(x, data, s)`` — the fitted per-trial values and prediction errors of subject ``s``;
+* ``options()`` — the constructor options, JSON-able, so ``get_model(name, **options)`` rebuilds it exactly;
+* ``learning_params`` — the parameters of the learning rule (the others belong to the observation model:
+  choice, licks); ``pack_learning(df)`` packs a table for the rule alone (observation columns may be absent);
+* ``rpes(x, data, lanes)`` — the prediction errors at the cue and at the outcome of every trial [L, T] for
+  lanes of parameters (RW: the cue's summed value and ``r - value``; TD: the errors of the cue and outcome
+  bins); ``rpe_events(x, data, lanes)`` — the same as timed events (TD: every bin, the time course);
+* ``online(params, **context)`` — a learner that takes one trial at a time (:mod:`dopa_rl.models.online`),
+  built on the per-trial kernel the offline recursions use.
 """
 from __future__ import annotations
 
@@ -181,6 +189,70 @@ class Model(ABC):
     # -- shared ----------------------------------------------------------------------------------------
     #: options ``with_options`` accepts (``get_model(name, **options)``)
     option_names: tuple[str, ...] = ()
+    #: parameters of the observation model (not of the learning rule)
+    observation_params: tuple[str, ...] = ()
+    #: columns only the observation model reads (a dopamine fit of the learning rule does without them)
+    observation_columns: tuple[str, ...] = ()
+
+    def options(self) -> dict[str, Any]:
+        """The constructor options that rebuild this model with ``get_model(name, **options)`` (JSON-able)."""
+        return {}
+
+    @property
+    def learning_params(self) -> list[str]:
+        """Names of the learning rule's parameters (the spec's order)."""
+        return [n for n in self.spec.names if n not in self.observation_params]
+
+    @property
+    def trace_params(self) -> list[str]:
+        """The learning parameters a fit to a whole photometry trace searches (the others at defaults)."""
+        return self.learning_params
+
+    def pack_learning(self, df: pd.DataFrame) -> Packed:
+        """:meth:`pack` for the learning rule alone: observation columns the table lacks count as missing."""
+        df = df.reset_index(drop=True)
+        absent = {c: np.nan for c in self.observation_columns if c not in df.columns}
+        return self.pack(df.assign(**absent) if absent else df)
+
+    def rpes(self, x: np.ndarray, data: Packed, lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction errors at the cue and at the outcome [L, T] (NaN: padding, missed trials) for the
+        natural-space parameter rows ``x`` [L, k] applied to subjects ``lanes``.
+
+        This default runs :meth:`trial_rpes` lane by lane; models with a compiled many-lane kernel override it.
+        """
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        lanes = np.asarray(lanes, dtype=np.int64)
+        T = data.rewards.shape[1]
+        cue, out = np.full((len(lanes), T), np.nan), np.full((len(lanes), T), np.nan)
+        for i, s in enumerate(lanes):
+            n = int(data.n_trials[s])
+            cue[i, :n], out[i, :n] = self.trial_rpes(x[i], data, int(s))
+        return cue, out
+
+    def trial_rpes(self, x: np.ndarray, data: Packed, s: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cue and outcome prediction errors [n_trials] of subject ``s``, from :meth:`trajectories`
+        (columns ``rpe_cue``/``rpe_outcome``, else the value at the cue and ``rpe``)."""
+        traj = self.trajectories(np.asarray(x, dtype=float), data, s)
+        cols = traj.columns
+        cue = traj["rpe_cue"] if "rpe_cue" in cols else traj["value_chosen"] if "value_chosen" in cols \
+            else traj["value"]
+        out = traj["rpe_outcome"] if "rpe_outcome" in cols else traj["rpe"]
+        return cue.to_numpy(float), out.to_numpy(float)
+
+    def rpe_events(self, x: np.ndarray, data: Packed, lanes: np.ndarray):
+        """Prediction errors as timed events: ``(anchor, offset_s, amplitude)``.
+
+        ``anchor`` [E]: ``"cue"`` or ``"outcome"``, the trial event each column is timed from; ``offset_s``
+        [T, E]: seconds after it (per subject of ``lanes``: [L, T, E] broadcastable); ``amplitude`` [L, T, E].
+        RW models: two events, the cue and the outcome responses; TD: every time bin of the trial.
+        """
+        cue, out = self.rpes(x, data, lanes)
+        amp = np.stack([cue, out], axis=-1)
+        return ("cue", "outcome"), np.zeros(amp.shape[1:]), amp
+
+    def online(self, params: Mapping[str, float], **context):
+        """A learner taking one trial at a time (:mod:`dopa_rl.models.online`) with these parameters."""
+        raise InputError(f"model {self.name} offers no online learner")
 
     def with_options(self, **options) -> "Model":
         """A copy of this model with structural options changed (``get_model(name, q0=0.5)``)."""
@@ -244,6 +316,16 @@ def require_columns(df: pd.DataFrame, model: Model, source: str = "behavior tabl
         own = df.attrs.get("source_columns", list(df.columns))
         raise InputError(f"{source}: model {model.name} needs column(s) {', '.join(missing)}; "
                          f"columns present: {', '.join(map(str, own))} (map yours with `columns` STD=YOURS)")
+
+
+def require_event_columns(trials: pd.DataFrame, what: str, where: str = "") -> None:
+    """InputError unless ``trials`` has usable ``cue_time``, ``outcome_time`` and ``reward`` columns (what a
+    model timed in seconds needs: a trace-level fit, ANCCR's event stream)."""
+    missing = [c for c in ("cue_time", "outcome_time", "reward")
+               if c not in trials.columns or pd.to_numeric(trials[c], errors="coerce").isna().all()]
+    if missing:
+        raise InputError(f"{where + ': ' if where else ''}{what} needs trial column(s) {', '.join(missing)} "
+                         f"(map yours with --columns, e.g. --columns reward=volume,outcome_time=reward_on)")
 
 
 def lick_counts(df: pd.DataFrame, model: Model) -> np.ndarray:

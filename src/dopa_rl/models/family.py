@@ -37,7 +37,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from dopa_rl.errors import InputError
-from dopa_rl.models.base import check_options
+from dopa_rl.models.base import Model, check_options
 from dopa_rl.models.params import Param, ParamSpec
 from dopa_rl.models.rw import P_BETA, P_EPSILON, P_KAPPA, P_LICK0, P_LICK1, RWChoice, RWPavlovian
 
@@ -126,7 +126,7 @@ class ChoiceFamilyModel(_CompiledOnUse, RWChoice):
         learn = _check_rule(name, params, update, CHOICE_OBSERVATION)
         self.name = name
         self.update = update
-        self.learning_params = tuple(learn)
+        self.rule_params = tuple(learn)
         self.sticky, self.lapse = bool(sticky), bool(lapse)
         self.spec = ParamSpec(learn + [P_BETA] + ([P_KAPPA] if sticky else []) + ([P_EPSILON] if lapse else []))
         self.description = description or f"user learning rule {getattr(update, '__name__', 'update')}, softmax choice"
@@ -139,7 +139,7 @@ class ChoiceFamilyModel(_CompiledOnUse, RWChoice):
     def with_options(self, **options) -> "ChoiceFamilyModel":
         check_options(self.name, options, set(self.option_names))
         kw = {"q0": self.q0, "n_options": self.n_options, **options}
-        return ChoiceFamilyModel(self.name, self.learning_params, self.update, sticky=self.sticky, lapse=self.lapse,
+        return ChoiceFamilyModel(self.name, self.rule_params, self.update, sticky=self.sticky, lapse=self.lapse,
                                  description=self.description, _kernels=self._kernels, **kw)
 
     def kernels(self) -> dict:
@@ -147,7 +147,7 @@ class ChoiceFamilyModel(_CompiledOnUse, RWChoice):
         if not self._kernels:
             from dopa_rl.models.family_kernels import choice_kernels
 
-            k = choice_kernels(_compiled(self.update), len(self.learning_params), self.sticky, self.lapse)
+            k = choice_kernels(_compiled(self.update), len(self.rule_params), self.sticky, self.lapse)
             th = np.array([self.spec.defaults()[n] for n in self.spec.names], dtype=float)[None]
             _compile_check(self, lambda: k["serial"](th, np.zeros(1, np.int64), np.zeros((1, 2), np.int64),
                                                      np.ones((1, 2)), np.ones((1, 2), np.bool_),
@@ -170,6 +170,12 @@ class ChoiceFamilyModel(_CompiledOnUse, RWChoice):
     def _trajectory_kernel(self, x, choices, rewards, resets, n_options):
         return self.kernels()["trajectory"](np.asarray(x, float), choices, rewards, resets, n_options, self.q0)
 
+    def _trial_kernel(self):
+        return self.kernels()["step"]
+
+    def _online_theta(self, x):
+        return np.asarray(x[: len(self.rule_params)], float)
+
 
 class PavlovianFamilyModel(_CompiledOnUse, RWPavlovian):
     """A Pavlovian model from a learning rule over cue-element values (see :func:`pavlovian_model`)."""
@@ -181,7 +187,7 @@ class PavlovianFamilyModel(_CompiledOnUse, RWPavlovian):
         learn = _check_rule(name, params, update, PAVLOVIAN_OBSERVATION)
         self.name = name
         self.update = update
-        self.learning_params = tuple(learn)
+        self.rule_params = tuple(learn)
         self.spec = ParamSpec(learn + [P_LICK0, P_LICK1])
         self.description = description or (f"user learning rule {getattr(update, '__name__', 'update')}; "
                                             f"anticipatory licks ~ Poisson(exp(b0 + b1 V))")
@@ -191,7 +197,7 @@ class PavlovianFamilyModel(_CompiledOnUse, RWPavlovian):
         if not self._kernels:
             from dopa_rl.models.family_kernels import pavlovian_kernels
 
-            k = pavlovian_kernels(_compiled(self.update), len(self.learning_params))
+            k = pavlovian_kernels(_compiled(self.update), len(self.rule_params))
             th = np.array([self.spec.defaults()[n] for n in self.spec.names], dtype=float)[None]
             _compile_check(self, lambda: k["serial"](th, np.zeros(1, np.int64), np.ones((1, 2, 1)), np.ones((1, 2)),
                                                      np.ones((1, 2)), np.ones((1, 2), np.bool_),
@@ -207,6 +213,14 @@ class PavlovianFamilyModel(_CompiledOnUse, RWPavlovian):
     def _trajectory_kernel(self, x, X, rewards, resets):
         return self.kernels()["trajectory"](np.asarray(x, float), np.ascontiguousarray(X, float),
                                             np.asarray(rewards, float), np.asarray(resets, np.bool_))
+
+    def _trial_kernel(self):
+        return self.kernels()["step"]
+
+    def _online_theta(self, x):
+        return np.asarray(x[: len(self.rule_params)], float)
+
+    rpes = Model.rpes     # the user's rule, lane by lane (the built-in compiled kernel is RW's own)
 
 
 def choice_model(name: str, params: Sequence[Param], update: Callable, *, sticky: bool = False, lapse: bool = False,

@@ -79,6 +79,13 @@ def choice_kernels(update, n_learn: int, sticky: bool, lapse: bool) -> dict:
         return kernel(theta, lanes, choices, rewards, resets, n_trials, n_options, q0)
 
     @njit
+    def step(Q, c, r, learn):
+        """One trial (the online learner's step too): returns ``r - Q[c]`` before ``update`` changes Q."""
+        delta = r - Q[c]
+        update(Q, c, r, learn)
+        return delta
+
+    @njit
     def trajectory(th, choices, rewards, resets, K, q0):
         """Q before each trial [T, K], P(choice) [T, K], RPE r - Q[chosen] before the update [T]."""
         T = choices.shape[0]
@@ -103,8 +110,7 @@ def choice_kernels(update, n_learn: int, sticky: bool, lapse: bool) -> dict:
             c = choices[t]
             if c < 0:
                 continue
-            rpe[t] = rewards[t] - Q[c]
-            update(Q, c, rewards[t], learn)
+            rpe[t] = step(Q, c, rewards[t], learn)
             prev = c
         return q_out, p_out, rpe
 
@@ -139,7 +145,7 @@ def choice_kernels(update, n_learn: int, sticky: bool, lapse: bool) -> dict:
             prev = c
         return choices, rewards, q_out, p_out, rpe
 
-    return {"loglik": loglik, "trajectory": trajectory, "simulate": simulate, "serial": _serial}
+    return {"loglik": loglik, "trajectory": trajectory, "simulate": simulate, "serial": _serial, "step": step}
 
 
 def pavlovian_kernels(update, n_learn: int) -> dict:
@@ -187,6 +193,16 @@ def pavlovian_kernels(update, n_learn: int) -> dict:
         return kernel(theta, lanes, X, rewards, licks, resets, n_trials)
 
     @njit
+    def step(V, x, r, learn):
+        """One trial (the online learner's step too): the summed prediction of the cues present and
+        ``r - prediction``, then ``update`` changes V."""
+        pv = 0.0
+        for e in range(V.shape[0]):
+            pv += V[e] * x[e]
+        update(V, x, r, learn)
+        return pv, r - pv
+
+    @njit
     def trajectory(th, X, rewards, resets):
         """Values before each trial [T, E], summed prediction [T], RPE r - prediction [T]."""
         T, E = X.shape
@@ -200,12 +216,7 @@ def pavlovian_kernels(update, n_learn: int) -> dict:
                 for e in range(E):
                     V[e] = 0.0
             v_out[t] = V
-            pv = 0.0
-            for e in range(E):
-                pv += V[e] * X[t, e]
-            pred[t] = pv
-            rpe[t] = rewards[t] - pv
-            update(V, X[t], rewards[t], learn)
+            pred[t], rpe[t] = step(V, X[t], rewards[t], learn)
         return v_out, pred, rpe
 
-    return {"loglik": loglik, "trajectory": trajectory, "serial": _serial}
+    return {"loglik": loglik, "trajectory": trajectory, "serial": _serial, "step": step}

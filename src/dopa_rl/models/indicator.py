@@ -1,4 +1,4 @@
-"""RPE time courses seen through a fluorescent indicator, and the trace-level fit of RW learning.
+"""RPE time courses seen through a fluorescent indicator, and the trace-level fit of any model's learning.
 
 The RPE of each event is an impulse at the event time (sampling rate ``fs``; a time between two samples
 is split linearly between them), convolved with the indicator kernel
@@ -8,9 +8,10 @@ is split linearly between them), convolved with the indicator kernel
 and observed as ``y_t = b0 + b1 * x_t + e_t`` with AR(1) noise ``e_t = phi * e_{t-1} + eps_t``,
 ``eps ~ N(0, sigma^2)``.  For a candidate learning rate the readout ``b0, b1`` and ``sigma`` have closed
 forms after prewhitening with ``phi`` (``y_t - phi * y_{t-1}``), and ``phi`` is found by Cochrane-Orcutt
-iteration, so the profile log-likelihood of the whole trace depends on ``alpha`` alone.  The RPEs come
-from a Rescorla-Wagner Pavlovian learner (per-cue values, ``V_cue += alpha * (r - V_cue)``; the cue
-response is the cue's value, the outcome response ``r - V_cue``).
+iteration, so the profile log-likelihood of the whole trace depends on the learning parameters alone.  The
+RPEs are the named model's own (:func:`model_rpe_events`, through the model interface's ``rpe_events``):
+RW Pavlovian gives two events per trial (the cue response is the summed value of the cue's elements, the
+outcome response ``r - value``), TD the error of every time bin.
 
 Everything is batched over candidate parameters: one FFT convolution for the whole grid.
 """
@@ -22,7 +23,7 @@ from scipy import optimize, signal
 from dopa_rl.errors import InputError
 
 __all__ = ["INDICATORS", "diff_exp_kernel", "indicator_kernel", "impulse_train", "convolve_kernel",
-           "rw_event_rpes", "rpe_trace", "ar1_profile", "fit_trace", "fit_trace_rw", "td_rpe_events",
+           "rw_event_rpes", "rpe_trace", "ar1_profile", "fit_trace", "fit_trace_rw", "model_rpe_events",
            "simulate_trace"]
 
 _LN2 = np.log(2.0)
@@ -99,23 +100,72 @@ def convolve_kernel(u: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def rw_event_rpes(cues, rewards, alphas) -> tuple[np.ndarray, np.ndarray]:
-    """Rescorla-Wagner cue and outcome RPEs per trial for each candidate ``alpha`` (lanes x trials).
+    """Rescorla-Wagner (``rw-pavlovian``) cue and outcome RPEs per trial for each candidate ``alpha``
+    (lanes x trials): the model's own kernel, so compound cues ``"A+X"`` sum their elements' values."""
+    from dopa_rl.models.registry import get_model
 
-    Values start at 0 for every cue; compound cues are treated as their own stimulus here.
-    """
+    model = get_model("rw-pavlovian")
     a = np.atleast_1d(np.asarray(alphas, float))
     r = np.asarray(rewards, float).ravel()
-    labels, ci = np.unique(np.asarray(cues, dtype=object).astype(str), return_inverse=True)
-    V = np.zeros((a.size, labels.size))
-    cue_rpe = np.empty((a.size, r.size))
-    out_rpe = np.empty((a.size, r.size))
-    for t in range(r.size):
-        v = V[:, ci[t]]
-        cue_rpe[:, t] = v
-        d = r[t] - v
-        out_rpe[:, t] = d
-        V[:, ci[t]] = v + a * d
-    return cue_rpe, out_rpe
+    table = _trials_table(cues, r)
+    data = model.pack_learning(table)
+    x = np.tile(model.check_params({}), (a.size, 1))
+    x[:, model.param_names.index("alpha")] = a
+    cue, out = model.rpes(x, data, np.zeros(a.size, np.int64))
+    order = data.row_index[0, : data.n_trials[0]]
+    c, o = np.empty_like(cue), np.empty_like(out)
+    c[:, order], o[:, order] = cue, out
+    return c, o
+
+
+def _trials_table(cue, reward, cue_time=None, outcome_time=None):
+    import pandas as pd
+
+    r = np.asarray(reward, float).ravel()
+    cues = [str(c) for c in np.asarray(cue, dtype=object).ravel()]
+    cols = {"subject": "1", "trial": np.arange(r.size), "cue": cues, "reward": r}
+    if cue_time is not None:
+        cols["cue_time"] = np.asarray(cue_time, float).ravel()
+    if outcome_time is not None:
+        cols["outcome_time"] = np.asarray(outcome_time, float).ravel()
+    return pd.DataFrame(cols)
+
+
+def model_rpe_events(model, cue, cue_time, outcome_time, reward, *, names=None, fixed=None):
+    """Adapter for :func:`fit_trace`: any model's prediction errors as timed events (its ``rpe_events``).
+
+    One session's trials (``cue``, ``cue_time``, ``outcome_time``, ``reward``, one value each).  ``names``:
+    the parameters the grid columns hold (default: the model's ``learning_params``); the others come from
+    ``fixed`` or the model's defaults.  RW models give the cue and outcome responses; TD every time bin
+    (bin ``b`` of a trial at ``cue_time + b * bin_s - cue_onset_s``).  Returns ``rpe_events(P) -> (times,
+    amplitudes)``; the model's compiled many-lane kernel runs once per call for every candidate row of P.
+    """
+    ct, ot = np.asarray(cue_time, float).ravel(), np.asarray(outcome_time, float).ravel()
+    r = np.asarray(reward, float).ravel()
+    if not (ct.size == ot.size == r.size == np.asarray(cue, dtype=object).size):
+        raise InputError("trace fit: cue, cue_time, outcome_time and reward need one value per trial")
+    names = list(model.learning_params if names is None else names)
+    unknown = sorted(set(names) - set(model.param_names))
+    if unknown:
+        raise InputError(f"trace fit: unknown parameter(s) {', '.join(unknown)}; model {model.name} has "
+                         f"{', '.join(model.param_names)}")
+    base = model.check_params(dict(fixed or {}))
+    cols = [model.param_names.index(n) for n in names]
+    data = model.pack_learning(_trials_table(cue, r, ct, ot))
+    order = data.row_index[0, : data.n_trials[0]]
+    anchors = {"cue": ct[order], "outcome": ot[order]}
+
+    def rpe_events(P):
+        P = np.atleast_2d(np.asarray(P, float))
+        X = np.tile(base, (P.shape[0], 1))
+        X[:, cols] = P
+        anchor, offset, amp = model.rpe_events(X, data, np.zeros(P.shape[0], np.int64))
+        n = order.size
+        times = np.stack([anchors[a] for a in anchor], axis=-1) + np.asarray(offset)[:n]
+        amp = np.nan_to_num(amp[:, :n], nan=0.0)
+        return times.ravel(), amp.reshape(P.shape[0], -1)
+
+    return rpe_events
 
 
 def rpe_trace(cue_times, outcome_times, cue_rpe, outcome_rpe, fs, n_samples, kernel, t0=0.0) -> np.ndarray:
@@ -223,47 +273,6 @@ def fit_trace(trace, fs: float, rpe_events, grid, *, kernel, t0: float = 0.0, bo
     return best
 
 
-def td_rpe_events(model, cue, cue_time, reward, *, names=("alpha",), fixed=None, outcome_time=None):
-    """Adapter for :func:`fit_trace`: a TD model's RPE in every time bin of every trial, as events.
-
-    ``model``: a registered TD model (``get_model("td")``; its ``timing`` gives ``bin_s`` and the cue
-    onset within the trial).  Trial ``i`` starts at ``cue_time[i] - cue_onset_s``; bin ``b`` is at
-    ``start + b * bin_s``.  ``outcome_time`` (optional) sets each trial's outcome bin.  ``names``: the
-    parameters the grid columns hold; the others come from ``fixed`` or the model defaults.  Returns
-    ``rpe_events(P) -> (times, amplitudes)``.  The TD recursion runs once per candidate (compiled).
-    """
-    tm = model.timing
-    ct = np.asarray(cue_time, float).ravel()
-    r = np.asarray(reward, float).ravel()
-    compounds = [str(c) for c in np.asarray(cue, dtype=object).ravel()]
-    if not (ct.size == r.size == len(compounds)):
-        raise InputError("TD trace fit: cue, cue_time and reward need one value per trial")
-    start = ct - tm.cue_onset_s
-    ob = None
-    if outcome_time is not None:
-        ot = np.asarray(outcome_time, float).ravel()
-        if ot.size != ct.size:
-            raise InputError("TD trace fit: outcome_time needs one value per trial")
-        ob = np.maximum(np.round((ot - start) / tm.bin_s).astype(np.int64), tm.cue_bin + 1)
-    base = {p.name: p.default for p in model.spec}
-    base.update(fixed or {})
-    unknown = sorted(set(names) - set(base))
-    if unknown:
-        raise InputError(f"TD trace fit: unknown parameter(s) {', '.join(unknown)}; model has "
-                         f"{', '.join(base)}")
-
-    def rpe_events(P):
-        rows = []
-        for row in np.atleast_2d(P):
-            rpe, _ = model.run({**base, **dict(zip(names, row.tolist()))}, compounds, r, ob)
-            rows.append(rpe.ravel())
-        n_bins = rows[0].size // ct.size
-        times = (start[:, None] + np.arange(n_bins)[None, :] * tm.bin_s).ravel()
-        return times, np.array(rows)
-
-    return rpe_events
-
-
 def fit_trace_rw(trace, fs: float, cue, cue_time, outcome_time, reward, *, kernel=None,
                  indicator: str | None = "dlight1.1", t0: float = 0.0, alpha_grid=None,
                  refine: bool = True, n_restarts: int = 1) -> dict:
@@ -281,12 +290,9 @@ def fit_trace_rw(trace, fs: float, cue, cue_time, outcome_time, reward, *, kerne
     if not (ct.size == ot.size == r.size == np.asarray(cue, dtype=object).size):
         raise InputError("trace fit: cue, cue_time, outcome_time and reward need one value per trial")
     grid = np.linspace(0.01, 1.0, 40) if alpha_grid is None else np.asarray(alpha_grid, float)
-    times = np.concatenate([ct, ot])
+    from dopa_rl.models.registry import get_model
 
-    def rpe_events(P):
-        c_rpe, o_rpe = rw_event_rpes(cue, r, P[:, 0])
-        return times, np.concatenate([c_rpe, o_rpe], axis=1)
-
+    rpe_events = model_rpe_events(get_model("rw-pavlovian"), cue, ct, ot, r, names=("alpha",))
     out = fit_trace(trace, fs, rpe_events, grid, kernel=k, t0=t0, n_restarts=n_restarts, refine=refine)
     out["alpha"] = out.pop("params")[0]
     out["grid"] = grid.tolist()

@@ -373,3 +373,50 @@ def td_lick_loglik(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, l
     """Lick log-likelihood [L] per lane under TD (``theta`` [L, 5], TD_COLS)."""
     kernel = _td_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _td_serial
     return kernel(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, licks, resets, n_trials)
+
+
+# ------------------------------------------------------------------ prediction errors of many lanes at once
+# the per-trial maths above (``_pavlov_trial``, ``_td_trial``), run for lanes of candidate parameters (the
+# dopamine fits profile a readout on them); padding (trials beyond a subject's ``n_trials``) is NaN
+@njit(parallel=True, cache=True)
+def rw_pavlovian_rpes(theta, lanes, X, rewards, resets, n_trials):
+    """``theta`` [L, 2] (alpha_pos, alpha_neg): cue RPE (summed value of the cue) and outcome RPE [L, T]."""
+    L, T, E = theta.shape[0], X.shape[1], X.shape[2]
+    cue = np.full((L, T), np.nan)
+    out = np.full((L, T), np.nan)
+    for i in prange(L):
+        s = lanes[i]
+        V = np.zeros(E)
+        for t in range(n_trials[s]):
+            if resets[s, t]:
+                V[:] = 0.0
+            pred, delta = _pavlov_trial(V, X[s, t], rewards[s, t], theta[i, 0], theta[i, 1])
+            cue[i, t] = pred
+            out[i, t] = delta
+    return cue, out
+
+
+@njit(parallel=True, cache=True)
+def td_rpe_lanes(theta, lanes, phis, types, outcome_bins, cue_bins, rewards, resets, n_trials, every_bin):
+    """``theta`` [L, 3] (alpha, gamma, lambda_): TD errors [L, T, n_bins] of every bin (``every_bin``), else
+    [L, T, 2] of the cue bin and the outcome bin."""
+    L, T = theta.shape[0], types.shape[1]
+    n_bins, F = phis.shape[1], phis.shape[2]
+    out = np.full((L, T, n_bins if every_bin else 2), np.nan)
+    for i in prange(L):
+        s = lanes[i]
+        w = np.zeros(F)
+        e = np.zeros(F)
+        rpe = np.empty(n_bins)
+        val = np.empty(n_bins)
+        for t in range(n_trials[s]):
+            if resets[s, t]:
+                w[:] = 0.0
+            _td_trial(w, e, phis[types[s, t]], outcome_bins[s, t], rewards[s, t], theta[i, 0], theta[i, 1],
+                      theta[i, 2], rpe, val)
+            if every_bin:
+                out[i, t] = rpe
+            else:
+                out[i, t, 0] = rpe[cue_bins[s, t]]
+                out[i, t, 1] = rpe[outcome_bins[s, t]]
+    return out

@@ -143,6 +143,39 @@ def get_model(name: str | Model, **options) -> Model:
     return model.with_options(**options) if options else model
 
 
+#: short model names for a task: (task kind, short name) -> registered model (``simulate --model rw``)
+SHORT_NAMES = {("pavlovian", "rw"): "rw-pavlovian", ("bandit", "rw"): "rw-softmax", ("pavlovian", "td"): "td"}
+
+
+def model_for_task(task: str, name: str) -> str:
+    """The registered name of ``name`` for a ``task`` kind (``pavlovian`` or ``bandit``): a short name
+    (``rw``, ``td``) resolved by :data:`SHORT_NAMES`, any other name as it is."""
+    return SHORT_NAMES.get((task, name), name)
+
+
+def response_model_names() -> list[str]:
+    """Models that fit dopamine responses with a learner interface of their own (ANCCR), not :class:`Model`'s."""
+    from dopa_rl.models.anccr import ANCCRResponses
+
+    return [ANCCRResponses.name]
+
+
+def get_response_model(name: str, **options):
+    """A model whose responses a dopamine comparison fits: any :func:`get_model` model, or a response model
+    (``anccr``: :class:`~dopa_rl.models.anccr.ANCCRResponses`, options ``grid``)."""
+    from dopa_rl.models.anccr import ANCCRResponses
+
+    if name == ANCCRResponses.name:
+        from dopa_rl.models.base import check_options
+
+        check_options(name, options, {"grid"})
+        return ANCCRResponses(**options)
+    try:
+        return get_model(name, **options)
+    except InputError as exc:
+        raise InputError(f"{exc} (for dopamine comparisons also: {', '.join(response_model_names())})") from None
+
+
 def load_model_spec(spec: str) -> Model:
     """The model ``NAME`` of ``path/to/file.py:NAME`` or ``package.module:NAME`` (loaded once per process, by
     the one loader of user code, :mod:`dopa_rl.models.user_code`)."""

@@ -79,6 +79,10 @@ class RWChoice(Model):
                      None]
 
     option_names = ("q0", "n_options")
+    observation_params = ("beta", "kappa", "epsilon")
+
+    def options(self) -> dict:
+        return {"q0": self.q0, "n_options": self.n_options}
 
     def with_options(self, **options) -> "RWChoice":
         check_options(self.name, options, set(self.option_names))
@@ -159,6 +163,29 @@ class RWChoice(Model):
         val_tc[:, tm.cue_bin: tm.outcome_bin] = chosen_q[:, None]
         return Simulation(trials, rpe_tc, val_tc, tm.bin_s, self.spec.as_dict(x), self.name, task)
 
+    def _trial_kernel(self):
+        """The per-trial update ``trial(Q, choice, reward, theta) -> prediction error`` (changes Q)."""
+        update = kernels._rw_update
+        return lambda Q, c, r, th: update(Q, c, r, th[0], th[1])
+
+    def online(self, params: Mapping[str, float], *, n_options: int | None = None, **_):
+        from dopa_rl.models.online import ChoiceLearner
+
+        theta = self._online_theta(self.check_params(params))
+        return ChoiceLearner(self._trial_kernel(), theta, n_options or self.n_options or 2, self.q0)
+
+    def _online_theta(self, x):
+        return self._theta(x)[0]
+
+    def trial_rpes(self, x, data: Packed, s: int):
+        """The chosen option's value at the cue and ``r - Q[chosen]`` at the outcome (NaN for missed trials)."""
+        n = int(data.n_trials[s])
+        ch = data.extra["choices"][s, :n]
+        q, _, rpe = self._trajectory_kernel(np.asarray(x, float), ch, data.rewards[s, :n], data.resets[s, :n],
+                                            data.extra["n_options"])
+        ok = ch >= 0
+        return np.where(ok, q[np.arange(n), np.maximum(ch, 0)], np.nan), np.where(ok, rpe, np.nan)
+
     def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame:
         n = int(data.n_trials[s])
         choices = data.extra["choices"][s, :n]
@@ -210,6 +237,8 @@ class RWPavlovian(Model):
 
     kind = "pavlovian"
     required_columns = ("subject", "cue", "reward", "licks")
+    observation_params = ("lick_intercept", "lick_slope")
+    observation_columns = ("licks",)
 
     def __init__(self, name: str, params: list[Param], description: str):
         self.name = name
@@ -242,6 +271,32 @@ class RWPavlovian(Model):
     def _trajectory_kernel(self, x, X, rewards, resets):
         """Values before each trial [T, E], summed prediction [T], outcome RPE [T] (a family model swaps this)."""
         return kernels.rw_pavlovian_trajectory(self._theta(x)[0], X, rewards, resets)
+
+    def _trial_kernel(self):
+        """The per-trial update ``trial(V, present, reward, theta) -> (prediction, error)`` (changes V)."""
+        trial = kernels._pavlov_trial
+        return lambda V, x, r, th: trial(V, x, r, th[0], th[1])
+
+    def _online_theta(self, x):
+        return self._theta(x)[0]
+
+    def online(self, params: Mapping[str, float], **_):
+        from dopa_rl.models.online import PavlovianLearner
+
+        return PavlovianLearner(self._trial_kernel(), self._online_theta(self.check_params(params)))
+
+    def rpes(self, x, data: Packed, lanes):
+        """The cue's summed value (the cue response) and ``r - value`` [L, T], all lanes in one compiled call."""
+        th = np.ascontiguousarray(self._theta(np.atleast_2d(np.asarray(x, float)))[:, :2])
+        e = data.extra
+        return kernels.rw_pavlovian_rpes(th, np.asarray(lanes, np.int64), e["X"], data.rewards, data.resets,
+                                         data.n_trials)
+
+    def trial_rpes(self, x, data: Packed, s: int):
+        n = int(data.n_trials[s])
+        _, pred, rpe = self._trajectory_kernel(np.asarray(x, float), data.extra["X"][s, :n], data.rewards[s, :n],
+                                               data.resets[s, :n])
+        return pred, rpe
 
     def simulate(self, params: Mapping[str, float], task: PavlovianTask, rng: np.random.Generator, *,
                  subject: str = "1", session: str = "1") -> Simulation:

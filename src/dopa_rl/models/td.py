@@ -14,6 +14,7 @@ Anticipatory licks ~ Poisson(exp(lick_intercept + lick_slope * mean value from c
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping
 
 import numpy as np
@@ -78,11 +79,27 @@ class TDModel(Model):
         self.description = f"TD(lambda) over time bins, {representation} stimulus representation"
 
     option_names = ("timing", "representation", "n_micro", "sigma", "trace_tau_s")
+    observation_params = ("lick_intercept", "lick_slope")
+    observation_columns = ("licks",)
+
+    @property
+    def trace_params(self) -> list[str]:
+        """``alpha`` only: ``gamma`` and ``lambda_`` stay at their defaults in a trace-level fit
+        (docs/indicator.md), which searches a grid per parameter."""
+        return ["alpha"]
+
+    def options(self) -> dict:
+        """``representation``, ``timing`` (a dict of :class:`TrialTiming` fields) and the representation's own
+        options (``n_micro``, ``sigma``, ``trace_tau_s`` where given)."""
+        return {"representation": self.representation, "timing": dataclasses.asdict(self.timing),
+                **self.rep_options}
 
     def with_options(self, **options) -> "TDModel":
         check_options(self.name, options, set(self.option_names))
         rep = options.pop("representation", self.representation)
         timing = options.pop("timing", self.timing)
+        if isinstance(timing, Mapping):
+            timing = TrialTiming(**timing)
         return TDModel(self.name, rep, timing, **{**self.rep_options, **options})
 
     # -- features -----------------------------------------------------------------------------------
@@ -178,6 +195,43 @@ class TDModel(Model):
                               {"cue": list(task.cues), "reward": rewards, "licks": licks, "phase": list(task.phase),
                                "rpe_cue": rpe[:, tm.cue_bin], "rpe_outcome": rpe[:, tm.outcome_bin]})
         return Simulation(trials, rpe, val, tm.bin_s, self.spec.as_dict(x), self.name, task)
+
+    def rpes(self, x, data: Packed, lanes):
+        """TD errors in the cue bin and in each trial's outcome bin [L, T], all lanes in one compiled call."""
+        out = self._rpe_lanes(x, data, lanes, False)
+        return out[..., 0], out[..., 1]
+
+    def _rpe_lanes(self, x, data: Packed, lanes, every_bin: bool):
+        e = data.extra
+        th = np.ascontiguousarray(np.atleast_2d(np.asarray(x, float))[:, :3])
+        return kernels.td_rpe_lanes(th, np.asarray(lanes, np.int64), e["phis"], e["types"], e["outcome_bins"],
+                                    e["cue_bins"], data.rewards, data.resets, data.n_trials, every_bin)
+
+    def rpe_events(self, x, data: Packed, lanes):
+        """Every bin's TD error (the time course), timed from the cue: bin b is ``b * bin_s - cue_onset_s``
+        seconds after it."""
+        amp = self._rpe_lanes(x, data, lanes, True)
+        n_bins = amp.shape[2]
+        offset = np.broadcast_to(np.arange(n_bins) * self.timing.bin_s - self.timing.cue_onset_s, amp.shape[1:])
+        return ("cue",) * n_bins, offset, amp
+
+    def online(self, params: Mapping[str, float], *, n_bins: int | None = None, max_outcome_s: float | None = None,
+               **_):
+        """A TD learner over this model's trial grid: at least the timing's bins, ``n_bins`` (a packed table's
+        ``extra["n_bins"]`` reproduces its fit exactly) and room for outcomes up to ``max_outcome_s`` after
+        the cue (the bins a table with that longest delay packs to)."""
+        from dopa_rl.models.online import TDLearner
+
+        x = self.check_params(params)
+        tm = self.timing
+        nb = int(max(tm.n_bins, n_bins or 0))
+        if max_outcome_s is not None:
+            nb = max(nb, tm.cue_bin + max(int(np.round(max_outcome_s / tm.bin_s)), 1) + 2)
+
+        def features(ob):
+            return element_features(self.representation, nb, tm.cue_bin, ob, bin_s=tm.bin_s, **self.rep_options)
+
+        return TDLearner(kernels._td_trial, x[:3], features, nb, tm.cue_bin, tm.bin_s)
 
     def trajectories(self, x: np.ndarray, data: Packed, s: int) -> pd.DataFrame:
         n = int(data.n_trials[s])

@@ -45,11 +45,9 @@ def model_rpes(model: Model, trials: pd.DataFrame, params: pd.DataFrame | Mappin
     (the pre-cue state predicts nothing) and the outcome RPE is ``r - V``; TD: the errors in the cue and
     outcome bins; choice models: the chosen option's value and its outcome error."""
     df = trials.reset_index(drop=True)
-    if "licks" in model.required_columns and "licks" not in df.columns:
-        df = df.assign(licks=np.nan)  # licks only enter the behaviour likelihood, not the trajectories
-    packed = model.pack(df)
-    out = pd.DataFrame({"rpe_cue": np.full(len(df), np.nan), "rpe_outcome": np.full(len(df), np.nan)})
-    for s, subject in enumerate(packed.subjects):
+    packed = model.pack_learning(df)  # observation columns (licks) only enter the behaviour likelihood
+    X = []
+    for subject in packed.subjects:
         if isinstance(params, pd.DataFrame):
             if str(subject) not in params.index.astype(str):
                 raise InputError(f"no fitted parameters for subject {subject}")
@@ -57,15 +55,14 @@ def model_rpes(model: Model, trials: pd.DataFrame, params: pd.DataFrame | Mappin
             p = {k: float(row[k]) for k in model.param_names if k in row}
         else:
             p = dict(params)
-        full = {q.name: q.default for q in model.spec}
-        full.update(p)
-        x = model.check_params(full)
-        traj = model.trajectories(x, packed, s)
-        cue = next(traj[c] for c in ("rpe_cue", "value", "value_chosen") if c in traj.columns)
-        outc = next(traj[c] for c in ("rpe_outcome", "rpe") if c in traj.columns)
-        rows = packed.row_index[s, : packed.n_trials[s]]
-        out.loc[rows, "rpe_cue"] = cue.to_numpy()
-        out.loc[rows, "rpe_outcome"] = outc.to_numpy()
+        X.append(model.check_params(p))
+    cue, outc = model.rpes(np.array(X), packed, np.arange(packed.n_subjects))
+    out = pd.DataFrame({"rpe_cue": np.full(len(df), np.nan), "rpe_outcome": np.full(len(df), np.nan)})
+    for s in range(packed.n_subjects):
+        n = int(packed.n_trials[s])
+        rows = packed.row_index[s, :n]
+        out.loc[rows, "rpe_cue"] = cue[s, :n]
+        out.loc[rows, "rpe_outcome"] = outc[s, :n]
     return out
 
 

@@ -1,9 +1,12 @@
 """Trace-level model fits on a preprocessed photometry recording: the front end of ``dopa-rl regress --fit
 trace`` and of ``dopa-rl kernels --rpe`` (the maths is :mod:`dopa_rl.models.indicator`; docs/indicator.md).
 
-The model's RPE at every event (RW: cue and outcome; TD: every time bin of every trial) is an impulse on the
-trace's clock, convolved with the indicator kernel and read out as ``b0 + b1 * x`` with AR(1) noise; the
-learning rate ``alpha`` maximises the profile likelihood of the whole trace (readout and ``phi`` profiled).
+The named model's own RPE at every event (its ``rpe_events``: RW cue and outcome, compound cues summing their
+elements; TD every time bin of every trial; a user's rule as it defines them) is an impulse on the trace's
+clock, convolved with the indicator kernel and read out as ``b0 + b1 * x`` with AR(1) noise; the model's
+trace parameters (its ``trace_params``: RW and user rules all learning parameters, TD ``alpha`` with
+``gamma`` and ``lambda_`` at their defaults) maximise the profile likelihood of the whole trace (readout and
+``phi`` profiled).
 """
 from __future__ import annotations
 
@@ -14,10 +17,8 @@ import pandas as pd
 
 from dopa_rl.errors import InputError
 
-__all__ = ["TRACE_MODELS", "resolve_kernel", "fit_trace_model", "check_trial_columns"]
+__all__ = ["resolve_kernel", "fit_trace_model"]
 
-#: models the trace-level fit supports
-TRACE_MODELS = ("rw-pavlovian", "td")
 _ALIASES = {"dlight": "dlight1.1", "grab-da": "grab-da1m", "gcamp": "gcamp6f"}
 
 
@@ -55,46 +56,47 @@ def resolve_kernel(indicator: str, fs: float, *, rise_s: float | None = None, de
     return diff_exp_kernel(fs, info["rise_s"], info["decay_s"]), info
 
 
-def check_trial_columns(trials: pd.DataFrame, what: str, where: str = "") -> None:
-    """InputError unless ``trials`` has usable ``cue_time``, ``outcome_time`` and ``reward`` columns."""
-    missing = [c for c in ("cue_time", "outcome_time", "reward")
-               if c not in trials.columns or pd.to_numeric(trials[c], errors="coerce").isna().all()]
-    if missing:
-        raise InputError(f"{where + ': ' if where else ''}{what} needs trial column(s) {', '.join(missing)} "
-                         f"(map yours with --columns, e.g. --columns reward=volume,outcome_time=reward_on)")
+def _grid(model, names, n: int) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Candidates over each parameter's range (``n`` in all, as a product over parameters), and the bounds.
 
-
-def _cues(trials: pd.DataFrame) -> list[str]:
-    return [str(c) for c in trials["cue"].to_numpy(dtype=object)] if "cue" in trials.columns else ["A"] * len(trials)
+    A range is the parameter's bounds where finite (its initial range otherwise), its lower end moved in by
+    1% (a learning rate of exactly 0 learns nothing)."""
+    per = max(3, int(round(n ** (1.0 / len(names))))) if len(names) > 1 else n
+    axes, bounds = [], []
+    for name in names:
+        p = next(q for q in model.spec if q.name == name)
+        lo = p.lower if np.isfinite(p.lower) else p.init_low
+        hi = p.upper if np.isfinite(p.upper) else p.init_high
+        lo = lo + 0.01 * (hi - lo)
+        axes.append(np.linspace(lo, hi, per))
+        bounds.append((float(lo), float(hi)))
+    mesh = np.array(np.meshgrid(*axes, indexing="ij")).reshape(len(names), -1).T
+    return mesh, bounds
 
 
 def fit_trace_model(model, trace, fs: float, t0: float, trials: pd.DataFrame, *, kernel, restarts: int = 10,
-                    grid: int = 40) -> dict[str, Any]:
-    """Fit ``model`` (rw-pavlovian or td; TD's other parameters at their defaults) to the whole ``trace``.
+                    grid: int = 40, params=None) -> dict[str, Any]:
+    """Fit ``model``'s trace parameters (``params``, default its ``trace_params``; its other parameters at
+    their defaults) to the whole ``trace``, through the model's own RPEs (:func:`model_rpe_events`).
 
     ``trials``: one session's table with ``cue_time``, ``outcome_time``, ``reward`` (and ``cue``).  Returns
-    ``{"params": {"alpha": ..}, "b0", "b1", "phi", "sigma", "loglik", "n_trials", "fixed": {..}}``."""
-    from dopa_rl.models.indicator import fit_trace, fit_trace_rw, td_rpe_events
+    ``{"params": {name: ..}, "b0", "b1", "phi", "sigma", "loglik", "n_trials", "fixed": {..}}`` (``fixed``:
+    the learning parameters held at their defaults)."""
+    from dopa_rl.models.base import require_event_columns
+    from dopa_rl.models.indicator import fit_trace, model_rpe_events
 
-    if model.name not in TRACE_MODELS:
-        raise InputError(f"--fit trace: model {model.name} is not supported; use {' or '.join(TRACE_MODELS)}")
-    check_trial_columns(trials, "the trace-level fit")
+    require_event_columns(trials, "the trace-level fit")
+    names = list(model.trace_params if params is None else params)
     y = np.asarray(trace, float)
     if not np.all(np.isfinite(y)):
-        raise InputError("--fit trace: the processed trace has non-finite samples")
-    ct = trials["cue_time"].to_numpy(float)
-    ot = trials["outcome_time"].to_numpy(float)
-    r = trials["reward"].to_numpy(float)
-    alphas = np.linspace(0.01, 1.0, grid)
-    if model.name == "rw-pavlovian":
-        out = fit_trace_rw(y, fs, _cues(trials), ct, ot, r, kernel=kernel, t0=t0, alpha_grid=alphas,
-                           n_restarts=restarts)
-        alpha, fixed = out["alpha"], {}
-    else:
-        fixed = {p.name: float(p.default) for p in model.spec if p.name in ("gamma", "lambda_")}
-        events = td_rpe_events(model, _cues(trials), ct, r, names=("alpha",), fixed=fixed, outcome_time=ot)
-        out = fit_trace(y, fs, events, alphas[:, None], kernel=kernel, t0=t0, n_restarts=restarts,
-                        bounds=[(0.01, 1.0)])
-        alpha = out["params"][0]
-    return {"params": {"alpha": float(alpha)}, **{k: float(out[k]) for k in ("b0", "b1", "phi", "sigma", "loglik")},
+        raise InputError("trace fit: the processed trace has non-finite samples")
+    cues = [str(c) for c in trials["cue"].to_numpy(dtype=object)] if "cue" in trials.columns else ["A"] * len(trials)
+    events = model_rpe_events(model, cues, trials["cue_time"].to_numpy(float), trials["outcome_time"].to_numpy(float),
+                              trials["reward"].to_numpy(float), names=names)
+    candidates, bounds = _grid(model, names, grid)
+    out = fit_trace(y, fs, events, candidates, kernel=kernel, t0=t0, n_restarts=restarts, bounds=bounds)
+    defaults = model.spec.as_dict(model.check_params({}))
+    fixed = {n: float(defaults[n]) for n in model.learning_params if n not in names}
+    return {"params": {n: float(v) for n, v in zip(names, out["params"])},
+            **{k: float(out[k]) for k in ("b0", "b1", "phi", "sigma", "loglik")},
             "n_trials": int(len(trials)), "fixed": fixed}

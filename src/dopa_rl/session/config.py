@@ -25,7 +25,6 @@ FIRMWARE_MAX_VALVE_MS = 5000          # hard bound of the firmware (docs/rig.md)
 CUES = ("light", "tone", "light+tone", "none")
 ITI_DISTRIBUTIONS = ("fixed", "uniform", "exponential")
 POLICIES = ("fixed", "rpe-target", "stim-on-rpe", "on-signal", "user")
-MODELS = ("rw", "td")
 
 
 class ConfigError(InputError):
@@ -75,11 +74,13 @@ class Safety:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "rw"
-    alpha: float = 0.2
-    gamma: float = 0.95
-    lambda_: float = 0.9
-    bin_s: float = 0.25
+    """The online learner: a model by name (registered, an entry point, ``FILE.py:NAME`` relative to the
+    config, ``package.module:NAME``), its parameters (the others at the model's defaults) and its options
+    (``get_model(name, **options)``)."""
+
+    name: str = "rw-pavlovian"
+    params: dict[str, float] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -277,11 +278,7 @@ def parse_config(text: str, *, source: str = "config", base_dir: Path | None = N
                     c.num(sf, "min_valve_gap_ms", "safety.", Safety.min_valve_gap_ms, lo=10, hi=60000, integer=True),
                     c.num(sf, "budget_valve_ms", "safety.", Safety.budget_valve_ms, lo=1, hi=10**7, integer=True),
                     c.num(sf, "host_timeout_ms", "safety.", Safety.host_timeout_ms, lo=100, hi=10000, integer=True))
-    md = c.table(doc, "model")
-    c.unknown(md, set(ModelConfig.__dataclass_fields__), "model.")
-    model = ModelConfig(c.text(md, "kind", "model.", "rw", MODELS), c.num(md, "alpha", "model.", 0.2, lo=0, hi=1),
-                        c.num(md, "gamma", "model.", 0.95, lo=0, hi=1), c.num(md, "lambda_", "model.", 0.9, lo=0, hi=1),
-                        c.num(md, "bin_s", "model.", 0.25, lo=0.01, hi=5))
+    model = _model(c, c.table(doc, "model"), base_dir)
     pol = _policy(c, c.table(doc, "policy"), base_dir)
     rig_file = c.text(s, "rig_file", "session.", None)
     if rig_file is not None and base_dir is not None and not Path(rig_file).is_absolute():
@@ -313,6 +310,42 @@ def parse_config(text: str, *, source: str = "config", base_dir: Path | None = N
         rig_file=rig_file, blocks=tuple(blocks), repeat_blocks=bool(s.get("repeat_blocks", True)), iti=iti,
         safety=safety, model=model, policy=pol, lick_debounce_us=int(s.get("lick_debounce_us", 1000)),
         path=source, text=text), rig
+
+
+def _model(c: _Checker, md: dict, base_dir: Path | None) -> ModelConfig:
+    """``[model]``: ``name``, parameters by name, ``[model.options]``; the model is loaded, the parameters
+    checked against it and its learner built now, so a bad name, value or rule is reported before anything
+    is sent."""
+    from dopa_rl.models import get_model
+
+    if "kind" in md:
+        c.problems.append(f"model.kind = {md['kind']!r}: [model] names its model: name = \"rw-pavlovian\", \"td\", "
+                          "any dopa-rl model or \"FILE.py:NAME\" (parameters as keys, e.g. alpha = 0.2)")
+        return ModelConfig()
+    name = c.text(md, "name", "model.", ModelConfig.name)
+    options = c.table(md, "options", "model.")
+    where, sep, attr = name.rpartition(":")
+    if sep and where.endswith(".py") and base_dir is not None and not Path(where).is_absolute():
+        name = f"{base_dir / where}:{attr}"
+    params = {}
+    for k in md:
+        if k in ("name", "options"):
+            continue
+        v = c.num(md, k, "model.", None)
+        if v is not None:
+            params[k] = float(v)
+    try:
+        model = get_model(name, **options)
+        model.check_params(params)
+        if model.kind != "pavlovian":
+            raise InputError(f"model {model.name} is a {model.kind} model; a session's online learner is Pavlovian "
+                             "(cue, then outcome)")
+        # built once now: a rule that does not compile is reported here, and the compiled kernels are loaded
+        # before a device link opens (a live session cannot wait seconds for them)
+        model.online(params)
+    except InputError as exc:
+        c.problems.append(f"model.name = {md.get('name', name)!r}: {exc}")
+    return ModelConfig(name, params, dict(options))
 
 
 def _policy(c: _Checker, p: dict, base_dir: Path | None) -> PolicyConfig:

@@ -134,7 +134,7 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
         subject_id=cfg.get("subject", "unknown"), session_id=cfg.get("session_id", "session"), session_start_time=start,
         session_description=f"{cfg.get('description', 'conditioning session')} [{status}]",
         experiment_description="Live conditioning session run by dopa_rl (dopa-rl run) with an online "
-                               f"{cfg.get('model', 'rw')} model and the {cfg.get('policy', 'fixed')} policy.",
+                               f"{cfg.get('model', 'rw-pavlovian')} model and the {cfg.get('policy', 'fixed')} policy.",
         institution=cfg.get("institution", "unspecified institution"), experimenter=tuple(cfg.get("experimenter", ())),
         keywords=tuple(keywords))
     fw = (f"firmware 0x{hello.get('firmware_version', 0):04X}, protocol v{hello.get('protocol_version', '?')}, "

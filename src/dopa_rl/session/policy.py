@@ -3,9 +3,10 @@
 Built in (``[policy] kind``):
 
 * ``fixed``: run the schedule as drawn (open loop).
-* ``rpe-target``: on rewarded trials choose the reward size so the model's outcome RPE ``r - V`` hits
-  ``target_rpe`` (reward in model units, 1 = the config's largest ``reward_ul``), within ``min_ul`` and the
-  valve safety limit.
+* ``rpe-target``: on rewarded trials choose the reward size so the model's outcome RPE hits ``target_rpe``
+  (reward in model units, 1 = the config's largest ``reward_ul``), within ``min_ul`` and the valve safety
+  limit.  The outcome RPE grows one for one with the reward (RW ``r - V``; TD ``r + gamma V' - V``; a user's
+  rule ``r - V``), so the reward is ``target_rpe - rpe(reward 0)``.
 * ``stim-on-rpe``: a TTL pulse (``ttl_ms``) at the outcome of each trial whose outcome RPE crosses
   ``threshold`` (``direction`` above: RPE >= threshold; below: RPE <= threshold; both: |RPE| >= |threshold|).
   The RPE is the online model's for the planned outcome, computed when the trial is decided: after the previous
@@ -26,11 +27,26 @@ from pathlib import Path
 from typing import Any
 
 from dopa_rl.errors import InputError
-from dopa_rl.session.config import Rig, SessionConfig
+from dopa_rl.session.config import Rig, SessionConfig, TrialType
 from dopa_rl.session.schedule import TrialPlan
 from dopa_rl.models.user_code import load_user_function
 
 __all__ = ["reward_units", "rpe_crossed", "Policy", "DffState", "dff_step", "signature_ok"]
+
+
+def make_learner(config: SessionConfig):
+    """The online learner of the config's ``[model]`` (:meth:`dopa_rl.models.base.Model.online`): the named
+    model's own per-trial kernel with the config's parameters, its trial grid long enough for the config's
+    longest outcome delay (``cue_s + trace_s`` after the trial's start)."""
+    from dopa_rl.models import get_model
+
+    m = config.model
+    model = get_model(m.name, **m.options)
+    return model.online(m.params, max_outcome_s=max_outcome_s(config.trial_types))
+
+
+def max_outcome_s(types: tuple[TrialType, ...]) -> float:
+    return max(t.cue_s + t.trace_s for t in types)
 
 
 def reward_units(reward_ul: float, config: SessionConfig) -> float:
@@ -70,8 +86,8 @@ class Policy:
     def decide(self, plan: TrialPlan, model: Any, history: list[dict]) -> TrialPlan:
         p = self.config.policy
         if p.kind == "rpe-target" and plan.rewarded:
-            v = model.predict(plan.cue_key, cue_s=0.0, outcome_s=plan.outcome_s)
-            want = (v + p.target_rpe) * self.config.max_reward_ul
+            base = model.outcome_rpe(plan.cue_key, 0.0, cue_s=0.0, outcome_s=plan.outcome_s)
+            want = (p.target_rpe - base) * self.config.max_reward_ul
             hi = self.config.safety.max_valve_ms / self.rig.ms_per_ul
             return plan.with_(reward_ul=float(min(max(want, p.min_ul), hi)))
         if p.kind == "stim-on-rpe":

@@ -26,13 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from dopa_rl.errors import DeviceError
-from dopa_rl.models.online import online_model
 from dopa_rl.protocol import messages as P
 from dopa_rl.rig.client import CommandRefused, DeviceClient
 from dopa_rl.session import schedule as S
 from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.journal import JournalWriter
-from dopa_rl.session.policy import DffState, Policy, dff_step, reward_units
+from dopa_rl.session.policy import DffState, Policy, dff_step, make_learner, reward_units
 
 __all__ = ["SWITCH_INTERVAL_S", "SILENCE_S", "RunResult", "Runner", "MAX_SPEED", "parse_speed", "sim_ring",
            "device_url", "open_device", "device_tally", "run_session"]
@@ -70,8 +69,7 @@ class Runner:
         self.raw_path = Path(str(self.out) + ".raw")
         self.device_name = device_name
         self.on_trial = on_trial
-        m = config.model
-        self.model = online_model(m.kind, alpha=m.alpha, gamma=m.gamma, lambda_=m.lambda_, bin_s=m.bin_s)
+        self.model = make_learner(config)
         self.policy = Policy.from_config(config, rig)
         self.journal = JournalWriter(self.journal_path)
         hb = min(0.25, 0.25 / self.speed * 4)
@@ -119,7 +117,8 @@ class Runner:
                            experimenter=list(c.experimenter), institution=c.institution, config_path=c.path,
                            config_toml=c.text, rig_toml=self.rig.text, rig_name=self.rig.name, rig_path=self.rig.path,
                            ms_per_ul=self.rig.ms_per_ul, calibrated=self.rig.calibrated, device=self.device_name,
-                           speed=self.speed, n_trials=c.n_trials, duration_s=c.duration_s, model=c.model.kind,
+                           speed=self.speed, n_trials=c.n_trials, duration_s=c.duration_s, model=c.model.name,
+                           model_params=c.model.params, model_options=c.model.options,
                            policy=c.policy.kind, max_reward_ul=c.max_reward_ul)
         self.client = DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
         self.client.add_listener(self.journal.event)

@@ -19,6 +19,9 @@ Checks, in order (:data:`CHECKS`); the first that fails raises :class:`ModelChec
 * ``lanes_equal_loop``: many lanes in one vectorised call (the parallel path) equal lane-by-lane calls,
   and equal an independent per-trial loop (:mod:`dopa_rl.testing.reference`, or ``reference=``) on data
   with several sessions and missed trials;
+* ``model_interface``: ``options()`` round-trips through JSON (the rebuilt model gives the same RPEs), the
+  many-lane ``rpes`` are finite where trials are, and the online learner stepped through each subject's
+  trials (several sessions, missed trials) gives the same cue and outcome RPEs to 1e-12;
 * ``gradient``: the gradient the fitter uses (analytic where the model has one) matches central differences;
 * ``recovery``: simulate subjects, one parameter varied at a time over its start range, and fit them: each
   fitted log-likelihood is at least that at the true parameters, and every parameter's estimates
@@ -39,7 +42,7 @@ from dopa_rl.errors import DopaRLError, InputError
 __all__ = ["CHECKS", "ModelCheckError", "ModelCheckReport", "check_model", "model_checks", "parametrize_with_checks"]
 
 CHECKS = ("parameters", "seed_reproducibility", "transforms_round_trip", "bad_parameters_raise",
-          "parameters_matter", "lanes_equal_loop", "gradient", "recovery")
+          "parameters_matter", "lanes_equal_loop", "model_interface", "gradient", "recovery")
 
 
 class ModelCheckError(DopaRLError, AssertionError):
@@ -227,6 +230,48 @@ class _Checker:
             if not same:
                 self.fail("lanes_equal_loop", f"subject {s} at {self.spec.as_dict(x[i])}: vectorised log-likelihood "
                                               f"{many[i]!r}, per-trial loop {expected!r}")
+
+    def model_interface(self):
+        import json
+
+        m, what = self.model, "model_interface"
+        try:
+            opts = json.loads(json.dumps(m.options()))
+        except (TypeError, ValueError) as exc:
+            self.fail(what, f"options() {m.options()!r} does not go through JSON ({exc})")
+        again = m.with_options(**opts) if opts else m
+        if again.options() != m.options():
+            self.fail(what, f"with_options(**options()) gives options {again.options()!r}, not {m.options()!r}")
+        df, data, truth = self._data(2, 60, 8)
+        lanes = np.arange(data.n_subjects)
+        cue, out = m.rpes(truth, data, lanes)
+        cue2, out2 = again.rpes(truth, again.pack(df), lanes)
+        if not (np.array_equal(cue, cue2, equal_nan=True) and np.array_equal(out, out2, equal_nan=True)):
+            self.fail(what, "the model rebuilt from its options() gives other RPEs")
+        for s in lanes:
+            n = int(data.n_trials[s])
+            if cue.shape[1] < n or not np.isfinite(out[s, :n]).any():
+                self.fail(what, f"rpes gives no finite outcome RPE for subject {data.subjects[s]}")
+            learner = None
+            rows = df.iloc[data.row_index[s, :n]]
+            timed = "cue_time" in rows.columns and "outcome_time" in rows.columns
+            for t, row in enumerate(rows.to_dict("records")):
+                if data.resets[s, t]:
+                    learner = m.online(self.spec.as_dict(truth[s]), n_bins=data.extra.get("n_bins"),
+                                       n_options=data.extra.get("n_options"))
+                if m.kind == "choice":
+                    c = row.get("choice")
+                    if c is None or not np.isfinite(c) or c < 0:
+                        continue       # a missed choice: no update, no RPE offline either
+                    event = int(c)
+                else:
+                    event = row["cue"]
+                kw = {"cue_s": row["cue_time"], "outcome_s": row["outcome_time"]} if timed else {}
+                u = learner.step(event, float(row["reward"]), **kw)
+                for got, want, at in ((u.rpe_cue, cue[s, t], "cue"), (u.rpe_outcome, out[s, t], "outcome")):
+                    if not abs(got - want) <= 1e-12:
+                        self.fail(what, f"subject {data.subjects[s]} trial {t}: the online learner's {at} RPE "
+                                        f"{got!r} differs from the offline kernel's {want!r}")
 
     def gradient(self):
         df, data, _ = self._data(2, 60, 6)

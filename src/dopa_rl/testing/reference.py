@@ -70,7 +70,7 @@ def rw_choice(model, params, trials) -> float:
 def family_choice(model, params, trials) -> float:
     """A ``choice_model``: its own rule run as plain Python (``update.py_func`` if the user compiled it)."""
     rule = getattr(model.update, "py_func", model.update)
-    theta = np.array([params[p.name] for p in model.learning_params])
+    theta = np.array([params[p.name] for p in model.rule_params])
     return choice_loglik(params, trials, n_options=_n_options(model, trials), q0=model.q0,
                          update=lambda q, c, r: rule(q, c, r, theta))
 
@@ -120,7 +120,7 @@ def rw_pavlovian(model, params, trials) -> float:
 def family_pavlovian(model, params, trials) -> float:
     """Independent per-trial log-likelihood of a ``pavlovian_model`` (the user's rule in a plain Python loop)."""
     rule = getattr(model.update, "py_func", model.update)
-    theta = np.array([params[p.name] for p in model.learning_params])
+    theta = np.array([params[p.name] for p in model.rule_params])
     everything = sorted({e for c in trials["cue"] for e in _elements(c)})
 
     def update(v, elems, r, pred):

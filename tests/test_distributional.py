@@ -101,9 +101,11 @@ def test_analysis_output_keys_and_exclusions():
     ttype[10:13] = None
     out = distributional_analysis(y, mags, trial_type=ttype, rng=rng, n_splits=50)
     assert out["n_excluded"] == 9 and out["n_trials"] == 691
-    assert set(out["units"][0]) == {"unit", "reversal_point", "tau", "slope_pos", "slope_neg"}
+    assert set(out["units"][0]) == {"unit", "session", "reversal_point", "tau", "slope_pos", "slope_neg", "flags"}
     assert set(out["split_half"]) == {"r", "interval", "p", "n_units"}
-    assert set(out["decoded"]) == {"support", "density"}
+    assert set(out["split_half_alternate"]) == {"r", "p", "n_units"}
+    assert set(out["decoded"]) == {"support", "density", "n_units"}
+    assert out["estimator"] == "count" and out["axis"]["name"] == "utility"
     assert len(out["units"]) == 30
     json.loads(json.dumps(out, allow_nan=False))            # strict JSON: NaN becomes null
 

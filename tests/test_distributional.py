@@ -101,7 +101,8 @@ def test_analysis_output_keys_and_exclusions():
     ttype[10:13] = None
     out = distributional_analysis(y, mags, trial_type=ttype, rng=rng, n_splits=50)
     assert out["n_excluded"] == 9 and out["n_trials"] == 691
-    assert set(out["units"][0]) == {"unit", "session", "reversal_point", "tau", "slope_pos", "slope_neg", "flags"}
+    assert set(out["units"][0]) == {"unit", "session", "reversal_point", "tau", "slope_pos", "slope_neg", "flags",
+                                    "mean_response"}
     assert set(out["split_half"]) == {"r", "interval", "p", "n_units"}
     assert set(out["split_half_alternate"]) == {"r", "p", "n_units"}
     assert set(out["decoded"]) == {"support", "density", "n_units"}
@@ -139,7 +140,7 @@ def test_figures_render(tmp_path):
     taus = rng.uniform(0.2, 0.8, 30)
     y, r = _population(rng, taus, n_rec=500)
     out = distributional_analysis(y, r, rng=rng, n_splits=20)
-    figs = [response_by_magnitude_figure(y, r, out), tau_vs_reversal_figure(out, taus, expectile(MAGS, taus)),
+    figs = [response_by_magnitude_figure(out), tau_vs_reversal_figure(out, taus, expectile(MAGS, taus)),
             decoded_distribution_figure(out, MAGS)]
     for i, f in enumerate(figs):
         p = tmp_path / f"f{i}.png"

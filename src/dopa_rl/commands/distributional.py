@@ -137,11 +137,7 @@ def _plots(out, sessions, result, truths, response_unit) -> None:
     from dopa_rl.report import distributional as fig
     from dopa_rl.report.neural import save
 
-    s0 = sessions[0]
-    n0 = s0["responses"].shape[1]
-    first = {**result, "units": result["units"][:n0]}
-    save(fig.response_by_magnitude_figure(s0["responses"], s0["magnitudes"], first, response_unit=response_unit),
-         out / "response_by_magnitude.png")
+    save(fig.response_by_magnitude_figure(result, response_unit=response_unit), out / "response_by_magnitude.png")
     true_tau = true_rp = None
     taus = [t["tau"] for t in truths]
     if truths and len(truths) == len(sessions) and all(taus) and sum(map(len, taus)) == len(result["units"]):
@@ -153,7 +149,10 @@ def _plots(out, sessions, result, truths, response_unit) -> None:
     save(fig.tau_vs_reversal_figure(result, true_tau, true_rp, response_unit=response_unit),
          out / "tau_vs_reversal.png")
     if "decoded" in result:
-        tv = truths[0]["magnitudes"] if truths else None
-        tp = truths[0]["probabilities"] if truths else None
-        save(fig.decoded_distribution_figure(result, tv, tp, response_unit=response_unit),
+        if truths:
+            tv, tp, label = truths[0]["magnitudes"], truths[0]["probabilities"], "true"
+        else:  # a recording: the task's distribution is the magnitudes' frequencies over the trials used
+            tv, counts = np.unique(np.concatenate([s["magnitudes"] for s in sessions]), return_counts=True)
+            tp, label = counts / counts.sum(), "task (trial frequencies)"
+        save(fig.decoded_distribution_figure(result, tv, tp, response_unit=response_unit, true_label=label),
              out / "decoded_distribution.png")

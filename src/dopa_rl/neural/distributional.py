@@ -314,7 +314,8 @@ def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | No
     no-intercept slopes) or ``"fit"`` (the piecewise-linear least-squares fit of :func:`reversal_points`).
     Each unit is estimated on its own session's trials; the split-half r is taken across all units with
     finite values (none is dropped): ``split_half`` over ``n_splits`` random halves (median, 2.5-97.5
-    percentile interval, p of the median) and ``split_half_alternate`` on alternate trials.  Units whose
+    percentile interval, p of the median) and ``split_half_alternate`` on alternate trials.  Each unit
+    also carries ``mean_response`` at each magnitude (after the shift; ``axis.magnitudes``).  Units whose
     reversal point lands at a range end or whose slopes are implausible carry ``flags`` and are listed
     in ``flagged``; they stay in every test.  The distribution is decoded from the units with
     ``0 < tau < 1`` (``decoded.n_units``).
@@ -351,7 +352,8 @@ def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | No
         for i in range(U):
             j = col + i
             units.append({"unit": names[i], "session": label, "reversal_point": _num(rp[j]), "tau": _num(tau[j]),
-                          "slope_pos": _num(sp[j]), "slope_neg": _num(sn[j]), "flags": flags[j]})
+                          "slope_pos": _num(sp[j]), "slope_neg": _num(sn[j]), "flags": flags[j],
+                          "mean_response": [_num(v) for v in means[j]]})
         own = _clean(_summarise_r(*_split_r(hr[0], hr[1], x, estimator, rng))) if U >= 3 else None
         per.append({"label": label, "n_trials": int(m.size), "n_excluded": n_excl, "n_units": int(U),
                     "split_half": own})

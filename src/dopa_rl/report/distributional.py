@@ -9,8 +9,6 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from dopa_rl.neural.distributional import response_by_magnitude
-
 __all__ = ["response_by_magnitude_figure", "tau_vs_reversal_figure", "decoded_distribution_figure",
            "axis_label", "to_axis"]
 
@@ -36,13 +34,13 @@ def _flagged(units) -> np.ndarray:
     return np.array([bool(u.get("flags")) for u in units], bool)
 
 
-def response_by_magnitude_figure(responses, magnitudes, result: dict, *, max_units: int = 40,
-                                 response_unit: str = "spikes/s") -> Figure:
-    """Mean outcome response per unit against the result's axis (utility or magnitude), coloured by tau,
-    reversal points marked; flagged units dashed grey."""
-    levels, mean, _ = response_by_magnitude(responses, magnitudes)
-    x = to_axis(result, levels)
+def response_by_magnitude_figure(result: dict, *, max_units: int = 40, response_unit: str = "spikes/s") -> Figure:
+    """Each unit's mean outcome response (``mean_response``, uncued trials shifted onto the cued ones)
+    against the result's axis (utility or magnitude), coloured by tau, reversal points marked; flagged
+    units dashed grey."""
     units = result["units"][:max_units]
+    x = np.asarray(result["axis"]["values"], float)
+    mean = np.array([[np.nan if v is None else v for v in u["mean_response"]] for u in units], float).T
     taus = np.array([np.nan if u["tau"] is None else u["tau"] for u in units], float)
     flagged = _flagged(units)
     fig = Figure(figsize=(5.5, 4))
@@ -59,7 +57,8 @@ def response_by_magnitude_figure(responses, magnitudes, result: dict, *, max_uni
     ax.axhline(0, color="k", lw=0.5, ls=":")
     ax.set_xlabel(axis_label(result, response_unit))
     ax.set_ylabel(f"outcome response, baseline-subtracted ({response_unit})")
-    ax.set_title(f"mean response per unit (colour: tau; dashed grey: {int(flagged.sum())} flagged)", fontsize=9)
+    ax.set_title(f"mean response of {len(units)} units (colour: tau; dashed grey: {int(flagged.sum())} flagged)",
+                 fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -94,7 +93,7 @@ def tau_vs_reversal_figure(result: dict, true_tau=None, true_reversal=None, *, r
 
 
 def decoded_distribution_figure(result: dict, true_values=None, true_probs=None, *,
-                                response_unit: str = "spikes/s") -> Figure:
+                                response_unit: str = "spikes/s", true_label: str = "true") -> Figure:
     """The decoded reward density on the result's axis, against the true distribution (stems, mapped onto
     the same axis) when given."""
     dec = result["decoded"]
@@ -105,8 +104,8 @@ def decoded_distribution_figure(result: dict, true_values=None, true_probs=None,
         tv = to_axis(result, true_values)
         tp = np.ones_like(tv) / tv.size if true_probs is None else np.asarray(true_probs, float)
         ax2 = ax.twinx()
-        ax2.stem(tv, tp, linefmt="0.5", markerfmt="o", basefmt=" ", label="true")
-        ax2.set_ylabel("true probability")
+        ax2.stem(tv, tp, linefmt="0.5", markerfmt="o", basefmt=" ", label=true_label)
+        ax2.set_ylabel(f"{true_label} probability", fontsize=8)
         ax2.set_ylim(0, None)
     ax.set_xlabel(axis_label(result, response_unit))
     ax.set_ylabel("decoded density (per axis unit)")

@@ -109,6 +109,7 @@ def _rpe_regressors(args, session, proc, model):
 
 def run(args) -> int:
     import json
+    import sys
     from pathlib import Path
 
     import numpy as np
@@ -163,6 +164,7 @@ def run(args) -> int:
            "r2_cv": fit["r2_cv"], "r2_train": fit["r2_train"], "lambda": fit["lambda"], "unique": fit["unique"],
            "lags": fit["lags"].tolist(), "kernels": {k: v.tolist() for k, v in fit["kernels"].items()},
            "peaks": {k: _peak(fit["lags"], v) for k, v in fit["kernels"].items()},
+           "collinear": [{**c, "vif": c["vif"] if np.isfinite(c["vif"]) else None} for c in fit["collinear"]],
            "rpe": rpe, "preprocessing": proc.steps}
     if model is not None:
         without = event_kernel_regression(proc.z, proc.rate, base, window=tuple(args.window), n_basis=args.n_basis,
@@ -178,14 +180,34 @@ def run(args) -> int:
 
         save(event_kernels_figure(fit), Path(args.plots) / "event_kernels.png")
     print(f"{out['series']} at {proc.rate:g} Hz: cross-validated R2 {fit['r2_cv']:.4f} (train {fit['r2_train']:.4f})")
+    tangled = {}
+    for c in fit["collinear"]:
+        a, b = c["events"]
+        tangled.setdefault(a, []).append(b)
+        tangled.setdefault(b, []).append(a)
+        print(f"warning: the {a} and {b} kernels cannot be separated: {_collinear_reason(c)}; their kernels, "
+              f"peaks and unique dR2 are not interpretable apart (jitter the delay between them, or fit one "
+              f"kernel for both)", file=sys.stderr)
     for k in fit["kernels"]:
         pk = out["peaks"][k]
-        print(f"  {k:<12} unique dR2 {fit['unique'][k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s")
+        note = f"  (not separable from {', '.join(tangled[k])})" if k in tangled else ""
+        print(f"  {k:<12} unique dR2 {fit['unique'][k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s"
+              + note)
     if rpe is not None:
         print(f"RPE regressors from {rpe['model']} ({rpe['source']}: "
               + ", ".join(f"{k}={v:.4g}" for k, v in rpe["params"].items())
               + f"): R2 gain {out['rpe']['r2_cv_gain']:+.4f}")
     return 0
+
+
+def _collinear_reason(c) -> str:
+    vif = "inf" if c["vif"] == float("inf") else f"{c['vif']:.3g}"
+    lag = c.get("lag")
+    if lag is None:
+        return f"variance inflation {vif}"
+    follower = c["events"][1] if lag["leader"] == c["events"][0] else c["events"][0]
+    return (f"{follower} follows {lag['leader']} by {lag['median_s']:.3g} s (SD {lag['sd_s']:.2g} s over {lag['n']} "
+            f"pairs), variance inflation {vif}")
 
 
 def _peak(lags, kernel):

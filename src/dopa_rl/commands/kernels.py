@@ -91,10 +91,20 @@ def _rpe_regressors(args, session, proc, model):
         if model.name in TRACE_MODELS:
             kernel, kinfo = resolve_kernel(args.indicator, proc.rate, trace=proc.z, t0=proc.t0,
                                            event_times=trials["cue_time"].to_numpy(float))
+            from dopa_rl.fit.identification import profile_interval
+
             f = fit_trace_model(model, proc.z, proc.rate, proc.t0, trials, kernel=kernel, restarts=3)
             params = f["params"]
             source = f"fitted to the whole trace (trace-level, {kinfo['indicator']} kernel)"
-            info = {"phi": f["phi"], "kernel": kinfo, "fixed": f["fixed"]}
+            ident = profile_interval(f["profile"]["alpha"], f["profile"]["loglik"], f["loglik"],
+                                     estimate=params["alpha"])
+            info = {"phi": f["phi"], "kernel": kinfo, "fixed": f["fixed"], "identification": {"alpha": ident}}
+            if ident["flat"]:
+                import sys
+
+                source += "; alpha NOT identified (flat profile likelihood), the RPE regressors are arbitrary"
+                print(f"warning: --rpe {model.name}: alpha is not identified by this trace: its profile likelihood "
+                      f"is flat over [{ident['range'][0]:.3g}, {ident['range'][1]:.3g}]", file=sys.stderr)
         else:
             params = {p.name: float(p.default) for p in model.spec}
             source = "model defaults (no trace-level fit for this model)"

@@ -73,6 +73,7 @@ def run(args) -> int:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     model = get_model(args.model)
     fixed = _parse_params(args.params, model)
+    identification = None
     if args.fit == "trace":
         from dopa_rl.neural.trace_fit import TRACE_MODELS, resolve_kernel
 
@@ -88,6 +89,7 @@ def run(args) -> int:
     trials = data.trials
     if args.fit == "trace":
         params, fit_info = _trace_fits(args, model, data)
+        identification = {f"{f['subject']}/{f['session']}": f.pop("identification") for f in fit_info["trace_fits"]}
     elif fixed is not None:
         params = pd.DataFrame([fixed] * trials["subject"].nunique(),
                               index=pd.Index(trials["subject"].astype(str).unique(), name="subject"))
@@ -97,6 +99,10 @@ def run(args) -> int:
 
         result = fit_dopamine(model, trials, mode=args.fit, restarts=args.restarts, seed=args.seed)
         params = result.params
+        if args.fit == "neural":
+            from dopa_rl.fit.identification import dopamine_profiles
+
+            identification = dopamine_profiles(model, trials, params)
         fit_info = {"fit": args.fit, "loglik": float(result.loglik_.sum()) if np.isfinite(result.loglik_.sum()) else None,
                     "converged": bool(result.converged.all()),
                     "se": {s: {k: (float(v) if np.isfinite(v) else None) for k, v in row.items()}
@@ -108,6 +114,13 @@ def run(args) -> int:
     if n_groups > 1:
         records += mixed_on_rpe(long, groups="session")
     learning = [k for k in params.columns]
+    weak = []
+    if identification is not None:
+        from dopa_rl.fit.identification import weak_parameters
+
+        weak = weak_parameters(identification)
+        fit_info["identification"] = identification
+        fit_info["weakly_identified"] = weak
     out = {
         "model": model.name, "signal": args.signal, **fit_info,
         "params": {k: float(params[k].mean()) for k in learning},
@@ -120,11 +133,26 @@ def run(args) -> int:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
         _plots(Path(args.plots), data, long, trials, rpes)
-    print(f"model {model.name} ({fit_info['fit']}): " + ", ".join(f"{k}={v:.4g}" for k, v in out["params"].items()))
+    _print_params(model.name, fit_info["fit"], out["params"], identification, weak)
     print(summary_table(records))
     if data.excluded:
         print("excluded: " + ", ".join(f"{k} {v}" for k, v in data.excluded.items()))
     return 0
+
+
+def _print_params(name, how, params, identification, weak) -> None:
+    """The fitted parameters; one not identified in any fit is printed as such, not as a number, and every
+    flat profile is warned about on stderr."""
+    import sys
+
+    n_fits = len(identification or {})
+    flat_everywhere = {p for p in params if n_fits and sum(w["param"] == p for w in weak) == n_fits}
+    print(f"model {name} ({how}): " + ", ".join(
+        f"{k}=not identified" if k in flat_everywhere else f"{k}={v:.4g}" for k, v in params.items()))
+    for w in weak:
+        print(f"warning: {w['subject']}: {w['param']} is not identified by these data: its profile likelihood is "
+              f"flat over [{w['range'][0]:.3g}, {w['range'][1]:.3g}] (it falls by at most {w['drop']:.2g} "
+              f"log-likelihood units; 1.92 would reject a value at 95%)", file=sys.stderr)
 
 
 def _trace_fits(args, model, data):
@@ -134,6 +162,7 @@ def _trace_fits(args, model, data):
     import pandas as pd
 
     from dopa_rl.errors import InputError
+    from dopa_rl.fit.identification import profile_interval
     from dopa_rl.neural.trace_fit import check_trial_columns, fit_trace_model, resolve_kernel
 
     if data.signal != "photometry":
@@ -151,7 +180,10 @@ def _trace_fits(args, model, data):
                                       trace=proc.z, t0=proc.t0, event_times=tr["cue_time"].to_numpy(float))
         kernel_info = kernel_info or info
         f = fit_trace_model(model, proc.z, proc.rate, proc.t0, tr, kernel=kernel, restarts=args.restarts)
-        fits.append({"subject": subject, "session": session, "rate": proc.rate, "kernel": info, **f})
+        prof = f.pop("profile")
+        ident = {"alpha": profile_interval(prof["alpha"], prof["loglik"], f["loglik"], estimate=f["params"]["alpha"])}
+        fits.append({"subject": subject, "session": session, "rate": proc.rate, "kernel": info, **f,
+                     "identification": ident})
     by_subject = {}
     for f in fits:
         by_subject.setdefault(f["subject"], []).append(f["params"]["alpha"])

@@ -73,7 +73,8 @@ def fit_trace_model(model, trace, fs: float, t0: float, trials: pd.DataFrame, *,
     """Fit ``model`` (rw-pavlovian or td; TD's other parameters at their defaults) to the whole ``trace``.
 
     ``trials``: one session's table with ``cue_time``, ``outcome_time``, ``reward`` (and ``cue``).  Returns
-    ``{"params": {"alpha": ..}, "b0", "b1", "phi", "sigma", "loglik", "n_trials", "fixed": {..}}``."""
+    ``{"params": {"alpha": ..}, "b0", "b1", "phi", "sigma", "loglik", "n_trials", "fixed": {..}, "profile":
+    {"alpha": grid, "loglik": profile log-likelihood on it}}`` (the readout is profiled out in closed form)."""
     from dopa_rl.models.indicator import fit_trace, fit_trace_rw, td_rpe_events
 
     if model.name not in TRACE_MODELS:
@@ -97,4 +98,5 @@ def fit_trace_model(model, trace, fs: float, t0: float, trials: pd.DataFrame, *,
                         bounds=[(0.01, 1.0)])
         alpha = out["params"][0]
     return {"params": {"alpha": float(alpha)}, **{k: float(out[k]) for k in ("b0", "b1", "phi", "sigma", "loglik")},
-            "n_trials": int(len(trials)), "fixed": fixed}
+            "n_trials": int(len(trials)), "fixed": fixed,
+            "profile": {"alpha": alphas.tolist(), "loglik": [float(v) for v in out["grid_loglik"]]}}

@@ -14,7 +14,7 @@ from dopa_rl.models import get_model
 from dopa_rl.neural import PhotometryPipeline
 from dopa_rl.neural.alignment import peri_event_matrix
 from dopa_rl.neural.dataset import load_responses
-from dopa_rl.neural.regression import attach_rpe, model_rpes, regress_on_rpe, summary_table
+from dopa_rl.neural.regression import attach_rpe, model_rpes, regress_responses
 from dopa_rl.report import neural as figures
 
 ap = argparse.ArgumentParser()
@@ -65,9 +65,10 @@ for name in ("rw-pavlovian", "td"):
     print(f"{name} fitted to dopamine: " + ", ".join(f"{k}={v:.3g}" for k, v in params.iloc[0].items())
           + f"  (loglik {result.loglik_.sum():.1f})")
     long = attach_rpe(data.long, trials, model_rpes(model, trials, params))
-    records = regress_on_rpe(long)
-    print(summary_table(records))
-    for r in records:
-        print(f"    RPE slope at {r['event']}: {r['coef']['rpe']:.3g} (p={r['pvalue']['rpe']:.2g}, n={r['n']})")
-    figures.rpe_scatter(long, out / f"response_vs_rpe_{name}.png", ylabel="z-scored dF/F")
+    reg = regress_responses(long, model=name, signal="photometry", params=params, info={"fit": "neural"})
+    print(reg.summary())
+    for r in reg.records:
+        if r["coef"]["rpe"] is not None:
+            print(f"    RPE slope at {r['event']}: {r['coef']['rpe']:.3g} (p={r['pvalue']['rpe']:.2g}, n={r['n']})")
+    figures.save(reg.plot(), out / f"response_vs_rpe_{name}.png")
 print(f"figures in {out}/")

@@ -6,7 +6,7 @@ import pytest
 from dopa_rl.errors import InputError
 from dopa_rl.models import Param, ParamSpec, choice_model, get_model
 from dopa_rl.models.rw import RWChoice
-from dopa_rl.testing import ModelCheckError, check_model
+from dopa_rl.testing import ModelCheckError, check_model, parametrize_with_checks
 
 FAST = dict(n_subjects=5, n_trials=300, restarts=2)
 
@@ -131,3 +131,26 @@ def test_arguments_are_checked():
         check_model(get_model("rw-softmax"), skip=("nope",))
     with pytest.raises(InputError, match="not parameters"):
         check_model(get_model("rw-softmax"), weak=("gamma",))
+
+
+@parametrize_with_checks([rw(RWChoice, "rw-correct")], **FAST)
+def test_each_check_is_its_own_pytest_item(model, check):
+    check(model)
+
+
+def test_parametrize_with_checks_names_model_and_check_and_fails_only_the_broken_one():
+    from dopa_rl.testing import CHECKS, model_checks
+
+    mark = parametrize_with_checks([rw(RWChoice, "rw-correct"), rw(WrongGradient)], **FAST)
+    ids = [p.id for p in mark.args[1]]
+    assert ids == [f"rw-correct-{c}" for c in CHECKS] + [f"rw-broken-{c}" for c in CHECKS]
+    failed = []
+    for name, check in model_checks(rw(WrongGradient), **FAST, skip=("recovery",)):
+        try:
+            check(rw(WrongGradient))
+        except ModelCheckError as exc:
+            assert exc.check == name
+            failed.append(name)
+    assert failed == ["gradient"]
+    with pytest.raises(InputError, match="unknown check"):
+        list(model_checks(rw(RWChoice), skip=("nope",)))

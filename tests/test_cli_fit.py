@@ -84,7 +84,7 @@ def write(path: Path, text: str) -> Path:
 BAD_INPUTS = [
     # (file contents or None for a missing file, extra args, words the one-line message must contain)
     (None, [], ["no such file"]),
-    ("subject,choice\n1,0\n1,1\n", [], ["needs column", "reward"]),
+    ("subject,choice\n1,0\n1,1\n", [], ["no 'reward' column", "--columns reward=NAME"]),
     ("subject,choice,reward\n1,0,1\n1,1,lots\n", [], ["reward", "non-numeric", "row 2"]),
     ("subject,choice,reward\n1,0,1\n1,-1,0\n", [], ["choice out of range", "missed trial is an empty cell"]),
     ("subject,choice,reward\n1,0,1\n1,5,0\n", ["--n-options", "2"], ["choice 5", "out of range"]),
@@ -272,7 +272,8 @@ def test_folder_with_a_non_behavior_table_names_that_file(tmp_path, capsys):
     capsys.readouterr()
     code, _, err = run_cli(capsys, "fit", folder, "--model", "rw-softmax", "--restarts", "1")
     assert code == 2 and err.count("\n") == 1
-    assert "choices_params.csv has no column 'choice'" in err and "normalize_behavior" not in err
+    assert "choices_params.csv: no 'reward' column" in err and "no 'cue' or 'choice' column" in err
+    assert "normalize_behavior" not in err
 
 
 def test_hidden_files_in_a_folder_are_skipped(sim_csv, tmp_path, capsys):

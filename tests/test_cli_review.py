@@ -144,8 +144,8 @@ def test_capitalised_headers_match_and_messages_name_only_the_files_columns(tmp_
     assert "m1" in out
     path = write(tmp_path / "nochoice.csv", "animal,lever_pressed,water\n1,0,1\n1,1,0\n")
     code, _, err = run_cli(capsys, "fit", path, "--model", "rw-softmax", "--columns", "subject=animal,reward=water")
-    assert code == 2 and "needs column(s) choice" in err
-    present = err.split("columns present:")[1]
+    assert code == 2 and "no 'cue' or 'choice' column" in err
+    present = err.split("[columns:")[1]
     assert "animal" in present and "lever_pressed" in present and "session" not in present and "trial" not in present
 
 

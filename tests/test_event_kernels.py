@@ -60,16 +60,16 @@ def test_kernels_recovered_and_unused_regressor_contributes_nothing():
     truth = _true_kernels(lags)
     y, _ = _build(rng, events, n, truth)
     fit = event_kernel_regression(y, FS, events, window=WINDOW, n_basis=12)
-    np.testing.assert_allclose(fit["lags"], lags)
+    np.testing.assert_allclose(fit.lags, lags)
     for name, k in truth.items():
-        r = np.corrcoef(fit["kernels"][name], k)[0, 1]
+        r = np.corrcoef(fit.kernels[name], k)[0, 1]
         assert r > 0.9, (name, r)
-    assert abs(fit["unique"]["choice"]) < 0.01
+    assert abs(fit.unique["choice"]) < 0.01
     # used regressors each explain something the others cannot (the choice regressor, 0.2-0.8 s after the
     # cue, shares much of the cue's variance, so the cue's unique part is modest)
     for name in ("cue", "outcome", "lick"):
-        assert fit["unique"][name] > 0.005 > abs(fit["unique"]["choice"]) * 10, name
-    assert 0 < fit["r2_cv"] <= fit["r2_train"] < 1
+        assert fit.unique[name] > 0.005 > abs(fit.unique["choice"]) * 10, name
+    assert 0 < fit.r2_cv <= fit.r2_train < 1
 
 
 def test_rpe_modulated_regressor_improves_the_model():
@@ -84,9 +84,9 @@ def test_rpe_modulated_regressor_improves_the_model():
     plain = event_kernel_regression(y, FS, base, window=WINDOW)
     with_rpe = event_kernel_regression(y, FS, {**base, "outcome_rpe": (events["outcome"], rpe)},
                                        window=WINDOW)
-    assert with_rpe["r2_cv"] > plain["r2_cv"] + 0.05
-    assert with_rpe["unique"]["outcome_rpe"] > 0.05
-    assert np.corrcoef(with_rpe["kernels"]["outcome_rpe"], truth["outcome"])[0, 1] > 0.9
+    assert with_rpe.r2_cv > plain.r2_cv + 0.05
+    assert with_rpe.unique["outcome_rpe"] > 0.05
+    assert np.corrcoef(with_rpe.kernels["outcome_rpe"], truth["outcome"])[0, 1] > 0.9
 
 
 def test_fit_diff_exp_recovers_time_constants():
@@ -125,12 +125,12 @@ def test_real_dlight_cue_kernel_peaks_within_one_second(real_data):
     z = (x - x.mean()) / x.std()
     fit = event_kernel_regression(z, fs / 13, {"cue": cues}, window=(-1.0, 4.0), n_basis=15,
                                   t0=float(ph.timestamps[0]))
-    k = fit["kernels"]["cue"]
-    peak = fit["lags"][np.argmax(k)]
+    k = fit.kernels["cue"]
+    peak = fit.lags[np.argmax(k)]
     assert 0.0 < peak <= 1.0
     assert k.max() > 1.5                                   # README: peri-cue z-score peaks near 3 SD
-    assert fit["r2_cv"] > 0.05
-    shape = fit_diff_exp(fit["lags"], k)                   # the parametric kernel, estimated from data
+    assert fit.r2_cv > 0.05
+    shape = fit_diff_exp(fit.lags, k)                   # the parametric kernel, estimated from data
     assert 0.0 < shape["peak_s"] <= 1.0 and shape["r2"] > 0.8
 
 
@@ -152,3 +152,19 @@ def test_kernel_collinearity_flags_a_constant_lag_and_not_a_jittered_one():
     lag = event_lags(cue, cue + 1.5, 3.5)
     assert lag["leader"] == "first" and lag["median_s"] == pytest.approx(1.5) and lag["sd_s"] < 1e-9
     assert lag["n"] == cue.size
+
+
+def test_collinear_pairs_travel_with_the_kernel_result():
+    from dopa_rl.neural.kernels import KernelResult
+
+    rng = np.random.default_rng(12)
+    fs = 20.0
+    cue = np.cumsum(rng.uniform(8, 12, 120))
+    n = int((cue[-1] + 10) * fs)
+    y = rng.normal(0, 1, n)
+    fit = event_kernel_regression(y, fs, {"cue": cue, "outcome": cue + 1.5}, unique=False)
+    assert [c["events"] for c in fit.collinear] == [["cue", "outcome"]]
+    assert fit.inseparable() == {"cue": ["outcome"], "outcome": ["cue"]}
+    assert "(not separable from outcome)" in fit.summary()
+    back = KernelResult.from_json(fit.to_json())
+    assert back.collinear[0]["events"] == ["cue", "outcome"] and back.collinear[0]["vif"] == fit.collinear[0]["vif"]

@@ -80,8 +80,8 @@ CASES = {
     "truncated": (_truncated, "truncated"),
     "NWB without trials": (_no_trials, "no trials table"),
     "trials without a needed column": (_missing_column, "no 'reward' column"),
-    "wrong column dtype": (_wrong_dtype, "column 'reward' holds str"),
-    "NaN rewards": (_nan_reward, "'reward' is NaN"),
+    "wrong column dtype": (_wrong_dtype, "column 'reward' has non-numeric values"),
+    "NaN rewards": (_nan_reward, "'reward' is missing (NaN)"),
     "non-monotonic photometry timestamps": (_non_monotonic, "timestamps are not increasing"),
     "units table empty": (_empty_units, "units table is empty"),
 }

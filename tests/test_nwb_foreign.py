@@ -147,9 +147,9 @@ def test_malformed_mapped_column_is_named_as_the_lab_calls_it(tmp_path):
                     volume_nan=float("nan") if i == 2 else 1.0)
     with NWBHDF5IO(str(tmp_path / "lab.nwb"), "w") as io:
         io.write(f)
-    with pytest.raises(InputError, match="column 'reward' \\(your 'volume_ul'\\) holds str"):
+    with pytest.raises(InputError, match="column 'reward' \\(your 'volume_ul'\\) has non-numeric values"):
         nwb.read_behavior(tmp_path / "lab.nwb", columns={"cue": "stimulus", "reward": "volume_ul"})
-    with pytest.raises(InputError, match="column 'reward' \\(your 'volume_nan'\\) is NaN"):
+    with pytest.raises(InputError, match="column 'reward' \\(your 'volume_nan'\\) is missing \\(NaN\\)"):
         nwb.read_behavior(tmp_path / "lab.nwb", columns={"cue": "stimulus", "reward": "volume_nan"})
 
 

@@ -73,10 +73,24 @@ def build_parser() -> argparse.ArgumentParser:
                             formatter_class=argparse.RawDescriptionHelpFormatter)
         sp.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show full tracebacks on errors")
-        sp.set_defaults(_module=module)
         mod = importlib.import_module(f"dopa_rl.commands.{module}")
         mod.add_arguments(sp)
+        sp.set_defaults(_module=module, _flags=_flags_of(sp))
     return parser
+
+
+def _flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Library parameter name -> this command's flag (``choice_base`` -> ``--choice-base``)."""
+    out: dict[str, str] = {}
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if longs and action.dest not in ("help", "debug"):
+            out[action.dest] = longs[0]
+    # the library's names for counts and quantities with units: n_subjects -> --subjects, resample_hz -> --resample
+    for dest, flag in list(out.items()):
+        for alias in (f"n_{dest}", f"{dest}_hz", f"{dest}_s"):
+            out.setdefault(alias, flag)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:
         if debug:
             raise
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 2)
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        from dopa_rl.commands.common import speak_flags
+
+        return _fail(speak_flags(text, getattr(args, "_flags", {})), 2)
     except DeviceError as exc:
         if debug:
             raise

@@ -10,6 +10,19 @@ from typing import Iterable, Iterator
 from dopa_rl.errors import InputError
 
 
+def speak_flags(message: str, flags: dict[str, str]) -> str:
+    """A library message in the command's terms.
+
+    Library errors name parameters as `` `name` ``; each becomes the command's flag for it (``choice_base`` ->
+    ``--choice-base``, from ``args._flags``, which the dispatcher fills from the command's own parser).  A
+    parameter the command has no flag for is shown as its plain name, so a message never suggests a flag
+    the command lacks.
+    """
+    import re
+
+    return re.sub(r"(?<!`)`([A-Za-z_][A-Za-z0-9_]*)`(?!`)", lambda m: flags.get(m.group(1), m.group(1)), message)
+
+
 def refuse_existing(option: str, paths: Iterable[str | Path], overwrite: bool) -> None:
     """Unless ``overwrite``: an InputError naming the first of ``paths`` that exists (and how many more)."""
     if overwrite:
@@ -42,8 +55,9 @@ def check_output_paths(options: dict[str, str | None], inputs=()) -> None:
 
 
 @contextmanager
-def warnings_to_stderr() -> Iterator[None]:
-    """Library warnings (:class:`dopa_rl.errors.DataWarning`) printed as ``warning: ...`` lines on stderr."""
+def warnings_to_stderr(flags: dict[str, str] | None = None) -> Iterator[None]:
+    """Library warnings (:class:`dopa_rl.errors.DataWarning`) printed as ``warning: ...`` lines on stderr, each
+    once, with parameters named as the command's flags (``flags``: ``args._flags``; see :func:`speak_flags`)."""
     from dopa_rl.errors import DataWarning
 
     with warnings.catch_warnings(record=True) as caught:
@@ -54,7 +68,7 @@ def warnings_to_stderr() -> Iterator[None]:
             seen = set()
             for w in caught:
                 if issubclass(w.category, DataWarning):
-                    text = str(w.message).splitlines()[0]
+                    text = speak_flags(str(w.message).splitlines()[0], flags or {})
                     if text not in seen:
                         seen.add(text)
                         print(f"warning: {text}", file=sys.stderr)
@@ -62,11 +76,54 @@ def warnings_to_stderr() -> Iterator[None]:
                     warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
+# --------------------------------------------------------------------- where the trials are (every command reading them)
+def add_trials_arguments(p, *, choices: bool = True, columns_example: str = "subject=mouse_id,reward=water") -> None:
+    """The one set of options saying how to read a behaviour table: ``--columns``, ``--trials-table`` and, for
+    commands whose models read choices, ``--choice-base`` and ``--n-options``.  Read them back with
+    :func:`trials_options` (the keyword arguments of :func:`dopa_rl.io.behavior.load_behavior`)."""
+    p.add_argument("--columns", default=None, metavar="STD=YOURS,...",
+                   help=f"map standard columns to yours, e.g. {columns_example}")
+    p.add_argument("--trials-table", default=None, metavar="NAME",
+                   help="NWB TimeIntervals table holding the trials (default: trials)")
+    if choices:
+        p.add_argument("--choice-base", type=int, choices=(0, 1), default=0,
+                       help="first option number in your data (0 or 1)")
+        p.add_argument("--n-options", type=int, default=None, metavar="K",
+                       help="number of options in a choice task (default: highest choice + 1)")
+
+
+def trials_options(args, extra_columns=()) -> dict:
+    """``columns``, ``trials_table``, ``choice_base`` and ``n_options`` from the options of
+    :func:`add_trials_arguments` (``extra_columns``: non-standard names ``--columns`` may map too)."""
+    from dopa_rl.io.behavior import parse_column_map
+
+    return {"columns": parse_column_map(args.columns, extra_columns) or None, "trials_table": args.trials_table,
+            "choice_base": getattr(args, "choice_base", 0), "n_options": getattr(args, "n_options", None)}
+
+
+def models_for_trials(specs, n_options: int | None = None) -> list:
+    """The models named by ``specs`` (names, FILE.py:NAME...), each choice model built for ``n_options``
+    options when given (``--n-options``; other kinds refuse it)."""
+    from dopa_rl.models import get_model
+
+    if n_options is not None and n_options < 2:
+        raise InputError(f"--n-options {n_options}: a choice task has at least 2 options")
+    out = []
+    for spec in specs:
+        model = get_model(spec)
+        if n_options is not None:
+            if model.kind != "choice":
+                raise InputError(f"--n-options applies to choice models; {model.name} is {model.kind}")
+            model = get_model(spec, n_options=n_options)
+        out.append(model)
+    return out
+
+
 # --------------------------------------------------------------------- dopamine signal options (regress, compare)
 def add_signal_arguments(p, *, required: bool) -> None:
     """The options that say where the dopamine is and how a per-trial response is taken from it (``--signal``,
     ``--series``, ``--matrix``/``--rate``/``--event-at``, ``--window``, ``--baseline``, ``--units``); read
-    them back with :func:`load_signal`.  The command defines ``--columns`` and ``--trials-table`` itself."""
+    them back with :func:`load_signal`.  The trials options come from :func:`add_trials_arguments`."""
     p.add_argument("--signal", required=required, default=None, choices=("photometry", "units", "table"),
                    help="where the dopamine is: NWB photometry, NWB units, or a table's dopamine_cue/dopamine_outcome")
     p.add_argument("--series", metavar="NAME", help="photometry series (default: the only one)")
@@ -90,13 +147,10 @@ def parse_units(text: str | None):
 
 
 def load_signal(args):
-    """The :class:`dopa_rl.neural.dataset.DopamineData` that the options of :func:`add_signal_arguments` (and
-    ``--columns``, ``--trials-table``) describe, read from ``args.data``."""
-    from dopa_rl.io.behavior import parse_column_map
+    """The :class:`dopa_rl.neural.dataset.DopamineData` that the options of :func:`add_signal_arguments` and
+    :func:`add_trials_arguments` describe, read from ``args.data``."""
     from dopa_rl.neural.dataset import DOPAMINE_COLUMNS, load_responses
 
-    return load_responses(args.data, args.signal,
-                          columns=parse_column_map(args.columns, DOPAMINE_COLUMNS) or None,
-                          trials_table=args.trials_table, series=args.series, window=tuple(args.window),
+    return load_responses(args.data, args.signal, **trials_options(args, DOPAMINE_COLUMNS), series=args.series, window=tuple(args.window),
                           baseline=tuple(args.baseline), matrix=args.matrix, rate=args.rate, event_at=args.event_at,
                           units=parse_units(args.units))

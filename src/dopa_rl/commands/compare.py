@@ -9,7 +9,7 @@ from dopa_rl.commands.fit import restarts_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dopa_rl.commands.common import add_signal_arguments
+    from dopa_rl.commands.common import add_signal_arguments, add_trials_arguments
 
     p.epilog = (
         "Examples:\n"
@@ -27,9 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for the restart points")
     p.add_argument("--cv", type=int, default=None, metavar="K",
                    help="also K-fold cross-validated log-likelihood (folds over sessions, else trial blocks)")
-    p.add_argument("--columns", default=None, metavar="STD=YOURS,...", help="map standard columns to yours")
-    p.add_argument("--choice-base", type=int, choices=(0, 1), default=0, help="first option number in your data")
-    p.add_argument("--trials-table", default=None, metavar="NAME", help="NWB TimeIntervals table holding the trials")
+    add_trials_arguments(p)
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N", help="run the fits on dask.distributed")
     add_signal_arguments(p, required=False)
     p.add_argument("--anccr-grid", metavar="NAME=V1:V2:...,...",
@@ -39,16 +37,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plots", metavar="DIR", help="write figures into DIR (created if missing; its parent must exist)")
 
 
-def parse_models(text: str):
+def parse_models(text: str, n_options: int | None = None):
+    from dopa_rl.commands.common import models_for_trials
     from dopa_rl.errors import InputError
-    from dopa_rl.models import get_model
 
     names = [n.strip() for n in text.split(",") if n.strip()]
     if len(names) < 2:
         raise InputError(f"--models {text}: name at least 2 models, comma-separated (e.g. rw-softmax,rw-softmax-sticky)")
     if len(set(names)) != len(names):
         raise InputError(f"--models {text}: a model is named twice")
-    return [get_model(n) for n in names]
+    return models_for_trials(names, n_options)
 
 
 def check_plots_dir(path: str | None) -> None:
@@ -79,11 +77,11 @@ def write_outputs(outputs: list) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dopa_rl.commands.common import check_output_paths
+    from dopa_rl.commands.common import check_output_paths, trials_options
     from dopa_rl.errors import InputError
     from dopa_rl.fit.compare import compare_models
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
-    from dopa_rl.io.behavior import expand_paths, load_behavior, parse_column_map
+    from dopa_rl.io.behavior import expand_paths, load_behavior
 
     check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
     check_plots_dir(args.plots)
@@ -95,7 +93,7 @@ def run(args) -> int:
     if given:
         raise InputError(f"{given[0]} compares models on dopamine responses: say where they are with "
                          "--signal photometry|units|table")
-    models = parse_models(args.models)
+    models = parse_models(args.models, args.n_options)
     if args.restarts != "auto" and args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1 (or auto)")
     if args.cv is not None and args.cv < 2:
@@ -104,8 +102,7 @@ def run(args) -> int:
     kinds = {m.kind for m in models}
     if len(kinds) > 1:
         raise InputError(f"--models {args.models}: mixes {' and '.join(sorted(kinds))} models; compare models of one kind")
-    df = load_behavior(args.data, columns=parse_column_map(args.columns), choice_base=args.choice_base,
-                       trials_table=args.trials_table)
+    df = load_behavior(args.data, **trials_options(args))
     for m in models:
         missing = [c for c in m.required_columns if c not in df.columns]
         if missing:
@@ -142,7 +139,8 @@ def run_dopamine(args) -> int:
     from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models, parse_anccr_grid
 
     for opt, bad in (("--method hier", args.method == "hier"), ("--cv", args.cv is not None),
-                     ("--scheduler", args.scheduler is not None), ("--choice-base", args.choice_base != 0)):
+                     ("--scheduler", args.scheduler is not None), ("--choice-base", args.choice_base != 0),
+                     ("--n-options", args.n_options is not None)):
         if bad:
             raise InputError(f"{opt} is for behaviour; with --signal each session is fitted by maximum likelihood")
     names = [n.strip() for n in args.models.split(",") if n.strip()]

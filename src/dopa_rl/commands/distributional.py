@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dopa_rl.commands.common import add_trials_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = (
@@ -23,8 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cued-column", metavar="NAME",
                    help="trials column saying whether the trial was cued (1/0, true/false); default 'cued' if present")
     p.add_argument("--use", default="all", choices=("all", "cued", "uncued"), help="which trial types to analyse")
-    p.add_argument("--columns", metavar="STD=YOURS,...", help="column map, e.g. outcome_time=reward_on")
-    p.add_argument("--trials-table", metavar="NAME", help="NWB interval table holding the trials")
+    add_trials_arguments(p, choices=False, columns_example="outcome_time=reward_on")
     p.add_argument("--units", metavar="ID,...", help="units to use (default: all)")
     p.add_argument("--unit-prefix", default="unit_", metavar="PREFIX",
                    help="--signal table: columns PREFIX<id> hold each unit's outcome response (default unit_)")
@@ -71,7 +72,7 @@ def run(args) -> int:
     sessions = []
     from tqdm.auto import tqdm
 
-    with warnings_to_stderr():
+    with warnings_to_stderr(getattr(args, "_flags", None)):
         for path in tqdm(files, desc="reading sessions", unit="file", disable=None if len(files) > 1 else True):
             sessions.append(load_outcome_responses(
                 path, args.signal, magnitude_column=args.magnitude_column, cued_column=args.cued_column,

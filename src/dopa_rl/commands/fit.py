@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from dopa_rl.commands.common import add_trials_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = (
@@ -17,12 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", nargs="+", metavar="DATA", help="behavior files (.csv/.tsv/.nwb) or folders of them")
     p.add_argument("--model", required=True, metavar="MODEL",
                    help="model name (see `dopa-rl models`), or your own as FILE.py:NAME or package.module:NAME")
-    p.add_argument("--columns", default=None, metavar="STD=YOURS,...",
-                   help="map standard columns to yours, e.g. subject=mouse_id,choice=lever,reward=outcome")
-    p.add_argument("--choice-base", type=int, choices=(0, 1), default=0, help="first option number in your data (0 or 1)")
-    p.add_argument("--n-options", type=int, default=None, metavar="K",
-                   help="number of options in a choice task (default: highest choice + 1)")
-    p.add_argument("--trials-table", default=None, metavar="NAME", help="NWB TimeIntervals table holding the trials")
+    add_trials_arguments(p, columns_example="subject=mouse_id,choice=lever,reward=outcome")
     p.add_argument("--method", choices=("mle", "map", "hier"), default="mle",
                    help="maximum likelihood, MAP with the model's priors, or hierarchical (population EM)")
     p.add_argument("--restarts", type=restarts_arg, default=10, metavar="N|auto",
@@ -55,8 +52,8 @@ def run(args) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.fit import fit
     from dopa_rl.io.atomic import atomic_write_text
-    from dopa_rl.io.behavior import expand_paths, load_behavior, parse_column_map
-    from dopa_rl.models import get_model
+    from dopa_rl.commands.common import models_for_trials, trials_options
+    from dopa_rl.io.behavior import expand_paths, load_behavior
     from dopa_rl.models.base import require_columns
 
     inputs = expand_paths(args.data)
@@ -69,18 +66,12 @@ def run(args) -> int:
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
 
     parse_scheduler(args.scheduler)
-    if args.n_options is not None and args.n_options < 2:
-        raise InputError(f"--n-options {args.n_options}: a choice task has at least 2 options")
-    model = get_model(args.model)
-    if args.n_options is not None:
-        if model.kind != "choice":
-            raise InputError(f"--n-options applies to choice models; {model.name} is {model.kind}")
-        model = get_model(args.model, n_options=args.n_options)
-    columns = parse_column_map(args.columns)
+    (model,) = models_for_trials([args.model], args.n_options)
+    options = trials_options(args)
+    columns = options["columns"] or {}
     where = ", ".join(map(str, args.data))
-    with warnings_to_stderr():
-        df = load_behavior(args.data, columns=columns, choice_base=args.choice_base, trials_table=args.trials_table,
-                           n_options=args.n_options if model.kind == "choice" else None)
+    with warnings_to_stderr(getattr(args, "_flags", None)):
+        df = load_behavior(args.data, **options)
         require_columns(df, model, source=where)
         extra = {"max_iter": args.em_max_iter} if args.method == "hier" else {}
         try:

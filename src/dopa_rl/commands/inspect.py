@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from dopa_rl.commands.common import add_trials_arguments
+
 NAME = "inspect"
 HELP = "show what an NWB file holds that dopa_rl can use"
 _CHECKS = ("behavior", "photometry", "units", "events")
@@ -12,10 +14,8 @@ _CHECKS = ("behavior", "photometry", "units", "events")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE.nwb", help="NWB file(s) to inspect (opened read-only)")
     parser.add_argument("--json", metavar="OUT", help="also write the summary as JSON to OUT")
-    parser.add_argument("--trials-table", metavar="NAME", help="interval table holding the trials (default: trials)")
-    parser.add_argument("--columns", metavar="STD=LAB,...",
-                        help="column map from standard to your names, e.g. cue=stimulus,reward=volume_ul")
-    parser.add_argument("--photometry", metavar="NAME", help="photometry series name or path (with --require)")
+    add_trials_arguments(parser, choices=False, columns_example="cue=stimulus,reward=volume_ul")
+    parser.add_argument("--photometry", dest="series", metavar="NAME", help="photometry series name or path (with --require)")
     parser.add_argument("--require", metavar="WHAT", default="",
                         help="comma list of behavior,photometry,units,events: read them fully and exit 2 with the "
                              "reason when one cannot be read")
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             if what == "behavior":
                 nwb.read_behavior(path, columns=columns, trials_table=args.trials_table)
             elif what == "photometry":
-                nwb.read_photometry(path, args.photometry)
+                nwb.read_photometry(path, args.series)
             elif what == "units":
                 nwb.read_units(path)
             elif what == "events" and not nwb.read_events(path):

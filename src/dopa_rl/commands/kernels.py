@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from dopa_rl.commands.common import add_trials_arguments
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = (
@@ -29,8 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rate", type=float, default=20.0, metavar="HZ",
                    help="resample the trace to this rate before the regression (default 20; 0 = keep)")
     p.add_argument("--series", metavar="NAME", help="photometry series (default: the only one)")
-    p.add_argument("--trials-table", metavar="NAME", help="interval table holding the trials (default: trials)")
-    p.add_argument("--columns", metavar="STD=YOURS,...", help="trials column map for --rpe, e.g. reward=volume")
+    add_trials_arguments(p, choices=False, columns_example="reward=volume (the trials read for --rpe)")
     p.add_argument("--json", metavar="OUT", help="write r2_cv, unique contributions and kernels as JSON")
     p.add_argument("--plots", metavar="DIR", help="write the kernels figure to DIR")
 
@@ -171,37 +172,35 @@ def run(args) -> int:
            "events": {n: {"source": where.get(n, "RPE-modulated regressor"),
                           "n": int(np.isfinite(np.asarray(events[n][0] if isinstance(events[n], tuple) else events[n],
                                                           float)).sum())} for n in events},
-           "r2_cv": fit["r2_cv"], "r2_train": fit["r2_train"], "lambda": fit["lambda"], "unique": fit["unique"],
-           "lags": fit["lags"].tolist(), "kernels": {k: v.tolist() for k, v in fit["kernels"].items()},
-           "peaks": {k: _peak(fit["lags"], v) for k, v in fit["kernels"].items()},
-           "collinear": [{**c, "vif": c["vif"] if np.isfinite(c["vif"]) else None} for c in fit["collinear"]],
+           "r2_cv": fit.r2_cv, "r2_train": fit.r2_train, "lambda": fit.lambda_, "unique": fit.unique,
+           "lags": fit.lags.tolist(), "kernels": {k: v.tolist() for k, v in fit.kernels.items()},
+           "peaks": {k: _peak(fit.lags, v) for k, v in fit.kernels.items()},
+           "collinear": [{**c, "vif": c["vif"] if np.isfinite(c["vif"]) else None} for c in fit.collinear],
            "rpe": rpe, "preprocessing": proc.steps}
     if model is not None:
         without = event_kernel_regression(proc.z, proc.rate, base, window=tuple(args.window), n_basis=args.n_basis,
                                           n_folds=args.folds, t0=proc.t0, unique=False)
-        out["rpe"]["r2_cv_without_rpe"] = without["r2_cv"]
-        out["rpe"]["r2_cv_gain"] = fit["r2_cv"] - without["r2_cv"]
+        out["rpe"]["r2_cv_without_rpe"] = without.r2_cv
+        out["rpe"]["r2_cv_gain"] = fit.r2_cv - without.r2_cv
     text = json.dumps(out, indent=2, allow_nan=False)
     if args.json:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
-        from dopa_rl.report.kernels import event_kernels_figure
         from dopa_rl.report.neural import save
 
-        save(event_kernels_figure(fit), Path(args.plots) / "event_kernels.png")
-    print(f"{out['series']} at {proc.rate:g} Hz: cross-validated R2 {fit['r2_cv']:.4f} (train {fit['r2_train']:.4f})")
-    tangled = {}
-    for c in fit["collinear"]:
+        fit.trace_unit = "z-scored dF/F (SD)"
+        save(fit.plot(), Path(args.plots) / "event_kernels.png")
+    print(f"{out['series']} at {proc.rate:g} Hz: cross-validated R2 {fit.r2_cv:.4f} (train {fit.r2_train:.4f})")
+    tangled = fit.inseparable()
+    for c in fit.collinear:
         a, b = c["events"]
-        tangled.setdefault(a, []).append(b)
-        tangled.setdefault(b, []).append(a)
         print(f"warning: the {a} and {b} kernels cannot be separated: {_collinear_reason(c)}; their kernels, "
               f"peaks and unique dR2 are not interpretable apart (jitter the delay between them, or fit one "
               f"kernel for both)", file=sys.stderr)
-    for k in fit["kernels"]:
+    for k in fit.kernels:
         pk = out["peaks"][k]
         note = f"  (not separable from {', '.join(tangled[k])})" if k in tangled else ""
-        print(f"  {k:<12} unique dR2 {fit['unique'][k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s"
+        print(f"  {k:<12} unique dR2 {fit.unique[k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s"
               + note)
     if rpe is not None:
         print(f"RPE regressors from {rpe['model']} ({rpe['source']}: "

@@ -5,7 +5,7 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from dopa_rl.commands.common import add_signal_arguments
+    from dopa_rl.commands.common import add_signal_arguments, add_trials_arguments
 
     p.epilog = (
         "Examples:\n"
@@ -25,9 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kernel-rise", type=float, metavar="S", help="--fit trace: kernel rise time constant (s)")
     p.add_argument("--kernel-decay", type=float, metavar="S", help="--fit trace: kernel decay time constant (s)")
     p.add_argument("--params", metavar="NAME=VALUE,...", help="use these parameters instead of fitting")
-    p.add_argument("--columns", metavar="STD=YOURS,...",
-                   help="column map, e.g. subject=mouse,cue=stimulus,dopamine_cue=da_cue,dopamine_outcome=da_rew")
-    p.add_argument("--trials-table", metavar="NAME", help="NWB interval table holding the trials")
+    add_trials_arguments(p, columns_example="subject=mouse,cue=stimulus,dopamine_cue=da_cue,dopamine_outcome=da_rew")
     add_signal_arguments(p, required=True)
     p.add_argument("--restarts", type=int, default=10, metavar="N", help="random restarts per subject (default 10)")
     p.add_argument("--seed", type=int, default=0)
@@ -64,7 +62,8 @@ def run(args) -> int:
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import expand_paths
     from dopa_rl.models import get_model
-    from dopa_rl.neural.regression import attach_rpe, mixed_on_rpe, model_rpes, regress_on_rpe, summary_table
+    from dopa_rl.neural.regression import attach_rpe, model_rpes, regress_responses
+    from dopa_rl.results import jsonable
 
     check_output_paths({"--json": args.json}, inputs=expand_paths(args.data))
     if args.plots and Path(args.plots).exists() and not Path(args.plots).is_dir():
@@ -109,11 +108,6 @@ def run(args) -> int:
                            for s, row in result.se.iterrows()}}
     rpes = model_rpes(model, trials, params)
     long = attach_rpe(data.long, trials, rpes)
-    records = regress_on_rpe(long)
-    n_groups = long.groupby(["subject", "session"]).ngroups
-    if n_groups > 1:
-        records += mixed_on_rpe(long, groups="session")
-    learning = [k for k in params.columns]
     weak = []
     if identification is not None:
         from dopa_rl.fit.identification import weak_parameters
@@ -121,34 +115,25 @@ def run(args) -> int:
         weak = weak_parameters(identification)
         fit_info["identification"] = identification
         fit_info["weakly_identified"] = weak
-    out = {
-        "model": model.name, "signal": args.signal, **fit_info,
-        "params": {k: float(params[k].mean()) for k in learning},
-        "params_by_subject": {str(s): {k: float(v) for k, v in row.items()} for s, row in params.iterrows()},
-        "regressions": records,
-        "n_trials": int(len(trials)), "excluded": data.excluded, "preprocessing": data.steps,
-    }
-    text = json.dumps(out, indent=2, allow_nan=False)
+    result = regress_responses(long, model=model.name, signal=args.signal, params=params, info=fit_info,
+                               provenance={"preprocessing": data.steps, "excluded": data.excluded})
+    out = {**result.to_dict(), "n_trials": int(len(trials)), "excluded": data.excluded, "preprocessing": data.steps}
+    text = json.dumps(jsonable(out), indent=2, allow_nan=False)
     if args.json:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
-        _plots(Path(args.plots), data, long, trials, rpes)
-    _print_params(model.name, fit_info["fit"], out["params"], identification, weak)
-    print(summary_table(records))
+        _plots(Path(args.plots), data, result, trials)
+    print(result.summary())
+    _warn_weak(weak)
     if data.excluded:
         print("excluded: " + ", ".join(f"{k} {v}" for k, v in data.excluded.items()))
     return 0
 
 
-def _print_params(name, how, params, identification, weak) -> None:
-    """The fitted parameters; one not identified in any fit is printed as such, not as a number, and every
-    flat profile is warned about on stderr."""
+def _warn_weak(weak) -> None:
+    """One warning on stderr per flat profile (the summary prints such a parameter as not identified)."""
     import sys
 
-    n_fits = len(identification or {})
-    flat_everywhere = {p for p in params if n_fits and sum(w["param"] == p for w in weak) == n_fits}
-    print(f"model {name} ({how}): " + ", ".join(
-        f"{k}=not identified" if k in flat_everywhere else f"{k}={v:.4g}" for k, v in params.items()))
     for w in weak:
         print(f"warning: {w['subject']}: {w['param']} is not identified by these data: its profile likelihood is "
               f"flat over [{w['range'][0]:.3g}, {w['range'][1]:.3g}] (it falls by at most {w['drop']:.2g} "
@@ -195,13 +180,13 @@ def _trace_fits(args, model, data):
     return params, info
 
 
-def _plots(out, data, long, trials, rpes) -> None:
+def _plots(out, data, result, trials) -> None:
     import numpy as np
 
     from dopa_rl.neural.alignment import peri_event_matrix
     from dopa_rl.report import neural as fig
 
-    fig.rpe_scatter(long, out / "response_vs_rpe.png")
+    fig.save(result.plot(), out / "response_vs_rpe.png")
     if data.signal == "photometry" and data.processed:
         proc = data.processed[0]
         first = trials["session"].astype(str) == str(trials["session"].iloc[0])

@@ -19,6 +19,11 @@ import numpy as np
 from scipy import integrate, special, stats
 
 from dopa_rl.errors import InputError
+from dopa_rl.results import Result
+
+__all__ = ["aic", "bic", "BMSResult", "exceedance_probabilities", "rfx_free_energy", "null_log_evidence", "bms",
+           "fold_labels", "block_sessions", "cross_validated_loglik", "Comparison", "compare_models",
+           "draw_comparison"]
 
 
 def aic(loglik, k, n=None) -> np.ndarray:
@@ -54,7 +59,20 @@ class BMSResult:
             "exceedance": dict(zip(self.models, map(float, self.xp))),
             "protected_exceedance": dict(zip(self.models, map(float, self.pxp))),
             "bor": float(self.bor),
+            "free_energy": float(self.free_energy),
+            "null_evidence": float(self.null_evidence),
+            "iterations": int(self.iterations),
+            "posterior_model": [[float(v) for v in row] for row in self.g],
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "BMSResult":
+        """Rebuild from :meth:`to_dict`."""
+        m = list(d["models"])
+        vec = lambda key: np.array([float(d[key][k]) for k in m])  # noqa: E731
+        return cls(m, vec("alpha"), vec("expected_frequency"), vec("exceedance"), vec("protected_exceedance"),
+                   float(d["bor"]), np.array(d["posterior_model"], dtype=float).reshape(-1, len(m)),
+                   float(d["free_energy"]), float(d["null_evidence"]), int(d["iterations"]))
 
 
 def _check_lme(lme) -> np.ndarray:
@@ -210,9 +228,46 @@ def cross_validated_loglik(model, df, k: int = 5, *, method: str = "mle", restar
     return total, kind
 
 
+def draw_comparison(fig, comp) -> None:
+    """Draw a comparison (``models``, ``subjects``, ``log_evidence`` [S, K], ``bms``; ``unit``: what a row
+    is, "subject" by default) on ``fig``: left, each subject's log evidence relative to its best model
+    (columns labelled with the subjects' ids); right, the posterior model frequencies and protected
+    exceedance probabilities of random-effects selection."""
+    K = len(comp.models)
+    unit = getattr(comp, "unit", "subject")
+    fig.set_size_inches(max(7.5, 4.5 + 0.25 * len(comp.subjects)), 4.2)
+    ax = fig.subplots(1, 2, squeeze=False)[0]
+    rel = comp.log_evidence - comp.log_evidence.max(axis=1, keepdims=True)
+    im = ax[0].imshow(np.maximum(rel.T, -20), aspect="auto", cmap="viridis", vmin=-20, vmax=0)
+    ax[0].set_yticks(range(K), comp.models)
+    ids = [str(s) for s in comp.subjects]
+    step = max(1, len(ids) // 20)
+    ax[0].set_xticks(range(0, len(ids), step), ids[::step], rotation=90 if len(ids) > 6 else 0, fontsize=7)
+    ax[0].set_xlabel(f"{unit} (id)")
+    evidence = "-BIC/2" if comp.method == "mle" else "log p(y | population)"
+    ax[0].set_title(f"log evidence ({evidence}) minus the {unit}'s best", fontsize=9)
+    fig.colorbar(im, ax=ax[0], shrink=0.8, label="log evidence - best (nats; clipped at -20)")
+    x = np.arange(K)
+    ax[1].bar(x - 0.2, comp.bms.expected_r, 0.4, label="expected model frequency")
+    ax[1].bar(x + 0.2, comp.bms.pxp, 0.4, label="protected exceedance probability")
+    ax[1].set_xticks(x, comp.models, rotation=20)
+    ax[1].set_ylim(0, 1)
+    ax[1].set_ylabel("probability")
+    ax[1].set_title(f"random-effects selection ({len(ids)} {unit}s; BOR {comp.bms.bor:.2g})", fontsize=9)
+    ax[1].legend(fontsize=7)
+
+
 @dataclass
-class Comparison:
-    """Several models fitted to the same subjects: per-subject evidence, totals and random-effects selection."""
+class Comparison(Result):
+    """Several models fitted to the same subjects: per-subject evidence, totals and random-effects selection.
+
+    A member of the result family (:class:`dopa_rl.results.Result`): :meth:`summary`, :meth:`to_frame` (one
+    row per model), :meth:`to_json`/:meth:`from_json` (the fits included), :meth:`plot`, :meth:`to_nwb`.
+    """
+
+    kind = "comparison"
+    schema = "dopa_rl.comparison/1"
+    description = "model comparison on the same subjects (information criteria, random-effects selection)"
 
     models: list[str]
     subjects: list[str]
@@ -239,6 +294,19 @@ class Comparison:
             rows.append(row)
         return pd.DataFrame(rows).set_index("model")
 
+    def to_frame(self):
+        """One row per model: parameters, log-likelihood, AIC, BIC (iBIC, cross-validated log-likelihood),
+        subjects best fitted, and the random-effects frequency, exceedance and protected exceedance."""
+        return self.table()
+
+    def _draw(self, fig, **options) -> None:
+        draw_comparison(fig, self)
+
+    @property
+    def provenance_info(self) -> dict:
+        return {"method": self.method, "models": list(self.models),
+                "model_provenance": [dict(getattr(r, "provenance", {}) or {}) for r in self.fits]}
+
     def summary(self) -> str:
         import pandas as pd
 
@@ -254,7 +322,7 @@ class Comparison:
 
     def to_dict(self) -> dict:
         table = self.table()
-        out = {"method": self.method, "models": self.models, "subjects": self.subjects,
+        out = {"schema": self.schema, "method": self.method, "models": self.models, "subjects": self.subjects,
                "totals": {m: {k: (float(v) if np.isfinite(v) else None) for k, v in row.items()}
                           for m, row in table.to_dict(orient="index").items()},
                "rfx": self.bms.to_dict(),
@@ -263,7 +331,30 @@ class Comparison:
         if self.cv_loglik is not None:
             out["cv"] = {"folds_over": self.cv_kind,
                          "loglik": {s: dict(zip(self.models, map(float, row))) for s, row in zip(self.subjects, self.cv_loglik)}}
+        out["fits"] = [r.to_dict() for r in self.fits]
         return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Comparison":
+        """Rebuild from :meth:`to_dict` (each model's fit with it)."""
+        from dopa_rl.fit.hierarchical import HierarchicalResult
+        from dopa_rl.fit.results import FitResult
+
+        try:
+            if d.get("schema") != cls.schema:
+                raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")
+            models, subjects = list(d["models"]), [str(s) for s in d["subjects"]]
+            kind = HierarchicalResult if d["method"] == "hier" else FitResult
+            fits = [kind.from_dict(f) for f in d["fits"]]
+            lme = np.array([[float(d["log_evidence"][s][m]) for m in models] for s in subjects])
+            rfx = dict(d["rfx"])
+            out = cls(models, subjects, d["method"], fits, lme, BMSResult.from_dict(rfx))
+            if "cv" in d:
+                out.cv_kind = d["cv"]["folds_over"]
+                out.cv_loglik = np.array([[float(d["cv"]["loglik"][s][m]) for m in models] for s in subjects])
+            return out
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a dopa_rl model comparison ({type(exc).__name__}: {exc})") from None
 
 
 def compare_models(models: list, df, *, method: str = "mle", restarts=10, seed: int = 0, cv_folds: int | None = None,

@@ -186,7 +186,7 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
     packed = model.pack(data.reset_index(drop=True)) if isinstance(data, pd.DataFrame) else data
     S, k = packed.n_subjects, len(model.spec)
     if S < 2:
-        raise InputError(f"hierarchical fitting needs at least 2 subjects (got {S}); use --method map for one")
+        raise InputError(f"hierarchical fitting needs at least 2 subjects (got {S}); use `method` map for one")
     too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
     if too_short:
         raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "

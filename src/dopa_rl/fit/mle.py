@@ -67,9 +67,9 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if restarts != "auto" and (isinstance(restarts, bool) or not isinstance(restarts, (int, np.integer)) or restarts < 1):
-        raise InputError(f"--restarts must be an integer >= 1 or 'auto' (got {restarts!r})")
+        raise InputError(f"`restarts` must be an integer >= 1 or 'auto' (got {restarts!r})")
     if n_jobs is not None and (isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1):
-        raise InputError(f"--jobs must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
+        raise InputError(f"`n_jobs` must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
     if method == "hier" and prior is not None:
         raise InputError("method='hier' estimates the population prior itself; do not pass a prior")
     if hier_options and method != "hier":

@@ -96,7 +96,7 @@ def recover_parameters(model: Model, task, n_subjects: int, *, seed: int = 0, me
     from dopa_rl.fit.mle import fit
 
     if n_subjects < 1:
-        raise InputError(f"--subjects {n_subjects}: need at least 1")
+        raise InputError(f"`n_subjects` {n_subjects}: need at least 1")
     rng = np.random.default_rng([int(seed), 11])
     truth = draw_population(model, n_subjects, rng, params)
     df = simulate_study(model, task, truth, rng)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
-import os
 import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +19,7 @@ from dopa_rl.errors import InputError
 from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.space import at_bound, carried_over
 from dopa_rl.models.base import Model, Packed
+from dopa_rl.results import Result
 
 SCHEMA = "dopa_rl.fit/1"
 
@@ -93,8 +91,8 @@ def rebuild_model(name: str, options: dict[str, Any]) -> Model:
 
 
 @dataclass
-class FitResult:
-    """The outcome of fitting one model to every subject.
+class FitResult(Result):
+    """The outcome of fitting one model to every subject (a :class:`dopa_rl.results.Result`).
 
     Arrays are indexed by subject in the order of ``subjects``; parameters are in natural space.
     ``loglik`` is the natural-log likelihood of every observation of the subject (not the posterior,
@@ -120,6 +118,10 @@ class FitResult:
     prior: Prior | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+
+    kind = "fit"
+    schema = SCHEMA
+    description = "model fitted to behaviour: parameters per subject with standard errors and fit statistics"
 
     def __post_init__(self):
         if not self.model_name and self.model is not None:
@@ -216,6 +218,23 @@ class FitResult:
         lines.append("Mean parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in mean.items()))
         return "\n".join(lines)
 
+    def _draw(self, fig, **options) -> None:
+        """One panel per parameter: each subject's estimate (labelled by id) with its standard error."""
+        axes = fig.subplots(1, self.n_params, squeeze=False)[0]
+        fig.set_size_inches(max(3.0 * self.n_params, 4.0), 3.4)
+        ids = [str(s) for s in self.subjects]
+        y = np.arange(len(ids))
+        for j, (ax, name) in enumerate(zip(axes, self.param_names)):
+            se = np.where(np.isfinite(self.se_[:, j]), self.se_[:, j], 0.0)
+            ax.errorbar(self.x[:, j], y, xerr=se, fmt="o", ms=3, lw=1, label="estimate +- SE")
+            if self.at_bound[:, j].any():
+                ax.plot(self.x[self.at_bound[:, j], j], y[self.at_bound[:, j]], "x", color="C3", label="at a bound")
+            ax.set_yticks(y, ids if j == 0 else [""] * len(ids), fontsize=7)
+            ax.set_xlabel(f"{name} (model units)")
+            ax.legend(fontsize=6, frameon=False)
+        axes[0].set_ylabel("subject (id)")
+        fig.suptitle(f"{self.model_name} fitted by {self.method}: parameters per subject", fontsize=9)
+
     # -- JSON ---------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
         subjects = []
@@ -249,15 +268,6 @@ class FitResult:
             **({"meta": self.meta} if self.meta else {}),
         }
 
-    def to_json(self, path=None, indent: int = 2) -> str:
-        """The JSON text (non-finite numbers as null); also written atomically to ``path`` when given."""
-        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
-        if path is not None:
-            from dopa_rl.io.atomic import atomic_write_text
-
-            atomic_write_text(path, text + "\n")
-        return text
-
     @classmethod
     def from_dict(cls, d: dict, model: Model | None = None) -> "FitResult":
         """Rebuild a result from :meth:`to_dict`; the model is rebuilt from the registry (name and options)
@@ -289,21 +299,6 @@ class FitResult:
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a dopa_rl fit result ({type(exc).__name__}: {exc})") from None
-
-    @classmethod
-    def from_json(cls, text_or_path: str | os.PathLike, model: Model | None = None) -> "FitResult":
-        """Read a result written by :meth:`to_json` (JSON text, or the path of a file holding it)."""
-        text = str(text_or_path)
-        if isinstance(text_or_path, os.PathLike) or not text.lstrip().startswith("{"):
-            path = Path(text_or_path)
-            if not path.is_file():
-                raise InputError(f"{path}: no such file")
-            text = path.read_text(encoding="utf-8")
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"fit result is not JSON ({exc})") from None
-        return cls.from_dict(d, model)
 
     # -- trajectories -------------------------------------------------------------------------------
     def prediction_errors(self, data: pd.DataFrame | Packed, *, model: Model | None = None,

@@ -62,7 +62,7 @@ class Dask:
         try:
             from distributed import Client, LocalCluster
         except ImportError:  # pragma: no cover - the [dask] extra
-            raise InputError("--scheduler needs dask.distributed: pip install 'dopa-rl[dask]'") from None
+            raise InputError("`scheduler` needs dask.distributed: pip install 'dopa-rl[dask]'") from None
         self.name = spec
         self._cluster = None
         m = re.fullmatch(r"local:(\d+)", spec)
@@ -75,7 +75,7 @@ class Dask:
                 self._client = Client(spec, timeout="10s")
         except (OSError, TimeoutError, ValueError) as exc:
             self.close()
-            raise InputError(f"--scheduler {spec}: cannot connect ({type(exc).__name__}: {exc})") from None
+            raise InputError(f"`scheduler` {spec}: cannot connect ({type(exc).__name__}: {exc})") from None
         self.n_workers = max(1, len(self._client.scheduler_info().get("workers", {})))
 
     def map(self, fn, items: list) -> list:
@@ -108,10 +108,10 @@ def parse_scheduler(spec: str | None) -> str | None:
     m = re.fullmatch(r"local:(\S*)", spec)
     if m:
         if not m.group(1).isdigit() or int(m.group(1)) < 1:
-            raise InputError(f"--scheduler {spec}: use local:N with N >= 1 worker processes, e.g. local:2")
+            raise InputError(f"`scheduler` {spec}: use local:N with N >= 1 worker processes, e.g. local:2")
         return spec
     if not re.fullmatch(r"([a-z]+://)?[\w.\-]+:\d+", spec):
-        raise InputError(f"--scheduler {spec}: give a dask scheduler address (tcp://HOST:PORT) or local:N")
+        raise InputError(f"`scheduler` {spec}: give a dask scheduler address (tcp://HOST:PORT) or local:N")
     return spec
 
 

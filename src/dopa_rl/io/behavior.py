@@ -53,7 +53,7 @@ def parse_column_map(text: str | None, extra: Iterable[str] = ()) -> dict[str, s
         else:
             out[std] = lab
     if problems:
-        raise InputError("--columns: " + "; ".join(problems) + " (example: --columns subject=mouse_id,reward=water)")
+        raise InputError("`columns`: " + "; ".join(problems) + " (example: `columns` subject=mouse_id,reward=water)")
     return out
 
 
@@ -125,12 +125,12 @@ def _rows(mask: np.ndarray, limit: int = 3) -> str:
     return f"row {shown}" + (f" and {len(idx) - limit} more" if len(idx) > limit else "")
 
 
-def _numeric(df: pd.DataFrame, col: str, problems: list[str]) -> None:
+def _numeric(df: pd.DataFrame, col: str, problems: list[str], label=lambda c: f"'{c}'") -> None:
     values = pd.to_numeric(df[col], errors="coerce")
     bad = values.isna().to_numpy() & df[col].notna().to_numpy()
     if bad.any():
         example = df[col].to_numpy()[np.flatnonzero(bad)[0]]
-        problems.append(f"column '{col}' has non-numeric values ({_rows(bad)}: {example!r})")
+        problems.append(f"column {label(col)} has non-numeric values ({_rows(bad)}: {example!r})")
     df[col] = values.astype(float)
 
 
@@ -155,8 +155,14 @@ def _case_insensitive(df: pd.DataFrame, columns: Mapping[str, str] | None) -> di
 
 
 def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = None, choice_base: int = 0,
-                       source: str = "<table>", n_options: int | None = None) -> pd.DataFrame:
+                       source: str = "<table>", n_options: int | None = None,
+                       renamed: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Apply the column map, then validate and type the standard columns.  Returns a new table.
+
+    The one validator of behaviour tables: CSV/TSV tables, NWB trials (:func:`dopa_rl.io.nwb.read_behavior`)
+    and the trials of dopamine sessions all pass here, so a problem has one message whatever the source.
+    Every problem found is listed in one :class:`~dopa_rl.errors.InputError`.  ``renamed``: the column map
+    a reader already applied (NWB), so messages name the lab's column too ("'reward' (your 'volume_ul')").
 
     ``columns`` maps standard names to the lab's (``{"choice": "lever"}``); headers that differ from the
     standard names only in case (``Subject``) are matched too.  ``choice_base=1`` accepts 1-based choices;
@@ -173,6 +179,12 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
     own_columns = list(df.columns)
     problems: list[str] = []
     columns = _case_insensitive(df, columns)
+    yours = {**(renamed or {}), **columns}
+
+    def label(name: str) -> str:
+        lab = yours.get(name)
+        return f"'{name}' (your '{lab}')" if lab and lab != name else f"'{name}'"
+
     for std, lab in columns.items():
         if std not in STANDARD_COLUMNS:
             problems.append(f"'{std}' is not a standard column ({', '.join(STANDARD_COLUMNS)})")
@@ -186,6 +198,13 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
                 df = df.drop(columns=[std])
             df = df.rename(columns={lab: std})
 
+    if "reward" not in df.columns:
+        problems.append("no 'reward' column (map yours with `columns` reward=NAME)")
+    if "cue" not in df.columns and "choice" not in df.columns:
+        problems.append("no 'cue' or 'choice' column (map yours with `columns` cue=NAME or choice=NAME)")
+    if problems:
+        shown = ", ".join(own_columns[:12]) + (" ..." if len(own_columns) > 12 else "")
+        raise InputError(f"{source}: " + "; ".join(problems) + f" [columns: {shown}]")
     invented_subject = "subject" not in df.columns
     if invented_subject:
         df.insert(0, "subject", Path(str(source)).stem or "1")
@@ -205,10 +224,10 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
     reward_given = df["reward"].notna().to_numpy() if "reward" in df.columns else None
     for col in NUMERIC_COLUMNS:
         if col in df.columns:
-            _numeric(df, col, problems)
+            _numeric(df, col, problems, label)
     if reward_given is not None:  # (non-numeric rewards are reported above, once)
         if not reward_given.all():
-            problems.append(f"column 'reward' is missing (NaN) in {_rows(~reward_given)}; every trial needs an "
+            problems.append(f"column {label('reward')} is missing (NaN) in {_rows(~reward_given)}; every trial needs an "
                             f"outcome (0 when omitted)")
         inf = reward_given & np.isinf(df["reward"].to_numpy())
         if inf.any():
@@ -224,7 +243,7 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
         if text.any():
             example = df["choice"].to_numpy()[np.flatnonzero(text)[0]]
             problems.append(f"column 'choice' has non-numeric values ({_rows(text)}: {example!r}); "
-                            f"choices are option numbers (0-based, or 1-based with --choice-base 1)")
+                            f"choices are option numbers (0-based, or 1-based with `choice_base` 1)")
         values = raw.to_numpy(dtype=float) - choice_base
         frac = np.isfinite(values) & (values != np.round(values))
         if frac.any():
@@ -233,14 +252,14 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
         if neg.any():
             lowest = np.nanmin(values[neg]) + choice_base
             problems.append(f"choice out of range: {lowest:g} in {_rows(neg)} is below the first option "
-                            f"({choice_base}); use --choice-base {0 if choice_base == 1 else 1} if your options are "
+                            f"({choice_base}); use `choice_base` {0 if choice_base == 1 else 1} if your options are "
                             f"numbered from {0 if choice_base == 1 else 1}; a missed trial is an empty cell")
         if n_options is not None:
             high = np.isfinite(values) & (values >= n_options)
             if high.any():
                 first = int(np.flatnonzero(high)[0])
                 problems.append(f"choice {_id_text(df['choice'].to_numpy()[first])} in {_rows(high)} is out of range: "
-                                f"above the last of the --n-options {n_options} options ({choice_base}.."
+                                f"above the last of the `n_options` {n_options} options ({choice_base}.."
                                 f"{n_options - 1 + choice_base})")
         df["choice"] = values
         if not problems:
@@ -264,7 +283,7 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
     df["trial"] = df["trial"].astype(np.int64)
     if invented_subject and df.duplicated(["subject", "session", "trial"]).any():
         raise InputError(f"{source}: no subject column, and trial numbers repeat: if the file holds several "
-                         f"animals, name their column with --columns subject=NAME (columns: {', '.join(own_columns)})")
+                         f"animals, name their column with `columns` subject=NAME (columns: {', '.join(own_columns)})")
     check_unique_trials(df, source)
     lead = [c for c in ("subject", "session", "trial") if c in df.columns]
     out = df[lead + [c for c in df.columns if c not in lead]].reset_index(drop=True)
@@ -291,7 +310,7 @@ def _warn_rare_options(values: np.ndarray, choice_base: int, source: str) -> Non
         rows = values == k
         warnings.warn(DataWarning(
             f"{source}: choice {k + choice_base} is chosen on only {counts[k]} of {n} trials ({_rows(rows)}); "
-            f"a typo? It makes the task {len(counts)}-option for every subject (give --n-options to refuse "
+            f"a typo? It makes the task {len(counts)}-option for every subject (give `n_options` to refuse "
             f"values above it)"), stacklevel=3)
 
 
@@ -302,7 +321,7 @@ def check_unique_trials(df: pd.DataFrame, source: str) -> None:
         first = df.iloc[int(np.flatnonzero(dup)[0])]
         raise InputError(f"{source}: trial numbers repeat within a subject and session ({_rows(dup)}: subject "
                          f"{first['subject']}, session {first['session']}, trial {first['trial']}); give each "
-                         f"session its own label in a 'session' column (or map yours with --columns session=NAME)")
+                         f"session its own label in a 'session' column (or map yours with `columns` session=NAME)")
 
 
 def _id_text(v) -> str:
@@ -351,11 +370,12 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
         if path.suffix.lower() == ".nwb":
             from dopa_rl.io.nwb import read_behavior
 
-            raw = read_behavior(path, columns=columns, trials_table=trials_table)
-            frames.append(normalize_behavior(raw, choice_base=choice_base, source=str(path), n_options=n_options))
+            raw = read_behavior(path, columns=columns, trials_table=trials_table, validate=False)
+            frames.append(normalize_behavior(raw, choice_base=choice_base, source=str(path), n_options=n_options,
+                                             renamed=columns))
         else:
             if trials_table:
-                raise InputError(f"{path}: --trials-table applies to NWB files only")
+                raise InputError(f"{path}: `trials_table` applies to NWB files only")
             raw = read_table(path, [(columns or {}).get(c, c) for c in ID_COLUMNS])
             if len(files) > 1 and "session" not in raw.columns and "session" not in (columns or {}):
                 # several files without a session column: each file is a session, named after the file

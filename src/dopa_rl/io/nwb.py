@@ -9,6 +9,7 @@ Reading (files are opened read-only and never modified)::
     events = nwb.read_events("session.nwb")               # {"lick": times, ...}
     tables = nwb.read_event_tables("session.nwb")         # {"ttl": DataFrame(timestamp, data...), ...}
     spikes = nwb.read_units("session.nwb")                # SpikeTrains: unit id -> spike times (s)
+    results = nwb.read_results("session.nwb")             # {"dopa_rl_fit": ResultTables, ...} (result.to_nwb)
 
 To read several things from one file, open it once (saves ~0.1 s per reader on an hour-long session)::
 
@@ -34,6 +35,7 @@ from dopa_rl.io.nwb_photometry import find_time_series, photometry_from_nwbfile,
 from dopa_rl.io.nwb_read import (behavior_from_nwbfile, count_events_in_windows, event_frames_from_nwbfile,
                                  events_from_nwbfile, interval_tables, open_nwb, read_behavior, read_event_tables,
                                  read_events, read_true_parameters, read_true_trajectories, table_to_frame)
+from dopa_rl.io.nwb_results import add_result, read_results, results_from_nwbfile
 from dopa_rl.io.nwb_types import AnalogSeries, Photometry, SessionData, SessionMetadata
 from dopa_rl.io.nwb_write import build_nwbfile, write_session
 
@@ -41,7 +43,7 @@ __all__ = [
     "open_nwb", "inspect_nwb", "format_inspection", "read_behavior", "read_events", "read_event_tables", "read_photometry",
     "read_units", "read_true_parameters", "read_true_trajectories", "write_session", "build_nwbfile", "table_to_frame",
     "interval_tables", "find_time_series", "count_events_in_windows", "Photometry", "SessionData",
-    "SessionMetadata", "AnalogSeries", "NWBSession",
+    "SessionMetadata", "AnalogSeries", "NWBSession", "read_results", "results_from_nwbfile", "add_result",
 ]
 
 
@@ -113,6 +115,10 @@ class NWBSession:
     def inspect(self, **kwargs: Any) -> dict[str, Any]:
         """The summary of :func:`inspect_nwb`."""
         return inspect_nwbfile(self._file(), self.path, **kwargs)
+
+    def results(self) -> dict[str, Any]:
+        """The analysis results written with ``result.to_nwb`` (see :func:`read_results`)."""
+        return results_from_nwbfile(self._file())
 
     def units(self, *, sampling_frequency: float | None = None) -> Any:
         """Spike trains (see :func:`read_units`; spikeinterface reads the file on its own)."""

@@ -162,9 +162,9 @@ def _pick_series(all_series: dict[str, Any], name: str | None, path: Path, what:
     if not pool:
         listing = ", ".join(all_series) or "none"
         raise InputError(f"{path}: no photometry series found (series in the file: {listing}); "
-                         "name one with --photometry NAME")
+                         "name one with `series` NAME")
     raise InputError(f"{path}: several candidate photometry series ({', '.join(p for p, _ in pool)}); "
-                     "name one with --photometry NAME")
+                     "name one with `series` NAME")
 
 
 def _times_and_values(series: Any, path: Path, spath: str) -> tuple[np.ndarray, np.ndarray]:

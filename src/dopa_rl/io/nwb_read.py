@@ -24,11 +24,8 @@ __all__ = [
     "open_nwb", "table_to_frame", "interval_tables", "read_behavior", "read_events",
     "read_true_parameters", "read_true_trajectories", "subject_and_session", "behavior_from_nwbfile",
     "events_from_nwbfile", "event_frames_from_nwbfile", "read_event_tables", "count_events_in_windows",
-    "BEHAVIOR_NUMERIC_COLUMNS",
 ]
 
-#: behavior columns that must hold numbers when present (DESIGN section 3).
-BEHAVIOR_NUMERIC_COLUMNS = ("reward", "choice", "licks", "cue_time", "outcome_time", "start_time", "stop_time")
 _EVENT_TYPES = {"Events", "LabeledEvents", "TTLs", "AnnotatedEventsTable"}  # ndx-events 0.2 types
 
 
@@ -268,37 +265,6 @@ events_from_nwbfile = _collect_events
 event_frames_from_nwbfile = _collect_event_frames
 
 
-def _check_behavior(df: pd.DataFrame, where: str, columns: Mapping[str, str] | None = None) -> None:
-    """NWB-level checks with the table named: required columns, numeric dtypes, no NaN rewards.
-
-    A column mapped from the lab's name (``columns``) is named both ways: "'reward' (your 'volume_ul')".
-    """
-    problems: list[str] = []
-    cols = list(df.columns)
-
-    def label(name: str) -> str:
-        lab = (columns or {}).get(name)
-        return f"'{name}' (your '{lab}')" if lab and lab != name else f"'{name}'"
-
-    if "reward" not in df.columns:
-        problems.append("no 'reward' column (map yours with --columns reward=NAME)")
-    if "cue" not in df.columns and "choice" not in df.columns:
-        problems.append("no 'cue' or 'choice' column (map yours with --columns cue=NAME or choice=NAME)")
-    for name in BEHAVIOR_NUMERIC_COLUMNS:
-        if name in df.columns and not pd.api.types.is_numeric_dtype(df[name]):
-            example = next((v for v in df[name] if not isinstance(v, (int, float, np.number))), df[name].iloc[0])
-            problems.append(f"column {label(name)} holds {type(example).__name__} values like "
-                            f"{str(example)[:20]!r}, expected numbers")
-    if "reward" in df.columns and pd.api.types.is_numeric_dtype(df["reward"]):
-        bad = np.flatnonzero(~np.isfinite(df["reward"].to_numpy(dtype=float)))
-        if bad.size:
-            problems.append(f"column {label('reward')} is NaN/inf on {bad.size} trial(s) (first rows {bad[:5].tolist()}); "
-                            "write 0 for omitted rewards")
-    if problems:
-        shown = ", ".join(map(str, cols[:12])) + (" ..." if len(cols) > 12 else "")
-        raise InputError(f"{where}: " + "; ".join(problems) + f" [columns: {shown}]")
-
-
 def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | None = None,
                   trials_table: str | None = None, validate: bool = True) -> pd.DataFrame:
     """Read the trials of one NWB file as a behavior table (DESIGN section 3), sorted by start time.
@@ -316,9 +282,11 @@ def read_behavior(path: str | os.PathLike[str], *, columns: Mapping[str, str] | 
       NaN (missing) licks.
 
     Raises InputError naming the file and table for: no trials table, empty table, mapped column
-    missing, no reward / cue-or-choice column, text in a numeric column, NaN rewards.
-    ``validate=False`` skips the last four checks (for callers that clean messy tables themselves,
-    e.g. :func:`dopa_rl.neural.tables.prepare_trials`).
+    missing; then (``validate=True``) the table goes through the one behaviour validator,
+    :func:`dopa_rl.io.behavior.normalize_behavior` (no reward / cue-or-choice column, text in a numeric
+    column, NaN rewards...); the table is returned with the types it has in the file.  ``validate=False``
+    skips the validator, for callers that clean messy tables first and validate after (:func:`dopa_rl.io.behavior.load_behavior`,
+    :func:`dopa_rl.neural.tables.prepare_trials`).
     """
     path = Path(path)
     with open_nwb(path) as nwbfile:
@@ -381,7 +349,9 @@ def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str
         if unknown.any():  # no window (NaN cue/outcome time): the count is missing, not an observed 0
             df["licks"] = np.where(unknown, np.nan, df["licks"].to_numpy(dtype=float))
     if validate:
-        _check_behavior(df, where, columns)
+        from dopa_rl.io.behavior import normalize_behavior
+
+        normalize_behavior(df, source=where, renamed=columns)  # checks only: the table keeps its stored types
     df.attrs["source"] = str(path)
     return df
 

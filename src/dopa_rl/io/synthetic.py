@@ -101,7 +101,7 @@ def session_model(task: str, model: str):
     if m.kind != want:
         plays = "choice (bandit)" if m.kind == "choice" else "Pavlovian"
         other = "bandit" if m.kind == "choice" else "pavlovian"
-        raise InputError(f"--model {model} simulates {plays} tasks only: use --task {other}, or --model rw")
+        raise InputError(f"`model` {model} simulates {plays} tasks only: use `task` {other}, or `model` rw")
     return m
 
 
@@ -109,7 +109,7 @@ def _make_task(task: str, n_trials: int | None) -> Any:
     from dopa_rl.models import tasks
 
     if task not in SESSION_TASKS:
-        raise InputError(f"--task {task!r}: choose pavlovian or bandit")
+        raise InputError(f"`task` {task!r}: choose pavlovian or bandit")
     n, kw = SESSION_TASKS[task]
     return tasks.make_task(task, n_trials or n, **kw)
 
@@ -175,14 +175,14 @@ def simulate_sessions(task: str = "pavlovian", model: str = "rw", n_subjects: in
     from dopa_rl.io.nwb_write import write_session
 
     if n_subjects < 1 or n_sessions < 1:
-        raise InputError(f"--subjects {n_subjects} --sessions {n_sessions}: both must be at least 1")
+        raise InputError(f"`n_subjects` {n_subjects} `n_sessions` {n_sessions}: both must be at least 1")
     _make_task(task, 1)  # validates --task early
     m = session_model(task, model)  # and --model: any registered model of the task's kind
     out = Path(out)
     total = n_subjects * n_sessions
     if out.suffix.lower() == ".nwb":
         if total > 1:
-            raise InputError(f"--out {out}: {total} sessions need a folder, not a single .nwb file name")
+            raise InputError(f"`out` {out}: {total} sessions need a folder, not a single .nwb file name")
         targets = [out]
     else:
         targets = session_paths(out, n_subjects, n_sessions)

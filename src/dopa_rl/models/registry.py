@@ -16,12 +16,8 @@ Building the registry imports neither numba nor pandas and compiles nothing: ker
 """
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
-import sys
 import warnings
-from pathlib import Path
 
 from dopa_rl.errors import InputError
 from dopa_rl.models.base import Model
@@ -31,7 +27,6 @@ ENTRY_POINT_GROUP = "dopa_rl.models"
 _builtin: dict[str, Model] | None = None       # built once, on first need
 _registered: dict[str, Model] = {}             # register_model
 _plugins: dict[str, object] | None = None      # entry-point name -> EntryPoint (not loaded) or loaded Model
-_files: dict[str, object] = {}                 # resolved path or module name -> loaded module
 
 
 def _builtins() -> dict[str, Model]:
@@ -146,14 +141,15 @@ def get_model(name: str | Model, **options) -> Model:
 
 
 def load_model_spec(spec: str) -> Model:
-    """The model ``NAME`` of ``path/to/file.py:NAME`` or ``package.module:NAME`` (loaded once per process)."""
-    where, _, attr = spec.rpartition(":")
-    if not where or not attr:
-        raise InputError(f"model {spec!r}: write FILE.py:NAME or package.module:NAME")
-    if where.endswith(".py") or "/" in where or "\\" in where:
-        module = _load_file(spec, Path(where))
-    else:
-        module = _load_module(spec, where)
+    """The model ``NAME`` of ``path/to/file.py:NAME`` or ``package.module:NAME`` (loaded once per process, by
+    the one loader of user code, :mod:`dopa_rl.models.user_code`)."""
+    from dopa_rl.models.user_code import load_user_module, split_spec
+
+    try:
+        where, attr = split_spec(spec)
+        module = load_user_module(where)
+    except InputError as exc:
+        raise InputError(f"model {spec!r}: {exc}") from exc.__cause__
     if hasattr(module, attr):
         return _as_model(getattr(module, attr), f"model {spec!r}: {attr}")
     if attr in _registered:  # the file registered a model under that name
@@ -161,40 +157,6 @@ def load_model_spec(spec: str) -> Model:
     found = sorted(k for k, v in vars(module).items() if isinstance(v, Model) and not k.startswith("_"))
     hint = f"; it defines: {', '.join(found)}" if found else "; it defines no model"
     raise InputError(f"model {spec!r}: {where} has no model {attr!r}{hint}")
-
-
-def _load_file(spec: str, path: Path):
-    if not path.is_file():
-        raise InputError(f"model {spec!r}: file {path} not found")
-    key = str(path.resolve())
-    if key not in _files:
-        mod_name = "dopa_rl_user_model_" + re.sub(r"\W", "_", path.stem) + f"_{len(_files)}"
-        loader_spec = importlib.util.spec_from_file_location(mod_name, path)
-        module = importlib.util.module_from_spec(loader_spec)
-        sys.modules[mod_name] = module  # numba and pickling look functions up by module
-        try:
-            loader_spec.loader.exec_module(module)
-        except InputError:
-            del sys.modules[mod_name]
-            raise
-        except Exception as exc:  # the user's file fails: one line naming it
-            del sys.modules[mod_name]
-            raise InputError(f"model {spec!r}: {path} failed to load: {type(exc).__name__}: {exc}") from exc
-        _files[key] = module
-    return _files[key]
-
-
-def _load_module(spec: str, name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            raise InputError(f"model {spec!r}: no module named {exc.name!r} (is it installed, or on PYTHONPATH?)") from exc
-        raise InputError(f"model {spec!r}: module {name} failed to load: {type(exc).__name__}: {exc}") from exc
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(f"model {spec!r}: module {name} failed to load: {type(exc).__name__}: {exc}") from exc
 
 
 def forget_plugins() -> None:

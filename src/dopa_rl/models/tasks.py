@@ -240,7 +240,7 @@ def make_task(name: str, n_trials: int | None = None, **kw):
     """A task by name: ``bandit`` and ``pavlovian`` (the defaults above, ``n_trials`` long), or one of the
     Pavlovian designs in :data:`PAVLOVIAN_TASKS` (fixed phase lengths: ``n_trials`` does not apply)."""
     if n_trials is not None and (isinstance(n_trials, bool) or int(n_trials) != n_trials or n_trials < 1):
-        raise InputError(f"--trials {n_trials}: must be a whole number >= 1")
+        raise InputError(f"`n_trials` {n_trials}: must be a whole number >= 1")
     size = {} if n_trials is None else {"n_trials": int(n_trials)}
     if name == "bandit":
         return bandit_task(**size, **kw)
@@ -248,9 +248,9 @@ def make_task(name: str, n_trials: int | None = None, **kw):
         return pavlovian_task(**size, **kw)
     if name in PAVLOVIAN_TASKS:
         if n_trials is not None:
-            raise InputError(f"--trials does not apply to --task {name} (its phases have fixed lengths)")
+            raise InputError(f"`n_trials` does not apply to `task` {name} (its phases have fixed lengths)")
         return PAVLOVIAN_TASKS[name](**kw)
-    raise InputError(f"--task {name!r}: choose one of bandit, pavlovian, {', '.join(PAVLOVIAN_TASKS)}")
+    raise InputError(f"`task` {name!r}: choose one of bandit, pavlovian, {', '.join(PAVLOVIAN_TASKS)}")
 
 
 def concatenate(task, times: int):

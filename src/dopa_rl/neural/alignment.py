@@ -51,7 +51,7 @@ class PeriEvent:
         return self.matrix.std(axis=0, ddof=1) / np.sqrt(n) if n > 1 else np.zeros(len(self.time))
 
 
-def check_window(window, option: str = "--window") -> tuple[float, float]:
+def check_window(window, option: str = "`window`") -> tuple[float, float]:
     """``(start, stop)`` as floats with stop > start, else an InputError naming the option."""
     lo, hi = float(window[0]), float(window[1])
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
@@ -63,7 +63,7 @@ def window_indices(window: tuple[float, float], rate: float) -> np.ndarray:
     """Sample offsets of ``window`` (seconds, inclusive both ends) at ``rate``."""
     lo, hi = float(window[0]), float(window[1])
     if not (np.isfinite(lo) and np.isfinite(hi)) or hi <= lo:
-        raise InputError(f"--window {lo:g} {hi:g}: the end must come after the start")
+        raise InputError(f"`window` {lo:g} {hi:g}: the end must come after the start")
     if not rate or not np.isfinite(rate) or rate <= 0:
         raise InputError(f"sampling rate {rate!r} must be a positive number")
     return np.arange(int(np.round(lo * rate)), int(np.round(hi * rate)) + 1)
@@ -82,7 +82,7 @@ def peri_event_matrix(values: np.ndarray, events, window: tuple[float, float] = 
     n = values.shape[0]
     if n < offsets.size:
         raise InputError(f"signal has {n} samples ({n / rate:.3g} s) but the event window "
-                         f"{window[0]:g} to {window[1]:g} s needs {offsets.size}; use a shorter --window")
+                         f"{window[0]:g} to {window[1]:g} s needs {offsets.size}; use a shorter `window`")
     finite = np.isfinite(events)
     centre = np.zeros(len(events), dtype=np.int64)
     centre[finite] = np.round((events[finite] - t0) * rate).astype(np.int64)

@@ -56,17 +56,21 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
                    trials_table: str | None = None, pipeline: PhotometryPipeline | None = None,
                    series: str | None = None, window=DEFAULT_WINDOWS["window"], baseline=DEFAULT_WINDOWS["baseline"],
                    measure: str = "mean", matrix: str | None = None, rate: float | None = None,
-                   event_at: float | None = None, units=None) -> DopamineData:
-    """Read trials and dopamine responses from each file in ``paths`` (see the module docstring)."""
+                   event_at: float | None = None, units=None, choice_base: int = 0,
+                   n_options: int | None = None) -> DopamineData:
+    """Read trials and dopamine responses from each file in ``paths`` (see the module docstring).
+
+    ``columns``, ``trials_table``, ``choice_base`` and ``n_options`` are the behaviour-table options of
+    :func:`dopa_rl.io.behavior.load_behavior`; the trials pass the same validator."""
     from dopa_rl.io.behavior import expand_paths, normalize_behavior, read_table, ID_COLUMNS
 
     from dopa_rl.neural.alignment import check_window
 
-    window, baseline = check_window(window, "--window"), check_window(baseline, "--baseline")
+    window, baseline = check_window(window, "`window`"), check_window(baseline, "`baseline`")
     if signal not in SIGNALS:
-        raise InputError(f"--signal {signal!r}: choose one of {', '.join(SIGNALS)}")
+        raise InputError(f"`signal` {signal!r}: choose one of {', '.join(SIGNALS)}")
     if matrix is not None and (rate is None or event_at is None):
-        raise InputError("--matrix PREFIX needs --rate HZ and --event-at SECONDS")
+        raise InputError("`matrix` PREFIX needs `rate` HZ and `event_at` SECONDS")
     files = expand_paths(paths)
     std_cols, dop_cols = _split_columns(columns)
     excluded: dict[str, int] = {}
@@ -75,7 +79,7 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
         nwb_file = path.suffix.lower() == ".nwb"
         if signal == "table":
             if nwb_file:
-                raise InputError(f"{path}: --signal table reads CSV/TSV tables; use --signal photometry|units for NWB")
+                raise InputError(f"{path}: `signal` table reads CSV/TSV tables; use `signal` photometry|units for NWB")
             raw = read_table(path, [std_cols.get(c, c) for c in ID_COLUMNS])
             raw = raw.rename(columns={v: k for k, v in dop_cols.items()})
             missing = [f"'{v}' (for {k})" for k, v in dop_cols.items() if k not in raw.columns]
@@ -83,7 +87,8 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
                 raise InputError(f"{path}: no column {', '.join(missing)}")
             rev = {v: k for k, v in std_cols.items()}
             raw, counts = prepare_trials(raw.rename(columns=rev))
-            trials = normalize_behavior(raw, source=str(path))
+            trials = normalize_behavior(raw, source=str(path), choice_base=choice_base, n_options=n_options,
+                                            renamed=std_cols)
             if len(files) > 1 and "session" not in raw.columns:
                 trials["session"] = path.stem
             if matrix is not None:
@@ -94,20 +99,21 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
                               "window": list(window), "baseline": list(baseline), "measure": measure})
                 trials = trials.drop(columns=[c for c in trials.columns if str(c).startswith(matrix)])
             elif not any(c in trials.columns for c in DOPAMINE_COLUMNS):
-                raise InputError(f"{path}: no dopamine_cue or dopamine_outcome column (map yours with --columns "
-                                 "dopamine_cue=NAME) and no --matrix PREFIX")
+                raise InputError(f"{path}: no dopamine_cue or dopamine_outcome column (map yours with `columns` "
+                                 "dopamine_cue=NAME) and no `matrix` PREFIX")
             _add(excluded, counts)
             long = to_long(trials)
         else:
             if not nwb_file:
-                raise InputError(f"{path}: --signal {signal} reads NWB files; use --signal table for CSV/TSV")
+                raise InputError(f"{path}: `signal` {signal} reads NWB files; use `signal` table for CSV/TSV")
             from dopa_rl.io import nwb
 
             with nwb.NWBSession(path) as s:
                 raw = s.behavior(columns=std_cols or None, trials_table=trials_table, validate=False)
                 raw, counts = prepare_trials(raw)
                 _add(excluded, counts)
-                trials = normalize_behavior(raw, source=str(path))
+                trials = normalize_behavior(raw, source=str(path), choice_base=choice_base, n_options=n_options,
+                                            renamed=std_cols)
                 for col in ("cue_time", "outcome_time", "start_time", "stop_time"):
                     if col in raw.columns:
                         trials[col] = raw[col].to_numpy(float)
@@ -129,7 +135,7 @@ def load_responses(paths, signal: str = "photometry", *, columns: Mapping[str, s
                         ids = select_dopamine_units(trains, rewarded, window=window, baseline=baseline)
                         if not ids:
                             raise InputError(f"{path}: no unit's reward response exceeds its baseline "
-                                             "(--units auto); name units with --units ID,...")
+                                             "(`units` auto); name units with `units` ID,...")
                     elif units is not None:
                         from dopa_rl.neural.spikes import named_units
 
@@ -178,7 +184,7 @@ def event_times(session: Any, name: str | None, trials_table: str | None = None)
             return "cue_time", trials["cue_time"].to_numpy(float)
         if len(events) == 1:
             return next(iter(events.items()))
-        raise InputError(f"{session.path}: say which event to align to with --event NAME (events tables: "
+        raise InputError(f"{session.path}: say which event to align to with `event` NAME (events tables: "
                          f"{', '.join(events) or 'none'}; trials columns: "
                          f"{', '.join(c for c in (trials.columns if trials is not None else []) if 'time' in c) or 'none'})")
     if name in events:

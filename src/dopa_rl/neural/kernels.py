@@ -26,9 +26,10 @@ from scipy import interpolate, signal
 
 from dopa_rl.errors import InputError
 from dopa_rl.models.indicator import impulse_train
+from dopa_rl.neural.kernel_result import KernelResult
 
 __all__ = ["bspline_basis", "raised_cosine_basis", "event_design", "event_kernel_regression", "fit_diff_exp",
-           "kernel_collinearity", "event_lags", "VIF_THRESHOLD"]
+           "kernel_collinearity", "event_lags", "VIF_THRESHOLD", "KernelResult"]
 
 #: variance inflation (caused by another event) above which two kernels are reported as inseparable
 VIF_THRESHOLD = 10.0
@@ -192,13 +193,14 @@ def _cv_r2(st, tot, cols, lam):
 
 def event_kernel_regression(trace, fs: float, events: dict, *, window=(-0.5, 3.0), n_basis: int = 12,
                             basis: str = "bspline", lambdas=None, n_folds: int = 5, t0: float = 0.0,
-                            unique: bool = True) -> dict:
+                            unique: bool = True) -> KernelResult:
     """Fit event kernels to a photometry trace by ridge regression with cross-validated lambda.
 
-    Returns ``{"lags": (n_lags,) s, "kernels": {name: (n_lags,)}, "r2_cv", "r2_train", "lambda",
-    "unique": {name: full r2_cv - r2_cv without that event}, "intercept", "coef": {name: basis
-    weights}, "collinear": [{"events": [a, b], "vif", "lag": {"leader", "median_s", "sd_s", "n"}}]}``
-    (``collinear``: :func:`kernel_collinearity` at ``VIF_THRESHOLD``; those kernels are not separable).  ``lambda`` is chosen on a log grid (default 1e-3..1e4 times the mean diagonal of X'X
+    Returns a :class:`~dopa_rl.neural.kernel_result.KernelResult`: ``lags`` (s), ``kernels`` {name: (n_lags,)},
+    ``r2_cv``, ``r2_train``, ``lambda_``, ``unique`` {name: full r2_cv - r2_cv without that event}, ``intercept``,
+    ``coef`` {name: basis weights}, ``collinear`` [{"events": [a, b], "vif", "lag": {"leader", "median_s",
+    "sd_s", "n"}}] (:func:`kernel_collinearity` at ``VIF_THRESHOLD``: those kernels are not separable).
+    ``lambda`` is chosen on a log grid (default 1e-3..1e4 times the mean diagonal of X'X
     divided by n) for each model separately.
     """
     y = np.asarray(trace, float).ravel()
@@ -231,16 +233,18 @@ def event_kernel_regression(trace, fs: float, events: dict, *, window=(-0.5, 3.0
         if lag is not None:
             lag["leader"] = c["events"][0] if lag["leader"] == "first" else c["events"][1]
         c["lag"] = lag
-    out = {"lags": d["lags"], "kernels": kernels, "r2_cv": r2_cv, "r2_train": float(r2_train),
-           "lambda": lam, "intercept": float(icpt),
-           "coef": {name: beta[sl] for name, sl in d["groups"].items()}, "collinear": collinear}
+    out = KernelResult(lags=d["lags"], kernels=kernels, r2_cv=r2_cv, r2_train=float(r2_train), lambda_=lam,
+                       intercept=float(icpt), coef={name: beta[sl] for name, sl in d["groups"].items()},
+                       settings={"rate_hz": float(fs), "window_s": [float(w) for w in window],
+                                 "n_basis": int(n_basis), "basis": basis, "n_folds": int(n_folds), "t0": float(t0)},
+                       collinear=collinear)
     if unique:
         uniq = {}
         for name, sl in d["groups"].items():
             keep = np.setdiff1d(all_cols, np.arange(X.shape[1])[sl])
             # with no event left the model is the intercept alone: cross-validated R^2 about 0
             uniq[name] = r2_cv - (best_model(keep)[0] if keep.size else 0.0)
-        out["unique"] = uniq
+        out.unique = uniq
     return out
 
 

@@ -105,7 +105,7 @@ def double_exponential_trend(x: np.ndarray, rate: float, t: np.ndarray | None = 
     try:
         popt, _ = curve_fit(_double_exp, tb, xb, p0=p0, bounds=bounds, maxfev=5000)
     except (RuntimeError, ValueError) as exc:
-        raise InputError(f"double-exponential photobleaching fit failed ({exc}); use --detrend highpass") from None
+        raise InputError(f"double-exponential photobleaching fit failed ({exc}); use `detrend` highpass") from None
     trend = _double_exp(t, *popt)
     names = ("const", "amp_fast", "amp_slow", "tau_slow_s", "tau_multiplier")
     return trend, {k: float(v) for k, v in zip(names, popt)}
@@ -159,7 +159,7 @@ def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *,
     neighbouring samples carry the same information); OLS always uses every sample.
     """
     if method not in CONTROL_METHODS:
-        raise InputError(f"--control-fit {method!r}: choose one of {', '.join(CONTROL_METHODS)}")
+        raise InputError(f"`control_fit` {method!r}: choose one of {', '.join(CONTROL_METHODS)}")
     signal = np.asarray(signal, dtype=float)
     control = np.asarray(control, dtype=float)
     if signal.shape != control.shape:
@@ -169,7 +169,7 @@ def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *,
     if y.size < 3:
         raise InputError(f"control fit: only {y.size} sample(s) in the fitting epoch")
     if x.max() == x.min():
-        raise InputError("control channel is constant over the fitting epoch; fit without it (--control-fit none)")
+        raise InputError("control channel is constant over the fitting epoch; fit without it (`control_fit` none)")
     if method == "ols":
         a, b = _wls(x, y, None)
         return ControlFit(float(b), float(a), method, int(y.size))
@@ -203,7 +203,7 @@ def dff(signal: np.ndarray, baseline: np.ndarray, fitted: np.ndarray | None = No
     baseline = np.asarray(baseline, dtype=float)
     if np.any(baseline == 0) or not np.all(np.isfinite(baseline)):
         raise InputError("dF/F: the baseline fluorescence reaches 0 or is not finite; check the control fit "
-                         "or use another --detrend")
+                         "or use another `detrend`")
     out = np.subtract(signal, baseline if fitted is None else fitted)
     out /= baseline
     return out
@@ -234,6 +234,6 @@ def resample(x: np.ndarray, rate: float, new_rate: float) -> np.ndarray:
     from scipy.signal import resample_poly
 
     if new_rate <= 0:
-        raise InputError(f"--resample {new_rate:g}: the new rate must be positive")
+        raise InputError(f"`resample_hz` {new_rate:g}: the new rate must be positive")
     frac = Fraction(float(new_rate) / float(rate)).limit_denominator(1000)
     return resample_poly(np.asarray(x, dtype=float), frac.numerator, frac.denominator)

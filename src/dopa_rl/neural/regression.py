@@ -2,7 +2,9 @@
 
 * :func:`model_rpes`: the RPE at cue and outcome of every trial under given parameters (per subject);
 * :func:`regress_on_rpe`: OLS ``response ~ const + rpe`` per event and unit (or session);
-* :func:`mixed_on_rpe`: MixedLM ``response ~ rpe`` across sessions/subjects with a random intercept.
+* :func:`mixed_on_rpe`: MixedLM ``response ~ rpe`` across sessions/subjects with a random intercept;
+* :func:`regress_responses`: both on a response table, as a :class:`RegressionResult` (one of the result
+  family: ``summary()``, ``to_frame()``, JSON, ``plot()``, ``to_nwb()``), keeping the statsmodels results.
 
 Records use the keys of ``dopa-rl regress --json`` (``event``, ``unit``, ``coef``, ``pvalue``, ``n``...);
 a regression that cannot be estimated (too few trials, no variation in the RPE) is reported with
@@ -11,16 +13,25 @@ a regression that cannot be estimated (too few trials, no variation in the RPE) 
 from __future__ import annotations
 
 import warnings
-from types import SimpleNamespace
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dopa_rl.errors import InputError
 from dopa_rl.models.base import Model
+from dopa_rl.results import Result
 
-__all__ = ["model_rpes", "attach_rpe", "regress_on_rpe", "mixed_on_rpe", "summary_table"]
+__all__ = ["model_rpes", "attach_rpe", "regress_on_rpe", "mixed_on_rpe", "summary_table", "regress_responses",
+           "RegressionResult", "RESPONSE_UNITS"]
+
+#: what a per-trial response is, with its unit, by signal (axis labels)
+RESPONSE_UNITS = {"photometry": "window mean of z-scored dF/F (SD of the session)",
+                  "units": "firing rate in the window (spikes/s)",
+                  "table": "response from the table (its own units)"}
 
 
 def _num(v) -> float | None:
@@ -100,9 +111,11 @@ def _unit(v: str) -> str | None:
     return None if v == "-" else v
 
 
-def regress_on_rpe(long: pd.DataFrame, *, by: tuple[str, ...] = ("subject", "session", "unit")) -> list[dict]:
+def regress_on_rpe(long: pd.DataFrame, *, by: tuple[str, ...] = ("subject", "session", "unit"),
+                   fits: list | None = None) -> list[dict]:
     """OLS ``response ~ const + rpe`` for each event and each group of ``by`` (default: one regression per
-    session and unit; ``by=("unit",)`` pools sessions).  Returns one record per regression."""
+    session and unit; ``by=("unit",)`` pools sessions).  Returns one record per regression; ``fits``, when
+    given, receives the statsmodels results in the same order (None where a regression was not estimated)."""
     import statsmodels.api as sm
 
     if "rpe" not in long.columns:
@@ -117,16 +130,21 @@ def regress_on_rpe(long: pd.DataFrame, *, by: tuple[str, ...] = ("subject", "ses
         d, note = _usable(d)
         if note:
             out.append(_record(info["event"], unit, n=len(d), note=note, model="ols", **extra))
+            if fits is not None:
+                fits.append(None)
             continue
         X = sm.add_constant(d["rpe"].to_numpy(float).reshape(-1, 1), has_constant="add")
         res = sm.OLS(d["response"].to_numpy(float), pd.DataFrame(X, columns=["const", "rpe"])).fit()
+        if fits is not None:
+            fits.append(res)
         out.append(_record(info["event"], unit, res, len(d), model="ols", rsquared=_num(res.rsquared), **extra))
     return out
 
 
-def mixed_on_rpe(long: pd.DataFrame, *, groups: str = "session") -> list[dict]:
+def mixed_on_rpe(long: pd.DataFrame, *, groups: str = "session", fits: list | None = None) -> list[dict]:
     """MixedLM ``response ~ rpe`` per event, random intercept per ``groups``: ``session`` (each subject's
-    sessions apart) or ``subject``.  Units are pooled (their ids are not comparable across sessions)."""
+    sessions apart) or ``subject``.  Units are pooled (their ids are not comparable across sessions).
+    ``fits``, when given, receives the statsmodels results (None where not estimated)."""
     import statsmodels.formula.api as smf
 
     if groups not in long.columns:
@@ -145,10 +163,14 @@ def mixed_on_rpe(long: pd.DataFrame, *, groups: str = "session") -> list[dict]:
             note = f"only {n_groups} {groups}: a random intercept needs at least 2 (use OLS)"
         if note:
             out.append(_record(event, unit, n=len(d), note=note, model="mixedlm", groups=groups))
+            if fits is not None:
+                fits.append(None)
             continue
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # convergence chatter; failures are reported below
             res = smf.mixedlm("response ~ rpe", d, groups="_group").fit(reml=True)
+        if fits is not None:
+            fits.append(res)
         ren = {"Intercept": "const"}
         fitted = SimpleNamespace(params=res.params.rename(ren), bse=res.bse.rename(ren), pvalues=res.pvalues.rename(ren))
         out.append(_record(event, unit, fitted, len(d), model="mixedlm", groups=groups, n_groups=int(n_groups),
@@ -167,3 +189,135 @@ def summary_table(records: list[dict]) -> str:
                      "const": fmt(c["const"]), "rpe": fmt(c["rpe"]), "se_rpe": fmt(s.get("rpe")),
                      "p_rpe": fmt(p["rpe"], ".3g"), "n": r["n"], "note": r.get("note") or ""})
     return pd.DataFrame(rows).fillna("-").to_string(index=False) if rows else "(no regressions)"
+
+
+def _flat(record: dict) -> dict:
+    out = {k: record.get(k) for k in ("model", "event", "unit", "subject", "session", "groups")}
+    for part, prefix in (("coef", ""), ("se", "se_"), ("pvalue", "p_")):
+        for name in ("const", "rpe"):
+            v = (record.get(part) or {}).get(name)
+            out[f"{prefix}{name}"] = np.nan if v is None else float(v)
+    out["n"] = int(record["n"])
+    out["note"] = record.get("note") or ""
+    return out
+
+
+@dataclass
+class RegressionResult(Result):
+    """Dopamine responses regressed on a model's trial-wise RPEs.
+
+    ``records``: one per regression (OLS per event and session/unit, MixedLM pooled over sessions), with the
+    keys of ``dopa-rl regress --json``; ``fits``: the statsmodels results in the same order (None where a
+    regression could not be estimated; not stored in JSON, so a result read back has none); ``responses``:
+    the per-trial response table with its ``rpe`` column; ``params``: the learning parameters per subject
+    that gave the RPEs; ``info``: how they were obtained (``fit``: behavior, neural, joint, trace or fixed,
+    and that fit's statistics).
+    """
+
+    model: str
+    signal: str
+    params: pd.DataFrame
+    records: list[dict]
+    responses: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+    fits: list = field(default_factory=list, repr=False)
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    kind = "regression"
+    schema = "dopa_rl.regression/1"
+    description = "dopamine responses regressed on a model's trial-wise reward-prediction errors"
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per regression: model (ols/mixedlm), event, unit, subject, session, coefficients, their
+        standard errors and p-values, n and a note where it could not be estimated."""
+        frame = pd.DataFrame([_flat(r) for r in self.records])
+        return frame.dropna(axis=1, how="all") if len(frame) else frame
+
+    def per_trial(self) -> pd.DataFrame:
+        return self.responses
+
+    @property
+    def provenance_info(self) -> dict[str, Any]:
+        return {"model": self.model, "signal": self.signal, **self.provenance,
+                "params_by_subject": {str(s): dict(row) for s, row in self.params.iterrows()},
+                **{k: v for k, v in self.info.items() if k in ("fit", "loglik", "converged", "indicator")}}
+
+    def summary(self) -> str:
+        # a parameter whose profile likelihood is flat in every fit (info["weakly_identified"], from
+        # dopa_rl.fit.identification) is not a measurement: say so instead of printing its value
+        weak = self.info.get("weakly_identified") or []
+        n_fits = len(self.info.get("identification") or {})
+        flat = {p for p in self.params.columns if n_fits and sum(w["param"] == p for w in weak) == n_fits}
+        mean = ", ".join(f"{k}=not identified" if k in flat else f"{k}={v:.4g}" for k, v in self.params.mean().items())
+        return f"model {self.model} ({self.info.get('fit', '?')}): {mean}\n{summary_table(self.records)}"
+
+    def to_dict(self) -> dict:
+        return {"schema": self.schema, "model": self.model, "signal": self.signal, **self.info,
+                "params": {k: float(self.params[k].mean()) for k in self.params.columns},
+                "params_by_subject": {str(s): {k: float(v) for k, v in row.items()} for s, row in self.params.iterrows()},
+                "regressions": self.records, "provenance": self.provenance,
+                "responses": {c: self.responses[c].tolist() for c in self.responses.columns}}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RegressionResult":
+        """Rebuild from :meth:`to_dict` (without the statsmodels results)."""
+        try:
+            if d.get("schema") != cls.schema:
+                raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")
+            skip = {"schema", "model", "signal", "params", "params_by_subject", "regressions", "provenance",
+                    "responses"}
+            by = d["params_by_subject"]
+            params = pd.DataFrame.from_dict(by, orient="index").rename_axis("subject")
+            responses = pd.DataFrame({c: [np.nan if v is None else v for v in vals] if c in ("response", "rpe")
+                                      else vals for c, vals in d["responses"].items()})
+            return cls(model=d["model"], signal=d["signal"], params=params, records=list(d["regressions"]),
+                       responses=responses, info={k: v for k, v in d.items() if k not in skip},
+                       provenance=dict(d.get("provenance") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"not a dopa_rl regression result ({type(exc).__name__}: {exc})") from None
+
+    def _line(self, event: str) -> tuple[float, float, str] | None:
+        """The slope drawn for ``event``: the table's pooled MixedLM estimate when there is one, else its
+        single OLS estimate (several OLS rows and no MixedLM: none, the table has no one slope)."""
+        rows = [r for r in self.records if r["event"] == event and r["coef"]["rpe"] is not None]
+        mixed = [r for r in rows if r.get("model") == "mixedlm"]
+        if mixed:
+            r = mixed[0]
+            return r["coef"]["const"], r["coef"]["rpe"], f"MixedLM slope {r['coef']['rpe']:.3g} (pooled, table)"
+        if len(rows) == 1:
+            r = rows[0]
+            return r["coef"]["const"], r["coef"]["rpe"], f"OLS slope {r['coef']['rpe']:.3g} (table)"
+        return None
+
+    def _draw(self, fig, **options) -> None:
+        """Response against RPE at cue and at outcome, with the slope of the table."""
+        long = self.responses
+        events = [e for e in ("cue", "outcome") if (long["event"] == e).any()] or ["outcome"]
+        fig.set_size_inches(4.4 * len(events), 3.6)
+        axes = fig.subplots(1, len(events), squeeze=False)[0]
+        n_sessions = long.groupby(["subject", "session"]).ngroups if {"subject", "session"} <= set(long.columns) else 1
+        for ax, ev in zip(axes, events):
+            d = long[(long["event"] == ev) & np.isfinite(long["response"]) & np.isfinite(long["rpe"])]
+            ax.scatter(d["rpe"], d["response"], s=6, alpha=0.4, label=f"trials ({len(d)}, {n_sessions} session(s))")
+            line = self._line(ev)
+            if line is not None and len(d):
+                b0, b1, label = line
+                xs = np.linspace(d["rpe"].min(), d["rpe"].max(), 50)
+                ax.plot(xs, b0 + b1 * xs, color="C3", label=label)
+            ax.set_xlabel(f"{self.model} RPE at {ev} (reward units)")
+            ax.set_ylabel(RESPONSE_UNITS.get(self.signal, "response"))
+            ax.set_title(f"{self.signal} response at {ev} vs model RPE", fontsize=9)
+            ax.legend(fontsize=7, frameon=False)
+
+
+def regress_responses(long: pd.DataFrame, *, model: str, signal: str, params: pd.DataFrame,
+                      info: Mapping[str, Any] | None = None, provenance: Mapping[str, Any] | None = None
+                      ) -> RegressionResult:
+    """OLS per event and session/unit, plus MixedLM pooled over sessions when there are several, on a
+    response table with an ``rpe`` column (:func:`attach_rpe`); see :class:`RegressionResult`."""
+    fits: list = []
+    records = regress_on_rpe(long, fits=fits)
+    if {"subject", "session"} <= set(long.columns) and long.groupby(["subject", "session"]).ngroups > 1:
+        records += mixed_on_rpe(long, groups="session", fits=fits)
+    return RegressionResult(model=model, signal=signal, params=params, records=records, responses=long,
+                            info=dict(info or {}), fits=fits, provenance=dict(provenance or {}))

@@ -42,9 +42,9 @@ def psth(trains: Mapping, events, window: tuple[float, float] = (-1.0, 2.0), bin
          units: Sequence | None = None) -> PSTH:
     """Peri-event histograms of each unit in ``units`` (default all), in Hz; NaN events are excluded."""
     if not bin_s > 0:
-        raise InputError(f"--bin {bin_s}: must be positive")
+        raise InputError(f"`bin_s` {bin_s}: must be positive")
     if not window[1] > window[0]:
-        raise InputError(f"--window {window[0]:g} {window[1]:g}: the end must come after the start")
+        raise InputError(f"`window` {window[0]:g} {window[1]:g}: the end must come after the start")
     ids = list(trains) if units is None else list(units)
     missing = [u for u in ids if u not in trains]
     if missing:
@@ -109,7 +109,7 @@ def named_units(trains: Mapping, units: Sequence, where: str = "") -> list:
     ids = [next((k for k in trains if str(k) == str(u)), u) for u in units]
     missing = [str(u) for u in ids if u not in trains]
     if missing:
-        raise InputError(f"{where + ': ' if where else ''}--units {', '.join(missing)} not in the file; units are "
+        raise InputError(f"{where + ': ' if where else ''}`units` {', '.join(missing)} not in the file; units are "
                          f"{', '.join(map(str, trains))}")
     return ids
 

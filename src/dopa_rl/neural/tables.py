@@ -70,20 +70,20 @@ def matrix_from_table(df: pd.DataFrame, prefix: str, rate: float, event_at: floa
     sampled at ``rate`` Hz with the event ``event_at`` seconds after the first column; returns the matrix and
     its time axis (seconds from the event)."""
     if not rate or rate <= 0:
-        raise InputError(f"--rate {rate}: the matrix sampling rate must be positive (Hz)")
+        raise InputError(f"`rate` {rate}: the matrix sampling rate must be positive (Hz)")
     pat = re.compile(rf"^{re.escape(prefix)}[._]?(\d+)$")
     cols = sorted(((int(m.group(1)), c) for c in map(str, df.columns) if (m := pat.match(c))))
     if not cols:
-        raise InputError(f"--matrix {prefix}: no columns named {prefix}.1, {prefix}.2, ... in the table "
+        raise InputError(f"`matrix` {prefix}: no columns named {prefix}.1, {prefix}.2, ... in the table "
                          f"(columns: {', '.join(map(str, df.columns[:8]))}{' ...' if len(df.columns) > 8 else ''})")
     names = [c for _, c in cols]
     try:
         matrix = df[names].apply(pd.to_numeric, errors="raise").to_numpy(dtype=float)
     except (ValueError, TypeError):
-        raise InputError(f"--matrix {prefix}: the {prefix}.* columns hold text, expected numbers") from None
+        raise InputError(f"`matrix` {prefix}: the {prefix}.* columns hold text, expected numbers") from None
     time = (np.array([k for k, _ in cols], dtype=float) - cols[0][0]) / rate - event_at
     if not (time[0] <= 0 <= time[-1]):
-        raise InputError(f"--event-at {event_at:g}: outside the matrix, which spans 0 to {(len(names) - 1) / rate:g} s")
+        raise InputError(f"`event_at` {event_at:g}: outside the matrix, which spans 0 to {(len(names) - 1) / rate:g} s")
     return matrix, time
 
 
@@ -92,7 +92,7 @@ def responses_from_matrix(matrix: np.ndarray, time: np.ndarray, window=DEFAULT_W
     """One response per trial (row): ``mean`` / ``peak`` / ``auc`` of :func:`window_measures`."""
     m = window_measures(matrix, time, window, baseline)
     if measure not in m.columns:
-        raise InputError(f"--measure {measure!r}: choose mean, peak, peak_time or auc")
+        raise InputError(f"`measure` {measure!r}: choose mean, peak, peak_time or auc")
     return m[measure].to_numpy()
 
 
@@ -149,6 +149,6 @@ def to_long(wide: pd.DataFrame) -> pd.DataFrame:
             frames.append(pd.DataFrame({**_ids(wide), "unit": None, "event": ev,
                                         "response": pd.to_numeric(wide[col], errors="coerce").to_numpy(float)}))
     if not frames:
-        raise InputError("the table has no dopamine_cue or dopamine_outcome column (map yours with --columns "
-                         "dopamine_cue=NAME,dopamine_outcome=NAME, or give --matrix PREFIX)")
+        raise InputError("the table has no dopamine_cue or dopamine_outcome column (map yours with `columns` "
+                         "dopamine_cue=NAME,dopamine_outcome=NAME, or give `matrix` PREFIX)")
     return pd.concat(frames, ignore_index=True)

@@ -39,7 +39,7 @@ def resolve_kernel(indicator: str, fs: float, *, rise_s: float | None = None, de
         times = np.asarray(event_times, float)
         fit = event_kernel_regression(trace, fs, {"event": times[np.isfinite(times)]}, window=(-0.5, 3.0),
                                       t0=t0, unique=False)
-        est = fit_diff_exp(fit["lags"], fit["kernels"]["event"])
+        est = fit_diff_exp(fit.lags, fit.kernels["event"])
         info = {"indicator": "estimate", "rise_s": est["rise_s"], "decay_s": est["decay_s"],
                 "source": f"difference of exponentials fitted to the event kernel (r2 {est['r2']:.3f}, "
                           f"peak {est['peak_s']:.3f} s)"}

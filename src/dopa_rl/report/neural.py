@@ -1,5 +1,5 @@
 """Dopamine figures: event-aligned means with error bands (split by learning stage and outcome), trial x
-time heatmaps, PSTH heatmaps per unit, response vs RPE scatter with the fitted line.
+time heatmaps, PSTH heatmaps per unit, (the response-vs-RPE figure is ``RegressionResult.plot()``).
 
 Each function draws one figure and writes it atomically to ``path`` (PNG); nothing is shown on screen.
 """
@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-__all__ = ["aligned_means", "trial_heatmap", "psth_heatmaps", "rpe_scatter", "save"]
+__all__ = ["aligned_means", "trial_heatmap", "psth_heatmaps", "save"]
 
 
 def _plt():
@@ -89,22 +89,4 @@ def psth_heatmaps(time: np.ndarray, rates: np.ndarray, unit_ids, path, *, title:
         ax.set_xlabel("time (s)", fontsize=7)
         fig.colorbar(im, ax=ax, label="Hz")
     fig.suptitle(title, fontsize=9)
-    return save(fig, path)
-
-
-def rpe_scatter(long: pd.DataFrame, path, *, ylabel: str = "response") -> Path:
-    """Response vs RPE at cue and at outcome, with the pooled least-squares line."""
-    plt = _plt()
-    events = [e for e in ("cue", "outcome") if (long["event"] == e).any()]
-    fig, axes = plt.subplots(1, max(1, len(events)), figsize=(4.2 * max(1, len(events)), 3.4), squeeze=False)
-    for ax, ev in zip(axes[0], events):
-        d = long[(long["event"] == ev) & np.isfinite(long["response"]) & np.isfinite(long["rpe"])]
-        ax.scatter(d["rpe"], d["response"], s=6, alpha=0.4)
-        if len(d) >= 3 and np.ptp(d["rpe"]) > 0:
-            b1, b0 = np.polyfit(d["rpe"], d["response"], 1)
-            xs = np.linspace(d["rpe"].min(), d["rpe"].max(), 50)
-            ax.plot(xs, b0 + b1 * xs, color="C3", label=f"pooled OLS slope {b1:.3g}")
-        ax.set_xlabel(f"model RPE at {ev}")
-        ax.set_ylabel(ylabel)
-        ax.legend(fontsize=7, frameon=False)
     return save(fig, path)

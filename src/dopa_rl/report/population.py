@@ -34,23 +34,12 @@ def _save(fig, path) -> bytes | None:
 
 
 def comparison_figure(comp, path=None) -> bytes | None:
-    """Left: each subject's log evidence relative to its best model; right: model frequencies and pxp."""
-    K = len(comp.models)
-    fig, ax = _figure(1, 2, (max(7.0, 4 + 0.25 * len(comp.subjects)), 4.0))
-    rel = comp.log_evidence - comp.log_evidence.max(axis=1, keepdims=True)
-    im = ax[0, 0].imshow(np.maximum(rel.T, -20), aspect="auto", cmap="viridis", vmin=-20, vmax=0)
-    ax[0, 0].set_yticks(range(K), comp.models)
-    unit = getattr(comp, "unit", "subject")
-    ax[0, 0].set_xlabel(unit)
-    ax[0, 0].set_title(f"log evidence - best (per {unit})")
-    fig.colorbar(im, ax=ax[0, 0], shrink=0.8)
-    x = np.arange(K)
-    ax[0, 1].bar(x - 0.2, comp.bms.expected_r, 0.4, label="expected frequency")
-    ax[0, 1].bar(x + 0.2, comp.bms.pxp, 0.4, label="protected exceedance")
-    ax[0, 1].set_xticks(x, comp.models, rotation=20)
-    ax[0, 1].set_ylim(0, 1)
-    ax[0, 1].set_title(f"random effects (BOR {comp.bms.bor:.2g})", fontsize=10)
-    ax[0, 1].legend(fontsize=8)
+    """The comparison figure (:func:`dopa_rl.fit.compare.draw_comparison`) as PNG bytes, or written to ``path``."""
+    from dopa_rl.fit.compare import draw_comparison
+
+    fig, _ = _figure(1, 1)
+    fig.clear()
+    draw_comparison(fig, comp)
     return _save(fig, path)
 
 

@@ -322,7 +322,7 @@ def _policy(c: _Checker, p: dict, base_dir: Path | None) -> PolicyConfig:
             c.problems.append("policy.function: missing; policy kind user needs function = \"module:function\" "
                               "or \"file.py:function\"")
         else:
-            from dopa_rl.session.user_code import load_user_function
+            from dopa_rl.models.user_code import load_user_function
 
             try:
                 load_user_function(fn, base_dir)

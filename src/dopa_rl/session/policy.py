@@ -28,7 +28,7 @@ from typing import Any
 from dopa_rl.errors import InputError
 from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.schedule import TrialPlan
-from dopa_rl.session.user_code import load_user_function
+from dopa_rl.models.user_code import load_user_function
 
 
 def reward_units(reward_ul: float, config: SessionConfig) -> float:

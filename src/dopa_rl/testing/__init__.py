@@ -1,7 +1,8 @@
 """What users import to test their own work.
 
 * :func:`check_model` (``dopa_rl.testing.conformance``): the conformance table every registered model runs
-  through, for your own models too; raises :class:`ModelCheckError` naming the failed check.
+  through, for your own models too; raises :class:`ModelCheckError` naming the failed check;
+  :func:`parametrize_with_checks` gives the same checks as one pytest item each (as scikit-learn's).
 * :class:`SimulatedDUT` (``dopa_rl.testing.simulated_rig``): a simulated rig device with the "device under
   test" interface of the rig scenario tests.
 
@@ -15,6 +16,8 @@ _WHERE = {
     "check_model": "dopa_rl.testing.conformance",
     "ModelCheckError": "dopa_rl.testing.conformance",
     "CHECKS": "dopa_rl.testing.conformance",
+    "model_checks": "dopa_rl.testing.conformance",
+    "parametrize_with_checks": "dopa_rl.testing.conformance",
     "SimulatedDUT": "dopa_rl.testing.simulated_rig",
     "SimDevice": "dopa_rl.testing.simulated_rig",
 }

@@ -30,11 +30,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import numpy as np
 
 from dopa_rl.errors import DopaRLError, InputError
+
+__all__ = ["CHECKS", "ModelCheckError", "ModelCheckReport", "check_model", "model_checks", "parametrize_with_checks"]
 
 CHECKS = ("parameters", "seed_reproducibility", "transforms_round_trip", "bad_parameters_raise",
           "parameters_matter", "lanes_equal_loop", "gradient", "recovery")
@@ -304,20 +306,8 @@ class ModelCheckReport:
                 + (f"; recovery (Spearman) {rec}" if rec else ""))
 
 
-def check_model(model, *, task=None, reference: Callable[[Mapping[str, float], object], float] | None = None,
-                n_subjects: int = 6, n_trials: int = 500, restarts: int = 4, min_correlation: float = 0.5,
-                weak: tuple[str, ...] = (), seed: int = 0, skip: tuple[str, ...] = ()) -> ModelCheckReport:
-    """Run the conformance table (:data:`CHECKS`) on ``model``; raise :class:`ModelCheckError` at the first
-    failure, naming the check.  Returns a :class:`ModelCheckReport`.
-
-    ``task``: the task simulated (default: a two-armed bandit for choice models; Pavlovian partial
-    reinforcement, and an overexpectation schedule with compounds for the likelihood checks); ``reference``:
-    an independent per-trial log-likelihood ``fn(params, trials)`` of one subject's rows (built-in and family
-    models have one); recovery fits ``n_subjects`` learners per parameter (``n_trials`` trials, ``restarts``
-    starts) and needs each parameter's Spearman correlation with the truth >= ``min_correlation``, except
-    for the ``weak`` parameters (ones the task cannot identify: their fits need only be finite); ``skip``
-    names checks not to run (say why in your test).
-    """
+def _checker(model, *, task=None, reference=None, n_subjects: int = 6, n_trials: int = 500, restarts: int = 4,
+             min_correlation: float = 0.5, weak: tuple[str, ...] = (), seed: int = 0, skip: tuple[str, ...] = ()):
     from dopa_rl.models.base import Model
 
     if not isinstance(model, Model):
@@ -328,19 +318,102 @@ def check_model(model, *, task=None, reference: Callable[[Mapping[str, float], o
     not_params = sorted(set(weak) - set(model.param_names))
     if not_params:
         raise InputError(f"check_model: weak={not_params} are not parameters of {model.name} ({model.param_names})")
-    checker = _Checker(model, task=task, reference=reference, n_subjects=n_subjects, n_trials=n_trials,
-                       restarts=restarts, min_correlation=min_correlation, seed=seed, weak=weak)
+    return _Checker(model, task=task, reference=reference, n_subjects=n_subjects, n_trials=n_trials,
+                    restarts=restarts, min_correlation=min_correlation, seed=seed, weak=weak)
+
+
+def _run(checker: _Checker, name: str) -> float:
+    """Run one check; seconds taken.  A crash inside a check is a failure of that check."""
+    t0 = time.perf_counter()
+    try:
+        getattr(checker, name)()
+    except ModelCheckError:
+        raise
+    except Exception as exc:  # the model crashed inside a check: name the check all the same
+        raise ModelCheckError(checker.model.name, name, f"{type(exc).__name__}: {exc}") from exc
+    return time.perf_counter() - t0
+
+
+def check_model(model, *, task=None, reference: Callable[[Mapping[str, float], object], float] | None = None,
+                n_subjects: int = 6, n_trials: int = 500, restarts: int = 4, min_correlation: float = 0.5,
+                weak: tuple[str, ...] = (), seed: int = 0, skip: tuple[str, ...] = ()) -> ModelCheckReport:
+    """Run the conformance table (:data:`CHECKS`) on ``model``.
+
+    Parameters
+    ----------
+    model : dopa_rl.models.Model
+        The model checked (built-in, from ``choice_model``/``pavlovian_model``, or your own).
+    task : optional
+        The task simulated (default: a two-armed bandit for choice models; Pavlovian partial reinforcement,
+        and an overexpectation schedule with compounds for the likelihood checks).
+    reference : callable, optional
+        An independent per-trial log-likelihood ``fn(params, trials)`` of one subject's rows (built-in and
+        family models have one).
+    n_subjects, n_trials, restarts : int
+        Size of the recovery study: ``n_subjects`` learners per parameter, ``n_trials`` trials each, fitted
+        from ``restarts`` starts.
+    min_correlation : float
+        Spearman correlation with the truth each parameter's estimates need.
+    weak : tuple of str
+        Parameters the task cannot identify: their fits need only be finite.
+    seed : int
+        Seed of every simulation.
+    skip : tuple of str
+        Checks not to run (say why in your test).
+
+    Returns
+    -------
+    ModelCheckReport
+        Seconds per check and each parameter's recovery correlation.
+
+    Raises
+    ------
+    ModelCheckError
+        At the first failing check, naming it.
+
+    See Also
+    --------
+    parametrize_with_checks : the same checks as one pytest item each.
+    """
+    checker = _checker(model, task=task, reference=reference, n_subjects=n_subjects, n_trials=n_trials,
+                       restarts=restarts, min_correlation=min_correlation, weak=weak, seed=seed, skip=skip)
     report = ModelCheckReport(model.name)
     for name in CHECKS:
-        if name in skip:
-            continue
-        t0 = time.perf_counter()
-        try:
-            getattr(checker, name)()
-        except ModelCheckError:
-            raise
-        except Exception as exc:  # the model crashed inside a check: name the check all the same
-            raise ModelCheckError(model.name, name, f"{type(exc).__name__}: {exc}") from exc
-        report.seconds[name] = time.perf_counter() - t0
+        if name not in skip:
+            report.seconds[name] = _run(checker, name)
     report.recovery = dict(checker.correlations)
     return report
+
+
+def model_checks(model, **options) -> Iterator[tuple[str, Callable[[object], None]]]:
+    """Yield ``(check name, check)`` for each check of :data:`CHECKS` that ``options`` (those of
+    :func:`check_model`) do not skip; ``check(model)`` runs that one check and raises
+    :class:`ModelCheckError` naming it when it fails."""
+    _checker(model, **options)  # bad options fail here, before any check runs
+    for name in CHECKS:
+        if name in options.get("skip", ()):
+            continue
+
+        def check(m, _name=name):
+            _run(_checker(m, **options), _name)
+
+        check.__name__ = f"check_{name}"
+        yield name, check
+
+
+def parametrize_with_checks(models, **options):
+    """A ``pytest.mark.parametrize`` over every (model, check) pair: one test item per check, as scikit-learn's
+    ``parametrize_with_checks``, so a failure names the model and the check in the test id.
+
+    >>> from dopa_rl.testing import parametrize_with_checks     # doctest: +SKIP
+    >>> @parametrize_with_checks([MODEL], weak=("phi",))      # doctest: +SKIP
+    ... def test_my_model(model, check):
+    ...     check(model)
+
+    ``options`` are those of :func:`check_model` and apply to every model.
+    """
+    import pytest
+
+    params = [pytest.param(m, check, id=f"{m.name}-{name}")
+              for m in models for name, check in model_checks(m, **options)]
+    return pytest.mark.parametrize(("model", "check"), params)

@@ -60,6 +60,7 @@ def run(args) -> int:
     from dopa_rl.io.behavior import expand_paths, parse_column_map
     from dopa_rl.neural.distributional import pooled_analysis
     from dopa_rl.neural.outcome_responses import load_outcome_responses
+    from dopa_rl.results import jsonable
 
     files = expand_paths(args.data)
     check_output_paths({"--json": args.json}, inputs=files)
@@ -94,66 +95,55 @@ def run(args) -> int:
                 s["label"] = s["file"]
         result = pooled_analysis(sessions, use=args.use, rng=np.random.default_rng(args.seed), n_splits=args.splits,
                                  estimator=args.estimator, axis=args.axis)
-    for s, per in zip(sessions, result["sessions"]):
+    result.response_unit = "spikes/s" if args.signal == "units" else "response units"
+    result.settings.update(signal=args.signal, window=list(args.window), baseline=list(args.baseline),
+                           baseline_event=args.baseline_event, files=[str(f) for f in files])
+    for s, per in zip(sessions, result.sessions):
         per["file"] = s["file"]
         per["excluded"] = {**s["excluded"], **({f"not_{args.use}": per["n_excluded"]} if per["n_excluded"] else {})}
         per["n_read"] = s["n_read"]
     excluded: dict[str, int] = {}
-    for per in result["sessions"]:
+    for per in result.sessions:
         for k, v in per["excluded"].items():
             excluded[k] = excluded.get(k, 0) + v
-    out = {"signal": args.signal, "use": args.use, "window": list(args.window), "baseline": list(args.baseline),
-           "baseline_event": args.baseline_event, "n_splits": args.splits, **result, "excluded": excluded}
+    out = {**result.to_dict(), "signal": args.signal, "use": args.use, "window": list(args.window),
+           "baseline": list(args.baseline), "baseline_event": args.baseline_event, "n_splits": args.splits,
+           "excluded": excluded}
     truths = [s["truth"] for s in sessions if s["truth"]]
     if truths:
         out["true"] = {"magnitudes": truths[0]["magnitudes"], "probabilities": truths[0]["probabilities"]}
-    text = json.dumps(out, indent=2, allow_nan=False)
+    text = json.dumps(jsonable(out), indent=2, allow_nan=False)
     if args.json:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
-        _plots(Path(args.plots), sessions, result, truths, "spikes/s" if args.signal == "units" else "response units")
-    sh, alt = result["split_half"], result["split_half_alternate"]
-    print(f"{len(result['units'])} units in {len(sessions)} session(s), {result['n_trials']} trials used"
-          + (f"; excluded: {', '.join(f'{k} {v}' for k, v in excluded.items())}" if excluded else ""))
-    print(f"estimator {args.estimator} on the {args.axis} axis"
-          + (f"; uncued responses shifted by {result['trial_type_shift']:+.3g} onto the cued ones"
-             if result["trial_type_shift"] is not None else ""))
-    if sh["r"] is None:
-        print("split-half reversal point vs tau: r undefined (no unit has both slopes)")
-    else:
-        print(f"split-half reversal point vs tau: r = {sh['r']:.3f} (95% of splits {sh['interval'][0]:.3f} to "
-              f"{sh['interval'][1]:.3f}), p = {sh['p']:.3g}, {sh['n_units']} units, {args.splits} random splits")
-    if alt["r"] is not None:
-        print(f"alternate trials: r = {alt['r']:.3f}, p = {alt['p']:.3g}, {alt['n_units']} units")
-    flagged = result["flagged"]
-    print(f"flagged (kept in every test): {len(flagged)} of {len(result['units'])} units"
-          + "".join(f"\n  {f['session']}:{f['unit']}: {', '.join(f['flags'])}" if len(sessions) > 1
-                    else f"\n  unit {f['unit']}: {', '.join(f['flags'])}" for f in flagged))
+        _plots(Path(args.plots), sessions, result, truths)
+    lines = result.summary().split("\n")
+    if excluded:
+        lines[0] += f"; excluded: {', '.join(f'{k} {v}' for k, v in excluded.items())}"
+    print("\n".join(lines))
     return 0
 
 
-def _plots(out, sessions, result, truths, response_unit) -> None:
+def _plots(out, sessions, result, truths) -> None:
     import numpy as np
 
-    from dopa_rl.report import distributional as fig
     from dopa_rl.report.neural import save
 
-    save(fig.response_by_magnitude_figure(result, response_unit=response_unit), out / "response_by_magnitude.png")
+    save(result.plot(panel="responses"), out / "response_by_magnitude.png")
     true_tau = true_rp = None
     taus = [t["tau"] for t in truths]
-    if truths and len(truths) == len(sessions) and all(taus) and sum(map(len, taus)) == len(result["units"]):
+    if truths and len(truths) == len(sessions) and all(taus) and sum(map(len, taus)) == len(result.units):
         from dopa_rl.models.distributional import expectile
 
         true_tau = np.concatenate([np.asarray(t, float) for t in taus])
-        true_rp = fig.to_axis(result, np.concatenate([expectile(t["magnitudes"], np.asarray(t["tau"], float),
-                                                                t["probabilities"]) for t in truths]))
-    save(fig.tau_vs_reversal_figure(result, true_tau, true_rp, response_unit=response_unit),
-         out / "tau_vs_reversal.png")
-    if "decoded" in result:
+        true_rp = result.to_axis(np.concatenate([expectile(t["magnitudes"], np.asarray(t["tau"], float),
+                                                           t["probabilities"]) for t in truths]))
+    save(result.plot(panel="tau", true_tau=true_tau, true_reversal=true_rp), out / "tau_vs_reversal.png")
+    if result.decoded is not None:
         if truths:
             tv, tp, label = truths[0]["magnitudes"], truths[0]["probabilities"], "true"
         else:  # a recording: the task's distribution is the magnitudes' frequencies over the trials used
             tv, counts = np.unique(np.concatenate([s["magnitudes"] for s in sessions]), return_counts=True)
             tp, label = counts / counts.sum(), "task (trial frequencies)"
-        save(fig.decoded_distribution_figure(result, tv, tp, response_unit=response_unit, true_label=label),
+        save(result.plot(panel="decoded", true_values=tv, true_probs=tp, true_label=label),
              out / "decoded_distribution.png")

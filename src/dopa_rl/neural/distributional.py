@@ -20,9 +20,10 @@ from scipy import optimize, stats
 
 from dopa_rl.errors import InputError
 from dopa_rl.neural import dabney
+from dopa_rl.neural.distributional_result import DistributionalResult
 
 __all__ = ["select_trials", "response_by_magnitude", "reversal_points", "split_half", "pooled_analysis",
-           "decode_distribution", "distributional_analysis"]
+           "decode_distribution", "distributional_analysis", "DistributionalResult"]
 
 
 def select_trials(magnitudes, trial_type=None, use: str = "all") -> tuple[np.ndarray, int]:
@@ -255,7 +256,7 @@ AXES = ("utility", "magnitude")
 
 def distributional_analysis(responses, magnitudes, *, trial_type=None, use: str = "all", baseline=0.0,
                             rng: np.random.Generator | None = None, n_splits: int = 1000, decode: bool = True,
-                            unit_names=None, estimator: str = "count", axis: str = "utility") -> dict:
+                            unit_names=None, estimator: str = "count", axis: str = "utility") -> DistributionalResult:
     """:func:`pooled_analysis` of one session given as arrays; ``baseline`` (scalar or per unit) is
     subtracted from ``responses`` (trials x units) first."""
     y = np.asarray(responses, float)
@@ -303,7 +304,7 @@ def _split_r(A, B, x, estimator, rng):
 
 def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | None = None,
                     n_splits: int = 1000, decode: bool = True, estimator: str = "count",
-                    axis: str = "utility") -> dict:
+                    axis: str = "utility") -> DistributionalResult:
     """Dabney et al. (2020)'s procedure over the units of one or more sessions (docs/distributional.md).
 
     ``sessions``: dicts with ``responses`` (trials x units, baseline-subtracted), ``magnitudes``, optional
@@ -318,7 +319,8 @@ def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | No
     also carries ``mean_response`` at each magnitude (after the shift; ``axis.magnitudes``).  Units whose
     reversal point lands at a range end or whose slopes are implausible carry ``flags`` and are listed
     in ``flagged``; they stay in every test.  The distribution is decoded from the units with
-    ``0 < tau < 1`` (``decoded.n_units``).
+    ``0 < tau < 1`` (``decoded.n_units``).  Returns a
+    :class:`~dopa_rl.neural.distributional_result.DistributionalResult`.
     """
     if estimator not in ESTIMATORS:
         raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, not {estimator!r}")
@@ -362,20 +364,18 @@ def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | No
                          estimator, rng)
     alt = _summarise_r(*_split_r(cat([h[0] for h in halves["alternate"]]),
                                  cat([h[1] for h in halves["alternate"]]), x, estimator, rng))
-    out = {"estimator": estimator,
-           "axis": {"name": axis, "magnitudes": levels.tolist(), "values": [float(v) for v in x]},
-           "trial_type_shift": _num(shift), "units": units,
-           "flagged": [{"unit": u["unit"], "session": u["session"], "flags": u["flags"]} for u in units if u["flags"]],
-           "split_half": _clean(_summarise_r(rpA, tauB)),
-           "split_half_alternate": {"r": _num(alt["r"]), "p": _num(alt["p"]), "n_units": alt["n_units"]},
-           "n_trials": sum(p["n_trials"] for p in per), "n_excluded": sum(p["n_excluded"] for p in per),
-           "sessions": per}
+    decoded = None
     if decode:
         ok = np.isfinite(rp) & np.isfinite(tau) & (tau > 0) & (tau < 1)
         if ok.sum() >= 2:
             dec = decode_distribution(rp[ok], tau[ok], rng)
-            out["decoded"] = {"support": dec["support"], "density": dec["density"], "n_units": int(ok.sum())}
-    return out
+            decoded = {"support": dec["support"], "density": dec["density"], "n_units": int(ok.sum())}
+    return DistributionalResult(
+        units=units, axis={"name": axis, "magnitudes": levels.tolist(), "values": [float(v) for v in x]},
+        estimator=estimator, trial_type_shift=_num(shift), split_half=_clean(_summarise_r(rpA, tauB)),
+        split_half_alternate={"r": _num(alt["r"]), "p": _num(alt["p"]), "n_units": alt["n_units"]},
+        n_trials=sum(p["n_trials"] for p in per), n_excluded=sum(p["n_excluded"] for p in per), sessions=per,
+        decoded=decoded, settings={"use": use, "n_splits": int(n_splits)})
 
 
 def _num(v):

@@ -70,3 +70,18 @@ def test_trace_fit_warns_on_a_flat_profile(session, tmp_path, capsys):
         assert info["flat"] == novel, info
         assert ("alpha=not identified" in text) == novel
         assert ("profile likelihood is flat" in err) == novel
+
+
+def test_kernels_rpe_trace_fit_warns_on_a_flat_profile(session, tmp_path, capsys):
+    from dataclasses import replace
+
+    from dopa_rl.io.nwb_write import write_session
+
+    path = write_session(tmp_path / "novel.nwb", replace(session, trials=_novel(session.trials)))
+    out = tmp_path / "k.json"
+    code, text, err = _run(["kernels", str(path), "--events", "cue_time,outcome_time", "--rpe", "rw-pavlovian",
+                            "--json", str(out)], capsys)
+    assert code == 0, err
+    d = json.loads(out.read_text())
+    assert d["rpe"]["identification"]["alpha"]["flat"]
+    assert "alpha is not identified by this trace" in err and "alpha NOT identified" in text

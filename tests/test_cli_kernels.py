@@ -31,13 +31,14 @@ def _true_kernel(name, lags):
     return a * np.where(lags >= 0, k, 0.0) / k.max()
 
 
-@pytest.fixture(scope="module")
-def kernel_file(tmp_path_factory):
+def _kernel_session(path, constant_delay=None):
+    """Cues every ~8 s, outcomes 0.8-2.5 s later (or ``constant_delay`` s later), random licks, a tone that
+    is not in the trace; the trace is the sum of the TRUE kernels."""
     rng = np.random.default_rng(8)
     dur = 1500.0
     n = int(dur * FS)
     cue = np.arange(10.0, dur - 10, 8.0) + rng.uniform(-1, 1, int((dur - 20) / 8) + 1)[: len(np.arange(10.0, dur - 10, 8.0))]
-    outcome = cue + rng.uniform(0.8, 2.5, cue.size)
+    outcome = cue + (rng.uniform(0.8, 2.5, cue.size) if constant_delay is None else constant_delay)
     lick = np.sort(rng.uniform(5, dur - 5, int(0.5 * dur)))
     tone = np.sort(rng.uniform(5, dur - 5, 200))                    # recorded, but not in the trace
     x = np.zeros(n)
@@ -57,7 +58,12 @@ def kernel_file(tmp_path_factory):
                          identifier="kernels-test", institution="dopa_rl tests")
     session = SessionData(metadata=md, trials=trials, events={"lick": lick, "tone": tone},
                           photometry=[Photometry(timestamps=t, signal=sig, control=ctl, rate=FS)])
-    return write_session(tmp_path_factory.mktemp("kernels") / "kernels.nwb", session)
+    return write_session(path, session)
+
+
+@pytest.fixture(scope="module")
+def kernel_file(tmp_path_factory):
+    return _kernel_session(tmp_path_factory.mktemp("kernels") / "kernels.nwb")
 
 
 def test_kernels_recovered_and_unused_regressor_contributes_nothing(kernel_file, tmp_path, capsys):
@@ -127,3 +133,23 @@ def test_rpe_and_trace_fit_need_trial_columns(real_data, tmp_path, capsys):
         code, _, err = _run([*argv, "--json", str(out)], capsys)
         assert code == 2 and "needs trial column(s) cue_time, outcome_time, reward" in err, err
         assert not out.exists()
+
+
+def test_constant_delay_warns_that_cue_and_outcome_cannot_be_separated(kernel_file, tmp_path, capsys):
+    const = _kernel_session(tmp_path / "constant.nwb", constant_delay=1.5)
+    out = tmp_path / "c.json"
+    code, text, err = _run(["kernels", str(const), "--events", "cue,outcome,lick", "--json", str(out)], capsys)
+    assert code == 0, err
+    d = json.loads(out.read_text())
+    assert [c["events"] for c in d["collinear"]] == [["cue", "outcome"]]
+    c = d["collinear"][0]
+    assert c["vif"] is None or c["vif"] > 100
+    assert c["lag"]["leader"] == "cue" and c["lag"]["median_s"] == pytest.approx(1.5, abs=0.01) and c["lag"]["sd_s"] < 0.01
+    assert "warning: the cue and outcome kernels cannot be separated: outcome follows cue by 1.5 s" in err
+    assert "cue          unique" in text and "(not separable from outcome)" in text
+    # the same session with the delay jittered (0.8-2.5 s): no warning, nothing flagged
+    out2 = tmp_path / "j.json"
+    code, text, err = _run(["kernels", str(kernel_file), "--events", "cue,outcome,lick", "--json", str(out2)], capsys)
+    assert code == 0, err
+    assert json.loads(out2.read_text())["collinear"] == []
+    assert "cannot be separated" not in err and "not separable" not in text

@@ -100,12 +100,43 @@ def test_analysis_output_keys_and_exclusions():
     ttype = np.array([True] * 700, dtype=object)
     ttype[10:13] = None
     out = distributional_analysis(y, mags, trial_type=ttype, rng=rng, n_splits=50)
-    assert out["n_excluded"] == 9 and out["n_trials"] == 691
-    assert set(out["units"][0]) == {"unit", "reversal_point", "tau", "slope_pos", "slope_neg"}
-    assert set(out["split_half"]) == {"r", "interval", "p", "n_units"}
-    assert set(out["decoded"]) == {"support", "density"}
-    assert len(out["units"]) == 30
-    json.loads(json.dumps(out, allow_nan=False))            # strict JSON: NaN becomes null
+    assert out.n_excluded == 9 and out.n_trials == 691
+    assert set(out.units[0]) == {"unit", "session", "reversal_point", "tau", "slope_pos", "slope_neg", "flags",
+                                 "mean_response"}
+    assert set(out.split_half) == {"r", "interval", "p", "n_units"}
+    assert set(out.split_half_alternate) == {"r", "p", "n_units"}
+    assert set(out.decoded) == {"support", "density", "n_units"}
+    assert out.estimator == "count" and out.axis["name"] == "utility"
+    assert len(out.units) == 30 and len(out.to_frame()) == 30
+    json.loads(out.to_json())                                # strict JSON: NaN becomes null
+
+
+def test_result_round_trips_through_json_and_nwb(tmp_path):
+    from dopa_rl.io.nwb import read_results
+    from dopa_rl.neural.distributional import DistributionalResult
+
+    rng = np.random.default_rng(9)
+    taus = rng.uniform(0.2, 0.8, 12)
+    y, r = _population(rng, taus, n_rec=400)
+    out = distributional_analysis(y, r, rng=rng, n_splits=20)
+    back = DistributionalResult.from_json(out.to_json())
+    assert back.to_json() == out.to_json()
+    np.testing.assert_allclose(back.to_frame()["tau"], [u["tau"] for u in out.units])
+    assert "split-half reversal point vs tau: r = " in out.summary()
+    import datetime as dt
+
+    from pynwb import NWBFile
+    nwb = NWBFile(session_description="t", identifier="t", session_start_time=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
+    out.to_nwb(nwb)
+    from pynwb import NWBHDF5IO
+    path = tmp_path / "r.nwb"
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    tables = read_results(path)
+    again = DistributionalResult.from_json(tables["dopa_rl_distributional"].result_json)
+    assert again.to_json() == out.to_json()
+    with pytest.raises(InputError):
+        DistributionalResult.from_json('{"schema": "dopa_rl.kernels/1"}')
 
 
 def test_select_trials_by_type():
@@ -131,16 +162,16 @@ def test_bad_input():
 
 
 def test_figures_render(tmp_path):
-    from dopa_rl.report.distributional import (decoded_distribution_figure, response_by_magnitude_figure,
-                                          tau_vs_reversal_figure)
     rng = np.random.default_rng(8)
     taus = rng.uniform(0.2, 0.8, 30)
     y, r = _population(rng, taus, n_rec=500)
     out = distributional_analysis(y, r, rng=rng, n_splits=20)
-    figs = [response_by_magnitude_figure(y, r, out), tau_vs_reversal_figure(out, taus, expectile(MAGS, taus)),
-            decoded_distribution_figure(out, MAGS)]
+    figs = [out.plot(panel="responses"), out.plot(panel="tau", true_tau=taus, true_reversal=out.to_axis(expectile(MAGS, taus))),
+            out.plot(panel="decoded", true_values=MAGS)]
     for i, f in enumerate(figs):
         p = tmp_path / f"f{i}.png"
         f.savefig(p)
         assert p.stat().st_size > 5000
         assert f.axes[0].has_data()
+    with pytest.raises(InputError):
+        out.plot(panel="histogram")

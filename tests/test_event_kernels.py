@@ -132,3 +132,39 @@ def test_real_dlight_cue_kernel_peaks_within_one_second(real_data):
     assert fit.r2_cv > 0.05
     shape = fit_diff_exp(fit.lags, k)                   # the parametric kernel, estimated from data
     assert 0.0 < shape["peak_s"] <= 1.0 and shape["r2"] > 0.8
+
+
+def test_kernel_collinearity_flags_a_constant_lag_and_not_a_jittered_one():
+    from dopa_rl.neural.kernels import event_design, event_lags, kernel_collinearity
+
+    rng = np.random.default_rng(11)
+    fs = 20.0
+    cue = np.cumsum(rng.uniform(8, 12, 150))
+    n = int((cue[-1] + 10) * fs)
+    lick = np.sort(rng.uniform(5, cue[-1], 600))
+    for delay, jitter, flagged in ((1.0, 0.0, True), (1.5, 0.0, True), (1.5, 0.5, False), (3.5, 0.0, False)):
+        out = cue + delay + rng.uniform(-jitter, jitter, cue.size)
+        d = event_design({"cue": cue, "outcome": out, "lick": lick}, fs, n, window=(-0.5, 3.0))
+        c = kernel_collinearity(d["X"], d["groups"])
+        assert ([x["events"] for x in c] == [["cue", "outcome"]]) == flagged, (delay, jitter, c)
+        if flagged:
+            assert c[0]["vif"] > 100
+    lag = event_lags(cue, cue + 1.5, 3.5)
+    assert lag["leader"] == "first" and lag["median_s"] == pytest.approx(1.5) and lag["sd_s"] < 1e-9
+    assert lag["n"] == cue.size
+
+
+def test_collinear_pairs_travel_with_the_kernel_result():
+    from dopa_rl.neural.kernels import KernelResult
+
+    rng = np.random.default_rng(12)
+    fs = 20.0
+    cue = np.cumsum(rng.uniform(8, 12, 120))
+    n = int((cue[-1] + 10) * fs)
+    y = rng.normal(0, 1, n)
+    fit = event_kernel_regression(y, fs, {"cue": cue, "outcome": cue + 1.5}, unique=False)
+    assert [c["events"] for c in fit.collinear] == [["cue", "outcome"]]
+    assert fit.inseparable() == {"cue": ["outcome"], "outcome": ["cue"]}
+    assert "(not separable from outcome)" in fit.summary()
+    back = KernelResult.from_json(fit.to_json())
+    assert back.collinear[0]["events"] == ["cue", "outcome"] and back.collinear[0]["vif"] == fit.collinear[0]["vif"]

@@ -95,6 +95,19 @@ def _rpe_regressors(args, session, proc, model):
         params = f["params"]
         source = f"fitted to the whole trace (trace-level, {kinfo['indicator']} kernel)"
         info = {"phi": f["phi"], "kernel": kinfo, "fixed": f["fixed"]}
+        prof = f.get("profile")
+        if prof is not None:
+            from dopa_rl.fit.identification import profile_interval
+
+            (name,) = [k for k in prof if k != "loglik"]
+            ident = profile_interval(prof[name], prof["loglik"], f["loglik"], estimate=params[name])
+            info["identification"] = {name: ident}
+            if ident["flat"]:
+                import sys
+
+                source += f"; {name} NOT identified (flat profile likelihood), the RPE regressors are arbitrary"
+                print(f"warning: --rpe {model.name}: {name} is not identified by this trace: its profile likelihood "
+                      f"is flat over [{ident['range'][0]:.3g}, {ident['range'][1]:.3g}]", file=sys.stderr)
     rp = model_rpes(model, trials, params)
     events = {"cue_rpe": (trials["cue_time"].to_numpy(float), rp["rpe_cue"].to_numpy(float)),
               "outcome_rpe": (trials["outcome_time"].to_numpy(float), rp["rpe_outcome"].to_numpy(float))}
@@ -105,6 +118,7 @@ def _rpe_regressors(args, session, proc, model):
 
 def run(args) -> int:
     import json
+    import sys
     from pathlib import Path
 
     import numpy as np
@@ -157,6 +171,7 @@ def run(args) -> int:
            "r2_cv": fit.r2_cv, "r2_train": fit.r2_train, "lambda": fit.lambda_, "unique": fit.unique,
            "lags": fit.lags.tolist(), "kernels": {k: v.tolist() for k, v in fit.kernels.items()},
            "peaks": {k: _peak(fit.lags, v) for k, v in fit.kernels.items()},
+           "collinear": [{**c, "vif": c["vif"] if np.isfinite(c["vif"]) else None} for c in fit.collinear],
            "rpe": rpe, "preprocessing": proc.steps}
     if model is not None:
         without = event_kernel_regression(proc.z, proc.rate, base, window=tuple(args.window), n_basis=args.n_basis,
@@ -172,14 +187,32 @@ def run(args) -> int:
         fit.trace_unit = "z-scored dF/F (SD)"
         save(fit.plot(), Path(args.plots) / "event_kernels.png")
     print(f"{out['series']} at {proc.rate:g} Hz: cross-validated R2 {fit.r2_cv:.4f} (train {fit.r2_train:.4f})")
+    tangled = fit.inseparable()
+    for c in fit.collinear:
+        a, b = c["events"]
+        print(f"warning: the {a} and {b} kernels cannot be separated: {_collinear_reason(c)}; their kernels, "
+              f"peaks and unique dR2 are not interpretable apart (jitter the delay between them, or fit one "
+              f"kernel for both)", file=sys.stderr)
     for k in fit.kernels:
         pk = out["peaks"][k]
-        print(f"  {k:<12} unique dR2 {fit.unique[k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s")
+        note = f"  (not separable from {', '.join(tangled[k])})" if k in tangled else ""
+        print(f"  {k:<12} unique dR2 {fit.unique[k]:+.4f}; kernel peak {pk['value']:+.3g} at {pk['lag']:+.3g} s"
+              + note)
     if rpe is not None:
         print(f"RPE regressors from {rpe['model']} ({rpe['source']}: "
               + ", ".join(f"{k}={v:.4g}" for k, v in rpe["params"].items())
               + f"): R2 gain {out['rpe']['r2_cv_gain']:+.4f}")
     return 0
+
+
+def _collinear_reason(c) -> str:
+    vif = "inf" if c["vif"] == float("inf") else f"{c['vif']:.3g}"
+    lag = c.get("lag")
+    if lag is None:
+        return f"variance inflation {vif}"
+    follower = c["events"][1] if lag["leader"] == c["events"][0] else c["events"][0]
+    return (f"{follower} follows {lag['leader']} by {lag['median_s']:.3g} s (SD {lag['sd_s']:.2g} s over {lag['n']} "
+            f"pairs), variance inflation {vif}")
 
 
 def _peak(lags, kernel):

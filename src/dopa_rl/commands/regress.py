@@ -70,6 +70,7 @@ def run(args) -> int:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     model = get_model(args.model)
     fixed = _parse_params(args.params, model)
+    identification = None
     if args.fit == "trace":
         from dopa_rl.neural.trace_fit import resolve_kernel
 
@@ -83,6 +84,7 @@ def run(args) -> int:
     trials = data.trials
     if args.fit == "trace":
         params, fit_info = _trace_fits(args, model, data)
+        identification = {f"{f['subject']}/{f['session']}": f.pop("identification") for f in fit_info["trace_fits"]}
     elif fixed is not None:
         params = pd.DataFrame([fixed] * trials["subject"].nunique(),
                               index=pd.Index(trials["subject"].astype(str).unique(), name="subject"))
@@ -92,6 +94,10 @@ def run(args) -> int:
 
         result = fit_dopamine(model, trials, mode=args.fit, restarts=args.restarts, seed=args.seed)
         params = result.params
+        if args.fit == "neural":
+            from dopa_rl.fit.identification import dopamine_profiles
+
+            identification = dopamine_profiles(model, trials, params)
         fit_info = {"fit": args.fit, "loglik": float(result.loglik_.sum()) if np.isfinite(result.loglik_.sum()) else None,
                     "converged": bool(result.converged.all()),
                     "se": {s: {k: (float(v) if np.isfinite(v) else None) for k, v in row.items()}
@@ -99,6 +105,13 @@ def run(args) -> int:
                     "at_bound": {s: b for s, b in result.bound_labels().items() if b}}
     rpes = model_rpes(model, trials, params)
     long = attach_rpe(data.long, trials, rpes)
+    weak = []
+    if identification is not None:
+        from dopa_rl.fit.identification import weak_parameters
+
+        weak = weak_parameters(identification)
+        fit_info["identification"] = identification
+        fit_info["weakly_identified"] = weak
     result = regress_responses(long, model=model.name, signal=args.signal, params=params, info=fit_info,
                                provenance={"preprocessing": data.steps, "excluded": data.excluded})
     out = {**result.to_dict(), "n_trials": int(len(trials)), "excluded": data.excluded, "preprocessing": data.steps}
@@ -108,9 +121,20 @@ def run(args) -> int:
     if args.plots:
         _plots(Path(args.plots), data, result, trials)
     print(result.summary())
+    _warn_weak(weak)
     if data.excluded:
         print("excluded: " + ", ".join(f"{k} {v}" for k, v in data.excluded.items()))
     return 0
+
+
+def _warn_weak(weak) -> None:
+    """One warning on stderr per flat profile (the summary prints such a parameter as not identified)."""
+    import sys
+
+    for w in weak:
+        print(f"warning: {w['subject']}: {w['param']} is not identified by these data: its profile likelihood is "
+              f"flat over [{w['range'][0]:.3g}, {w['range'][1]:.3g}] (it falls by at most {w['drop']:.2g} "
+              f"log-likelihood units; 1.92 would reject a value at 95%)", file=sys.stderr)
 
 
 def _trace_fits(args, model, data):
@@ -120,6 +144,7 @@ def _trace_fits(args, model, data):
     import pandas as pd
 
     from dopa_rl.errors import InputError
+    from dopa_rl.fit.identification import profile_interval
     from dopa_rl.models.base import require_event_columns
     from dopa_rl.neural.trace_fit import fit_trace_model, resolve_kernel
 
@@ -138,7 +163,13 @@ def _trace_fits(args, model, data):
                                       trace=proc.z, t0=proc.t0, event_times=tr["cue_time"].to_numpy(float))
         kernel_info = kernel_info or info
         f = fit_trace_model(model, proc.z, proc.rate, proc.t0, tr, kernel=kernel, restarts=args.restarts)
-        fits.append({"subject": subject, "session": session, "rate": proc.rate, "kernel": info, **f})
+        prof = f.pop("profile")
+        ident = {}
+        if prof is not None:
+            (name,) = [k for k in prof if k != "loglik"]
+            ident = {name: profile_interval(prof[name], prof["loglik"], f["loglik"], estimate=f["params"][name])}
+        fits.append({"subject": subject, "session": session, "rate": proc.rate, "kernel": info, **f,
+                     "identification": ident})
     by_subject = {}
     for f in fits:
         by_subject.setdefault(f["subject"], []).append(f["params"])

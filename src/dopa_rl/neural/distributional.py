@@ -1,14 +1,17 @@
 """Distributional-RL analysis of dopamine units in a variable-magnitude task (Dabney et al. 2020).
 
-Input: a (trials x units) matrix of baseline-subtracted outcome responses and each trial's reward
-magnitude.  Per unit, a piecewise-linear function through zero with a knot ``c`` is fitted by least
-squares, ``response ~ s_pos * (m - c)+ + s_neg * (m - c)-``; the knot minimising the squared error on a
-fine grid over the magnitude range is the *reversal point*, ``s_pos`` / ``s_neg`` are the slopes above
-and below it, and the asymmetry is ``tau = s_pos / (s_pos + s_neg)`` (slopes clipped at 0).
+Input: per session a (trials x units) matrix of baseline-subtracted outcome responses, each trial's
+reward magnitude and (optionally) whether it was cued.  :func:`pooled_analysis` runs Dabney et al.'s
+procedure by default (:mod:`dopa_rl.neural.dabney`: cued and uncued trials pooled with their shift, the
+empirical utility axis, the counting zero-crossing estimator, no-intercept slopes above and below the
+reversal point, split halves drawn per unit and magnitude and on alternate trials), and flags the units
+whose estimates are doubtful instead of dropping them.
 
-The fit works on per-magnitude sufficient statistics (trial counts and response sums), so thousands of
-random half splits are evaluated in one vectorised pass.  The split-half test estimates reversal points
-from one half of the trials and asymmetries from the other, so noise in one cannot feed the other.
+The other estimator (``estimator="fit"``; :func:`reversal_points`) fits per unit a piecewise-linear
+function through zero with a knot ``c`` by least squares, ``response ~ s_pos * (x - c)+ + s_neg * (x - c)-``;
+the knot minimising the squared error on a fine grid over the axis is the reversal point, and
+``tau = s_pos / (s_pos + s_neg)`` (slopes clipped at 0).  Both work on per-magnitude sufficient
+statistics (counts and sums), so thousands of random half splits are cheap.
 """
 from __future__ import annotations
 
@@ -16,9 +19,11 @@ import numpy as np
 from scipy import optimize, stats
 
 from dopa_rl.errors import InputError
+from dopa_rl.neural import dabney
+from dopa_rl.neural.distributional_result import DistributionalResult
 
 __all__ = ["select_trials", "response_by_magnitude", "reversal_points", "split_half", "pooled_analysis",
-           "decode_distribution", "distributional_analysis"]
+           "decode_distribution", "distributional_analysis", "DistributionalResult"]
 
 
 def select_trials(magnitudes, trial_type=None, use: str = "all") -> tuple[np.ndarray, int]:
@@ -106,7 +111,7 @@ def _stats(y, m, masks):
 
 def _fit_from_stats(levels, n, s, n_grid):
     """Piecewise-linear fit per (split, unit): reversal point, slopes, tau."""
-    grid = np.linspace(levels[0], levels[-1], n_grid)
+    grid = np.linspace(np.min(levels), np.max(levels), n_grid)
     x = levels[None, :] - grid[:, None]                     # G x K
     xp, xn = np.maximum(x, 0.0), np.minimum(x, 0.0)
     num_p = np.einsum("suk,gk->sug", s, xp)
@@ -157,45 +162,24 @@ def _pearson(a, b):
 
 
 def split_half(responses, magnitudes, rng: np.random.Generator, *, n_splits: int = 1000,
-               n_grid: int = 201, stratify: bool = True) -> dict:
-    """Split-half reversal-point vs asymmetry correlation (Dabney et al. 2020, Fig. 3).
+               n_grid: int = 201) -> dict:
+    """Split-half reversal-point vs asymmetry correlation with the curve-fit estimator on the magnitude
+    axis (the ``estimator="fit", axis="magnitude"`` option of :func:`pooled_analysis`).
 
-    For each of ``n_splits`` random halves of the trials (stratified by magnitude so both halves span
-    every level), reversal points come from half A and asymmetries from half B (each fully fitted within
-    its half), and the Pearson r across units is computed.  Returns ``r`` (median over splits),
+    The halves are drawn as Dabney et al. (2020) draw them (:func:`dopa_rl.neural.dabney.half_stats`:
+    for each unit and magnitude, a random half of its trials); reversal points come from half A and
+    asymmetries from half B (each fully fitted within its half).  Returns ``r`` (median over splits),
     ``interval`` (2.5 and 97.5 percentiles of r over splits), ``p`` (two-sided t-test p-value of the
     median r with ``n_units - 2`` degrees of freedom) and ``n_units`` (units with finite values, median).
     """
-    rpA, tauB = _split_fits(responses, magnitudes, rng, n_splits, n_grid, stratify)
-    return _summarise_r(rpA, tauB)
-
-
-def _split_fits(responses, magnitudes, rng, n_splits, n_grid, stratify):
-    """Reversal points from half A and taus from half B of each random split: two (splits x units) arrays."""
     y, m = _check(responses, magnitudes)
-    T = m.size
-    if T < 4:
+    if m.size < 4:
         raise InputError("split-half needs at least 4 trials")
-    masks = np.zeros((n_splits, T))
-    if stratify:
-        for lev in np.unique(m):
-            ids = np.flatnonzero(m == lev)
-            keys = rng.random((n_splits, ids.size))
-            order = np.argsort(keys, axis=1)
-            # half of this level's trials to A; an odd one out goes to A in half of the splits
-            half = ids.size // 2 + (rng.random((n_splits, 1)) < (ids.size % 2) * 0.5)
-            sel = np.arange(ids.size)[None, :] < half
-            tmp = np.zeros((n_splits, ids.size))
-            np.put_along_axis(tmp, order, sel.astype(float), axis=1)
-            masks[:, ids] = tmp
-    else:
-        order = np.argsort(rng.random((n_splits, T)), axis=1)
-        np.put_along_axis(masks, order, (np.arange(T)[None, :] < T // 2).astype(float), axis=1)
-    levels, nA, sA = _stats(y, m, masks)
-    _, nB, sB = _stats(y, m, 1.0 - masks)
-    rpA, _, _, _ = _fit_from_stats(levels, nA, sA, n_grid)
-    _, tauB, _, _ = _fit_from_stats(levels, nB, sB, n_grid)
-    return rpA, tauB
+    levels = np.unique(m)
+    A, B = dabney.half_stats(y, m, levels, rng, n_splits=n_splits)
+    rpA, _, _, _ = _fit_from_stats(levels, A["n"], A["s"], n_grid)
+    _, tauB, _, _ = _fit_from_stats(levels, B["n"], B["s"], n_grid)
+    return _summarise_r(rpA, tauB)
 
 
 def _summarise_r(rpA, tauB):
@@ -266,96 +250,137 @@ def decode_distribution(reversal_points, taus, rng: np.random.Generator, *, n_sa
             "loss": float(best.fun)}
 
 
-def distributional_analysis(responses, magnitudes, *, trial_type=None, use: str = "all",
-                            baseline=0.0, rng: np.random.Generator | None = None, n_splits: int = 1000,
-                            decode: bool = True, unit_names=None) -> dict:
-    """The whole unit-level analysis of one session, as the ``dopa-rl distributional --json`` output.
+ESTIMATORS = ("count", "fit")
+AXES = ("utility", "magnitude")
 
-    ``responses``: (trials x units) outcome responses; ``baseline`` (scalar or per unit) is subtracted.
-    Trials without a finite magnitude, or with unknown type, are excluded and counted.  Returns
-    ``{"units": [{"unit", "reversal_point", "tau", "slope_pos", "slope_neg"}], "split_half": {"r",
-    "interval", "p", "n_units"}, "decoded": {"support", "density"}, "n_trials", "n_excluded"}``.
-    """
-    rng = np.random.default_rng() if rng is None else rng
+
+def distributional_analysis(responses, magnitudes, *, trial_type=None, use: str = "all", baseline=0.0,
+                            rng: np.random.Generator | None = None, n_splits: int = 1000, decode: bool = True,
+                            unit_names=None, estimator: str = "count", axis: str = "utility") -> DistributionalResult:
+    """:func:`pooled_analysis` of one session given as arrays; ``baseline`` (scalar or per unit) is
+    subtracted from ``responses`` (trials x units) first."""
     y = np.asarray(responses, float)
-    if y.ndim == 1:
-        y = y[:, None]
-    keep, n_excl = select_trials(magnitudes, trial_type, use)
+    y = y[:, None] if y.ndim == 1 else y
+    return pooled_analysis([{"responses": y - np.asarray(baseline, float), "magnitudes": magnitudes,
+                             "trial_type": trial_type, "unit_names": unit_names, "label": "0"}],
+                           use=use, rng=rng, n_splits=n_splits, decode=decode, estimator=estimator, axis=axis)
+
+
+def _session_arrays(s, k, use):
+    label = s.get("label", str(k))
+    y = np.asarray(s["responses"], float)
+    y = y[:, None] if y.ndim == 1 else y
+    keep, n_excl = select_trials(s["magnitudes"], s.get("trial_type"), use)
     if y.shape[0] != keep.size:
-        raise InputError(f"responses have {y.shape[0]} rows but there are {keep.size} trials")
+        raise InputError(f"{label}: responses have {y.shape[0]} rows but there are {keep.size} trials")
     if keep.sum() < 4:
-        raise InputError(f"only {int(keep.sum())} usable trials (need a reward magnitude and a known type)")
-    m = np.asarray(magnitudes, dtype=object).ravel()[keep].astype(float)
-    y = y[keep] - np.asarray(baseline, float)
-    names = list(unit_names) if unit_names is not None else list(range(y.shape[1]))
-    full = reversal_points(y, m)
-    units = [{"unit": names[i], **{k: _num(full[k][i]) for k in ("reversal_point", "tau", "slope_pos",
-                                                                   "slope_neg")}}
-             for i in range(y.shape[1])]
-    sh = split_half(y, m, rng, n_splits=n_splits)
-    sh = {"r": _num(sh["r"]), "interval": [_num(v) for v in sh["interval"]], "p": _num(sh["p"]),
-          "n_units": sh["n_units"]}
-    out = {"units": units, "split_half": sh,
-           "n_trials": int(keep.sum()), "n_excluded": n_excl}
+        raise InputError(f"{label}: only {int(keep.sum())} usable trials (need a reward magnitude and a known "
+                         "trial type)")
+    m = np.asarray(s["magnitudes"], dtype=object).ravel()[keep].astype(float)
+    if np.unique(m).size < 3:
+        raise InputError(f"{label}: {np.unique(m).size} distinct reward magnitudes; reversal points need at least 3")
+    tt = s.get("trial_type")
+    cued = None if tt is None else np.array([bool(v) for v in np.asarray(tt, dtype=object).ravel()[keep]], bool)
+    names = list(s.get("unit_names") or range(y.shape[1]))
+    return label, y[keep], m, cued, names, n_excl
+
+
+def _estimate(stats, x, estimator, rng, n_grid=201):
+    """Reversal points, end codes, slopes and taus from per-(split, unit, level) counts and sums."""
+    if estimator == "count":
+        rp, end = dabney.zero_crossings(stats["pos"], stats["neg"], x, rng)
+        sp, sn, tau = dabney.asymmetric_slopes(stats["n"], stats["s"], x, rp)
+    else:
+        rp, tau, sp, sn = _fit_from_stats(x, stats["n"], stats["s"], n_grid)
+        end = np.where(rp <= np.min(x), -1, np.where(rp >= np.max(x), 1, 0))
+    return rp, end, sp, sn, tau
+
+
+def _split_r(A, B, x, estimator, rng):
+    rpA = _estimate(A, x, estimator, rng)[0]
+    tauB = _estimate(B, x, estimator, rng)[4]
+    return rpA, tauB
+
+
+def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | None = None,
+                    n_splits: int = 1000, decode: bool = True, estimator: str = "count",
+                    axis: str = "utility") -> DistributionalResult:
+    """Dabney et al. (2020)'s procedure over the units of one or more sessions (docs/distributional.md).
+
+    ``sessions``: dicts with ``responses`` (trials x units, baseline-subtracted), ``magnitudes``, optional
+    ``trial_type`` (truthy = cued), ``unit_names`` and ``label``.  With ``use="all"`` and trial types,
+    uncued responses are shifted onto the cued ones (:func:`dopa_rl.neural.dabney.trial_type_shift`).
+    ``axis``: ``"utility"`` (the population's mean response at each magnitude; reversal points in
+    response units) or ``"magnitude"``; ``estimator``: ``"count"`` (the counting zero-crossing and
+    no-intercept slopes) or ``"fit"`` (the piecewise-linear least-squares fit of :func:`reversal_points`).
+    Each unit is estimated on its own session's trials; the split-half r is taken across all units with
+    finite values (none is dropped): ``split_half`` over ``n_splits`` random halves (median, 2.5-97.5
+    percentile interval, p of the median) and ``split_half_alternate`` on alternate trials.  Each unit
+    also carries ``mean_response`` at each magnitude (after the shift; ``axis.magnitudes``).  Units whose
+    reversal point lands at a range end or whose slopes are implausible carry ``flags`` and are listed
+    in ``flagged``; they stay in every test.  The distribution is decoded from the units with
+    ``0 < tau < 1`` (``decoded.n_units``).  Returns a
+    :class:`~dopa_rl.neural.distributional_result.DistributionalResult`.
+    """
+    if estimator not in ESTIMATORS:
+        raise InputError(f"estimator must be one of {', '.join(ESTIMATORS)}, not {estimator!r}")
+    if axis not in AXES:
+        raise InputError(f"axis must be one of {', '.join(AXES)}, not {axis!r}")
+    rng = np.random.default_rng() if rng is None else rng
+    arrays = [_session_arrays(s, k, use) for k, s in enumerate(sessions)]
+    if not arrays:
+        raise InputError("no sessions to analyse")
+    levels = np.unique(np.concatenate([a[2] for a in arrays]))
+    typed = [(y, m, c) for _, y, m, c, _, _ in arrays if c is not None]
+    shift = dabney.trial_type_shift(typed, levels) if use == "all" and typed else float("nan")
+    ys = [y + (0.0 if c is None or not np.isfinite(shift) else np.where(c, 0.0, shift)[:, None])
+          for _, y, _, c, _, _ in arrays]
+    means = np.vstack([dabney.unit_level_means(y, a[2], levels) for y, a in zip(ys, arrays)])
+    x = dabney.utility_axis(means) if axis == "utility" else levels
+    if not np.all(np.isfinite(x)):
+        raise InputError("the utility axis is undefined at a magnitude no unit has a trial of")
+
+    def cat(parts):
+        return {k: np.concatenate([p[k] for p in parts], axis=1) for k in parts[0]}
+
+    full = cat([dabney.level_stats(y, a[2], levels) for y, a in zip(ys, arrays)])
+    rp, end, sp, sn, tau = (v[0] for v in _estimate(full, x, estimator, rng))
+    flags = dabney.unit_flags(end, sp, sn)
+    halves = {scheme: [dabney.half_stats(y, a[2], levels, rng, n_splits=n_splits, scheme=scheme)
+                       for y, a in zip(ys, arrays)] for scheme in ("random", "alternate")}
+    units, per, col = [], [], 0
+    for (label, y, m, c, names, n_excl), hr, ha in zip(arrays, halves["random"], halves["alternate"]):
+        U = y.shape[1]
+        for i in range(U):
+            j = col + i
+            units.append({"unit": names[i], "session": label, "reversal_point": _num(rp[j]), "tau": _num(tau[j]),
+                          "slope_pos": _num(sp[j]), "slope_neg": _num(sn[j]), "flags": flags[j],
+                          "mean_response": [_num(v) for v in means[j]]})
+        own = _clean(_summarise_r(*_split_r(hr[0], hr[1], x, estimator, rng))) if U >= 3 else None
+        per.append({"label": label, "n_trials": int(m.size), "n_excluded": n_excl, "n_units": int(U),
+                    "split_half": own})
+        col += U
+    rpA, tauB = _split_r(cat([h[0] for h in halves["random"]]), cat([h[1] for h in halves["random"]]), x,
+                         estimator, rng)
+    alt = _summarise_r(*_split_r(cat([h[0] for h in halves["alternate"]]),
+                                 cat([h[1] for h in halves["alternate"]]), x, estimator, rng))
+    decoded = None
     if decode:
-        dec = decode_distribution(full["reversal_point"], full["tau"], rng)
-        out["decoded"] = {"support": dec["support"], "density": dec["density"]}
-    return out
+        ok = np.isfinite(rp) & np.isfinite(tau) & (tau > 0) & (tau < 1)
+        if ok.sum() >= 2:
+            dec = decode_distribution(rp[ok], tau[ok], rng)
+            decoded = {"support": dec["support"], "density": dec["density"], "n_units": int(ok.sum())}
+    return DistributionalResult(
+        units=units, axis={"name": axis, "magnitudes": levels.tolist(), "values": [float(v) for v in x]},
+        estimator=estimator, trial_type_shift=_num(shift), split_half=_clean(_summarise_r(rpA, tauB)),
+        split_half_alternate={"r": _num(alt["r"]), "p": _num(alt["p"]), "n_units": alt["n_units"]},
+        n_trials=sum(p["n_trials"] for p in per), n_excluded=sum(p["n_excluded"] for p in per), sessions=per,
+        decoded=decoded, settings={"use": use, "n_splits": int(n_splits)})
 
 
 def _num(v):
     v = float(v)
     return v if np.isfinite(v) else None
-
-
-def pooled_analysis(sessions, *, use: str = "all", rng: np.random.Generator | None = None,
-                    n_splits: int = 1000, decode: bool = True) -> dict:
-    """:func:`distributional_analysis` over the units of several sessions pooled (Dabney et al. pooled
-    units across animals): each unit is fitted on its own session's trials, the split-half r is computed
-    across all units (each split draws new halves in every session) and the distribution is decoded from
-    the whole population.
-
-    ``sessions``: dicts with ``responses`` (trials x units), ``magnitudes``, optional ``trial_type``,
-    ``unit_names`` and ``label``.  Returns the keys of :func:`distributional_analysis` (each unit also has
-    ``session``) plus ``sessions``: per session ``label``, ``n_trials``, ``n_excluded``, ``n_units`` and its
-    own ``split_half`` (None with fewer than 3 units).
-    """
-    rng = np.random.default_rng() if rng is None else rng
-    units, rps, taus, rpA, tauB, per = [], [], [], [], [], []
-    for k, s in enumerate(sessions):
-        label = s.get("label", str(k))
-        y = np.asarray(s["responses"], float)
-        y = y[:, None] if y.ndim == 1 else y
-        keep, n_excl = select_trials(s["magnitudes"], s.get("trial_type"), use)
-        if y.shape[0] != keep.size:
-            raise InputError(f"{label}: responses have {y.shape[0]} rows but there are {keep.size} trials")
-        if keep.sum() < 4:
-            raise InputError(f"{label}: only {int(keep.sum())} usable trials (need a reward magnitude and a "
-                             "known trial type)")
-        m = np.asarray(s["magnitudes"], dtype=object).ravel()[keep].astype(float)
-        y = y[keep]
-        names = list(s.get("unit_names") or range(y.shape[1]))
-        full = reversal_points(y, m)
-        units += [{"unit": names[i], "session": label,
-                   **{key: _num(full[key][i]) for key in ("reversal_point", "tau", "slope_pos", "slope_neg")}}
-                  for i in range(y.shape[1])]
-        rps.append(full["reversal_point"])
-        taus.append(full["tau"])
-        a, b = _split_fits(y, m, rng, n_splits, 201, True)
-        rpA.append(a)
-        tauB.append(b)
-        own = _clean(_summarise_r(a, b)) if y.shape[1] >= 3 else None
-        per.append({"label": label, "n_trials": int(keep.sum()), "n_excluded": n_excl, "n_units": int(y.shape[1]),
-                    "split_half": own})
-    if not per:
-        raise InputError("no sessions to analyse")
-    out = {"units": units, "split_half": _clean(_summarise_r(np.hstack(rpA), np.hstack(tauB))),
-           "n_trials": sum(p["n_trials"] for p in per), "n_excluded": sum(p["n_excluded"] for p in per),
-           "sessions": per}
-    if decode:
-        dec = decode_distribution(np.concatenate(rps), np.concatenate(taus), rng)
-        out["decoded"] = {"support": dec["support"], "density": dec["density"]}
-    return out
 
 
 def _clean(sh):

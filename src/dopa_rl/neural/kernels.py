@@ -13,6 +13,11 @@ does not leak between training and test folds).  The cross-validated R^2 is pool
 event's unique contribution is the drop in cross-validated R^2 when its columns are removed.
 
 Fold Gram matrices are computed once; every lambda and every reduced model is then a small solve.
+
+Two events whose kernels cannot be told apart (one always follows the other at the same lag inside the
+window) are reported in ``collinear`` (:func:`kernel_collinearity`): for each pair, the variance inflation
+of one event's basis coefficients caused by the other, ``max_j [(X_ab' X_ab)^-1]_jj / [(X_a' X_a)^-1]_jj``
+on centred columns (inflation by the basis's own overlap is divided out), with the lag between them.
 """
 from __future__ import annotations
 
@@ -24,7 +29,10 @@ from dopa_rl.models.indicator import impulse_train
 from dopa_rl.neural.kernel_result import KernelResult
 
 __all__ = ["bspline_basis", "raised_cosine_basis", "event_design", "event_kernel_regression", "fit_diff_exp",
-           "KernelResult"]
+           "kernel_collinearity", "event_lags", "VIF_THRESHOLD", "KernelResult"]
+
+#: variance inflation (caused by another event) above which two kernels are reported as inseparable
+VIF_THRESHOLD = 10.0
 
 
 def bspline_basis(n_lags: int, n_basis: int, degree: int = 3) -> np.ndarray:
@@ -90,6 +98,63 @@ def event_design(events: dict, fs: float, n_samples: int, *, window=(-0.5, 3.0),
     return {"X": X, "groups": groups, "basis": B, "lags": (s0 + np.arange(n_lags)) / fs}
 
 
+def _inflation(G, na):
+    """max over the first ``na`` columns of diag(G^-1) / diag(Ga^-1): variance inflation caused by the rest."""
+    try:
+        full = np.diag(np.linalg.inv(G))[:na]
+        alone = np.diag(np.linalg.inv(G[:na, :na]))
+    except np.linalg.LinAlgError:
+        return float("inf")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = full / alone
+    r = r[np.isfinite(r)]
+    if r.size == 0 or np.any(full < 0):
+        return float("inf")
+    return float(r.max())
+
+
+def kernel_collinearity(X, groups: dict, *, threshold: float = VIF_THRESHOLD) -> list[dict]:
+    """Pairs of events whose kernels inflate each other's coefficient variance above ``threshold``.
+
+    ``X``, ``groups``: an :func:`event_design`.  Returns ``[{"events": [a, b], "vif": v}]`` (largest first),
+    ``v`` the larger of the inflation of ``a``'s coefficients by ``b`` and of ``b``'s by ``a``; ``inf``
+    when the two are exactly collinear (or an event's columns are empty).
+    """
+    Xc = np.asarray(X, float) - np.asarray(X, float).mean(axis=0)
+    names = list(groups)
+    idx = {n: np.arange(Xc.shape[1])[groups[n]] for n in names}
+    out = []
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            ia, ib = idx[a], idx[b]
+            cols = np.r_[ia, ib]
+            G = Xc[:, cols].T @ Xc[:, cols]
+            perm = np.r_[np.arange(ia.size, cols.size), np.arange(ia.size)]     # b's columns first
+            v = max(_inflation(G, ia.size), _inflation(G[np.ix_(perm, perm)], ib.size))
+            if not v <= threshold:
+                out.append({"events": [a, b], "vif": v})
+    return sorted(out, key=lambda d: -d["vif"])
+
+
+def event_lags(first, second, max_lag: float) -> dict | None:
+    """Lag from each ``first`` event to the next ``second`` event within ``max_lag`` s (either order is
+    tried; the one with more pairs wins): ``{"leader", "median_s", "sd_s", "n"}``, or None without pairs."""
+    best = None
+    for lead, (a, b) in (("first", (first, second)), ("second", (second, first))):
+        a = np.sort(np.asarray(a, float)[np.isfinite(a)])
+        b = np.sort(np.asarray(b, float)[np.isfinite(b)])
+        if a.size == 0 or b.size == 0:
+            continue
+        j = np.searchsorted(b, a, side="left")
+        ok = j < b.size
+        lag = b[np.minimum(j, b.size - 1)] - a
+        ok &= lag <= max_lag
+        if ok.sum() and (best is None or ok.sum() > best["n"]):
+            best = {"leader": lead, "median_s": float(np.median(lag[ok])), "sd_s": float(np.std(lag[ok])),
+                    "n": int(ok.sum())}
+    return best
+
+
 def _fold_stats(X, y, n_folds):
     n = y.size
     edges = np.linspace(0, n, n_folds + 1).astype(int)
@@ -133,7 +198,9 @@ def event_kernel_regression(trace, fs: float, events: dict, *, window=(-0.5, 3.0
 
     Returns a :class:`~dopa_rl.neural.kernel_result.KernelResult`: ``lags`` (s), ``kernels`` {name: (n_lags,)},
     ``r2_cv``, ``r2_train``, ``lambda_``, ``unique`` {name: full r2_cv - r2_cv without that event}, ``intercept``,
-    ``coef`` {name: basis weights}.  ``lambda`` is chosen on a log grid (default 1e-3..1e4 times the mean diagonal of X'X
+    ``coef`` {name: basis weights}, ``collinear`` [{"events": [a, b], "vif", "lag": {"leader", "median_s",
+    "sd_s", "n"}}] (:func:`kernel_collinearity` at ``VIF_THRESHOLD``: those kernels are not separable).
+    ``lambda`` is chosen on a log grid (default 1e-3..1e4 times the mean diagonal of X'X
     divided by n) for each model separately.
     """
     y = np.asarray(trace, float).ravel()
@@ -158,10 +225,19 @@ def event_kernel_regression(trace, fs: float, events: dict, *, window=(-0.5, 3.0
     pred = icpt + X @ beta
     r2_train = 1.0 - np.sum((y - pred) ** 2) / np.sum((y - y.mean()) ** 2)
     kernels = {name: d["basis"] @ beta[sl] for name, sl in d["groups"].items()}
+    collinear = kernel_collinearity(X, d["groups"])
+    span = float(window[1]) - float(window[0])
+    for c in collinear:
+        a, b = (_event_spec(n, events[n])[0] for n in c["events"])
+        lag = event_lags(a, b, span)
+        if lag is not None:
+            lag["leader"] = c["events"][0] if lag["leader"] == "first" else c["events"][1]
+        c["lag"] = lag
     out = KernelResult(lags=d["lags"], kernels=kernels, r2_cv=r2_cv, r2_train=float(r2_train), lambda_=lam,
                        intercept=float(icpt), coef={name: beta[sl] for name, sl in d["groups"].items()},
                        settings={"rate_hz": float(fs), "window_s": [float(w) for w in window],
-                                 "n_basis": int(n_basis), "basis": basis, "n_folds": int(n_folds), "t0": float(t0)})
+                                 "n_basis": int(n_basis), "basis": basis, "n_folds": int(n_folds), "t0": float(t0)},
+                       collinear=collinear)
     if unique:
         uniq = {}
         for name, sl in d["groups"].items():

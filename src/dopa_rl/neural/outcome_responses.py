@@ -2,8 +2,10 @@
 end of ``dopa-rl distributional`` (the analysis itself is :mod:`dopa_rl.neural.distributional`).
 
 Two sources: an NWB file with units (spikes read through spikeinterface; the response is the firing rate in
-``window`` after ``outcome_time`` minus the rate in ``baseline`` before it), or a CSV/TSV table with one row
-per trial and one column per unit (``PREFIX<unit>``) holding already measured responses.
+``window`` after ``outcome_time`` minus the rate in ``baseline`` around the trial's first event: its
+``cue_time`` (odour onset) on a cued trial, its ``outcome_time`` on an uncued one, as Dabney et al. 2020 do;
+``baseline_event="outcome"`` takes the baseline around the outcome on every trial), or a CSV/TSV table with
+one row per trial and one column per unit (``PREFIX<unit>``) holding already measured responses.
 
 Excluded and counted: trials whose reward is missing (``missing_reward``) or 0 (``zero_reward``: no reward
 was delivered, so there is no magnitude response), whose outcome time is missing (``missing_outcome_time``,
@@ -68,8 +70,8 @@ def _clean(df: pd.DataFrame, magnitude: str, cued: str | None, where: str, need_
 
 def load_outcome_responses(path, signal: str = "units", *, magnitude_column: str = "reward",
                            cued_column: str | None = None, columns: Mapping[str, str] | None = None,
-                           trials_table: str | None = None, window=(0.0, 0.5), baseline=(-0.5, 0.0),
-                           units=None, unit_prefix: str = "unit_") -> dict[str, Any]:
+                           trials_table: str | None = None, window=(0.2, 0.6), baseline=(-1.0, 0.0),
+                           baseline_event: str = "first", units=None, unit_prefix: str = "unit_") -> dict[str, Any]:
     """One session's outcome responses; returns ``{"label", "responses" (trials x units), "magnitudes",
     "trial_type" (None when the file has no type column), "unit_names", "excluded" (counts by reason),
     "n_read", "truth"}`` where ``truth`` holds the true reward distribution and unit taus of a simulated
@@ -77,6 +79,8 @@ def load_outcome_responses(path, signal: str = "units", *, magnitude_column: str
     from dopa_rl.neural.alignment import check_window
 
     window, baseline = check_window(window, "--window"), check_window(baseline, "--baseline")
+    if baseline_event not in ("first", "outcome"):
+        raise InputError(f"--baseline-event {baseline_event!r}: choose first or outcome")
     path = Path(path)
     truth = None
     if signal == "units":
@@ -95,8 +99,12 @@ def load_outcome_responses(path, signal: str = "units", *, magnitude_column: str
         if not ids:
             raise InputError(f"{path}: the file has no units")
         t = pd.to_numeric(df["outcome_time"], errors="coerce").to_numpy(float)[keep]
+        first = t
+        if baseline_event == "first" and "cue_time" in df.columns:
+            cue = pd.to_numeric(df["cue_time"], errors="coerce").to_numpy(float)[keep]
+            first = np.where(np.isfinite(cue) & (cue <= t), cue, t)     # the trial's first event
         resp = (window_rates(trains, t, window, ids).to_numpy(float)
-                - window_rates(trains, t, baseline, ids).to_numpy(float))
+                - window_rates(trains, first, baseline, ids).to_numpy(float))
         names = [str(u) for u in ids]
         truth = _truth(path)
     elif signal == "table":

@@ -242,7 +242,12 @@ class RegressionResult(Result):
     def summary(self) -> str:
         """The learning parameters (mean, and per subject when there are several, ``*`` marking a value at a
         bound of the parameter as ``dopa-rl fit`` does), then one line per regression."""
-        mean = ", ".join(f"{k}={v:.4g}" for k, v in self.params.mean().items())
+        # a parameter whose profile likelihood is flat in every fit (info["weakly_identified"], from
+        # dopa_rl.fit.identification) is not a measurement: say so instead of printing its value
+        weak = self.info.get("weakly_identified") or []
+        n_fits = len(self.info.get("identification") or {})
+        flat = {p for p in self.params.columns if n_fits and sum(w["param"] == p for w in weak) == n_fits}
+        mean = ", ".join(f"{k}=not identified" if k in flat else f"{k}={v:.4g}" for k, v in self.params.mean().items())
         lines = [f"model {self.model} ({self.info.get('fit', '?')}): {mean}"]
         bound = {str(s): b for s, b in (self.info.get("at_bound") or {}).items() if b}
         if len(self.params) > 1 or bound:

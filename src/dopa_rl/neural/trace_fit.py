@@ -81,7 +81,8 @@ def fit_trace_model(model, trace, fs: float, t0: float, trials: pd.DataFrame, *,
 
     ``trials``: one session's table with ``cue_time``, ``outcome_time``, ``reward`` (and ``cue``).  Returns
     ``{"params": {name: ..}, "b0", "b1", "phi", "sigma", "loglik", "n_trials", "fixed": {..}}`` (``fixed``:
-    the learning parameters held at their defaults)."""
+    the learning parameters held at their defaults; ``profile``: when one parameter is fitted,
+    ``{name: grid, "loglik": profile log-likelihood on it}`` with the readout profiled out, else ``None``)."""
     from dopa_rl.models.base import require_event_columns
     from dopa_rl.models.indicator import fit_trace, model_rpe_events
 
@@ -99,4 +100,6 @@ def fit_trace_model(model, trace, fs: float, t0: float, trials: pd.DataFrame, *,
     fixed = {n: float(defaults[n]) for n in model.learning_params if n not in names}
     return {"params": {n: float(v) for n, v in zip(names, out["params"])},
             **{k: float(out[k]) for k in ("b0", "b1", "phi", "sigma", "loglik")},
-            "n_trials": int(len(trials)), "fixed": fixed}
+            "n_trials": int(len(trials)), "fixed": fixed,
+            "profile": ({names[0]: candidates[:, 0].tolist(), "loglik": [float(v) for v in out["grid_loglik"]]}
+                        if len(names) == 1 else None)}

@@ -33,7 +33,7 @@ AUTO_ROUND = 10       # restarts added per round for the subjects that still dis
 AUTO_AGREE = 3        # independent restarts that must reach the best before ``auto`` stops a subject
 AUTO_PER_PARAM = 10   # ``auto`` runs at least this many independent restarts per parameter
 AUTO_CAP = 200        # most restarts per subject in ``auto``
-EDGE_ITER = 150       # iterations of an edge start (the polish finishes the best lane)
+AUTO_ITER = 150       # most iterations of a lane in auto (restarts, edge starts); the polish finishes the best
 EDGE_Z = 3.0          # |z| of the edge zone searched by ``auto`` (logit: within 4.7% of the range of a bound)
 POLISH_GTOL = 1e-10
 
@@ -145,7 +145,7 @@ def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior |
             z0 = np.concatenate([z0, np.asarray(warm)[todo]])
             lanes = np.concatenate([lanes, todo])
             extra_warm = False
-        z, obj, conv, ev = minimize_lanes(model, data, z0, lanes, prior,
+        z, obj, conv, ev = minimize_lanes(model, data, z0, lanes, prior, max_iter=AUTO_ITER if auto else 500,
                                           on_converged=bar.update if bar is not None else None)
         evals += ev
         obj = np.where(np.isfinite(obj), obj, np.inf)
@@ -217,7 +217,7 @@ def _search_edges(model, data, prior, best_z, best_obj, best_conv, rounds: int =
             return evals
         lanes = np.tile(subj, len(starts))
         z, obj, conv, ev = minimize_lanes(model, data, starts.reshape(-1, best_z.shape[1]), lanes, prior,
-                                          max_iter=EDGE_ITER)
+                                          max_iter=AUTO_ITER)
         evals += ev
         before = best_obj[subj].copy()
         _accept(z, obj, conv, best_z, best_obj, best_conv, lanes, strict=True)

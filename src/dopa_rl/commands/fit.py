@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", choices=("mle", "map", "hier"), default="mle",
                    help="maximum likelihood, MAP with the model's priors, or hierarchical (population EM)")
     p.add_argument("--restarts", type=restarts_arg, default=10, metavar="N|auto",
-                   help="random restarts per subject (default 10); auto: add restarts until the best optimum "
-                        "is reached twice (at most 200)")
+                   help="random restarts per subject (default 10); auto: 10 per parameter, then more until 3 "
+                        "reach the best optimum (at most 200), then a search from the parameter range's edges")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS|local:N",
                    help="run the subject fits on a dask.distributed scheduler (or a LocalCluster of N processes)")
     p.add_argument("--em-max-iter", type=int, default=200, metavar="N", help="most EM iterations for --method hier")

@@ -205,7 +205,7 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
             rf = fit_restarts_on(scheduler, model, packed, restarts if it == 1 else 1, seed, Prior(names, mu, sd), warm=warm)
             z = rf.z
             if it == 1:
-                agree = rf.n_at_best
+                first_step = rf
             h_ll = -model.hessian_z(z, packed, subjects_all)
             cov = posterior_covariance(h_ll, sd)
             ll = model.loglik(model.spec.to_natural(z), packed, subjects_all)
@@ -234,7 +234,8 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
     n_total = float(np.sum(packed.n_obs))
     ibic = float(-2 * np.sum(log_ev) + 2 * k * np.log(n_total))
 
-    rf.n_at_best = agree  # agreement of the restarts of the first subject step (the later ones are warm starts)
+    # restarts and their agreement are those of the first subject step (the later ones are warm starts)
+    rf.n_at_best, rf.n_restarts, rf.edge_best = first_step.n_at_best, first_step.n_restarts, first_step.edge_best
     result = make_result(
         model, "hier", packed, z, x, se, ll, rf, restarts, seed, Prior(names, mu, sd), cls=HierarchicalResult,
         pop_mean=mu, pop_sd=sd, pop_mean_se=mean_standard_error(h_ll, sd), ibic=ibic, log_evidence=log_ev,

@@ -18,7 +18,7 @@ import pandas as pd
 from dopa_rl.errors import InputError
 from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.hierarchical import fit_hierarchical
-from dopa_rl.fit.restarts import AUTO_CAP, AUTO_FIRST, fit_restarts_on
+from dopa_rl.fit.restarts import AUTO_CAP, auto_minimum, fit_restarts_on
 from dopa_rl.fit.results import FitResult, make_result
 from dopa_rl.fit.space import _threads, carried_over, snap_to_bounds, standard_errors, z_bounds
 from dopa_rl.models.base import Model, Packed
@@ -57,8 +57,8 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     ``prior``: a :class:`~dopa_rl.fit.priors.Prior` in unconstrained space for MAP (default
     ``Prior.default(model)``, the spec's priors; the population prior of hierarchical fitting is passed the
     same way).  ``restarts`` start points per subject (the defaults first; a start with a non-finite
-    likelihood is redrawn), seeded by ``seed`` and the subject's id, or ``"auto"`` (add restarts until the
-    best optimum is reached twice, see :mod:`dopa_rl.fit.restarts`); ``n_jobs`` threads for the likelihood
+    likelihood is redrawn), seeded by ``seed`` and the subject's id, or ``"auto"`` (10 per parameter, more
+    until three reach the best optimum, then a search from the edges, see :mod:`dopa_rl.fit.restarts`); ``n_jobs`` threads for the likelihood
     (default: all cores); ``progress``: a tqdm bar (None = only on a terminal); ``scheduler``: a
     :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers; ``carry_over``: values carry over
     from one session to the next (default: every session starts afresh).  Rewards far from order 1 give a
@@ -101,7 +101,7 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     from tqdm.auto import tqdm
 
     disable = (not sys.stderr.isatty()) if progress is None else not progress
-    total = S * (restarts if restarts != "auto" else AUTO_FIRST)
+    total = S * (restarts if restarts != "auto" else auto_minimum(model))
     with _threads(n_jobs), tqdm(total=total, desc=f"fitting {model.name}", unit="fit", disable=disable,
                                 file=sys.stderr) as bar:
         rf = fit_restarts_on(scheduler, model, packed, restarts, seed, prior if method == "map" else None,

@@ -5,9 +5,16 @@ subjects never changes another subject's fit.  Restart ``r`` of a subject is the
 uses 10 fixed restarts or adds them in rounds (``auto``): restart 0 is the model defaults, restart ``r >= 1``
 the ``r``-th uniform draw of the subject's own generator.
 
-``auto`` runs rounds of restarts for the subjects whose best optimum has not yet been reached by at least
-two restarts (within ``AGREE_TOL`` in log-likelihood), up to a cap; the best lane of each subject is then
-polished with a tight gradient tolerance so the reported optimum does not depend on which restart found it.
+``auto`` runs rounds of independent restarts for each subject until its best optimum has been reached by at
+least ``AUTO_AGREE`` of them (within ``AGREE_TOL`` in log-likelihood) and at least ``auto_minimum(model)``
+(10 per parameter) have run, up to a cap.  Short sessions and asymmetric or sticky models have optima on a
+ridge toward a bound (a learning rate toward 0 with the inverse temperature at its bound) whose basin holds
+a few percent of the start box, so a rule that stops at the first two agreeing restarts settles on the
+larger basin beside it.  ``auto`` then searches the edges from each subject's best: one start with each
+bounded parameter, and each pair of them, moved into the edge zone (``|z| = EDGE_Z``, where the transform
+still has a slope) or onto the bound (where it is flat), repeated from any improvement.  The best lane of
+each subject is then polished with a tight gradient tolerance so the reported optimum does not depend on
+which restart found it.  ``n_at_best`` counts the independent restarts only (never edge or warm starts).
 """
 from __future__ import annotations
 
@@ -24,10 +31,20 @@ __all__ = ["AGREE_TOL", "AUTO_FIRST", "AUTO_ROUND", "AUTO_CAP", "POLISH_GTOL", "
            "minimize_lanes", "RestartFit", "fit_restarts", "fit_restarts_on"]
 
 AGREE_TOL = 1e-3      # restarts within this much log-likelihood (or log posterior) of the best agree
-AUTO_FIRST = 10       # restarts in the first round of ``auto``
+AUTO_FIRST = 10       # fewest restarts in the first round of ``auto``
 AUTO_ROUND = 10       # restarts added per round for the subjects that still disagree
+AUTO_AGREE = 3        # independent restarts that must reach the best before ``auto`` stops a subject
+AUTO_PER_PARAM = 10   # ``auto`` runs at least this many independent restarts per parameter
 AUTO_CAP = 200        # most restarts per subject in ``auto``
+AUTO_ITER = 150       # most iterations of a lane in auto (restarts, edge starts); the polish finishes the best
+EDGE_Z = 3.0          # |z| of the edge zone searched by ``auto`` (logit: within 4.7% of the range of a bound)
 POLISH_GTOL = 1e-10
+
+
+def auto_minimum(model: Model, cap: int = AUTO_CAP) -> int:
+    """The fewest independent restarts ``auto`` runs per subject (its first round): 10 per parameter, at
+    least AUTO_FIRST."""
+    return int(min(max(AUTO_FIRST, AUTO_PER_PARAM * len(model.spec)), cap))
 
 
 def subject_starts(model: Model, subject, seed: int, first: int, count: int) -> np.ndarray:
@@ -50,7 +67,7 @@ def start_points(model: Model, subjects, restarts: int, seed: int) -> np.ndarray
 
 
 def minimize_lanes(model: Model, data: Packed, z0: np.ndarray, lane_subject: np.ndarray, prior: Prior | None = None,
-                   *, gtol: float = 1e-6, on_converged=None):
+                   *, gtol: float = 1e-6, max_iter: int = 500, on_converged=None):
     """Minimise ``-loglik - log prior`` for every lane (start ``z0[i]`` on subject ``lane_subject[i]``).
 
     Returns ``(z [L, k], objective [L] (unscaled), converged [L], evaluations)``.  A non-finite value is
@@ -73,7 +90,8 @@ def minimize_lanes(model: Model, data: Packed, z0: np.ndarray, lane_subject: np.
         return f * scale[lanes], grad * scale[lanes, None]
 
     lo, hi = z_bounds(model)
-    res = minimize_batched(fun_grad, np.clip(z0, lo, hi), lo, hi, gtol=gtol, on_converged=on_converged)
+    res = minimize_batched(fun_grad, np.clip(z0, lo, hi), lo, hi, gtol=gtol, max_iter=max_iter,
+                           on_converged=on_converged)
     return res.x, res.fun / scale, res.converged, int(res.evaluations)
 
 
@@ -82,25 +100,35 @@ class RestartFit:
     z: np.ndarray            # [S, k] best optimum (unconstrained)
     objective: np.ndarray    # [S] its objective (-loglik, plus the prior's quadratic term for MAP)
     converged: np.ndarray    # [S]
-    n_at_best: np.ndarray    # [S] restarts within AGREE_TOL of the best
-    n_restarts: np.ndarray   # [S] restarts run
+    n_at_best: np.ndarray    # [S] independent restarts within AGREE_TOL of the best
+    n_restarts: np.ndarray   # [S] independent restarts run
     evaluations: int
     redrawn: int = 0         # starts whose likelihood was not finite and were redrawn
+    edge_best: np.ndarray | None = None   # [S] the edge search (auto) improved on every restart
+
+    def __post_init__(self):
+        if self.edge_best is None:
+            self.edge_best = np.zeros(len(self.n_restarts), bool)
+
+
+def _hits(values: list[float], best: float) -> int:
+    return int(np.sum(np.asarray(values) <= best + AGREE_TOL))
 
 
 def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior | None = None, *,
                  cap: int = AUTO_CAP, warm: np.ndarray | None = None, bar=None) -> RestartFit:
     """Best optimum per subject over ``restarts`` (an int, or ``"auto"``) restarts seeded by subject id.
 
-    ``warm`` [S, k] (unconstrained) adds one extra start per subject (the EM's previous estimate).
+    ``warm`` [S, k] (unconstrained) adds one extra start per subject (the EM's previous estimate); it is not
+    an independent restart and is not counted in ``n_at_best``.
     """
     S, k = data.n_subjects, len(model.spec)
     auto = restarts == "auto"
-    first = min(AUTO_FIRST, cap) if auto else int(restarts)
+    first = auto_minimum(model, cap) if auto else int(restarts)   # auto's first round is its minimum
     best_obj = np.full(S, np.inf)
     best_z = np.zeros((S, k))
     best_conv = np.zeros(S, bool)
-    objs: list[list[float]] = [[] for _ in range(S)]
+    objs: list[list[float]] = [[] for _ in range(S)]   # the optima of the independent restarts
     done = np.zeros(S, dtype=np.int64)
     evals = redrawn = 0
     todo = np.arange(S)
@@ -115,30 +143,34 @@ def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior |
         z0, moved = finite_starts(model, data, np.clip(z0, *z_bounds(model)), lanes, seed, centre,
                                   restart_index=index)
         redrawn += moved
+        independent = len(lanes)
         if extra_warm:
             z0 = np.concatenate([z0, np.asarray(warm)[todo]])
             lanes = np.concatenate([lanes, todo])
             extra_warm = False
-        z, obj, conv, ev = minimize_lanes(model, data, z0, lanes, prior,
+        z, obj, conv, ev = minimize_lanes(model, data, z0, lanes, prior, max_iter=AUTO_ITER if auto else 500,
                                           on_converged=bar.update if bar is not None else None)
         evals += ev
         obj = np.where(np.isfinite(obj), obj, np.inf)
         for i, s in enumerate(lanes):
-            objs[s].append(obj[i])
+            if i < independent:
+                objs[s].append(obj[i])
             if obj[i] < best_obj[s]:
                 best_obj[s], best_z[s], best_conv[s] = obj[i], z[i], conv[i]
         done[todo] += count
         if not auto:
             break
-        agree = np.array([np.sum(np.asarray(objs[s]) <= best_obj[s] + AGREE_TOL) for s in todo])
-        todo = todo[(agree < 2) & (done[todo] < cap)]
-        count = AUTO_ROUND
-        count = int(min(count, cap - done[todo].min())) if todo.size else count
-    if auto:  # boundary optima are reached by random starts only rarely (the transform is flat there)
-        evals += _probe_bounds(model, data, prior, best_z, best_obj, best_conv, objs)
+        agree = np.array([_hits(objs[s], best_obj[s]) for s in todo])
+        todo = todo[(agree < AUTO_AGREE) & (done[todo] < cap)]
+        count = int(min(AUTO_ROUND, cap - done[todo].min())) if todo.size else AUTO_ROUND
+    edge_best = np.zeros(S, bool)
+    if auto:  # ridge and boundary optima are reached by random starts only rarely (the transform is flat there)
+        found = best_obj.copy()
+        evals += _search_edges(model, data, prior, best_z, best_obj, best_conv)
+        edge_best = best_obj < found - AGREE_TOL
     evals += _polish(model, data, prior, best_z, best_obj, best_conv)
-    n_at_best = np.array([np.sum(np.asarray(objs[s]) <= best_obj[s] + AGREE_TOL) for s in range(S)], dtype=int)
-    return RestartFit(best_z, best_obj, best_conv, n_at_best, done.copy(), evals, redrawn)
+    n_at_best = np.array([_hits(objs[s], best_obj[s]) for s in range(S)], dtype=int)
+    return RestartFit(best_z, best_obj, best_conv, n_at_best, done.copy(), evals, redrawn, edge_best)
 
 
 def _accept(z, obj, conv, best_z, best_obj, best_conv, subj, strict: bool = True) -> np.ndarray:
@@ -152,34 +184,47 @@ def _accept(z, obj, conv, best_z, best_obj, best_conv, subj, strict: bool = True
     return took
 
 
-def _probe_bounds(model, data, prior, best_z, best_obj, best_conv, objs, rounds: int = 3) -> int:
-    """From each subject's best, start once with each bounded parameter put at each of its bounds (where the
-    flat transform holds it) and the rest free; repeat from any improved optimum."""
+def edge_starts(model: Model, z: np.ndarray) -> np.ndarray:
+    """[E, S, k] starts from the optima ``z`` [S, k]: each bounded parameter, and each pair of them, moved to
+    each of its edges, both into the edge zone (``|z| = EDGE_Z``) and onto the bound; the rest as in ``z``."""
     lo, hi = z_bounds(model)
-    bounded = [j for j, p in enumerate(model.spec) if p.transform != "identity"]
+    edges = []
+    for j, p in enumerate(model.spec):
+        if p.transform == "identity":
+            continue
+        sides = [(-EDGE_Z, lo[j])] if p.transform == "log" else [(-EDGE_Z, lo[j]), (EDGE_Z, hi[j])]
+        edges.append([(j, side) for side in sides])
+    out = []
+    for depth in (0, 1):
+        for a in range(len(edges)):
+            for ja, side_a in edges[a]:
+                z0 = z.copy()
+                z0[:, ja] = side_a[depth]
+                out.append(z0)
+                for b in range(a + 1, len(edges)):
+                    for jb, side_b in edges[b]:
+                        z1 = z0.copy()
+                        z1[:, jb] = side_b[depth]
+                        out.append(z1)
+    return np.stack(out) if out else np.empty((0,) + z.shape)
+
+
+def _search_edges(model, data, prior, best_z, best_obj, best_conv, rounds: int = 3) -> int:
+    """From each subject's best, minimise from every :func:`edge_starts` point; repeat from any improved
+    optimum (better by more than AGREE_TOL; at most ``rounds`` times)."""
     subj = np.arange(best_z.shape[0])
     evals = 0
     for _ in range(rounds):
-        starts, lanes = [], []
-        for j in bounded:
-            for edge in (lo[j], hi[j]):
-                if model.spec.params[j].transform == "log" and edge > 0:
-                    continue  # a parameter bounded below only has one edge
-                z0 = best_z[subj].copy()
-                z0[:, j] = edge
-                starts.append(z0)
-                lanes.append(subj)
-        if not starts:
+        starts = edge_starts(model, best_z[subj])
+        if not starts.size:
             return evals
-        lanes_a = np.concatenate(lanes)
-        z, obj, conv, ev = minimize_lanes(model, data, np.concatenate(starts), lanes_a, prior)
+        lanes = np.tile(subj, len(starts))
+        z, obj, conv, ev = minimize_lanes(model, data, starts.reshape(-1, best_z.shape[1]), lanes, prior,
+                                          max_iter=AUTO_ITER)
         evals += ev
-        for i, s in enumerate(lanes_a):
-            objs[s].append(obj[i] if np.isfinite(obj[i]) else np.inf)
-        improved = _accept(z, obj, conv, best_z, best_obj, best_conv, lanes_a, strict=True)
-        gain = np.zeros(best_z.shape[0], bool)
-        gain[lanes_a[improved]] = True
-        subj = np.flatnonzero(gain)
+        before = best_obj[subj].copy()
+        _accept(z, obj, conv, best_z, best_obj, best_conv, lanes, strict=True)
+        subj = subj[best_obj[subj] < before - AGREE_TOL]
         if subj.size == 0:
             break
     return evals
@@ -226,7 +271,7 @@ def fit_restarts_on(scheduler, model: Model, data: Packed, restarts, seed: int, 
         bar.update(int(sum(r.n_restarts.sum() for r in out)))
     cat = lambda name: np.concatenate([getattr(r, name) for r in out])
     return RestartFit(cat("z"), cat("objective"), cat("converged"), cat("n_at_best"), cat("n_restarts"),
-                      int(sum(r.evaluations for r in out)), int(sum(r.redrawn for r in out)))
+                      int(sum(r.evaluations for r in out)), int(sum(r.redrawn for r in out)), cat("edge_best"))
 
 
 def _subset_prior(prior: Prior | None, idx) -> Prior | None:

@@ -97,8 +97,8 @@ class FitResult(Result):
     loglik_: np.ndarray            # [S]
     log_prior: np.ndarray          # [S] (0 for MLE)
     converged: np.ndarray          # [S] bool
-    n_at_best: np.ndarray          # [S] restarts that reached the best value (within 1e-3)
-    restarts: int
+    n_at_best: np.ndarray          # [S] independent restarts that reached the best value (within 1e-3)
+    restarts: int                  # the most restarts any subject ran
     n_trials_: np.ndarray          # [S]
     n_obs_: np.ndarray             # [S] observations in the likelihood (for BIC)
     at_bound: np.ndarray           # [S, k] bool
@@ -106,6 +106,8 @@ class FitResult(Result):
     prior: Prior | None = None
     provenance: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    n_restarts_: np.ndarray | None = None   # [S] independent restarts each subject ran (default: restarts)
+    edge_best: np.ndarray | None = None     # [S] the best came from auto's edge search, not a restart
 
     kind = "fit"
     schema = SCHEMA
@@ -114,6 +116,11 @@ class FitResult(Result):
     def __post_init__(self):
         if not self.model_name and self.model is not None:
             self.model_name = self.model.name
+        S = len(self.subjects)
+        if self.n_restarts_ is None:
+            self.n_restarts_ = np.full(S, int(self.restarts), dtype=np.int64)
+        if self.edge_best is None:
+            self.edge_best = np.zeros(S, bool)
 
     # -- tables -------------------------------------------------------------------------------------
     @property
@@ -169,7 +176,9 @@ class FitResult(Result):
         df["aic"] = self.aic
         df["bic"] = self.bic
         df["converged"] = self.converged
+        df["restarts"] = self.n_restarts_
         df["restarts_at_best"] = self.n_at_best
+        df["edge_search_best"] = self.edge_best
         df["at_bound"] = self.bound_labels()
         return df
 
@@ -178,6 +187,9 @@ class FitResult(Result):
         frame = self.to_frame()
         flagged = frame["at_bound"] != ""
         shown = frame[list(self.param_names) + ["n_trials", "loglik", "aic", "bic"]].copy()
+        if self.restarts > 1:  # restarts run and how many of them reached the best
+            shown["restarts"] = frame["restarts"]
+            shown["at_best"] = frame["restarts_at_best"]
         if flagged.any():
             for j, name in enumerate(self.param_names):
                 mark = self.at_bound[:, j]
@@ -187,7 +199,7 @@ class FitResult(Result):
             table = shown.to_string(float_format=lambda v: f"{v:.4g}")
         lines = [
             f"Model: {self.model_name}    Method: {self.method}    Subjects: {len(self.subjects)}    "
-            f"Restarts: {self.restarts}",
+            f"Restarts: {'auto, at most ' if self.meta.get('restarts') == 'auto' else ''}{self.restarts}",
             table,
             f"Total: loglik {self.loglik_.sum():.2f}   AIC {self.aic.sum():.2f}   BIC {self.bic.sum():.2f}",
         ]
@@ -198,7 +210,11 @@ class FitResult(Result):
         if not self.converged.all():
             bad = [s for s, c in zip(self.subjects, self.converged) if not c]
             lines.append(f"Warning: optimizer did not report convergence for subject(s) {', '.join(bad)}")
-        weak = [str(s) for s, n in zip(self.subjects, self.n_at_best) if n < 2]
+        edge = [str(s) for s, e in zip(self.subjects, self.edge_best) if e]
+        if edge:
+            lines.append(f"Note: the best optimum of subject(s) {', '.join(edge)} was found by the search from the "
+                         f"edges of the parameter range, better than every restart")
+        weak = [str(s) for s, n, e in zip(self.subjects, self.n_at_best, self.edge_best) if n < 2 and not e]
         if weak and self.restarts > 1:
             lines.append(f"Warning: fewer than 2 restarts reached the best optimum for subject(s) {', '.join(weak)}; "
                          f"the optimum may not be global (use more restarts or --restarts auto)")
@@ -240,8 +256,10 @@ class FitResult(Result):
                 "aic": _number(self.aic.iloc[i]),
                 "bic": _number(self.bic.iloc[i]),
                 "converged": bool(self.converged[i]),
+                "restarts": int(self.n_restarts_[i]),
                 "restarts_at_best": int(self.n_at_best[i]),
                 "restarts_agree": bool(self.n_at_best[i] >= 2),
+                "edge_search_best": bool(self.edge_best[i]),
             })
         return {
             "schema": SCHEMA,
@@ -284,6 +302,8 @@ class FitResult(Result):
                 at_bound=np.array([[n in s.get("at_bound", []) for n in names] for s in subs], dtype=bool).reshape(-1, len(names)),
                 model_name=name, prior=Prior.from_dict(d["prior"]) if d.get("prior") else None,
                 provenance=prov, meta=d.get("meta") or {},
+                n_restarts_=np.array([int(s.get("restarts", d["restarts"])) for s in subs], dtype=np.int64),
+                edge_best=np.array([bool(s.get("edge_search_best", False)) for s in subs], dtype=bool),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InputError(f"not a dopa_rl fit result ({type(exc).__name__}: {exc})") from None
@@ -371,7 +391,7 @@ def make_result(model: Model, method: str, packed: Packed, z, x, se, ll, rf, res
         provenance["n_options"] = int(packed.extra["n_options"])
     meta = {"lane_evaluations": int(rf.evaluations), "starts_redrawn": int(rf.redrawn)}
     if restarts == "auto":
-        meta.update(restarts="auto", restarts_per_subject={str(s): int(n) for s, n in zip(packed.subjects, rf.n_restarts)})
+        meta["restarts"] = "auto"
     return cls(
         model=model, method=method, subjects=[str(s) for s in packed.subjects], param_names=list(model.param_names),
         x=x, se_=se, loglik_=ll,
@@ -379,5 +399,7 @@ def make_result(model: Model, method: str, packed: Packed, z, x, se, ll, rf, res
         converged=rf.converged & np.isfinite(ll),
         n_at_best=np.asarray(rf.n_at_best, dtype=int), restarts=int(rf.n_restarts.max(initial=0)),
         n_trials_=np.asarray(packed.n_trials, dtype=np.int64).copy(), n_obs_=np.asarray(packed.n_obs, dtype=np.int64).copy(),
-        at_bound=at_bound(model, z), prior=prior, provenance=provenance, meta=meta, **extra,
+        at_bound=at_bound(model, z), prior=prior, provenance=provenance, meta=meta,
+        n_restarts_=np.asarray(rf.n_restarts, dtype=np.int64).copy(), edge_best=np.asarray(rf.edge_best, bool).copy(),
+        **extra,
     )

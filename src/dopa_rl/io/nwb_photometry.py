@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from dopa_rl.errors import InputError
+from dopa_rl.io import nwb_legacy as legacy
 from dopa_rl.io.nwb_read import open_nwb
 from dopa_rl.io.nwb_types import Photometry
 
@@ -30,13 +31,17 @@ ISOSBESTIC_NM = (395.0, 425.0)
 CONTROL_FLUOROPHORES = ("tdtomato", "mcherry", "rfp", "mscarlet", "isosbestic", "control")
 _SIGNAL_WORDS = frozenset({"photometry", "fiber", "fibre", "gcamp", "dlight", "grab", "dff", "df", "dopamine",
                            "fluor", "fluorescence", "465", "470", "490", "signal", "fp"})
-_CONTROL_WORDS = frozenset({"isosbestic", "control", "iso", "405", "415", "410", "tdtomato", "red", "uv"})
+_CONTROL_WORDS = frozenset({"isosbestic", "control", "iso", "405", "415", "410", "tdtomato", "red", "uv",
+                            "reference"})
 
 
 def name_has_word(path: str, words: frozenset[str]) -> bool:
     """True when the last part of ``path`` has one of ``words`` as a token: ``"GCaMP6f_470nm"`` ->
-    gcamp, 6, f, 470, nm.  Whole tokens only, so "filtered" does not match "red"."""
-    tokens = re.findall(r"[a-z]+|\d+", path.rsplit("/", 1)[-1].lower())
+    gcamp, 6, f, 470, nm; CamelCase words count too (``"ReferenceDfOverF"`` -> reference, df, over, f).
+    Whole tokens only, so "filtered" does not match "red"."""
+    name = path.rsplit("/", 1)[-1]
+    tokens = set(re.findall(r"[a-z]+|\d+", name.lower()))
+    tokens.update(t.lower() for t in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", name))
     return any(t in words for t in tokens)
 _FPRS = {"FiberPhotometryResponseSeries", "RoiResponseSeries"}
 
@@ -85,34 +90,100 @@ def find_time_series(nwbfile: Any) -> dict[str, Any]:
 
 
 def photometry_channels(series: Any) -> list[Channel]:
-    """The channels (columns) of a series with the wavelengths/indicator its photometry table gives."""
+    """The channels (columns) of a series with the wavelengths, indicator and location its metadata gives.
+
+    Where each layout keeps them: ndx-fiber-photometry 0.2 in the ``FiberPhotometryTable`` row the
+    series' ``fiber_photometry_table_region`` points to (wavelength columns, an ``Indicator`` with a
+    label); 0.1 on the devices that row references (``ExcitationSource.excitation_wavelength_in_nm``,
+    ``Photodetector.detected_wavelength_in_nm``, ``Indicator.label``); the older ndx-photometry in the
+    rows of its ``excitation_sources`` (``peak_wavelength``), ``photodetectors`` and ``fluorophores``
+    (``label``) tables; a ``RoiResponseSeries`` in the row of its ``rois`` table, which may point on to an
+    excitation-source table.  A region of one row describes a one-column series; otherwise row ``i`` is
+    column ``i``, and a column without its own row has no metadata (never borrowed from another)."""
     shape = getattr(series.data, "shape", None) or np.shape(series.data)
     n_cols = 1 if len(shape) < 2 else int(shape[1])
-    region = getattr(series, "fiber_photometry_table_region", None)
-    if region is None:
-        return [Channel(i) for i in range(n_cols)]
-    rows = np.asarray(region.data[:], dtype=int).ravel()
-    table = region.table
+    channels = [Channel(i) for i in range(n_cols)]
+    regions = [("row", getattr(series, attr, None)) for attr in ("fiber_photometry_table_region", "rois", "fibers")]
+    regions += [(role, getattr(series, attr, None)) for role, attr in
+                (("excitation", "excitation_sources"), ("emission", "photodetectors"), ("indicator", "fluorophores"))]
+    for role, region in regions:
+        if region is None or not hasattr(region, "table"):
+            continue
+        rows = np.asarray(region.data[:], dtype=int).ravel()
+        if len(rows) != n_cols:
+            continue  # one region for several columns (or columns without rows): no column can be told
+        for ch, row in zip(channels, rows):
+            _fill(ch, region.table, int(row), role)
+    return channels
+
+
+def _fill(ch: Channel, table: Any, row: int, role: str) -> None:
+    """Fill what ``ch`` still lacks from row ``row`` of ``table`` (``role``: what a bare
+    ``peak_wavelength`` there means)."""
     cols = set(table.colnames)
 
-    def get(col: str, row: int) -> Any:
-        if col not in cols:
-            return None
-        return table[col].data[row]
+    def cell(col: str) -> Any:
+        return table[col].data[row] if col in cols else None
 
-    channels = []
-    for i in range(n_cols):
-        row = int(rows[i]) if i < len(rows) else None
-        if row is None:
-            channels.append(Channel(i))
+    if ch.excitation_nm is None:
+        ch.excitation_nm = _wavelength(cell("excitation_wavelength_in_nm"))
+    if ch.emission_nm is None:
+        ch.emission_nm = _wavelength(cell("emission_wavelength_in_nm"))
+    if role in ("excitation", "emission") and "peak_wavelength" in cols:
+        nm = _wavelength(cell("peak_wavelength"))
+        if role == "excitation" and ch.excitation_nm is None:
+            ch.excitation_nm = nm
+        elif role == "emission" and ch.emission_nm is None:
+            ch.emission_nm = nm
+    if ch.indicator is None:
+        ch.indicator = _label(cell("indicator")) or (_label(cell("label")) if role == "indicator" else None)
+    if ch.location is None and role in ("row", "indicator") and cell("location") is not None:
+        loc = cell("location")
+        ch.location = loc.decode() if isinstance(loc, bytes) else str(loc)
+    # references on to other tables (a fibers table) or to devices (ndx-fiber-photometry 0.1)
+    for col, sub_role, attr in (("excitation_source", "excitation", "excitation_wavelength_in_nm"),
+                                ("photodetector", "emission", "detected_wavelength_in_nm"),
+                                ("fluorophores", "indicator", None), ("fluorophore", "indicator", None)):
+        if col not in cols:
             continue
-        ind = get("indicator", row)
-        label = getattr(ind, "label", None) or getattr(ind, "name", None) or (str(ind) if ind is not None else None)
-        ex = _wavelength(get("excitation_wavelength_in_nm", row))
-        em = _wavelength(get("emission_wavelength_in_nm", row))
-        loc = get("location", row)
-        channels.append(Channel(i, ex, em, label, None if loc is None else str(loc)))
-    return channels
+        column = table[col]
+        refs = _region_rows(column, row)
+        if refs is not None:  # a DynamicTableRegion into another table: follow its first row
+            if refs[1].size:
+                _fill(ch, refs[0], int(refs[1][0]), sub_role)
+        elif attr is not None:
+            device = column.data[row]
+            nm = getattr(device, attr, None)
+            nm = nm if nm is not None else legacy.raw_attributes(device).get(attr)
+            if sub_role == "excitation" and ch.excitation_nm is None:
+                ch.excitation_nm = _wavelength(nm)
+            elif sub_role == "emission" and ch.emission_nm is None:
+                ch.emission_nm = _wavelength(nm)
+
+
+def _region_rows(column: Any, row: int) -> tuple[Any, np.ndarray] | None:
+    """(target table, referenced rows) of cell ``row`` of a DynamicTableRegion column (ragged or not);
+    None for any other column."""
+    from hdmf.common import DynamicTableRegion, VectorIndex
+
+    if isinstance(column, DynamicTableRegion):
+        return column.table, np.atleast_1d(np.asarray(column.data[row], dtype=int))
+    if isinstance(column, VectorIndex) and isinstance(column.target, DynamicTableRegion):
+        start = int(column.data[row - 1]) if row else 0
+        return column.target.table, np.asarray(column.target.data[start:int(column.data[row])], dtype=int)
+    return None
+
+
+def _label(value: Any) -> str | None:
+    """An indicator's name: an ``Indicator`` device's label (from the file when the spec does not map it),
+    or a plain text cell."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)):
+        text = value.decode() if isinstance(value, bytes) else value
+        return text or None
+    label = getattr(value, "label", None) or legacy.raw_attributes(value).get("label") or getattr(value, "name", None)
+    return str(label) if label else None
 
 
 def _wavelength(value: Any) -> float | None:
@@ -155,6 +226,9 @@ def _pick_series(all_series: dict[str, Any], name: str | None, path: Path, what:
     signals = [(p, s) for p, s in fprs if not _all_control(s)]  # separate signal/isosbestic series
     if len(signals) == 1:
         return signals[0]
+    named = [(p, s) for p, s in signals if not name_has_word(p, _CONTROL_WORDS)]  # no wavelengths: by name
+    if len(named) == 1:
+        return named[0]
     pool = fprs or [(p, s) for p, s in all_series.items()
                     if name_has_word(p, _SIGNAL_WORDS) and not name_has_word(p, _CONTROL_WORDS)]
     if len(pool) == 1:

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from dopa_rl.errors import InputError
+from dopa_rl.io.nwb_legacy import legacy_manager, needs_legacy
 
 __all__ = [
     "open_nwb", "table_to_frame", "interval_tables", "read_behavior", "read_events",
@@ -61,6 +62,11 @@ def open_nwb(path: str | os.PathLike[str]) -> Iterator[Any]:
 
     if not h5py.is_hdf5(path):
         raise InputError(f"{path}: not an HDF5 file, so not an NWB file (NWB 2 files are HDF5)")
+    try:
+        with h5py.File(path, "r") as h5:
+            legacy = needs_legacy(h5)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open as NWB ({_first_line(exc)}); the file may be truncated") from exc
     # pynwb's warnings about other tools' files (deprecated types, cached namespaces) are silenced while
     # the file is opened and read; not around the caller's block, which may stay open for long
     # (NWBSession), and whose warning filters must be restored in whatever order sessions close.
@@ -69,8 +75,9 @@ def open_nwb(path: str | os.PathLike[str]) -> Iterator[Any]:
         import ndx_fiber_photometry  # noqa: F401  (registers the photometry classes)
         from pynwb import NWBHDF5IO
 
-        try:
-            io = NWBHDF5IO(str(path), mode="r", load_namespaces=True)
+        try:  # ndx-fiber-photometry 0.1 files: its types read as generic ones (nwb_legacy)
+            io = NWBHDF5IO(str(path), mode="r", load_namespaces=True,
+                           **({"manager": legacy_manager()} if legacy else {}))
         except Exception as exc:  # h5py/hdmf raise many types for damaged files
             raise InputError(f"{path}: cannot open as NWB ({_first_line(exc)}); the file may be truncated") from exc
         try:

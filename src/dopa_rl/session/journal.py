@@ -31,6 +31,8 @@ KINDS = {
     "rearm": "the device client's record of a HELLO episode: why, t_host, budget_ms, resumed (session kept) or "
              "new, session, dropped (unacknowledged events a new session discarded), lost_total (events the "
              "device lost since its reset), reset_cause, failed (commands reported as unknown), t_reply",
+    "link": "the device client's link counters after each learned trial (retries, rearms, device_resets, "
+            "reconnects, ...), for live monitoring",
     "end": "the session ended: reason (complete, interrupted, error), trials",
 }
 

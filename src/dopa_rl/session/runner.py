@@ -19,6 +19,7 @@ import gc
 import math
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ class Runner:
 
     def __init__(self, config: SessionConfig, rig: Rig, port: Any, out: str | Path, *, speed: float = 1.0,
                  n_trials: int | None = None, device_name: str = "?", on_trial: Callable[[dict], None] | None = None,
-                 client_kw: dict | None = None) -> None:
+                 client_kw: dict | None = None, pause: threading.Event | None = None) -> None:
         if n_trials is not None:
             config = dataclasses.replace(config, n_trials=n_trials, duration_s=None)
         self.config, self.rig, self.port, self.speed = config, rig, port, float(speed)
@@ -67,6 +68,8 @@ class Runner:
         self.raw_path = Path(str(self.out) + ".raw")
         self.device_name = device_name
         self.on_trial = on_trial
+        self.pause = pause              # set: finish the running trial and its ITI, start no new one until cleared
+        self._held: int | None = None   # the trial waiting for the pause to end
         m = config.model
         self.model = online_model(m.kind, alpha=m.alpha, gamma=m.gamma, lambda_=m.lambda_, bin_s=m.bin_s)
         self.policy = Policy.from_config(config, rig)
@@ -117,7 +120,8 @@ class Runner:
                            config_toml=c.text, rig_toml=self.rig.text, rig_name=self.rig.name, rig_path=self.rig.path,
                            ms_per_ul=self.rig.ms_per_ul, calibrated=self.rig.calibrated, device=self.device_name,
                            speed=self.speed, n_trials=c.n_trials, duration_s=c.duration_s, model=c.model.kind,
-                           policy=c.policy.kind, max_reward_ul=c.max_reward_ul)
+                           policy=c.policy.kind, max_reward_ul=c.max_reward_ul,
+                           budget_valve_ms=c.safety.budget_valve_ms)
         self.client = DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
         self.client.add_listener(self.journal.event)
         hello = self.client.start()
@@ -209,6 +213,7 @@ class Runner:
         """Journal a learned trial and show it (after the next trial is on its way: the result can be rebuilt
         from the journaled events, the next trial's timing cannot wait)."""
         self.journal.write("result", **row)
+        self.journal.write("link", **self.client.stats)   # link health so far (the dashboard reads it)
         if self.on_trial is not None:
             self.on_trial(row)
 
@@ -306,6 +311,8 @@ class Runner:
                 raise DeviceError(f"no event from the device for {SILENCE_S} s; the link is lost") from None
             if self.t0_us is None:
                 self.t0_us = ev.t_device_us
+            if self._held is not None:
+                self._hold_or_resume()
             name = ev.name
             ready = self._learn_at
             if ready is not None and ev.t_device_us >= ready[1] and name != "LICK_ON":
@@ -348,13 +355,18 @@ class Runner:
                         return "complete"
                     when = P.TrialWhen.NOW if ev.msg.aborted else P.TrialWhen.AFTER_CURRENT
                     self.latencies.append(time.monotonic() - t_recv)
-                    self._upload_task(k + 1, when)
+                    if self.pause is not None and self.pause.is_set():
+                        self._held = k + 1
+                        self.journal.write("note", text=f"paused after trial {k}; trial {k + 1} waits for resume")
+                    else:
+                        self._upload_task(k + 1, when)
                     self._report(row)
                     self._proposals[k + 2] = S.plan_trial(c, k + 2)
                     gc.collect(2 if k % 50 == 49 else 1)   # now, while the device times the ITI
                     if ev.msg.aborted:
                         self.journal.write("note", text=f"trial {k} aborted by the device")
-                elif part == 1 and k in self.trial_t0 and k + 1 not in self._uploaded and last_k != k:
+                elif (part == 1 and k in self.trial_t0 and k + 1 not in self._uploaded and last_k != k
+                      and self._held != k + 1):   # (not held back by a pause)
                     # the task part's TRIAL_ENDED never came (lost by the device: EVENT_OVERFLOW), so trial
                     # k + 1 was never uploaded: trial k is not in the trials table (its end is unknown); go on
                     self.journal.write("note", text=f"trial {k}: its end was never reported; trial {k + 1} starts now")
@@ -374,7 +386,8 @@ class Runner:
                 # the device says it runs no trial and has none queued, in a heartbeat sent after our last
                 # upload was acknowledged (events arrive in order): a trial's events were lost (EVENT_OVERFLOW)
                 idle = not ev.msg.state & (P.StateBit.TRIAL_RUNNING | P.StateBit.TRIAL_PENDING)
-                self._idle_beats = self._idle_beats + 1 if idle and ev.t_received > self._upload_done else 0
+                self._idle_beats = (self._idle_beats + 1 if idle and ev.t_received > self._upload_done
+                                    and self._held is None else 0)
                 if self._idle_beats >= 2:
                     self._idle_beats = 0
                     if self._restart_idle(last_k, ev.t_device_us):
@@ -406,6 +419,15 @@ class Runner:
                 raise DeviceError(f"no trial started or ended for {self._stall_s:.0f} s although the device is "
                                   "talking; stopping the session")
 
+
+    def _hold_or_resume(self) -> None:
+        """Paused between trials: the device idles (heartbeats keep it armed); resume when the pause is cleared."""
+        if self.pause is not None and self.pause.is_set():
+            self._last_progress = time.monotonic()
+            return
+        k, self._held = self._held, None
+        self.journal.write("note", text=f"resumed; trial {k} starts now")
+        self._upload_task(k, P.TrialWhen.NOW)
 
     def _journal_rearm(self) -> None:
         """What the client recorded of its latest HELLO episode (why, resumed or new, drops, lost total)."""
@@ -483,12 +505,14 @@ def device_tally(port: Any) -> dict[str, int] | None:
 
 def run_session(config: SessionConfig, rig: Rig, port: Any, out: str | Path, *, speed: float = 1.0,
                 n_trials: int | None = None, device_name: str = "?", on_trial: Callable[[dict], None] | None = None,
-                client_kw: dict | None = None, write_nwb: bool = True) -> tuple[RunResult, Path | None]:
-    """Run a session on an open link, then write the NWB from its journal (also after Ctrl-C)."""
+                client_kw: dict | None = None, write_nwb: bool = True,
+                pause: threading.Event | None = None) -> tuple[RunResult, Path | None]:
+    """Run a session on an open link, then write the NWB from its journal (also after Ctrl-C).  ``pause``: while
+    set, no new trial starts (the running one and its ITI finish)."""
     from dopa_rl.session.export import export_journal
 
     runner = Runner(config, rig, port, out, speed=speed, n_trials=n_trials, device_name=device_name,
-                    on_trial=on_trial, client_kw=client_kw)
+                    on_trial=on_trial, client_kw=client_kw, pause=pause)
     try:
         result = runner.run()
     finally:

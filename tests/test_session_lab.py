@@ -124,7 +124,7 @@ def test_pause_resume_and_stop_one_rig_while_the_other_runs(tmp_path, monkeypatc
 def test_monitor_state_equals_the_sessions_nwb(tmp_path):
     cfg = fast_config(tmp_path, 25, seed=3)
     out = tmp_path / "s.nwb"
-    assert main(["run", str(cfg), "--device", "sim", "--speed", "max", "--out", str(out)]) == 0
+    assert main(["run", str(cfg), "--device", "sim", "--speed", SPEED, "--out", str(out)]) == 0
     st = JournalTail("r", str(out) + ".journal").update()
     trials, _ = nwb_contents(out)
     assert st.state == "complete" and st.trials_done == len(trials) == 25

@@ -20,7 +20,10 @@ FORMAT = "dopa_rl.session.journal"
 VERSION = 1
 KINDS = {
     "header": "this line: format, version, what each kind means, when the journal was created",
-    "config": "the session config (TOML text), the rig file (TOML text) and the valve calibration used",
+    "config": "the session config (TOML text), the rig file (TOML text), their SHA-256 (config_sha256, "
+              "rig_sha256), the dopa_rl version and the valve calibration used",
+    "param": "a parameter change: trial (None before the first), source (configure: limits sent to the device; "
+             "policy KIND: the policy changed the schedule's trial), changes {name: new value}, was {name: old}",
     "hello": "the device's HELLO reply: firmware/protocol versions, schema hash, board, limits, reset cause",
     "ev": "a device event, in device order: i = delivery index, seq = device sequence number, name, "
           "t_us = device time (us, 64-bit), rx = host arrival time (s), f = the message fields",

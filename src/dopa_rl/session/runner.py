@@ -121,7 +121,7 @@ class Runner:
                            ms_per_ul=self.rig.ms_per_ul, calibrated=self.rig.calibrated, device=self.device_name,
                            speed=self.speed, n_trials=c.n_trials, duration_s=c.duration_s, model=c.model.kind,
                            policy=c.policy.kind, max_reward_ul=c.max_reward_ul,
-                           budget_valve_ms=c.safety.budget_valve_ms)
+                           budget_valve_ms=c.safety.budget_valve_ms, **provenance(c, self.rig))
         self.client = DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
         self.client.add_listener(self.journal.event)
         hello = self.client.start()
@@ -129,6 +129,9 @@ class Runner:
         sf = c.safety
         host_timeout = int(min(10000, max(sf.host_timeout_ms, sf.host_timeout_ms * self.speed)))
         self._command_log("CONFIGURE", max_valve_ms=sf.max_valve_ms, budget_valve_ms=sf.budget_valve_ms)
+        self.journal.write("param", trial=None, source="configure", changes={
+            "max_valve_ms": sf.max_valve_ms, "min_valve_gap_ms": sf.min_valve_gap_ms,
+            "budget_valve_ms": sf.budget_valve_ms, "host_timeout_ms": host_timeout, "debounce_us": c.lick_debounce_us})
         self.client.configure(max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms,
                               budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout,
                               debounce_us=c.lick_debounce_us)
@@ -177,7 +180,13 @@ class Runner:
         return plan if plan is not None else S.plan_trial(self.config, k)
 
     def _decide(self, k: int) -> S.TrialPlan:
-        plan = self.policy.decide(self._proposal(k), self.model, self.history)
+        proposal = self._proposal(k)
+        plan = self.policy.decide(proposal, self.model, self.history)
+        if plan != proposal:   # the policy changed the schedule's trial: a parameter change, journaled
+            before, after = proposal.to_dict(), plan.to_dict()
+            self.journal.write("param", trial=k, source=f"policy {self.config.policy.kind}",
+                               changes={f: after[f] for f in after if after[f] != before[f]},
+                               was={f: before[f] for f in after if after[f] != before[f]})
         self.plans[k] = plan
         value = self.model.predict(plan.cue_key, cue_s=0.0, outcome_s=plan.outcome_s)
         rpe = self.model.outcome_rpe(plan.cue_key, reward_units(plan.reward_ul, self.config), cue_s=0.0,
@@ -434,6 +443,17 @@ class Runner:
         log = getattr(self.client, "rearm_log", None)
         if log:
             self.journal.write("rearm", **{k: v for k, v in dataclasses.asdict(log[-1]).items()})
+
+
+def provenance(config: SessionConfig, rig: Rig) -> dict[str, str]:
+    """What identifies the session's inputs: SHA-256 of the config and rig file texts, the package version."""
+    import hashlib
+
+    from dopa_rl import __version__
+
+    digest = lambda text: hashlib.sha256((text or "").encode("utf-8")).hexdigest()  # noqa: E731
+    return {"config_sha256": digest(config.text), "rig_sha256": digest(rig.text) if rig.text else None,
+            "dopa_rl_version": __version__}
 
 
 # ---------------------------------------------------------------------- opening a device, a whole session

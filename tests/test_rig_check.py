@@ -73,3 +73,41 @@ def test_check_bad_input(tmp_path, capsys, argv, message):
     assert main(["check", "sim"] + [str(tmp_path / a) if a.endswith(".toml") else a for a in argv]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
+
+
+# ----------------------------------------------------------------------------- calibration range-finding
+def test_calibrate_range_finding_chooses_open_times_from_the_targets(tmp_path):
+    from dopa_rl.session.config import parse_rig
+
+    # the water a valve with 3 ms of dead time and 12 ms per uL gives: what the scale would read
+    def collected(ms, pulses):
+        return pulses * (ms - 3) / 12.0
+
+    pulses, probe = 20, 40
+    k0 = pulses * probe / collected(probe, pulses)              # what the probe alone says (ms per uL)
+    expected = [int(round(t * k0)) for t in (2.0, 4.0, 8.0)]
+    vols = [collected(probe, pulses)] + [collected(ms, pulses) for ms in expected]
+    dut = SimulatedDUT(speed=50.0)
+    try:
+        out = tmp_path / "rig.toml"
+        assert main(["calibrate", "--device", dut.url, "--speed", "50", "--rig-file", str(out), "--pulses", str(pulses),
+                     "--ms", str(probe), "--gap-ms", "60", "--target-ul", "2,4,8",
+                     "--measured-ul", ",".join(f"{v:.4f}" for v in vols)]) == 0
+        edges = dut.pin_edges("valve")
+    finally:
+        dut.close()
+    widths = [(b[0] - a[0]) // 1000 for a, b in zip(edges[::2], edges[1::2])]
+    assert widths == [probe] * pulses + sum(([ms] * pulses for ms in expected), [])   # what it chose, delivered
+    rig = parse_rig(out.read_text())
+    pts = [(probe, vols[0])] + list(zip(expected, vols[1:]))
+    per = [(ms, v / pulses) for ms, v in pts]
+    assert rig.ms_per_ul == pytest.approx(sum(m * v for m, v in per) / sum(v * v for _, v in per), rel=1e-4)
+    assert all(f"{pulses} x {ms} ms" in rig.calibrated for ms in [probe] + expected)   # every point recorded
+
+
+def test_calibrate_range_finding_refuses_a_target_over_the_valve_limit(tmp_path, capsys):
+    assert main(["calibrate", "--device", "sim", "--speed", "50", "--rig-file", str(tmp_path / "r.toml"),
+                 "--pulses", "5", "--ms", "40", "--target-ul", "2,100", "--measured-ul", "16,1,2",
+                 "--max-valve-ms", "200"]) == 2
+    assert "100 uL needs about" in capsys.readouterr().err
+    assert not (tmp_path / "r.toml").exists()

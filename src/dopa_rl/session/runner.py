@@ -129,12 +129,12 @@ class Runner:
         sf = c.safety
         host_timeout = int(min(10000, max(sf.host_timeout_ms, sf.host_timeout_ms * self.speed)))
         self._command_log("CONFIGURE", max_valve_ms=sf.max_valve_ms, budget_valve_ms=sf.budget_valve_ms)
-        self.journal.write("param", trial=None, source="configure", changes={
-            "max_valve_ms": sf.max_valve_ms, "min_valve_gap_ms": sf.min_valve_gap_ms,
-            "budget_valve_ms": sf.budget_valve_ms, "host_timeout_ms": host_timeout, "debounce_us": c.lick_debounce_us})
         self.client.configure(max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms,
                               budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout,
                               debounce_us=c.lick_debounce_us)
+        self.journal.write("param", trial=None, source="configure", changes={   # (after: HELLO to CONFIGURE is short)
+            "max_valve_ms": sf.max_valve_ms, "min_valve_gap_ms": sf.min_valve_gap_ms,
+            "budget_valve_ms": sf.budget_valve_ms, "host_timeout_ms": host_timeout, "debounce_us": c.lick_debounce_us})
         if c.policy.kind == "on-signal":
             self._command_log("ANALOG_START", rate_hz=c.policy.analog_rate_hz)
             self.client.analog_start(c.policy.analog_rate_hz)

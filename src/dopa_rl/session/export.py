@@ -22,10 +22,11 @@ from dopa_rl.session.journal import read_journal
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
 
 EVENT_NAMES = {"LICK_ON": "lick", "VALVE_OPENED": "valve", "CUE_ONSET": "cue", "TONE_ONSET": "tone",
-               "TTL_SENT": "ttl"}
+               "TTL_SENT": "ttl", "SYNC_PULSE": "sync"}
 EVENT_DOCS = {"lick": "lick onsets (debounced on the device), session time",
               "valve": "water valve openings, session time", "cue": "cue LED onsets, session time",
-              "tone": "tone onsets, session time", "ttl": "TTL pulses sent by the rig (rising edge), session time"}
+              "tone": "tone onsets, session time", "ttl": "TTL pulses sent by the rig (rising edge), session time",
+              "sync": "random-interval sync pulses on the TTL output (rising edge), session time (dopa-rl sync)"}
 COLUMN_DOCS = {
     "trial": "0-based trial number in the session",
     "trial_type": "trial type name from the session config",

@@ -70,6 +70,7 @@ class Runner:
         self.on_trial = on_trial
         self.pause = pause              # set: finish the running trial and its ITI, start no new one until cleared
         self._held: int | None = None   # the trial waiting for the pause to end
+        self._sync_starts = 0
         m = config.model
         self.model = online_model(m.kind, alpha=m.alpha, gamma=m.gamma, lambda_=m.lambda_, bin_s=m.bin_s)
         self.policy = Policy.from_config(config, rig)
@@ -135,9 +136,23 @@ class Runner:
         self.journal.write("param", trial=None, source="configure", changes={   # (after: HELLO to CONFIGURE is short)
             "max_valve_ms": sf.max_valve_ms, "min_valve_gap_ms": sf.min_valve_gap_ms,
             "budget_valve_ms": sf.budget_valve_ms, "host_timeout_ms": host_timeout, "debounce_us": c.lick_debounce_us})
+        self._start_sync()
         if c.policy.kind == "on-signal":
             self._command_log("ANALOG_START", rate_hz=c.policy.analog_rate_hz)
             self.client.analog_start(c.policy.analog_rate_hz)
+
+    def _start_sync(self) -> None:
+        """Random-interval sync pulses on the TTL output (each a SYNC_PULSE event), if the config asks; again
+        after a re-arm (a host timeout or a reset stops them), with a new seed so no stretch of the sequence
+        repeats (the intervals are the aligner's fingerprint)."""
+        sy = self.config.sync
+        if not sy.enabled:
+            return
+        seed = (self.config.seed * 1_000_003 + self._sync_starts + 1) & 0xFFFFFFFF
+        self._sync_starts += 1
+        lo, hi = round(sy.min_s * 1000), round(sy.max_s * 1000)
+        self._command_log("SYNC_START", min_ms=lo, max_ms=hi, pulse_ms=sy.pulse_ms, seed=seed)
+        self.client.command(P.SyncStart(lo, hi, sy.pulse_ms, seed))
 
     def safe(self) -> None:
         """Outputs off (ALL_OFF), client stopped, journal closed.  Idempotent, never raises."""
@@ -296,6 +311,7 @@ class Runner:
         nxt = cur + 1
         if S.session_over(self.config, nxt, 0.0):
             raise DeviceError("the device reset during the last trial")
+        self._start_sync()
         if nxt not in self.plans:
             self._decide(nxt)
         self.journal.write("note", text=f"re-armed after the reset; trial {nxt} starts now")
@@ -418,10 +434,12 @@ class Runner:
                                                 f"{ev.msg.dropped} unacknowledged events dropped, device lost_total "
                                                 f"{ev.msg.lost_total})")
                 self._journal_rearm()
+                self._start_sync()
             elif name == "ACK" and ev.msg.cmd_type == P.MsgId.HELLO:
                 self.journal.write("note", text="the client re-armed the device (its session resumed: reply window, "
                                                 f"event ring and budget kept; device lost_total {ev.msg.value})")
                 self._journal_rearm()
+                self._start_sync()
             if name in ("TRIAL_STARTED", "TRIAL_ENDED"):
                 self._last_progress = time.monotonic()
             elif time.monotonic() - self._last_progress > self._stall_s:

@@ -7,18 +7,9 @@ from dopa_rl.protocol import messages as P
 from emulator_harness import EmulatedDUT
 
 from hil_link import Link
+from test_sync_pulses import xorshift_intervals
 
 N = 15
-
-
-def _intervals(seed: int, n: int, lo: int, hi: int) -> list[int]:
-    x, out = seed or 1, []
-    for _ in range(n):
-        x ^= (x << 13) % 2**32
-        x ^= x >> 17
-        x ^= (x << 5) % 2**32
-        out.append(lo + x % (hi - lo + 1))
-    return out
 
 
 def test_sync_pulses_on_the_ttl_pin_equal_the_reported_events(emulated_dut: EmulatedDUT, link: Link) -> None:
@@ -39,7 +30,7 @@ def test_sync_pulses_on_the_ttl_pin_equal_the_reported_events(emulated_dut: Emul
     assert all(abs((f - r) - 5000) <= 100 for r, f in zip(rises, falls))
     # the intervals (planned on the device clock: a late poll does not shift the next pulse)
     got = [(b - a) for a, b in zip(rises, rises[1:])]
-    want = [ms * 1000 for ms in _intervals(99, N - 1, 100, 250)]
+    want = [ms * 1000 for ms in xorshift_intervals(99, N - 1, 100, 250)]
     assert all(abs(g - w) <= 100 for g, w in zip(got, want)), list(zip(got, want))
     # nothing more after SYNC_STOP
     n_after = len([t for t, lv in emulated_dut.pin_edges("ttl") if lv])

@@ -150,12 +150,7 @@ class SimKernel:
         if self._sp_cfg is None:
             return
         ms = self._sp_cfg[2]
-        if not self.ttl:
-            self.ttl = True
-            self._edge("ttl", 1)
-        if self._ttl_timer is not None:
-            self._ttl_timer.cancel()
-        self._ttl_timer = self.clock.after(ms * 1000, self._ttl_low)
+        self._ttl_high(ms)
         self._send(P.SyncPulse(self._t(), self._sp_n, ms))
         self._sp_n += 1
         now = self.clock.now_us
@@ -258,13 +253,17 @@ class SimKernel:
             self._observe("tone_on", applied)
         return applied
 
-    def _ttl_pulse(self, ms: int) -> int:
+    def _ttl_high(self, ms: int) -> None:
+        """TTL high now, low after ``ms``."""
         if not self.ttl:
             self.ttl = True
             self._edge("ttl", 1)
         if self._ttl_timer is not None:
             self._ttl_timer.cancel()
         self._ttl_timer = self.clock.after(ms * 1000, self._ttl_low)
+
+    def _ttl_pulse(self, ms: int) -> int:
+        self._ttl_high(ms)
         self._send(P.TtlSent(self._t(), ms))
         return ms
 

@@ -100,8 +100,13 @@ def run_lab(args) -> int:
     if args.dashboard:
         from dopa_rl.session.dashboard import Dashboard
 
+        from dopa_rl.session.dashboard import is_loopback
+
         server = Dashboard(lab, host=args.host, port=args.port).start()
         print(f"dashboard: {server.url}", flush=True)
+        if not is_loopback(args.host):
+            print(f"note: the dashboard listens on {args.host}, not only this machine: whoever can reach it and "
+                  "has the URL (its token) can stop the rigs", flush=True)
     interrupted = False
     try:
         lab.start_all()

@@ -97,6 +97,9 @@ static void check_fields(const dopa_vector_t *v, const uint8_t *b)
     case DOPA_MSG_TRIAL_ENDED: { dopa_trial_ended_t m; dopa_unpack_trial_ended(b, &m);
         F(0, m.t_us); F(1, m.trial_id); F(2, m.aborted); break; }
     case DOPA_MSG_ERROR: { dopa_error_t m; dopa_unpack_error(b, &m); F(0, m.t_us); F(1, m.code); F(2, m.value); break; }
+    case DOPA_MSG_SYNC_START: { dopa_sync_start_t m; dopa_unpack_sync_start(b, &m);
+        F(0, m.min_ms); F(1, m.max_ms); F(2, m.pulse_ms); F(3, m.seed); break; }
+    case DOPA_MSG_SYNC_PULSE: { dopa_sync_pulse_t m; dopa_unpack_sync_pulse(b, &m); F(0, m.t_us); F(1, m.n); F(2, m.ms); break; }
     default:
         CHECK_EQ(v->n_fields, 0);     /* the commands without fields */
     }

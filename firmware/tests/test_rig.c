@@ -711,6 +711,43 @@ static void test_bad_commands_and_bounds(void)
     CHECK(a.value > 0);
 }
 
+/* SYNC_START: bounds, the first pulse at once, then the xorshift32 intervals planned from it; ALL_OFF stops */
+static void test_sync_pulses(void)
+{
+    boot(); hello();
+    uint8_t b[DOPA_MSG_SYNC_START_SIZE];
+    dopa_sync_start_t s = {99, 200, 5, 7};                    /* min interval below 100 ms */
+    dopa_pack_sync_start(b, &s);
+    send(DOPA_MSG_SYNC_START, b, sizeof b);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+    s.min_ms = 300; s.max_ms = 200;                            /* max below min */
+    dopa_pack_sync_start(b, &s);
+    send(DOPA_MSG_SYNC_START, b, sizeof b);
+    CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
+    s.min_ms = 100; s.max_ms = 200;
+    dopa_pack_sync_start(b, &s);
+    send(DOPA_MSG_SYNC_START, b, sizeof b);
+    uint32_t t0 = g_now, x = 7, due = t0;
+    rig_poll(g_now); drain();
+    CHECK(g_pins.ttl);
+    for (uint32_t k = 1; k < 6; k++) {
+        x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+        due += (100u + x % 101u) * 1000u;
+        run_until(due - 1000, 500);
+        CHECK(!g_pins.ttl);                                    /* 5 ms pulses, intervals >= 100 ms */
+        run_until(due, 1000);
+        CHECK(g_pins.ttl);
+        const ev_t *e = last(DOPA_MSG_SYNC_PULSE);
+        dopa_sync_pulse_t p;
+        dopa_unpack_sync_pulse(e->body, &p);
+        CHECK_EQ(p.n, k);
+        CHECK_EQ(p.t_us, due);
+        CHECK_EQ(p.ms, 5);
+    }
+    send(DOPA_MSG_ALL_OFF, 0, 0);
+    CHECK(!g_pins.ttl && !g_rig.sync_on);
+}
+
 static void test_analog_batches(void)
 {
     boot(); hello();
@@ -1097,6 +1134,7 @@ int main(void)
     RUN(test_trial_program);
     RUN(test_bad_commands_and_bounds);
     RUN(test_analog_batches);
+    RUN(test_sync_pulses);
     RUN(test_program_states_and_all_off);
     RUN(test_safety_trips_survive_a_full_ring);
     RUN(test_max_open_cut_has_priority_over_trial_actions);

@@ -33,6 +33,8 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),
     ("run", "run", "run a live conditioning session from a TOML config (journal + NWB)"),
     ("recover", "recover", "write the NWB file of an interrupted session from its journal"),
+    ("sync", "sync", "align another recording system's clock to a session's from sync pulses; re-time its series"),
+    ("check", "check", "hardware test before a session: valve, cue, tone, TTL, lick sensor, TTL loopback"),
     ("calibrate", "calibrate", "calibrate the water valve and write the rig file"),
     ("ports", "ports", "list serial ports with their USB serial numbers"),
 ]

@@ -156,18 +156,69 @@ uint16_t rig_tone(uint32_t now, uint16_t freq_hz)
     return g_rig.tone_hz;
 }
 
+/* TTL high for ms from now; returns the time the pin went high */
+static uint32_t ttl_high(uint16_t ms)
+{
+    uint32_t t;
+    hal_ttl(1);
+    t = hal_micros();
+    g_rig.ttl_on = 1;
+    g_rig.ttl_off_us = t + (uint32_t)ms * 1000UL;
+    return t;
+}
+
 void rig_ttl_pulse(uint32_t now, uint16_t ms)
 {
     dopa_ttl_sent_t t;
     uint8_t b[DOPA_MSG_TTL_SENT_SIZE];
     (void)now;
-    hal_ttl(1);
-    t.t_us = hal_micros();
-    g_rig.ttl_on = 1;
-    g_rig.ttl_off_us = t.t_us + (uint32_t)ms * 1000UL;
+    t.t_us = ttl_high(ms);
     t.ms = ms;
     dopa_pack_ttl_sent(b, &t);
     rig_event(DOPA_MSG_TTL_SENT, b, sizeof b);
+}
+
+/* the next interval of the sync sequence, ms (xorshift32, as in protocol/messages.toml) */
+static uint32_t sync_interval_ms(void)
+{
+    uint32_t x = g_rig.sync_x;
+    x ^= x << 13; x ^= x >> 17; x ^= x << 5;
+    g_rig.sync_x = x;
+    return g_rig.sync_min_ms + x % g_rig.sync_span_ms;
+}
+
+void rig_sync_start(uint32_t now, uint16_t min_ms, uint16_t max_ms, uint16_t pulse_ms, uint32_t seed)
+{
+    g_rig.sync_on = 1;
+    g_rig.sync_min_ms = min_ms;
+    g_rig.sync_span_ms = (uint16_t)(max_ms - min_ms + 1u);
+    g_rig.sync_pulse_ms = pulse_ms;
+    g_rig.sync_x = seed ? seed : 1u;
+    g_rig.sync_n = 0;
+    g_rig.sync_next_us = now;       /* the first pulse at once */
+}
+
+uint32_t rig_sync_stop(void)
+{
+    g_rig.sync_on = 0;
+    return g_rig.sync_n;
+}
+
+static void sync_poll(uint32_t now)
+{
+    dopa_sync_pulse_t p;
+    uint8_t b[DOPA_MSG_SYNC_PULSE_SIZE];
+    if (!g_rig.sync_on || !DOPA_AFTER(now, g_rig.sync_next_us)) return;
+    p.t_us = ttl_high(g_rig.sync_pulse_ms);
+    p.n = g_rig.sync_n++;
+    p.ms = g_rig.sync_pulse_ms;
+    /* from the time planned, not the time it ran: a late pulse does not shift the ones after it (the
+     * first is planned from when it ran: SYNC_START asks for it at once) */
+    if (p.n == 0) g_rig.sync_next_us = p.t_us;
+    g_rig.sync_next_us += sync_interval_ms() * 1000UL;
+    if (DOPA_AFTER(now, g_rig.sync_next_us)) g_rig.sync_next_us = now + sync_interval_ms() * 1000UL;
+    dopa_pack_sync_pulse(b, &p);
+    rig_event(DOPA_MSG_SYNC_PULSE, b, sizeof b);
 }
 
 static void analog_flush(void)
@@ -216,6 +267,7 @@ void rig_outputs_off(uint32_t now, uint8_t cause)
     rig_tone(now, 0);
     hal_ttl(0);
     g_rig.ttl_on = 0;
+    g_rig.sync_on = 0;
     rig_analog_set(now, 0);
 }
 
@@ -230,6 +282,7 @@ void rig_outputs_poll(uint32_t now)
         hal_ttl(0);
         g_rig.ttl_on = 0;
     }
+    sync_poll(now);
     if (g_rig.analog_rate && !g_rig.analog_busy && DOPA_AFTER(now, g_rig.analog_next_us)) {
         g_rig.analog_pending_t = g_rig.analog_next_us;
         g_rig.analog_next_us += g_rig.analog_period_us;
@@ -246,6 +299,7 @@ uint32_t rig_outputs_idle_us(uint32_t now)
     uint32_t t = 0x7FFFFFFFUL, x;
     if (g_rig.valve_open && (x = until(now, g_rig.valve_close_us - RIG_VALVE_LEAD_US)) < t) t = x;
     if (g_rig.ttl_on && (x = until(now, g_rig.ttl_off_us)) < t) t = x;
+    if (g_rig.sync_on && (x = until(now, g_rig.sync_next_us)) < t) t = x;
     if (g_rig.analog_rate && !g_rig.analog_busy && (x = until(now, g_rig.analog_next_us)) < t) t = x;
     return t;
 }

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define DOPA_PROTOCOL_VERSION 2u
-#define DOPA_SCHEMA_HASH 0x0F38B10BUL
+#define DOPA_SCHEMA_HASH 0xEBD5A7A3UL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -62,6 +62,9 @@
 #define DOPA_LIMIT_ANALOG_RATE_HZ_DEFAULT 1000UL
 #define DOPA_LIMIT_ANALOG_RATE_HZ_MIN 1UL
 #define DOPA_LIMIT_ANALOG_RATE_HZ_MAX 1000UL
+#define DOPA_LIMIT_SYNC_INTERVAL_MS_DEFAULT 1000UL
+#define DOPA_LIMIT_SYNC_INTERVAL_MS_MIN 100UL
+#define DOPA_LIMIT_SYNC_INTERVAL_MS_MAX 60000UL
 
 /* Why a command was refused (NACK.reason). */
 #define DOPA_NACK_REASON_BAD_CRC 1u
@@ -186,6 +189,10 @@
 #define DOPA_MSG_PROGRAM_COMMIT_SIZE 0u
 #define DOPA_MSG_TRIAL_START 0x34u
 #define DOPA_MSG_TRIAL_START_SIZE 1u
+#define DOPA_MSG_SYNC_START 0x1Bu
+#define DOPA_MSG_SYNC_START_SIZE 10u
+#define DOPA_MSG_SYNC_STOP 0x1Cu
+#define DOPA_MSG_SYNC_STOP_SIZE 0u
 #define DOPA_MSG_ACK 0x80u
 #define DOPA_MSG_ACK_SIZE 11u
 #define DOPA_MSG_NACK 0x81u
@@ -222,6 +229,8 @@
 #define DOPA_MSG_TRIAL_ENDED_SIZE 9u
 #define DOPA_MSG_ERROR 0x91u
 #define DOPA_MSG_ERROR_SIZE 9u
+#define DOPA_MSG_SYNC_PULSE 0x92u
+#define DOPA_MSG_SYNC_PULSE_SIZE 10u
 
 /* little-endian field access */
 static inline void dopa_put_u8(uint8_t *b, uint8_t v) { b[0] = v; }
@@ -259,6 +268,8 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_PROGRAM_LICK_WINDOW: return 11;
     case DOPA_MSG_PROGRAM_COMMIT: return 0;
     case DOPA_MSG_TRIAL_START: return 1;
+    case DOPA_MSG_SYNC_START: return 10;
+    case DOPA_MSG_SYNC_STOP: return 0;
     case DOPA_MSG_ACK: return 11;
     case DOPA_MSG_NACK: return 8;
     case DOPA_MSG_HELLO_REPLY: return 48;
@@ -277,6 +288,7 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_TRIAL_STARTED: return 8;
     case DOPA_MSG_TRIAL_ENDED: return 9;
     case DOPA_MSG_ERROR: return 9;
+    case DOPA_MSG_SYNC_PULSE: return 10;
     default: return -1;
     }
 }
@@ -588,6 +600,39 @@ static inline uint8_t dopa_pack_trial_start(uint8_t *b, const dopa_trial_start_t
 }
 static inline void dopa_unpack_trial_start(const uint8_t *b, dopa_trial_start_t *m) {
     m->when = dopa_get_u8(b + 0);
+}
+
+/* 0x1B SYNC_START (command): Send a TTL pulse of pulse_ms (ttl_ms limits) now and then after each random interval in [min_ms, max_ms] (sync_interval_ms limits, min_ms <= max_ms), each reported as SYNC_PULSE; ALL_OFF and host timeouts stop them. ACK value = pulse_ms. */
+typedef struct {
+    uint16_t min_ms;
+    uint16_t max_ms;
+    uint16_t pulse_ms;
+    uint32_t seed;
+} dopa_sync_start_t;
+static inline uint8_t dopa_pack_sync_start(uint8_t *b, const dopa_sync_start_t *m) {
+    dopa_put_u16(b + 0, m->min_ms);
+    dopa_put_u16(b + 2, m->max_ms);
+    dopa_put_u16(b + 4, m->pulse_ms);
+    dopa_put_u32(b + 6, m->seed);
+    return 10;
+}
+static inline void dopa_unpack_sync_start(const uint8_t *b, dopa_sync_start_t *m) {
+    m->min_ms = dopa_get_u16(b + 0);
+    m->max_ms = dopa_get_u16(b + 2);
+    m->pulse_ms = dopa_get_u16(b + 4);
+    m->seed = dopa_get_u32(b + 6);
+}
+
+/* 0x1C SYNC_STOP (command): Stop the sync pulses. ACK value = pulses sent since SYNC_START. */
+typedef struct {
+    uint8_t unused_;
+} dopa_sync_stop_t;
+static inline uint8_t dopa_pack_sync_stop(uint8_t *b, const dopa_sync_stop_t *m) {
+    (void)b; (void)m;
+    return 0;
+}
+static inline void dopa_unpack_sync_stop(const uint8_t *b, dopa_sync_stop_t *m) {
+    (void)b; m->unused_ = 0;
 }
 
 /* 0x80 ACK (event): Command cmd_seq of type cmd_type was executed; value = value applied. */
@@ -951,6 +996,24 @@ static inline void dopa_unpack_error(const uint8_t *b, dopa_error_t *m) {
     m->t_us = dopa_get_u32(b + 0);
     m->code = dopa_get_u8(b + 4);
     m->value = dopa_get_i32(b + 5);
+}
+
+/* 0x92 SYNC_PULSE (event): A sync pulse's rising edge on the TTL output at t_us; n = its number since SYNC_START (0-based), high for ms. */
+typedef struct {
+    uint32_t t_us;
+    uint32_t n;
+    uint16_t ms;
+} dopa_sync_pulse_t;
+static inline uint8_t dopa_pack_sync_pulse(uint8_t *b, const dopa_sync_pulse_t *m) {
+    dopa_put_u32(b + 0, m->t_us);
+    dopa_put_u32(b + 4, m->n);
+    dopa_put_u16(b + 8, m->ms);
+    return 10;
+}
+static inline void dopa_unpack_sync_pulse(const uint8_t *b, dopa_sync_pulse_t *m) {
+    m->t_us = dopa_get_u32(b + 0);
+    m->n = dopa_get_u32(b + 4);
+    m->ms = dopa_get_u16(b + 8);
 }
 
 #endif /* DOPA_PROTOCOL_GEN_H */

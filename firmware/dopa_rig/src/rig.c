@@ -177,6 +177,19 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
         rig_ttl_pulse(now, u);
         *value = u;
         return 0;
+    case DOPA_MSG_SYNC_START: {
+        uint16_t lo = dopa_get_u16(body), hi = dopa_get_u16(body + 2), ms = dopa_get_u16(body + 4);
+        if (!in_range(lo, DOPA_LIMIT_SYNC_INTERVAL_MS_MIN, DOPA_LIMIT_SYNC_INTERVAL_MS_MAX) ||
+            !in_range(hi, lo, DOPA_LIMIT_SYNC_INTERVAL_MS_MAX) ||
+            !in_range(ms, DOPA_LIMIT_TTL_MS_MIN, DOPA_LIMIT_TTL_MS_MAX) || ms >= lo)
+            return DOPA_NACK_REASON_BAD_VALUE;
+        rig_sync_start(now, lo, hi, ms, dopa_get_u32(body + 6));
+        *value = ms;
+        return 0;
+    }
+    case DOPA_MSG_SYNC_STOP:
+        *value = (int32_t)rig_sync_stop();
+        return 0;
     case DOPA_MSG_ANALOG_START:
         u = dopa_get_u16(body);
         if (!in_range(u, DOPA_LIMIT_ANALOG_RATE_HZ_MIN, DOPA_LIMIT_ANALOG_RATE_HZ_MAX)) return DOPA_NACK_REASON_BAD_VALUE;

@@ -119,6 +119,10 @@ typedef struct {
     uint16_t tone_hz;
     uint8_t ttl_on;
     uint32_t ttl_off_us;
+    /* sync pulses on the TTL output (SYNC_START): random intervals from a xorshift32 sequence */
+    uint8_t sync_on;
+    uint16_t sync_min_ms, sync_span_ms, sync_pulse_ms;   /* span = max - min + 1 */
+    uint32_t sync_x, sync_n, sync_next_us;
     /* analog */
     uint16_t analog_rate;
     uint32_t analog_next_us, analog_period_us;
@@ -196,6 +200,9 @@ void rig_valve_replan(uint32_t now);
 void rig_cue(uint32_t now, uint8_t on);
 uint16_t rig_tone(uint32_t now, uint16_t freq_hz);
 void rig_ttl_pulse(uint32_t now, uint16_t ms);
+/* SYNC_START / SYNC_STOP (arguments already checked); stop returns the pulses sent */
+void rig_sync_start(uint32_t now, uint16_t min_ms, uint16_t max_ms, uint16_t pulse_ms, uint32_t seed);
+uint32_t rig_sync_stop(void);
 void rig_analog_set(uint32_t now, uint16_t rate_hz);
 void rig_outputs_off(uint32_t now, uint8_t cause);
 void rig_outputs_poll(uint32_t now);

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 NAME = "run"
@@ -11,12 +12,22 @@ ANALOG_MAX_SPEED = 10.0   # a 100 Hz analog stream at 50x would be 5,000 samples
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("Example: dopa-rl run examples/classical_conditioning.toml --device sim --speed max --out s.nwb\n"
                 "The journal (s.nwb.journal) and raw byte log (s.nwb.raw) are written beside the NWB file;\n"
-                "after a crash: dopa-rl recover s.nwb.journal --out s-recovered.nwb")
-    p.add_argument("config", metavar="CONFIG.toml", help="session config (see docs/sessions.md)")
-    p.add_argument("--device", required=True, metavar="sim|rig|PORT|URL",
+                "after a crash: dopa-rl recover s.nwb.journal --out s-recovered.nwb\n"
+                "Several rigs, each in its own process: dopa-rl run a.toml b.toml c.toml --device sim --out-dir runs/\n"
+                "  [--dashboard] (writes runs/<subject>_<session_id>.nwb, .nwb.journal, .json, .log per rig).\n"
+                "Pause / resume / stop one session: kill -USR1 / -USR2 / -INT PID (PIDs are printed at start).")
+    p.add_argument("config", nargs="+", metavar="CONFIG.toml", help="session config(s) (see docs/sessions.md)")
+    p.add_argument("--device", required=True, action="append", metavar="sim|rig|PORT|URL",
                    help="sim: simulated rig with a simulated animal; rig: the rig file's port or USB serial number; "
-                        "or a port path (/dev/ttyACM0) or URL (dopasim://..., faulty://...)")
-    p.add_argument("--out", required=True, metavar="FILE.nwb", help="NWB file to write")
+                        "or a port path (/dev/ttyACM0) or URL (dopasim://..., faulty://...). With several configs: "
+                        "sim or rig for all, or one --device per config")
+    out = p.add_mutually_exclusive_group(required=True)
+    out.add_argument("--out", metavar="FILE.nwb", help="NWB file to write (one config)")
+    out.add_argument("--out-dir", metavar="DIR", help="folder for each rig's <subject>_<session_id>.nwb and journal")
+    p.add_argument("--dashboard", action="store_true",
+                   help="serve a live dashboard (prints 'dashboard: URL' with the session token)")
+    p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1, loopback only)")
+    p.add_argument("--port", type=int, default=0, help="dashboard port (default: a free one)")
     p.add_argument("--trials", type=int, metavar="N", help="number of trials (overrides the config)")
     p.add_argument("--speed", default="realtime", metavar="max|realtime|X",
                    help="simulated device: clock rate (max = 50x real time; default realtime)")
@@ -45,6 +56,41 @@ def _display():
 
 
 def run(args) -> int:
+    if len(args.config) > 1 or args.out_dir or args.dashboard:
+        from dopa_rl.commands.run_lab import run_lab
+
+        return run_lab(args)
+    args.device = args.device[0] if len(args.device) == 1 else args.device
+    return run_one(args, args.config[0])
+
+
+@contextlib.contextmanager
+def _pause_on_signals():
+    """SIGUSR1 pauses (no new trial starts), SIGUSR2 resumes: the lab supervisor (or ``kill``) controls the
+    session.  Installed for the command's duration (main thread only), then the old handlers are back."""
+    import signal
+    import threading
+
+    pause = threading.Event()
+    if not hasattr(signal, "SIGUSR1") or threading.current_thread() is not threading.main_thread():
+        yield pause
+        return
+    old = {sig: signal.signal(sig, handler) for sig, handler in
+           ((signal.SIGUSR1, lambda *_: pause.set()), (signal.SIGUSR2, lambda *_: pause.clear()))}
+    try:
+        yield pause
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def run_one(args, config_path: str) -> int:
+    # first: a supervisor may signal as soon as the journal exists
+    with _pause_on_signals() as pause:
+        return _run_one(args, config_path, pause)
+
+
+def _run_one(args, config_path: str, pause) -> int:
     import json
     from pathlib import Path
 
@@ -62,9 +108,11 @@ def run(args) -> int:
         except ConfigError as exc:
             problems += exc.problems
     try:
-        config, rig = load_config(args.config, rig=rig)
+        config, rig = load_config(config_path, rig=rig)
     except ConfigError as exc:
         problems += exc.problems
+    if isinstance(args.device, list):
+        problems.append(f"--device: one config takes one device, not {len(args.device)}")
     if args.trials is not None and args.trials < 1:
         problems.append(f"--trials {args.trials}: must be >= 1")
     out = Path(args.out)
@@ -74,7 +122,7 @@ def run(args) -> int:
         if p.exists():
             problems.append(f"--out {out}: {p} exists; choose another name or remove it")
     try:
-        check_output_paths({"--out": args.out, "--json": args.json}, inputs=[args.config])
+        check_output_paths({"--out": args.out, "--json": args.json}, inputs=[config_path])
         speed = parse_speed(args.speed)
     except InputError as exc:
         problems.append(str(exc))
@@ -92,7 +140,7 @@ def run(args) -> int:
     print(f"session {config.subject}/{config.session_id}: {args.trials or config.n_trials or '-'} trials "
           f"on {url} ({config.policy.kind} policy, online {config.model.name}); journal {out}.journal", flush=True)
     result, path = run_session(config, rig, port, out, speed=speed, n_trials=args.trials, device_name=url,
-                               on_trial=show)
+                               on_trial=show, pause=pause)
     if tty:
         print()
     rewards = sum(1 for h in result.history if h["reward_ul"] > 0)

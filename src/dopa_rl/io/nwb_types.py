@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SessionMetadata", "Photometry", "AnalogSeries", "SessionData"]
+__all__ = ["SessionMetadata", "Photometry", "AnalogSeries", "Table", "SessionData"]
 
 
 @dataclass
@@ -97,6 +97,17 @@ class AnalogSeries:
 
 
 @dataclass
+class Table:
+    """A plain table (one value per cell: numbers or text) written as a DynamicTable in ``processing/<module>``."""
+
+    frame: pd.DataFrame
+    description: str
+    column_descriptions: dict[str, str] = field(default_factory=dict)
+    module: str = "session"
+    module_description: str = "the live session's record: provenance and parameter changes"
+
+
+@dataclass
 class SessionData:
     """Everything one session file holds, as plain Python/numpy/pandas objects.
 
@@ -109,7 +120,7 @@ class SessionData:
       ``spike_resolution``: the spike-time resolution in seconds (always written).
     - ``analog``: other sampled signals by name (:class:`AnalogSeries`, TimeSeries in acquisition);
       ``devices``: device name -> description (rig, firmware version, valve calibration...);
-      ``notes``: free text stored as the file's ``notes``.
+      ``notes``: free text stored as the file's ``notes``; ``tables``: other tables by name (:class:`Table`).
     - ``true_parameters``: for simulated sessions, the parameters that generated the data;
       ``true_trajectories``: the model's latent per-trial values (``V_A``, ``rpe_cue``, ``rpe_outcome``...),
       one row per trial, kept out of the trials table.
@@ -129,3 +140,4 @@ class SessionData:
     devices: dict[str, str] = field(default_factory=dict)
     notes: str | None = None
     trial_column_descriptions: dict[str, str] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)

@@ -253,6 +253,17 @@ def _add_ground_truth(nwbfile: Any, params: dict[str, Any], trajectories: pd.Dat
                                 data=_nwb_value_column(trajectories[c])) for c in trajectories.columns]))
 
 
+def _add_tables(nwbfile: Any, tables: dict[str, Any]) -> None:
+    from hdmf.common import DynamicTable, VectorData
+
+    for name, t in tables.items():
+        module = nwbfile.processing.get(t.module) or nwbfile.create_processing_module(
+            name=t.module, description=t.module_description)
+        module.add(DynamicTable(name=name, description=t.description, columns=[
+            VectorData(name=str(c), description=t.column_descriptions.get(c, str(c)), data=_nwb_value_column(t.frame[c]))
+            for c in t.frame.columns]))
+
+
 def build_nwbfile(session: SessionData) -> Any:
     """Build an in-memory ``pynwb.NWBFile`` from ``session`` (nothing is written)."""
     from pynwb import NWBFile
@@ -292,6 +303,7 @@ def build_nwbfile(session: SessionData) -> Any:
         _add_units(nwbfile, session)
     if session.true_parameters or session.true_trajectories is not None:
         _add_ground_truth(nwbfile, session.true_parameters, session.true_trajectories)
+    _add_tables(nwbfile, {k: t for k, t in session.tables.items() if len(t.frame)})
     return nwbfile
 
 

@@ -24,7 +24,7 @@ __all__ = ["PROTOCOL_VERSION", "SCHEMA_HASH", "BAUD", "MAX_FRAME", "HEADER_SIZE"
            "tone_applied_hz"]
 
 PROTOCOL_VERSION = 2
-SCHEMA_HASH = 0x0F38B10B
+SCHEMA_HASH = 0xEBD5A7A3
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -64,6 +64,7 @@ LIMITS: dict[str, Limit] = {
     "tone_hz": Limit(4000, 50, 20000),
     "ttl_ms": Limit(10, 1, 1000),
     "analog_rate_hz": Limit(1000, 1, 1000),
+    "sync_interval_ms": Limit(1000, 100, 60000),
 }
 
 
@@ -204,6 +205,8 @@ class MsgId(IntEnum):
     PROGRAM_LICK_WINDOW = 0x32
     PROGRAM_COMMIT = 0x33
     TRIAL_START = 0x34
+    SYNC_START = 0x1B
+    SYNC_STOP = 0x1C
     ACK = 0x80
     NACK = 0x81
     HELLO_REPLY = 0x82
@@ -222,6 +225,7 @@ class MsgId(IntEnum):
     TRIAL_STARTED = 0x8F
     TRIAL_ENDED = 0x90
     ERROR = 0x91
+    SYNC_PULSE = 0x92
 
 
 class Hello(NamedTuple):
@@ -363,6 +367,21 @@ class TrialStart(NamedTuple):
     """Command 0x34: Start the pending program now (when=NOW) or when the running trial ends (when=AFTER_CURRENT). ACK value = trial_id."""
 
     when: int
+
+
+class SyncStart(NamedTuple):
+    """Command 0x1B: Send a TTL pulse of pulse_ms (ttl_ms limits) now and then after each random interval in [min_ms, max_ms] (sync_interval_ms limits, min_ms <= max_ms), each reported as SYNC_PULSE; ALL_OFF and host timeouts stop them. ACK value = pulse_ms."""
+
+    min_ms: int
+    max_ms: int
+    pulse_ms: int
+    seed: int
+
+
+class SyncStop(NamedTuple):
+    """Command 0x1C: Stop the sync pulses. ACK value = pulses sent since SYNC_START."""
+
+    pass
 
 
 class Ack(NamedTuple):
@@ -522,6 +541,14 @@ class Error(NamedTuple):
     value: int
 
 
+class SyncPulse(NamedTuple):
+    """Event 0x92: A sync pulse's rising edge on the TTL output at t_us; n = its number since SYNC_START (0-based), high for ms."""
+
+    t_us: int
+    n: int
+    ms: int
+
+
 @dataclass(frozen=True)
 class MessageSpec:
     """Layout of one message: id, name, direction, NamedTuple class, fields, struct."""
@@ -561,6 +588,8 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x32, "PROGRAM_LICK_WINDOW", "command", ProgramLickWindow, (("start_us", "u32", 1), ("end_us", "u32", 1), ("action", "u8", 1), ("arg", "u16", 1)), struct.Struct("<IIBH")),
     MessageSpec(0x33, "PROGRAM_COMMIT", "command", ProgramCommit, (), struct.Struct("<")),
     MessageSpec(0x34, "TRIAL_START", "command", TrialStart, (("when", "u8", 1),), struct.Struct("<B")),
+    MessageSpec(0x1B, "SYNC_START", "command", SyncStart, (("min_ms", "u16", 1), ("max_ms", "u16", 1), ("pulse_ms", "u16", 1), ("seed", "u32", 1)), struct.Struct("<HHHI")),
+    MessageSpec(0x1C, "SYNC_STOP", "command", SyncStop, (), struct.Struct("<")),
     MessageSpec(0x80, "ACK", "event", Ack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("value", "i32", 1)), struct.Struct("<IHBi")),
     MessageSpec(0x81, "NACK", "event", Nack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("reason", "u8", 1)), struct.Struct("<IHBB")),
     MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("pin_lick", "u8", 1), ("pin_valve", "u8", 1), ("pin_cue", "u8", 1), ("pin_tone", "u8", 1), ("pin_ttl", "u8", 1), ("pin_analog", "u8", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1), ("max_actions", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1)), struct.Struct("<IHBHHIBBBBBBBBHHIHHBBBIHI")),
@@ -579,6 +608,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x8F, "TRIAL_STARTED", "event", TrialStarted, (("t_us", "u32", 1), ("trial_id", "u32", 1)), struct.Struct("<II")),
     MessageSpec(0x90, "TRIAL_ENDED", "event", TrialEnded, (("t_us", "u32", 1), ("trial_id", "u32", 1), ("aborted", "u8", 1)), struct.Struct("<IIB")),
     MessageSpec(0x91, "ERROR", "event", Error, (("t_us", "u32", 1), ("code", "u8", 1), ("value", "i32", 1)), struct.Struct("<IBi")),
+    MessageSpec(0x92, "SYNC_PULSE", "event", SyncPulse, (("t_us", "u32", 1), ("n", "u32", 1), ("ms", "u16", 1)), struct.Struct("<IIH")),
 )
 SPEC_BY_ID: dict[int, MessageSpec] = {s.id: s for s in MESSAGES}
 SPEC_BY_NAME: dict[str, MessageSpec] = {s.name: s for s in MESSAGES}

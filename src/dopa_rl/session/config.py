@@ -73,6 +73,15 @@ class Safety:
 
 
 @dataclass(frozen=True)
+class SyncConfig:
+    """Random-interval sync pulses on the TTL output (SYNC_START), for aligning other recording systems."""
+    enabled: bool = False
+    min_s: float = 1.0
+    max_s: float = 5.0
+    pulse_ms: int = 10
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """The online learner: a model by name (registered, an entry point, ``FILE.py:NAME`` relative to the
     config, ``package.module:NAME``), its parameters (the others at the model's defaults) and its options
@@ -129,6 +138,7 @@ class SessionConfig:
     safety: Safety = Safety()
     model: ModelConfig = ModelConfig()
     policy: PolicyConfig = PolicyConfig()
+    sync: SyncConfig = SyncConfig()
     lick_debounce_us: int = 1000
     path: str | None = None
     text: str = ""
@@ -191,7 +201,7 @@ class _Checker:
         return v
 
 
-_TOP = {"session", "trial_types", "blocks", "iti", "safety", "model", "policy"}
+_TOP = {"session", "trial_types", "blocks", "iti", "safety", "model", "policy", "sync"}
 _SESSION = {"subject", "session_id", "n_trials", "duration_s", "seed", "description", "experimenter",
             "institution", "rig_file", "repeat_blocks", "lick_debounce_us"}
 _TYPE = {"name", "cue", "tone_hz", "cue_s", "trace_s", "reward_probability", "reward_ul", "frequency", "post_s"}
@@ -280,6 +290,15 @@ def parse_config(text: str, *, source: str = "config", base_dir: Path | None = N
                     c.num(sf, "host_timeout_ms", "safety.", Safety.host_timeout_ms, lo=100, hi=10000, integer=True))
     model = _model(c, c.table(doc, "model"), base_dir)
     pol = _policy(c, c.table(doc, "policy"), base_dir)
+    sy = c.table(doc, "sync")
+    c.unknown(sy, set(SyncConfig.__dataclass_fields__), "sync.")
+    sync = SyncConfig(bool(sy.get("enabled", bool(sy))), c.num(sy, "min_s", "sync.", SyncConfig.min_s, lo=0.1, hi=60),
+                      c.num(sy, "max_s", "sync.", SyncConfig.max_s, lo=0.1, hi=60),
+                      c.num(sy, "pulse_ms", "sync.", SyncConfig.pulse_ms, lo=1, hi=1000, integer=True))
+    if sync.min_s > sync.max_s:
+        c.problems.append(f"sync.min_s = {sync.min_s} is above sync.max_s = {sync.max_s}: need min_s <= max_s")
+    elif sync.pulse_ms >= sync.min_s * 1000:
+        c.problems.append(f"sync.pulse_ms = {sync.pulse_ms}: must be shorter than sync.min_s")
     rig_file = c.text(s, "rig_file", "session.", None)
     if rig_file is not None and base_dir is not None and not Path(rig_file).is_absolute():
         rig_file = str(base_dir / rig_file)
@@ -308,7 +327,7 @@ def parse_config(text: str, *, source: str = "config", base_dir: Path | None = N
         description=str(s.get("description", SessionConfig.description)),
         experimenter=tuple(s.get("experimenter", ())), institution=str(s.get("institution", SessionConfig.institution)),
         rig_file=rig_file, blocks=tuple(blocks), repeat_blocks=bool(s.get("repeat_blocks", True)), iti=iti,
-        safety=safety, model=model, policy=pol, lick_debounce_us=int(s.get("lick_debounce_us", 1000)),
+        safety=safety, model=model, policy=pol, sync=sync, lick_debounce_us=int(s.get("lick_debounce_us", 1000)),
         path=source, text=text), rig
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dopa_rl.io.nwb_types import AnalogSeries, SessionData, SessionMetadata
+from dopa_rl.io.nwb_types import AnalogSeries, SessionData, SessionMetadata, Table
 from dopa_rl.session.journal import read_journal
 
 __all__ = ["EVENT_NAMES", "EVENT_DOCS", "COLUMN_DOCS", "session_tables", "session_data", "export_journal",
@@ -25,10 +25,11 @@ __all__ = ["EVENT_NAMES", "EVENT_DOCS", "COLUMN_DOCS", "session_tables", "sessio
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
 
 EVENT_NAMES = {"LICK_ON": "lick", "VALVE_OPENED": "valve", "CUE_ONSET": "cue", "TONE_ONSET": "tone",
-               "TTL_SENT": "ttl"}
+               "TTL_SENT": "ttl", "SYNC_PULSE": "sync"}
 EVENT_DOCS = {"lick": "lick onsets (debounced on the device), session time",
               "valve": "water valve openings, session time", "cue": "cue LED onsets, session time",
-              "tone": "tone onsets, session time", "ttl": "TTL pulses sent by the rig (rising edge), session time"}
+              "tone": "tone onsets, session time", "ttl": "TTL pulses sent by the rig (rising edge), session time",
+              "sync": "random-interval sync pulses on the TTL output (rising edge), session time (dopa-rl sync)"}
 COLUMN_DOCS = {
     "trial": "0-based trial number in the session",
     "trial_type": "trial type name from the session config",
@@ -115,6 +116,49 @@ def session_tables(records: list[dict]) -> dict:
             "end": rec["end"][-1] if rec["end"] else None, "notes": [n["text"] for n in rec["note"]]}
 
 
+PROVENANCE_KEYS = ("config_path", "config_sha256", "rig_path", "rig_sha256", "rig_name", "ms_per_ul", "calibrated",
+                   "device", "speed", "dopa_rl_version")
+HELLO_KEYS = ("firmware_version", "protocol_version", "schema_hash", "board", "reset_cause")
+
+
+def provenance_table(records: list[dict]) -> Table:
+    """What the session ran with: config and rig file (paths, SHA-256), calibration, device, firmware."""
+    rec = _by_kind(records)
+    cfg = rec["config"][0] if rec["config"] else {}
+    hello = rec["hello"][0] if rec["hello"] else {}
+    rows = [(k, cfg.get(k)) for k in PROVENANCE_KEYS] + [(k, hello.get(k)) for k in HELLO_KEYS]
+    rows.append(("journal_version", records[0].get("version")))
+    frame = pd.DataFrame({"key": [k for k, _ in rows], "value": ["" if v is None else str(v) for _, v in rows]})
+    return Table(frame, "provenance of the session: config and rig file (path, SHA-256 of the text, both texts in "
+                        "the file's notes), valve calibration, device, firmware and protocol versions, schema hash",
+                 {"key": "what", "value": "its value (text)"})
+
+
+def parameter_changes_table(records: list[dict]) -> Table:
+    """Every parameter change journaled (limits sent to the device, trials the policy changed), one row per
+    parameter, in session time: the device time of the last event before it (NaN before the first)."""
+    t0 = last = None
+    rows = []
+    for r in records:
+        if r["kind"] == "ev":
+            t0 = r["t_us"] if t0 is None else t0
+            last = r["t_us"]
+        elif r["kind"] == "param":
+            t = np.nan if last is None else (last - t0) / 1e6
+            trial = -1 if r.get("trial") is None else int(r["trial"])
+            for name, value in r.get("changes", {}).items():
+                was = r.get("was", {}).get(name)
+                rows.append({"time": t, "trial": trial, "source": r.get("source", ""), "parameter": name,
+                             "value": json.dumps(value), "previous": "" if was is None else json.dumps(was)})
+    frame = pd.DataFrame(rows, columns=["time", "trial", "source", "parameter", "value", "previous"])
+    return Table(frame, "every parameter change during the session, in the order made",
+                 {"time": "session time (s, device clock) of the last device event before the change; NaN before the first",
+                  "trial": "trial it applies to (-1: the whole session)",
+                  "source": "configure (limits sent to the device) or policy KIND (it changed the schedule's trial)",
+                  "parameter": "parameter name", "value": "new value (JSON)",
+                  "previous": "the schedule's value it replaced (JSON; empty for limits)"})
+
+
 def session_data(records: list[dict], *, recovered: bool = False) -> SessionData:
     """The :class:`~dopa_rl.io.nwb_types.SessionData` of a session's journal records (``recovered``: from an
     interrupted session)."""
@@ -144,6 +188,8 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
                "valve": f"water valve, calibration {cfg.get('ms_per_ul', 0):g} ms per uL ({cfg.get('calibrated', '?')})"}
     notes = "\n".join([
         f"dopa_rl live session: {status}; journal version {header.get('version')}; end: {json.dumps(end)}",
+        f"config sha256 {cfg.get('config_sha256')}; rig file sha256 {cfg.get('rig_sha256')}; "
+        f"dopa_rl {cfg.get('dopa_rl_version')}",
         f"valve calibration: {cfg.get('ms_per_ul')} ms per uL ({cfg.get('calibrated')})",
         f"device HELLO: {json.dumps(hello)}", "runner notes: " + json.dumps(tabs["notes"]),
         f"----- session config ({cfg.get('config_path')}) -----", cfg.get("config_toml", ""),
@@ -157,7 +203,9 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
     trials = tabs["trials"]
     return SessionData(metadata=md, trials=trials if len(trials) else None, events=events, event_descriptions=EVENT_DOCS,
                        analog=analog, devices=devices, notes=notes,
-                       trial_column_descriptions={c: COLUMN_DOCS[c] for c in trials.columns if c in COLUMN_DOCS})
+                       trial_column_descriptions={c: COLUMN_DOCS[c] for c in trials.columns if c in COLUMN_DOCS},
+                       tables={"provenance": provenance_table(records),
+                               "parameter_changes": parameter_changes_table(records)})
 
 
 def export_journal(journal: str | Path, out: str | Path, *, recovered: bool = False, overwrite: bool = False) -> Path:

@@ -22,7 +22,10 @@ FORMAT = "dopa_rl.session.journal"
 VERSION = 1
 KINDS = {
     "header": "this line: format, version, what each kind means, when the journal was created",
-    "config": "the session config (TOML text), the rig file (TOML text) and the valve calibration used",
+    "config": "the session config (TOML text), the rig file (TOML text), their SHA-256 (config_sha256, "
+              "rig_sha256), the dopa_rl version and the valve calibration used",
+    "param": "a parameter change: trial (None before the first), source (configure: limits sent to the device; "
+             "policy KIND: the policy changed the schedule's trial), changes {name: new value}, was {name: old}",
     "hello": "the device's HELLO reply: firmware/protocol versions, schema hash, board, limits, reset cause",
     "ev": "a device event, in device order: i = delivery index, seq = device sequence number, name, "
           "t_us = device time (us, 64-bit), rx = host arrival time (s), f = the message fields",
@@ -33,6 +36,8 @@ KINDS = {
     "rearm": "the device client's record of a HELLO episode: why, t_host, budget_ms, resumed (session kept) or "
              "new, session, dropped (unacknowledged events a new session discarded), lost_total (events the "
              "device lost since its reset), reset_cause, failed (commands reported as unknown), t_reply",
+    "link": "the device client's link counters after each learned trial (retries, rearms, device_resets, "
+            "reconnects, ...), for live monitoring",
     "end": "the session ended: reason (complete, interrupted, error), trials",
 }
 

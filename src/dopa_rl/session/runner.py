@@ -19,6 +19,7 @@ import gc
 import math
 import queue
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,7 +61,7 @@ class Runner:
 
     def __init__(self, config: SessionConfig, rig: Rig, port: Any, out: str | Path, *, speed: float = 1.0,
                  n_trials: int | None = None, device_name: str = "?", on_trial: Callable[[dict], None] | None = None,
-                 client_kw: dict | None = None) -> None:
+                 client_kw: dict | None = None, pause: threading.Event | None = None) -> None:
         if n_trials is not None:
             config = dataclasses.replace(config, n_trials=n_trials, duration_s=None)
         self.config, self.rig, self.port, self.speed = config, rig, port, float(speed)
@@ -69,6 +70,9 @@ class Runner:
         self.raw_path = Path(str(self.out) + ".raw")
         self.device_name = device_name
         self.on_trial = on_trial
+        self.pause = pause              # set: finish the running trial and its ITI, start no new one until cleared
+        self._held: int | None = None   # the trial waiting for the pause to end
+        self._sync_starts = 0
         self.model = make_learner(config)
         self.policy = Policy.from_config(config, rig)
         self.journal = JournalWriter(self.journal_path)
@@ -119,7 +123,8 @@ class Runner:
                            ms_per_ul=self.rig.ms_per_ul, calibrated=self.rig.calibrated, device=self.device_name,
                            speed=self.speed, n_trials=c.n_trials, duration_s=c.duration_s, model=c.model.name,
                            model_params=c.model.params, model_options=c.model.options,
-                           policy=c.policy.kind, max_reward_ul=c.max_reward_ul)
+                           policy=c.policy.kind, max_reward_ul=c.max_reward_ul,
+                           budget_valve_ms=c.safety.budget_valve_ms, **provenance(c, self.rig))
         self.client = DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
         self.client.add_listener(self.journal.event)
         hello = self.client.start()
@@ -130,9 +135,26 @@ class Runner:
         self.client.configure(max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms,
                               budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout,
                               debounce_us=c.lick_debounce_us)
+        self.journal.write("param", trial=None, source="configure", changes={   # (after: HELLO to CONFIGURE is short)
+            "max_valve_ms": sf.max_valve_ms, "min_valve_gap_ms": sf.min_valve_gap_ms,
+            "budget_valve_ms": sf.budget_valve_ms, "host_timeout_ms": host_timeout, "debounce_us": c.lick_debounce_us})
+        self._start_sync()
         if c.policy.kind == "on-signal":
             self._command_log("ANALOG_START", rate_hz=c.policy.analog_rate_hz)
             self.client.analog_start(c.policy.analog_rate_hz)
+
+    def _start_sync(self) -> None:
+        """Random-interval sync pulses on the TTL output (each a SYNC_PULSE event), if the config asks; again
+        after a re-arm (a host timeout or a reset stops them), with a new seed so no stretch of the sequence
+        repeats (the intervals are the aligner's fingerprint)."""
+        sy = self.config.sync
+        if not sy.enabled:
+            return
+        seed = (self.config.seed * 1_000_003 + self._sync_starts + 1) & 0xFFFFFFFF
+        self._sync_starts += 1
+        lo, hi = round(sy.min_s * 1000), round(sy.max_s * 1000)
+        self._command_log("SYNC_START", min_ms=lo, max_ms=hi, pulse_ms=sy.pulse_ms, seed=seed)
+        self.client.command(P.SyncStart(lo, hi, sy.pulse_ms, seed))
 
     def safe(self) -> None:
         """Outputs off (ALL_OFF), client stopped, journal closed.  Idempotent, never raises."""
@@ -175,7 +197,13 @@ class Runner:
         return plan if plan is not None else S.plan_trial(self.config, k)
 
     def _decide(self, k: int) -> S.TrialPlan:
-        plan = self.policy.decide(self._proposal(k), self.model, self.history)
+        proposal = self._proposal(k)
+        plan = self.policy.decide(proposal, self.model, self.history)
+        if plan != proposal:   # the policy changed the schedule's trial: a parameter change, journaled
+            before, after = proposal.to_dict(), plan.to_dict()
+            self.journal.write("param", trial=k, source=f"policy {self.config.policy.kind}",
+                               changes={f: after[f] for f in after if after[f] != before[f]},
+                               was={f: before[f] for f in after if after[f] != before[f]})
         self.plans[k] = plan
         value = self.model.predict(plan.cue_key, cue_s=0.0, outcome_s=plan.outcome_s)
         rpe = self.model.outcome_rpe(plan.cue_key, reward_units(plan.reward_ul, self.config), cue_s=0.0,
@@ -211,6 +239,7 @@ class Runner:
         """Journal a learned trial and show it (after the next trial is on its way: the result can be rebuilt
         from the journaled events, the next trial's timing cannot wait)."""
         self.journal.write("result", **row)
+        self.journal.write("link", **self.client.stats)   # link health so far (the dashboard reads it)
         if self.on_trial is not None:
             self.on_trial(row)
 
@@ -284,6 +313,7 @@ class Runner:
         nxt = cur + 1
         if S.session_over(self.config, nxt, 0.0):
             raise DeviceError("the device reset during the last trial")
+        self._start_sync()
         if nxt not in self.plans:
             self._decide(nxt)
         self.journal.write("note", text=f"re-armed after the reset; trial {nxt} starts now")
@@ -308,6 +338,8 @@ class Runner:
                 raise DeviceError(f"no event from the device for {SILENCE_S} s; the link is lost") from None
             if self.t0_us is None:
                 self.t0_us = ev.t_device_us
+            if self._held is not None:
+                self._hold_or_resume()
             name = ev.name
             ready = self._learn_at
             if ready is not None and ev.t_device_us >= ready[1] and name != "LICK_ON":
@@ -350,13 +382,18 @@ class Runner:
                         return "complete"
                     when = P.TrialWhen.NOW if ev.msg.aborted else P.TrialWhen.AFTER_CURRENT
                     self.latencies.append(time.monotonic() - t_recv)
-                    self._upload_task(k + 1, when)
+                    if self.pause is not None and self.pause.is_set():
+                        self._held = k + 1
+                        self.journal.write("note", text=f"paused after trial {k}; trial {k + 1} waits for resume")
+                    else:
+                        self._upload_task(k + 1, when)
                     self._report(row)
                     self._proposals[k + 2] = S.plan_trial(c, k + 2)
                     gc.collect(2 if k % 50 == 49 else 1)   # now, while the device times the ITI
                     if ev.msg.aborted:
                         self.journal.write("note", text=f"trial {k} aborted by the device")
-                elif part == 1 and k in self.trial_t0 and k + 1 not in self._uploaded and last_k != k:
+                elif (part == 1 and k in self.trial_t0 and k + 1 not in self._uploaded and last_k != k
+                      and self._held != k + 1):   # (not held back by a pause)
                     # the task part's TRIAL_ENDED never came (lost by the device: EVENT_OVERFLOW), so trial
                     # k + 1 was never uploaded: trial k is not in the trials table (its end is unknown); go on
                     self.journal.write("note", text=f"trial {k}: its end was never reported; trial {k + 1} starts now")
@@ -376,7 +413,8 @@ class Runner:
                 # the device says it runs no trial and has none queued, in a heartbeat sent after our last
                 # upload was acknowledged (events arrive in order): a trial's events were lost (EVENT_OVERFLOW)
                 idle = not ev.msg.state & (P.StateBit.TRIAL_RUNNING | P.StateBit.TRIAL_PENDING)
-                self._idle_beats = self._idle_beats + 1 if idle and ev.t_received > self._upload_done else 0
+                self._idle_beats = (self._idle_beats + 1 if idle and ev.t_received > self._upload_done
+                                    and self._held is None else 0)
                 if self._idle_beats >= 2:
                     self._idle_beats = 0
                     if self._restart_idle(last_k, ev.t_device_us):
@@ -398,10 +436,12 @@ class Runner:
                                                 f"{ev.msg.dropped} unacknowledged events dropped, device lost_total "
                                                 f"{ev.msg.lost_total})")
                 self._journal_rearm()
+                self._start_sync()
             elif name == "ACK" and ev.msg.cmd_type == P.MsgId.HELLO:
                 self.journal.write("note", text="the client re-armed the device (its session resumed: reply window, "
                                                 f"event ring and budget kept; device lost_total {ev.msg.value})")
                 self._journal_rearm()
+                self._start_sync()
             if name in ("TRIAL_STARTED", "TRIAL_ENDED"):
                 self._last_progress = time.monotonic()
             elif time.monotonic() - self._last_progress > self._stall_s:
@@ -409,11 +449,31 @@ class Runner:
                                   "talking; stopping the session")
 
 
+    def _hold_or_resume(self) -> None:
+        """Paused between trials: the device idles (heartbeats keep it armed); resume when the pause is cleared."""
+        if self.pause is not None and self.pause.is_set():
+            self._last_progress = time.monotonic()
+            return
+        k, self._held = self._held, None
+        self.journal.write("note", text=f"resumed; trial {k} starts now")
+        self._upload_task(k, P.TrialWhen.NOW)
+
     def _journal_rearm(self) -> None:
         """What the client recorded of its latest HELLO episode (why, resumed or new, drops, lost total)."""
         log = getattr(self.client, "rearm_log", None)
         if log:
             self.journal.write("rearm", **{k: v for k, v in dataclasses.asdict(log[-1]).items()})
+
+
+def provenance(config: SessionConfig, rig: Rig) -> dict[str, str]:
+    """What identifies the session's inputs: SHA-256 of the config and rig file texts, the package version."""
+    import hashlib
+
+    from dopa_rl import __version__
+
+    digest = lambda text: hashlib.sha256((text or "").encode("utf-8")).hexdigest()  # noqa: E731
+    return {"config_sha256": digest(config.text), "rig_sha256": digest(rig.text) if rig.text else None,
+            "dopa_rl_version": __version__}
 
 
 # ---------------------------------------------------------------------- opening a device, a whole session
@@ -489,12 +549,14 @@ def device_tally(port: Any) -> dict[str, int] | None:
 
 def run_session(config: SessionConfig, rig: Rig, port: Any, out: str | Path, *, speed: float = 1.0,
                 n_trials: int | None = None, device_name: str = "?", on_trial: Callable[[dict], None] | None = None,
-                client_kw: dict | None = None, write_nwb: bool = True) -> tuple[RunResult, Path | None]:
-    """Run a session on an open link, then write the NWB from its journal (also after Ctrl-C)."""
+                client_kw: dict | None = None, write_nwb: bool = True,
+                pause: threading.Event | None = None) -> tuple[RunResult, Path | None]:
+    """Run a session on an open link, then write the NWB from its journal (also after Ctrl-C).  ``pause``: while
+    set, no new trial starts (the running one and its ITI finish)."""
     from dopa_rl.session.export import export_journal
 
     runner = Runner(config, rig, port, out, speed=speed, n_trials=n_trials, device_name=device_name,
-                    on_trial=on_trial, client_kw=client_kw)
+                    on_trial=on_trial, client_kw=client_kw, pause=pause)
     try:
         result = runner.run()
     finally:

@@ -109,6 +109,10 @@ class SimDevice(SimKernel):
         self._valve_req_end = 0
         self._valve_close_timer: Timer | None = None
         self._ttl_timer: Timer | None = None
+        self._sp_timer: Timer | None = None    # sync pulses (SYNC_START): next pulse
+        self._sp_cfg: tuple[int, int, int] | None = None   # (min_ms, span_ms, pulse_ms)
+        self._sp_x = 1
+        self._sp_n = 0
         self.budget_used_us = 0
         self._last_close_us: int | None = self.clock.now_us  # boot counts as a close (the minimum gap holds)
         self._analog_rate = 0

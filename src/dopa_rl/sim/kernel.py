@@ -115,6 +115,50 @@ class SimKernel:
     def _cmd_ttl_pulse(self, m: P.TtlPulse) -> int:
         return self._ttl_pulse(self._check("ttl_ms", m.ms))
 
+    def _cmd_sync_start(self, m: P.SyncStart) -> int:
+        lo, hi = self._check("sync_interval_ms", m.min_ms), self._check("sync_interval_ms", m.max_ms)
+        ms = self._check("ttl_ms", m.pulse_ms)
+        if hi < lo or ms >= lo:
+            raise _Refused(NackReason.BAD_VALUE)
+        self._sp_stop()
+        self._sp_cfg, self._sp_x, self._sp_n = (lo, hi - lo + 1, ms), m.seed or 1, 0
+        now = self.clock.now_us
+        self._sp_timer = self.clock.schedule(now, self._sp_pulse, now)   # the first pulse at once
+        return ms
+
+    def _cmd_sync_stop(self, m: Any) -> int:
+        n = self._sp_n
+        self._sp_stop()
+        return n
+
+    def _sp_stop(self) -> None:
+        if self._sp_timer is not None:
+            self._sp_timer.cancel()
+        self._sp_timer, self._sp_cfg = None, None
+
+    def _sp_interval_ms(self) -> int:
+        """The next interval of the sequence (xorshift32, protocol/messages.toml), as the firmware draws it."""
+        x = self._sp_x
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        self._sp_x = x
+        return self._sp_cfg[0] + x % self._sp_cfg[1]
+
+    def _sp_pulse(self, due_us: int) -> None:
+        self._sp_timer = None
+        if self._sp_cfg is None:
+            return
+        ms = self._sp_cfg[2]
+        self._ttl_high(ms)
+        self._send(P.SyncPulse(self._t(), self._sp_n, ms))
+        self._sp_n += 1
+        now = self.clock.now_us
+        nxt = due_us + self._sp_interval_ms() * 1000    # from the time planned, as the firmware
+        if now >= nxt:
+            nxt = now + self._sp_interval_ms() * 1000
+        self._sp_timer = self.clock.schedule(nxt, self._sp_pulse, nxt)
+
     def _cmd_analog_start(self, m: P.AnalogStart) -> int:
         rate = self._check("analog_rate_hz", m.rate_hz)
         self._analog_stop()
@@ -209,13 +253,17 @@ class SimKernel:
             self._observe("tone_on", applied)
         return applied
 
-    def _ttl_pulse(self, ms: int) -> int:
+    def _ttl_high(self, ms: int) -> None:
+        """TTL high now, low after ``ms``."""
         if not self.ttl:
             self.ttl = True
             self._edge("ttl", 1)
         if self._ttl_timer is not None:
             self._ttl_timer.cancel()
         self._ttl_timer = self.clock.after(ms * 1000, self._ttl_low)
+
+    def _ttl_pulse(self, ms: int) -> int:
+        self._ttl_high(ms)
         self._send(P.TtlSent(self._t(), ms))
         return ms
 
@@ -341,6 +389,7 @@ class SimKernel:
         if self._ttl_timer is not None:
             self._ttl_timer.cancel()
         self._ttl_low()
+        self._sp_stop()
         self._analog_stop()
 
     # ------------------------------------------------------------------ trial programs

@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL_DATA
 from dopa_rl.cli import main
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dabney2020_to_nwb.py"
+# the shared real-data folder beside the project (as tests/conftest.py REAL_DATA; not imported: the name
+# `conftest` is ambiguous with tests/hil/conftest.py in a whole-suite run)
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 def _source() -> Path:

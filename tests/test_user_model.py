@@ -99,5 +99,5 @@ def test_the_example_runs_as_a_script(tmp_path):
     r = subprocess.run([sys.executable, str(EXAMPLE), "--subjects", "6", "--trials", "300"], capture_output=True,
                        text=True, cwd=tmp_path, timeout=600, env={"PYTHONPATH": SRC})
     assert r.returncode == 0, r.stderr
-    assert "rw-forgetting: 8 checks passed" in r.stdout
+    assert "rw-forgetting: 9 checks passed" in r.stdout
     assert "alpha  recovered" in r.stdout

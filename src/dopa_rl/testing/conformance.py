@@ -4,7 +4,7 @@
 >>> from dopa_rl.testing import check_model
 >>> report = check_model(get_model("rw-softmax"))      # doctest: +SKIP
 >>> print(report)                                      # doctest: +SKIP
-rw-softmax: 8 checks passed in 1.2 s; recovery (Spearman) alpha 1.00, beta 0.94
+rw-softmax: 9 checks passed in 1.2 s; recovery (Spearman) alpha 1.00, beta 0.94
 
 Checks, in order (:data:`CHECKS`); the first that fails raises :class:`ModelCheckError` naming it:
 

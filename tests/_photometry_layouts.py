@@ -18,6 +18,28 @@ HERE = Path(__file__).resolve().parent
 SCHEMA_01 = HERE / "schemas" / "ndx-fiber-photometry-0.1.0" / "ndx-fiber-photometry.namespace.yaml"
 
 
+def _isolated(writer: str, path: Path) -> Path:
+    """Run ``writer`` in a child process: importing ndx-photometry or ndx-events registers their types in
+    pynwb's process-wide type map, and ndx-photometry's ``FibersTable``/``fiber_photometry`` then shadow
+    ndx-fiber-photometry's for every file written later in the same process (nwbinspector sees them invalid)."""
+    import subprocess
+    import sys
+
+    code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import _photometry_layouts as L; L.{writer}(__import__('pathlib').Path({str(path)!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    return Path(path)
+
+
+def write_fp02_ndx_events(path: Path) -> Path:
+    """:func:`_write_fp02_ndx_events` in a child process (see :func:`_isolated`)."""
+    return _isolated("_write_fp02_ndx_events", path)
+
+
+def write_ndx_photometry(path: Path) -> Path:
+    """:func:`_write_ndx_photometry` in a child process (see :func:`_isolated`)."""
+    return _isolated("_write_ndx_photometry", path)
+
+
 def truth() -> dict:
     """What every layout stores: trials, the signal (470 nm, dLight) and its control (405 nm), licks."""
     n = int(N_TRIALS * 4 * RATE)
@@ -117,7 +139,7 @@ def write_fp02_core_events(path: Path) -> Path:
     return _write(f, path)
 
 
-def write_fp02_ndx_events(path: Path) -> Path:
+def _write_fp02_ndx_events(path: Path) -> Path:
     """ndx-fiber-photometry 0.2: signal and isosbestic as two series in processing/ophys; licks as ndx-events
     0.2 ``Events`` and reward TTLs as ``TTLs`` in acquisition."""
     from ndx_events import TTLs, Events
@@ -138,7 +160,7 @@ def write_fp02_ndx_events(path: Path) -> Path:
     return _write(f, path)
 
 
-def write_ndx_photometry(path: Path) -> Path:
+def _write_ndx_photometry(path: Path) -> Path:
     """The older ndx-photometry (0.4): FiberPhotometryResponseSeries pointing into the FibersTable,
     ExcitationSourcesTable (peak wavelength) and FluorophoresTable of its ``fiber_photometry`` metadata."""
     from hdmf.common import DynamicTableRegion

@@ -131,7 +131,11 @@ def test_rpe_and_trace_fit_need_trial_columns(real_data, tmp_path, capsys):
                  ["regress", str(real_data / AKAM), "--model", "rw-pavlovian", "--signal", "photometry",
                   "--fit", "trace"]):
         code, _, err = _run([*argv, "--json", str(out)], capsys)
-        assert code == 2 and "needs trial column(s) cue_time, outcome_time, reward" in err, err
+        # kernels checks the event columns its RPE regressors need; regress reads the trials through the one
+        # behaviour loader first, which names the missing column and how to map it
+        needle = ("needs trial column(s) cue_time, outcome_time, reward" if argv[0] == "kernels"
+                  else "no 'reward' column (map yours with --columns reward=NAME)")
+        assert code == 2 and needle in err and len(err.strip().splitlines()) == 1, err
         assert not out.exists()
 
 

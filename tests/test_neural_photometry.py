@@ -124,7 +124,7 @@ def test_bad_traces_give_clear_errors():
         PhotometryPipeline().run(_phot(t, nan))
     with pytest.raises(InputError, match="`detrend`"):
         PhotometryPipeline(detrend="poly")
-    with pytest.raises(InputError, match="zscore-epoch"):
+    with pytest.raises(InputError, match="zscore_epoch"):
         PhotometryPipeline(zscore="baseline")
 
 

@@ -389,7 +389,9 @@ def test_firmware_with_the_default_client_through_faults_and_a_disconnect(emulat
     print(f"\nfirmware {p:.0%}+{p:.0%}: {len(out)} commands, {len(rises)} openings, {len(ok)} pulses ACKed, "
           f"slowest {slowest:.2f} s, stats {client.stats}, rearms {[r.why for r in client.rearm_log]}")
     assert len(rises) == len(ok) and len(edges) == 2 * len(rises)
-    assert sum(edges[k + 1][0] - edges[k][0] for k in range(0, len(edges), 2)) <= budget_ms * 1000
+    # a close within RIG_ON_TIME_US (16 us, firmware rig.h) of its planned time counts the plan: the pin may
+    # stay open that much longer per pulse than the budget counts
+    assert sum(edges[k + 1][0] - edges[k][0] for k in range(0, len(edges), 2)) <= budget_ms * 1000 + 16 * len(rises)
     assert all(edges[k][0] - edges[k - 1][0] >= 10_000 for k in range(2, len(edges), 2))
     assert client.stats["new_sessions"] == 1 and slowest < 6.0
     seqs = [e.seq for e in events]

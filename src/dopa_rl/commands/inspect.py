@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         payload = summaries[0] if len(summaries) == 1 else summaries
         try:
             atomic_write_text(args.json, json.dumps(_finite(payload), indent=2, default=str, allow_nan=False) + "\n")
+        except InputError as exc:   # the atomic writer names the path and the reason
+            raise InputError(f"--json {exc}") from None
         except OSError as exc:
             raise InputError(f"--json {args.json}: cannot write there ({exc.strerror or exc})") from exc
     return 0

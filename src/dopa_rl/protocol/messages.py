@@ -17,11 +17,11 @@ __all__ = ["PROTOCOL_VERSION", "SCHEMA_HASH", "BAUD", "MAX_FRAME", "HEADER_SIZE"
            "ErrorCode", "DecodeError", "StateBit", "ConfigFlag", "MsgId", "Hello", "Ping", "Configure",
            "ValvePulse", "ValveOpen", "ValveClose", "CueOn", "CueOff", "ToneOn", "ToneOff", "TtlPulse",
            "AnalogStart", "AnalogStop", "AllOff", "Heartbeat", "EventAck", "ProgramBegin", "ProgramAction",
-           "ProgramLickWindow", "ProgramCommit", "TrialStart", "Ack", "Nack", "HelloReply", "LickOn", "LickOff",
-           "ValveOpened", "ValveClosed", "CueOnset", "CueOffset", "ToneOnset", "ToneOffset", "TtlSent",
-           "AnalogBatch", "DeviceHeartbeat", "SafetyTrip", "TrialStarted", "TrialEnded", "Error", "MessageSpec",
-           "MESSAGES", "SPEC_BY_ID", "SPEC_BY_NAME", "SPEC_BY_CLASS", "ALLOWED_WHILE_DISARMED", "tone_top",
-           "tone_applied_hz"]
+           "ProgramLickWindow", "ProgramCommit", "TrialStart", "SyncStart", "SyncStop", "Ack", "Nack", "HelloReply",
+           "LickOn", "LickOff", "ValveOpened", "ValveClosed", "CueOnset", "CueOffset", "ToneOnset", "ToneOffset",
+           "TtlSent", "AnalogBatch", "DeviceHeartbeat", "SafetyTrip", "TrialStarted", "TrialEnded", "Error",
+           "SyncPulse", "MessageSpec", "MESSAGES", "SPEC_BY_ID", "SPEC_BY_NAME", "SPEC_BY_CLASS",
+           "ALLOWED_WHILE_DISARMED", "tone_top", "tone_applied_hz"]
 
 PROTOCOL_VERSION = 2
 SCHEMA_HASH = 0xEBD5A7A3

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from dopa_rl.errors import InputError
 
+__all__ = ["Point", "open_times", "fit_ms_per_ul", "point_errors"]
+
 
 @dataclass(frozen=True)
 class Point:

@@ -18,6 +18,8 @@ from typing import Any, Callable
 from dopa_rl.errors import DeviceError
 from dopa_rl.protocol import messages as P
 
+__all__ = ["PartResult", "check_loopback", "run_checks"]
+
 VALVE_MS = 20          # valve test pulse (a click, ~0.2 uL on a typical valve)
 TTL_MS = 20
 TONE_HZ = 4000

@@ -17,7 +17,7 @@ from typing import Any
 
 from dopa_rl.errors import InputError
 
-__all__ = ["FIRMWARE_MAX_VALVE_MS", "CUES", "ITI_DISTRIBUTIONS", "POLICIES", "MODELS", "ConfigError", "TrialType",
+__all__ = ["FIRMWARE_MAX_VALVE_MS", "CUES", "ITI_DISTRIBUTIONS", "POLICIES", "ConfigError", "TrialType",
            "Block", "Iti", "Safety", "ModelConfig", "PolicyConfig", "Rig", "SessionConfig", "parse_config",
            "load_config", "parse_rig", "load_rig", "rig_toml"]
 

@@ -21,6 +21,8 @@ import threading
 from importlib import resources
 from typing import Any
 
+__all__ = ["ACTIONS", "Dashboard", "check_address"]
+
 ACTIONS = ("stop", "pause", "resume")
 
 

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from dopa_rl.session.monitor import ENDED, STARTING, JournalTail
 
+__all__ = ["RigSpec", "RigProcess", "Lab"]
+
 PAUSE_SIGNAL, RESUME_SIGNAL = signal.SIGUSR1, signal.SIGUSR2
 
 

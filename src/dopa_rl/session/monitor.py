@@ -14,6 +14,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+__all__ = ["RigState", "apply_record", "JournalTail"]
+
 LAST_TRIALS = 30    # trials kept for the dashboard (table, lick raster, value/RPE plot)
 ENDED = ("complete", "interrupted", "error")
 STARTING = ("starting", "connecting", "arming")

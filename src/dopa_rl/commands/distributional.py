@@ -97,7 +97,7 @@ def run(args) -> int:
     if args.json:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
-        _plots(Path(args.plots), sessions, result, truths)
+        _plots(Path(args.plots), sessions, result, truths, args.signal)
     sh = result["split_half"]
     print(f"{len(result['units'])} units in {len(sessions)} session(s), {result['n_trials']} trials used"
           + (f"; excluded: {', '.join(f'{k} {v}' for k, v in excluded.items())}" if excluded else ""))
@@ -109,8 +109,9 @@ def run(args) -> int:
     return 0
 
 
-def _plots(out, sessions, result, truths) -> None:
+def _plots(out, sessions, result, truths, signal: str = "units") -> None:
     import numpy as np
+    from pathlib import Path
 
     from dopa_rl.report import distributional as fig
     from dopa_rl.report.neural import save
@@ -118,7 +119,11 @@ def _plots(out, sessions, result, truths) -> None:
     s0 = sessions[0]
     n0 = s0["responses"].shape[1]
     first = {"units": result["units"][:n0]}
-    save(fig.response_by_magnitude_figure(s0["responses"], s0["magnitudes"], first), out / "response_by_magnitude.png")
+    which = Path(s0["file"]).name + (f" (first of {len(sessions)} files)" if len(sessions) > 1 else "")
+    unit = "spikes/s" if signal == "units" else "units of the table"
+    save(fig.response_by_magnitude_figure(s0["responses"], s0["magnitudes"], first, title=which,
+                                          ylabel=f"outcome response, baseline-subtracted ({unit})"),
+         out / "response_by_magnitude.png")
     true_tau = true_rp = None
     taus = [t["tau"] for t in truths]
     if truths and len(truths) == len(sessions) and all(taus) and sum(map(len, taus)) == len(result["units"]):

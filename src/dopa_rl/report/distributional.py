@@ -13,8 +13,10 @@ from dopa_rl.neural.distributional import response_by_magnitude
 __all__ = ["response_by_magnitude_figure", "tau_vs_reversal_figure", "decoded_distribution_figure"]
 
 
-def response_by_magnitude_figure(responses, magnitudes, result: dict, *, max_units: int = 40) -> Figure:
-    """Mean outcome response vs reward magnitude per unit, coloured by tau, reversal points marked."""
+def response_by_magnitude_figure(responses, magnitudes, result: dict, *, max_units: int = 40, title: str = "",
+                                 ylabel: str = "outcome response, baseline-subtracted") -> Figure:
+    """Mean outcome response vs reward magnitude per unit, coloured by tau (with its colour bar), reversal points
+    marked; ``title`` says which session is drawn, ``ylabel`` the response with its unit."""
     levels, mean, _ = response_by_magnitude(responses, magnitudes)
     units = result["units"][:max_units]
     taus = np.array([np.nan if u["tau"] is None else u["tau"] for u in units], float)
@@ -28,9 +30,13 @@ def response_by_magnitude_figure(responses, magnitudes, result: dict, *, max_uni
         if u["reversal_point"] is not None:
             ax.plot(u["reversal_point"], 0, "|", color=c, ms=10)
     ax.axhline(0, color="k", lw=0.5, ls=":")
-    ax.set_xlabel("reward magnitude")
-    ax.set_ylabel("response (baseline-subtracted)")
-    ax.set_title("response by magnitude (colour: tau)")
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    fig.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap), ax=ax, label="asymmetry tau (grey: not estimated)")
+    ax.set_xlabel("reward magnitude (task units); ticks on 0: reversal points")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title + ': ' if title else ''}response by magnitude, {len(units)} unit(s)", fontsize=8)
     fig.tight_layout()
     return fig
 
@@ -49,7 +55,7 @@ def tau_vs_reversal_figure(result: dict, true_tau=None, true_reversal=None) -> F
     if sh:
         ax.set_title(f"split-half r = {sh['r']:.2f} [{sh['interval'][0]:.2f}, {sh['interval'][1]:.2f}], "
                      f"p = {sh['p']:.2g}", fontsize=8)
-    ax.set_xlabel("reversal point")
+    ax.set_xlabel("reversal point (reward magnitude, task units)")
     ax.set_ylabel("asymmetry tau = s+ / (s+ + s-)")
     fig.tight_layout()
     return fig
@@ -68,8 +74,8 @@ def decoded_distribution_figure(result: dict, true_values=None, true_probs=None)
         ax2.stem(tv, tp, linefmt="0.5", markerfmt="o", basefmt=" ", label="true")
         ax2.set_ylabel("true probability")
         ax2.set_ylim(0, None)
-    ax.set_xlabel("reward magnitude")
-    ax.set_ylabel("decoded density")
+    ax.set_xlabel("reward magnitude (task units)")
+    ax.set_ylabel("decoded density (per unit of magnitude)")
     ax.set_ylim(0, None)
     fig.tight_layout()
     return fig

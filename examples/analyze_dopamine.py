@@ -59,7 +59,7 @@ def main() -> None:
         rewarded = trials["reward"].to_numpy() > 0
         figures.aligned_means(pe.time, full, {"rewarded": rewarded, "omitted": ~rewarded},
                               out / f"{event}_rewarded_omitted.png", title=f"{event}-aligned dopamine")
-        figures.trial_heatmap(pe.time, full, out / f"{event}_heatmap.png", title=f"{event}-aligned z-scored dF/F")
+        figures.trial_heatmap(pe.time, full, out / f"{event}_heatmap.png", title=f"{event}-aligned, one row per trial", label="z-scored dF/F (SD)")
 
     # 3. fit RW and TD to the dopamine alone, then regress the responses on each model's RPEs
     for name in ("rw-pavlovian", "td"):

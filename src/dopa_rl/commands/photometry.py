@@ -109,7 +109,9 @@ def run(args) -> int:
         out = Path(args.plots)
         fig.aligned_means(pe.time, pe.matrix, {summary["event"]: [True] * pe.n_events}, out / "event_aligned_mean.png",
                           title=f"{Path(args.file).name}: {summary['event']}")
-        fig.trial_heatmap(pe.time, pe.matrix, out / "trial_heatmap.png", title=summary["event"])
+        fig.trial_heatmap(pe.time, pe.matrix, out / "trial_heatmap.png",
+                          title=f"{Path(args.file).name}: {summary['event']}-aligned, one row per event",
+                          label="z-scored dF/F (SD of the session)")
     cf = summary["control_fit"]
     fit_text = "no control fit" if cf is None else f"control fit ({cf['method']}) slope {cf['slope']:.4g}, intercept {cf['intercept']:.4g}"
     print(f"{summary['series']} at {summary['rate']:g} Hz: {fit_text}")

@@ -182,18 +182,25 @@ def _trace_fits(args, model, data):
 
 
 def _plots(out, data, result, trials) -> None:
+    """The figures; those of one session say which one (the first of the inputs), with units on every axis."""
     import numpy as np
 
     from dopa_rl.neural.alignment import peri_event_matrix
+    from dopa_rl.neural.regression import RESPONSE_UNITS
     from dopa_rl.report import neural as fig
 
     fig.save(result.plot(), out / "response_vs_rpe.png")
+    n_sessions = trials.groupby(["subject", "session"]).ngroups
+    first = ((trials["subject"].astype(str) == str(trials["subject"].iloc[0]))
+             & (trials["session"].astype(str) == str(trials["session"].iloc[0]))).to_numpy()
+    which = f"subject {trials['subject'].iloc[0]}, session {trials['session'].iloc[0]}"
+    if n_sessions > 1:
+        which += f" (first of {n_sessions} sessions)"
     if data.signal == "photometry" and data.processed:
         proc = data.processed[0]
-        first = trials["session"].astype(str) == str(trials["session"].iloc[0])
-        first &= trials["subject"].astype(str) == str(trials["subject"].iloc[0])
-        tr = trials[first.to_numpy()]
+        tr = trials[first]
         n = max(len(tr) // 5, 1)
+        z = "z-scored dF/F (SD of the session)"
         for ev in ("cue", "outcome"):
             pe = peri_event_matrix(proc.z, tr[f"{ev}_time"].to_numpy(float), (-1.0, 3.0), rate=proc.rate,
                                    t0=proc.t0, warn=False)
@@ -201,28 +208,32 @@ def _plots(out, data, result, trials) -> None:
             idx = np.arange(len(tr))
             rewarded = tr["reward"].to_numpy() > 0
             fig.aligned_means(pe.time, full, {f"early (first {n})": idx < n, f"late (last {n})": idx >= len(tr) - n},
-                              out / f"{ev}_early_late.png", title=f"{ev}: early vs late learning")
+                              out / f"{ev}_early_late.png", title=f"{ev}: early vs late learning; {which}", ylabel=z)
             fig.aligned_means(pe.time, full, {"rewarded": rewarded, "omitted": ~rewarded},
-                              out / f"{ev}_rewarded_omitted.png", title=f"{ev}: rewarded vs omitted")
-            fig.trial_heatmap(pe.time, full, out / f"{ev}_heatmap.png", title=f"{ev}-aligned z-scored dF/F")
+                              out / f"{ev}_rewarded_omitted.png", title=f"{ev}: rewarded vs omitted; {which}", ylabel=z)
+            fig.trial_heatmap(pe.time, full, out / f"{ev}_heatmap.png", title=f"{ev}-aligned, one row per trial; {which}",
+                              label=z)
     elif data.signal == "units":
         from dopa_rl.io import nwb
         from dopa_rl.neural.spikes import psth
 
         path = data.processed[0]["file"]
-        tr = trials[trials["session"].astype(str) == str(trials["session"].iloc[0])]
+        tr = trials[first]
         trains = nwb.read_units(path)
         ids = [u for u in trains if str(u) in data.processed[0]["units"]]
         h = psth(trains, tr["outcome_time"].to_numpy(float), (-1.0, 2.0), 0.05, ids)
-        fig.psth_heatmaps(h.time, h.rates, ids, out / "psth_outcome_heatmaps.png", title="outcome-aligned PSTH")
+        fig.psth_heatmaps(h.time, h.rates, ids, out / "psth_outcome_heatmaps.png",
+                          title=f"outcome-aligned firing per unit; {which}")
     elif data.matrices:
         mat, time = data.matrices[0]
         tr = trials.iloc[: len(mat)]
-        fig.trial_heatmap(time, mat, out / "matrix_heatmap.png", title="table matrix")
+        unit = RESPONSE_UNITS["table"].replace("response", "trace")
+        fig.trial_heatmap(time, mat, out / "matrix_heatmap.png",
+                          title=f"peri-cue trace of the table, one row per trial; {which}", label=unit)
         cues = tr["cue"].astype(str).to_numpy() if "cue" in tr.columns else np.full(len(mat), "all")
         fig.aligned_means(time, mat, {c: cues == c for c in dict.fromkeys(cues)}, out / "matrix_by_cue.png",
-                          title="cue-aligned mean by cue", ylabel="table trace")
+                          title=f"cue-aligned mean by cue; {which}", ylabel=unit)
         n = max(len(mat) // 5, 1)
         idx = np.arange(len(mat))
         fig.aligned_means(time, mat, {f"early (first {n})": idx < n, f"late (last {n})": idx >= len(mat) - n},
-                          out / "matrix_early_late.png", title="early vs late trials (first file)", ylabel="table trace")
+                          out / "matrix_early_late.png", title=f"early vs late trials; {which}", ylabel=unit)

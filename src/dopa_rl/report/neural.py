@@ -57,7 +57,7 @@ def aligned_means(time: np.ndarray, matrix: np.ndarray, groups: Mapping[str, np.
     return save(fig, path)
 
 
-def trial_heatmap(time: np.ndarray, matrix: np.ndarray, path, *, title: str = "", label: str = "z") -> Path:
+def trial_heatmap(time: np.ndarray, matrix: np.ndarray, path, *, title: str, label: str) -> Path:
     """Trial x time heatmap (trials top to bottom in order)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5, 4))
@@ -88,7 +88,8 @@ def psth_heatmaps(time: np.ndarray, rates: np.ndarray, unit_ids, path, *, title:
                        extent=(time[0], time[-1], rates.shape[1] - 0.5, -0.5))
         ax.axvline(0, color="w", lw=0.8)
         ax.set_title(f"unit {unit_ids[k]}", fontsize=8)
-        ax.set_xlabel("time (s)", fontsize=7)
-        fig.colorbar(im, ax=ax, label="Hz")
+        ax.set_xlabel("time from event (s)", fontsize=7)
+        ax.set_ylabel("trial", fontsize=7)
+        fig.colorbar(im, ax=ax, label="firing rate (spikes/s)")
     fig.suptitle(title, fontsize=9)
     return save(fig, path)

@@ -57,8 +57,8 @@ def recovery_figure(rec, path=None) -> bytes | None:
         a.plot([lo, hi], [lo, hi], "k--", lw=1)
         s = rec.stats.loc[name]
         a.set_title(f"{name}: r={s['r']:.2f}, bias={s['bias']:.2g}", fontsize=9)
-        a.set_xlabel("true")
-        a.set_ylabel("fitted")
+        a.set_xlabel(f"true {name}")
+        a.set_ylabel(f"fitted {name}")
     return _save(fig, path)
 
 
@@ -76,5 +76,5 @@ def confusion_figure(mrec, path=None) -> bytes | None:
         a.set_xlabel("selected")
         a.set_ylabel("simulated")
         a.set_title(title)
-    fig.colorbar(im, ax=ax[0, 1], shrink=0.8)
+    fig.colorbar(im, ax=ax[0, 1], shrink=0.8, label="P(selected | simulated)")
     return _save(fig, path)

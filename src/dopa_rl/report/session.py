@@ -46,8 +46,8 @@ def licks_value_figure(trials: pd.DataFrame, path: Path) -> dict:
         ax2.plot(g["trial"], g["value"], "-", color=c, lw=2, label=f"{name} model value")
         data[str(name)] = {"trial": g["trial"].tolist(), "licks": g["licks"].tolist(), "value": g["value"].tolist()}
     ax.set_xlabel("trial")
-    ax.set_ylabel("anticipatory licks (cue to outcome)")
-    ax2.set_ylabel("online model value")
+    ax.set_ylabel("anticipatory licks per trial (cue to outcome)")
+    ax2.set_ylabel("online model value (reward units)")
     ax.legend(loc="upper left", fontsize=8)
     ax2.legend(loc="lower right", fontsize=8)
     ax.set_title("Anticipatory licking and the online model's value")
@@ -63,12 +63,15 @@ def rpe_figure(trials: pd.DataFrame, path: Path) -> dict:
     for i, (name, g) in enumerate(trials.groupby("trial_type", sort=True)):
         axes[0].plot(g["trial"], g["rpe_cue"], ".-", color=f"C{i}", ms=3, lw=0.8, label=str(name))
         rew = g["reward"] > 0
-        axes[1].plot(g["trial"][rew], g["rpe_outcome"][rew], "o", color=f"C{i}", ms=3, label=f"{name} rewarded")
-        axes[1].plot(g["trial"][~rew], g["rpe_outcome"][~rew], "x", color=f"C{i}", ms=4, label=f"{name} omitted")
+        if rew.any():   # a type never rewarded (CS-) gets no "rewarded" entry
+            axes[1].plot(g["trial"][rew], g["rpe_outcome"][rew], "o", color=f"C{i}", ms=3, label=f"{name} rewarded")
+        if (~rew).any():
+            axes[1].plot(g["trial"][~rew], g["rpe_outcome"][~rew], "x", color=f"C{i}", ms=4,
+                         label=f"{name} {'omitted' if rew.any() else 'unrewarded'}")
         data[str(name)] = {"trial": g["trial"].tolist(), "rpe_cue": g["rpe_cue"].tolist(),
                            "rpe_outcome": g["rpe_outcome"].tolist()}
-    axes[0].set_ylabel("RPE at cue")
-    axes[1].set_ylabel("RPE at outcome")
+    axes[0].set_ylabel("RPE at cue (reward units)")
+    axes[1].set_ylabel("RPE at outcome (reward units)")
     axes[1].set_xlabel("trial")
     for a in axes:
         a.axhline(0, color="k", lw=0.5)
@@ -89,13 +92,18 @@ def raster_figure(trials: pd.DataFrame, lick_times: np.ndarray, path: Path) -> d
         rel = lick_times[(lick_times >= tr.cue_time + lo) & (lick_times < tr.cue_time + hi)] - tr.cue_time
         rows.append(rel.tolist())
         ax.plot(rel, np.full(len(rel), row), "|", color=f"C{names.index(tr.trial_type)}", ms=3)
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="none", marker="|", ms=8, color=f"C{i}", label=f"{n} trials") for i, n in enumerate(names)]
     outcome = float(np.median(trials["outcome_time"] - trials["cue_time"])) if len(trials) else 0.0
     ax.axvline(0, color="k", lw=0.8)
     ax.axvline(outcome, color="k", lw=0.8, ls="--")
     ax.set_xlim(lo, hi)
     ax.set_xlabel("time from cue onset (s); dashed: outcome")
     ax.set_ylabel("trial")
-    ax.set_title("Licks around the cue (" + ", ".join(f"C{i}: {n}" for i, n in enumerate(names)) + ")")
+    ax.set_title("Licks around the cue, one row per trial")
+    if handles:
+        ax.legend(handles=handles, fontsize=7, loc="upper right")
     _save(fig, path)
     return {"window_s": [lo, hi], "licks_rel_s": rows}
 

@@ -114,44 +114,20 @@ def run(args) -> int:
     if args.json:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
-<<<<<<< HEAD
         _plots(Path(args.plots), sessions, result, truths)
     lines = result.summary().split("\n")
     if excluded:
         lines[0] += f"; excluded: {', '.join(f'{k} {v}' for k, v in excluded.items())}"
     print("\n".join(lines))
-=======
-        _plots(Path(args.plots), sessions, result, truths, args.signal)
-    sh = result["split_half"]
-    print(f"{len(result['units'])} units in {len(sessions)} session(s), {result['n_trials']} trials used"
-          + (f"; excluded: {', '.join(f'{k} {v}' for k, v in excluded.items())}" if excluded else ""))
-    if sh["r"] is None:
-        print("split-half reversal point vs tau: r undefined (no unit has both slopes)")
-    else:
-        print(f"split-half reversal point vs tau: r = {sh['r']:.3f} (95% of splits {sh['interval'][0]:.3f} to "
-              f"{sh['interval'][1]:.3f}), p = {sh['p']:.3g}, {sh['n_units']} units, {args.splits} splits")
->>>>>>> seam
     return 0
 
 
-def _plots(out, sessions, result, truths, signal: str = "units") -> None:
+def _plots(out, sessions, result, truths) -> None:
     import numpy as np
-    from pathlib import Path
 
     from dopa_rl.report.neural import save
 
-<<<<<<< HEAD
     save(result.plot(panel="responses"), out / "response_by_magnitude.png")
-=======
-    s0 = sessions[0]
-    n0 = s0["responses"].shape[1]
-    first = {"units": result["units"][:n0]}
-    which = Path(s0["file"]).name + (f" (first of {len(sessions)} files)" if len(sessions) > 1 else "")
-    unit = "spikes/s" if signal == "units" else "units of the table"
-    save(fig.response_by_magnitude_figure(s0["responses"], s0["magnitudes"], first, title=which,
-                                          ylabel=f"outcome response, baseline-subtracted ({unit})"),
-         out / "response_by_magnitude.png")
->>>>>>> seam
     true_tau = true_rp = None
     taus = [t["tau"] for t in truths]
     if truths and len(truths) == len(sessions) and all(taus) and sum(map(len, taus)) == len(result.units):

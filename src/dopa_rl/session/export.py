@@ -16,10 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dopa_rl.io.nwb_types import AnalogSeries, SessionData, SessionMetadata
+from dopa_rl.io.nwb_types import AnalogSeries, Intervals, SessionData, SessionMetadata
 from dopa_rl.session.journal import read_journal
+from dopa_rl.session.outcome import TrialWindow, trial_outcome
 
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
+DEFAULT_DEBOUNCE_US = 1000   # journals written before the config record carried lick_debounce_us
+CUT_DOCS = {"trial": "0-based trial number in the session", "trial_type": "trial type name from the session config",
+            "planned_reward_ul": "reward the trial was planned to give, uL",
+            "reason": "why the trial was cut (its outcome did not happen or was not reported)"}
 
 EVENT_NAMES = {"LICK_ON": "lick", "VALVE_OPENED": "valve", "CUE_ONSET": "cue", "TONE_ONSET": "tone",
                "TTL_SENT": "ttl"}
@@ -43,7 +48,8 @@ COLUMN_DOCS = {
     "value": "online model value at cue onset, before learning on this trial",
     "rpe_cue": "online model prediction error at cue onset",
     "rpe_outcome": "online model prediction error at the outcome",
-    "aborted": "1 if the device aborted the trial (ALL_OFF or host timeout)",
+    "aborted": "1 if the device aborted the trial after its outcome (ALL_OFF or host timeout); trials aborted "
+               "before it are in the cut_trials intervals, not here",
 }
 
 
@@ -55,20 +61,34 @@ def _by_kind(records: list[dict]) -> dict[str, list[dict]]:
 
 
 def session_tables(records: list[dict]) -> dict:
-    """Trials (DataFrame), events (name -> session-time array), analog samples and context from a journal."""
+    """Trials (DataFrame), cut trials (DataFrame), events (name -> session-time array), analog samples and
+    context from a journal.  Each trial's outcome comes from :func:`dopa_rl.session.outcome.trial_outcome`,
+    the definition the live session learned from."""
     rec = _by_kind(records)
     evs = rec["ev"]
     t0 = evs[0]["t_us"] if evs else 0
     st = lambda t_us: (t_us - t0) / 1e6  # noqa: E731
     events: dict[str, list[float]] = {v: [] for v in EVENT_NAMES.values()}
-    starts, ends = {}, {}
+    starts, ends, last_of = {}, {}, {}
     analog_t, analog_x, rates = [], [], set()
+    # each trial's licks and valve events: those between its task part's start and the next one's (journal
+    # order is device order, also where device time restarts after a reset)
+    seg: dict[int, dict[str, list]] = defaultdict(lambda: {"lick": [], "opened": [], "closed": []})
+    current = None   # the task part started last
     for e in evs:
         name = e["name"]
         if name in EVENT_NAMES:
             events[EVENT_NAMES[name]].append(st(e["t_us"]))
+        if name == "LICK_ON":
+            seg[current]["lick"].append(e["t_us"])
+        elif name == "VALVE_OPENED":
+            seg[current]["opened"].append(e["t_us"])
+        elif name == "VALVE_CLOSED":
+            seg[current]["closed"].append((e["t_us"], e["f"]["open_us"]))
         elif name == "TRIAL_STARTED":
             starts[e["f"]["trial_id"]] = e
+            if e["f"]["trial_id"] % 2 == TASK:
+                current = e["f"]["trial_id"]
         elif name == "TRIAL_ENDED":
             ends[e["f"]["trial_id"]] = e
         elif name == "ANALOG_BATCH":
@@ -77,35 +97,43 @@ def session_tables(records: list[dict]) -> dict:
             for i in range(f["n"]):
                 analog_t.append(st(e["t_us"]) + i / f["rate_hz"])
                 analog_x.append(f["samples"][i])
+        if current is not None:
+            last_of[current] = e["t_us"]
     plans = {r["trial"]: r for r in rec["plan"]}
     results = {r["trial"]: r for r in rec["result"]}
     cfg = rec["config"][0] if rec["config"] else {}
     max_ul = cfg.get("max_reward_ul", 1.0) or 1.0
-    lick = np.array(events["lick"])
-    valve_ev = [e for e in evs if e["name"] in ("VALVE_OPENED", "VALVE_CLOSED")]
-    rows = []
+    debounce = cfg.get("lick_debounce_us", DEFAULT_DEBOUNCE_US)
+    rows, cut = [], []
     for k in sorted(plans):
         tid = 2 * k + TASK
-        if tid not in starts or tid not in ends:
-            continue  # never ran, or cut off by the end of the session
+        if tid not in starts:
+            continue  # never ran
         p = plans[k]["plan"]
-        s, e = st(starts[tid]["t_us"]), st(ends[tid]["t_us"])
-        out_t = s + p["cue_s"] + p["trace_s"]
-        opened = [v for v in valve_ev if v["name"] == "VALVE_OPENED" and s + p["cue_s"] <= st(v["t_us"]) <= e]
-        closed = [v for v in valve_ev if v["name"] == "VALVE_CLOSED" and opened and st(v["t_us"]) >= st(opened[0]["t_us"])]
-        delivered = p["reward_ul"] if opened else 0.0
+        w = TrialWindow.of(starts[tid]["t_us"], p["cue_s"], p["trace_s"], debounce)
+        end = ends.get(tid)
+        t_end = end["t_us"] if end is not None else None
+        aborted = bool(end["f"]["aborted"]) if end is not None else False
+        if not w.complete(t_end, aborted):
+            why = ("aborted by the device before its outcome was reported" if end is not None
+                   else "its end was never reported (interrupted, device reset or events lost)")
+            stop = t_end if t_end is not None else last_of.get(tid, w.t0)
+            cut.append({"trial": k, "trial_type": p["trial_type"], "start_time": st(w.t0),
+                        "stop_time": max(st(w.t0), st(stop)), "planned_reward_ul": p["reward_ul"], "reason": why})
+            continue
+        ev = seg[tid]
+        o = trial_outcome(w, p["reward_ul"], ev["lick"], ev["opened"], ev["closed"], t_end_us=t_end)
         r = results.get(k, {})
         rows.append({
             "trial": k, "trial_type": p["trial_type"], "cue": plans[k].get("cue_key", p["cue"]), "block": p["block"],
-            "start_time": s, "stop_time": e, "cue_time": s, "outcome_time": out_t,
-            "reward": delivered / max_ul, "reward_ul": delivered,
-            "valve_ms": closed[0]["f"]["open_us"] / 1000 if closed else 0.0,
-            "planned_reward_ul": p["reward_ul"],
-            "licks": int(((lick >= s) & (lick < out_t)).sum()), "stim": int(bool(p.get("stim"))),
+            "start_time": st(w.t0), "stop_time": st(t_end), "cue_time": st(w.t0), "outcome_time": st(w.outcome),
+            "reward": o.reward_ul / max_ul, "reward_ul": o.reward_ul,
+            "valve_ms": o.valve_ms if o.valve_ms is not None else 0.0,
+            "planned_reward_ul": p["reward_ul"], "licks": o.licks, "stim": int(bool(p.get("stim"))),
             "iti": p["iti_s"], "value": r.get("value", np.nan), "rpe_cue": r.get("rpe_cue", np.nan),
-            "rpe_outcome": r.get("rpe_outcome", np.nan), "aborted": int(ends[tid]["f"]["aborted"])})
+            "rpe_outcome": r.get("rpe_outcome", np.nan), "aborted": int(aborted)})
     trials = pd.DataFrame(rows)
-    return {"trials": trials, "events": {k: np.array(v) for k, v in events.items()},
+    return {"trials": trials, "cut_trials": pd.DataFrame(cut), "events": {k: np.array(v) for k, v in events.items()},
             "analog": (np.array(analog_t), np.array(analog_x, dtype=np.uint16)),
             "analog_rate": rates.pop() if len(rates) == 1 else None, "config": cfg,
             "hello": rec["hello"][0] if rec["hello"] else {}, "header": records[0],
@@ -149,9 +177,14 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
     if len(t):
         analog["analog_input"] = AnalogSeries(timestamps=t, data=x, unit="ADC counts (10-bit)", rate=tabs["analog_rate"],
                                               description="rig analog input A0 (e.g. photometry system output)")
-    trials = tabs["trials"]
+    trials, cut = tabs["trials"], tabs["cut_trials"]
+    intervals = {}
+    if len(cut):
+        intervals["cut_trials"] = Intervals(cut, "trials cut before their outcome was reported (Ctrl-C, a device "
+                                                 "reset, a host timeout, the end of the journal): kept out of the "
+                                                 "trials table, so a fit never takes them for omissions", CUT_DOCS)
     return SessionData(metadata=md, trials=trials if len(trials) else None, events=events, event_descriptions=EVENT_DOCS,
-                       analog=analog, devices=devices, notes=notes,
+                       analog=analog, devices=devices, notes=notes, intervals=intervals,
                        trial_column_descriptions={c: COLUMN_DOCS[c] for c in trials.columns if c in COLUMN_DOCS})
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dopa_rl.io.nwb_types import AnalogSeries, Intervals, SessionData, SessionMetadata
-from dopa_rl.session.journal import read_journal
+from dopa_rl.session.journal import damage_text, read_journal
 from dopa_rl.session.outcome import TrialWindow, trial_outcome
 
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
@@ -140,7 +140,8 @@ def session_tables(records: list[dict]) -> dict:
             "end": rec["end"][-1] if rec["end"] else None, "notes": [n["text"] for n in rec["note"]]}
 
 
-def session_data(records: list[dict], *, recovered: bool = False) -> SessionData:
+def session_data(records: list[dict], *, recovered: bool = False, damage: str | None = None) -> SessionData:
+    """The NWB contents of a journal's records; ``damage``: a line about skipped corrupt journal lines."""
     tabs = session_tables(records)
     cfg, hello, header, end = tabs["config"], tabs["hello"], tabs["header"], tabs["end"]
     complete = end is not None and end.get("reason") == "complete" and not recovered
@@ -169,6 +170,7 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
         f"dopa_rl live session: {status}; journal version {header.get('version')}; end: {json.dumps(end)}",
         f"valve calibration: {cfg.get('ms_per_ul')} ms per uL ({cfg.get('calibrated')})",
         f"device HELLO: {json.dumps(hello)}", "runner notes: " + json.dumps(tabs["notes"]),
+        *([f"journal: {damage}"] if damage else []),
         f"----- session config ({cfg.get('config_path')}) -----", cfg.get("config_toml", ""),
         f"----- rig file ({cfg.get('rig_path') or 'none: default simulated rig'}) -----", cfg.get("rig_toml", "")])
     events = {k: v for k, v in tabs["events"].items() if len(v)}
@@ -188,13 +190,20 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
                        trial_column_descriptions={c: COLUMN_DOCS[c] for c in trials.columns if c in COLUMN_DOCS})
 
 
-def export_journal(journal: str | Path, out: str | Path, *, recovered: bool = False, overwrite: bool = False) -> Path:
-    """Write the NWB file of a journal (``recovered=True``: marked incomplete); returns the path."""
+def export_journal(journal: str | Path, out: str | Path, *, recovered: bool = False, overwrite: bool = False,
+                   damaged: list[int] | None = None) -> Path:
+    """Write the NWB file of a journal (``recovered=True``: marked incomplete); returns the path.  The line
+    numbers of corrupt journal lines (skipped) are appended to ``damaged`` and named in the file's notes."""
     from dopa_rl.io.nwb import write_session
 
-    return write_session(out, session_data(read_journal(journal), recovered=recovered), overwrite=overwrite)
+    bad: list[int] = []
+    records = read_journal(journal, damaged=bad)
+    if damaged is not None:
+        damaged.extend(bad)
+    damage = damage_text(journal, bad) if bad else None
+    return write_session(out, session_data(records, recovered=recovered, damage=damage), overwrite=overwrite)
 
 
-def recover(journal: str | Path, out: str | Path) -> Path:
+def recover(journal: str | Path, out: str | Path, *, damaged: list[int] | None = None) -> Path:
     """NWB of an interrupted session from its journal, marked incomplete."""
-    return export_journal(journal, out, recovered=True)
+    return export_journal(journal, out, recovered=True, damaged=damaged)

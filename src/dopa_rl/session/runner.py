@@ -236,9 +236,11 @@ class Runner:
 
     def _loop(self) -> str:
         m = self.machine
+        guard = self._interrupt
+        if guard is not None and guard.requested:
+            return "interrupted"   # Ctrl-C during HELLO or CONFIGURE: no trial was started
         self._carry_out(m.begin(time.monotonic()))
         events = self.client.events
-        guard = self._interrupt
         while m.done is None:
             if guard is not None and guard.requested:
                 return "interrupted"

@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _session_support import fast_config, nwb_contents, rising, sim_rig
 
 from dopa_rl.cli import main
 from dopa_rl.rig.transports import PtyBridge, open_link
 from dopa_rl.session import load_config, open_device, read_journal, run_session
+
+pytestmark = pytest.mark.realtime   # a simulated rig on a real-time clock, a pty, kill -9 (docs/sessions.md, Tests)
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 

@@ -14,6 +14,8 @@ from dopa_rl.session.export import session_tables
 from dopa_rl.session.policy import DffState, dff_step
 from dopa_rl.session.runner import parse_speed
 
+pytestmark = pytest.mark.realtime   # a simulated rig on a real-time clock (docs/sessions.md, Tests)
+
 SPEED = parse_speed("max")   # what --speed max gives
 DEBOUNCE_US = 1000  # the config's default lick_debounce_us
 

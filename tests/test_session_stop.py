@@ -16,6 +16,8 @@ from dopa_rl.session import runner as runner_mod
 from dopa_rl.session.machine import SessionMachine, new_learner, stall_seconds
 from dopa_rl.session.policy import Policy
 
+pytestmark = pytest.mark.realtime   # a simulated rig on a real-time clock (docs/sessions.md, Tests)
+
 SPEED = 10.0   # the device's default host timeout before CONFIGURE is 1000 ms of device time: 100 ms here
 
 

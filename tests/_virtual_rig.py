@@ -82,6 +82,12 @@ class VirtualRig:
             self._step(t_next)
         raise AssertionError("the session did not end")
 
+    def run_into_trial(self, k: int, after_us: int = 0) -> None:
+        """Run until trial ``k``'s task part has started and ``after_us`` of it have passed."""
+        while k not in self.machine.windows:
+            self.run(until_us=self.t_us + 10_000)
+        self.run(until_us=self.machine.windows[k].t0 + after_us)
+
     def _carry_out(self, outs: list) -> None:
         for o in outs:
             self.outputs.append(o)

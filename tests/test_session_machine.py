@@ -92,8 +92,7 @@ def test_a_trial_aborted_before_its_outcome_is_cut_not_an_omission(tmp_path):
     m, cfg = _machine(tmp_path, 12, p=1.0)
     rig = VirtualRig(m, licks_us=_licks(1))
     rig.begin()
-    while 5 not in m.windows:
-        rig.run(until_us=rig.t_us + 10_000)
+    rig.run_into_trial(5)
     rig.run(until_us=m.windows[5].t0 + 600_000)                       # cue on, outcome 1.0 s after the start
     rig.all_off()
     assert rig.run() == Done()
@@ -113,9 +112,7 @@ def test_interrupted_mid_trial_the_cut_trial_is_journaled_and_left_out(tmp_path)
     m, cfg = _machine(tmp_path, 50, p=1.0)
     rig = VirtualRig(m, licks_us=_licks(2))
     rig.begin()
-    while 7 not in m.windows:
-        rig.run(until_us=rig.t_us + 10_000)
-    rig.run(until_us=m.windows[7].t0 + 300_000)
+    rig.run_into_trial(7, 300_000)
     notes = m.finish("interrupted")                                    # the runner stops: outputs off
     rig.log.extend(notes)
     rig.all_off()
@@ -130,9 +127,7 @@ def test_a_device_reset_cuts_the_running_trial_and_the_next_starts(tmp_path):
     m, cfg = _machine(tmp_path, 14)
     rig = VirtualRig(m, licks_us=_licks(3))
     rig.begin()
-    while 4 not in m.windows:
-        rig.run(until_us=rig.t_us + 10_000)
-    rig.run(until_us=m.windows[4].t0 + 400_000)
+    rig.run_into_trial(4, 400_000)
     rig.reset()
     assert rig.run() == Done()
     assert m.cut == {4: "cut by a device reset"}
@@ -167,8 +162,7 @@ def test_a_lost_task_end_and_a_lost_iti_end_do_not_stall_the_session(tmp_path):
     m, cfg = _machine(tmp_path, 12)
     rig = VirtualRig(m, licks_us=_licks(5))
     rig.begin()
-    while 3 not in m.windows:
-        rig.run(until_us=rig.t_us + 10_000)
+    rig.run_into_trial(3)
     t3 = m.windows[3].t0
     rig.lose_events({"TRIAL_ENDED"}, t3 + 100_000, t3 + 2_500_000)    # trial 3's end (its ITI end comes)
     assert rig.run() == Done()
@@ -178,8 +172,7 @@ def test_a_lost_task_end_and_a_lost_iti_end_do_not_stall_the_session(tmp_path):
     m2, _ = _machine(tmp_path, 8, name="b.toml")
     rig2 = VirtualRig(m2, licks_us=_licks(6))
     rig2.begin()
-    while 2 not in m2.windows:
-        rig2.run(until_us=rig2.t_us + 10_000)
+    rig2.run_into_trial(2)
     rig2.lose_events({"TRIAL_ENDED"}, m2.windows[2].t0, m2.windows[2].t0 + 9_000_000)
     assert rig2.run() == Done()
     assert _task_starts(rig2) == list(range(8))

@@ -92,7 +92,6 @@ def test_link_faults_lose_nothing_and_give_no_extra_reward(tmp_path):
                 port.inject_disconnect(100)
 
         result, path = run_session(cfg, rig, port, tmp_path / "f.nwb", speed=speed, on_trial=pull_cable)
-        time.sleep(0.05)
     finally:
         dut.close()
     assert result.reason == "complete" and result.n_trials == 30
@@ -171,7 +170,6 @@ def test_device_reboot_mid_session_is_recorded_and_gives_no_extra_reward(tmp_pat
                 dut.device.reboot()
 
         result, path = run_session(cfg, rig, open_device(dut.url), tmp_path / "r.nwb", speed=speed, on_trial=reboot)
-        time.sleep(0.05)
     finally:
         dut.close()
     records = read_journal(result.journal)

@@ -26,7 +26,6 @@ def _run(tmp_path, cfg_path, n=None, speed=SPEED, seed=0, url_wrap=lambda u: u, 
     try:
         port = open_device(url_wrap(dut.url))
         result, path = run_session(cfg, rig, port, tmp_path / out, speed=speed, n_trials=n, on_trial=on_trial)
-        time.sleep(0.05)
         return result, path, dut
     finally:
         dut.close()

@@ -21,7 +21,7 @@ from dopa_rl.session.journal import damage_text, read_journal
 from dopa_rl.session.outcome import TrialWindow, trial_outcome
 
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
-DEFAULT_DEBOUNCE_US = 1000   # journals written before the config record carried lick_debounce_us
+DEFAULT_DEBOUNCE_US = 1000   # the config's default lick_debounce_us
 CUT_DOCS = {"trial": "0-based trial number in the session", "trial_type": "trial type name from the session config",
             "planned_reward_ul": "reward the trial was planned to give, uL",
             "reason": "why the trial was cut (its outcome did not happen or was not reported)"}
@@ -58,6 +58,17 @@ def _by_kind(records: list[dict]) -> dict[str, list[dict]]:
     for r in records:
         out[r["kind"]].append(r)
     return out
+
+
+def _debounce_of(cfg: dict) -> int:
+    """The lick debounce of a journal whose config record predates its ``lick_debounce_us`` field."""
+    import tomllib
+
+    try:
+        return int(tomllib.loads(cfg.get("config_toml", "")).get("session", {}).get("lick_debounce_us",
+                                                                                   DEFAULT_DEBOUNCE_US))
+    except (tomllib.TOMLDecodeError, TypeError, ValueError):
+        return DEFAULT_DEBOUNCE_US
 
 
 def session_tables(records: list[dict]) -> dict:
@@ -103,7 +114,7 @@ def session_tables(records: list[dict]) -> dict:
     results = {r["trial"]: r for r in rec["result"]}
     cfg = rec["config"][0] if rec["config"] else {}
     max_ul = cfg.get("max_reward_ul", 1.0) or 1.0
-    debounce = cfg.get("lick_debounce_us", DEFAULT_DEBOUNCE_US)
+    debounce = cfg.get("lick_debounce_us", _debounce_of(cfg))
     rows, cut = [], []
     for k in sorted(plans):
         tid = 2 * k + TASK

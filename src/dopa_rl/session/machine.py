@@ -154,8 +154,13 @@ class SessionMachine:
         return out
 
     def on_uploaded(self, upload: Upload, now: float) -> None:
-        """``upload`` was acknowledged by the device at host time ``now``."""
+        """``upload`` was acknowledged by the device at host time ``now``.  After a task part queued into an
+        ITI, the schedule's next trial but one is drawn now (ahead of time, off the decision path)."""
         self._upload_done = now
+        if upload.idle_after:
+            k = upload.trial_id // 2 + 1
+            if k not in self.plans and k not in self._proposals:
+                self._proposals[k] = S.plan_trial(self.config, k)
 
     def on_upload_unknown(self, upload: Upload, error: str, now: float) -> list:
         """``upload`` failed with an unknown outcome (the device session ended during it: it may or may not
@@ -302,7 +307,6 @@ class SessionMachine:
         when = P.TrialWhen.NOW if aborted else P.TrialWhen.AFTER_CURRENT
         out.append(self._task_upload(k + 1, when, received=ev.t_received, idle_after=True))
         out += self._report(row)
-        self._proposals[k + 2] = S.plan_trial(self.config, k + 2)
         if aborted:
             out.append(Record("note", {"text": f"trial {k} aborted by the device"}))
         return out

@@ -125,6 +125,11 @@ class VirtualRig:
 
     _lost: tuple | None = None
 
+    def replay_hello(self) -> None:
+        """A copy of the session's first HELLO_REPLY arrives again (a stray or replayed frame)."""
+        first = next(e for e in self.events if e.name == "HELLO_REPLY")
+        self._emit(self.t_us, "HELLO_REPLY", first.msg)
+
     def lose_events(self, names: set[str], start_us: int, end_us: int) -> None:
         """Events of these names due in [start_us, end_us) are lost (EVENT_OVERFLOW)."""
         self._lost = (names, start_us, end_us)

@@ -137,6 +137,17 @@ def test_a_device_reset_cuts_the_running_trial_and_the_next_starts(tmp_path):
     assert any("device reset" in n for n in notes) and any("trial 5 starts now" in n for n in notes)
 
 
+def test_a_replayed_hello_reply_is_not_taken_for_a_reset(tmp_path):
+    m, cfg = _machine(tmp_path, 8)
+    rig = VirtualRig(m, licks_us=_licks(8))
+    rig.begin()
+    rig.run_into_trial(3, 300_000)
+    rig.replay_hello()
+    assert rig.run() == Done()
+    assert not m.cut and [h["trial"] for h in m.history] == list(range(8)) and _task_starts(rig) == list(range(8))
+    assert any("arrived again; ignored" in n for n in _notes(rig))
+
+
 def test_an_upload_of_unknown_outcome_restarts_the_trial_in_the_new_session(tmp_path):
     """CommandOutcomeUnknown from an upload (the device reset during it) used to end ``dopa-rl run``: the
     machine journals it and the new session's HELLO_REPLY starts the trial."""

@@ -143,6 +143,7 @@ class SessionMachine:
     _last_progress: float = 0.0
     _last_event: float = 0.0
     _dff: DffState = field(default_factory=DffState)
+    _hellos: set[tuple] = field(default_factory=set)           # the HELLO_REPLYs seen (a copy is no new session)
 
     # ------------------------------------------------------------------ inputs
     def begin(self, now: float) -> list:
@@ -345,8 +346,13 @@ class SessionMachine:
     def _hello(self, ev: Any, now: float) -> list:
         if getattr(ev.msg, "boot", 0):
             return [Record("note", {"text": f"device reset (cause {ev.msg.reset_cause}); the client re-arms"})]
-        if ev.index == 0:
-            return []   # the session's own HELLO
+        key = tuple(ev.msg)
+        if ev.index == 0 or key in self._hellos:
+            self._hellos.add(key)
+            # the session's own HELLO, or a copy of a reply already seen (a replay, not a new session)
+            return [] if ev.index == 0 else [Record("note", {"text": "a copy of the HELLO_REPLY of device time "
+                                                                    f"{ev.msg.t_us} us arrived again; ignored"})]
+        self._hellos.add(key)
         # a new device session (the device reset, its banner seen or not): its programs are gone
         out: list = [Record("note", {"text": "the client re-armed the device (new device session: its sequence "
                                              "numbers restart; events before it are all in the journal above; "

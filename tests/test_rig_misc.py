@@ -43,7 +43,7 @@ def _inject_from_device(dut: SimulatedDUT, wire: bytes) -> None:
         dut.device._tx(wire)
 
 
-@pytest.mark.parametrize("msg", [P.Ping(7), P.Heartbeat(3), P.EventAck(3), P.ValvePulse(20)])
+@pytest.mark.parametrize("msg", [P.Ping(7), P.Heartbeat(3, 1), P.EventAck(3, 1), P.ValvePulse(20)])
 def test_a_command_frame_arriving_from_the_device_is_counted_and_ignored(dut_client, msg):
     from dopa_rl.protocol import codec
 
@@ -249,14 +249,14 @@ def _sim_host(auto_ack: bool = True):
     dev.advance(60 * MS)                            # boot counts as a valve close: past the minimum gap
     h = Host(dev, auto_ack=auto_ack)
     h.pump()
-    assert isinstance(h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP)), P.HelloReply) and dev.armed
+    assert isinstance(h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0)), P.HelloReply) and dev.armed
     return dev, h
 
 
 def _ack(dev, h) -> None:
     from dopa_rl.protocol import codec
 
-    dev.write(codec.encode(P.EventAck(h.expected), 0))
+    dev.write(codec.encode(P.EventAck(h.expected, h.epoch), 0))
     h.pump()
 
 

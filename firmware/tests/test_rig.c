@@ -13,6 +13,7 @@ static ev_t g_ev[MAX_EV];
 static int g_nev;
 static uint16_t g_host_seq;
 static uint16_t g_expect;       /* next device seq: duplicates (retransmissions) are dropped like the host does */
+static uint16_t g_epoch;        /* the device session's tag (HELLO_REPLY.epoch), carried by every acknowledgement */
 static int g_dups;              /* retransmitted frames seen */
 static dopa_decoder_t g_dec;
 
@@ -26,7 +27,12 @@ static void drain(void)
             dopa_frame_t f;
             uint8_t err, hok;
             if (dopa_decoder_feed(&g_dec, p[i], &f, &err, &hok) != DOPA_RX_FRAME || g_nev >= MAX_EV) continue;
-            if (f.type == DOPA_MSG_HELLO_REPLY && f.seq == 0) g_expect = 0;
+            if (f.type == DOPA_MSG_HELLO_REPLY && f.seq == 0) {
+                dopa_hello_reply_t h;
+                dopa_unpack_hello_reply(f.body, &h);
+                g_expect = 0;
+                if (!h.boot) g_epoch = h.epoch;
+            }
             if (f.seq != g_expect) { g_dups++; continue; }
             {
                 g_expect++;
@@ -49,11 +55,18 @@ static uint16_t send_seq(uint8_t type, uint16_t seq, const uint8_t *body, uint8_
 }
 static uint16_t send(uint8_t type, const uint8_t *body, uint8_t len) { return send_seq(type, ++g_host_seq, body, len); }
 
+/* body of EVENT_ACK / HEARTBEAT: next expected seq, under this session's epoch */
+static void ack_body(uint8_t b[4], uint16_t next)
+{
+    dopa_put_u16(b, next);
+    dopa_put_u16(b + 2, g_epoch);
+}
+
 static void ack_events(void)
 {
-    uint8_t b[2];
-    dopa_put_u16(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
-    send(DOPA_MSG_EVENT_ACK, b, 2);
+    uint8_t b[4];
+    ack_body(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
+    send(DOPA_MSG_EVENT_ACK, b, 4);
 }
 
 /* advance the fake clock in steps, running the core like the AVR loop does */
@@ -91,7 +104,7 @@ static uint32_t g_session = 0x5E55;   /* the host's session nonce */
 
 static void send_hello_seq(uint16_t seq, uint32_t session, uint32_t budget_ms)
 {
-    dopa_hello_t h = {DOPA_PROTOCOL_VERSION, session, budget_ms};
+    dopa_hello_t h = {DOPA_PROTOCOL_VERSION, session, budget_ms, DOPA_LIMITS_KEEP, 0, 0, 0, 0};
     uint8_t b[DOPA_MSG_HELLO_SIZE];
     dopa_pack_hello(b, &h);
     send_seq(DOPA_MSG_HELLO, seq, b, sizeof b);
@@ -217,15 +230,17 @@ static void test_resume_after_host_timeout_keeps_the_session(void)
     ack_events();
     int before = g_nev;
     int replies = count(DOPA_MSG_HELLO_REPLY);
-    hello();                                           /* the same nonce: a resume, answered by ACK */
+    hello();                                           /* the same nonce: a resume, answered by RESUMED */
     CHECK_EQ(count(DOPA_MSG_HELLO_REPLY), replies);
     const ev_t *r = &g_ev[before];
-    dopa_ack_t a;
-    dopa_unpack_ack(r->body, &a);
-    CHECK_EQ(r->type, DOPA_MSG_ACK);
+    dopa_resumed_t a;
+    dopa_unpack_resumed(r->body, &a);
+    CHECK_EQ(r->type, DOPA_MSG_RESUMED);
     CHECK_EQ(r->seq, g_ev[before - 1].seq + 1);        /* the device seq goes on */
-    CHECK_EQ(a.cmd_type, DOPA_MSG_HELLO);
-    CHECK_EQ(a.value, 0);                              /* lost_total */
+    CHECK_EQ(a.cmd_seq, g_host_seq - 1);
+    CHECK_EQ(a.epoch, g_epoch);                        /* the session the host knows */
+    CHECK_EQ(a.lost_total, 0);
+    CHECK_EQ(a.budget_used_ms, 60);                    /* the water the session gave */
     CHECK(g_rig.armed);
     send_seq(DOPA_MSG_VALVE_PULSE, s, b, 2);           /* an old retry: the stored reply, not a new pulse */
     CHECK(!g_pins.valve);
@@ -422,11 +437,11 @@ static void test_budget(void)
 static void keepalive_for(uint32_t us)
 {
     uint32_t end = g_now + us;
-    uint8_t b[2];
+    uint8_t b[4];
     while (DOPA_AFTER(end, g_now + 200000)) {
         run_until(g_now + 200000, 50000);
-        dopa_put_u16(b, g_expect);
-        send(DOPA_MSG_HEARTBEAT, b, 2);
+        ack_body(b, g_expect);
+        send(DOPA_MSG_HEARTBEAT, b, 4);
         g_nev = 0;
     }
     run_until(end, 50000);
@@ -593,9 +608,9 @@ static void test_ack_during_a_go_back_round(void)
     CHECK_EQ(g_nev, before + 2);
     g_now += 51000;
     rig_poll(g_now);                                   /* 50 ms without progress: go back to the oldest */
-    uint8_t wire[DOPA_MAX_ENCODED + 1], b[2];
-    dopa_put_u16(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
-    uint8_t n = dopa_frame_encode(DOPA_MSG_EVENT_ACK, 0, b, 2, wire);
+    uint8_t wire[DOPA_MAX_ENCODED + 1], b[4];
+    ack_body(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
+    uint8_t n = dopa_frame_encode(DOPA_MSG_EVENT_ACK, 0, b, 4, wire);
     for (uint8_t i = 0; i < n; i++) rig_rx_byte(wire[i], g_now);   /* arrives before the resend went out */
     CHECK_EQ(g_rig.ring_count, 0);
     drain();
@@ -704,8 +719,8 @@ static void test_bad_commands_and_bounds(void)
     dopa_put_u16(body, 1001);                                 /* analog above 1 kHz */
     send(DOPA_MSG_ANALOG_START, body, 2);
     CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
-    dopa_put_u16(body, 0);
-    send(DOPA_MSG_HEARTBEAT, body, 2);                        /* acks nothing new: value = events held */
+    ack_body(body, 0);
+    send(DOPA_MSG_HEARTBEAT, body, 4);                        /* acks nothing new: value = events held */
     dopa_unpack_ack(last(DOPA_MSG_ACK)->body, &a);
     CHECK(a.value > 0);
 }

@@ -243,7 +243,7 @@ def test_unacknowledged_events_are_resent_go_back_n(emulated_dut: EmulatedDUT, l
     onsets = [s for s, name in seen if name == "CueOnset"]
     assert len(acks) >= 3 and len(set(acks)) == 1                    # the same frame, again and again
     assert len(onsets) >= 3 and len(set(onsets)) == 1 and onsets[0] == acks[0] - 1   # CUE_ONSET, then ACK
-    link.send("EVENT_ACK", next_expected_seq=acks[0] + 1)             # now acknowledged: resends stop
+    link.send("EVENT_ACK", next_expected_seq=acks[0] + 1, epoch=link.epoch)             # now acknowledged: resends stop
     time.sleep(0.05)
     link.port.read(4096)
     time.sleep(0.2)

@@ -396,9 +396,10 @@ class Runner:
                                                 f"{ev.msg.dropped} unacknowledged events dropped, device lost_total "
                                                 f"{ev.msg.lost_total})")
                 self._journal_rearm()
-            elif name == "ACK" and ev.msg.cmd_type == P.MsgId.HELLO:
+            elif name == "RESUMED":
                 self.journal.write("note", text="the client re-armed the device (its session resumed: reply window, "
-                                                f"event ring and budget kept; device lost_total {ev.msg.value})")
+                                                f"event ring and budget kept; device lost_total {ev.msg.lost_total}, "
+                                                f"valve time used {ev.msg.budget_used_ms} ms)")
                 self._journal_rearm()
             if name in ("TRIAL_STARTED", "TRIAL_ENDED"):
                 self._last_progress = time.monotonic()

@@ -10,8 +10,9 @@ on its stdout; commands on its stdin drive the lick input (see ``emulator/src/do
 - ``url``: the pty path; open it with ``serial.serial_for_url(url, baudrate=1_000_000, timeout=0)``,
 - ``pin_edges(pin) -> [(device_time_us, level)]`` for pin in {"valve", "cue", "tone", "ttl", "lick"},
 - ``set_lick(level)``, ``now_us()``, ``advance(us)``, ``close()``;
-  and, emulator only: ``set_lick(level, at_us=...)``, ``set_analog_mv(mv)``, ``edge_cycles(pin)``, ``wait_edges``,
-  ``tone_frequencies()``, ``reset(cause)`` (the MCU resets mid-session and boots the firmware again).
+- ``reset(cause)``: the board resets now and boots the firmware again (SimulatedDUT has it too);
+  and, emulator only: ``set_lick(level, at_us=...)``, ``lick_train(at_us, period_us, count)``, ``set_analog_mv(mv)``,
+  ``edge_cycles(pin)``, ``wait_edges``, ``tone_frequencies()``.
 
 Device time: the firmware's clock is Arduino ``micros()``, Timer0 counting from the moment ``init()``
 started it (the harness reports that cycle, ``T0``).  Here ``device_time_us = (cycle - T0) / 16``, which is
@@ -251,6 +252,14 @@ class EmulatedDUT:
             self._command(f"lick {1 if level else 0}")
         else:
             self._command(f"lick {1 if level else 0} {self.us_to_cycle(at_us)}")
+
+    def lick_train(self, at_us: int, period_us: float, count: int) -> None:
+        """A bouncing contact: toggle the lick input ``count`` times, the first at device time ``at_us``, then
+        every ``period_us`` (cycle-exact, any number of edges; a new train replaces what is left of the last)."""
+        period = round(period_us * CYCLES_PER_US)
+        if period <= 0 or count < 0:
+            raise ValueError(f"need period_us > 0 and count >= 0, got {period_us}, {count}")
+        self._command(f"train {self.us_to_cycle(at_us)} {period} {int(count)}")
 
     def set_analog_mv(self, millivolts: int) -> None:
         """Set the voltage on A0 (0..5000 mV against the 5 V AVcc reference; 2500 mV at start)."""

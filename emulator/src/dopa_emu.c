@@ -17,6 +17,9 @@
  * - Commands, one per line on stdin:
  *     lick <0|1>            drive the lick input now
  *     lick <0|1> <cycle>    drive it at that emulated cycle (or now if already past)
+ *     train <cycle> <period> <count>   a bouncing contact: toggle the lick input count times, the first
+ *                           at that cycle, then every period cycles (one train at a time; a new one
+ *                           replaces the rest of the old)
  *     adc <millivolts>      set the voltage on A0 (ADC0; AVcc = 5000 mV; 2500 mV at start)
  *     now                   reply "N <cycle>"
  *     reset [ext|wdt|bod]   reset the MCU (external reset pin by default; MCUSR says which), as a real
@@ -194,6 +197,17 @@ static void drive_lick(int level)
 	}
 }
 
+/* a lick train: edges at a fixed period, driven from one self-rearming cycle timer */
+static unsigned long long g_train_period, g_train_left;
+
+static avr_cycle_count_t on_train(avr_t *avr, avr_cycle_count_t when, void *param)
+{
+	(void)avr; (void)param;
+	if (!g_train_left) return 0;
+	drive_lick(!g_lick_level);
+	return --g_train_left ? when + g_train_period : 0;
+}
+
 static avr_cycle_count_t on_scheduled(avr_t *avr, avr_cycle_count_t when, void *param)
 {
 	(void)avr; (void)when;
@@ -222,6 +236,17 @@ static void handle_command(char *line)
 		g_reset_pending = strcmp(cause, "wdt") == 0 ? 0x08 : strcmp(cause, "bod") == 0 ? 0x04 : 0x02;  /* WDRF, BORF, EXTRF */
 	} else if (strcmp(word, "quit") == 0) {
 		g_stop = 1;
+	} else if (strcmp(word, "train") == 0) {
+		unsigned long long first = 0, period = 0, count = 0;
+		if (sscanf(line, "%15s %llu %llu %llu", word, &first, &period, &count) != 4 || period == 0) {
+			fprintf(stderr, "dopa_emu: usage: train <cycle> <period> <count>\n");
+			return;
+		}
+		avr_cycle_timer_cancel(g_avr, on_train, NULL);
+		g_train_period = period;
+		g_train_left = count;
+		if (count)
+			avr_cycle_timer_register(g_avr, first > NOW() ? first - NOW() : 1, on_train, NULL);
 	} else if (strcmp(word, "lick") == 0 && n >= 2) {
 		if (n < 3 || at <= NOW()) {
 			drive_lick(level);
@@ -302,6 +327,7 @@ static void do_reset(int mcusr)
 	avr_raise_irq(g_lick_irq, (uint32_t)g_lick_level);
 	avr_raise_irq(avr_io_getirq(g_avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0), (uint32_t)g_adc_mv);
 	for (int i = 0; i < MAX_SCHEDULED; i++) g_sched[i].used = 0;   /* their timers went with the reset */
+	g_train_left = 0;
 	avr_cycle_timer_register(g_avr, POLL_CYCLES, on_poll, NULL);
 	printf("R %d %llu\n", mcusr, (unsigned long long)NOW());
 	fflush(stdout);

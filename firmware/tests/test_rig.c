@@ -502,7 +502,8 @@ static void test_trial_program(void)
     dopa_program_lick_window_t w = {150000, 250000, DOPA_ACTION_TTL_PULSE, 5};
     program(7, 500, a, 3, &w);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now, t;
+    uint32_t t0 = g_now + RIG_START_LEAD_US, t;      /* a trial started NOW begins just ahead */
+    CHECK_EQ(dopa_get_u32(last(DOPA_MSG_TRIAL_STARTED)->body), t0);
     /* the next trial is uploaded while this one runs, queued back to back */
     dopa_program_action_t b[1] = {{0, 1000, DOPA_ACTION_CUE_ON, 0}};
     program(8, 100, b, 1, 0);
@@ -627,6 +628,7 @@ static void test_program_states_and_all_off(void)
     CHECK_EQ(a.cmd_type, DOPA_MSG_PROGRAM_COMMIT);
     CHECK_EQ(a.value, 9);
     send(DOPA_MSG_TRIAL_START, &when, 1);
+    run_until(g_now + RIG_START_LEAD_US, 100);
     CHECK(g_pins.cue);
     run_until(g_now + 55000, 100);
     CHECK(g_pins.valve);
@@ -696,7 +698,8 @@ static void test_max_open_cut_has_priority_over_trial_actions(void)
     }
     program(1, 2000, a, 16, 0);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now;
+    uint32_t t0 = g_now + RIG_START_LEAD_US;
+    run_until(t0, 100);
     CHECK(g_pins.valve);
     run_until(t0 + 500000, 10000);
     ack_events();
@@ -721,7 +724,8 @@ static void test_back_to_back_programmed_pulses_merge(void)
     dopa_program_action_t a[2] = {{0, 0, DOPA_ACTION_VALVE_PULSE, 30}, {1, 30000, DOPA_ACTION_VALVE_PULSE, 30}};
     program(1, 100, a, 2, 0);
     trial_start(DOPA_TRIAL_WHEN_NOW);
-    uint32_t t0 = g_now;
+    uint32_t t0 = g_now + RIG_START_LEAD_US;
+    run_until(t0, 100);
     g_now = t0 + 30000 + 200;                          /* the loop comes round 200 us late */
     rig_poll(g_now);
     drain();
@@ -765,6 +769,184 @@ static void test_lick_polarity_flip_long_after_the_last_edge(void)
     }
 }
 
+/* ---- timing (issue 16, item 4): the orders and times the AVR loop relies on ---- */
+
+static void test_trial_started_now_begins_just_ahead(void)
+{
+    /* a trial started NOW begins RIG_START_LEAD_US after the command: its offset-0 actions are a timed change
+     * like any other (the loop waits for them) instead of running late inside the command's handling */
+    boot(); hello();
+    dopa_program_action_t a[1] = {{0, 0, DOPA_ACTION_CUE_ON, 0}};
+    program(3, 10, a, 1, 0);
+    uint32_t t0 = g_now + RIG_START_LEAD_US, t = 0;
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    CHECK_EQ(dopa_get_u32(last0(DOPA_MSG_TRIAL_STARTED)->body), t0);
+    CHECK(!g_pins.cue);
+    CHECK_EQ(rig_deadline_us(g_now), RIG_START_LEAD_US);
+    run_until(t0 - 1, 1);
+    CHECK(!g_pins.cue);
+    run_until(t0, 1);
+    CHECK(fake_edge_time('C', 1, 0, &t) && t == t0);
+}
+
+static void test_back_to_back_switch_is_made_ahead(void)
+{
+    /* the next trial's clock starts exactly at the end of the last; the switch (TRIAL_ENDED, TRIAL_STARTED,
+     * both stamped with the end) is made RIG_START_LEAD_US ahead, so its offset-0 action runs at the end */
+    boot(); hello();
+    dopa_program_action_t a[1] = {{0, 0, DOPA_ACTION_CUE_ON, 0}}, b[1] = {{0, 0, DOPA_ACTION_TTL_PULSE, 5}};
+    program(1, 10, a, 1, 0);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t end = g_now + RIG_START_LEAD_US + 10000, t = 0;
+    program(2, 10, b, 1, 0);
+    trial_start(DOPA_TRIAL_WHEN_AFTER_CURRENT);
+    run_until(end - RIG_START_LEAD_US - 1, 1);
+    CHECK_EQ(count(DOPA_MSG_TRIAL_ENDED), 0);
+    run_until(end - RIG_START_LEAD_US, 1);
+    CHECK_EQ(count(DOPA_MSG_TRIAL_ENDED), 1);
+    CHECK_EQ(dopa_get_u32(last0(DOPA_MSG_TRIAL_ENDED)->body), end);
+    CHECK_EQ(dopa_get_u32(last0(DOPA_MSG_TRIAL_STARTED)->body), end);
+    CHECK_EQ(rig_deadline_us(g_now), RIG_START_LEAD_US);
+    run_until(end - 1, 1);
+    CHECK(!g_pins.ttl);
+    run_until(end, 1);
+    CHECK(fake_edge_time('T', 1, 0, &t) && t == end);
+}
+
+static void test_an_action_due_just_before_the_close_waits_for_it(void)
+{
+    /* a TONE_ON due 100 us before the end of a pulse would still be running when the close falls due (it
+     * takes ~250 us on the AVR): it waits, the close goes first at its time and the tone right after */
+    boot(); hello();
+    dopa_program_action_t a[2] = {{0, 0, DOPA_ACTION_VALVE_PULSE, 20}, {1, 19900, DOPA_ACTION_TONE_ON, 4000}};
+    program(1, 50, a, 2, 0);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t t0 = g_now + RIG_START_LEAD_US, t_close = 0, t_tone = 0;
+    run_until(t0 + 19900, 100);
+    CHECK(g_pins.valve && !g_pins.tone);
+    CHECK_EQ(rig_deadline_us(g_now), 100);                  /* the loop waits for the close */
+    run_until(t0 + 20000, 1);
+    CHECK(fake_edge_time('V', 0, 0, &t_close) && t_close == t0 + 20000);
+    CHECK(fake_edge_time('S', 1, 0, &t_tone) && t_tone == t0 + 20000);
+    CHECK(g_n_edges >= 2 && g_edges[g_n_edges - 2].pin == 'V' && g_edges[g_n_edges - 1].pin == 'S');
+}
+
+static void test_retiming_pulses_never_delay_the_cut(void)
+{
+    /* 15 VALVE_PULSEs due 50 us before the max-open cut of a programmed pulse, 80 us of CPU each: the cut
+     * goes first (within 100 us), and those reached after it change nothing (no new opening, no MIN_GAP) */
+    boot(); hello();
+    dopa_program_action_t a[16];
+    a[0].index = 0; a[0].offset_us = 0; a[0].action = DOPA_ACTION_VALVE_PULSE; a[0].arg = 2000;
+    for (uint8_t i = 1; i < 16; i++) {
+        a[i].index = i; a[i].offset_us = 1000000UL - 50; a[i].action = DOPA_ACTION_VALVE_PULSE; a[i].arg = 2000;
+    }
+    program(1, 2000, a, 16, 0);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t t0 = g_now + RIG_START_LEAD_US, t_close = 0;
+    run_until(t0, 100);
+    CHECK(g_pins.valve);
+    run_until(t0 + 500000, 10000);
+    ack_events();
+    run_until(t0 + 1000000 - 51, 10000);
+    g_now = t0 + 1000000 - 50;
+    g_micros_step = 80;
+    rig_poll(g_now);
+    g_micros_step = 0;
+    drain();
+    run_until(g_now + 100000, 1000);
+    CHECK(fake_edge_time('V', 0, 0, &t_close));
+    CHECK(t_close - (t0 + 1000000) <= 100);
+    CHECK_EQ(count(DOPA_MSG_VALVE_OPENED), 1);
+    CHECK_EQ(count(DOPA_MSG_SAFETY_TRIP), 1);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MAX_OPEN);
+    CHECK(!g_pins.valve);
+}
+
+static void test_pulses_are_exact_against_the_budget(void)
+{
+    /* a close RIG_ON_TIME_US or less after its time (the loop's latency) counts the planned length, so a
+     * 300 ms budget gives three 100 ms pulses, as on the simulated device; a later close counts its real
+     * length */
+    boot(); hello();
+    configure(1000, 10, 300, 1000, 2000);
+    for (int k = 0; k < 3; k++) {
+        valve_pulse(100);
+        CHECK_EQ(last0(DOPA_MSG_ACK)->body[6], DOPA_MSG_VALVE_PULSE);
+        uint32_t close = g_now + 100000;
+        run_until(close - 10, 10);
+        g_now = close + (k == 2 ? RIG_ON_TIME_US : 3);
+        rig_poll(g_now);
+        drain();
+        dopa_valve_closed_t c;
+        dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+        CHECK_EQ(c.open_us, 100000);
+        CHECK_EQ(c.t_us, close);
+        run_until(g_now + 20000, 1000);
+    }
+    valve_pulse(1);                                          /* the budget is used up exactly */
+    CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_SAFETY);
+    hello_new();
+    valve_pulse(100);
+    uint32_t close = g_now + 100000;
+    run_until(close - 10, 10);
+    g_now = close + 40;                                      /* late: its real length */
+    rig_poll(g_now);
+    drain();
+    dopa_valve_closed_t c;
+    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.open_us, 100040);
+}
+
+static void test_the_loop_cuts_the_valve_itself(void)
+{
+    /* the AVR loop asks before it waits (rig_valve_closes_at), moves the pin the moment the time comes and
+     * has the core record it (rig_valve_cut); never while a due VALVE_PULSE will re-time the pulse end */
+    boot(); hello();
+    valve_pulse(50);
+    uint32_t close = g_now + 50000;
+    CHECK(!rig_valve_closes_at(close - RIG_VALVE_LEAD_US - 1));
+    CHECK(rig_valve_closes_at(close - RIG_VALVE_LEAD_US));
+    g_now = close + 2;
+    hal_valve(0);
+    rig_valve_cut(g_now);
+    drain();
+    dopa_valve_closed_t c;
+    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.open_us, 50000);
+    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_PULSE_END);
+    CHECK_EQ(count(DOPA_MSG_VALVE_CLOSED), 1);
+    run_until(g_now + 60000, 1000);
+    CHECK_EQ(count(DOPA_MSG_VALVE_CLOSED), 1);
+    dopa_program_action_t a[2] = {{0, 0, DOPA_ACTION_VALVE_PULSE, 30}, {1, 30000, DOPA_ACTION_VALVE_PULSE, 30}};
+    program(1, 100, a, 2, 0);
+    trial_start(DOPA_TRIAL_WHEN_NOW);
+    uint32_t t0 = g_now + RIG_START_LEAD_US;
+    run_until(t0, 100);
+    CHECK(g_pins.valve);
+    CHECK(!rig_valve_closes_at(t0 + 30000));                /* the second pulse moves it */
+}
+
+static void test_a_lick_bouncing_on_stops_holding_the_link(void)
+{
+    /* a lick change is a timed change the link waits for until it has bounced RIG_LICK_SETTLE_US past the
+     * moment it could first be accepted; then only the poll still waits for it (and never accepts it) */
+    boot(); hello();                                         /* debounce 2000 us */
+    uint32_t t = g_now;
+    rig_lick_edge(1, t);
+    CHECK_EQ(rig_deadline_us(t + 500), 1500);
+    for (uint32_t k = 1; k <= 9; k++) {                    /* ends low: at rest */
+        run_until(t + 1800 * k - 1, 100);
+        rig_lick_edge(k & 1 ? 0 : 1, t + 1800 * k);
+    }
+    uint32_t now = t + 1800 * 9 + 100;
+    run_until(now, 100);
+    CHECK_EQ(rig_deadline_us(now), 0x7FFFFFFFUL);
+    CHECK(rig_idle_us(now) <= 2000);
+    run_until(now + 5000, 100);                             /* the resting level holds: no lick at all */
+    CHECK_EQ(count(DOPA_MSG_LICK_ON) + count(DOPA_MSG_LICK_OFF), 0);
+}
+
 int main(void)
 {
     RUN(test_boot_and_arming);
@@ -793,5 +975,12 @@ int main(void)
     RUN(test_hello_sends_the_events_it_causes);
     RUN(test_resume_after_host_timeout_keeps_the_session);
     RUN(test_new_session_counts_dropped_events_and_takes_a_budget);
+    RUN(test_trial_started_now_begins_just_ahead);
+    RUN(test_back_to_back_switch_is_made_ahead);
+    RUN(test_an_action_due_just_before_the_close_waits_for_it);
+    RUN(test_retiming_pulses_never_delay_the_cut);
+    RUN(test_pulses_are_exact_against_the_budget);
+    RUN(test_the_loop_cuts_the_valve_itself);
+    RUN(test_a_lick_bouncing_on_stops_holding_the_link);
     return REPORT("test_rig");
 }

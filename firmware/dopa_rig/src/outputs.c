@@ -16,7 +16,7 @@ static uint32_t elapsed_open_us(uint32_t now)
     return g_rig.valve_open && DOPA_AFTER(now, g_rig.valve_open_us) ? now - g_rig.valve_open_us : 0;
 }
 
-uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t from_now, int32_t *applied)
+uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t *applied)
 {
     /* all in microseconds, no division before the pin moves (a 32-bit division costs ~40 us on the AVR) */
     uint32_t open_for = elapsed_open_us(now);
@@ -46,8 +46,8 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t 
         uint32_t t = hal_micros();
         g_rig.valve_open = 1;
         g_rig.valve_open_us = t;
-        g_rig.valve_close_us = (from_now ? now : t) + want;
-        g_rig.valve_req_end_us = (from_now ? now : t) + ms * 1000UL;
+        g_rig.valve_close_us = t + want;          /* timed from the pin's own moment: the length is exact */
+        g_rig.valve_req_end_us = t + ms * 1000UL;
         dopa_valve_opened_t o;
         uint8_t b[DOPA_MSG_VALVE_OPENED_SIZE];
         uint32_t planned = want / 1000UL;
@@ -58,7 +58,7 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t 
         g_rig.valve_close_us = now + want;
         g_rig.valve_req_end_us = now + ms * 1000UL;
     }
-    *applied = (int32_t)(want / 1000UL);
+    if (applied) *applied = (int32_t)(want / 1000UL);   /* a 32-bit division: only for a command's ACK */
     return 0;
 }
 
@@ -80,14 +80,18 @@ void rig_valve_replan(uint32_t now)
     g_rig.valve_close_us = now + want;
 }
 
-void rig_valve_close(uint32_t now, uint8_t cause)
+/* The valve pin went low at t (micros() read right after it) */
+static void closed_at(uint32_t t, uint8_t cause)
 {
     dopa_valve_closed_t c;
     uint8_t b[DOPA_MSG_VALVE_CLOSED_SIZE];
-    (void)now;
-    if (!g_rig.valve_open) return;
-    hal_valve(0);
-    uint32_t t = hal_micros();
+    /* a close at its own deadline whose pin moved within RIG_ON_TIME_US of it: the valve was open exactly
+     * as planned (as far as the 4 us clock can tell), so the event and the budget count the plan and both
+     * devices agree on it (docs/firmware.md, "Timing on the device") */
+    if (cause != DOPA_CLOSE_CAUSE_COMMAND && cause != DOPA_CLOSE_CAUSE_ALL_OFF &&
+        cause != DOPA_CLOSE_CAUSE_HOST_TIMEOUT && DOPA_AFTER(t, g_rig.valve_close_us - RIG_VALVE_LEAD_US) &&
+        !DOPA_AFTER(t, g_rig.valve_close_us + RIG_ON_TIME_US + 1u))
+        t = g_rig.valve_close_us;
     g_rig.valve_open = 0;
     g_rig.budget_used_us += t - g_rig.valve_open_us;
     g_rig.valve_last_close_us = t;
@@ -99,10 +103,26 @@ void rig_valve_close(uint32_t now, uint8_t cause)
     else if (cause == DOPA_CLOSE_CAUSE_BUDGET) rig_trip(t, DOPA_TRIP_REASON_BUDGET, (int32_t)g_rig.budget_valve_ms);
 }
 
-void rig_valve_due(void)
+void rig_valve_close(uint32_t now, uint8_t cause)
 {
-    if (g_rig.valve_open && DOPA_AFTER(hal_micros(), g_rig.valve_close_us)) rig_valve_close(0, g_rig.valve_cause);
+    (void)now;
+    if (!g_rig.valve_open) return;
+    hal_valve(0);
+    closed_at(hal_micros(), cause);
 }
+
+void rig_valve_cut(uint32_t t)
+{
+    if (!g_rig.valve_open) return;
+    hal_valve(0);                  /* already low (the caller moved it): the core's view follows */
+    closed_at(t, g_rig.valve_cause);
+}
+
+uint8_t rig_valve_close_due(uint32_t now)
+{
+    return g_rig.valve_open && DOPA_AFTER(now + RIG_VALVE_LEAD_US, g_rig.valve_close_us);
+}
+
 
 void rig_cue(uint32_t now, uint8_t on)
 {
@@ -201,7 +221,7 @@ void rig_outputs_off(uint32_t now, uint8_t cause)
 
 void rig_outputs_poll(uint32_t now)
 {
-    if (g_rig.valve_open && DOPA_AFTER(now, g_rig.valve_close_us)) rig_valve_close(now, g_rig.valve_cause);
+    rig_program_valve_first(now);
     /* forget the last close once no gap can apply: DOPA_AFTER on it would flip sign after ~35.8 min */
     if (g_rig.valve_ever_closed && !g_rig.valve_open &&
         DOPA_AFTER(now, g_rig.valve_last_close_us + DOPA_LIMIT_MIN_VALVE_GAP_MS_MAX * 1000UL))
@@ -224,13 +244,22 @@ static uint32_t until(uint32_t now, uint32_t due) { return DOPA_AFTER(now, due) 
 uint32_t rig_outputs_idle_us(uint32_t now)
 {
     uint32_t t = 0x7FFFFFFFUL, x;
-    uint8_t lick = g_rig.lick_raw ^ (g_rig.flags & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
-    if (g_rig.valve_open && (x = until(now, g_rig.valve_close_us)) < t) t = x;
+    if (g_rig.valve_open && (x = until(now, g_rig.valve_close_us - RIG_VALVE_LEAD_US)) < t) t = x;
     if (g_rig.ttl_on && (x = until(now, g_rig.ttl_off_us)) < t) t = x;
     if (g_rig.analog_rate && !g_rig.analog_busy && (x = until(now, g_rig.analog_next_us)) < t) t = x;
-    if ((lick != g_rig.lick_state || g_rig.lick_pending) &&
-        (x = until(now, g_rig.lick_last_edge_us + g_rig.debounce_us)) < t) t = x;
     return t;
+}
+
+uint32_t rig_lick_idle_us(uint32_t now, uint8_t settling_only)
+{
+    uint8_t lick = g_rig.lick_raw ^ (g_rig.flags & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
+    if (lick == g_rig.lick_state && !g_rig.lick_pending) return 0x7FFFFFFFUL;
+    /* a change still bouncing RIG_LICK_SETTLE_US after it could first have been accepted keeps moving
+     * its deadline: it no longer counts as a timed change (it would hold the link for good) */
+    if (settling_only && g_rig.lick_pending &&
+        DOPA_AFTER(now, g_rig.lick_first_us + g_rig.debounce_us + RIG_LICK_SETTLE_US))
+        return 0x7FFFFFFFUL;
+    return until(now, g_rig.lick_last_edge_us + g_rig.debounce_us);
 }
 
 void rig_lick_edge(uint8_t level, uint32_t t)

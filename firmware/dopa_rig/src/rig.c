@@ -178,9 +178,9 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
     case DOPA_MSG_VALVE_PULSE:
         u = dopa_get_u16(body);
         if (u < DOPA_LIMIT_VALVE_PULSE_MS_MIN) return DOPA_NACK_REASON_BAD_VALUE;
-        return rig_valve_open_for(now, u, 1, 0, value);
+        return rig_valve_open_for(now, u, 1, value);
     case DOPA_MSG_VALVE_OPEN:
-        return rig_valve_open_for(now, g_rig.max_valve_ms, 0, 0, value);
+        return rig_valve_open_for(now, g_rig.max_valve_ms, 0, value);
     case DOPA_MSG_VALVE_CLOSE:
         rig_valve_close(now, DOPA_CLOSE_CAUSE_COMMAND);
         return 0;
@@ -348,7 +348,8 @@ static uint8_t state_bits(void)
 
 void rig_poll(uint32_t now)
 {
-    rig_program_poll(now);          /* the time-critical ones first (a valve close before each action) */
+    rig_program_valve_first(now);   /* the valve close first of all, then before each trial action */
+    if (rig_program_poll(now)) return;   /* actions wait for the close: back to waiting for it at once */
     rig_outputs_poll(now);
     rig_lick_poll(now);
     if (g_rig.armed && DOPA_AFTER(now, g_rig.last_rx_us + (uint32_t)g_rig.host_timeout_ms * 1000UL)) {
@@ -377,6 +378,8 @@ static uint32_t until(uint32_t now, uint32_t due)
 uint32_t rig_deadline_us(uint32_t now)
 {
     uint32_t t = rig_outputs_idle_us(now), x = rig_program_idle_us(now);
+    if (x < t) t = x;
+    x = rig_lick_idle_us(now, 1);
     return x < t ? x : t;
 }
 
@@ -390,5 +393,7 @@ uint32_t rig_idle_us(uint32_t now)
         if (x < t) t = x;
     }
     x = rig_deadline_us(now);
+    if (x < t) t = x;
+    x = rig_lick_idle_us(now, 0);
     return x < t ? x : t;
 }

@@ -22,6 +22,28 @@ enum { RIG_PROG_EMPTY = 0, RIG_PROG_UPLOADING = 1, RIG_PROG_READY = 2 };
  * DOPA_EVENT_RING either way. */
 #define RIG_RING_BYTES 576u
 
+/* Timing (docs/firmware.md, "Timing on the device"):
+ * - a valve close at its own deadline whose pin moved at most this long after it counts as on time (the
+ *   pin moves within a step of the 4 us clock of its time, ~10 us later when an interrupt falls between the
+ *   clock reading and the pin): the event and the budget carry the planned length;
+ * - a lick change is a timed change (the link waits for it) until it has kept bouncing this long past the
+ *   moment it could first have been accepted (first edge + debounce_us);
+ * - a trial started NOW begins this long after its TRIAL_START is handled, and a trial started back to
+ *   back is switched to this long before the last one ends (as of that end), so that actions at offset 0
+ *   run on time like any other (the loop is back in its wait for timed changes by then). */
+#define RIG_ON_TIME_US 16u
+#define RIG_LICK_SETTLE_US 1000u
+#define RIG_START_LEAD_US 500u
+/* A valve close is run this long before its time: how long the AVR loop takes from the clock reading
+ * that ends its wait to the valve pin moving (micros() computes ~4 us after it samples Timer0; measured in
+ * the emulator's pin trace), so the pin moves on time and a pulse lasts exactly its length.  0 on the host
+ * (the fake clock does not move by itself). */
+#if defined(__AVR__)
+#define RIG_VALVE_LEAD_US 6u
+#else
+#define RIG_VALVE_LEAD_US 0u
+#endif
+
 typedef struct {
     uint16_t seq;          /* host seq answered */
     uint8_t cmd_type;
@@ -41,6 +63,7 @@ typedef struct {
     uint32_t duration_ms;
     uint8_t n_actions;
     uint16_t have;         /* bit i: action i uploaded */
+    uint16_t valve_bits;   /* bit i: action i is a VALVE_PULSE */
     uint8_t has_window;
     uint8_t valid;         /* RIG_PROG_EMPTY, RIG_PROG_UPLOADING or RIG_PROG_READY */
     uint32_t win_start_us, win_end_us;
@@ -116,6 +139,12 @@ typedef struct {
     uint8_t trial_running, start_after_current;
     uint32_t trial_start_us;
     uint16_t done;           /* bit i: action i of the running program executed */
+    uint8_t held;            /* due actions wait for the valve close (rig_program_poll) */
+    uint32_t next_off_us;    /* earliest offset of an action not run yet (else the duration): one compare a pass */
+    /* cache of "a pending VALVE_PULSE re-times the pulse end": valid for this close, done set and trial */
+    uint32_t ext_close_us, ext_start_us;
+    uint16_t ext_done;
+    uint8_t ext_result;
     uint8_t window_open;
 } rig_t;
 
@@ -133,8 +162,8 @@ void rig_analog_sample(uint16_t value);
 void rig_poll(uint32_t now);
 /* Microseconds from now until rig_poll has something to do (capped at 0x7FFFFFFF). */
 uint32_t rig_idle_us(uint32_t now);
-/* Microseconds until the next timed output change (valve, TTL, trial action, lick debounce, ADC):
- * the AVR loop stops reading and answering the link shortly before it, so the change lands on time. */
+/* Microseconds until the next timed output change (valve, TTL, trial action, ADC, a lick change still
+ * settling): the AVR loop stops reading and answering the link shortly before it, so it lands on time. */
 uint32_t rig_deadline_us(uint32_t now);
 /* Encoded bytes of the next event frame to send (0: nothing); call rig_tx_sent once they are queued. */
 uint8_t rig_tx_next(const uint8_t **bytes);
@@ -147,8 +176,9 @@ void rig_event(uint8_t type, const uint8_t *body, uint8_t len);
 void rig_trip(uint32_t now, uint8_t reason, int32_t value);
 /* queue a SAFETY_TRIP, or latch it when the ring is full (it is never lost) */
 void rig_event_trip(uint32_t t, uint8_t reason, int32_t value);
-/* outputs.c: close the valve now if its close time has come (the cut has priority over trial actions) */
-void rig_valve_due(void);
+/* outputs.c: the valve's close time has come by `now` (RIG_VALVE_LEAD_US ahead; rig_program_valve_first
+ * closes it then, before anything else) */
+uint8_t rig_valve_close_due(uint32_t now);
 void rig_events_reset(void);
 /* A new session: count the unacknowledged events (HELLO_REPLYs aside) as lost, empty the ring; returns the count. */
 uint16_t rig_events_drop(void);
@@ -157,10 +187,14 @@ void rig_events_ack(uint16_t next_expected, uint16_t epoch, uint32_t now);
 void rig_events_poll(uint32_t now);
 uint32_t rig_events_idle_us(uint32_t now);
 /* outputs.c: safety kernel and outputs; valve functions return 0 or a NACK reason (SAFETY).
- * The pulse is timed from the moment the pin moves, or from `now` when from_now (trial programs pass
- * the scheduled time, so both edges of a programmed pulse carry the same small latency). */
-uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, uint8_t from_now, int32_t *applied);
+ * An opening is timed from the moment its pin moves (so a pulse lasts exactly its length); a pulse
+ * re-timing an open valve counts from `now` (trial programs pass the scheduled time).  *applied (the
+ * ACK value, ms) is set unless applied is NULL. */
+uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t *applied);
 void rig_valve_close(uint32_t now, uint8_t cause);
+/* The caller (the AVR loop, after rig_valve_closes_at) moved the valve pin low; t = micros() right after:
+ * record that close with its planned cause. */
+void rig_valve_cut(uint32_t t);
 /* Re-plan the close of an open valve under the limits now in force (after CONFIGURE). */
 void rig_valve_replan(uint32_t now);
 void rig_cue(uint32_t now, uint8_t on);
@@ -170,13 +204,23 @@ void rig_analog_set(uint32_t now, uint16_t rate_hz);
 void rig_outputs_off(uint32_t now, uint8_t cause);
 void rig_outputs_poll(uint32_t now);
 uint32_t rig_outputs_idle_us(uint32_t now);
+/* until the lick debounce expires (0x7FFFFFFF: nothing pending); settling_only: only while the change
+ * could still be accepted on time (not once it has kept bouncing RIG_LICK_SETTLE_US past that) */
+uint32_t rig_lick_idle_us(uint32_t now, uint8_t settling_only);
 void rig_lick_poll(uint32_t now);
 /* program.c */
 uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int32_t *value);
 void rig_program_action(uint32_t now, uint8_t action, uint16_t arg);
 void rig_program_lick(uint32_t onset_us, uint32_t now);
 void rig_programs_clear(uint32_t now);
-void rig_program_poll(uint32_t now);
+/* Run the due actions; returns 1 when some wait for the valve close (the poll should end there) */
+uint8_t rig_program_poll(uint32_t now);
+/* Close the valve if its close time has come by `now`, unless a trial action due by then re-times the
+ * pulse end it would cut (rig_poll calls this first of all: the close goes before everything else). */
+void rig_program_valve_first(uint32_t now);
+/* 1: rig_poll(t) closes the valve first of all (open, due by t, nothing re-times it first).  The AVR loop
+ * asks before it waits for t, so it can move the pin the instant t comes and then let rig_poll record it. */
+uint8_t rig_valve_closes_at(uint32_t t);
 uint32_t rig_program_idle_us(uint32_t now);
 
 #ifdef __cplusplus

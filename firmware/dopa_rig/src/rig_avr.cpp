@@ -155,29 +155,48 @@ static void transmit(void)
 {
     const uint8_t *p;
     uint8_t n;
-    while ((n = rig_tx_next(&p)) != 0) {
+    while (rig_deadline_us(micros()) > RIG_GUARD_US && (n = rig_tx_next(&p)) != 0) {
         if (n > rig_uart_room()) return;                 /* never wait: the frame goes on a later pass */
         rig_uart_write(p, n);
-        uint32_t now = micros();
-        rig_tx_sent(now);
-        if (rig_deadline_us(now) <= RIG_GUARD_US) return;
+        rig_tx_sent(micros());
     }
 }
 
 
+/* Raw lick edges from the interrupt's queue into the core.  Always before rig_poll, after reading the
+ * `now` it is given: every edge up to `now` is then in the core, so no debounce is judged on a level that
+ * already changed (an edge after `now` carries a later time and cannot confirm anything yet). */
+static void drain_licks(void)
+{
+    while (g_lick_tail != g_lick_head) {
+        uint8_t i = g_lick_tail;
+        rig_lick_edge(g_lick_level[i], g_lick_t[i]);
+        g_lick_tail = (uint8_t)((i + 1) % LICK_QUEUE);
+    }
+}
+
 /* One pass of this loop takes 25-250 us (32-bit arithmetic on an 8-bit CPU, receive interrupts): a timed
- * change closer than this is waited for in a tight loop on micros() and run at once (~25 us late). */
+ * change closer than this is waited for in a tight loop on micros() and run at once (~25 us late).  The
+ * wait takes in lick edges as they come (cheap); it is not re-planned (that costs ~50 us): the poll at the
+ * end judges the debounce on every edge so far. */
 #define RIG_SPIN_US 300UL
 
 void rig_avr_loop(void)
 {
     wdt_reset();
     uint32_t now = micros();
+    drain_licks();
     uint32_t due_in = rig_deadline_us(now);
     if (due_in < RIG_SPIN_US) {
         uint32_t due = now + due_in;
-        while ((int32_t)((now = micros()) - due) < 0) {
+        uint8_t cut = rig_valve_closes_at(due);          /* the valve closes first at `due`: */
+        while ((int32_t)((now = micros()) - due) < 0)
+            drain_licks();
+        if (cut) {                                       /* the pin at once, then the core records it */
+            hal_valve(0);
+            rig_valve_cut(micros());
         }
+        drain_licks();
         rig_poll(now);
         return;
     }
@@ -194,11 +213,6 @@ void rig_avr_loop(void)
             g_lost_reported = lost;
         }
     }
-    while (g_lick_tail != g_lick_head) {
-        uint8_t i = g_lick_tail;
-        rig_lick_edge(g_lick_level[i], g_lick_t[i]);
-        g_lick_tail = (uint8_t)((i + 1) % LICK_QUEUE);
-    }
     cli();
     uint16_t lick_lost = g_lick_lost;
     sei();
@@ -210,7 +224,9 @@ void rig_avr_loop(void)
         g_adc_ready = 0;
         rig_analog_sample(g_adc_value);
     }
-    rig_poll(micros());
+    now = micros();
+    drain_licks();
+    rig_poll(now);
     if (link_ok) transmit();
 
     /* sleep until the next interrupt if nothing is pending; the deadline is computed with interrupts
@@ -220,8 +236,8 @@ void rig_avr_loop(void)
     cli();
     if (!rig_uart_available() && g_lick_tail == g_lick_head && !g_adc_ready) {
         if (idle < 1000) {                         /* Timer0 overflows (and wakes us) every 1024 us anyway */
-            TCNT2 = 0;                             /* Timer2 (CTC, 4 us ticks, always running) as a one-shot */
             OCR2A = (uint8_t)((idle - RIG_SPIN_US) / 4);   /* wake in time for the spin */
+            TCNT2 = 0;                             /* Timer2 (CTC, 4 us ticks, always running) as a one-shot */
             TIFR2 = _BV(OCF2A);
             TIMSK2 = _BV(OCIE2A);
         }

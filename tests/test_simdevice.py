@@ -99,7 +99,8 @@ def test_hello_version_and_arming(dev: SimDevice) -> None:
     assert h.reply(P.Hello(99, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0)) == P.Nack(0, 2, P.MsgId.HELLO, NackReason.VERSION)
     assert not dev.armed
     r = h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
-    assert (r.reset_cause, r.max_valve_ms, r.host_timeout_ms, r.pin_valve) == (P.ResetCause.POWER_ON, 1000, 1000, 8)
+    assert (r.reset_cause, r.event_ring, r.session, r.epoch) == (P.ResetCause.POWER_ON, P.EVENT_RING, 1, 0x0101)
+    assert (dev.config["max_valve_ms"], dev.config["host_timeout_ms"]) == (1000, 1000)   # limits_keep: the defaults
     assert h.reply(P.Ping(-7)).value == -7
 
 

@@ -31,9 +31,11 @@ def _booted() -> tuple[SimDevice, Host]:
 def test_a_new_session_arms_with_the_hello_limits() -> None:
     dev, h = _booted()
     r = _hello(h, 200, 10, 500, 400, 500)
-    assert isinstance(r, P.HelloReply) and r.boot == 0 and dev.armed
-    assert (r.max_valve_ms, r.min_valve_gap_ms, r.budget_valve_ms, r.host_timeout_ms, r.debounce_us) == (
-        200, 10, 500, 400, 500)
+    assert isinstance(r, P.HelloReply) and r.boot == 0 and r.epoch == h.epoch and dev.armed
+    assert {k: dev.config[k] for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms", "host_timeout_ms",
+                                       "debounce_us")} == dict(max_valve_ms=200, min_valve_gap_ms=10,
+                                                               budget_valve_ms=500, host_timeout_ms=400,
+                                                               debounce_us=500)
     t_on = dev.now_us()
     assert h.reply(P.ValvePulse(400)).value == 200          # clamped at the HELLO's maximum
     dev.advance(300 * MS)

@@ -78,11 +78,8 @@ static void check_fields(const dopa_vector_t *v, const uint8_t *b)
         F(0, m.t_us); F(1, m.cmd_seq); F(2, m.cmd_type); F(3, m.reason); break; }
     case DOPA_MSG_HELLO_REPLY: { dopa_hello_reply_t m; dopa_unpack_hello_reply(b, &m);
         F(0, m.t_us); F(1, m.cmd_seq); F(2, m.boot); F(3, m.protocol_version); F(4, m.firmware_version);
-        F(5, m.schema_hash); F(6, m.board); F(7, m.reset_cause); F(8, m.pin_lick); F(9, m.pin_valve);
-        F(10, m.pin_cue); F(11, m.pin_tone); F(12, m.pin_ttl); F(13, m.pin_analog); F(14, m.max_valve_ms);
-        F(15, m.min_valve_gap_ms); F(16, m.budget_valve_ms); F(17, m.host_timeout_ms); F(18, m.debounce_us);
-        F(19, m.flags); F(20, m.max_actions); F(21, m.event_ring); F(22, m.session); F(23, m.dropped);
-        F(24, m.lost_total); F(25, m.epoch); F(26, m.budget_used_ms); break; }
+        F(5, m.schema_hash); F(6, m.board); F(7, m.reset_cause); F(8, m.event_ring); F(9, m.session);
+        F(10, m.dropped); F(11, m.lost_total); F(12, m.epoch); F(13, m.budget_used_ms); break; }
     case DOPA_MSG_RESUMED: { dopa_resumed_t m; dopa_unpack_resumed(b, &m);
         F(0, m.t_us); F(1, m.cmd_seq); F(2, m.epoch); F(3, m.lost_total); F(4, m.budget_used_ms); break; }
     case DOPA_MSG_LICK_ON: case DOPA_MSG_LICK_OFF: case DOPA_MSG_CUE_ONSET: case DOPA_MSG_CUE_OFFSET:

@@ -106,7 +106,7 @@ static void test_new_session_counts_dropped_events_and_takes_a_budget(void)
     CHECK_EQ(h.session, g_session);
     CHECK_EQ(h.dropped, 4);
     CHECK_EQ(h.lost_total, 4);
-    CHECK_EQ(h.budget_valve_ms, 70);
+    CHECK_EQ(g_rig.budget_valve_ms, 70);
     ack_events();
     valve_pulse(60);
     CHECK(g_pins.valve);
@@ -118,7 +118,7 @@ static void test_new_session_counts_dropped_events_and_takes_a_budget(void)
     hello_reply(&h);
     CHECK_EQ(h.dropped, 0);
     CHECK_EQ(h.lost_total, 4);                         /* ... and the count survives HELLO */
-    CHECK_EQ(h.budget_valve_ms, 70);                   /* budget_keep */
+    CHECK_EQ(g_rig.budget_valve_ms, 70);               /* budget_keep */
     g_session++;
     send_hello_seq(++g_host_seq, g_session, DOPA_LIMIT_BUDGET_VALVE_MS_MAX + 1);
     CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
@@ -167,8 +167,10 @@ static void test_boot_and_arming(void)
     dopa_unpack_hello_reply(g_ev[0].body, &h);
     CHECK_EQ(h.boot, 1);
     CHECK_EQ(h.reset_cause, DOPA_RESET_CAUSE_POWER_ON);
-    CHECK_EQ(h.max_valve_ms, 1000);
-    CHECK_EQ(h.host_timeout_ms, 1000);
+    CHECK_EQ(h.event_ring, DOPA_EVENT_RING);
+    CHECK_EQ(h.epoch, 0);                              /* no session yet */
+    CHECK_EQ(g_rig.max_valve_ms, 1000);                /* the defaults until a HELLO sets its limits */
+    CHECK_EQ(g_rig.host_timeout_ms, 1000);
     CHECK_EQ(h.schema_hash, DOPA_SCHEMA_HASH);
     CHECK(!g_pins.valve && !g_pins.cue && !g_pins.ttl && !g_pins.tone);
     valve_pulse(50);                                   /* disarmed: refused, nothing moves */

@@ -24,11 +24,12 @@ static void test_a_new_session_arms_with_the_hello_limits(void)
     hello_reply(&h);
     CHECK(g_rig.armed);
     CHECK_EQ(h.boot, 0);
-    CHECK_EQ(h.max_valve_ms, 200);                     /* the reply reports the limits now in force */
-    CHECK_EQ(h.min_valve_gap_ms, 10);
-    CHECK_EQ(h.budget_valve_ms, 500);
-    CHECK_EQ(h.host_timeout_ms, 400);
-    CHECK_EQ(h.debounce_us, 500);
+    CHECK_EQ(h.epoch, g_epoch);
+    CHECK_EQ(g_rig.max_valve_ms, 200);                 /* the HELLO's limits are in force */
+    CHECK_EQ(g_rig.min_valve_gap_ms, 10);
+    CHECK_EQ(g_rig.budget_valve_ms, 500);
+    CHECK_EQ(g_rig.host_timeout_ms, 400);
+    CHECK_EQ(g_rig.debounce_us, 500);
     ack_events();
     valve_pulse(400);
     dopa_ack_t a;

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define DOPA_PROTOCOL_VERSION 3u
-#define DOPA_SCHEMA_HASH 0xB57E000AUL
+#define DOPA_SCHEMA_HASH 0xCB4E9A55UL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -24,7 +24,7 @@
 #define DOPA_BUDGET_KEEP 4294967295u
 #define DOPA_LIMITS_KEEP 0u
 
-/* Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp. */
+/* Arduino digital pin numbers (14 = A0), the same on every device of this schema (the schema hash in HELLO_REPLY covers them); the AVR port bits are in firmware rig_avr.cpp. */
 #define DOPA_PIN_LICK 2u
 #define DOPA_PIN_VALVE 8u
 #define DOPA_PIN_CUE 13u
@@ -141,7 +141,7 @@
 #define DOPA_STATE_BIT_TRIAL_RUNNING 64u
 #define DOPA_STATE_BIT_TRIAL_PENDING 128u
 
-/* Bits of CONFIGURE.flags / HELLO_REPLY.flags. */
+/* Bits of CONFIGURE.flags / HELLO.flags. */
 #define DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW 1u
 
 /* message ids (commands 0x01..0x7F host->device, events 0x80..0xFF device->host) and body sizes */
@@ -192,7 +192,7 @@
 #define DOPA_MSG_NACK 0x81u
 #define DOPA_MSG_NACK_SIZE 8u
 #define DOPA_MSG_HELLO_REPLY 0x82u
-#define DOPA_MSG_HELLO_REPLY_SIZE 54u
+#define DOPA_MSG_HELLO_REPLY_SIZE 34u
 #define DOPA_MSG_RESUMED 0x92u
 #define DOPA_MSG_RESUMED_SIZE 16u
 #define DOPA_MSG_LICK_ON 0x83u
@@ -264,7 +264,7 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_TRIAL_START: return 1;
     case DOPA_MSG_ACK: return 11;
     case DOPA_MSG_NACK: return 8;
-    case DOPA_MSG_HELLO_REPLY: return 54;
+    case DOPA_MSG_HELLO_REPLY: return 34;
     case DOPA_MSG_RESUMED: return 16;
     case DOPA_MSG_LICK_ON: return 4;
     case DOPA_MSG_LICK_OFF: return 4;
@@ -657,7 +657,7 @@ static inline void dopa_unpack_nack(const uint8_t *b, dopa_nack_t *m) {
     m->reason = dopa_get_u8(b + 7);
 }
 
-/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). epoch = this device session's tag (high byte: boots counted in the device's non-volatile memory; low byte: sessions since boot, 1..255): nonzero, different after every reset and every new session; 0 in the boot banner. budget_used_ms = valve time the session this HELLO ended had used (ms, rounded up; 0 at boot and after a reset). */
+/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Short on purpose (it must get through a bad line): the pins, limits and sizes are not in it; the pins and max_actions are fixed by the schema hash (messages.toml), the limits are the HELLO's (or, for limits_keep, the configured ones). event_ring = frames the device's event ring holds; session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). epoch = this device session's tag (high byte: boots counted in the device's non-volatile memory; low byte: sessions since boot, 1..255): nonzero, different after every reset and every new session; 0 in the boot banner. budget_used_ms = valve time the session this HELLO ended had used (ms, rounded up; 0 at boot and after a reset). */
 typedef struct {
     uint32_t t_us;
     uint16_t cmd_seq;
@@ -667,19 +667,6 @@ typedef struct {
     uint32_t schema_hash;
     uint8_t board;
     uint8_t reset_cause;
-    uint8_t pin_lick;
-    uint8_t pin_valve;
-    uint8_t pin_cue;
-    uint8_t pin_tone;
-    uint8_t pin_ttl;
-    uint8_t pin_analog;
-    uint16_t max_valve_ms;
-    uint16_t min_valve_gap_ms;
-    uint32_t budget_valve_ms;
-    uint16_t host_timeout_ms;
-    uint16_t debounce_us;
-    uint8_t flags;
-    uint8_t max_actions;
     uint8_t event_ring;
     uint32_t session;
     uint16_t dropped;
@@ -696,26 +683,13 @@ static inline uint8_t dopa_pack_hello_reply(uint8_t *b, const dopa_hello_reply_t
     dopa_put_u32(b + 11, m->schema_hash);
     dopa_put_u8(b + 15, m->board);
     dopa_put_u8(b + 16, m->reset_cause);
-    dopa_put_u8(b + 17, m->pin_lick);
-    dopa_put_u8(b + 18, m->pin_valve);
-    dopa_put_u8(b + 19, m->pin_cue);
-    dopa_put_u8(b + 20, m->pin_tone);
-    dopa_put_u8(b + 21, m->pin_ttl);
-    dopa_put_u8(b + 22, m->pin_analog);
-    dopa_put_u16(b + 23, m->max_valve_ms);
-    dopa_put_u16(b + 25, m->min_valve_gap_ms);
-    dopa_put_u32(b + 27, m->budget_valve_ms);
-    dopa_put_u16(b + 31, m->host_timeout_ms);
-    dopa_put_u16(b + 33, m->debounce_us);
-    dopa_put_u8(b + 35, m->flags);
-    dopa_put_u8(b + 36, m->max_actions);
-    dopa_put_u8(b + 37, m->event_ring);
-    dopa_put_u32(b + 38, m->session);
-    dopa_put_u16(b + 42, m->dropped);
-    dopa_put_u32(b + 44, m->lost_total);
-    dopa_put_u16(b + 48, m->epoch);
-    dopa_put_u32(b + 50, m->budget_used_ms);
-    return 54;
+    dopa_put_u8(b + 17, m->event_ring);
+    dopa_put_u32(b + 18, m->session);
+    dopa_put_u16(b + 22, m->dropped);
+    dopa_put_u32(b + 24, m->lost_total);
+    dopa_put_u16(b + 28, m->epoch);
+    dopa_put_u32(b + 30, m->budget_used_ms);
+    return 34;
 }
 static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t *m) {
     m->t_us = dopa_get_u32(b + 0);
@@ -726,25 +700,12 @@ static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t 
     m->schema_hash = dopa_get_u32(b + 11);
     m->board = dopa_get_u8(b + 15);
     m->reset_cause = dopa_get_u8(b + 16);
-    m->pin_lick = dopa_get_u8(b + 17);
-    m->pin_valve = dopa_get_u8(b + 18);
-    m->pin_cue = dopa_get_u8(b + 19);
-    m->pin_tone = dopa_get_u8(b + 20);
-    m->pin_ttl = dopa_get_u8(b + 21);
-    m->pin_analog = dopa_get_u8(b + 22);
-    m->max_valve_ms = dopa_get_u16(b + 23);
-    m->min_valve_gap_ms = dopa_get_u16(b + 25);
-    m->budget_valve_ms = dopa_get_u32(b + 27);
-    m->host_timeout_ms = dopa_get_u16(b + 31);
-    m->debounce_us = dopa_get_u16(b + 33);
-    m->flags = dopa_get_u8(b + 35);
-    m->max_actions = dopa_get_u8(b + 36);
-    m->event_ring = dopa_get_u8(b + 37);
-    m->session = dopa_get_u32(b + 38);
-    m->dropped = dopa_get_u16(b + 42);
-    m->lost_total = dopa_get_u32(b + 44);
-    m->epoch = dopa_get_u16(b + 48);
-    m->budget_used_ms = dopa_get_u32(b + 50);
+    m->event_ring = dopa_get_u8(b + 17);
+    m->session = dopa_get_u32(b + 18);
+    m->dropped = dopa_get_u16(b + 22);
+    m->lost_total = dopa_get_u32(b + 24);
+    m->epoch = dopa_get_u16(b + 28);
+    m->budget_used_ms = dopa_get_u32(b + 30);
 }
 
 /* 0x92 RESUMED (event): Answer to a HELLO that resumed the device's current session (cmd_seq = the HELLO's seq): epoch = that session's tag (the host takes the resume only when it is the epoch of the HELLO_REPLY it took; another epoch means a new session whose HELLO_REPLY it missed), lost_total as in HELLO_REPLY, budget_used_ms = valve time the session has used (ms, rounded up). */

@@ -11,7 +11,7 @@ from enum import IntEnum
 from typing import NamedTuple
 
 PROTOCOL_VERSION = 3
-SCHEMA_HASH = 0xB57E000A
+SCHEMA_HASH = 0xCB4E9A55
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -29,7 +29,7 @@ FIRMWARE_VERSION = 256
 BUDGET_KEEP = 4294967295
 LIMITS_KEEP = 0
 
-# Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp.
+# Arduino digital pin numbers (14 = A0), the same on every device of this schema (the schema hash in HELLO_REPLY covers them); the AVR port bits are in firmware rig_avr.cpp.
 PINS: dict[str, int] = {"lick": 2, "valve": 8, "cue": 13, "tone": 9, "ttl": 7, "analog": 14}
 TONE_TIMER_HZ = 1000000
 
@@ -163,7 +163,7 @@ class StateBit(IntEnum):
 
 
 class ConfigFlag(IntEnum):
-    """Bits of CONFIGURE.flags / HELLO_REPLY.flags."""
+    """Bits of CONFIGURE.flags / HELLO.flags."""
 
     LICK_ACTIVE_LOW = 1
 
@@ -380,7 +380,7 @@ class Nack(NamedTuple):
 
 
 class HelloReply(NamedTuple):
-    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). epoch = this device session's tag (high byte: boots counted in the device's non-volatile memory; low byte: sessions since boot, 1..255): nonzero, different after every reset and every new session; 0 in the boot banner. budget_used_ms = valve time the session this HELLO ended had used (ms, rounded up; 0 at boot and after a reset)."""
+    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Short on purpose (it must get through a bad line): the pins, limits and sizes are not in it; the pins and max_actions are fixed by the schema hash (messages.toml), the limits are the HELLO's (or, for limits_keep, the configured ones). event_ring = frames the device's event ring holds; session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). epoch = this device session's tag (high byte: boots counted in the device's non-volatile memory; low byte: sessions since boot, 1..255): nonzero, different after every reset and every new session; 0 in the boot banner. budget_used_ms = valve time the session this HELLO ended had used (ms, rounded up; 0 at boot and after a reset)."""
 
     t_us: int
     cmd_seq: int
@@ -390,19 +390,6 @@ class HelloReply(NamedTuple):
     schema_hash: int
     board: int
     reset_cause: int
-    pin_lick: int
-    pin_valve: int
-    pin_cue: int
-    pin_tone: int
-    pin_ttl: int
-    pin_analog: int
-    max_valve_ms: int
-    min_valve_gap_ms: int
-    budget_valve_ms: int
-    host_timeout_ms: int
-    debounce_us: int
-    flags: int
-    max_actions: int
     event_ring: int
     session: int
     dropped: int
@@ -572,7 +559,7 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x34, "TRIAL_START", "command", TrialStart, (("when", "u8", 1),), struct.Struct("<B")),
     MessageSpec(0x80, "ACK", "event", Ack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("value", "i32", 1)), struct.Struct("<IHBi")),
     MessageSpec(0x81, "NACK", "event", Nack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("reason", "u8", 1)), struct.Struct("<IHBB")),
-    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("pin_lick", "u8", 1), ("pin_valve", "u8", 1), ("pin_cue", "u8", 1), ("pin_tone", "u8", 1), ("pin_ttl", "u8", 1), ("pin_analog", "u8", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1), ("max_actions", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1), ("epoch", "u16", 1), ("budget_used_ms", "u32", 1)), struct.Struct("<IHBHHIBBBBBBBBHHIHHBBBIHIHI")),
+    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1), ("epoch", "u16", 1), ("budget_used_ms", "u32", 1)), struct.Struct("<IHBHHIBBBIHIHI")),
     MessageSpec(0x92, "RESUMED", "event", Resumed, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("epoch", "u16", 1), ("lost_total", "u32", 1), ("budget_used_ms", "u32", 1)), struct.Struct("<IHHII")),
     MessageSpec(0x83, "LICK_ON", "event", LickOn, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x84, "LICK_OFF", "event", LickOff, (("t_us", "u32", 1),), struct.Struct("<I")),

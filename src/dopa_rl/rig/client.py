@@ -123,13 +123,16 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
         self._stale_first: float | None = None  # first and last unusable frame since the last accepted one
         self._stale_last = 0.0
         self.resync_s = 5.0                      # fallback only: a renumbering is seen in the replies at once
-        self._config: P.Configure | None = None
+        # the limits this client has confirmed: its first HELLO sets the defaults of messages.toml, every
+        # HELLO carries them (a new device session arms with them), configure() changes them
+        self._config = P.Configure(*(P.LIMITS[k].default for k in ("max_valve_ms", "min_valve_gap_ms",
+                                                                    "budget_valve_ms", "host_timeout_ms",
+                                                                    "debounce_us")), 0)
         self._epoch = 0                          # the device session's tag (HELLO_REPLY.epoch): on every ack we send
         self._device_used_ms = 0                 # valve time the current device session reports it has used
         self._valve_used_us = 0                  # valve time this client saw delivered (all sessions)
         self._valve_open_planned_us = 0          # planned time of a valve seen open, not yet closed
         self._valve_opened_seen = False          # a VALVE_OPENED since the last valve command's ACK
-        self._budget_base: int | None = None     # the device's budget at start() (when configure() was not used)
         self._budget_offset_ms = 0               # valve time given in device sessions before the current one
         self._rearming = False                   # a re-arming HELLO is pending: other commands are held
         self.session_nonce = new_nonce()
@@ -142,23 +145,41 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
         self._safe_done = False
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, handshake_timeout_s: float = 3.0) -> P.HelloReply:
+    def start(self, handshake_timeout_s: float = 3.0, max_handshake_s: float = 60.0) -> P.HelloReply:
         """Start the worker thread and shake hands (HELLO); returns the device's HELLO_REPLY.
 
-        Raises :class:`DeviceError` when the device does not answer or speaks another protocol version or
-        schema (the message names both).
+        The device must show a sign of life (a frame from it, even a damaged one) within
+        ``handshake_timeout_s``; while it does the handshake goes on, HELLO after HELLO (harmless: the
+        same nonce resumes), up to ``max_handshake_s``: on a lossy line the long HELLO_REPLY may need many
+        go-back-N rounds.  Raises :class:`DeviceError` when the device stays silent, or speaks another
+        protocol version or schema (the message names both).
         """
         if self._thread is None:
             self._port_timeout()
             self._thread = threading.Thread(target=self._run, name="dopa-rl-device-client", daemon=True)
             self._thread.start()
-        try:
-            self.rearm_log.append(RearmRecord("start", self.time_fn(), P.BUDGET_KEEP))
-            reply = self._send(self._hello_msg(P.BUDGET_KEEP), internal=False).result(handshake_timeout_s, check=False)
-        except DeviceError as exc:
-            self.stop()
-            raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} within "
-                              f"{handshake_timeout_s} s; check the cable, the port and the baud rate ({exc})") from None
+        self.rearm_log.append(RearmRecord("start", self.time_fn(), self._config.budget_valve_ms))
+        t0 = quiet_since = time.monotonic()
+        signs = (self.stats["frames_in"], self.stats["decode_errors"])
+        pc: PendingCommand | None = None
+        while True:
+            try:
+                if pc is None or pc.done():
+                    pc = self._send(self._hello_msg(self._config.budget_valve_ms), internal=False)
+                reply = pc.result(0.05, check=False)
+                break
+            except DeviceError as exc:
+                now = time.monotonic()
+                now_signs = (self.stats["frames_in"], self.stats["decode_errors"])
+                if now_signs != signs:
+                    signs, quiet_since = now_signs, now
+                if now - quiet_since > handshake_timeout_s or now - t0 > max_handshake_s:
+                    self.stop()
+                    what = ("nothing from the device" if now - quiet_since > handshake_timeout_s
+                            else f"no complete HELLO reply in {max_handshake_s} s")
+                    raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} ({what} within "
+                                      f"{handshake_timeout_s} s); check the cable, the port and the baud rate "
+                                      f"({exc})") from None
         if isinstance(reply, P.Nack):
             self.stop()
             raise DeviceError(f"device refused HELLO: it does not speak host protocol version {self.protocol_version} "

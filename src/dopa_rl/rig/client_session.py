@@ -72,9 +72,10 @@ class SessionMixin:
     def _hello_retry_s(self) -> float:
         """HELLO retry interval: a few go-back-N rounds, but well inside the device's host timeout (while a
         HELLO is pending nothing else is sent)."""
+        if self.hello is None:
+            return self.ack_timeout_s            # the first handshake: nothing is held behind it, retry fast
         t = max(self.ack_timeout_s, _HELLO_RETRY_S)
-        src = self._config if self._config is not None else self.hello
-        return min(t, src.host_timeout_ms / 3000) if src is not None else t
+        return min(t, self._config.host_timeout_ms / 3000)
 
     def _expire_requeued(self, now: float) -> None:
         """Commands refused NOT_ARMED whose re-arm took longer than ``command_timeout_s``: failed for good."""
@@ -85,20 +86,17 @@ class SessionMixin:
             self._window.notify_all()
 
     # ------------------------------------------------------------------ budget bookkeeping
-    def _session_budget_base(self) -> int | None:
-        if self._config is not None:
-            return int(self._config.budget_valve_ms)
-        return self._budget_base
+    def _session_budget_base(self) -> int:
+        return int(self._config.budget_valve_ms)
 
     def _remaining_budget_ms(self) -> int:
-        """What the session may still deliver (ms): its budget minus valve time delivered or planned."""
+        """What the session may still deliver (ms): its budget minus valve time delivered or planned (at
+        least 1 ms: a HELLO budget of 0 is out of bounds and would leave the device disarmed for good)."""
         base = self._session_budget_base()
-        if base is None:
-            return P.BUDGET_KEEP
         used_ms = (self._valve_used_us + self._valve_open_planned_us + 999) // 1000
         # the device's own count covers valve time whose events were lost (ring overflow)
         used_ms = max(used_ms, self._budget_offset_ms + self._device_used_ms)
-        return max(0, base - used_ms)
+        return max(1, base - used_ms)
 
     def _note_valve(self, msg: Any) -> None:
         if isinstance(msg, P.ValveOpened):
@@ -128,12 +126,9 @@ class SessionMixin:
             self._valve_opened_seen = False
 
     def _hello_msg(self, budget_ms: int) -> P.Hello:
-        """HELLO with the limits this client has confirmed (its last CONFIGURE, else those of the device's
-        first HELLO_REPLY): a new device session arms with them, never with a reset's defaults.  Only
-        the first HELLO, knowing none, keeps the device's (limits_keep)."""
-        src = self._config if self._config is not None else self.hello
-        if src is None:
-            return P.Hello(self.protocol_version, self.session_nonce, budget_ms, P.LIMITS_KEEP, 0, 0, 0, 0)
+        """HELLO with the limits this client has confirmed (its last CONFIGURE, else the defaults its first
+        HELLO set): a new device session arms with them, never with what a reset left."""
+        src = self._config
         return P.Hello(self.protocol_version, self.session_nonce, budget_ms, src.max_valve_ms,
                        src.min_valve_gap_ms, src.host_timeout_ms, src.debounce_us, src.flags)
 
@@ -244,8 +239,6 @@ class SessionMixin:
         rec = self.rearm_log[-1] if self.rearm_log and self.rearm_log[-1].resumed is None else None
         resumed = isinstance(msg, P.Resumed)
         first = self.hello is None
-        if first and self._budget_base is None and not resumed:
-            self._budget_base = msg.budget_valve_ms
         if not resumed:
             self.hello = msg
         self._rearming = False
@@ -280,10 +273,8 @@ class SessionMixin:
                                     "flight; unknown whether it ran; it was not repeated")
         for p in failed:
             p._finish(error=err)
-        if not first and not resumed and pc.msg.budget_valve_ms != P.BUDGET_KEEP:
-            base = self._session_budget_base()
-            if base is not None:
-                self._budget_offset_ms = max(0, base - pc.msg.budget_valve_ms)
+        if not first and not resumed:
+            self._budget_offset_ms = max(0, self._session_budget_base() - pc.msg.budget_valve_ms)
         if resumed:
             self._device_used_ms = max(self._device_used_ms, msg.budget_used_ms)
         # (a new session got the configured limits and the remaining budget from the HELLO itself: nothing

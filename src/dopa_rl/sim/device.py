@@ -133,12 +133,8 @@ class SimDevice(SimKernel):
         self._send(self._hello_reply(0, boot=1))
 
     def _hello_reply(self, cmd_seq: int, boot: int, dropped: int = 0, used_ms: int = 0) -> P.HelloReply:
-        c = self.config
         return P.HelloReply(self._t(), cmd_seq, boot, P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, P.SCHEMA_HASH,
-                            self.board, self.reset_cause, PINS["lick"], PINS["valve"], PINS["cue"], PINS["tone"],
-                            PINS["ttl"], PINS["analog"], c["max_valve_ms"], c["min_valve_gap_ms"],
-                            c["budget_valve_ms"], c["host_timeout_ms"], c["debounce_us"], c["flags"],
-                            P.MAX_ACTIONS, min(self.ring_size, 255), self.session, dropped,
+                            self.board, self.reset_cause, min(self.ring_size, 255), self.session, dropped,
                             self.lost_total & 0xFFFFFFFF, self.epoch, used_ms)
 
     def _used_ms(self) -> int:

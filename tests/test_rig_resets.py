@@ -174,17 +174,21 @@ def test_an_echoing_line_sends_no_nack_to_the_application(rig):
 
 def test_an_unanswered_command_ends_as_outcome_unknown(dut):
     """Finding: a device that stopped answering mid-command ended in a plain "no reply" although the
-    valve had opened."""
+    valve had opened, and link_up stayed True while every command failed."""
     f = FrameFilter(open_link(dut.url))
     c = DeviceClient(f, command_timeout_s=1.0)
     try:
         c.start()
         before = len(dut.pin_edges("valve"))
         f.drop_rx(lambda rec: True)                # from now on nothing the device sends arrives
+        assert c.link_up
         with pytest.raises(CommandOutcomeUnknown, match="unknown whether it ran"):
             c.valve_pulse(30)
+        assert not c.link_up                       # link_up: true only while commands succeed
         wait_edges(dut, "valve", before + 2)
         assert _openings(dut, before) and abs(_openings(dut, before)[0] - 30 * MS) <= 1 * MS   # it had run
+        f.drop_rx(None)                            # the device is heard again
+        assert c.ping(5).value == 5 and c.link_up
     finally:
         c.safe()
 

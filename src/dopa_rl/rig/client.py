@@ -118,7 +118,8 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
         self._ack_due = False
         self._last_ack_sent = 0.0
         self._last_tx = 0.0                      # last command frame written (EVENT_ACKs do not count)
-        self._link_up = True
+        self._link_up = True                     # the transport is open
+        self._answering = False                  # the last command that ended got its reply (link_up)
         self._dead: DeviceError | None = None
         self._stale_first: float | None = None  # first and last unusable frame since the last accepted one
         self._stale_last = 0.0
@@ -235,7 +236,10 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
 
     @property
     def link_up(self) -> bool:
-        return self._link_up and self._dead is None
+        """True only while commands succeed: the transport is open, the device answered the last command
+        that ended (a command that got no reply, or a lost device session, takes it down until the next
+        reply), and no re-arming HELLO holds the commands back."""
+        return self._link_up and self._dead is None and self._answering and not self._rearming
 
     # ------------------------------------------------------------------ sending
     def _alloc_seq(self) -> int:
@@ -368,6 +372,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                     if now - pc.created > self.command_timeout_s and self._link_up:
                         del self._pending[pc.seq]
                         # sent at least once, it may have run (its reply may be what was lost): unknown
+                        self._answering = False
                         err = (CommandOutcomeUnknown if pc.attempts else DeviceError)(
                             f"no reply to {type(pc.msg).__name__} (seq {pc.seq}) after {pc.attempts} attempts "
                             f"in {self.command_timeout_s} s; " + ("unknown whether it ran; it was not repeated"
@@ -582,6 +587,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                 self._pending.pop(pc.seq, None)
                 self._answered.append(pc.seq)
                 self._answered.append(msg.cmd_seq)
+                self._answering = True
                 self._window.notify_all()
             if pc.type_id == MsgId.HELLO and not isinstance(msg, P.Nack):
                 self._on_hello_reply(pc, msg, now)

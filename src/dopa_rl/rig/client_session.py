@@ -200,6 +200,7 @@ class SessionMixin:
         if self._expected is not None:
             self._lost_expected = self._expected
         self._expected = None
+        self._answering = False
         self._ahead.clear()
         self._stale_first = None
         self.clock.reset()

@@ -21,7 +21,7 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t 
     /* all in microseconds, no division before the pin moves (a 32-bit division costs ~40 us on the AVR) */
     uint32_t open_for = elapsed_open_us(now);
     uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
-    uint32_t used_us = rig_budget_used_us(now) + open_for;   /* the session's, or the last minute's if more */
+    uint32_t used_us = g_rig.budget_used_us + open_for;
     uint32_t remaining = used_us >= budget_us ? 0 : budget_us - used_us;
     uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
     uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;     /* max open time counts from the opening */
@@ -67,7 +67,7 @@ void rig_valve_replan(uint32_t now)
     if (!g_rig.valve_open) return;
     uint32_t open_for = elapsed_open_us(now);
     uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
-    uint32_t used_us = rig_budget_used_us(now) + open_for;   /* the session's, or the last minute's if more */
+    uint32_t used_us = g_rig.budget_used_us + open_for;
     uint32_t remaining = used_us >= budget_us ? 0 : budget_us - used_us;
     uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
     uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;
@@ -94,7 +94,6 @@ static void closed_at(uint32_t t, uint8_t cause)
         t = g_rig.valve_close_us;
     g_rig.valve_open = 0;
     g_rig.budget_used_us += t - g_rig.valve_open_us;
-    rig_window_add(t, t - g_rig.valve_open_us);
     g_rig.valve_last_close_us = t;
     g_rig.valve_ever_closed = 1;
     c.t_us = t; c.open_us = t - g_rig.valve_open_us; c.cause = cause;

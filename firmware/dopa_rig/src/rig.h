@@ -117,10 +117,6 @@ typedef struct {
     uint8_t valve_req_open;      /* VALVE_OPEN: no requested close time (limits only) */
     uint32_t valve_req_end_us;   /* requested close time of the pulse, before the limits */
     uint32_t budget_used_us;
-    /* valve time of the last minute across sessions (window.c): RIG_WIN_BUCKETS buckets of 10 s */
-    uint32_t win_us[7];
-    uint8_t win_head;
-    uint32_t win_start_us;   /* start of the current bucket */
     /* other outputs */
     uint8_t cue_on;
     uint16_t tone_hz;
@@ -212,13 +208,6 @@ uint32_t rig_outputs_idle_us(uint32_t now);
  * could still be accepted on time (not once it has kept bouncing RIG_LICK_SETTLE_US past that) */
 uint32_t rig_lick_idle_us(uint32_t now, uint8_t settling_only);
 void rig_lick_poll(uint32_t now);
-/* window.c: the session budget also caps the valve time of every sliding minute, across sessions (no HELLO
- * refreshes it): valve time in the last minute (7 buckets of 10 s: at least the last 60 s), what the
- * budget checks count (the session's, or the window's if more), and a close's open time */
-uint32_t rig_window_used_us(uint32_t now);
-uint32_t rig_budget_used_us(uint32_t now);
-void rig_window_add(uint32_t now, uint32_t open_us);
-void rig_window_init(uint32_t now);
 /* program.c */
 uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int32_t *value);
 void rig_program_action(uint32_t now, uint8_t action, uint16_t arg);

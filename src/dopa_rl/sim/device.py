@@ -114,7 +114,6 @@ class SimDevice(SimKernel):
         self._valve_close_timer: Timer | None = None
         self._ttl_timer: Timer | None = None
         self.budget_used_us = 0
-        self._window_init()        # the last minute's valve time, across sessions (RAM: a reset clears it)
         self._last_close_us: int | None = self.clock.now_us  # boot counts as a close (the minimum gap holds)
         self._analog_rate = 0
         self._analog_timer: Timer | None = None

@@ -17,8 +17,6 @@ from dopa_rl.protocol.messages import Action, CloseCause, NackReason, TripReason
 from dopa_rl.sim.vclock import Timer
 
 _FOREVER = 1 << 62
-_WIN_BUCKETS = 7              # the last minute's valve time: 7 buckets of 10 s (at least 60 s, at most 70 s)
-_WIN_BUCKET_US = 10_000_000
 
 __all__ = ["SimKernel", "Program", "tone_applied_hz", "default_analog", "CloseCause"]
 
@@ -231,7 +229,7 @@ class SimKernel:
         """Open (or re-time) the valve; returns ms until the planned close. Refusals trip (and NACK)."""
         now = self.clock.now_us
         c = self.config
-        remaining = c["budget_valve_ms"] * 1000 - self._budget_used_us() - (now - self._valve_open_us if self.valve else 0)
+        remaining = c["budget_valve_ms"] * 1000 - self.budget_used_us - (now - self._valve_open_us if self.valve else 0)
         start = self._valve_open_us if self.valve else now
         req_end = _FOREVER if ms is None else now + ms * 1000
         capped = min(req_end, start + c["max_valve_ms"] * 1000)
@@ -263,7 +261,7 @@ class SimKernel:
         self._valve_req_end = req_end
         end, cause = req_end, CloseCause.PULSE_END
         max_end = self._valve_open_us + c["max_valve_ms"] * 1000
-        budget_end = self._valve_open_us + c["budget_valve_ms"] * 1000 - self._budget_used_us()
+        budget_end = self._valve_open_us + c["budget_valve_ms"] * 1000 - self.budget_used_us
         if max_end < end:
             end, cause = max_end, CloseCause.MAX_OPEN
         if budget_end < end:
@@ -284,41 +282,12 @@ class SimKernel:
         self._edge("valve", 0)
         open_us = now - self._valve_open_us
         self.budget_used_us += open_us
-        self._window_add(open_us)
         self._last_close_us = now
         self._send(P.ValveClosed(self._t(), open_us, cause))
         if cause == CloseCause.MAX_OPEN:
             self._trip(TripReason.MAX_OPEN, self.config["max_valve_ms"])
         elif cause == CloseCause.BUDGET:
             self._trip(TripReason.BUDGET, self.config["budget_valve_ms"])
-
-    # ------------------------------------------------------------------ the minute ceiling (firmware window.c)
-    # The session budget also caps every sliding minute, across sessions: a new session (HELLO) restarts the
-    # session's count, never this one.  Same buckets as the firmware, so both give the same answers.
-    def _window_init(self) -> None:
-        self._win = [0] * _WIN_BUCKETS
-        self._win_head = 0
-        self._win_start = self.clock.now_us
-
-    def _window_roll(self) -> None:
-        now, n = self.clock.now_us, 0
-        while now >= self._win_start + _WIN_BUCKET_US:
-            n += 1
-            if n > _WIN_BUCKETS:           # more than a minute since the last use: start over at now
-                self._win_start = now
-                return
-            self._win_start += _WIN_BUCKET_US
-            self._win_head = (self._win_head + 1) % _WIN_BUCKETS
-            self._win[self._win_head] = 0
-
-    def _budget_used_us(self) -> int:
-        """What the budget checks count: the session's valve time, or the last minute's if more."""
-        self._window_roll()
-        return max(self.budget_used_us, sum(self._win))
-
-    def _window_add(self, open_us: int) -> None:
-        self._window_roll()
-        self._win[self._win_head] += open_us
 
     def _analog_sample_t(self, k: int) -> int:
         return self._analog_t0 + (k * 1_000_000 + self._analog_rate // 2) // self._analog_rate

@@ -6,6 +6,8 @@ red and counted in the legends: they are shown, not hidden.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,7 +195,15 @@ class DistributionalResult(Result):
         ax.axhline(0, color="k", lw=0.5, ls=":")
         ax.set_xlabel(self.axis_label())
         ax.set_ylabel(f"outcome response, baseline-subtracted ({self.response_unit})")
-        ax.set_title(f"mean response of {len(units)} units (colour: tau; dashed grey: {n_bad} flagged)", fontsize=9)
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        ax.figure.colorbar(ScalarMappable(Normalize(0.0, 1.0), cmap), ax=ax,
+                           label="asymmetry tau = s+ / (s+ + s-)")
+        files = [Path(str(f)).name for f in (p.get("file") for p in self.sessions) if f]
+        where = (", ".join(files[:2]) + (f" +{len(files) - 2} more" if len(files) > 2 else "")) if files else ""
+        ax.set_title((f"{where}\n" if where else "") + f"mean response of {len(units)} units "
+                     f"(colour: tau; dashed grey: {n_bad} flagged)", fontsize=9)
 
     def _draw_decoded(self, ax, true_values=None, true_probs=None, true_label: str = "true") -> None:
         """The decoded reward density on the axis, against a reference distribution (stems, mapped onto the

@@ -248,19 +248,24 @@ class BeliefTDModel(Model):
             return None
         return weber_blur(_explicit_pmf(self.reward_times, self.timing.bin_s), self.weber), float(self.p_omit)
 
-    def structure(self, cues: Sequence[str], outcome_bins: np.ndarray, rewarded: np.ndarray,
-                  n_bins: int | None = None) -> BeliefStructure:
-        """The task structure for trials (cue labels, outcome bins, rewarded): explicit options, or each cue's
-        empirical reward-time distribution and omission fraction; the grid long enough that every trial
-        window ends in the ITI (two bins past the latest believed reward time)."""
+    def structure(self, cues: Sequence[str], outcome_bins: np.ndarray, rewarded: np.ndarray, *,
+                  cue_order: Sequence[str] | None = None, n_bins: int | None = None) -> BeliefStructure:
+        """The task structure one animal learned from its trials (cue labels, outcome bins, rewarded): explicit
+        options, or each cue's empirical reward-time distribution and omission fraction in these trials.
+
+        ``cue_order``: the cues' feature order (default: order of first appearance); the grid is long enough
+        that every trial window ends in the ITI (two bins past the latest believed reward time), at least
+        ``n_bins``."""
         tm = self.timing
         cb = tm.cue_bin
-        codes, uniq = pd.factorize(pd.Series(list(cues), dtype=object).astype(str), sort=False)
+        cues = [str(c) for c in cues]
+        order = list(dict.fromkeys(cues)) if cue_order is None else [str(c) for c in cue_order]
         ob = np.asarray(outcome_bins, np.int64)
         rew = np.asarray(rewarded, bool)
+        lab = np.asarray(cues, dtype=object)
         pmfs, p_omit = [], []
-        for c in range(len(uniq)):
-            mine = codes == c
+        for c in order:
+            mine = lab == c if lab.size else np.zeros(0, bool)
             if self.reward_times == EMPIRICAL:
                 d = ob[mine & rew] - cb
                 pmf = np.bincount(d, minlength=2).astype(float) if d.size else np.zeros(2)
@@ -268,14 +273,16 @@ class BeliefTDModel(Model):
             else:
                 pmf = _explicit_pmf(self.reward_times, tm.bin_s)
             pmfs.append(weber_blur(pmf, self.weber))
-            p_omit.append(float(np.mean(~rew[mine])) if self.p_omit == EMPIRICAL else float(self.p_omit))
+            if self.p_omit == EMPIRICAL:
+                p_omit.append(float(np.mean(~rew[mine])) if mine.any() else 1.0)
+            else:
+                p_omit.append(float(self.p_omit))
         explicit = self._explicit()
         D = max([p.size - 1 for p in pmfs] + ([explicit[0].size - 1] if explicit else []) + [1])
         nb = int(max(tm.n_bins, cb + D + 2, ob.max(initial=0) + 2, n_bins or 0))
         iti_bins, hazard = _iti(tm, self.iti_s)
-        return BeliefStructure(tuple(str(u) for u in uniq), tuple(tuple(p.tolist()) for p in pmfs), tuple(p_omit),
-                               nb, cb, iti_bins, hazard,
-                               None if explicit is None else (tuple(explicit[0].tolist()), explicit[1]))
+        return BeliefStructure(tuple(order), tuple(tuple(p.tolist()) for p in pmfs), tuple(p_omit), nb, cb,
+                               iti_bins, hazard, None if explicit is None else (tuple(explicit[0].tolist()), explicit[1]))
 
     def _outcome_bins(self, df: pd.DataFrame) -> np.ndarray:
         tm = self.timing
@@ -293,24 +300,39 @@ class BeliefTDModel(Model):
             raise InputError(f"model {self.name} needs column(s) {', '.join(missing)}")
         packed, groups = pack_common(df)
         T = packed.rewards.shape[1]
-        cues = df["cue"].astype(str).tolist()
+        cues = df["cue"].astype(str).to_numpy(dtype=object)
         ob_all = self._outcome_bins(df)
         rewarded = pd.to_numeric(df["reward"], errors="coerce").to_numpy(float) > 0
-        st = self.structure(cues, ob_all, rewarded)
-        if st.n_bins > 400:
-            raise InputError(f"model {self.name}: an outcome {(ob_all.max() - st.cue_bin) * self.timing.bin_s:.1f} s "
-                             f"after the cue gives {st.n_bins} time bins; use a coarser bin (TrialTiming(bin_s=...))")
-        index = {c: i for i, c in enumerate(st.cues)}
+        # each animal's own task structure (what it experienced), on one grid and one feature layout
+        order = list(dict.fromkeys(cues.tolist()))
+        first = [self.structure(cues[g], ob_all[g], rewarded[g], cue_order=order) for g in groups]
+        nb = max(st.n_bins for st in first)
+        if nb > 400:
+            raise InputError(f"model {self.name}: an outcome {(nb - 2 - self.timing.cue_bin) * self.timing.bin_s:.1f} s "
+                             f"after the cue gives {nb} time bins; use a coarser bin (TrialTiming(bin_s=...))")
+        structures = [self.structure(cues[g], ob_all[g], rewarded[g], cue_order=order, n_bins=nb) for g in groups]
+        index = {c: i for i, c in enumerate(order)}
         ci = np.array([index[c] for c in cues], np.int64)
-        span = int(st.n_bins)
-        codes, uniq = pd.factorize((ci * span + ob_all) * 2 + rewarded, sort=False)
+        sidx = np.empty(len(df), np.int64)
+        sidx[groups.rows] = groups.sidx
+        span = int(nb)
+        C = len(order)
+        key = ((sidx * C + ci) * span + ob_all) * 2 + rewarded
+        codes, uniq = pd.factorize(key, sort=False)
         u = np.asarray(uniq, np.int64)
-        tci, tob, trew = u // 2 // span, u // 2 % span, (u % 2).astype(bool)
-        labels = [f"trials of cue {st.cues[a]!r} {'rewarded' if r else 'unrewarded'} with outcome "
-                  f"{(b - st.cue_bin) * self.timing.bin_s:g} s after the cue" for a, b, r in zip(tci, tob, trew)]
-        phis = st.beliefs(tci, tob, trew, labels=[f"model {self.name}: {lab}" for lab in labels])
+        trew, rest = (u % 2).astype(bool), u // 2
+        tob, rest = rest % span, rest // span
+        tci, tsub = rest % C, rest // C
+        phis = np.zeros((u.size, nb, 1 + C * (nb - self.timing.cue_bin)))
+        for s_ in np.unique(tsub):
+            rows = np.flatnonzero(tsub == s_)
+            labels = [f"model {self.name}: subject {packed.subjects[s_]}, trials of cue {order[a]!r} "
+                      f"{'rewarded' if r else 'unrewarded'} with outcome {(b - self.timing.cue_bin) * self.timing.bin_s:g} "
+                      f"s after the cue" for a, b, r in zip(tci[rows], tob[rows], trew[rows])]
+            phis[rows] = structures[s_].beliefs(tci[rows], tob[rows], trew[rows], labels=labels)
+        st = structures[0]
         packed.extra.update(
-            phis=phis, structure=st, n_bins=st.n_bins, iti_bins=st.iti_bins,
+            phis=phis, structure=dict(zip(packed.subjects, structures)), n_bins=st.n_bins, iti_bins=st.iti_bins,
             types=take(np.asarray(codes, np.int64), groups, T, 0, np.int64),
             outcome_bins=take(ob_all, groups, T, st.cue_bin + 1, np.int64),
             cue_bins=np.full((packed.n_subjects, T), st.cue_bin, dtype=np.int64),
@@ -365,7 +387,7 @@ class BeliefTDModel(Model):
         x = self.check_params(params)
         rewards = np.asarray(rewards, float)
         ob = np.asarray(outcome_bins, np.int64)
-        st = structure or self.structure(list(cues), ob, rewards > 0)
+        st = structure or self.structure([str(c) for c in cues], ob, rewards > 0)
         ci = np.array([st.cues.index(str(c)) for c in cues], np.int64)
         phis = st.beliefs(ci, ob, rewards > 0)
         if resets is None:
@@ -400,12 +422,20 @@ class BeliefTDModel(Model):
         trials["outcome_time"] = trials["cue_time"] + (ob - tm.cue_bin) * tm.bin_s
         return Simulation(trials, rpe, val, tm.bin_s, self.spec.as_dict(x), self.name, task)
 
-    def online(self, params: Mapping[str, float], *, structure: BeliefStructure | None = None,
+    def online(self, params: Mapping[str, float], *, structure=None, subject: str | None = None,
                n_bins: int | None = None, **_) -> "BeliefLearner":
-        """A learner taking one trial at a time over ``structure`` (a packed table's ``extra["structure"]``
-        reproduces its fit exactly).  Without it the options must be explicit (``reward_times`` and ``p_omit``):
+        """A learner taking one trial at a time over ``structure``: a :class:`BeliefStructure`, or a packed
+        table's ``extra["structure"]`` (one per subject) with the ``subject`` to learn as, which reproduces the
+        fit of that subject exactly.  Without it the options must be explicit (``reward_times`` and ``p_omit``):
         an empirical structure comes from a table."""
         x = self.check_params(params)
+        if isinstance(structure, Mapping):
+            if subject is None and len(structure) == 1:
+                subject = next(iter(structure))
+            if str(subject) not in structure:
+                raise InputError(f"model {self.name}: the online learner needs subject= one of "
+                                 f"{', '.join(map(str, structure))} to take that animal's task structure")
+            structure = structure[str(subject)]
         if structure is None:
             if self._explicit() is None:
                 raise InputError(f"model {self.name}: the online learner needs the task structure: pass "

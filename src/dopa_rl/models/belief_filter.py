@@ -57,9 +57,9 @@ def hazards(pmf: np.ndarray) -> np.ndarray:
     """``H[d] = P(reward at delay d | no reward before d)`` for a pmf over delays (``H[d] = 1`` at the last
     delay with mass and 0 where the survival is 0)."""
     pmf = np.asarray(pmf, dtype=float)
-    survival = 1.0 - np.concatenate([[0.0], np.cumsum(pmf)[:-1]])
+    survival = np.cumsum(pmf[::-1])[::-1]          # P(delay >= d), summed from the tail (no cancellation)
     with np.errstate(divide="ignore", invalid="ignore"):
-        H = np.where(survival > 1e-15, pmf / survival, 0.0)
+        H = np.where(survival > 0, pmf / survival, 0.0)
     nz = np.flatnonzero(pmf > 0)
     if nz.size:
         H[nz[-1]] = 1.0

@@ -287,3 +287,22 @@ def test_simulated_tables_fit_back_exactly_and_tasks_check_their_delays():
     assert isinstance(model, BeliefTDModel) and model.kind == "pavlovian"
     with pytest.raises(InputError, match="past the trial"):
         variable_delay_task(10, 1.0, [5.0], [1.0], 0)
+
+
+def test_example_writes_the_docs_figures(tmp_path):
+    """examples/belief_td_starkweather.py, as docs/belief-td.md runs it: both figures, the signature's signs."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "examples" / "belief_td_starkweather.py"
+    r = subprocess.run([sys.executable, str(script), "--out-dir", str(tmp_path)], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    slopes = {(m, int(p)): float(s) for m, p, s in
+              re.findall(r"^(belief TD|CSC TD)\s+(\d+)% task: .* late slope ([+-][\d.]+) per s$", r.stdout, re.M)}
+    assert slopes[("belief TD", 100)] < 0 < slopes[("belief TD", 90)]
+    assert re.search(r"recovery alpha: r = 0\.9[5-9]", r.stdout), r.stdout
+    for name in ("belief_td_signature.png", "belief_td_recovery.png"):
+        assert (tmp_path / name).stat().st_size > 20_000

@@ -77,7 +77,7 @@ def test_vectorized_likelihood_equals_plain_loop(model):
             k = sub.licks.to_numpy(float)
             from scipy.special import gammaln
             expected = float(np.sum(k * loglam - np.exp(loglam) - gammaln(k + 1)))
-        else:  # td-presence, td-microstimulus: the package's independent plain loop (no silent skip)
+        else:  # td-presence, td-microstimulus, belief-td: the package's independent plain loop (no silent skip)
             expected = builtin_reference(model)(p, sub)
         assert many[i] == pytest.approx(expected, rel=1e-10, abs=1e-9)
 
@@ -124,10 +124,10 @@ def test_package_td_reference_agrees_with_the_tests_own_loop():
 # Parameters the simulated tasks cannot identify, declared rather than skipped: TD sees licks only through
 # the mean value from cue to outcome, where gamma and lambda_ trade off against alpha; a lapse rate of a few
 # percent needs far more than 500 trials once stickiness or asymmetric rates are free as well.
-WEAK = {"td": ("gamma", "lambda_"), "td-presence": ("gamma", "lambda_"), "td-microstimulus": ("gamma", "lambda_"),
+WEAK = {"belief-td": ("gamma",), "td": ("gamma", "lambda_"), "td-presence": ("gamma", "lambda_"), "td-microstimulus": ("gamma", "lambda_"),
         "rw-softmax-asym-lapse": ("epsilon",), "rw-softmax-sticky-lapse": ("epsilon",)}
 # TD fits cost ~50x RW ones (time bins, finite-difference gradients): a smaller recovery study
-SIZE = {name: dict(n_trials=300, restarts=2) for name in ("td", "td-presence", "td-microstimulus")}
+SIZE = {name: dict(n_trials=300, restarts=2) for name in ("td", "td-presence", "td-microstimulus", "belief-td")}
 
 
 @pytest.mark.parametrize("name", model_names() + [EXAMPLE_MODEL],

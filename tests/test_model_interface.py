@@ -54,7 +54,10 @@ USER_PAV = pavlovian_model("u-decay", [Param("alpha", lower=0, upper=1, default=
 
 TD_VARIANTS = [("td", {}), ("td", {"representation": "presence"}),
                ("td", {"representation": "microstimulus", "n_micro": 6, "sigma": 0.1}),
-               ("td-presence", {"timing": TrialTiming(bin_s=0.5, trial_s=4.0)})]
+               ("td-presence", {"timing": TrialTiming(bin_s=0.5, trial_s=4.0)}),
+               ("belief-td", {"weber": 0.2, "iti_s": 5.0}),
+               ("belief-td", {"reward_times": [[1.0, 0.3], [1.5, 0.3], [2.0, 0.4]], "p_omit": 0.3,
+                              "timing": TrialTiming(bin_s=0.5, trial_s=4.0)})]
 
 
 def _models():
@@ -106,7 +109,8 @@ def test_online_learner_equals_offline_kernel(name, model):
         for t, row in enumerate(tr.itertuples()):
             if data.resets[s, t]:
                 learner = model.online(params, n_bins=data.extra.get("n_bins"),
-                                       n_options=data.extra.get("n_options"))
+                                       n_options=data.extra.get("n_options"), structure=data.extra.get("structure"),
+                                       subject=data.subjects[s])
             event = row.choice if model.kind == "choice" else row.cue
             kw = {"cue_s": row.cue_time, "outcome_s": row.outcome_time} if "cue_time" in tr.columns else {}
             if t % 2:           # half the trials meet new elements in step itself, half in outcome_rpe first

@@ -57,7 +57,7 @@ def test_listing_models_loads_no_numba_and_compiles_nothing():
             "[m.describe() for m in ms]; print(len(ms), 'numba' in sys.modules, 'pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": SRC},
                          check=True).stdout.split()
-    assert out == ["11", "False", "False"]
+    assert out == ["12", "False", "False"]
     code = ("import sys; from dopa_rl.cli import main; main(['models']); "
             "print('numba' in sys.modules, file=sys.stderr)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": SRC})

@@ -36,9 +36,10 @@ def _builtins() -> dict[str, Model]:
     global _builtin
     if _builtin is None:
         from dopa_rl.models.rw import choice_models, pavlovian_models
+        from dopa_rl.models.belief import belief_models
         from dopa_rl.models.td import td_models
 
-        _builtin = {**choice_models(), **pavlovian_models(), **td_models()}
+        _builtin = {**choice_models(), **pavlovian_models(), **td_models(), **belief_models()}
     return _builtin
 
 

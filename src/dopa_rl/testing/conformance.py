@@ -258,7 +258,8 @@ class _Checker:
             for t, row in enumerate(rows.to_dict("records")):
                 if data.resets[s, t]:
                     learner = m.online(self.spec.as_dict(truth[s]), n_bins=data.extra.get("n_bins"),
-                                       n_options=data.extra.get("n_options"))
+                                       n_options=data.extra.get("n_options"), structure=data.extra.get("structure"),
+                                       subject=data.subjects[s])
                 if m.kind == "choice":
                     c = row.get("choice")
                     if c is None or not np.isfinite(c) or c < 0:

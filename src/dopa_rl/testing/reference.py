@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 __all__ = ["choice_loglik", "rw_choice", "family_choice", "cue_loglik", "rw_pavlovian", "family_pavlovian", "td",
-           "builtin_reference"]
+           "belief_td", "builtin_reference"]
 
 
 def _session_starts(trials) -> list[bool]:
@@ -195,14 +195,111 @@ def td(model, params, trials) -> float:
     return ll
 
 
+def _believed_pmf(model, delays: list[int]) -> dict[int, float]:
+    """A cue's believed reward-time distribution {delay bin: p}: the empirical one of ``delays`` (rewarded trials)
+    or the model's explicit ``reward_times``, spread by Weber timing noise (sd ``weber * delay``)."""
+    if model.reward_times == "empirical":
+        raw = {d: delays.count(d) / len(delays) for d in set(delays)} if delays else {}
+    else:
+        raw = {}
+        total = sum(p for _, p in model.reward_times)
+        for delay_s, p in model.reward_times:
+            d = max(int(np.round(delay_s / model.timing.bin_s)), 1)
+            raw[d] = raw.get(d, 0.0) + p / total
+    if model.weber == 0 or not raw:
+        return raw
+    top = max(raw)
+    top = int(math.ceil(top + 4 * model.weber * top))
+    out: dict = {}
+    for j, p in raw.items():
+        sd = model.weber * j
+        cdf = [0.5 * (1 + math.erf((d + 0.5 - j) / (sd * math.sqrt(2)))) - 0.5 * (1 + math.erf((d - 0.5 - j) / (sd * math.sqrt(2))))
+               for d in range(1, top + 1)]
+        for d, c in zip(range(1, top + 1), cdf):
+            out[d] = out.get(d, 0.0) + p * c / sum(cdf)
+    return out
+
+
+def belief_td(model, params, trials) -> float:
+    """Belief-state TD: the hidden-state filter and linear TD written out per bin and per state (dicts)."""
+    tm = model.timing
+    alpha, gamma = params["alpha"], params["gamma"]
+    cb = tm.cue_bin
+    if {"cue_time", "outcome_time"} <= set(trials.columns):
+        delay = trials["outcome_time"].astype(float).to_numpy() - trials["cue_time"].astype(float).to_numpy()
+        delay = np.where(np.isfinite(delay), delay, tm.outcome_s - tm.cue_onset_s)
+        obs = [cb + max(int(np.round(d / tm.bin_s)), 1) for d in delay]
+    else:
+        obs = [tm.outcome_bin] * len(trials)
+    cues = [str(c) for c in trials["cue"]]
+    rewards = trials["reward"].astype(float).tolist()
+    pmf, p_omit = {}, {}
+    for c in set(cues):
+        mine = [i for i, x in enumerate(cues) if x == c]
+        pmf[c] = _believed_pmf(model, [obs[i] - cb for i in mine if rewards[i] > 0])
+        p_omit[c] = (sum(rewards[i] <= 0 for i in mine) / len(mine)) if model.p_omit == "empirical" else model.p_omit
+        if not pmf[c]:
+            p_omit[c] = 1.0
+    top = max([max(p) for p in pmf.values() if p] + [1])
+    if model.reward_times != "empirical":
+        top = max(top, max(_believed_pmf(model, [])))
+    n_bins = max(tm.n_bins, cb + top + 2, max(obs) + 2)
+    iti_bins = int(round((tm.iti_mean_s if model.iti_s is None else model.iti_s) / tm.bin_s))
+    h = 1.0 / (iti_bins + cb + 1)
+
+    def hazard(c, d):   # P(reward at delay d | none before)
+        tail = sum(p for k, p in pmf[c].items() if k >= d)
+        return pmf[c].get(d, 0.0) / tail if tail > 0 else 0.0
+
+    def step(c, b, x):  # one bin of Bayes' rule: belief {state: p} -> posterior after observation x
+        post: dict = {}
+        for s, p in b.items():
+            if s == "ITI":
+                moves = {("ITI", "nothing"): 1 - h, (0, "cue"): h * (1 - p_omit[c]), ("ITI", "cue"): h * p_omit[c]}
+            else:
+                hz = hazard(c, s + 1) if s < n_bins - cb - 1 else None
+                moves = {("ITI", "nothing"): 1.0} if hz is None else {("ITI", "reward"): hz, (s + 1, "nothing"): 1 - hz}
+            for (s2, obs_), q in moves.items():
+                if obs_ == x and q * p > 0:
+                    post[s2] = post.get(s2, 0.0) + q * p
+        z = sum(post.values())
+        return {s: p / z for s, p in post.items()}
+
+    ll = 0.0
+    w: dict = {}
+    for start, c, r, k, ob in zip(_session_starts(trials), cues, rewards, trials["licks"].astype(float), obs):
+        if start:
+            w = {}
+        else:
+            w["ITI"] = w.get("ITI", 0.0) * (1 - alpha * (1 - gamma)) ** iti_bins
+        key = {"ITI": "ITI", **{s: (c, s) for s in range(n_bins)}}
+        b_prev = {"ITI": 1.0}
+        v_prev = w.get("ITI", 0.0)
+        vals = []
+        for t in range(n_bins):
+            x = "cue" if t == cb else ("reward" if t == ob and r > 0 else "nothing")
+            b = step(c, b_prev, x)
+            v = sum(w.get(key[s], 0.0) * p for s, p in b.items())
+            vals.append(v)
+            delta = (r if t == ob else 0.0) + gamma * v - v_prev
+            for s, p in b_prev.items():
+                w[key[s]] = w.get(key[s], 0.0) + alpha * delta * p
+            v_prev = sum(w.get(key[s], 0.0) * p for s, p in b.items())
+            b_prev = b
+        if not math.isnan(k) and ob > cb:
+            ll += _poisson(k, params["lick_intercept"] + params["lick_slope"] * sum(vals[cb:ob]) / (ob - cb))
+    return ll
+
+
 def builtin_reference(model):
     """The plain loop for ``model`` (a built-in or family model), or None."""
     from dopa_rl.models.family import ChoiceFamilyModel, PavlovianFamilyModel
     from dopa_rl.models.rw import RWChoice, RWPavlovian
+    from dopa_rl.models.belief import BeliefTDModel
     from dopa_rl.models.td import TDModel
 
     for cls, fn in ((ChoiceFamilyModel, family_choice), (PavlovianFamilyModel, family_pavlovian),
-                    (RWChoice, rw_choice), (RWPavlovian, rw_pavlovian), (TDModel, td)):
+                    (RWChoice, rw_choice), (RWPavlovian, rw_pavlovian), (TDModel, td), (BeliefTDModel, belief_td)):
         if isinstance(model, cls):
             return lambda params, trials: fn(model, params, trials)
     return None

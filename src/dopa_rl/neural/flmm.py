@@ -8,8 +8,10 @@ Stat) to photometry.  For a signal ``Y_ij(s)`` (trial ``j`` of animal ``i`` at t
 
 is fitted in three steps, as the R function ``fastFMM::fui`` does (Gaussian family):
 
-1. a linear mixed model (REML, statsmodels ``MixedLM``) at every time point, giving ``beta~(s)``, the
-   random-effect covariance ``H(s)``, the residual variance ``R(s)`` and an AIC/BIC per point;
+1. a linear mixed model (REML) at every time point, giving ``beta~(s)``, the random-effect covariance
+   ``H(s)``, the residual variance ``R(s)`` and an AIC/BIC per point: by default all time points at once by
+   :func:`dopa_rl.neural.flmm_reml.reml_columns` (lme4's profiled REML criterion, batched over time points),
+   or (``engine="statsmodels"``) one statsmodels ``MixedLM`` per time point (:func:`fit_pointwise`);
 2. every coefficient function smoothed over ``s`` by a penalised spline with GCV (fui: mgcv ``gam``, a
    thin-plate basis with ``round(L/2)+1`` functions; here a cubic P-spline basis of the same size);
 3. inference:
@@ -18,13 +20,16 @@ is fitted in three steps, as the R function ``fastFMM::fui`` does (Gaussian fami
      random effects ``G(s1, s2)`` by the method of moments (``MoM = 1``: products of the fixed-effect
      residuals regressed on the products of the random-effect design columns; random intercept only:
      ``cov(Y(s1), Y(s2)) - beta(s1)' var(X) beta(s2)``), its diagonal replaced by ``H``, smoothed by the
-     bivariate P-spline ``fbps`` and trimmed to positive semi-definite; then
+     bivariate P-spline ``fbps`` (35 knots, one GCV smoothing parameter on fbps's grid), the negative
+     diagonal of a variance surface put back to ``H``, and the ``q x q`` matrices trimmed as fui's
+     ``eigenval_trim`` does (random slopes only; a random intercept's ``G`` is used as it is); then
      ``Var beta~(s) = (sum_i X_i' V_i(s)^-1 X_i)^-1`` with ``V_i(s) = Z_i H(s) Z_i' + R(s) I`` and
      ``Cov(beta~(s1), beta~(s2)) = Var(s1) [sum_i X_i' V_i(s1)^-1 Z_i G(s1,s2) Z_i' V_i(s2)^-1 X_i] Var(s2)``,
      carried through the smoother: ``Var beta^ = M Var beta~ M'`` (eigenvalues trimmed at 0);
    * **bootstrap** (fui ``boot_type = "cluster"``): animals resampled with replacement, steps 1-2 refitted,
      ``Var beta^ = 1.2 x`` the bootstrap covariance (the factor fui applies), and the joint quantile from
-     functional PCA of the bootstrap curves (components up to 99% of the variance);
+     principal components of the bootstrap curves up to 99% of their variance (fui: ``fpca.face`` with
+     ``pve = 0.99``, which also smooths the components; here plain PCA of the already smoothed curves);
 
    pointwise 95% bands ``beta^(s) +- 1.96 sd(s)``; joint bands ``beta^(s) +- q sd(s)``, ``q`` the 95%
    quantile of ``max_s |W(s)|`` over 10,000 draws of a Gaussian process with the correlation of ``beta^``.
@@ -36,17 +41,18 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from dopa_rl.errors import InputError
+from dopa_rl.neural.flmm_reml import Pointwise, reml_columns
+from dopa_rl.neural.flmm_result import FLMMResult
 from dopa_rl.neural.psplines import PSplineBasis
 
-__all__ = ["FLMMFormula", "parse_formula", "Pointwise", "fit_pointwise", "FLMMResult", "fit_flmm",
-           "design", "BOOT_VAR_INFLATION", "JOINT_DRAWS"]
+__all__ = ["FLMMFormula", "parse_formula", "design", "fit_pointwise", "fit_flmm", "FLMMResult", "ENGINES",
+           "BOOT_VAR_INFLATION", "JOINT_DRAWS", "COV_KNOTS"]
 
 #: fui multiplies the bootstrap covariance by 1.2 ("account for within-subject correlation")
 BOOT_VAR_INFLATION = 1.2
@@ -106,21 +112,6 @@ def design(formula: FLMMFormula, data: pd.DataFrame) -> tuple[np.ndarray, list[s
 
 
 # ----------------------------------------------------------------------------------------- step 1: pointwise
-@dataclass
-class Pointwise:
-    """Per time point (rows): fixed effects, their standard errors, random-effect covariance, residual
-    variance, REML log-likelihood, AIC and BIC."""
-
-    beta: np.ndarray      # (L, p)
-    se: np.ndarray        # (L, p)
-    cov_re: np.ndarray    # (L, q, q)
-    scale: np.ndarray     # (L,)
-    llf: np.ndarray       # (L,)
-    aic: np.ndarray
-    bic: np.ndarray
-    not_converged: int = 0
-
-
 def fit_pointwise(Y: np.ndarray, X: np.ndarray, Z: np.ndarray, groups: np.ndarray) -> Pointwise:
     """A REML ``MixedLM`` of each column of ``Y`` (n x L) on ``X`` with random effects ``Z`` by ``groups``."""
     from statsmodels.regression.mixed_linear_model import MixedLM
@@ -165,70 +156,17 @@ def _fit_one(model):
     return best, ok
 
 
-# ----------------------------------------------------------------------------------------- result
-@dataclass
-class FLMMResult:
-    """Smoothed coefficient functions with pointwise and joint bands; ``time`` in seconds from the event."""
-
-    formula: str
-    names: list[str]
-    time: np.ndarray
-    beta_tilde: np.ndarray   # (p, L) unsmoothed
-    beta: np.ndarray         # (p, L) smoothed
-    var: np.ndarray          # (p, L, L) covariance of the smoothed coefficient functions
-    qn: np.ndarray           # (p,) joint-band multipliers
-    n_trials: int
-    n_groups: int
-    pointwise: Pointwise
-    inference: str = "analytic"
-    level: float = 0.95
-    dropped_rows: int = 0
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def aic(self) -> float:
-        return float(np.mean(self.pointwise.aic))
-
-    @property
-    def bic(self) -> float:
-        return float(np.mean(self.pointwise.bic))
-
-    def sd(self) -> np.ndarray:
-        return np.sqrt(np.clip(np.einsum("pll->pl", self.var), 0, None))
-
-    def bands(self, name: str) -> dict[str, np.ndarray]:
-        j = self.names.index(name)
-        z = stats.norm.ppf(0.5 + self.level / 2)
-        sd = self.sd()[j]
-        b = self.beta[j]
-        return {"time_s": self.time, "estimate": b, "pointwise_low": b - z * sd, "pointwise_high": b + z * sd,
-                "joint_low": b - self.qn[j] * sd, "joint_high": b + self.qn[j] * sd}
-
-    def intervals(self, name: str, band: str = "joint") -> list[tuple[float, float, int]]:
-        """Time intervals ``(start_s, stop_s, sign)`` where the ``band`` (joint/pointwise) excludes 0."""
-        b = self.bands(name)
-        sign = np.where(b[f"{band}_low"] > 0, 1, np.where(b[f"{band}_high"] < 0, -1, 0))
-        out, start = [], None
-        for k in range(len(sign) + 1):
-            if k < len(sign) and sign[k] != 0 and (start is None or sign[k] == sign[start]):
-                start = k if start is None else start
-                continue
-            if start is not None:
-                out.append((float(self.time[start]), float(self.time[k - 1]), int(sign[start])))
-                start = k if k < len(sign) and sign[k] != 0 else None
-        return out
-
-    def to_json_dict(self) -> dict:
-        return {"formula": self.formula, "n_trials": int(self.n_trials), "n_groups": int(self.n_groups),
-                "aic": self.aic, "bic": self.bic,
-                "coefficients": {n: {k: [float(v) for v in a] for k, a in self.bands(n).items()} for n in self.names}}
-
-
 # ----------------------------------------------------------------------------------------- fit
-def _trim_psd(V: np.ndarray) -> np.ndarray:
-    """Negative eigenvalues set to 0 (batched over leading axes)."""
+def _eigen_trim(V: np.ndarray) -> np.ndarray:
+    """fui's ``eigenval_trim``, batched over leading axes: a matrix whose eigenvalues are all positive is kept;
+    otherwise only its positive eigen-components are, and when none is positive its leading component (so a
+    1 x 1 matrix is never changed)."""
     w, U = np.linalg.eigh(V)
-    return (U * np.clip(w, 0, None)[..., None, :]) @ np.swapaxes(U, -1, -2)
+    pos = w > 0
+    keep = np.where(pos.any(axis=-1, keepdims=True), np.where(pos, w, 0.0),
+                    np.where(np.arange(w.shape[-1]) == w.shape[-1] - 1, w, 0.0))
+    out = (U * keep[..., None, :]) @ np.swapaxes(U, -1, -2)
+    return np.where(pos.all(axis=-1)[..., None, None], V, out)
 
 
 def _joint_quantile(var: np.ndarray, level: float, rng: np.random.Generator) -> float:
@@ -242,27 +180,71 @@ def _joint_quantile(var: np.ndarray, level: float, rng: np.random.Generator) -> 
 
 
 def _coef_basis(L: int) -> PSplineBasis:
+    """fui's basis size for the coefficient functions: ``round(L/2) + 1`` functions."""
     return PSplineBasis.build(np.arange(L, dtype=float), n_basis=round(L / 2) + 1)
 
 
 def _smooth_coefs(beta_tilde: np.ndarray, basis: PSplineBasis) -> tuple[np.ndarray, list[float]]:
     out, lams = np.empty_like(beta_tilde), []
-    for j, row in enumerate(beta_tilde):
+    for j, row in enumerate(beta_tilde):  # one GCV smooth per coefficient (p of them)
         out[j], lam = basis.smooth_1d(row)
         lams.append(lam)
     return out, lams
 
 
+ENGINES = ("reml", "statsmodels")
+
+
 def fit_flmm(data: pd.DataFrame, Y: np.ndarray, formula: str | FLMMFormula, time: np.ndarray, *,
-             inference: str = "analytic", n_boot: int = 200, level: float = 0.95, seed: int = 0) -> FLMMResult:
-    """Fit ``formula`` (``outcome ~ fixed + (random | group)``) to the trial x time matrix ``Y`` (rows are the
-    rows of ``data``, which holds the covariates); ``time`` is the time axis in seconds from the event."""
+             inference: str = "analytic", n_boot: int = 200, level: float = 0.95, seed: int = 0,
+             engine: str = "reml", signal_unit: str = "signal units", events: dict | None = None,
+             settings: dict | None = None) -> FLMMResult:
+    """Fit a functional linear mixed model by fastFMM's fast univariate inference.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        One row per trial: the covariates and the grouping factor of ``formula``.
+    Y : numpy.ndarray
+        The signal, trials x time points (rows are the rows of ``data``); trials with a missing value are
+        left out (as fui does) and counted in ``settings["dropped_trials"]``.
+    formula : str or FLMMFormula
+        ``outcome ~ fixed + (random | group)`` in lme4 syntax, e.g. ``"photometry ~ cs + (cs | id)"``.
+    time : numpy.ndarray
+        The time of each column, seconds from the event.
+    inference : {"analytic", "bootstrap"}
+        fui's analytic variance (method-of-moments random-effect covariance) or its cluster bootstrap.
+    n_boot : int
+        Bootstrap resamples of the groups (``inference="bootstrap"``), at least 10.
+    level : float
+        Coverage of the pointwise and joint bands (0.95).
+    seed : int
+        Seed of the bootstrap resampling and of the Gaussian draws for the joint multiplier.
+    engine : {"reml", "statsmodels"}
+        The pointwise fits: our batched REML over all time points (:mod:`dopa_rl.neural.flmm_reml`), or one
+        statsmodels ``MixedLM`` per time point (slower, and its optimiser stops short of the optimum at some
+        points; kept as the reference).
+    signal_unit, events, settings
+        Stored on the result for its figures and provenance (``events``: marks in seconds from the event).
+
+    Returns
+    -------
+    FLMMResult
+        Smoothed coefficient functions with pointwise and joint bands, AIC and BIC.
+    """
     f = parse_formula(formula) if isinstance(formula, str) else formula
     Y = np.asarray(Y, float)
+    time = np.asarray(time, float)
     if Y.ndim != 2 or Y.shape[0] != len(data) or Y.shape[1] != len(time):
         raise InputError(f"the signal matrix is {Y.shape}, expected {len(data)} trials x {len(time)} time points")
+    if Y.shape[1] < 8:
+        raise InputError(f"the signal has {Y.shape[1]} time points; a functional model needs at least 8")
     if inference not in ("analytic", "bootstrap"):
-        raise InputError(f"--inference {inference!r}: choose analytic or bootstrap")
+        raise InputError(f"`inference` {inference!r}: choose analytic or bootstrap")
+    if engine not in ENGINES:
+        raise InputError(f"`engine` {engine!r}: choose one of {', '.join(ENGINES)}")
+    if not 0 < level < 1:
+        raise InputError(f"`level` {level}: give a coverage between 0 and 1, e.g. 0.95")
     keep = np.isfinite(Y).all(axis=1)  # fui (analytic) removes trials with missing signal values
     data, Y = data.loc[keep].reset_index(drop=True), Y[keep]
     X, names, Z, _, groups = design(f, data)
@@ -274,18 +256,26 @@ def fit_flmm(data: pd.DataFrame, Y: np.ndarray, formula: str | FLMMFormula, time
     if np.linalg.matrix_rank(X) < X.shape[1]:
         raise InputError(f"--formula {f.text!r}: the fixed effects are collinear ({', '.join(names)})")
     rng = np.random.default_rng(seed)
-    L = Y.shape[1]
-    basis = _coef_basis(L)
-    pw = fit_pointwise(Y, X, Z, groups)
+    basis = _coef_basis(Y.shape[1])
+    pw = _pointwise(Y, X, Z, groups, engine)
     beta, lams = _smooth_coefs(pw.beta.T, basis)
     if inference == "analytic":
         var = _analytic_var(Y, X, Z, groups, pw, beta, lams, basis)
     else:
-        var = _bootstrap_var(Y, X, Z, groups, basis, n_boot, rng)
+        var = _bootstrap_var(Y, X, Z, groups, basis, n_boot, rng, engine)
     qn = np.array([_joint_quantile(v, level, rng) for v in var])
-    return FLMMResult(f.text, names, np.asarray(time, float), pw.beta.T, beta, var, qn, len(data), n_groups, pw,
-                      inference=inference, level=level, dropped_rows=int((~keep).sum()),
-                      extra={"lambda": lams, "not_converged": pw.not_converged})
+    sd = np.sqrt(np.clip(np.einsum("pll->pl", var), 0, None))
+    info = {"engine": engine, "lambda": dict(zip(names, map(float, lams))), "not_converged": pw.not_converged,
+            "dropped_trials": int((~keep).sum()), "n_basis": int(basis.A.shape[1]), "seed": int(seed),
+            **({"n_boot": int(n_boot)} if inference == "bootstrap" else {}), **(settings or {})}
+    return FLMMResult(formula=f.text, names=names, time=time, estimate=beta, unsmoothed=pw.beta.T, sd=sd, qn=qn,
+                      aic_pointwise=pw.aic, bic_pointwise=pw.bic, n_trials=len(data), n_groups=n_groups,
+                      inference=inference, level=level, settings=info, signal_unit=signal_unit,
+                      events=dict(events or {}), cov=var)
+
+
+def _pointwise(Y, X, Z, groups, engine: str) -> Pointwise:
+    return reml_columns(Y, X, Z, groups) if engine == "reml" else fit_pointwise(Y, X, Z, groups)
 
 
 def _smooth_over_time(rows: np.ndarray) -> np.ndarray:
@@ -297,52 +287,55 @@ def _smooth_over_time(rows: np.ndarray) -> np.ndarray:
 
 
 def _analytic_var(Y, X, Z, groups, pw: Pointwise, beta, lams, basis) -> np.ndarray:
+    """fui's analytic covariance of the smoothed coefficient functions, (p, L, L)."""
     n, L = Y.shape
     p, q = X.shape[1], Z.shape[1]
     iu = np.triu_indices(q)
+    variance = iu[0] == iu[1]
     # H(s), R(s): variance components smoothed over time, variances clipped at 0
     H_rows = _smooth_over_time(pw.cov_re[:, iu[0], iu[1]].T)  # (m, L)
-    diag = iu[0] == iu[1]
-    H_rows[diag] = np.clip(H_rows[diag], 0, None)
+    H_rows[variance] = np.clip(H_rows[variance], 0, None)
     R = np.clip(_smooth_over_time(pw.scale[None])[0], 1e-12, None)
     # G(s1, s2): method of moments, diagonal replaced by H, bivariate smoothing
-    resid = Y - X @ beta  # (n, L)
-    if q == 1 and np.allclose(Z, 1.0):  # fui's G_estimate_randint
+    if q == 1 and np.allclose(Z, 1.0):  # fui's G_estimate_randint: cov(Y(s1), Y(s2)) - beta(s1)' var(X) beta(s2)
         Xc = X - X.mean(axis=0)
         G_tilde = (np.cov(Y.T) - beta.T @ (Xc.T @ Xc / (n - 1)) @ beta)[None]
-    else:
+    else:  # G_estimate, MoM = 1: products of fixed-effect residuals regressed on products of Z's columns
+        resid = Y - X @ beta  # (n, L)
         D = np.column_stack([Z[:, a] * Z[:, b] * (1.0 if a == b else 2.0) for a, b in zip(*iu)])
-        W = np.linalg.pinv(D.T @ D) @ D.T  # (m, n)
-        G_tilde = np.einsum("kn,ni,nj->kij", W, resid, resid, optimize=True)
+        Wm = np.linalg.pinv(D.T @ D) @ D.T  # (m, n)
+        G_tilde = np.einsum("kn,ni,nj->kij", Wm, resid, resid, optimize=True)
     cov_basis = PSplineBasis.build(np.arange(L, dtype=float), n_basis=min(COV_KNOTS + 3, L))
     G_hat = np.empty_like(G_tilde)
-    for k in range(len(G_tilde)):
+    for k in range(len(G_tilde)):  # one surface per variance/covariance term (m of them)
         Gt = G_tilde[k].copy()
         np.fill_diagonal(Gt, H_rows[k])
         G_hat[k] = cov_basis.smooth_2d(Gt)
-        d = np.diag(G_hat[k]).copy()
-        neg = d < 0
-        d[neg] = np.diag(Gt)[neg]
-        np.fill_diagonal(G_hat[k], d)
-    # assemble q x q matrices: H per time, G per pair, trimmed to PSD
+        if variance[k]:  # a variance surface's negative diagonal goes back to H (fui: diag(GHat) < 0)
+            d = np.diag(G_hat[k]).copy()
+            neg = d < 0
+            d[neg] = np.diag(Gt)[neg]
+            np.fill_diagonal(G_hat[k], d)
+    # q x q matrices: H per time point, G per pair of time points, trimmed as fui does
     Hm = np.zeros((L, q, q))
     Hm[:, iu[0], iu[1]] = H_rows.T
     Hm[:, iu[1], iu[0]] = H_rows.T
-    Hm = _trim_psd(Hm)
+    Hm = _eigen_trim(Hm)
     Gm = np.zeros((L, L, q, q))
     Gm[:, :, iu[0], iu[1]] = np.moveaxis(G_hat, 0, -1)
     Gm[:, :, iu[1], iu[0]] = np.moveaxis(G_hat, 0, -1)
-    Gm = _trim_psd(Gm)
-    # Var beta~(s) and the W_i(s) = X_i' V_i(s)^-1 Z_i of every animal
+    if q > 1:  # fui trims the q x q matrices of a random slope model; a random intercept's G is used as it is
+        Gm = _eigen_trim(Gm)
+    # Var beta~(s) = (sum_i X_i' V_i(s)^-1 X_i)^-1 and W_i(s) = X_i' V_i(s)^-1 Z_i, for every group
     XtVX = np.zeros((L, p, p))
     Ws = []
-    for g in np.unique(groups):
+    for g in np.unique(groups):  # one batched block per group (a handful of animals)
         rows = groups == g
         Xi, Zi = X[rows], Z[rows]
-        V = np.einsum("ia,tab,jb->tij", Zi, Hm, Zi) + R[:, None, None] * np.eye(rows.sum())
+        V = np.einsum("ia,tab,jb->tij", Zi, Hm, Zi, optimize=True) + R[:, None, None] * np.eye(rows.sum())
         Vinv = np.linalg.inv(V)
-        XtVX += np.einsum("ia,tij,jb->tab", Xi, Vinv, Xi)
-        Ws.append(np.einsum("ia,tij,jb->tab", Xi, Vinv, Zi))
+        XtVX += np.einsum("ia,tij,jb->tab", Xi, Vinv, Xi, optimize=True)
+        Ws.append(np.einsum("ia,tij,jb->tab", Xi, Vinv, Zi, optimize=True))
     A = np.linalg.inv(XtVX)  # (L, p, p)
     middle = sum(np.einsum("sau,stuv,tbv->stab", Wi, Gm, Wi, optimize=True) for Wi in Ws)  # (L, L, p, p)
     cov = np.einsum("sab,stbc,tdc->stad", A, middle, A, optimize=True)
@@ -351,13 +344,14 @@ def _analytic_var(Y, X, Z, groups, pw: Pointwise, beta, lams, basis) -> np.ndarr
     var = np.empty((p, L, L))
     for j in range(p):
         M = basis.smoother(lams[j])
-        var[j] = _trim_psd(M @ cov[:, :, j, j] @ M.T)
+        var[j] = _eigen_trim(M @ cov[:, :, j, j] @ M.T)
     return var
 
 
-def _bootstrap_var(Y, X, Z, groups, basis, n_boot: int, rng) -> np.ndarray:
+def _bootstrap_var(Y, X, Z, groups, basis, n_boot: int, rng, engine: str) -> np.ndarray:
+    """fui's cluster bootstrap: groups resampled with replacement, steps 1-2 refitted; (p, L, L)."""
     if n_boot < 10:
-        raise InputError(f"--bootstrap {n_boot}: give at least 10 resamples")
+        raise InputError(f"`n_boot` {n_boot}: give at least 10 bootstrap resamples")
     ids = np.unique(groups)
     boots = []
     for _ in range(n_boot):
@@ -368,7 +362,7 @@ def _bootstrap_var(Y, X, Z, groups, basis, n_boot: int, rng) -> np.ndarray:
         Xb = X[take]
         if np.linalg.matrix_rank(Xb) < X.shape[1]:
             continue  # a resample in which a covariate does not vary cannot be fitted
-        pw = fit_pointwise(Y[take], Xb, Z[take], new_groups)
+        pw = _pointwise(Y[take], Xb, Z[take], new_groups, engine)
         boots.append(_smooth_coefs(pw.beta.T, basis)[0])
     if len(boots) < 10:
         raise InputError("bootstrap: fewer than 10 resamples could be fitted")

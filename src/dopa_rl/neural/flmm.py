@@ -99,7 +99,13 @@ def design(formula: FLMMFormula, data: pd.DataFrame) -> tuple[np.ndarray, list[s
     import patsy
 
     if formula.group not in data.columns:
-        raise InputError(f"--formula: no column '{formula.group}' (the grouping factor) in the data")
+        raise InputError(f"--formula: no column '{formula.group}' (the grouping factor) in the data "
+                         f"(columns: {_shown(data.columns)})")
+    for part in (formula.fixed, formula.random):
+        for name in re.findall(r"(?<![\w.])([A-Za-z_]\w*)(?![\w.(])", part):
+            if name not in data.columns:
+                raise InputError(f"--formula {formula.text!r}: no column '{name}' in the data "
+                                 f"(columns: {_shown(data.columns)})")
     try:
         X = patsy.dmatrix(formula.fixed, data, NA_action="raise", return_type="dataframe")
         Z = patsy.dmatrix(formula.random, data, NA_action="raise", return_type="dataframe")
@@ -109,6 +115,11 @@ def design(formula: FLMMFormula, data: pd.DataFrame) -> tuple[np.ndarray, list[s
     if pd.isna(groups).any():
         raise InputError(f"--formula: column '{formula.group}' has missing values")
     return X.to_numpy(float), list(X.columns), Z.to_numpy(float), list(Z.columns), groups
+
+
+def _shown(columns, k: int = 12) -> str:
+    cols = [str(c) for c in columns if not re.search(r"[._]?\d+$", str(c)) or str(c)[:1].isdigit()]
+    return ", ".join(cols[:k]) + (" ..." if len(cols) > k else "")
 
 
 # ----------------------------------------------------------------------------------------- step 1: pointwise

@@ -37,14 +37,15 @@ class PSplineBasis:
         nseg = n_basis - degree
         lo, hi = float(x.min()), float(x.max())
         step = (hi - lo) / nseg
-        knots = lo + step * np.arange(-degree, nseg + degree + 1)
+        inner = np.linspace(lo, hi, nseg + 1)  # the data's ends are knots exactly (no rounding past them)
+        knots = np.r_[lo - step * np.arange(degree, 0, -1), inner, hi + step * np.arange(1, degree + 1)]
         B = BSpline.design_matrix(np.clip(x, lo, hi), knots, degree).toarray()
         D = np.diff(np.eye(B.shape[1]), n=order, axis=0)
         BtB = B.T @ B + 1e-10 * np.eye(B.shape[1])
         R = np.linalg.cholesky(BtB).T  # B'B = R'R
         Rinv = np.linalg.inv(R)
         s, U = np.linalg.eigh(Rinv.T @ (D.T @ D) @ Rinv)
-        s = np.clip(s, 0.0, None)
+        s = np.where(s > 1e-9 * s.max(), s, 0.0)  # the penalty's null space (polynomials of degree < order)
         return cls(A=B @ Rinv @ U, s=s)
 
     def smoother(self, lam: float) -> np.ndarray:

@@ -85,10 +85,6 @@ def _table(args, path, formulas):
         raise InputError("--window applies to NWB files; a table's trace is used as it is")
     raw = read_table(path, sorted({f.group for f in formulas}))
     Y, time = matrix_from_table(raw, outcome, args.rate, args.event_at)
-    duration = (Y.shape[1] - 1) / args.rate
-    if not 0 <= args.event_at <= duration:
-        raise InputError(f"--event-at {args.event_at:g}: outside the trace ({Y.shape[1]} columns at --rate "
-                         f"{args.rate:g} Hz last {duration:.4g} s); is the rate right?")
     if Y.shape[1] < 8:
         raise InputError(f"{path}: only {Y.shape[1]} {outcome} columns; a functional model needs at least 8")
     data = raw.drop(columns=[c for c in raw.columns if c.startswith(outcome) and c[len(outcome):].lstrip("._").isdigit()])

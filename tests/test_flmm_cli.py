@@ -96,7 +96,22 @@ def test_nwb_sessions_with_the_models_rpe(rw_sessions, tmp_path, capsys):
     assert np.all(lo[(t > 0.05) & (t < 1.2)] > 0)
     assert np.abs(est[t < -0.05]).max() < 0.1 * est.max()
     assert np.all(hi[(t > 1.6) & (t <= 2.0)] < 0)
-    assert "rpe_cue/rpe_outcome from rw-pavlovian (given (--rpe-params))" in printed
+    assert "rpe_cue/rpe_outcome from rw-pavlovian (given (--rpe-params)) at 0: alpha=0.15" in printed
+
+
+def test_rpe_fitted_to_the_dopamine_responses_recovers_alpha(rw_sessions, capsys):
+    import re
+
+    from _neural_support import TRUE_ALPHA
+
+    code = main(["flmm", *map(str, rw_sessions), "--formula", "photometry ~ rpe_cue + (1 | subject)",
+                 "--rpe", "rw-pavlovian", "--window", "-0.5", "2", "--rate", "20"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    line = next(x for x in printed.splitlines() if x.startswith("rpe_cue/rpe_outcome"))
+    assert "fitted to the per-trial dopamine responses" in line
+    alphas = [float(a) for a in re.findall(r"alpha=([0-9.]+)", line)]
+    assert len(alphas) == 2 and all(abs(a - TRUE_ALPHA) < 0.06 for a in alphas), line
 
 
 def test_nwb_errors(rw_sessions, tmp_path, capsys):

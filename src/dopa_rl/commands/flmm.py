@@ -250,7 +250,9 @@ def run(args) -> int:
             marks = (" <- lowest AIC" if r.aic == best_aic else "") + (" <- lowest BIC" if r.bic == best_bic else "")
             print(f"  AIC {r.aic:10.3f}  BIC {r.bic:10.3f}  {r.formula}{marks}")
     if "rpe" in info:
-        print(f"rpe_cue/rpe_outcome from {info['rpe']['model']} ({info['rpe']['source']})")
+        shown = "; ".join(f"{who}: " + ", ".join(f"{k}={v:.4g}" for k, v in ps.items())
+                          for who, ps in info["rpe"]["params"].items())
+        print(f"rpe_cue/rpe_outcome from {info['rpe']['model']} ({info['rpe']['source']}) at {shown}")
     for r in results:
         if r.settings.get("not_converged"):
             print(f"warning: {r.formula}: the mixed model did not converge at {r.settings['not_converged']} of "

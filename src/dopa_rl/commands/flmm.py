@@ -220,7 +220,8 @@ def run(args) -> int:
             unit = args.unit or "signal units"
         if args.rpe:
             data = _add_rpes(args, data, Y, time, info)
-        events = {"cue" if info.get("event", "cue_time") == "cue_time" else info["event"]: 0.0}
+        event_name = str(info["event"]).removesuffix("_time") if "event" in info else "event"
+        events = {event_name: 0.0}
         outcome = args.outcome_at if args.outcome_at is not None else info.get("outcome_delay_s")
         if outcome is not None:
             events["outcome"] = float(outcome)
@@ -240,7 +241,7 @@ def run(args) -> int:
     if args.plots:
         from dopa_rl.report.flmm import save_flmm_figures
 
-        save_flmm_figures(main, make_output_folder(args.plots), event_name=args.event if nwb_files else "event")
+        save_flmm_figures(main, make_output_folder(args.plots), event_name=event_name)
     print(main.summary())
     if len(results) > 1:
         print("model comparison (means over time points; lower is better):")

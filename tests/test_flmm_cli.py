@@ -122,3 +122,32 @@ def test_nwb_errors(rw_sessions, tmp_path, capsys):
     assert "--event lick_time: no such trials column" in capsys.readouterr().err
     assert main(["flmm", *files, "--formula", "photometry ~ reward + (1 | subject)", "--event-at", "1"]) == 2
     assert "--event-at applies to tables" in capsys.readouterr().err
+
+
+def test_table_with_the_rpe_of_a_fitted_model(tmp_path, capsys):
+    """A lab's table (mouse, stim, water, dff.1..30) whose cue response scales with the RW value (alpha 0.2):
+    --rpe fits alpha to the per-trial responses and the rpe_cue coefficient is positive right after the cue."""
+    import re
+
+    rng = np.random.default_rng(0)
+    L, rate, event_at = 30, 10.0, 0.5
+    t = np.arange(L) / rate - event_at
+    rows = []
+    for g in range(5):
+        v = 0.0
+        for j in range(60):
+            r = float(rng.random() < 0.7)
+            y = 2 * v * np.exp(-((t - 0.3) / 0.2) ** 2) + rng.normal(0, 0.3, L)
+            v += 0.2 * (r - v)
+            rows.append({"mouse": f"m{g}", "trial": j, "stim": "A", "water": r, **{f"dff.{k + 1}": y[k] for k in range(L)}})
+    path = tmp_path / "lab.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = tmp_path / "o.json"
+    assert main(["flmm", str(path), "--formula", "dff ~ rpe_cue + (1 | mouse)", "--rate", "10", "--event-at", "0.5",
+                 "--rpe", "rw-pavlovian", "--columns", "subject=mouse,cue=stim,reward=water", "--json", str(out)]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("rpe_cue/rpe_outcome"))
+    alphas = [float(a) for a in re.findall(r"alpha=([0-9.]+)", line)]
+    assert len(alphas) == 5 and 0.12 < np.median(alphas) < 0.3, line
+    rpe = json.loads(out.read_text())["coefficients"]["rpe_cue"]
+    tt, lo = np.array(rpe["time_s"]), np.array(rpe["joint_low"])
+    assert np.all(lo[(tt >= 0.1) & (tt <= 0.5)] > 0) and not np.any(lo[tt < -0.1] > 0)

@@ -41,12 +41,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--rpe-fit neural: per-trial response window after the event (default 0 0.5)")
     p.add_argument("--baseline", nargs=2, type=float, default=(-0.5, 0.0), metavar=("START", "STOP"),
                    help="--rpe-fit neural: baseline window subtracted (default -0.5 0)")
-    p.add_argument("--bootstrap", type=int, metavar="N", help="bands from N cluster-bootstrap resamples of the groups "
+    p.add_argument("--bootstrap", type=int, metavar="N", help="bands of the first formula from N cluster-bootstrap resamples of the groups "
                                                               "(default: the analytic bands)")
     p.add_argument("--level", type=float, default=0.95, help="band coverage (default 0.95)")
     p.add_argument("--outcome-at", type=float, metavar="S",
                    help="mark the outcome S seconds after the event on the figures (NWB: the median outcome delay)")
-    p.add_argument("--unit", metavar="TEXT", help="unit of the signal for the axes (table default 'signal units')")
+    p.add_argument("--unit", metavar="TEXT", help="unit of the signal for the axes (default: 'signal units' for a table, 'z-scored dF/F (SD)' for NWB)")
     p.add_argument("--engine", default="reml", choices=("reml", "statsmodels"),
                    help="pointwise fits: batched REML (default) or one statsmodels MixedLM per time point")
     p.add_argument("--seed", type=int, default=0)

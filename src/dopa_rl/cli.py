@@ -28,6 +28,7 @@ COMMANDS: list[tuple[str, str, str]] = [
     ("regress", "regress", "regress dopamine responses (photometry, units or a table) on a model's RPEs"),
     ("distributional", "distributional", "reversal points, asymmetries and decoded reward distribution of dopamine units"),
     ("kernels", "kernels", "event-kernel (encoding-model) regression of a photometry trace, optionally with RPE regressors"),
+    ("flmm", "flmm", "functional linear mixed model of a trial x time signal: coefficients over trial time with joint bands"),
     ("compare", "compare", "compare models on the same behavior or dopamine (BIC, iBIC, CV, random-effects selection)"),
     ("recover-params", "recover_params", "parameter or model recovery on simulated populations"),
     ("inspect", "inspect", "show what an NWB file holds that dopa_rl can use"),

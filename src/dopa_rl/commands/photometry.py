@@ -59,7 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sets the transient defaults (threshold, min width and separation) from the sensor's "
                         "kinetics (default dlight; see docs/dopamine.md)")
     p.add_argument("--transient-threshold", type=float, metavar="SD", help="threshold in robust SDs (1.4826 MAD)")
-    p.add_argument("--transient-min-width", type=float, metavar="S", help="minimum width at half prominence (s)")
+    p.add_argument("--transient-min-width", type=float, metavar="S", help="minimum time above half the threshold (s)")
     p.add_argument("--transient-min-separation", type=float, metavar="S", help="minimum distance between transients (s)")
     p.add_argument("--transient-window", type=float, metavar="S", help="sliding baseline window (s, default 15)")
     p.add_argument("--transient-min-dff", type=float, metavar="PERCENT",

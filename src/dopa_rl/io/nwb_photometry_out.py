@@ -8,7 +8,7 @@ onto it (``dopa_rl.io.atomic``), so the destination is either absent or complete
   ``peak``, ``peak_time``, ``auc``, ``mean``) when windows were measured, and ``provenance`` (``key``/``value``
   rows, values JSON: the pipeline's steps, the event, the windows, the transient settings);
 * ``events/photometry_transients``: a core ``EventsTable`` (``timestamp`` plus ``amplitude_z``,
-  ``amplitude_sd``, ``width_s``, ``prominence``, ``baseline``, ``robust_sd``) when transients were detected.
+  ``amplitude_sd``, ``width_s``, ``baseline``, ``robust_sd``) when transients were detected.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ _DOCS = {
     "peak": "largest baseline-subtracted value in the window (z)", "peak_time": "time of the peak, s from the event",
     "auc": "area under the baseline-subtracted trace over the window (z x s)", "mean": "auc / window length (z)",
     "amplitude_z": "peak minus the sliding median (z)", "amplitude_sd": "peak above the sliding median in robust SDs",
-    "width_s": "width at half prominence, s", "prominence": "prominence of the peak (z)",
+    "width_s": "time above half the threshold, s",
     "baseline": "sliding median at the peak (z)", "robust_sd": "sliding robust SD (1.4826 MAD) at the peak (z)",
 }
 

@@ -1,25 +1,27 @@
 """Transient detection in a photometry trace with indicator-specific defaults (GuPPy #201, #211).
 
-A transient is a local maximum of the trace that rises more than ``threshold`` robust standard deviations
-above a sliding baseline, is at least ``min_width_s`` wide at half its prominence and at least
-``min_separation_s`` from a larger one (``scipy.signal.find_peaks``), and, optionally, at least
-``min_dff`` above the baseline in dF/F.
+A transient is the highest point of a run of the trace above half the threshold, rising at least
+``threshold`` robust standard deviations above a sliding baseline, at least ``min_width_s`` above half the
+threshold (noise riding on a transient does not split it: dips below that level shorter than
+``min_separation_s`` are bridged, so two transients are at least that far apart), and, optionally, at least ``min_dff`` above the baseline in dF/F.
 
 The sliding baseline: in windows of ``window_s`` seconds centred every ``window_s / 4`` seconds, the median
-and the robust SD (1.4826 x the median absolute deviation, which equals the SD for Gaussian noise and is
-barely moved by transients filling less than a quarter of a window), linearly interpolated between window
-centres.  GuPPy (``analysis/transients.py``) uses non-overlapping 15 s chunks, drops points above the
-median + 2 MAD, and thresholds at the median + 3 MAD of the rest (MAD unscaled); here the threshold is in
-units of the robust SD itself, so "3" means 3 SD of the noise.
+and the robust SD (1.4826 x the median absolute deviation), then both again from the samples below the
+median + 2 SD, corrected for that truncation so that Gaussian noise gives back exactly its median and SD;
+linearly interpolated between window centres.  GuPPy (``analysis/transients.py``) does the same two passes
+on non-overlapping 15 s chunks with the MAD unscaled and uncorrected (threshold median + 3 MAD of the rest);
+here the threshold is in units of the noise SD itself, so "3" means 3 SD of the noise.  In the tests'
+dense case (150 transients in 20 min) one pass inflated the SD up to 1.8x; the two passes keep it near 1x.
 
 Default widths come from the sensor kinetics in :data:`dopa_rl.models.indicator.INDICATORS` (one place
 for those numbers, with their sources): ``min_width_s`` is the full width at half maximum of the sensor's
 impulse response (nothing the sensor reports can be narrower), ``min_separation_s`` its decay time constant
 (two peaks closer than that are one transient as the sensor sees it).  The threshold default
-(:data:`THRESHOLDS`) is per indicator: the lowest of 3 (GuPPy's default), 3.5, ... 5 robust SDs at which
+(:data:`THRESHOLDS`) is per indicator: the lowest of 3 (GuPPy's default), 3.5, ... 6 robust SDs at which
 eight hours of white noise low-passed at 10 Hz (the pipeline's default) gave no false transient with that
-indicator's widths.  Narrow sensors need a higher threshold because noise makes many narrow peaks:
-at 3 SD, dLight's 93 ms width let through about 170 noise peaks an hour.
+indicator's width and separation; at GuPPy's 3 SD every indicator gave hundreds (see :data:`THRESHOLDS`).
+With another low-pass, or noise of another spectrum, check the false-positive rate on a stretch without
+transients (``bench/calibrate_transients.py`` shows how) and set ``threshold``.
 """
 from __future__ import annotations
 
@@ -33,15 +35,17 @@ from dopa_rl.errors import InputError
 __all__ = ["TransientSettings", "transient_settings", "detect_transients", "sliding_baseline",
            "TRANSIENT_INDICATORS", "TRANSIENT_COLUMNS", "THRESHOLDS"]
 
-TRANSIENT_COLUMNS = ("timestamp", "amplitude_z", "amplitude_sd", "width_s", "prominence", "baseline", "robust_sd")
+TRANSIENT_COLUMNS = ("timestamp", "amplitude_z", "amplitude_sd", "width_s", "baseline", "robust_sd")
 #: CLI names of the indicators (keys of ``dopa_rl.models.indicator.INDICATORS``); ``dlight`` is dLight1.1.
 TRANSIENT_INDICATORS = {"dlight": "dlight1.1", "gcamp6f": "gcamp6f", "gcamp6m": "gcamp6m", "gcamp6s": "gcamp6s",
                         "grab-da": "grab-da1m", "grab-da1m": "grab-da1m", "grab-da1h": "grab-da1h"}
-#: Default threshold (robust SDs above the sliding median) per indicator kinetics (see the module docstring;
-#: tests/test_photometry_tasks.py checks an hour of such noise per indicator).  False transients per 8 h of
-#: noise (seed 7, 100 Hz) measured at 3 / 3.5 / 4 / 4.5 / 5 SD: dLight1.1 1443 / 332 / 49 / 4 / 0; GCaMP6f
-#: 104 / 23 / 3 / 1 / 0; GCaMP6m 4 / 1 / 1 / 0; GCaMP6s 0 at 3; GRAB-DA1m 2 / 1 / 1 / 0; GRAB-DA1h 0 at 3.
-THRESHOLDS = {"dlight1.1": 5.0, "gcamp6f": 5.0, "gcamp6m": 4.5, "gcamp6s": 3.0, "grab-da1m": 4.5, "grab-da1h": 3.0}
+#: Default threshold (robust SDs above the sliding median) per indicator kinetics: the lowest of 3, 3.5, ... 6
+#: with no false transient in 8 h of white noise low-passed at 10 Hz (100 Hz, seed 7;
+#: ``bench/calibrate_transients.py``, figures in bench/README.md; tests/test_photometry_tasks.py checks an
+#: hour of such noise per indicator).  False transients in those 8 h at 3 / 3.5 / 4 / 4.5 / 5 SD: dLight1.1
+#: 532 / 72 / 7 / 1 / 0; GCaMP6f 444 / 50 / 1 / 1 / 0; GCaMP6m 776 / 104 / 5 / 0; GCaMP6s 1214 / 230 / 22 / 0;
+#: GRAB-DA1m 1364 / 260 / 29 / 0; GRAB-DA1h 262 / 310 / 64 / 4 / 0.
+THRESHOLDS = {"dlight1.1": 5.0, "gcamp6f": 5.0, "gcamp6m": 4.5, "gcamp6s": 4.5, "grab-da1m": 4.5, "grab-da1h": 5.0}
 
 
 @dataclass(frozen=True)
@@ -106,9 +110,28 @@ def transient_settings(indicator: str | None = None, *, threshold: float | None 
     return s
 
 
+_CLIP = 2.0  # second pass: samples above median + 2 robust SD are left out (GuPPy's highAmpFilt, in SDs)
+
+
+def _truncated_constants(c: float = _CLIP) -> tuple[float, float]:
+    """Median ``m`` and MAD ``d`` of a standard normal truncated above at ``c``: the second pass divides by
+    them so that pure Gaussian noise gives back its own median and SD (no bias from the truncation)."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    p = norm.cdf(c)
+    m = float(norm.ppf(p / 2))
+    d = brentq(lambda d: norm.cdf(min(m + d, c)) - norm.cdf(m - d) - p / 2, 1e-6, 10.0)
+    return m, float(d)
+
+
 def sliding_baseline(x: np.ndarray, rate: float, window_s: float = 15.0) -> tuple[np.ndarray, np.ndarray]:
-    """Median and robust SD (1.4826 MAD) of ``x`` in windows of ``window_s`` s centred every ``window_s / 4`` s,
-    linearly interpolated to every sample.  Raises when the trace is shorter than one window."""
+    """Median and robust SD of ``x`` in windows of ``window_s`` s centred every ``window_s / 4`` s, linearly
+    interpolated to every sample; raises when the trace is shorter than one window.
+
+    Two passes per window: the median and 1.4826 MAD; then the same of the samples below median + 2 SD
+    (transients out), corrected for that truncation so that Gaussian noise gives its true median and SD.
+    """
     from numpy.lib.stride_tricks import sliding_window_view
 
     x = np.asarray(x, dtype=float)
@@ -123,9 +146,42 @@ def sliding_baseline(x: np.ndarray, rate: float, window_s: float = 15.0) -> tupl
     blocks = sliding_window_view(x, w)[starts]
     med = np.median(blocks, axis=1)
     sd = 1.4826 * np.median(np.abs(blocks - med[:, None]), axis=1)
+    kept = np.where(blocks <= (med + _CLIP * sd)[:, None], blocks, np.nan)
+    m2 = np.nanmedian(kept, axis=1)
+    mad2 = np.nanmedian(np.abs(kept - m2[:, None]), axis=1)
+    mt, dt = _truncated_constants()
+    sd = mad2 / dt
+    med = m2 - mt * sd
     centres = starts + (w - 1) / 2.0
     idx = np.arange(x.size)
     return np.interp(idx, centres, med), np.interp(idx, centres, sd)
+
+
+def _runs_and_peaks(u: np.ndarray, threshold: float, min_width: float, min_gap: float = 0.0
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Peak index and width (samples) of each transient of ``u`` (a trace in SDs above its baseline).
+
+    A candidate is a run of samples at or above ``threshold / 2``, runs less than ``min_gap`` samples apart
+    joined (noise dipping through the decay of one transient does not split it); its peak is the run's
+    largest sample, which must reach ``threshold``; its width is the run's length, which must be at least
+    ``min_width``.  A real transient reaching the threshold stays above half the threshold for at least its
+    full width at half maximum, so the sensor's FWHM is the least width a real one can have.
+    """
+    above = u >= threshold / 2.0
+    edges = np.diff(np.concatenate([[0], above.astype(np.int8), [0]]))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    if not starts.size:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    if min_gap > 0 and starts.size > 1:
+        join = (starts[1:] - stops[:-1]) < min_gap
+        starts = starts[np.concatenate([[True], ~join])]
+        stops = stops[np.concatenate([~join, [True]])]
+    # the segment [start_i, start_i+1) holds run i and the gap after it, which is below threshold / 2:
+    # the segment's maximum is the run's whenever the run reaches the threshold
+    tops = np.maximum.reduceat(u, starts)
+    ok = (tops >= threshold) & ((stops - starts) >= min_width)
+    peaks = np.asarray([a + int(np.argmax(u[a:b])) for a, b in zip(starts[ok], stops[ok])], dtype=np.int64)
+    return peaks, (stops[ok] - starts[ok]).astype(float)
 
 
 def detect_transients(z: np.ndarray, rate: float, *, t0: float = 0.0, settings: TransientSettings | None = None,
@@ -149,11 +205,9 @@ def detect_transients(z: np.ndarray, rate: float, *, t0: float = 0.0, settings: 
     -------
     DataFrame
         One row per transient, columns :data:`TRANSIENT_COLUMNS`: ``timestamp`` (s), ``amplitude_z`` (peak
-        minus the sliding median, units of ``z``), ``amplitude_sd`` (the same in robust SDs), ``width_s`` (at
-        half prominence), ``prominence``, and the local ``baseline`` and ``robust_sd``.
+        minus the sliding median, units of ``z``), ``amplitude_sd`` (the same in robust SDs), ``width_s`` (time
+        above half the threshold), and the local ``baseline`` and ``robust_sd``.
     """
-    from scipy.signal import find_peaks
-
     s = settings or transient_settings()
     z = np.asarray(z, dtype=float)
     if not (rate and np.isfinite(rate) and rate > 0):
@@ -167,15 +221,11 @@ def detect_transients(z: np.ndarray, rate: float, *, t0: float = 0.0, settings: 
     if not (sd > 0).all():
         raise InputError("transient detection: the trace is constant over a baseline window (robust SD 0)")
     u = (z - med) / sd
-    peaks, props = find_peaks(u, height=s.threshold, width=s.min_width_s * rate, rel_height=0.5,
-                              distance=max(1, int(round(s.min_separation_s * rate))) if s.min_separation_s else None)
+    peaks, widths = _runs_and_peaks(u, s.threshold, s.min_width_s * rate, s.min_separation_s * rate)
     if s.min_dff is not None and peaks.size:
         dmed, _ = sliding_baseline(np.asarray(dff, dtype=float), rate, s.window_s)
         keep = (np.asarray(dff)[peaks] - dmed[peaks]) >= s.min_dff
-        peaks = peaks[keep]
-        props = {k: v[keep] for k, v in props.items()}
+        peaks, widths = peaks[keep], widths[keep]
     return pd.DataFrame({
         "timestamp": t0 + peaks / rate, "amplitude_z": z[peaks] - med[peaks], "amplitude_sd": u[peaks],
-        "width_s": props["widths"] / rate if peaks.size else np.zeros(0),
-        "prominence": props["prominences"] * sd[peaks] if peaks.size else np.zeros(0),
-        "baseline": med[peaks], "robust_sd": sd[peaks]})[list(TRANSIENT_COLUMNS)]
+        "width_s": widths / rate, "baseline": med[peaks], "robust_sd": sd[peaks]})[list(TRANSIENT_COLUMNS)]

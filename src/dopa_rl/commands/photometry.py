@@ -122,19 +122,25 @@ def _transient_settings(args):
         if given:
             raise InputError(f"{given[0]} is a transient option; add --transients")
         return None
-    names = {"`threshold`": "--transient-threshold", "`min_width_s`": "--transient-min-width",
-             "`min_separation_s`": "--transient-min-separation", "`window_s`": "--transient-window",
-             "`min_dff`": "--transient-min-dff", "`indicator`": "--indicator"}
     try:
         return transient_settings(args.indicator, threshold=args.transient_threshold,
                                   min_width_s=args.transient_min_width, min_separation_s=args.transient_min_separation,
                                   window_s=args.transient_window,
                                   min_dff=None if args.transient_min_dff is None else args.transient_min_dff / 100.0)
     except InputError as exc:
-        msg = str(exc)
-        for k, v in names.items():
-            msg = msg.replace(k, v)
-        raise InputError(msg) from None
+        raise _transient_flags(exc) from None
+
+
+def _transient_flags(exc):
+    """The InputError with the transient parameters named by their flags."""
+    from dopa_rl.errors import InputError
+
+    msg = str(exc)
+    for k, v in {"`threshold`": "--transient-threshold", "`min_width_s`": "--transient-min-width",
+                 "`min_separation_s`": "--transient-min-separation", "`window_s`": "--transient-window",
+                 "`min_dff`": "--transient-min-dff", "`indicator`": "--indicator"}.items():
+        msg = msg.replace(k, v)
+    return InputError(msg)
 
 
 def _trial_types(session, args, event_name, n_events):
@@ -149,7 +155,7 @@ def _trial_types(session, args, event_name, n_events):
     if tname not in tables:
         raise InputError(f"--trial-type {args.trial_type}: {args.file} has no interval table '{tname}'")
     trials = table_to_frame(tables[tname])
-    if event_name not in trials.columns:
+    if event_name in session.events() or event_name not in trials.columns:
         raise InputError(f"--trial-type needs --event to be a time column of the '{tname}' table (its columns: "
                          f"{', '.join(map(str, trials.columns))}); '{event_name}' is an events table")
     if args.trial_type not in trials.columns:
@@ -213,6 +219,10 @@ def summarise(args):
             lo = min(args.baseline[0], *(a for a, _ in named.values()))
             hi = max(args.baseline[1], *(b for _, b in named.values()))
             wpe = peri_event_matrix(proc.z, times, (lo, hi), rate=proc.rate, t0=proc.t0, warn=False)
+            if wpe.n_events == 0:
+                raise InputError(f"--window: none of the {len(times)} '{name}' events has {lo:g} to {hi:g} s (the "
+                                 f"baseline and every named window) inside the recording ({proc.t0:.6g} to "
+                                 f"{proc.timestamps[-1]:.6g} s)")
             win = window_table(wpe.matrix, wpe.time, named, baseline=tuple(args.baseline),
                                trial_ids=np.flatnonzero(wpe.kept))
             win_excluded = wpe.excluded
@@ -226,7 +236,10 @@ def summarise(args):
                                                                 n_boot=args.n_boot))
         tr = None
         if settings is not None:
-            tr = detect_transients(proc.z, proc.rate, t0=proc.t0, settings=settings, dff=proc.dff)
+            try:
+                tr = detect_transients(proc.z, proc.rate, t0=proc.t0, settings=settings, dff=proc.dff)
+            except InputError as exc:
+                raise _transient_flags(exc) from None
     mean = pe.mean()
     after = pe.time > 0
     i = int(np.flatnonzero(after)[np.argmax(mean[after])]) if after.any() else int(np.argmax(mean))

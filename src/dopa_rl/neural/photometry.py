@@ -275,7 +275,9 @@ def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method
         The fitted drift at every sample (subtract it: the baseline becomes 0).
     info : dict
         ``method``, ``params`` (names to values; time constants in s), ``robust``, ``iterations``,
-        ``bin_s``, ``downweighted`` (fraction of bins with weight below 0.5 in the last round).
+        ``bin_s``, ``downweighted`` (fraction of bins with weight below 0.5 in the last round) and, for the
+        exponentials, ``tau_at_bound`` (the first time constant reached span / 200 or 20 x span: the drift
+        is nearly a step or a straight line; ``poly1`` describes the latter with fewer parameters).
     """
     if method not in BLEACH_METHODS:
         raise InputError(f"`bleach` {method!r}: choose one of {', '.join(BLEACH_METHODS)}, none")
@@ -312,6 +314,9 @@ def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method
         names = ["const", "amp", "tau_s"] if method == "exp" else ["const", "amp1", "tau1_s", "amp2", "tau_ratio"]
     info = {"method": method, "params": {k: float(v) for k, v in zip(names, popt)}, "robust": bool(robust),
             "iterations": int(it), "bin_s": float(bin_s), "downweighted": float(np.mean(w < 0.5))}
+    if not method.startswith("poly"):
+        # a time constant at its bound (span / 200 or 20 x span): the drift is a step or a straight line
+        info["tau_at_bound"] = bool(popt[2] > 0.99 * span * 20.0 or popt[2] < 1.01 * span / 200.0)
     return trend, info
 
 

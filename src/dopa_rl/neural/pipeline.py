@@ -188,6 +188,10 @@ class PhotometryPipeline:
         if self.bleach != "none":
             drift, info = P.bleach_trend(out, rate, t, self.bleach, robust=self.bleach_robust)
             out -= drift
+            if info.get("tau_at_bound"):
+                notes.append(f"`bleach` {self.bleach}: the drift's time constant reached its bound "
+                             f"({info['params'].get('tau_s', info['params'].get('tau1_s')):.3g} s): it is nearly a "
+                             "straight line (or a step); poly1 fits that with fewer parameters")
             steps.append({"step": "bleach_detrend", "on": "dF/F after control subtraction",
                           "loss": "Tukey bisquare IRLS (MAD scale)" if self.bleach_robust else "least squares", **info})
         if self.resample_hz is not None and self.resample_hz != rate:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.special import erf
 
-from _nwb_support import sha256
+from _nwb_support import inspector_problems, sha256
 from dopa_rl.cli import main
 from dopa_rl.io.nwb_types import Photometry, SessionData, SessionMetadata
 from dopa_rl.io.nwb_write import write_session
@@ -91,8 +91,11 @@ def test_windows_bands_and_transients_against_the_planted_responses(bump_session
         assert abs(z_nwb.mean()) < 1e-3 and z_nwb.std() == pytest.approx(1.0, abs=1e-3)   # the z-scored trace
         ev = f.events["photometry_transients"].to_dataframe()
         prov = table_to_frame(mod["provenance"])
-        assert json.loads(prov.set_index("key").loc["event", "value"]) == "cue_time"
+        prov = prov.set_index("key")["value"]
+        assert json.loads(prov["event"]) == "cue_time" and json.loads(prov["windows.early"]) == [0.0, 1.0]
+        assert json.loads(prov["pipeline.control_fit"]) == "none" and json.loads(prov["steps.0.step"]) == "dff"
     assert sha256(path) == before
+    assert inspector_problems(path) == [] and inspector_problems(nwb_out) == []    # nothing the input lacked
     # one transient per planted response, at its peak, and nothing else
     tr = s["transients"]
     assert tr["n"] == N_TRIALS == len(ev)
@@ -187,4 +190,5 @@ def test_the_real_dlight_recording_through_every_addition(real_data, tmp_path, c
         assert len(f.processing["photometry_analysis"]["trial_windows"]) == 2 * 137
         assert "reward_cue" in f.events                              # the original content is kept
     assert sha256(path) == before
+    assert inspector_problems(nwb_out) == inspector_problems(path)   # the source's own (subject age, sex), no new one
     assert (figs / "trial_type_bands.png").stat().st_size > 10_000

@@ -6,7 +6,9 @@ onto it (``dopa_rl.io.atomic``), so the destination is either absent or complete
 * ``processing/photometry_analysis``: ``z_dff`` (the z-scored dF/F, a regularly sampled ``TimeSeries``),
   ``trial_windows`` (one row per trial and named window: ``trial``, ``window``, ``start_s``, ``stop_s``,
   ``peak``, ``peak_time``, ``auc``, ``mean``) when windows were measured, and ``provenance`` (``key``/``value``
-  rows, values JSON: the pipeline's steps, the event, the windows, the transient settings);
+  rows: the pipeline's steps, the event, the windows, the transient settings, flattened to dotted keys
+  such as ``steps.2.slope`` with JSON scalar or list values, so that no cell holds a dictionary, which
+  nwbinspector counts as a best-practice violation);
 * ``events/photometry_transients``: a core ``EventsTable`` (``timestamp`` plus ``amplitude_z``,
   ``amplitude_sd``, ``width_s``, ``baseline``, ``robust_sd``) when transients were detected.
 """
@@ -39,6 +41,21 @@ _DOCS = {
     "width_s": "time above half the threshold, s",
     "baseline": "sliding median at the peak (z)", "robust_sd": "sliding robust SD (1.4826 MAD) at the peak (z)",
 }
+
+
+def _flatten(obj: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dicts and lists of dicts as ``{"a.b.0.c": JSON value}``; lists of scalars stay one JSON list."""
+    if isinstance(obj, dict):
+        out: dict[str, str] = {}
+        for k, v in obj.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(obj, (list, tuple)) and any(isinstance(v, (dict, list, tuple)) for v in obj):
+        out = {}
+        for i, v in enumerate(obj):
+            out.update(_flatten(v, f"{prefix}.{i}"))
+        return out
+    return {prefix: json.dumps(obj, allow_nan=False)}
 
 
 def _columns(frame: pd.DataFrame) -> list[Any]:
@@ -84,11 +101,11 @@ def write_photometry_analysis(src: str | os.PathLike[str], dest: str | os.PathLi
             if windows is not None and len(windows):
                 mod.add(DynamicTable(name="trial_windows", description="per-trial peak and AUC in named windows "
                                      "(baseline-subtracted z; AUC in z x s)", columns=_columns(windows)))
-            keys = list(provenance)
-            mod.add(DynamicTable(name="provenance", description="how the analysis was made (values are JSON)",
-                                 columns=[VectorData(name="key", description="what", data=keys),
-                                          VectorData(name="value", description="JSON value",
-                                                     data=[json.dumps(provenance[k], allow_nan=False) for k in keys])]))
+            flat = _flatten(provenance)
+            mod.add(DynamicTable(name="provenance", description="how the analysis was made (dotted keys; values are "
+                                 "JSON scalars or lists)",
+                                 columns=[VectorData(name="key", description="what (dotted path)", data=list(flat)),
+                                          VectorData(name="value", description="JSON value", data=list(flat.values()))]))
             if transients is not None:
                 ts = TimestampVectorData(name="timestamp", description="peak time of the transient, s from session start",
                                          data=transients["timestamp"].to_numpy(np.float64))

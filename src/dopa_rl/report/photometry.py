@@ -38,6 +38,8 @@ def peri_event_bands(groups: Mapping[str, tuple[np.ndarray, object]], path, *, t
         a dashed line, and a bar under the times where the band excludes it.
     """
     plt = _plt()
+    from matplotlib.ticker import MaxNLocator
+
     n = max(1, len(groups))
     fig, axes = plt.subplots(2, n, figsize=(3.6 * n, 5.4), squeeze=False, sharex="col",
                              gridspec_kw={"height_ratios": [1.6, 1.0]})
@@ -57,6 +59,7 @@ def peri_event_bands(groups: Mapping[str, tuple[np.ndarray, object]], path, *, t
         top.axvline(0, color="k", lw=0.8)
         top.set_title(f"{name} (n={band.n_trials})", fontsize=9)
         top.set_ylabel("trial" if k == 0 else "")
+        top.yaxis.set_major_locator(MaxNLocator(integer=True))
         bottom.fill_between(t, band.low, band.high, color="C0", alpha=0.3, lw=0,
                             label=f"{band.level:.0%} bootstrap band ({band.n_boot} resamples)")
         bottom.plot(t, band.mean, color="C0", lw=1.2, label="mean change from baseline")

@@ -134,6 +134,7 @@ def test_fit_epoch_accepts_both_forms_and_says_so(bump_session, tmp_path, capsys
     (["--transients", "--transient-threshold", "-1"], "--transient-threshold -1: must be a positive number"),
     (["--transients", "--indicator", "dlight", "--transient-window", "0.01"], "--transient-window 0.01"),
     (["--window", "cue=0:1", "--window", "0", "x"], "--window 0 x: expected START STOP"),
+    (["--window", "cue=0:1", "late=1:2"], "one NAME=START:STOP per --window"),
     (["--trial-type", "nosuch", "--event", "cue_time"], "--trial-type nosuch: no such column"),
     (["--trial-type", "cue", "--event", "cue"], "--trial-type needs --event to be a time column"),
     (["--fit-epoch", "5:1"], "--fit-epoch '5:1': the end must come after the start"),

@@ -86,6 +86,9 @@ def _windows(args):
             if name in named:
                 raise InputError(f"--window {spec[0]}: the name {name!r} is given twice")
             named[name] = span
+        elif any("=" in x for x in spec):
+            raise InputError(f"--window {' '.join(spec)}: one NAME=START:STOP per --window (repeat the option); "
+                             "give FILE.nwb before the options")
         elif len(spec) == 2:
             try:
                 peri = (float(spec[0]), float(spec[1]))
@@ -145,6 +148,8 @@ def _transient_flags(exc):
 
 def _trial_types(session, args, event_name, n_events):
     """Labels of the events' trials from --trial-type, or None."""
+    import numpy as np
+
     from dopa_rl.errors import InputError
     from dopa_rl.io.nwb_read import interval_tables, table_to_frame
 
@@ -161,8 +166,10 @@ def _trial_types(session, args, event_name, n_events):
     if args.trial_type not in trials.columns:
         raise InputError(f"--trial-type {args.trial_type}: no such column in the '{tname}' table (columns: "
                          f"{', '.join(map(str, trials.columns))})")
-    labels = trials[args.trial_type].astype(str).to_numpy()
-    assert len(labels) == n_events
+    col = trials[args.trial_type]
+    labels = np.where(col.isna(), "", col.astype(str).str.strip()).astype(object)
+    if len(labels) != n_events:
+        raise InputError(f"--trial-type {args.trial_type}: {len(labels)} trials but {n_events} '{event_name}' times")
     return labels
 
 
@@ -231,7 +238,13 @@ def summarise(args):
         groups = {"all": np.ones(pe.n_events, bool)} if kept_types is None else \
             {str(v): kept_types == v for v in dict.fromkeys(kept_types)}
         for label, rows in groups.items():
-            if rows.sum() >= 2:
+            if label == "":
+                warnings.warn(f"--trial-type {args.trial_type}: {int(rows.sum())} trial(s) without a value are left "
+                              "out of the bands", stacklevel=2)
+            elif rows.sum() < 2:
+                warnings.warn(f"--trial-type {args.trial_type}: type {label!r} has {int(rows.sum())} trial; no band",
+                              stacklevel=2)
+            else:
                 bands[label] = (pe.matrix[rows], bootstrap_band(pe.matrix[rows], pe.time, baseline=tuple(args.baseline),
                                                                 n_boot=args.n_boot))
         tr = None

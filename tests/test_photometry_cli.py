@@ -117,11 +117,12 @@ def test_fit_epoch_accepts_both_forms_and_says_so(bump_session, tmp_path, capsys
     for form in (["--fit-epoch", "10:200"], ["--fit-epoch", "10", "200"]):
         out = tmp_path / f"f{len(outs)}.json"
         code, text, err = _run(["photometry", str(path), "--detrend", "none", "--lowpass", "0", *form,
-                                "--bleach", "poly1", "--json", str(out)], capsys)
+                                "--bleach", "poly1", "--bleach-epoch", "10:300", "--json", str(out)], capsys)
         assert code == 0, err
         outs.append(json.loads(out.read_text()))
     assert outs[0]["pipeline"]["fit_epoch"] == outs[1]["pipeline"]["fit_epoch"] == [10.0, 200.0]
     assert outs[0]["pipeline"]["bleach"] == "poly1" and outs[0]["steps"][-2]["step"] == "bleach_detrend"
+    assert outs[0]["pipeline"]["bleach_epoch"] == outs[0]["steps"][-2]["epoch"] == [10.0, 300.0]
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -140,6 +141,8 @@ def test_fit_epoch_accepts_both_forms_and_says_so(bump_session, tmp_path, capsys
     (["--fit-epoch", "5:1"], "--fit-epoch '5:1': the end must come after the start"),
     (["--fit-epoch", "a:b"], "--fit-epoch 'a:b': expected START:STOP"),
     (["--fit-epoch", "90000:90010"], "fewer than 3 samples of the recording"),
+    (["--bleach-epoch", "0:100"], "--bleach-epoch needs a --bleach method"),
+    (["--bleach", "double-exp", "--bleach-epoch", "0:3"], "--bleach double-exp: --bleach-epoch 0 3 is too short"),
     (["--nwb-out", "{tmp}/x.h5"], "--nwb-out {tmp}/x.h5: the file name must end in .nwb"),
     (["--n-boot", "10"], "--n-boot 10: at least 100"),
 ])

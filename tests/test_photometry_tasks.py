@@ -120,6 +120,28 @@ def test_pipeline_bleach_step_removes_the_drift_left_after_subtraction():
         PhotometryPipeline(bleach="cubic")
 
 
+def test_drift_fitted_before_a_drug_step_keeps_the_step():
+    """3 h: the drift, then a +0.05 step at 90 min. Fitted on the first 90 min and extrapolated, the drift goes
+    and the step stays; fitted on everything, the exponential bends into the step."""
+    t, drift, x, rate = _long_dff(seed=3)
+    step = 0.05 * (t >= 5400.0)
+    y = x + step
+    before, info = P.bleach_trend(y, rate, t, "exp", epoch=(0.0, 5400.0))
+    assert info["epoch"] == [0.0, 5400.0]
+    assert np.abs(before - drift).max() < 1e-3                       # extrapolated over the next 90 min
+    kept = y - before
+    assert np.median(kept[t >= 5400]) - np.median(kept[t < 5400]) == pytest.approx(0.05, abs=2e-3)
+    whole, _ = P.bleach_trend(y, rate, t, "exp")
+    assert np.abs(whole - drift).max() > 0.01                         # the step bent the fit
+    out = PhotometryPipeline(control_fit="none", detrend="none", lowpass_hz=None, bleach="exp",
+                             bleach_epoch=(0.0, 5400.0)).run(Photometry(timestamps=t, signal=1.0 + y, rate=rate))
+    assert out.steps[-2]["epoch"] == [0.0, 5400.0]
+    with pytest.raises(InputError, match="`bleach_epoch` needs a `bleach` method"):
+        PhotometryPipeline(bleach_epoch=(0.0, 10.0))
+    with pytest.raises(InputError, match="`bleach_epoch` 0 20 is too short"):
+        P.bleach_trend(y, rate, t, "double-exp", epoch=(0.0, 20.0))
+
+
 def test_bleach_refuses_a_recording_too_short_for_the_model():
     with pytest.raises(InputError, match="too short"):
         P.bleach_trend(np.linspace(0, 1, 50) + np.sin(np.arange(50)), 10.0, method="double-exp")

@@ -11,7 +11,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("Examples:\n"
                 "  dopa-rl photometry session.nwb --event reward_cue --json phot.json --plots figs/\n"
                 "  dopa-rl photometry session.nwb --event cue_time --control-fit bisquare --detrend highpass\n"
-                "  dopa-rl photometry drug.nwb --detrend none --fit-epoch 0:600 --bleach exp\n"
+                "  dopa-rl photometry drug.nwb --detrend none --fit-epoch 0:1800 --bleach exp --bleach-epoch 0:1800\n"
                 "  dopa-rl photometry s.nwb --event cue_time --window cue=0:1 --window late=1:3 --csv trials.csv\n"
                 "  dopa-rl photometry s.nwb --transients --indicator gcamp6f --nwb-out s-analysed.nwb\n"
                 "Steps: low-pass, photobleaching detrend, control fit, dF/F, drift removal, z-score (docs/dopamine.md).")
@@ -43,6 +43,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bleach", default="none", choices=("none", "exp", "double-exp", "poly1", "poly2", "poly3"),
                    help="remove the drift left in dF/F after control subtraction (long recordings): a single or "
                         "double exponential or a polynomial, fitted robustly (default none)")
+    p.add_argument("--bleach-epoch", nargs="+", metavar="START:STOP",
+                   help="fit the drift on this epoch only and extrapolate it (keeps a drug step after the epoch; "
+                        "the epoch should span several of the drift's time constants)")
     p.add_argument("--bleach-fit", default="robust", choices=("robust", "lsq"),
                    help="robust: Tukey bisquare IRLS, transients get no weight (default); lsq: least squares")
     p.add_argument("--zscore", default="session", choices=("session", "baseline", "robust"), help="z-score reference")
@@ -99,17 +102,18 @@ def _windows(args):
     return peri, named
 
 
-def _fit_epoch(values):
+def _epoch(values, option):
+    """``START:STOP`` (or ``START STOP``) of an epoch option, or None."""
     from dopa_rl.errors import InputError
     from dopa_rl.neural.peri_stats import parse_span
 
     if not values:
         return None
     if len(values) == 1:
-        return parse_span(values[0], "--fit-epoch")
+        return parse_span(values[0], option)
     if len(values) == 2:
-        return parse_span(f"{values[0]}:{values[1]}", "--fit-epoch")
-    raise InputError(f"--fit-epoch {' '.join(values)}: expected START:STOP in seconds (e.g. 0:600)")
+        return parse_span(f"{values[0]}:{values[1]}", option)
+    raise InputError(f"{option} {' '.join(values)}: expected START:STOP in seconds (e.g. 0:600)")
 
 
 def _transient_settings(args):
@@ -198,12 +202,13 @@ def summarise(args):
     if args.n_boot < 100:
         raise InputError(f"--n-boot {args.n_boot}: at least 100 resamples are needed for a 95% band")
     settings = _transient_settings(args)
-    fit_epoch = _fit_epoch(args.fit_epoch)
+    fit_epoch = _epoch(args.fit_epoch, "--fit-epoch")
     lowpass = 10.0 if args.lowpass is None else args.lowpass
     pipe = PhotometryPipeline(lowpass_hz=lowpass or None, detrend=args.detrend, highpass_hz=args.highpass,
                               control_fit=args.control_fit, fit_epoch=fit_epoch,
                               zscore=args.zscore, zscore_epoch=tuple(args.zscore_epoch) if args.zscore_epoch else None,
-                              resample_hz=args.resample, bleach=args.bleach, bleach_robust=args.bleach_fit == "robust")
+                              resample_hz=args.resample, bleach=args.bleach, bleach_robust=args.bleach_fit == "robust",
+                              bleach_epoch=_epoch(args.bleach_epoch, "--bleach-epoch"))
     with nwb.NWBSession(args.file) as s:
         phot = s.photometry(args.series)
         name, times = event_times(s, args.event, args.trials_table)

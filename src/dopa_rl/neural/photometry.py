@@ -245,8 +245,8 @@ def _fit_bleach_once(tb: np.ndarray, xb: np.ndarray, w: np.ndarray, method: str,
 
 
 def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method: str = "exp", *,
-                 robust: bool = True, bin_s: float | None = None, max_iter: int = 30,
-                 tol: float = 1e-6) -> tuple[np.ndarray, dict]:
+                 robust: bool = True, bin_s: float | None = None, epoch: tuple[float, float] | None = None,
+                 max_iter: int = 30, tol: float = 1e-6) -> tuple[np.ndarray, dict]:
     """Slow drift of a dF/F trace (photobleaching left after control subtraction) and its fitted parameters.
 
     Parameters
@@ -266,6 +266,9 @@ def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method
     bin_s : float, optional
         The fit uses bin means of this many seconds (default 1 s, or duration / 2500 for recordings over
         ~40 min); the trend is evaluated at every sample.
+    epoch : (float, float), optional
+        Fit only the bins whose centre lies in ``[start, stop)`` (seconds on ``t``'s clock) and extrapolate
+        the curve to the whole recording: a drug step after the epoch is then kept, not bent into the drift.
     max_iter, tol : int, float
         IRLS stops after ``max_iter`` rounds or when the fitted bins move less than ``tol`` x their spread.
 
@@ -282,15 +285,21 @@ def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method
     if method not in BLEACH_METHODS:
         raise InputError(f"`bleach` {method!r}: choose one of {', '.join(BLEACH_METHODS)}, none")
     x = check_trace(x, "dF/F for the bleaching fit")
+    t_in = t
     t = np.arange(len(x)) / rate if t is None else np.asarray(t, dtype=float) - float(t[0])
     if bin_s is None:
         bin_s = max(1.0, len(x) / rate / 2500.0)
+    t_abs0 = 0.0 if t_in is None else float(np.asarray(t_in, dtype=float)[0])
     tb, xb = _bin_means(t, x, rate, bin_s)
+    if epoch is not None:
+        keep = (tb + t_abs0 >= epoch[0]) & (tb + t_abs0 < epoch[1])
+        tb, xb = tb[keep], xb[keep]
     n_par = {"exp": 3, "double-exp": 5}[method] if method in ("exp", "double-exp") else int(method[-1]) + 1
     if len(tb) < 3 * n_par:
-        raise InputError(f"`bleach` {method}: the recording ({t[-1]:.3g} s) is too short for a drift fit "
+        where = "the recording" if epoch is None else f"`bleach_epoch` {epoch[0]:g} {epoch[1]:g}"
+        raise InputError(f"`bleach` {method}: {where} is too short for a drift fit "
                          f"({len(tb)} bins of {bin_s:g} s for {n_par} parameters)")
-    span = max(float(tb[-1]), 1.0 / rate)
+    span = max(float(t[-1]), 1.0 / rate)
     w = np.ones_like(xb)
     fitted, popt = _fit_bleach_once(tb, xb, w, method, span, None)
     it = 0
@@ -313,7 +322,8 @@ def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method
         trend = _exp_model(1 if method == "exp" else 2)(t, *popt)
         names = ["const", "amp", "tau_s"] if method == "exp" else ["const", "amp1", "tau1_s", "amp2", "tau_ratio"]
     info = {"method": method, "params": {k: float(v) for k, v in zip(names, popt)}, "robust": bool(robust),
-            "iterations": int(it), "bin_s": float(bin_s), "downweighted": float(np.mean(w < 0.5))}
+            "iterations": int(it), "bin_s": float(bin_s), "downweighted": float(np.mean(w < 0.5)),
+            "epoch": None if epoch is None else [float(epoch[0]), float(epoch[1])]}
     if not method.startswith("poly"):
         # a time constant at its bound (span / 200 or 20 x span): the drift is a step or a straight line
         info["tau_at_bound"] = bool(popt[2] > 0.99 * span * 20.0 or popt[2] < 1.01 * span / 200.0)

@@ -57,7 +57,7 @@ class PhotometryPipeline:
     ``fit_epoch`` (start, stop) seconds fits the control on that epoch only; ``zscore`` "baseline" needs
     ``zscore_epoch``; ``resample_hz`` resamples dF/F at the end; ``bleach`` (``exp``, ``double-exp``,
     ``poly1``-``poly3``) subtracts the drift fitted to dF/F after control subtraction, robustly unless
-    ``bleach_robust`` is False.
+    ``bleach_robust`` is False, on the ``bleach_epoch`` only when given (extrapolated to the rest).
     """
 
     lowpass_hz: float | None = 10.0
@@ -70,6 +70,7 @@ class PhotometryPipeline:
     resample_hz: float | None = None
     bleach: str = "none"
     bleach_robust: bool = True
+    bleach_epoch: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -83,7 +84,10 @@ class PhotometryPipeline:
             problems.append(f"`zscore` {self.zscore!r}: choose one of {', '.join(ZSCORE_METHODS)}")
         if self.zscore == "baseline" and self.zscore_epoch is None:
             problems.append("`zscore` baseline needs `zscore_epoch` START STOP (seconds)")
-        for name, ep in (("`fit_epoch`", self.fit_epoch), ("`zscore_epoch`", self.zscore_epoch)):
+        if self.bleach_epoch is not None and self.bleach == "none":
+            problems.append("`bleach_epoch` needs a `bleach` method (exp, double-exp, poly1-poly3)")
+        for name, ep in (("`fit_epoch`", self.fit_epoch), ("`zscore_epoch`", self.zscore_epoch),
+                         ("`bleach_epoch`", self.bleach_epoch)):
             if ep is not None and not ep[1] > ep[0]:
                 problems.append(f"{name} {ep[0]:g} {ep[1]:g}: the end must come after the start")
         if problems:
@@ -91,7 +95,7 @@ class PhotometryPipeline:
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("fit_epoch", "zscore_epoch"):
+        for k in ("fit_epoch", "zscore_epoch", "bleach_epoch"):
             d[k] = list(d[k]) if d[k] is not None else None
         return d
 
@@ -186,7 +190,11 @@ class PhotometryPipeline:
                          f"`fit_epoch`: it absorbs part of a slow step change; with drug step-changes use "
                          f"`detrend` none (the isosbestic convention) so that only the fit epoch sets the baseline")
         if self.bleach != "none":
-            drift, info = P.bleach_trend(out, rate, t, self.bleach, robust=self.bleach_robust)
+            if self.fit_epoch is not None and self.bleach_epoch is None:
+                notes.append(f"`bleach` {self.bleach} was fitted on the whole recording: a step change after "
+                             f"`fit_epoch` is partly taken as drift; give `bleach_epoch` (e.g. the fit epoch) to keep it")
+            drift, info = P.bleach_trend(out, rate, t, self.bleach, robust=self.bleach_robust,
+                                         epoch=self.bleach_epoch)
             out -= drift
             if info.get("tau_at_bound"):
                 notes.append(f"`bleach` {self.bleach}: the drift's time constant reached its bound "

@@ -159,7 +159,8 @@ def test_auc_of_a_gaussian_bump_equals_its_integral_and_baseline_is_removed():
                        trial_ids=[5, 6, 7])
 
     def integral(a, c, lo, hi):
-        return a * width * np.sqrt(np.pi / 2) * (erf((hi - c) / (width * np.sqrt(2))) - erf((lo - c) / (width * np.sqrt(2))))
+        s = width * np.sqrt(2)
+        return a * width * np.sqrt(np.pi / 2) * (erf((hi - c) / s) - erf((lo - c) / s))
 
     for win, (lo, hi) in {"resp": (0.0, 2.0), "odd": (0.123, 0.987)}.items():
         rows = tab[tab["window"] == win]

@@ -14,7 +14,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "  dopa-rl photometry drug.nwb --detrend none --fit-epoch 0:1800 --bleach exp --bleach-epoch 0:1800\n"
                 "  dopa-rl photometry s.nwb --event cue_time --window cue=0:1 --window late=1:3 --csv trials.csv\n"
                 "  dopa-rl photometry s.nwb --transients --indicator gcamp6f --nwb-out s-analysed.nwb\n"
-                "Steps: low-pass, photobleaching detrend, control fit, dF/F, drift removal, z-score (docs/dopamine.md).")
+                "Steps: low-pass, photobleaching detrend, control fit, dF/F, drift removal, z-score "
+                "(docs/dopamine.md).")
     p.add_argument("file", metavar="FILE.nwb", help="NWB file with a photometry series (opened read-only)")
     p.add_argument("--series", metavar="NAME", help="photometry series name or path (default: the only one)")
     p.add_argument("--event", metavar="NAME_OR_COLUMN",
@@ -63,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "kinetics (default dlight; see docs/dopamine.md)")
     p.add_argument("--transient-threshold", type=float, metavar="SD", help="threshold in robust SDs (1.4826 MAD)")
     p.add_argument("--transient-min-width", type=float, metavar="S", help="minimum time above half the threshold (s)")
-    p.add_argument("--transient-min-separation", type=float, metavar="S", help="minimum distance between transients (s)")
+    p.add_argument("--transient-min-separation", type=float, metavar="S",
+                   help="dips below half the threshold shorter than this are bridged: one transient (s)")
     p.add_argument("--transient-window", type=float, metavar="S", help="sliding baseline window (s, default 15)")
     p.add_argument("--transient-min-dff", type=float, metavar="PERCENT",
                    help="also require this rise in dF/F (percent, e.g. 2) above the sliding median")
@@ -96,7 +98,8 @@ def _windows(args):
             try:
                 peri = (float(spec[0]), float(spec[1]))
             except ValueError:
-                raise InputError(f"--window {' '.join(spec)}: expected START STOP in seconds or NAME=START:STOP") from None
+                raise InputError(f"--window {' '.join(spec)}: expected START STOP in seconds or "
+                                 "NAME=START:STOP") from None
         else:
             raise InputError(f"--window {' '.join(spec)}: expected START STOP in seconds or NAME=START:STOP")
     return peri, named
@@ -359,7 +362,8 @@ def run(args) -> int:
         print(f"window {k}: {v['n']} trials, mean peak {v['peak']:.3g} z, mean AUC {v['auc']:.3g} z*s")
     if "transients" in summary:
         t = summary["transients"]
-        print(f"{t['n']} transients ({t['per_minute']:.3g} per minute) above {t['settings']['threshold_sd']:g} robust SD")
+        print(f"{t['n']} transients ({t['per_minute']:.3g} per minute) above "
+              f"{t['settings']['threshold_sd']:g} robust SD")
     for w in summary["warnings"]:
         print(f"warning: {w}")
     return 0

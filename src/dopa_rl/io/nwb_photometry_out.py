@@ -105,9 +105,11 @@ def write_photometry_analysis(src: str | os.PathLike[str], dest: str | os.PathLi
             mod.add(DynamicTable(name="provenance", description="how the analysis was made (dotted keys; values are "
                                  "JSON scalars or lists)",
                                  columns=[VectorData(name="key", description="what (dotted path)", data=list(flat)),
-                                          VectorData(name="value", description="JSON value", data=list(flat.values()))]))
+                                          VectorData(name="value", description="JSON value",
+                                                     data=list(flat.values()))]))
             if transients is not None:
-                ts = TimestampVectorData(name="timestamp", description="peak time of the transient, s from session start",
+                ts = TimestampVectorData(name="timestamp",
+                                         description="peak time of the transient, s from session start",
                                          data=transients["timestamp"].to_numpy(np.float64))
                 rest = _columns(transients.drop(columns=["timestamp"]))
                 nwb.add_events_table(EventsTable(name=TRANSIENTS_TABLE, columns=[ts, *rest],

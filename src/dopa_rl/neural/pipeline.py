@@ -192,7 +192,8 @@ class PhotometryPipeline:
         if self.bleach != "none":
             if self.fit_epoch is not None and self.bleach_epoch is None:
                 notes.append(f"`bleach` {self.bleach} was fitted on the whole recording: a step change after "
-                             f"`fit_epoch` is partly taken as drift; give `bleach_epoch` (e.g. the fit epoch) to keep it")
+                             "`fit_epoch` is partly taken as drift; give `bleach_epoch` (e.g. the fit epoch) "
+                             "to keep it")
             drift, info = P.bleach_trend(out, rate, t, self.bleach, robust=self.bleach_robust,
                                          epoch=self.bleach_epoch)
             out -= drift

@@ -3,7 +3,8 @@
 A transient is the highest point of a run of the trace above half the threshold, rising at least
 ``threshold`` robust standard deviations above a sliding baseline, at least ``min_width_s`` above half the
 threshold (noise riding on a transient does not split it: dips below that level shorter than
-``min_separation_s`` are bridged, so two transients are at least that far apart), and, optionally, at least ``min_dff`` above the baseline in dF/F.
+``min_separation_s`` are bridged, so two transients are at least that far apart), and, optionally, at
+least ``min_dff`` above the baseline in dF/F.
 
 The sliding baseline: in windows of ``window_s`` seconds centred every ``window_s / 4`` seconds, the median
 and the robust SD (1.4826 x the median absolute deviation), then both again from the samples below the

@@ -111,6 +111,21 @@ def test_windows_bands_and_transients_against_the_planted_responses(bump_session
     assert "window early: 40 trials" in text and "40 transients" in text
 
 
+def test_spontaneous_mode_aligns_to_the_detected_transients(bump_session, tmp_path, capsys):
+    """GuPPy #201: no TTLs needed; the detected transients are the events of the summary and the windows."""
+    path, cue_t, _, _, _ = bump_session
+    out = tmp_path / "sp.json"
+    code, text, err = _run(["photometry", str(path), "--detrend", "none", "--lowpass", "0", "--control-fit", "none",
+                            "--transients", "--event", "transients", "--window", "-2", "2", "--window", "top=-0.1:0.1",
+                            "--baseline", "-2", "-1.5", "--n-boot", "200", "--json", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads(out.read_text())
+    assert s["event"] == "transients" and s["n_events"] == N_TRIALS and abs(s["peak_time"]) <= 1.0 / RATE
+    w = pd.DataFrame(s["windows"]["per_trial"])
+    assert list(w["trial"]) == list(range(N_TRIALS)) and (w["peak_time"].abs() <= 1.0 / RATE).all()
+    assert s["bands"]["groups"]["all"]["n_trials"] == N_TRIALS
+
+
 def test_fit_epoch_accepts_both_forms_and_says_so(bump_session, tmp_path, capsys):
     path = bump_session[0]
     outs = []
@@ -143,6 +158,7 @@ def test_fit_epoch_accepts_both_forms_and_says_so(bump_session, tmp_path, capsys
     (["--fit-epoch", "90000:90010"], "fewer than 3 samples of the recording"),
     (["--bleach-epoch", "0:100"], "--bleach-epoch needs a --bleach method"),
     (["--bleach", "double-exp", "--bleach-epoch", "0:3"], "--bleach double-exp: --bleach-epoch 0 3 is too short"),
+    (["--event", "transients"], "--event transients aligns to the detected transients: add --transients"),
     (["--nwb-out", "{tmp}/x.h5"], "--nwb-out {tmp}/x.h5: the file name must end in .nwb"),
     (["--n-boot", "10"], "--n-boot 10: at least 100"),
 ])

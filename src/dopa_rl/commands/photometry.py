@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+#: ``--event transients``: align to the transients detected in the trace itself (GuPPy #201, spontaneous activity).
+TRANSIENT_EVENT = "transients"
 INDICATOR_CHOICES = ("dlight", "gcamp6f", "gcamp6m", "gcamp6s", "grab-da", "grab-da1m", "grab-da1h")
 
 
@@ -14,12 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "  dopa-rl photometry drug.nwb --detrend none --fit-epoch 0:1800 --bleach exp --bleach-epoch 0:1800\n"
                 "  dopa-rl photometry s.nwb --event cue_time --window cue=0:1 --window late=1:3 --csv trials.csv\n"
                 "  dopa-rl photometry s.nwb --transients --indicator gcamp6f --nwb-out s-analysed.nwb\n"
+                "  dopa-rl photometry s.nwb --transients --event transients --window peak=-0.5:1   # spontaneous\n"
                 "Steps: low-pass, photobleaching detrend, control fit, dF/F, drift removal, z-score "
                 "(docs/dopamine.md).")
     p.add_argument("file", metavar="FILE.nwb", help="NWB file with a photometry series (opened read-only)")
     p.add_argument("--series", metavar="NAME", help="photometry series name or path (default: the only one)")
     p.add_argument("--event", metavar="NAME_OR_COLUMN",
-                   help="events table name (e.g. reward_cue) or trials-table time column (e.g. cue_time); "
+                   help="events table name (e.g. reward_cue) or trials-table time column (e.g. cue_time), or "
+                        "'transients': the transients detected with --transients (spontaneous activity); "
                         "default: the trials' cue_time, else the only events table")
     p.add_argument("--trials-table", metavar="NAME", help="interval table holding the trials (default: trials)")
     p.add_argument("--window", nargs="+", action="append", metavar="SPEC",
@@ -212,10 +216,18 @@ def summarise(args):
                               zscore=args.zscore, zscore_epoch=tuple(args.zscore_epoch) if args.zscore_epoch else None,
                               resample_hz=args.resample, bleach=args.bleach, bleach_robust=args.bleach_fit == "robust",
                               bleach_epoch=_epoch(args.bleach_epoch, "--bleach-epoch"))
+    spontaneous = args.event == TRANSIENT_EVENT
+    if spontaneous and settings is None:
+        raise InputError(f"--event {TRANSIENT_EVENT} aligns to the detected transients: add --transients")
+    if spontaneous and args.trial_type:
+        raise InputError(f"--trial-type needs --event to be a trials-table time column, not {TRANSIENT_EVENT}")
     with nwb.NWBSession(args.file) as s:
         phot = s.photometry(args.series)
-        name, times = event_times(s, args.event, args.trials_table)
-        types = _trial_types(s, args, name, len(times))
+        if spontaneous:
+            name, times, types = TRANSIENT_EVENT, None, None
+        else:
+            name, times = event_times(s, args.event, args.trials_table)
+            types = _trial_types(s, args, name, len(times))
     rate = float(phot.rate) if phot.rate else float(1.0 / np.median(np.diff(phot.timestamps)))
     if args.lowpass and args.lowpass >= rate / 2:
         raise InputError(f"--lowpass {args.lowpass:g}: at or above the Nyquist frequency {rate / 2:g} Hz of "
@@ -224,6 +236,17 @@ def summarise(args):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         proc = pipe.run(phot)
+        tr = None
+        if settings is not None:
+            try:
+                tr = detect_transients(proc.z, proc.rate, t0=proc.t0, settings=settings, dff=proc.dff)
+            except InputError as exc:
+                raise _transient_flags(exc) from None
+            if spontaneous:
+                times = tr["timestamp"].to_numpy()
+                if not len(times):
+                    raise InputError(f"--event {TRANSIENT_EVENT}: no transient was detected; lower "
+                                     "--transient-threshold or check the trace")
         pe = peri_event_matrix(proc.z, times, peri, rate=proc.rate, t0=proc.t0)
         if pe.n_events == 0:
             raise InputError(f"{args.file}: none of the {len(times)} '{name}' events has its {peri[0]:g} to "
@@ -255,12 +278,6 @@ def summarise(args):
             else:
                 bands[label] = (pe.matrix[rows], bootstrap_band(pe.matrix[rows], pe.time, baseline=tuple(args.baseline),
                                                                 n_boot=args.n_boot))
-        tr = None
-        if settings is not None:
-            try:
-                tr = detect_transients(proc.z, proc.rate, t0=proc.t0, settings=settings, dff=proc.dff)
-            except InputError as exc:
-                raise _transient_flags(exc) from None
     mean = pe.mean()
     after = pe.time > 0
     i = int(np.flatnonzero(after)[np.argmax(mean[after])]) if after.any() else int(np.argmax(mean))

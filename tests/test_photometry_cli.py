@@ -212,3 +212,16 @@ def test_the_real_dlight_recording_through_every_addition(real_data, tmp_path, c
     assert sha256(path) == before
     assert inspector_problems(nwb_out) == inspector_problems(path)   # the source's own (subject age, sex), no new one
     assert (figs / "trial_type_bands.png").stat().st_size > 10_000
+
+
+def test_the_real_recording_in_spontaneous_mode(real_data, tmp_path, capsys):
+    """The dLight session's own transients as events: the mean around them peaks at 0 s (3.5 z: the session SD
+    includes the transients, so 5 robust SDs of the baseline are fewer session SDs)."""
+    out = tmp_path / "sp.json"
+    code, _, err = _run(["photometry", str(real_data / AKAM), "--transients", "--event", "transients",
+                         "--window", "-2", "2", "--window", "top=-0.25:0.25", "--baseline", "-2", "-1",
+                         "--n-boot", "200", "--json", str(out)], capsys)
+    assert code == 0, err
+    s = json.loads(out.read_text())
+    assert s["event"] == "transients" and s["n_events"] >= s["transients"]["n"] - 2   # all but the edges
+    assert abs(s["peak_time"]) <= 1.01 / s["rate"] and s["peak_z"] > 3.0

@@ -256,7 +256,9 @@ def summarise(args):
         if named:
             lo = min(args.baseline[0], *(a for a, _ in named.values()))
             hi = max(args.baseline[1], *(b for _, b in named.values()))
-            wpe = peri_event_matrix(proc.z, times, (lo, hi), rate=proc.rate, t0=proc.t0, warn=False)
+            # one sample more on each side: window ends between samples are interpolated, never cut short
+            pad = 1.0 / proc.rate
+            wpe = peri_event_matrix(proc.z, times, (lo - pad, hi + pad), rate=proc.rate, t0=proc.t0, warn=False)
             if wpe.n_events == 0:
                 raise InputError(f"--window: none of the {len(times)} '{name}' events has {lo:g} to {hi:g} s (the "
                                  f"baseline and every named window) inside the recording ({proc.t0:.6g} to "

@@ -312,7 +312,10 @@ def summarise(args):
         summary["transients"] = {"settings": settings.to_dict(), "n": int(len(tr)),
                                  "per_minute": float(len(tr) / (duration / 60.0)) if duration > 0 else None,
                                  "events": tr.to_dict(orient="records")}
-    summary["warnings"] = [str(w.message) for w in caught] + proc.notes
+    from dopa_rl.commands.common import speak_flags
+
+    summary["warnings"] = [speak_flags(str(w.message), getattr(args, "_flags", {}))
+                           for w in caught] + [speak_flags(n, getattr(args, "_flags", {})) for n in proc.notes]
     return {"summary": summary, "pe": pe, "proc": proc, "windows": win, "transients": tr, "bands": bands}
 
 

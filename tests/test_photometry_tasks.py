@@ -283,3 +283,37 @@ def test_bootstrap_band_marks_where_the_mean_leaves_baseline():
         bootstrap_band(m[:1], time)
     with pytest.raises(InputError, match="NaN rows"):
         bootstrap_band(np.vstack([m, np.full(time.size, np.nan)]), time)
+
+
+# ---------------------------------------------------------------- the library entry point behind the command
+
+def test_analyse_photometry_in_python_names_its_parameters():
+    from dopa_rl.neural.photometry_analysis import analyse_photometry
+    from dopa_rl.neural.transients import transient_settings
+
+    rate = 50.0
+    t = np.arange(int(200 * rate)) / rate
+    cues = np.arange(5.0, 195.0, 10.0)
+    kinds = np.resize(np.array(["big", "small"]), len(cues))
+    amp = np.where(kinds == "big", 0.1, 0.04)
+    bumps = sum(a * np.exp(-0.5 * ((t - c - 0.5) / 0.3) ** 2) for a, c in zip(amp, cues))
+    phot = Photometry(timestamps=t, signal=2.0 * (1 + bumps) + 1e-5 * np.random.default_rng(0).normal(size=t.size),
+                      rate=rate)
+    pipe = PhotometryPipeline(lowpass_hz=None, detrend="none", control_fit="none")
+    res = analyse_photometry(phot, cues, pipeline=pipe, event="cue", named_windows={"early": (0.0, 1.0)},
+                             trial_types=kinds, trial_type="kind", transients=transient_settings("dlight"),
+                             n_boot=200)
+    s = res.summary()
+    assert s["n_events"] == len(cues) and set(s["bands"]["groups"]) == {"big", "small"}
+    w = res.windows
+    big, small = (w[w["trial"].isin(np.flatnonzero(kinds == k))]["auc"].mean() for k in ("big", "small"))
+    assert big / small == pytest.approx(2.5, rel=1e-3)                 # AUC scales with the planted amplitude
+    assert len(res.transients) == len(cues)
+    with pytest.raises(InputError, match="`named_windows`: none of the 19 'cue' events"):
+        analyse_photometry(phot, cues, pipeline=pipe, event="cue", named_windows={"late": (0.0, 196.0)})
+    with pytest.raises(InputError, match="`named_windows` with the baseline span -1 to 300 s: longer than"):
+        analyse_photometry(phot, cues, pipeline=pipe, event="cue", named_windows={"late": (0.0, 300.0)})
+    with pytest.raises(InputError, match="`event_times` 'licks'"):
+        analyse_photometry(phot, "licks", pipeline=pipe)
+    with pytest.raises(InputError, match="`trial_types`: 3 labels for 19"):
+        analyse_photometry(phot, cues, pipeline=pipe, trial_types=["a", "b", "c"])

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-#: ``--event transients``: align to the transients detected in the trace itself (GuPPy #201, spontaneous activity).
-TRANSIENT_EVENT = "transients"
 INDICATOR_CHOICES = ("dlight", "gcamp6f", "gcamp6m", "gcamp6s", "grab-da", "grab-da1m", "grab-da1h")
 
 
@@ -185,21 +183,21 @@ def _trial_types(session, args, event_name, n_events):
 
 
 def summarise(args):
-    """Run the pipeline and every requested measure; returns a dict: ``summary`` (the JSON), ``pe`` (the
-    peri-event matrix), ``proc``, ``windows`` (DataFrame or None), ``transients`` (DataFrame or None),
-    ``bands`` ({trial type: (matrix, BootstrapBand)})."""
-    import warnings
-
+    """Read the file, run :func:`dopa_rl.neural.photometry_analysis.analyse_photometry`; returns
+    ``(summary dict for --json, PhotometryAnalysis)``."""
     import numpy as np
 
+    from dopa_rl.commands.common import speak_flags
     from dopa_rl.errors import InputError
     from dopa_rl.io import nwb
-    from dopa_rl.neural.alignment import check_window, peri_event_matrix, window_measures
+    from dopa_rl.neural.alignment import check_window
     from dopa_rl.neural.dataset import event_times
-    from dopa_rl.neural.peri_stats import bootstrap_band, window_table
+    from dopa_rl.neural.photometry_analysis import TRANSIENT_EVENTS, analyse_photometry
     from dopa_rl.neural.pipeline import PhotometryPipeline
-    from dopa_rl.neural.transients import detect_transients
 
+    # library names this command spells otherwise
+    args._flags = {**getattr(args, "_flags", {}), "named_windows": "--window", "trial_types": "--trial-type",
+                   "event_times": "--event"}
     peri, named = _windows(args)
     check_window(peri, "--window")
     for option in ("response", "baseline"):
@@ -209,22 +207,21 @@ def summarise(args):
     if args.n_boot < 100:
         raise InputError(f"--n-boot {args.n_boot}: at least 100 resamples are needed for a 95% band")
     settings = _transient_settings(args)
-    fit_epoch = _epoch(args.fit_epoch, "--fit-epoch")
     lowpass = 10.0 if args.lowpass is None else args.lowpass
     pipe = PhotometryPipeline(lowpass_hz=lowpass or None, detrend=args.detrend, highpass_hz=args.highpass,
-                              control_fit=args.control_fit, fit_epoch=fit_epoch,
+                              control_fit=args.control_fit, fit_epoch=_epoch(args.fit_epoch, "--fit-epoch"),
                               zscore=args.zscore, zscore_epoch=tuple(args.zscore_epoch) if args.zscore_epoch else None,
                               resample_hz=args.resample, bleach=args.bleach, bleach_robust=args.bleach_fit == "robust",
                               bleach_epoch=_epoch(args.bleach_epoch, "--bleach-epoch"))
-    spontaneous = args.event == TRANSIENT_EVENT
+    spontaneous = args.event == TRANSIENT_EVENTS
     if spontaneous and settings is None:
-        raise InputError(f"--event {TRANSIENT_EVENT} aligns to the detected transients: add --transients")
+        raise InputError(f"--event {TRANSIENT_EVENTS} aligns to the detected transients: add --transients")
     if spontaneous and args.trial_type:
-        raise InputError(f"--trial-type needs --event to be a trials-table time column, not {TRANSIENT_EVENT}")
+        raise InputError(f"--trial-type needs --event to be a trials-table time column, not {TRANSIENT_EVENTS}")
     with nwb.NWBSession(args.file) as s:
         phot = s.photometry(args.series)
         if spontaneous:
-            name, times, types = TRANSIENT_EVENT, None, None
+            name, times, types = TRANSIENT_EVENTS, TRANSIENT_EVENTS, None
         else:
             name, times = event_times(s, args.event, args.trials_table)
             types = _trial_types(s, args, name, len(times))
@@ -233,90 +230,17 @@ def summarise(args):
         raise InputError(f"--lowpass {args.lowpass:g}: at or above the Nyquist frequency {rate / 2:g} Hz of "
                          f"{phot.source_path or phot.name} (sampled at {rate:g} Hz); give a lower cutoff, or --lowpass 0 "
                          f"for none")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        proc = pipe.run(phot)
-        tr = None
-        if settings is not None:
-            try:
-                tr = detect_transients(proc.z, proc.rate, t0=proc.t0, settings=settings, dff=proc.dff)
-            except InputError as exc:
-                raise _transient_flags(exc) from None
-            if spontaneous:
-                times = tr["timestamp"].to_numpy()
-                if not len(times):
-                    raise InputError(f"--event {TRANSIENT_EVENT}: no transient was detected; lower "
-                                     "--transient-threshold or check the trace")
-        pe = peri_event_matrix(proc.z, times, peri, rate=proc.rate, t0=proc.t0)
-        if pe.n_events == 0:
-            raise InputError(f"{args.file}: none of the {len(times)} '{name}' events has its {peri[0]:g} to "
-                             f"{peri[1]:g} s window inside the recording ({proc.t0:.6g} to "
-                             f"{proc.timestamps[-1]:.6g} s)")
-        win = None
-        if named:
-            lo = min(args.baseline[0], *(a for a, _ in named.values()))
-            hi = max(args.baseline[1], *(b for _, b in named.values()))
-            # one sample more on each side: window ends between samples are interpolated, never cut short
-            pad = 1.0 / proc.rate
-            wpe = peri_event_matrix(proc.z, times, (lo - pad, hi + pad), rate=proc.rate, t0=proc.t0, warn=False)
-            if wpe.n_events == 0:
-                raise InputError(f"--window: none of the {len(times)} '{name}' events has {lo:g} to {hi:g} s (the "
-                                 f"baseline and every named window) inside the recording ({proc.t0:.6g} to "
-                                 f"{proc.timestamps[-1]:.6g} s)")
-            win = window_table(wpe.matrix, wpe.time, named, baseline=tuple(args.baseline),
-                               trial_ids=np.flatnonzero(wpe.kept))
-            win_excluded = wpe.excluded
-        bands = {}
-        kept_types = None if types is None else types[pe.kept]
-        groups = {"all": np.ones(pe.n_events, bool)} if kept_types is None else \
-            {str(v): kept_types == v for v in dict.fromkeys(kept_types)}
-        for label, rows in groups.items():
-            if label == "":
-                warnings.warn(f"--trial-type {args.trial_type}: {int(rows.sum())} trial(s) without a value are left "
-                              "out of the bands", stacklevel=2)
-            elif rows.sum() < 2:
-                warnings.warn(f"--trial-type {args.trial_type}: type {label!r} has {int(rows.sum())} trial; no band",
-                              stacklevel=2)
-            else:
-                bands[label] = (pe.matrix[rows], bootstrap_band(pe.matrix[rows], pe.time, baseline=tuple(args.baseline),
-                                                                n_boot=args.n_boot))
-    mean = pe.mean()
-    after = pe.time > 0
-    i = int(np.flatnonzero(after)[np.argmax(mean[after])]) if after.any() else int(np.argmax(mean))
-    meas = window_measures(pe.matrix, pe.time, tuple(args.response), tuple(args.baseline))
-    cf = proc.control_fit
-    summary = {
-        "file": str(args.file), "series": phot.source_path or phot.name, "rate": proc.rate, "event": name,
-        "control_fit": None if cf is None else {"slope": cf.slope, "intercept": cf.intercept, "method": cf.method,
-                                                "n_samples": cf.n_samples,
-                                                "epoch": list(cf.baseline) if cf.baseline else None},
-        "n_events": pe.n_events, "excluded": pe.excluded, "peak_z": float(mean[i]), "peak_time": float(pe.time[i]),
-        "response": {"window": list(args.response), "baseline": list(args.baseline),
-                     **{k: float(meas[k].mean()) for k in ("mean", "peak", "auc")}},
-        "pipeline": pipe.params(), "steps": proc.steps,
-    }
-    if win is not None:
-        summary["windows"] = {
-            "baseline": list(args.baseline), "units": {"peak": "z", "auc": "z*s", "time": "s from the event"},
-            "windows": {k: list(v) for k, v in named.items()}, "excluded": win_excluded,
-            "mean": {k: {"n": int((win["window"] == k).sum()), "peak": float(g["peak"].mean()),
-                         "auc": float(g["auc"].mean())} for k, g in win.groupby("window", sort=False)},
-            "per_trial": win.to_dict(orient="records"),
-        }
-    summary["bands"] = {
-        "baseline": list(args.baseline), "level": 0.95, "n_boot": args.n_boot, "trial_type": args.trial_type,
-        "groups": {k: {"n_trials": b.n_trials, "excludes_baseline": [list(iv) for iv in b.intervals()]}
-                   for k, (_, b) in bands.items()}}
-    if tr is not None:
-        duration = float(proc.timestamps[-1] - proc.timestamps[0])
-        summary["transients"] = {"settings": settings.to_dict(), "n": int(len(tr)),
-                                 "per_minute": float(len(tr) / (duration / 60.0)) if duration > 0 else None,
-                                 "events": tr.to_dict(orient="records")}
-    from dopa_rl.commands.common import speak_flags
-
-    summary["warnings"] = [speak_flags(str(w.message), getattr(args, "_flags", {}))
-                           for w in caught] + [speak_flags(n, getattr(args, "_flags", {})) for n in proc.notes]
-    return {"summary": summary, "pe": pe, "proc": proc, "windows": win, "transients": tr, "bands": bands}
+    try:
+        res = analyse_photometry(phot, times, pipeline=pipe, event=name, window=peri, named_windows=named,
+                                 baseline=tuple(args.baseline), response=tuple(args.response), trial_types=types,
+                                 trial_type=args.trial_type, transients=settings, n_boot=args.n_boot)
+    except InputError as exc:
+        msg = str(exc)
+        raise _transient_flags(InputError(f"{args.file}: {msg}" if msg.startswith("none of the") else msg)) from None
+    summary = {"file": str(args.file), "series": phot.source_path or phot.name, **res.summary(),
+               "pipeline": pipe.params()}
+    summary["warnings"] = [speak_flags(w, args._flags) for w in summary["warnings"]]
+    return summary, res
 
 
 def run(args) -> int:
@@ -332,26 +256,25 @@ def run(args) -> int:
         from dopa_rl.errors import InputError
 
         raise InputError(f"--nwb-out {args.nwb_out}: the file name must end in .nwb")
-    res = summarise(args)
-    summary, pe = res["summary"], res["pe"]
+    summary, res = summarise(args)
+    pe, proc = res.peri, res.processed
     text = json.dumps(summary, indent=2, allow_nan=False)
     if args.nwb_out:
         from dopa_rl.io.nwb_photometry_out import write_photometry_analysis
 
-        proc = res["proc"]
         prov = {k: summary[k] for k in ("series", "event", "pipeline", "steps")}
         prov["windows"] = summary.get("windows", {}).get("windows")
         prov["baseline"] = list(args.baseline)
         prov["transient_settings"] = summary.get("transients", {}).get("settings")
         write_photometry_analysis(args.file, args.nwb_out, z=proc.z, rate=proc.rate, t0=proc.t0, provenance=prov,
-                                  windows=res["windows"], transients=res["transients"])
+                                  windows=res.windows, transients=res.transients)
     if args.json:
         atomic_write_text(args.json, text + "\n")
     if args.csv:
         from dopa_rl.io.atomic import atomic_path
 
         with atomic_path(Path(args.csv)) as tmp:
-            res["windows"].to_csv(tmp, index=False)
+            res.windows.to_csv(tmp, index=False)
     if args.plots:
         from dopa_rl.report import neural as fig
         from dopa_rl.report import photometry as pfig
@@ -363,14 +286,13 @@ def run(args) -> int:
         fig.trial_heatmap(pe.time, pe.matrix, out / "trial_heatmap.png",
                           title=f"{fname}: {summary['event']}-aligned, one row per event",
                           label="z-scored dF/F (SD of the session)")
-        if res["bands"]:
-            pfig.peri_event_bands(res["bands"], out / "trial_type_bands.png",
+        if res.bands:
+            pfig.peri_event_bands(res.bands, out / "trial_type_bands.png",
                                   title=f"{fname}: {summary['event']}-aligned by {args.trial_type or 'all trials'}; "
                                         f"band: 95% bootstrap of the mean change from baseline {args.baseline[0]:g} "
                                         f"to {args.baseline[1]:g} s")
-        if res["transients"] is not None:
-            proc = res["proc"]
-            pfig.transients_trace(proc.timestamps, proc.z, res["transients"]["timestamp"].to_numpy(),
+        if res.transients is not None:
+            pfig.transients_trace(proc.timestamps, proc.z, res.transients["timestamp"].to_numpy(),
                                   out / "transients.png", title=f"{fname}: transients")
     cf = summary["control_fit"]
     fit_text = "no control fit" if cf is None else f"control fit ({cf['method']}) slope {cf['slope']:.4g}, intercept {cf['intercept']:.4g}"

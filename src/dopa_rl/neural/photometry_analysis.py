@@ -184,8 +184,8 @@ def analyse_photometry(phot: Photometry, event_times, *, pipeline: PhotometryPip
             # one sample more on each side: window ends between samples are interpolated, never cut short
             pad = 1.0 / proc.rate
             if (hi - lo + 2 * pad) * proc.rate >= len(proc.z):
-                raise InputError(f"`named_windows` with the baseline span {lo:g} to {hi:g} s: longer than the recording "
-                                 f"({len(proc.z) / proc.rate:.6g} s)")
+                raise InputError(f"`named_windows` with the baseline span {lo:g} to {hi:g} s: longer than the "
+                                 f"recording ({len(proc.z) / proc.rate:.6g} s)")
             wpe = peri_event_matrix(proc.z, times, (lo - pad, hi + pad), rate=proc.rate, t0=proc.t0, warn=False)
             if wpe.n_events == 0:
                 raise InputError(f"`named_windows`: none of the {len(times)} '{event}' events has {lo:g} to {hi:g} s "

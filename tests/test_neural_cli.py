@@ -35,7 +35,8 @@ def test_photometry_on_synthetic_session(rw_sessions, tmp_path, capsys):
     assert s["event"] == "cue_time" and s["n_events"] == 299 and s["excluded"] == {"outside": 1} and s["rate"] == 100.0
     assert s["peak_z"] > 0.5 and 0 < s["peak_time"] < 1.0
     assert [st["step"] for st in s["steps"]] == ["lowpass", "detrend", "control_fit", "dff", "zscore"]
-    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["event_aligned_mean.png", "trial_heatmap.png"]
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == ["event_aligned_mean.png", "trial_heatmap.png",
+                                                                 "trial_type_bands.png"]
 
 
 def test_photometry_on_the_real_dlight_recording(real_data, tmp_path, capsys):

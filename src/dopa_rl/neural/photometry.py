@@ -6,7 +6,10 @@
 * :func:`fit_control`: the control (isosbestic or red) channel fitted to the signal by OLS, or by
   iteratively reweighted least squares with Huber or Tukey bisquare weights (MAD scale, as statsmodels
   RLM), optionally on a baseline epoch only;
-* :func:`dff`, :func:`zscore` (session, baseline epoch, or robust median/MAD), :func:`resample`.
+* :func:`dff`, :func:`zscore` (session, baseline epoch, or robust median/MAD), :func:`resample`;
+* :func:`bleach_trend`: the slow drift left in dF/F after control subtraction in long recordings
+  (single or double exponential, or a polynomial of degree 1-3), fitted by iteratively reweighted least
+  squares with Tukey bisquare weights (MAD scale) so that transients do not pull the fit.
 
 Inputs are never modified; each step makes one output array.
 """
@@ -19,9 +22,10 @@ import numpy as np
 from dopa_rl.errors import InputError
 
 __all__ = ["ControlFit", "lowpass", "highpass", "double_exponential_trend", "fit_control", "dff", "zscore",
-           "resample", "check_trace", "CONTROL_METHODS"]
+           "resample", "check_trace", "bleach_trend", "robust_weights", "CONTROL_METHODS", "BLEACH_METHODS"]
 
 CONTROL_METHODS = ("ols", "huber", "bisquare")
+BLEACH_METHODS = ("exp", "double-exp", "poly1", "poly2", "poly3")
 _TUNING = {"huber": 1.345, "bisquare": 4.685}
 
 
@@ -176,25 +180,154 @@ def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *,
     if max_samples and y.size > max_samples:
         step = int(np.ceil(y.size / max_samples))
         y, x = np.ascontiguousarray(y[::step]), np.ascontiguousarray(x[::step])
-    c = _TUNING[method]
     a, b = _wls(x, y, None)
     it = 0
     for it in range(1, max_iter + 1):
-        r = y - (a + b * x)
-        scale = 1.4826 * float(np.median(np.abs(r - np.median(r))))
-        if scale <= 0:
+        w = robust_weights(y - (a + b * x), method)
+        if w is None:
             break
-        u = np.abs(r) / (c * scale)
-        if method == "huber":
-            w = 1.0 / np.maximum(u, 1.0)
-        else:
-            w = np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0)
         a_new, b_new = _wls(x, y, w)
         done = abs(b_new - b) <= tol * max(1.0, abs(b)) and abs(a_new - a) <= tol * max(1.0, abs(a))
         a, b = a_new, b_new
         if done:
             break
     return ControlFit(float(b), float(a), method, int(y.size), it)
+
+
+def robust_weights(residuals: np.ndarray, method: str = "bisquare") -> np.ndarray | None:
+    """IRLS weights of ``residuals`` for the Huber (t = 1.345) or Tukey bisquare (c = 4.685) norm, on the
+    MAD scale (1.4826 x median absolute deviation from the median), as statsmodels RLM; None when the
+    scale is 0 (a perfect fit: nothing to reweight)."""
+    r = np.asarray(residuals, dtype=float)
+    scale = 1.4826 * float(np.median(np.abs(r - np.median(r))))
+    if not scale > 0:
+        return None
+    u = np.abs(r) / (_TUNING[method] * scale)
+    if method == "huber":
+        return 1.0 / np.maximum(u, 1.0)
+    return np.where(u < 1.0, (1.0 - u * u) ** 2, 0.0)
+
+
+def _exp_model(n_exp: int):
+    if n_exp == 1:
+        return lambda t, c, a, tau: c + a * np.exp(-t / tau)
+    return lambda t, c, a1, tau1, a2, tau_ratio: (c + a1 * np.exp(-t / tau1)
+                                                  + a2 * np.exp(-t / (tau1 * tau_ratio)))
+
+
+def _fit_bleach_once(tb: np.ndarray, xb: np.ndarray, w: np.ndarray, method: str, span: float,
+                     p0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """One weighted fit on the bins; returns (fitted values on ``tb``, parameters)."""
+    from scipy.optimize import curve_fit
+
+    keep = w > 0
+    if method.startswith("poly"):
+        poly = np.polynomial.Polynomial.fit(tb[keep] / span, xb[keep], int(method[-1]), w=np.sqrt(w[keep]))
+        return poly(tb / span), poly.convert().coef / span ** np.arange(int(method[-1]) + 1)
+    n_exp = 1 if method == "exp" else 2
+    f = _exp_model(n_exp)
+    top = max(float(np.ptp(xb)), float(np.max(np.abs(xb))), 1e-12)
+    lo_tau, hi_tau = span / 200.0, span * 20.0
+    if n_exp == 1:
+        start = [float(np.median(xb[-max(3, len(xb) // 10):])), float(xb[0] - xb[-1]), span / 3]
+        bounds = ([-10 * top, -10 * top, lo_tau], [10 * top, 10 * top, hi_tau])
+    else:
+        start = [float(np.median(xb[-max(3, len(xb) // 10):])), float(xb[0] - xb[-1]) / 2, span / 2,
+                 float(xb[0] - xb[-1]) / 2, 0.1]
+        bounds = ([-10 * top, -10 * top, lo_tau, -10 * top, 0.005], [10 * top, 10 * top, hi_tau, 10 * top, 1.0])
+    start = np.clip(start if p0 is None else p0, np.array(bounds[0]) + 1e-12, np.array(bounds[1]) - 1e-12)
+    try:
+        popt, _ = curve_fit(f, tb[keep], xb[keep], p0=start, bounds=bounds, sigma=1.0 / np.sqrt(w[keep]),
+                            maxfev=20000)
+    except (RuntimeError, ValueError) as exc:
+        raise InputError(f"`bleach` {method}: the fit to the dF/F drift failed ({exc}); try `bleach` poly2") from None
+    return f(tb, *popt), popt
+
+
+def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method: str = "exp", *,
+                 robust: bool = True, bin_s: float | None = None, epoch: tuple[float, float] | None = None,
+                 max_iter: int = 30, tol: float = 1e-6) -> tuple[np.ndarray, dict]:
+    """Slow drift of a dF/F trace (photobleaching left after control subtraction) and its fitted parameters.
+
+    Parameters
+    ----------
+    x : ndarray
+        dF/F after control subtraction (1-D).
+    rate : float
+        Sampling rate, Hz.
+    t : ndarray, optional
+        Sample times (s); default ``arange(len(x)) / rate``.  The fit uses time from the first sample.
+    method : {"exp", "double-exp", "poly1", "poly2", "poly3"}
+        ``c + a exp(-t/tau)``; ``c + a1 exp(-t/tau1) + a2 exp(-t/(tau1 r))``, ``0 < r <= 1``; or a polynomial.
+    robust : bool
+        Iteratively reweighted least squares with Tukey bisquare weights on the MAD scale (as statsmodels
+        RLM), so that transients, which sit above the baseline, get weight 0 instead of pulling the curve
+        up; False: one least-squares fit.
+    bin_s : float, optional
+        The fit uses bin means of this many seconds (default 1 s, or duration / 2500 for recordings over
+        ~40 min); the trend is evaluated at every sample.
+    epoch : (float, float), optional
+        Fit only the bins whose centre lies in ``[start, stop)`` (seconds on ``t``'s clock) and extrapolate
+        the curve to the whole recording: a drug step after the epoch is then kept, not bent into the drift.
+    max_iter, tol : int, float
+        IRLS stops after ``max_iter`` rounds or when the fitted bins move less than ``tol`` x their spread.
+
+    Returns
+    -------
+    trend : ndarray
+        The fitted drift at every sample (subtract it: the baseline becomes 0).
+    info : dict
+        ``method``, ``params`` (names to values; time constants in s), ``robust``, ``iterations``,
+        ``bin_s``, ``downweighted`` (fraction of bins with weight below 0.5 in the last round) and, for the
+        exponentials, ``tau_at_bound`` (the first time constant reached span / 200 or 20 x span: the drift
+        is nearly a step or a straight line; ``poly1`` describes the latter with fewer parameters).
+    """
+    if method not in BLEACH_METHODS:
+        raise InputError(f"`bleach` {method!r}: choose one of {', '.join(BLEACH_METHODS)}, none")
+    x = check_trace(x, "dF/F for the bleaching fit")
+    t_in = t
+    t = np.arange(len(x)) / rate if t is None else np.asarray(t, dtype=float) - float(t[0])
+    if bin_s is None:
+        bin_s = max(1.0, len(x) / rate / 2500.0)
+    t_abs0 = 0.0 if t_in is None else float(np.asarray(t_in, dtype=float)[0])
+    tb, xb = _bin_means(t, x, rate, bin_s)
+    if epoch is not None:
+        keep = (tb + t_abs0 >= epoch[0]) & (tb + t_abs0 < epoch[1])
+        tb, xb = tb[keep], xb[keep]
+    n_par = {"exp": 3, "double-exp": 5}[method] if method in ("exp", "double-exp") else int(method[-1]) + 1
+    if len(tb) < 3 * n_par:
+        where = "the recording" if epoch is None else f"`bleach_epoch` {epoch[0]:g} {epoch[1]:g}"
+        raise InputError(f"`bleach` {method}: {where} is too short for a drift fit "
+                         f"({len(tb)} bins of {bin_s:g} s for {n_par} parameters)")
+    span = max(float(t[-1]), 1.0 / rate)
+    w = np.ones_like(xb)
+    fitted, popt = _fit_bleach_once(tb, xb, w, method, span, None)
+    it = 0
+    if robust:
+        spread = max(float(np.std(xb)), 1e-300)
+        for it in range(1, max_iter + 1):
+            w_new = robust_weights(xb - fitted, "bisquare")
+            if w_new is None or (w_new > 0).sum() < 3 * n_par:
+                break
+            w = w_new
+            new, popt = _fit_bleach_once(tb, xb, w, method, span, None if method.startswith("poly") else popt)
+            moved = float(np.max(np.abs(new - fitted)))
+            fitted = new
+            if moved <= tol * spread:
+                break
+    if method.startswith("poly"):
+        trend = np.polynomial.Polynomial(popt)(t)
+        names = [f"c{k}" for k in range(len(popt))]
+    else:
+        trend = _exp_model(1 if method == "exp" else 2)(t, *popt)
+        names = ["const", "amp", "tau_s"] if method == "exp" else ["const", "amp1", "tau1_s", "amp2", "tau_ratio"]
+    info = {"method": method, "params": {k: float(v) for k, v in zip(names, popt)}, "robust": bool(robust),
+            "iterations": int(it), "bin_s": float(bin_s), "downweighted": float(np.mean(w < 0.5)),
+            "epoch": None if epoch is None else [float(epoch[0]), float(epoch[1])]}
+    if not method.startswith("poly"):
+        # a time constant at its bound (span / 200 or 20 x span): the drift is a step or a straight line
+        info["tau_at_bound"] = bool(popt[2] > 0.99 * span * 20.0 or popt[2] < 1.01 * span / 200.0)
+    return trend, info
 
 
 def dff(signal: np.ndarray, baseline: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:

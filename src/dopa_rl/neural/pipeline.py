@@ -6,6 +6,11 @@ OLS fit of the detrended control to the detrended signal, ``dF/F = (signal - fit
 trend``, z-scored over the session.  With ``detrend="none"`` the isosbestic convention applies:
 ``dF/F = (signal - fitted control) / fitted control``.  Without a control channel, dF/F is the detrended
 signal over its trend.
+
+Options for what GuPPy users ask for (docs/dopamine.md): ``fit_epoch`` fits the control on a baseline epoch
+only and applies the fit to the whole recording (drug step-changes, GuPPy #200); ``bleach`` removes the
+slow drift left in dF/F after control subtraction in long recordings (GuPPy #209) by a robust exponential
+or polynomial fit (:func:`dopa_rl.neural.photometry.bleach_trend`).
 """
 from __future__ import annotations
 
@@ -19,10 +24,11 @@ from dopa_rl.errors import InputError
 from dopa_rl.io.nwb_types import Photometry
 from dopa_rl.neural import photometry as P
 
-__all__ = ["PhotometryPipeline", "ProcessedPhotometry", "DETREND_METHODS", "ZSCORE_METHODS"]
+__all__ = ["PhotometryPipeline", "ProcessedPhotometry", "DETREND_METHODS", "ZSCORE_METHODS", "BLEACH_CHOICES"]
 
 DETREND_METHODS = ("double-exp", "highpass", "none")
 ZSCORE_METHODS = ("session", "baseline", "robust")
+BLEACH_CHOICES = ("none", *P.BLEACH_METHODS)
 
 
 @dataclass
@@ -49,7 +55,9 @@ class PhotometryPipeline:
 
     ``lowpass_hz`` None skips the low-pass; ``control_fit`` "none" ignores the control channel;
     ``fit_epoch`` (start, stop) seconds fits the control on that epoch only; ``zscore`` "baseline" needs
-    ``zscore_epoch``; ``resample_hz`` resamples dF/F at the end.
+    ``zscore_epoch``; ``resample_hz`` resamples dF/F at the end; ``bleach`` (``exp``, ``double-exp``,
+    ``poly1``-``poly3``) subtracts the drift fitted to dF/F after control subtraction, robustly unless
+    ``bleach_robust`` is False, on the ``bleach_epoch`` only when given (extrapolated to the rest).
     """
 
     lowpass_hz: float | None = 10.0
@@ -60,6 +68,9 @@ class PhotometryPipeline:
     zscore: str = "session"
     zscore_epoch: tuple[float, float] | None = None
     resample_hz: float | None = None
+    bleach: str = "none"
+    bleach_robust: bool = True
+    bleach_epoch: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -67,11 +78,16 @@ class PhotometryPipeline:
             problems.append(f"`detrend` {self.detrend!r}: choose one of {', '.join(DETREND_METHODS)}")
         if self.control_fit not in (*P.CONTROL_METHODS, "none"):
             problems.append(f"`control_fit` {self.control_fit!r}: choose one of {', '.join(P.CONTROL_METHODS)}, none")
+        if self.bleach not in BLEACH_CHOICES:
+            problems.append(f"`bleach` {self.bleach!r}: choose one of {', '.join(BLEACH_CHOICES)}")
         if self.zscore not in ZSCORE_METHODS:
             problems.append(f"`zscore` {self.zscore!r}: choose one of {', '.join(ZSCORE_METHODS)}")
         if self.zscore == "baseline" and self.zscore_epoch is None:
             problems.append("`zscore` baseline needs `zscore_epoch` START STOP (seconds)")
-        for name, ep in (("`fit_epoch`", self.fit_epoch), ("`zscore_epoch`", self.zscore_epoch)):
+        if self.bleach_epoch is not None and self.bleach == "none":
+            problems.append("`bleach_epoch` needs a `bleach` method (exp, double-exp, poly1-poly3)")
+        for name, ep in (("`fit_epoch`", self.fit_epoch), ("`zscore_epoch`", self.zscore_epoch),
+                         ("`bleach_epoch`", self.bleach_epoch)):
             if ep is not None and not ep[1] > ep[0]:
                 problems.append(f"{name} {ep[0]:g} {ep[1]:g}: the end must come after the start")
         if problems:
@@ -79,7 +95,7 @@ class PhotometryPipeline:
 
     def params(self) -> dict[str, Any]:
         d = asdict(self)
-        for k in ("fit_epoch", "zscore_epoch"):
+        for k in ("fit_epoch", "zscore_epoch", "bleach_epoch"):
             d[k] = list(d[k]) if d[k] is not None else None
         return d
 
@@ -169,6 +185,24 @@ class PhotometryPipeline:
                 warnings.warn(msg, stacklevel=2)
                 notes.append(msg)
         steps.append({"step": "dff", "formula": formula})
+        if self.fit_epoch is not None and sig_base is not None:
+            notes.append(f"the {self.detrend} photobleaching trend was fitted on the whole recording, not on "
+                         f"`fit_epoch`: it absorbs part of a slow step change; with drug step-changes use "
+                         f"`detrend` none (the isosbestic convention) so that only the fit epoch sets the baseline")
+        if self.bleach != "none":
+            if self.fit_epoch is not None and self.bleach_epoch is None:
+                notes.append(f"`bleach` {self.bleach} was fitted on the whole recording: a step change after "
+                             "`fit_epoch` is partly taken as drift; give `bleach_epoch` (e.g. the fit epoch) "
+                             "to keep it")
+            drift, info = P.bleach_trend(out, rate, t, self.bleach, robust=self.bleach_robust,
+                                         epoch=self.bleach_epoch)
+            out -= drift
+            if info.get("tau_at_bound"):
+                notes.append(f"`bleach` {self.bleach}: the drift's time constant reached its bound "
+                             f"({info['params'].get('tau_s', info['params'].get('tau1_s')):.3g} s): it is nearly a "
+                             "straight line (or a step); poly1 fits that with fewer parameters")
+            steps.append({"step": "bleach_detrend", "on": "dF/F after control subtraction",
+                          "loss": "Tukey bisquare IRLS (MAD scale)" if self.bleach_robust else "least squares", **info})
         if self.resample_hz is not None and self.resample_hz != rate:
             out = P.resample(out, rate, self.resample_hz)
             rate = float(self.resample_hz)

@@ -17,6 +17,16 @@ from _hil_fixtures import emulated_dut, emulator_build  # noqa: F401
 from _neural_support import rw_sessions  # noqa: F401
 
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
+FIRMWARE_BUILDERS = {"test_firmware_host.py"}   # modules that run make in firmware/ themselves
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that build or run the firmware (make in firmware/ and emulator/, the emulated rig) run in one
+    xdist worker, one after another: two makes in the same folder at once would race."""
+    for item in items:
+        if "emulator_build" in getattr(item, "fixturenames", ()) or item.path.name in FIRMWARE_BUILDERS:
+            item.add_marker(pytest.mark.xdist_group("firmware"))
+            item.add_marker(pytest.mark.realtime)
 
 
 def require_real_data() -> Path:

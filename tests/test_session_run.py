@@ -14,6 +14,8 @@ from dopa_rl.session.export import session_tables
 from dopa_rl.session.policy import DffState, dff_step
 from dopa_rl.session.runner import parse_speed
 
+pytestmark = pytest.mark.realtime   # a simulated rig on a real-time clock (docs/sessions.md, Tests)
+
 SPEED = parse_speed("max")   # what --speed max gives
 DEBOUNCE_US = 1000  # the config's default lick_debounce_us
 
@@ -24,7 +26,6 @@ def _run(tmp_path, cfg_path, n=None, speed=SPEED, seed=0, url_wrap=lambda u: u, 
     try:
         port = open_device(url_wrap(dut.url))
         result, path = run_session(cfg, rig, port, tmp_path / out, speed=speed, n_trials=n, on_trial=on_trial)
-        time.sleep(0.05)
         return result, path, dut
     finally:
         dut.close()

@@ -4,12 +4,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from _session_support import nwb_contents
 
 from dopa_rl.cli import main
-
-pytestmark = pytest.mark.realtime   # a simulated rig on a real-time clock (docs/sessions.md, Tests)
 
 
 def test_demo_report_figures_match_the_session(tmp_path, capsys):

@@ -11,6 +11,7 @@ import numpy as np
 from _session_support import fast_config, nwb_contents, rising
 
 from dopa_rl.cli import main
+from dopa_rl.protocol import messages as P
 from dopa_rl.session import load_config, parse_config
 from dopa_rl.session.journal import read_journal
 from dopa_rl.session.virtual import VirtualRunner, run_virtual_session
@@ -140,3 +141,37 @@ def test_demo_gives_the_same_numbers_for_the_same_seed_and_states_the_true_param
     t0, _ = nwb_contents(tmp_path / "demo0" / "session.nwb")
     t1, _ = nwb_contents(tmp_path / "demo1" / "session.nwb")
     assert t0.equals(t1)
+
+
+def test_a_host_stall_in_virtual_time_disarms_the_device_and_the_session_goes_on(tmp_path):
+    """The host hangs for 2.5 s of device time (the device runs, nobody reads or acknowledges): the device
+    trips HOST_TIMEOUT (outputs off, programs cleared, disarmed); the host re-arms (the session resumes) and
+    the trial the stall cut is run again; no reward is given twice (the real-time twin of this test is in
+    test_session_crash.py)."""
+    cfg, rig = load_config(fast_config(tmp_path, 16, p=0.8))
+    dev = _device(10)
+
+    def stall(row):
+        if row["trial"] == 5:
+            dev.advance(2_500_000)                   # host timeout: 1000 ms
+
+    runner = VirtualRunner(cfg, rig, dev, tmp_path / "h.nwb", on_trial=stall)
+    result = runner.run()
+    assert result.reason == "complete" and result.error is None
+    recs = read_journal(result.journal)
+    evs = [r for r in recs if r["kind"] == "ev"]
+    trips = [e for e in evs if e["name"] == "SAFETY_TRIP" and e["f"]["reason"] == P.TripReason.HOST_TIMEOUT]
+    resumed = [e for e in evs if e["name"] == "ACK" and e["f"]["cmd_type"] == P.MsgId.HELLO]
+    assert len(trips) == len(resumed) == 1 and resumed[0]["i"] > trips[0]["i"]
+    # the trip came 1000 ms of device time into the stall; the host read it (and re-armed) when it woke
+    assert trips[0]["rx"] > trips[0]["t_us"] / 1e6 + 1.0
+    notes = " | ".join(r["text"] for r in recs if r["kind"] == "note")
+    assert "session resumed" in notes and "re-uploaded" in notes and result.client_stats["rearms"] == 1
+    learned = [h["trial"] for h in result.history]
+    assert learned == sorted(set(learned)) and len(learned) + len(result.cut) == 16
+    path = tmp_path / "h.nwb"
+    from dopa_rl.session.export import export_journal
+
+    export_journal(result.journal, path)
+    trials, events = nwb_contents(path)
+    assert len(rising(dev, "valve")) == len(events["valve"]) == int((trials["reward"] > 0).sum()) > 5

@@ -12,9 +12,10 @@ session run through it depends only on the config, the device and its seed: the 
 events, the same trials and the same journal (up to the wall-clock fields ``created`` and ``latencies_s``).
 
 A device reset (its boot banner) is handled as the client does: the banner is delivered, a new session is
-opened with what is left of the volume budget and the last CONFIGURE is sent again.  Not modelled: link
-faults (the ``faulty://`` wrapper is for real-time tests) and a host too late for the device's host timeout
-(a virtual host is never late).
+opened with what is left of the volume budget and the last CONFIGURE is sent again.  A host timeout
+(SAFETY_TRIP HOST_TIMEOUT: the device was stepped while nobody read it, as a test does to stall the host)
+re-arms with a HELLO that resumes the session; a command refused NOT_ARMED is sent again once re-armed.
+Not modelled: link faults (the ``faulty://`` wrapper is for real-time tests).
 
 :class:`VirtualRunner` is :class:`~dopa_rl.session.runner.Runner` with this link and this clock;
 :func:`run_virtual_session` runs one and writes its NWB exactly as :func:`~dopa_rl.session.runner.run_session`
@@ -88,6 +89,7 @@ class VirtualLink(DeviceCommands):
         self._valve_used_us = 0
         self._valve_open_us = 0             # planned time of a valve open whose close is not yet reported
         self._budget_ms: int | None = None
+        self._rearm_due = False
         self._closed = False
         self._rawlog = RawLogWriter(rawlog, time_fn=self.now) if rawlog is not None else None
 
@@ -144,6 +146,10 @@ class VirtualLink(DeviceCommands):
         finally:
             self._waiting = None
         reply = self._reply
+        if (isinstance(reply, P.Nack) and reply.reason == P.NackReason.NOT_ARMED and self.hello is not None
+                and type_id != P.MsgId.HELLO):
+            self._rearm("command refused: NOT_ARMED")   # (as the client: re-arm, then send it again)
+            return self.command(msg, timeout, check)
         if check and isinstance(reply, P.Nack):
             raise self._refused(msg, reply)
         if isinstance(msg, P.Configure):
@@ -202,6 +208,8 @@ class VirtualLink(DeviceCommands):
         if new and self._expected is not None and not self._closed:
             self._raw(TX, codec.encode(P.EventAck(self._expected), 0))
             self.stats["event_acks"] += 1
+        if self._rearm_due and not self._closed:
+            self._rearm("SAFETY_TRIP HOST_TIMEOUT")
         return new
 
     def _on_frame(self, rec: codec.Received) -> None:
@@ -222,6 +230,7 @@ class VirtualLink(DeviceCommands):
         self.stats["accepted"] += 1
         if isinstance(msg, P.SafetyTrip):
             self._last_trip = msg
+            self._rearm_due |= msg.reason == P.TripReason.HOST_TIMEOUT and self.hello is not None
         if isinstance(msg, P.ValveOpened):
             self._valve_used_us += self._valve_open_us
             self._valve_open_us = msg.planned_ms * 1000
@@ -253,6 +262,31 @@ class VirtualLink(DeviceCommands):
         self.stats["new_sessions"] += 1
         return reply
 
+    def _budget_left_ms(self) -> int:
+        """The session's volume budget less the valve time given so far (BUDGET_KEEP before CONFIGURE)."""
+        if self._budget_ms is None:
+            return P.BUDGET_KEEP
+        return max(0, self._budget_ms - (self._valve_used_us + self._valve_open_us + 999) // 1000)
+
+    def _rearm(self, why: str) -> None:
+        """HELLO with our nonce: the device resumes the session (ACK) or, if it lost it, starts a new one
+        (HELLO_REPLY: CONFIGURE is sent again).  A command in flight keeps waiting for its own reply."""
+        self._rearm_due = False
+        waiting, reply, lost = self._waiting, self._reply, self._lost_session
+        self._waiting = None
+        self.stats["rearms"] += 1
+        left = self._budget_left_ms()
+        r = self.command(P.Hello(P.PROTOCOL_VERSION, SESSION_NONCE, left), check=False)
+        if isinstance(r, P.HelloReply):
+            self.hello = r
+            self.stats["new_sessions"] += 1
+            if self._config is not None:
+                self.command(self._config._replace(budget_valve_ms=max(1, left)) if left != P.BUDGET_KEEP
+                             else self._config)
+        elif isinstance(r, P.Nack):
+            raise DeviceError(f"re-arming after {why}: device refused HELLO (NACK {P.NackReason(r.reason).name})")
+        self._waiting, self._reply, self._lost_session = waiting, reply, lost
+
     def _device_reset(self, rec: codec.Received) -> None:
         """A boot banner after our HELLO: deliver it, open a new session with the budget that is left, and
         send the last CONFIGURE again (its budget reduced by the valve time already given)."""
@@ -263,9 +297,7 @@ class VirtualLink(DeviceCommands):
         waiting, self._waiting = self._waiting, None   # (a command in flight: its outcome is unknown)
         self._valve_used_us += self._valve_open_us   # a valve open at the reset closed with it
         self._valve_open_us = 0
-        left = P.BUDGET_KEEP
-        if self._budget_ms is not None:
-            left = max(0, self._budget_ms - (self._valve_used_us + 999) // 1000)
+        left = self._budget_left_ms()
         self._hello(left)
         if self._config is not None:
             self.command(self._config._replace(budget_valve_ms=max(1, left)) if left != P.BUDGET_KEEP

@@ -14,14 +14,20 @@ from dopa_rl.rig.client import CommandOutcomeUnknown, DeviceClient
 from dopa_rl.session import export, load_config, open_device, read_journal, run_session
 from dopa_rl.session import runner as runner_mod
 from dopa_rl.session.machine import SessionMachine
-
-pytestmark = pytest.mark.realtime   # a simulated rig on a real-time clock (docs/sessions.md, Tests)
+from dopa_rl.session.virtual import run_virtual_session
+from dopa_rl.sim.device import device_from_options
 
 SPEED = 10.0   # the device's default host timeout before CONFIGURE is 1000 ms of device time: 100 ms here
 
 
-def _session(tmp_path, n, out="s.nwb", seed=0, on_trial=None):
+def _session(tmp_path, n, out="s.nwb", seed=0, on_trial=None, realtime=False):
+    """A session on the simulated rig: in virtual time (dopa_rl.session.virtual), or (``realtime``) through
+    the threaded DeviceClient against the rig's real-time clock at SPEED."""
     cfg, rig = load_config(fast_config(tmp_path, n))
+    if not realtime:
+        dev, _ = device_from_options({"seed": str(seed), "animal": "rw"})
+        result, path = run_virtual_session(cfg, rig, dev, tmp_path / out, on_trial=on_trial)
+        return result, path, dev
     dut = sim_rig(SPEED, seed)
     try:
         result, path = run_session(cfg, rig, open_device(dut.url), tmp_path / out, speed=SPEED, on_trial=on_trial)
@@ -67,7 +73,38 @@ def test_ctrl_c_mid_session_turns_outputs_off_and_writes_the_nwb(tmp_path):
             signal.raise_signal(signal.SIGINT)
 
     result, path, dut = _session(tmp_path, 40, on_trial=ctrl_c)
-    assert result.reason == "interrupted" and path is not None and 4 <= result.n_trials < 40
+    # in virtual time, exactly: trial 3 is reported once trial 4 is queued in its ITI; the loop stops at
+    # the next event, before trial 4 starts (nothing is cut)
+    assert result.reason == "interrupted" and path is not None and result.n_trials == 4 and not result.cut
+    _check_stopped(result, path, dut)
+
+
+def test_ctrl_c_in_the_middle_of_a_trial_cuts_it_into_its_own_interval(tmp_path):
+    """SIGINT 300 ms into trial 5 (its outcome is at 1 s): outputs off, trials 0-4 in the trials table,
+    trial 5 in the NWB's cut_trials (before, it was written as an omission with reward 0 and aborted=1)."""
+    from dopa_rl.protocol import codec
+    from dopa_rl.protocol import messages as P
+
+    cfg, rig = load_config(fast_config(tmp_path, 40, p=1.0))
+    dev, _ = device_from_options({"seed": "0", "animal": "rw"})
+    dec, box = codec.FrameDecoder(), {}
+
+    def watch(wire):   # the device's bytes as they go out (the device calls it; it must not call back in)
+        for rec in dec.feed(wire):
+            if isinstance(rec.msg, P.TrialStarted) and rec.msg.trial_id == 10:
+                box["t5"] = dev.clock.now_us
+        if "t5" in box and dev.clock.now_us >= box["t5"] + 300_000 and "sent" not in box:
+            box["sent"] = dev.clock.now_us
+            signal.raise_signal(signal.SIGINT)
+
+    dev.on_tx = watch
+    result, path = run_virtual_session(cfg, rig, dev, tmp_path / "m.nwb")
+    assert result.reason == "interrupted" and result.n_trials == 5 and list(result.cut) == [5]
+    assert box["sent"] - box["t5"] < 400_000
+    _check_stopped(result, path, dev)
+
+
+def _check_stopped(result, path, dut):
     for pin in ("valve", "cue", "tone", "ttl"):
         edges = dut.pin_edges(pin)
         assert not edges or edges[-1][1] == 0, pin
@@ -85,9 +122,12 @@ def test_ctrl_c_mid_session_turns_outputs_off_and_writes_the_nwb(tmp_path):
     if result.cut:
         assert cut is not None and sorted(cut["trial"]) == sorted(result.cut)
         assert any("was running when the session ended (interrupted)" in r["text"] for r in records if r["kind"] == "note")
+    else:
+        assert cut is None
     assert not set(result.cut) & set(learned)
 
 
+@pytest.mark.realtime   # the threaded client (a subclass of it): a simulated rig on a real-time clock
 def test_an_upload_of_unknown_outcome_does_not_end_the_session(tmp_path, monkeypatch):
     """A reset during an upload (CommandOutcomeUnknown) used to end ``dopa-rl run``."""
     box = {"calls": 0}
@@ -145,6 +185,7 @@ def test_recover_warns_about_and_counts_every_corrupt_line(tmp_path, capsys):
         assert "3 corrupt lines skipped" in f.notes and len(f.trials) == 6
 
 
+@pytest.mark.realtime   # the threaded client (a subclass of it): a simulated rig on a real-time clock
 @pytest.mark.parametrize("when", ["handshake", "configure"])
 def test_ctrl_c_while_starting_ends_cleanly(tmp_path, monkeypatch, when):
     """SIGINT during HELLO or CONFIGURE: the session stops before its first trial, outputs off, journal ended."""
@@ -160,7 +201,7 @@ def test_ctrl_c_while_starting_ends_cleanly(tmp_path, monkeypatch, when):
             return super().configure(**kw)
 
     monkeypatch.setattr(runner_mod, "DeviceClient", Interrupted)
-    result, path, dut = _session(tmp_path, 5)
+    result, path, dut = _session(tmp_path, 5, realtime=True)
     assert result.reason == "interrupted" and result.n_trials == 0
     records = read_journal(result.journal)
     assert records[-1]["kind"] == "end" and records[-1]["reason"] == "interrupted"

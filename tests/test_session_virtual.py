@@ -175,3 +175,26 @@ def test_a_host_stall_in_virtual_time_disarms_the_device_and_the_session_goes_on
     export_journal(result.journal, path)
     trials, events = nwb_contents(path)
     assert len(rising(dev, "valve")) == len(events["valve"]) == int((trials["reward"] > 0).sum()) > 5
+
+
+def test_run_speed_virtual_gives_the_same_session_twice_and_refuses_a_real_rig(tmp_path, capsys):
+    from pathlib import Path
+
+    cfg = str(Path(__file__).resolve().parents[1] / "examples" / "classical_conditioning.toml")
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"v{i}.nwb"
+        assert main(["run", cfg, "--device", "sim", "--speed", "virtual", "--trials", "10", "--out", str(out),
+                     "--json", str(tmp_path / f"v{i}.json")]) == 0
+        outs.append(out)
+    a, b = (json.loads((tmp_path / f"v{i}.json").read_text()) for i in range(2))
+    assert a["reason"] == "complete" and a["trials"] == 10
+    assert {k: a[k] for k in ("rewards", "anticipatory_licks", "device_tally")} == \
+        {k: b[k] for k in ("rewards", "anticipatory_licks", "device_tally")}
+    assert _records(Path(str(outs[0]) + ".journal")) == _records(Path(str(outs[1]) + ".journal"))
+    capsys.readouterr()
+    bad = tmp_path / "rig.nwb"
+    assert main(["run", cfg, "--device", "rig", "--speed", "virtual", "--out", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --speed virtual: only with --device sim (got --device rig); a rig runs in real time"]
+    assert not list(tmp_path.glob("rig.nwb*"))

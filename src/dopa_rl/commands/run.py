@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=0, help="dashboard port (default: a free one)")
     p.add_argument("--trials", type=int, metavar="N", help="number of trials (overrides the config)")
-    p.add_argument("--speed", default="realtime", metavar="max|realtime|X",
-                   help="simulated device: clock rate (max = 50x real time; default realtime)")
+    p.add_argument("--speed", default="realtime", metavar="max|realtime|X|virtual",
+                   help="simulated device: clock rate (max = 50x real time; default realtime); virtual: --device "
+                        "sim in virtual time (no real time at all: the same config gives the same session)")
     p.add_argument("--rig-file", metavar="RIG.toml", help="rig file (overrides session.rig_file)")
     p.add_argument("--json", metavar="FILE", help="write a JSON summary of the session")
 
@@ -101,6 +102,7 @@ def _run_one(args, config_path: str, pause) -> int:
     from dopa_rl.session.runner import device_url, interrupt_guard, open_device, parse_speed, run_session
 
     problems: list[str] = []
+    virtual = str(args.speed).strip().lower() == "virtual"   # (--device sim only: dopa_rl.session.virtual)
     rig = None
     if args.rig_file:
         try:
@@ -123,10 +125,12 @@ def _run_one(args, config_path: str, pause) -> int:
             problems.append(f"--out {out}: {p} exists; choose another name or remove it")
     try:
         check_output_paths({"--out": args.out, "--json": args.json}, inputs=[config_path])
-        speed = parse_speed(args.speed)
+        speed = 1.0 if virtual else parse_speed(args.speed)
     except InputError as exc:
         problems.append(str(exc))
         speed = 1.0
+    if virtual and args.device != "sim":
+        problems.append(f"--speed virtual: only with --device sim (got --device {args.device}); a rig runs in real time")
     if problems:   # nothing has been sent to any device
         for line in problems:
             print(f"error: {line}", file=sys.stderr)
@@ -134,16 +138,25 @@ def _run_one(args, config_path: str, pause) -> int:
     if config.policy.kind == "on-signal" and speed > ANALOG_MAX_SPEED and args.device == "sim":
         print(f"note: on-signal streams the analog input; the simulated rig runs at {ANALOG_MAX_SPEED:g}x real time")
         speed = ANALOG_MAX_SPEED
-    url = device_url(args.device, rig, speed=speed, seed=config.seed)
+    url = (f"dopasim://?seed={config.seed}&animal=rw (virtual time)" if virtual
+           else device_url(args.device, rig, speed=speed, seed=config.seed))
     show, tty = _display()
     journal = f"{out}.journal"
     try:
         with interrupt_guard():   # from here on Ctrl-C stops the session cleanly (docs/sessions.md)
-            port = open_device(url)
+            port = None if virtual else open_device(url)
             print(f"session {config.subject}/{config.session_id}: {args.trials or config.n_trials or '-'} trials "
                   f"on {url} ({config.policy.kind} policy, online {config.model.name}); journal {journal}", flush=True)
-            result, path = run_session(config, rig, port, out, speed=speed, n_trials=args.trials, device_name=url,
-                                       on_trial=show, pause=pause)
+            if virtual:
+                from dopa_rl.session.virtual import run_virtual_session
+                from dopa_rl.sim.device import device_from_options
+
+                dev, _ = device_from_options({"seed": str(config.seed), "animal": "rw"})
+                result, path = run_virtual_session(config, rig, dev, out, n_trials=args.trials, device_name=url,
+                                                   on_trial=show, pause=pause)
+            else:
+                result, path = run_session(config, rig, port, out, speed=speed, n_trials=args.trials,
+                                           device_name=url, on_trial=show, pause=pause)
     except KeyboardInterrupt:   # a second Ctrl-C while stopping: the outputs were turned off first
         if tty:
             print()

@@ -339,8 +339,8 @@ class VirtualRunner(Runner):
 
 def run_virtual_session(config: SessionConfig, rig: Rig, device: Any, out: str | Path, *,
                         n_trials: int | None = None, device_name: str = "simulated device (virtual time)",
-                        on_trial: Callable[[dict], None] | None = None,
-                        write_nwb: bool = True) -> tuple[RunResult, Path | None]:
+                        on_trial: Callable[[dict], None] | None = None, write_nwb: bool = True,
+                        pause: Any = None) -> tuple[RunResult, Path | None]:
     """Run a session in virtual time on a hand-stepped ``device`` (a :class:`dopa_rl.sim.device.SimDevice`
     not started), then write the NWB from its journal as :func:`~dopa_rl.session.runner.run_session` does.
 
@@ -353,11 +353,12 @@ def run_virtual_session(config: SessionConfig, rig: Rig, device: Any, out: str |
     device_name : what the journal and the NWB name as the device.
     on_trial : called with each learned trial's row.
     write_nwb : False: the journal and raw log only.
+    pause : a flag with ``is_set()`` (a ``threading.Event``): while set, no new trial starts.
 
     Returns
     -------
     (RunResult, Path or None) : the run and the NWB written (None if not).
     """
     runner = VirtualRunner(config, rig, device, out, speed=1.0, n_trials=n_trials, device_name=device_name,
-                           on_trial=on_trial, client_kw={"heartbeat_s": 0.0})
+                           on_trial=on_trial, client_kw={"heartbeat_s": 0.0}, pause=pause)
     return export_run(runner, out, write_nwb=write_nwb)

@@ -174,7 +174,6 @@ def test_td_online_model(tmp_path):
     assert cs["rpe_outcome"].iloc[-5:].mean() < cs["rpe_outcome"].iloc[:3].mean() - 0.2
 
 
-@pytest.mark.realtime
 @pytest.mark.parametrize("name", ["classical_conditioning.toml", "reward_probability.toml", "closed_loop.toml"])
 def test_examples_run_on_sim(tmp_path, name):
     from pathlib import Path
@@ -183,7 +182,7 @@ def test_examples_run_on_sim(tmp_path, name):
 
     cfg = Path(__file__).resolve().parents[1] / "examples" / name
     out = tmp_path / "ex.nwb"
-    assert main(["run", str(cfg), "--device", "sim", "--speed", "max", "--trials", "6", "--out", str(out)]) == 0
+    assert main(["run", str(cfg), "--device", "sim", "--speed", "virtual", "--trials", "6", "--out", str(out)]) == 0
     assert len(nwb_contents(out)[0]) == 6
 
 

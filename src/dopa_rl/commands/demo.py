@@ -131,7 +131,6 @@ def _measure(args, out):
 
 def run(args) -> int:
     import json
-    from pathlib import Path
 
     import numpy as np
 

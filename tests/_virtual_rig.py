@@ -68,7 +68,7 @@ class VirtualRig:
     def begin(self) -> None:
         self._emit(self.t_us, "HELLO_REPLY", hello_reply(self.t_us))
         self._deliver_due(self.t_us)
-        self._carry_out(self.machine.begin(self.host_now()))
+        self.carry_out(self.machine.begin(self.host_now()))
 
     def run(self, until_us: int | None = None, max_events: int = 1_000_000) -> Done | None:
         """Deliver events in device order until the machine is done (or ``until_us``)."""
@@ -88,7 +88,8 @@ class VirtualRig:
             self.run(until_us=self.t_us + 10_000)
         self.run(until_us=self.machine.windows[k].t0 + after_us)
 
-    def _carry_out(self, outs: list) -> None:
+    def carry_out(self, outs: list) -> None:
+        """Carry out the machine's outputs as the runner would (uploads reach the device at once)."""
         for o in outs:
             self.outputs.append(o)
             self.log.append(o)
@@ -96,7 +97,7 @@ class VirtualRig:
                 self.uploads.append(o)
                 verdict = self.on_upload(self, o) if self.on_upload is not None else None
                 if verdict == "unknown":
-                    self._carry_out(self.machine.on_upload_unknown(o, "test: reset during the upload",
+                    self.carry_out(self.machine.on_upload_unknown(o, "test: reset during the upload",
                                                                    self.host_now()))
                     continue
                 self._program(o)
@@ -201,7 +202,7 @@ class VirtualRig:
             ev = Ev(name, msg, len(self.events), te, te / 1e6 / self.speed)
             self.events.append(ev)
             self.log.append(ev)
-            self._carry_out(self.machine.on_event(ev, ev.t_received))
+            self.carry_out(self.machine.on_event(ev, ev.t_received))
 
     def journal_only(self) -> None:
         """Events now due reach the journal but not the machine (the runner has stopped its loop: what the

@@ -258,7 +258,7 @@ def test_a_pause_holds_the_next_trial_until_resumed(tmp_path):
     assert m.done is None and max(m.windows) == 3 and 3 in [h["trial"] for h in m.history]
     assert "paused after trial 3; trial 4 waits for resume" in _notes(rig)
     out = m.set_paused(False, rig.host_now())
-    rig._carry_out(out)
+    rig.carry_out(out)
     assert out[0].fields["text"] == "resumed; trial 4 starts now" and out[1].trial_id == 8
     assert rig.run() == Done()
     assert [h["trial"] for h in m.history] == list(range(10)) and _task_starts(rig) == list(range(10))

@@ -2,7 +2,8 @@
 
 Most run in virtual time (dopa_rl.session.virtual: the session machine and the simulated device stepped on
 the device's clock, no thread): what they check does not depend on the host's timing.  The threaded stack
-on a real-time clock is kept where it is the subject: 200 trials at --speed max, and the command line."""
+on a real-time clock is kept where it is the subject: 200 trials at --speed max (the command line on a
+real-time clock: test_session_crash.py, test_session_lab.py)."""
 from __future__ import annotations
 
 import time
@@ -186,7 +187,6 @@ def test_examples_run_on_sim(tmp_path, name):
     assert len(nwb_contents(out)[0]) == 6
 
 
-@pytest.mark.realtime
 def test_cli_run_json_summary_and_plain_lines(tmp_path, capsys):
     import json
 
@@ -194,7 +194,7 @@ def test_cli_run_json_summary_and_plain_lines(tmp_path, capsys):
 
     out, js = tmp_path / "c.nwb", tmp_path / "c.json"
     cfg = fast_config(tmp_path, 8)
-    assert main(["run", str(cfg), "--device", "sim", "--speed", "max", "--out", str(out), "--json", str(js)]) == 0
+    assert main(["run", str(cfg), "--device", "sim", "--speed", "virtual", "--out", str(out), "--json", str(js)]) == 0
     s = json.loads(js.read_text())
     trials, events = nwb_contents(out)
     assert s["trials"] == len(trials) == 8 and s["reason"] == "complete"

@@ -14,7 +14,7 @@ from dopa_rl.cli import main
 from dopa_rl.protocol import messages as P
 from dopa_rl.session import load_config, parse_config
 from dopa_rl.session.journal import read_journal
-from dopa_rl.session.virtual import VirtualRunner, run_virtual_session
+from dopa_rl.session.virtual import VirtualLink, VirtualRunner, run_virtual_session
 from dopa_rl.sim.animal import AnimalParams
 from dopa_rl.sim.device import device_from_options
 
@@ -198,3 +198,46 @@ def test_run_speed_virtual_gives_the_same_session_twice_and_refuses_a_real_rig(t
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --speed virtual: only with --device sim (got --device rig); a rig runs in real time"]
     assert not list(tmp_path.glob("rig.nwb*"))
+
+
+class _StallMidUpload(VirtualLink):
+    """A host that hangs for 2.5 s of device time between PROGRAM_BEGIN and the first PROGRAM_ACTION of
+    program 8 (trial 4's task part, queued in ITI 3): the device trips HOST_TIMEOUT, which clears the
+    upload; the action is refused NOT_ARMED, sent again after the re-arm and then refused PROGRAM_STATE."""
+
+    stalled = False
+
+    def send(self, msg, timeout=None):
+        if isinstance(msg, P.ProgramAction) and msg.index == 0 and self._uploading == 8 and not self.stalled:
+            type(self).stalled = True
+            self.device.advance(2_500_000)
+        return super().send(msg, timeout)
+
+    def command(self, msg, timeout=None, check=True):
+        if isinstance(msg, P.ProgramBegin):
+            self._uploading = msg.trial_id
+        return super().command(msg, timeout, check)
+
+
+def test_an_upload_cut_by_a_host_timeout_restarts_the_trial_instead_of_ending_the_session(tmp_path):
+    """Seen on the threaded client at --speed max on a loaded machine: PROGRAM_COMMIT refused PROGRAM_STATE
+    after a host timeout and re-arm in the middle of an upload ended the session with an error."""
+    class Runner(VirtualRunner):
+        link_class = _StallMidUpload
+
+    cfg, rig = load_config(fast_config(tmp_path, 10, p=1.0))
+    dev = _device(11)
+    runner = Runner(cfg, rig, dev, tmp_path / "u.nwb")
+    result = runner.run()
+    assert _StallMidUpload.stalled
+    assert result.reason == "complete", result.error
+    recs = read_journal(result.journal)
+    notes = " | ".join(r["text"] for r in recs if r["kind"] == "note")
+    assert "upload of trial 4's task part (program 8): refused" in notes
+    assert "trial 4 uploaded again" in notes or "trial 4 re-uploaded" in notes
+    starts = [r["f"]["trial_id"] // 2 for r in recs if r["kind"] == "ev" and r["name"] == "TRIAL_STARTED"
+              and r["f"]["trial_id"] % 2 == 0]
+    assert starts == list(range(10)) and [h["trial"] for h in result.history] == list(range(10))
+    rewarded = sum(1 for h in result.history if h["reward_ul"] > 0)
+    planned = sum(1 for k in range(10) if runner.machine.plans[k].reward_ul > 0)
+    assert rewarded == len(rising(dev, "valve")) == planned > 3          # trial 4 ran (and gave water) once

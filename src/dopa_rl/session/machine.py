@@ -157,6 +157,7 @@ class SessionMachine:
     paused: bool = False
     _held: int | None = None                                   # the trial waiting for the pause to end
     _sync_starts: int = 0
+    _refused: int | None = None                               # a task part refused after a re-arm
 
     @classmethod
     def of(cls, config: SessionConfig, rig: Rig, speed: float = 1.0) -> SessionMachine:
@@ -184,14 +185,21 @@ class SessionMachine:
             if k not in self.plans and k not in self._proposals:
                 self._proposals[k] = S.plan_trial(self.config, k)
 
-    def on_upload_unknown(self, upload: Upload, error: str, now: float) -> list:
+    def on_upload_unknown(self, upload: Upload, error: str, now: float, rearmed: bool = False) -> list:
         """``upload`` failed with an unknown outcome (the device session ended during it: it may or may not
-        have run).  The device's programs are gone with that session: the new session's HELLO_REPLY starts
-        the next trial; until then nothing is uploaded."""
+        have run): the device's programs are gone with that session, the new session's HELLO_REPLY starts
+        the next trial; until then nothing is uploaded.  ``rearmed``: it was refused because the device
+        disarmed during it and was re-armed in the same session (a host timeout): it did not run, the
+        programs were cleared, and the end of the program the timeout aborted starts the next trial."""
         k, part = divmod(upload.trial_id, 2)
         what = "task part" if part == 0 else "ITI"
-        return [Record("note", {"text": f"upload of trial {k}'s {what} (program {upload.trial_id}): outcome unknown "
-                                        f"({error}); the trial restarts when the device's new session is armed"})]
+        if rearmed and part == 0:
+            self._refused = k   # uploaded again when the program before it ends (normally or aborted)
+        then = ("it did not run: the device disarmed during it (host timeout) and was re-armed; the trial "
+                "restarts when the aborted program's end is reported" if rearmed else
+                "the trial restarts when the device's new session is armed")
+        return [Record("note", {"text": f"upload of trial {k}'s {what} (program {upload.trial_id}): "
+                                        f"{'refused' if rearmed else 'outcome unknown'} ({error}); {then}"})]
 
     def on_tick(self, now: float) -> list:
         """No event for a while: fail if the link has been silent for ``SILENCE_S``."""
@@ -307,6 +315,14 @@ class SessionMachine:
                 return []
             self._ended.add(k)
             return self._task_ended(k, ev)
+        if self._refused == k + 1:
+            # trial k + 1's upload was refused (the device disarmed during it): its ITI is over, run it now
+            self._refused = None
+            if self.paused:
+                self._held = k + 1
+                return [Record("note", {"text": f"paused after trial {k}; trial {k + 1} waits for resume"})]
+            return [Record("note", {"text": f"ITI {k} over; trial {k + 1} uploaded again (its upload was refused)"}),
+                    self._task_upload(k + 1, P.TrialWhen.NOW)]
         if k + 1 not in self._uploaded and k != self._last_k and k not in self.cut and self._held != k + 1:
             # the task part's TRIAL_ENDED never came (lost by the device: EVENT_OVERFLOW), so trial k + 1 was
             # never uploaded: trial k is not in the trials table (its end is unknown); go on

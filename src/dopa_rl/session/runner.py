@@ -6,9 +6,10 @@ machine with the host time and carries out what the machine returns: journal rec
 decision latency measured from the event they answer), single commands, the display.  The journal gets every
 device event from the client's listener as it is delivered and every command before it is sent.
 
-An upload whose outcome is unknown (``CommandOutcomeUnknown``: the device reset during it) is handed back to
-the machine, which journals it and restarts the trial in the device's new session; any other device error
-stops the session cleanly.  Ctrl-C (SIGINT) only sets a flag while a session runs (:func:`interrupt_guard`):
+An upload whose outcome is unknown (``CommandOutcomeUnknown``: the device reset during it), or refused
+because the device disarmed and was re-armed while it was in flight (a host timeout cleared the program
+being uploaded), is handed back to the machine, which journals it and restarts the trial; any other device
+error stops the session cleanly.  Ctrl-C (SIGINT) only sets a flag while a session runs (:func:`interrupt_guard`):
 the loop stops at its next event, the outputs are turned off (``safe()``), the trial it cut is journaled, the
 journal is closed and the NWB written; a second Ctrl-C while the NWB is being written stops that, and the
 command says how to ``recover`` the complete journal.
@@ -319,6 +320,7 @@ class Runner:
                           when=up.when)
         if up.received is not None:
             self.latencies.append(self._latency(up))
+        rearms = self.client.stats.get("rearms", 0)
         try:
             self.client.upload_program(up.trial_id, up.duration_ms, list(up.actions))
             try:
@@ -329,6 +331,13 @@ class Runner:
                 self.client.trial_start(P.TrialWhen.AFTER_CURRENT)  # something still runs: queue it
         except CommandOutcomeUnknown as exc:
             self._carry_out(self.machine.on_upload_unknown(up, str(exc), self._now()))
+            return
+        except CommandRefused as exc:
+            if exc.reason != P.NackReason.PROGRAM_STATE or self.client.stats.get("rearms", 0) == rearms:
+                raise
+            # the device disarmed during the upload (a host timeout) and the client re-armed it: the trip
+            # cleared the program being uploaded, so its remaining parts found none begun
+            self._carry_out(self.machine.on_upload_unknown(up, str(exc), self._now(), rearmed=True))
             return
         self.machine.on_uploaded(up, self._now())
         if up.idle_after:

@@ -80,7 +80,6 @@ class VirtualLink(DeviceCommands):
         self._decoder = codec.FrameDecoder()
         self._seq = 0
         self._expected: int | None = None   # the device sequence number of the next event
-        self._t_last = 0                    # device time (64 bit) of the last event, for unwrapping
         self._index = 0
         self._waiting: tuple[int, int] | None = None   # (seq, type id) of the command awaiting its reply
         self._reply: Any = None
@@ -90,6 +89,7 @@ class VirtualLink(DeviceCommands):
         self._valve_open_us = 0             # planned time of a valve open whose close is not yet reported
         self._budget_ms: int | None = None
         self._rearm_due = False
+        self._resending = False
         self._closed = False
         self._rawlog = RawLogWriter(rawlog, time_fn=self.now) if rawlog is not None else None
 
@@ -129,6 +129,7 @@ class VirtualLink(DeviceCommands):
         if self._closed:
             raise DeviceError("the virtual link is closed")
         type_id = P.SPEC_BY_CLASS[type(msg)].id
+        rearms = self.stats["rearms"]
         seq = self._write(msg)
         self.stats["commands"] += 1
         self._waiting, self._reply, self._lost_session = (seq, type_id), None, False
@@ -147,9 +148,14 @@ class VirtualLink(DeviceCommands):
             self._waiting = None
         reply = self._reply
         if (isinstance(reply, P.Nack) and reply.reason == P.NackReason.NOT_ARMED and self.hello is not None
-                and type_id != P.MsgId.HELLO):
-            self._rearm("command refused: NOT_ARMED")   # (as the client: re-arm, then send it again)
-            return self.command(msg, timeout, check)
+                and type_id != P.MsgId.HELLO and not self._resending):
+            if self.stats["rearms"] == rearms:   # (not re-armed meanwhile, by the trip that disarmed it)
+                self._rearm("command refused: NOT_ARMED")   # (as the client: re-arm, then send it again, once)
+            self._resending = True
+            try:
+                return self.command(msg, timeout, check)
+            finally:
+                self._resending = False
         if check and isinstance(reply, P.Nack):
             raise self._refused(msg, reply)
         if isinstance(msg, P.Configure):
@@ -312,11 +318,14 @@ class VirtualLink(DeviceCommands):
 
 
 class VirtualRunner(Runner):
-    """:class:`~dopa_rl.session.runner.Runner` on a :class:`VirtualLink`: the loop steps the device's clock
-    instead of waiting on a thread; host time is device time.  ``port`` is the hand-stepped device."""
+    """:class:`~dopa_rl.session.runner.Runner` on a :class:`VirtualLink` (``link_class``): the loop steps
+    the device's clock instead of waiting on a thread; host time is device time.  ``port`` is the
+    hand-stepped device."""
+
+    link_class = VirtualLink
 
     def _open_client(self) -> VirtualLink:
-        return VirtualLink(self.port, rawlog=self.raw_path)
+        return self.link_class(self.port, rawlog=self.raw_path)
 
     def _now(self) -> float:
         return self.port.clock.now_us / 1e6

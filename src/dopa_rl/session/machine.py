@@ -432,6 +432,7 @@ class SessionMachine:
 
     def _after_reset(self) -> list:
         """The device's programs are gone: the trial it was running is cut; the next one starts at once."""
+        self._refused = None   # (whatever was refused is gone with the rest)
         out: list = []
         cur = self._running()
         if cur is not None:

@@ -24,8 +24,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/dopa-rl demo
 
+# the tests run on every core (pytest-xdist); those that build or run the firmware share one worker
+# (xdist_group "firmware", tests/conftest.py); the 25 slowest are listed at the end
+PYTEST_WORKERS ?= auto
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py

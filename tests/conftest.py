@@ -17,6 +17,26 @@ from _hil_fixtures import emulated_dut, emulator_build  # noqa: F401
 from _neural_support import rw_sessions  # noqa: F401
 
 REAL_DATA = ROOT.parent / "shared" / "data" / "real"
+FIRMWARE_BUILDERS = {"test_firmware_host.py"}   # modules that run make in firmware/ themselves
+BROWSER_TESTS = {"test_dashboard.py"}            # headless Chromium (one at a time: it is the heaviest process)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for ``pytest -n N --dist loadgroup`` (make test): each group's tests run in one worker, one
+    after another.
+
+    * ``firmware``: tests that build or run the firmware (make in firmware/ and emulator/, the emulated rig):
+      two makes in the same folder at once would race.
+    * ``browser``: the dashboard in headless Chromium (one browser at a time).
+    No test uses a fixed network port (the dashboard takes a free one, Chromium talks over a pipe, the
+    emulator and the simulated rig over ptys and in-process links); tests write under their own ``tmp_path``
+    (test_wheel.py alone also builds in the source tree's build/)."""
+    for item in items:
+        if "emulator_build" in getattr(item, "fixturenames", ()) or item.path.name in FIRMWARE_BUILDERS:
+            item.add_marker(pytest.mark.xdist_group("firmware"))
+            item.add_marker(pytest.mark.realtime)
+        elif item.path.name in BROWSER_TESTS:
+            item.add_marker(pytest.mark.xdist_group("browser"))
 
 
 def require_real_data() -> Path:

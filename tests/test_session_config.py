@@ -61,6 +61,20 @@ def test_every_problem_reported_once_naming_its_key(tmp_path):
     ('[session]\nsubject = "m"\nrig_file = "missing.toml"\n[[trial_types]]\nname = "A"\n', "session.rig_file"),
     ('[session]\nsubject = "m"\n[[trial_types]]\nname = "A"\n[[blocks]]\ntrials = 5\nreward_probability = {B = 0.5}\n',
      "blocks[0].reward_probability.B"),
+    # types: integers are integers, flags are booleans, texts are strings (these were accepted, or coerced)
+    ('[session]\nsubject = "m"\nseed = 1.5\n[[trial_types]]\nname = "A"\n', "session.seed = 1.5: must be an integer"),
+    ('[session]\nsubject = "m"\nseed = -1\n[[trial_types]]\nname = "A"\n', "session.seed = -1: must be >= 0"),
+    ('[session]\nsubject = "m"\nseed = "7"\n[[trial_types]]\nname = "A"\n', "session.seed = '7': must be an integer"),
+    ('[session]\nsubject = "m"\nlick_debounce_us = 1.5\n[[trial_types]]\nname = "A"\n',
+     "session.lick_debounce_us = 1.5: must be an integer"),
+    ('[session]\nsubject = "m"\nlick_debounce_us = 90000\n[[trial_types]]\nname = "A"\n',
+     "session.lick_debounce_us = 90000: must be in [0, 50000]"),
+    ('[session]\nsubject = "m"\nrepeat_blocks = "no"\n[[trial_types]]\nname = "A"\n',
+     "session.repeat_blocks = 'no': must be true or false"),
+    ('[session]\nsubject = "m"\nexperimenter = "Doe, J"\n[[trial_types]]\nname = "A"\n',
+     "session.experimenter = 'Doe, J': must be a list of strings"),
+    ('[session]\nsubject = "m"\nsession_id = 3\n[[trial_types]]\nname = "A"\n', "session.session_id = 3: must be a string"),
+    ('[session]\nsubject = "m"\n[[trial_types]]\nname = "A"\ntone_hz = 4000.5\n', "trial_types[0].tone_hz = 4000.5"),
 ])
 def test_cli_bad_config_exit_2_one_line_nothing_sent(tmp_path, capsys, snippet, key):
     cfg = tmp_path / "c.toml"

@@ -10,11 +10,14 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 from _session_support import fast_config, nwb_contents, rising, sim_rig
 
 from dopa_rl.cli import main
 from dopa_rl.rig.transports import PtyBridge, open_link
 from dopa_rl.session import load_config, open_device, read_journal, run_session
+
+pytestmark = pytest.mark.realtime   # a simulated rig on a real-time clock, a pty, kill -9 (docs/sessions.md, Tests)
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -89,7 +92,6 @@ def test_link_faults_lose_nothing_and_give_no_extra_reward(tmp_path):
                 port.inject_disconnect(100)
 
         result, path = run_session(cfg, rig, port, tmp_path / "f.nwb", speed=speed, on_trial=pull_cable)
-        time.sleep(0.05)
     finally:
         dut.close()
     assert result.reason == "complete" and result.n_trials == 30
@@ -168,7 +170,6 @@ def test_device_reboot_mid_session_is_recorded_and_gives_no_extra_reward(tmp_pat
                 dut.device.reboot()
 
         result, path = run_session(cfg, rig, open_device(dut.url), tmp_path / "r.nwb", speed=speed, on_trial=reboot)
-        time.sleep(0.05)
     finally:
         dut.close()
     records = read_journal(result.journal)

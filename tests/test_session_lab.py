@@ -36,7 +36,10 @@ def child_env():
 
 
 def test_three_rigs_one_killed_mid_session_others_finish_and_it_recovers(tmp_path):
-    a, b, c = configs(tmp_path, (30, 1000, 30))
+    # a and c: 60 trials (about 18 s at 10x), so they are still running when b is killed even when the
+    # supervisor's progress line for b comes late (at 30, on a loaded 2-core machine under pytest -n 2, b
+    # was sometimes at trial 20 when its "trial 3" line was read, and a had finished)
+    a, b, c = configs(tmp_path, (60, 1000, 60))
     runs = tmp_path / "runs"
     runs.mkdir()
     proc = subprocess.Popen([sys.executable, "-m", "dopa_rl", "run", str(a), str(b), str(c), "--device", "sim",
@@ -58,12 +61,12 @@ def test_three_rigs_one_killed_mid_session_others_finish_and_it_recovers(tmp_pat
     summary = {r["name"]: r for r in json.loads((tmp_path / "lab.json").read_text())["rigs"]}
     for name in ("ma_t1", "mc_t1"):
         r = summary[name]
-        assert r["state"] == "complete" and r["trials"] == 30 and r["problems"] == []
+        assert r["state"] == "complete" and r["trials"] == 60 and r["problems"] == []
         assert r["rewards"] == r["valve_openings"] > 0             # rewarded trials = the device's own openings
         path = runs / f"{name}.nwb"
         assert inspector_problems(path) == []
         trials, _ = nwb_contents(path)
-        assert len(trials) == 30 and int((trials["reward"] > 0).sum()) == r["rewards"]
+        assert len(trials) == 60 and int((trials["reward"] > 0).sum()) == r["rewards"]
         # they were still running when b was killed: their journals have trials after the kill
     killed = summary["mb_t1"]
     assert killed["state"] == "died (killed by SIGKILL)" and "dopa-rl recover" in killed["problems"][0]

@@ -1,8 +1,15 @@
 """``dopa-rl demo``: a simulated rig session to NWB, RW and TD fitted to its licks, a report with figures.
 
 Everything printed is measured in this run: the session's counts against the simulated device's own tally,
-the online model, the fits, the host's event-to-decision latency.  The same numbers go to
-``report/summary.json`` (and ``summary.txt``).
+the online model, the fits, the host's decision time.  The same numbers go to ``report/summary.json`` (and
+``summary.txt``), with the simulated animal's true parameters.
+
+By default (``--speed virtual``) the session runs in virtual time (:mod:`dopa_rl.session.virtual`): the
+session machine and the simulated device stepped together on the device's clock, no thread, so the same
+``--seed`` gives the same session, licks, fits and report on every run and every machine (only the wall
+time and the host's compute time vary).  ``--speed max`` or a factor runs the same session through the
+threaded device client against the simulated rig's real-time clock, as ``dopa-rl run --device sim`` does:
+its numbers then depend on thread scheduling (a host late by more than an ITI lengthens that ITI).
 """
 from __future__ import annotations
 
@@ -54,53 +61,76 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="demo_out", metavar="DIR", help="folder for the demo's files (default demo_out)")
     p.add_argument("--trials", type=int, default=200, metavar="T", help="trials in the session (default 200)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--speed", default="max", help="simulated rig clock: max (50x) or a factor (default max)")
+    p.add_argument("--speed", default="virtual", metavar="virtual|max|X",
+                   help="virtual (default): virtual time, the same numbers for the same --seed; max (50x) or a "
+                        "factor: the simulated rig on a real-time clock through the threaded client")
     p.add_argument("--restarts", type=int, default=5, help="fit restarts (default 5)")
 
 
 def _measure(args, out):
+    import dataclasses
+    import json
     import time
 
     import numpy as np
 
-    from dopa_rl.sim.animal import SimulatedAnimal
-    from dopa_rl.session import open_device, parse_config, run_session
-    from dopa_rl.session.runner import parse_speed, sim_ring
-    from dopa_rl.testing import SimulatedDUT
+    from dopa_rl.session import parse_config
 
-    speed = parse_speed(args.speed)
     cfg, rig = parse_config(DEMO_CONFIG.format(trials=args.trials, seed=args.seed), source="demo config")
     (out / "demo_config.toml").write_text(cfg.text)
     nwb_path = out / "session.nwb"
     for p in (nwb_path, out / "session.nwb.journal", out / "session.nwb.raw"):
         p.unlink(missing_ok=True)
-    print(f"1/4 simulated rig session: {args.trials} trials at {speed:g}x real time -> {nwb_path}", flush=True)
-    dut = SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(args.seed)), ring_size=sim_ring(speed))
+    virtual = str(args.speed).strip().lower() == "virtual"
+    t = time.monotonic()
+    if virtual:
+        from dopa_rl.session.virtual import run_virtual_session
+        from dopa_rl.sim.device import device_from_options
+
+        print(f"1/4 simulated rig session: {args.trials} trials in virtual time -> {nwb_path}", flush=True)
+        # the simulated rig of `dopa-rl run --device sim` (its animal seeded with the session's seed)
+        dut, _ = device_from_options({"seed": str(cfg.seed), "animal": "rw"})
+        result, path = run_virtual_session(cfg, rig, dut, nwb_path)
+        close = lambda: None  # noqa: E731
+    else:
+        from dopa_rl.session import open_device, run_session
+        from dopa_rl.session.runner import parse_speed, sim_ring
+        from dopa_rl.sim.animal import SimulatedAnimal
+        from dopa_rl.testing import SimulatedDUT
+
+        speed = parse_speed(args.speed)
+        print(f"1/4 simulated rig session: {args.trials} trials at {speed:g}x real time -> {nwb_path}", flush=True)
+        dut = SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(cfg.seed)),
+                           ring_size=sim_ring(speed))
+        close = dut.close
+        try:
+            result, path = run_session(cfg, rig, open_device(dut.url), nwb_path, speed=speed)
+        except BaseException:
+            close()
+            raise
+    wall = time.monotonic() - t
     try:
-        t = time.monotonic()
-        result, path = run_session(cfg, rig, open_device(dut.url), nwb_path, speed=speed)
-        wall = time.monotonic() - t
         if result.reason == "interrupted":   # Ctrl-C: stop here, before any fit or report is written
             raise KeyboardInterrupt
-        if result.reason != "complete":
+        if result.reason != "complete" or path is None:
             from dopa_rl.errors import DeviceError
 
-            raise DeviceError(f"the simulated session ended early ({result.reason}); journal {result.journal}")
-        time.sleep(0.05)
+            raise DeviceError(f"the simulated session ended early ({result.reason}"
+                              f"{': ' + result.error if result.error else ''}); journal {result.journal}")
+        if not virtual:
+            time.sleep(0.05)   # (the device's last pin edges, in real time)
         evs = [line for line in result.journal.read_text().splitlines() if '"kind":"ev"' in line]
-        import json
-
         t0, t1 = json.loads(evs[0])["t_us"], json.loads(evs[-1])["t_us"] - cfg.lick_debounce_us
         tally = {"valve_openings": sum(1 for t_, lv in dut.pin_edges("valve") if lv and t_ >= t0),
                  "lick_contacts": sum(1 for t_, lv in dut.pin_edges("lick") if lv and t0 <= t_ < t1)}
+        animal = dataclasses.asdict(dut.animal.params)
     finally:
-        dut.close()
-    return cfg, result, path, wall, tally, t1 - t0
+        close()
+    return cfg, result, path, wall, tally, t1 - t0, {"virtual_time": virtual, "animal": animal}
 
 
 def run(args) -> int:
     import json
-    from pathlib import Path
 
     import numpy as np
 
@@ -118,7 +148,7 @@ def run(args) -> int:
 
     check_output_paths({}, folders={"--out": args.out})   # before the session runs: one line, exit 2
     out = make_output_folder(args.out)
-    cfg, result, path, wall, tally, span_us = _measure(args, out)
+    cfg, result, path, wall, tally, span_us, run_info = _measure(args, out)
     with nwb.NWBSession(path) as s:
         trials, events = s.behavior(), s.events()
     n_lick_in_span = int((events["lick"] < span_us / 1e6).sum())
@@ -127,13 +157,18 @@ def run(args) -> int:
     print(f"    {len(trials)} trials in {wall:.1f} s; NWB: {rewards} rewards, {len(events.get('valve', []))} valve events, "
           f"{n_lick_in_span} licks; device tally: {tally['valve_openings']} valve openings, "
           f"{tally['lick_contacts']} lick contacts")
-    print(f"    host event-to-decision latency (TRIAL_ENDED in -> next program out): p50 {np.percentile(lat, 50):.2f} ms, "
-          f"p99 {np.percentile(lat, 99):.2f} ms")
+    what = ("host decision time (virtual time: TRIAL_ENDED handed to the session -> next program out, the "
+            "host's computing only)" if run_info["virtual_time"] else
+            "host event-to-decision latency (TRIAL_ENDED in -> next program out)")
+    print(f"    {what}: p50 {np.percentile(lat, 50):.2f} ms, p99 {np.percentile(lat, 99):.2f} ms")
     cs, cm = trials[trials["trial_type"] == "CS+"], trials[trials["trial_type"] == "CS-"]
     n = max(min(len(cs) // 5, 20), 3)
     summary = {
         "trials": int(len(trials)), "wall_s": wall, "rewards": rewards, "valve_events": int(len(events.get("valve", []))),
-        "licks": n_lick_in_span, "device_tally": tally,
+        "licks": n_lick_in_span, "device_tally": tally, "seed": cfg.seed, "virtual_time": run_info["virtual_time"],
+        # what generated the licks: the simulated animal (dopa_rl.sim.animal.AnimalParams; times in us); its
+        # alpha is the learning rate the RW fit below estimates
+        "simulated_animal": {"model": "rw (dopa_rl.sim.animal)", "true_parameters": run_info["animal"]},
         "latency_ms": {"p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99))},
         "cs_plus": {"n": int(len(cs)), f"licks_first_{n}": float(cs["licks"].iloc[:n].mean()),
                     f"licks_last_{n}": float(cs["licks"].iloc[-n:].mean()), "value_final": float(cs["value"].iloc[-1]),
@@ -145,6 +180,7 @@ def run(args) -> int:
     print(f"2/4 online RW model: CS+ value {c['value_final']:.3f} at the end; RPE at rewarded outcomes "
           f"{c[f'rpe_outcome_rewarded_first_{n}']:+.3f} (first {n}) -> {c[f'rpe_outcome_rewarded_last_{n}']:+.3f} (last {n}); "
           f"CS+ anticipatory licks {c[f'licks_first_{n}']:.2f} -> {c[f'licks_last_{n}']:.2f} per trial")
+    print(f"    simulated animal: RW, alpha {run_info['animal']['alpha']:g} (true parameters in summary.json)")
     print(f"3/4 fitting RW and TD to the anticipatory licks in {path.name} ({args.restarts} restarts)")
     for name in ("rw-pavlovian", "td"):
         r = fit(get_model(name), trials, restarts=args.restarts, progress=False)

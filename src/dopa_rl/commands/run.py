@@ -29,8 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="dashboard address (default 127.0.0.1, loopback only)")
     p.add_argument("--port", type=int, default=0, help="dashboard port (default: a free one)")
     p.add_argument("--trials", type=int, metavar="N", help="number of trials (overrides the config)")
-    p.add_argument("--speed", default="realtime", metavar="max|realtime|X",
-                   help="simulated device: clock rate (max = 50x real time; default realtime)")
+    p.add_argument("--speed", default="realtime", metavar="max|realtime|X|virtual",
+                   help="simulated device: clock rate (max = 50x real time; default realtime); virtual: --device "
+                        "sim in virtual time (no real time at all: the same config gives the same session)")
     p.add_argument("--rig-file", metavar="RIG.toml", help="rig file (overrides session.rig_file)")
     p.add_argument("--json", metavar="FILE", help="write a JSON summary of the session")
 
@@ -98,9 +99,10 @@ def _run_one(args, config_path: str, pause) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.session import ConfigError, load_config, load_rig
-    from dopa_rl.session.runner import device_url, open_device, parse_speed, run_session
+    from dopa_rl.session.runner import device_url, interrupt_guard, open_device, parse_speed, run_session
 
     problems: list[str] = []
+    virtual = str(args.speed).strip().lower() == "virtual"   # (--device sim only: dopa_rl.session.virtual)
     rig = None
     if args.rig_file:
         try:
@@ -123,10 +125,12 @@ def _run_one(args, config_path: str, pause) -> int:
             problems.append(f"--out {out}: {p} exists; choose another name or remove it")
     try:
         check_output_paths({"--out": args.out, "--json": args.json}, inputs=[config_path])
-        speed = parse_speed(args.speed)
+        speed = 1.0 if virtual else parse_speed(args.speed)
     except InputError as exc:
         problems.append(str(exc))
         speed = 1.0
+    if virtual and args.device != "sim":
+        problems.append(f"--speed virtual: only with --device sim (got --device {args.device}); a rig runs in real time")
     if problems:   # nothing has been sent to any device
         for line in problems:
             print(f"error: {line}", file=sys.stderr)
@@ -134,24 +138,48 @@ def _run_one(args, config_path: str, pause) -> int:
     if config.policy.kind == "on-signal" and speed > ANALOG_MAX_SPEED and args.device == "sim":
         print(f"note: on-signal streams the analog input; the simulated rig runs at {ANALOG_MAX_SPEED:g}x real time")
         speed = ANALOG_MAX_SPEED
-    url = device_url(args.device, rig, speed=speed, seed=config.seed)
-    port = open_device(url)
+    url = (f"dopasim://?seed={config.seed}&animal=rw (virtual time)" if virtual
+           else device_url(args.device, rig, speed=speed, seed=config.seed))
     show, tty = _display()
-    print(f"session {config.subject}/{config.session_id}: {args.trials or config.n_trials or '-'} trials "
-          f"on {url} ({config.policy.kind} policy, online {config.model.name}); journal {out}.journal", flush=True)
-    result, path = run_session(config, rig, port, out, speed=speed, n_trials=args.trials, device_name=url,
-                               on_trial=show, pause=pause)
+    journal = f"{out}.journal"
+    try:
+        with interrupt_guard():   # from here on Ctrl-C stops the session cleanly (docs/sessions.md)
+            port = None if virtual else open_device(url)
+            print(f"session {config.subject}/{config.session_id}: {args.trials or config.n_trials or '-'} trials "
+                  f"on {url} ({config.policy.kind} policy, online {config.model.name}); journal {journal}", flush=True)
+            if virtual:
+                from dopa_rl.session.virtual import run_virtual_session
+                from dopa_rl.sim.device import device_from_options
+
+                dev, _ = device_from_options({"seed": str(config.seed), "animal": "rw"})
+                result, path = run_virtual_session(config, rig, dev, out, n_trials=args.trials, device_name=url,
+                                                   on_trial=show, pause=pause)
+            else:
+                result, path = run_session(config, rig, port, out, speed=speed, n_trials=args.trials,
+                                           device_name=url, on_trial=show, pause=pause)
+    except KeyboardInterrupt:   # a second Ctrl-C while stopping: the outputs were turned off first
+        if tty:
+            print()
+        print(f"error: interrupted; {out} was not written; the journal is complete: dopa-rl recover {journal} "
+              "--out RECOVERED.nwb", file=sys.stderr)
+        return 130
     if tty:
         print()
+    if result.error:
+        print(f"error: device: {result.error}", file=sys.stderr)
+    if result.nwb_error:
+        print(f"error: {result.nwb_error}", file=sys.stderr)
     rewards = sum(1 for h in result.history if h["reward_ul"] > 0)
     licks = sum(h["licks"] for h in result.history)
-    print(f"{result.reason}: {result.n_trials} trials, {rewards} rewarded, {licks} anticipatory licks, "
-          f"{result.wall_s:.1f} s; wrote {path}")
+    cut = f", {len(result.cut)} cut (not in the trials table)" if result.cut else ""
+    print(f"{result.reason}: {result.n_trials} trials{cut}, {rewards} rewarded, {licks} anticipatory licks, "
+          f"{result.wall_s:.1f} s; " + (f"wrote {path}" if path else "no NWB written"))
     if result.tally is not None:
         print(f"device tally: {result.tally['valve_openings']} valve openings, {result.tally['lick_contacts']} lick contacts")
     if args.json:
         atomic_write_text(args.json, json.dumps({
             "reason": result.reason, "trials": result.n_trials, "rewards": rewards, "anticipatory_licks": licks,
-            "wall_s": result.wall_s, "nwb": str(path), "journal": str(result.journal), "device_tally": result.tally,
-            "client_stats": result.client_stats}, indent=1))
+            "wall_s": result.wall_s, "nwb": str(path) if path else None, "journal": str(result.journal),
+            "device_tally": result.tally, "client_stats": result.client_stats, "error": result.error,
+            "cut_trials": {str(k): v for k, v in result.cut.items()}}, indent=1))
     return 0 if result.reason == "complete" else (130 if result.reason == "interrupted" else 1)

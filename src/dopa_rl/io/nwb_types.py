@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SessionMetadata", "Photometry", "AnalogSeries", "Table", "SessionData"]
+__all__ = ["SessionMetadata", "Photometry", "AnalogSeries", "Table", "Intervals", "SessionData"]
 
 
 @dataclass
@@ -108,6 +108,16 @@ class Table:
 
 
 @dataclass
+class Intervals:
+    """Another table of time intervals (besides the trials): ``table`` has ``start_time``/``stop_time`` in
+    seconds and any columns; written as a TimeIntervals table under ``intervals/``."""
+
+    table: pd.DataFrame
+    description: str
+    column_descriptions: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class SessionData:
     """Everything one session file holds, as plain Python/numpy/pandas objects.
 
@@ -120,7 +130,8 @@ class SessionData:
       ``spike_resolution``: the spike-time resolution in seconds (always written).
     - ``analog``: other sampled signals by name (:class:`AnalogSeries`, TimeSeries in acquisition);
       ``devices``: device name -> description (rig, firmware version, valve calibration...);
-      ``notes``: free text stored as the file's ``notes``; ``tables``: other tables by name (:class:`Table`).
+      ``notes``: free text stored as the file's ``notes``; ``tables``: other tables by name (:class:`Table`);
+      ``intervals``: other interval tables by name (:class:`Intervals`, e.g. a live session's cut trials).
     - ``true_parameters``: for simulated sessions, the parameters that generated the data;
       ``true_trajectories``: the model's latent per-trial values (``V_A``, ``rpe_cue``, ``rpe_outcome``...),
       one row per trial, kept out of the trials table.
@@ -141,3 +152,4 @@ class SessionData:
     notes: str | None = None
     trial_column_descriptions: dict[str, str] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
+    intervals: dict[str, Intervals] = field(default_factory=dict)

@@ -78,29 +78,33 @@ def _nwb_value_column(values: pd.Series) -> np.ndarray | list:
     return ["" if pd.isna(v) else str(v) for v in values]
 
 
-def _add_trials(nwbfile: Any, trials: pd.DataFrame, docs: dict[str, str]) -> None:
-    """Write the behavior table as ``nwbfile.trials``, one row per trial, sorted by start time."""
+def _time_intervals(name: str, description: str, df: pd.DataFrame, docs: dict[str, str]) -> Any:
+    """A ``TimeIntervals`` table of ``df`` (``start_time``/``stop_time`` in seconds), sorted by start time."""
+    from hdmf.common import VectorData
     from pynwb.epoch import TimeIntervals
 
-    missing = [c for c in ("start_time", "stop_time") if c not in trials.columns]
+    missing = [c for c in ("start_time", "stop_time") if c not in df.columns]
     if missing:
-        raise InputError(f"trials table for NWB needs columns {missing}: give each trial a start and stop time")
-    df = trials.sort_values("start_time", kind="stable").reset_index(drop=True)
-    from hdmf.common import VectorData
-
+        raise InputError(f"{name} table for NWB needs columns {missing}: give each row a start and stop time")
+    df = df.sort_values("start_time", kind="stable").reset_index(drop=True)
+    row = "trial" if name == "trials" else f"{name} row"
     cols = [
-        VectorData(name="start_time", description="trial start, in seconds from session start",
+        VectorData(name="start_time", description=f"{row} start, in seconds from session start",
                    data=df["start_time"].to_numpy(dtype=np.float64)),
-        VectorData(name="stop_time", description="trial end, in seconds from session start",
+        VectorData(name="stop_time", description=f"{row} end, in seconds from session start",
                    data=df["stop_time"].to_numpy(dtype=np.float64)),
     ]
-    for name in df.columns:
-        if name in _METADATA_COLUMNS:
+    for col in df.columns:
+        if col in _METADATA_COLUMNS or col in ("start_time", "stop_time"):
             continue
-        doc = docs.get(name) or TRIAL_COLUMN_DOCS.get(name) or f"task column {name}"
-        cols.append(VectorData(name=name, description=doc, data=_nwb_value_column(df[name])))
-    table = TimeIntervals(name="trials", description="trials of the session, one row per trial", columns=cols)
-    nwbfile.trials = table
+        doc = docs.get(col) or TRIAL_COLUMN_DOCS.get(col) or f"task column {col}"
+        cols.append(VectorData(name=col, description=doc, data=_nwb_value_column(df[col])))
+    return TimeIntervals(name=name, description=description, columns=cols)
+
+
+def _add_trials(nwbfile: Any, trials: pd.DataFrame, docs: dict[str, str]) -> None:
+    """Write the behavior table as ``nwbfile.trials``, one row per trial, sorted by start time."""
+    nwbfile.trials = _time_intervals("trials", "trials of the session, one row per trial", trials, docs)
 
 
 def _add_events(nwbfile: Any, events: dict[str, np.ndarray], docs: dict[str, str]) -> None:
@@ -293,6 +297,9 @@ def build_nwbfile(session: SessionData) -> Any:
         nwbfile.create_device(name=name, description=description)
     if session.trials is not None and len(session.trials):
         _add_trials(nwbfile, session.trials, session.trial_column_descriptions)
+    for name, iv in session.intervals.items():
+        if len(iv.table):
+            nwbfile.add_time_intervals(_time_intervals(name, iv.description, iv.table, iv.column_descriptions))
     if session.events:
         _add_events(nwbfile, session.events, session.event_descriptions)
     for i, phot in enumerate(session.photometry):

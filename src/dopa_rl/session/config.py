@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from dopa_rl.errors import InputError
+from dopa_rl.protocol.messages import LIMITS
+
+P_DEBOUNCE = LIMITS["debounce_us"]      # what the device accepts (CONFIGURE)
 
 __all__ = ["FIRMWARE_MAX_VALVE_MS", "CUES", "ITI_DISTRIBUTIONS", "POLICIES", "ConfigError", "TrialType",
            "Block", "Iti", "Safety", "ModelConfig", "PolicyConfig", "Rig", "SessionConfig", "parse_config",
@@ -193,6 +196,22 @@ class _Checker:
             return default
         return v
 
+    def flag(self, table: dict, key: str, where: str, default: bool) -> bool:
+        if key not in table:
+            return default
+        v = table[key]
+        if not isinstance(v, bool):
+            self.problems.append(f"{where}{key} = {v!r}: must be true or false")
+            return default
+        return v
+
+    def texts(self, table: dict, key: str, where: str) -> tuple[str, ...]:
+        v = table.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            self.problems.append(f"{where}{key} = {v!r}: must be a list of strings, e.g. [\"Last, First\"]")
+            return ()
+        return tuple(v)
+
     def table(self, doc: dict, key: str, where: str = "") -> dict:
         v = doc.get(key, {})
         if not isinstance(v, dict):
@@ -299,6 +318,15 @@ def parse_config(text: str, *, source: str = "config", base_dir: Path | None = N
         c.problems.append(f"sync.min_s = {sync.min_s} is above sync.max_s = {sync.max_s}: need min_s <= max_s")
     elif sync.pulse_ms >= sync.min_s * 1000:
         c.problems.append(f"sync.pulse_ms = {sync.pulse_ms}: must be shorter than sync.min_s")
+    d = SessionConfig
+    seed = c.num(s, "seed", "session.", d.seed, lo=0, integer=True)
+    debounce = c.num(s, "lick_debounce_us", "session.", d.lick_debounce_us, lo=P_DEBOUNCE.min, hi=P_DEBOUNCE.max,
+                     integer=True)
+    repeat = c.flag(s, "repeat_blocks", "session.", d.repeat_blocks)
+    session_id = c.text(s, "session_id", "session.", "session")
+    description = c.text(s, "description", "session.", d.description)
+    institution = c.text(s, "institution", "session.", d.institution)
+    experimenter = c.texts(s, "experimenter", "session.")
     rig_file = c.text(s, "rig_file", "session.", None)
     if rig_file is not None and base_dir is not None and not Path(rig_file).is_absolute():
         rig_file = str(base_dir / rig_file)
@@ -322,13 +350,10 @@ def parse_config(text: str, *, source: str = "config", base_dir: Path | None = N
     if c.problems:
         raise ConfigError(source, c.problems)
     return SessionConfig(
-        subject=subject, session_id=str(s.get("session_id", "session")), trial_types=tuple(types),
-        n_trials=n_trials, duration_s=duration, seed=int(s.get("seed", 0)) if isinstance(s.get("seed", 0), int) else 0,
-        description=str(s.get("description", SessionConfig.description)),
-        experimenter=tuple(s.get("experimenter", ())), institution=str(s.get("institution", SessionConfig.institution)),
-        rig_file=rig_file, blocks=tuple(blocks), repeat_blocks=bool(s.get("repeat_blocks", True)), iti=iti,
-        safety=safety, model=model, policy=pol, sync=sync, lick_debounce_us=int(s.get("lick_debounce_us", 1000)),
-        path=source, text=text), rig
+        subject=subject, session_id=session_id, trial_types=tuple(types), n_trials=n_trials, duration_s=duration,
+        seed=seed, description=description, experimenter=experimenter, institution=institution, rig_file=rig_file,
+        blocks=tuple(blocks), repeat_blocks=repeat, iti=iti, safety=safety, model=model, policy=pol, sync=sync,
+        lick_debounce_us=debounce, path=source, text=text), rig
 
 
 def _model(c: _Checker, md: dict, base_dir: Path | None) -> ModelConfig:

@@ -16,13 +16,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dopa_rl.io.nwb_types import AnalogSeries, SessionData, SessionMetadata, Table
-from dopa_rl.session.journal import read_journal
+from dopa_rl.io.nwb_types import AnalogSeries, Intervals, SessionData, SessionMetadata, Table
+from dopa_rl.session.journal import damage_text, read_journal
+from dopa_rl.session.outcome import TrialWindow, trial_outcome
 
 __all__ = ["EVENT_NAMES", "EVENT_DOCS", "COLUMN_DOCS", "session_tables", "session_data", "export_journal",
            "recover"]
 
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
+DEFAULT_DEBOUNCE_US = 1000   # the config's default lick_debounce_us
+CUT_DOCS = {"trial": "0-based trial number in the session", "trial_type": "trial type name from the session config",
+            "planned_reward_ul": "reward the trial was planned to give, uL",
+            "reason": "why the trial was cut (its outcome did not happen or was not reported)"}
 
 EVENT_NAMES = {"LICK_ON": "lick", "VALVE_OPENED": "valve", "CUE_ONSET": "cue", "TONE_ONSET": "tone",
                "TTL_SENT": "ttl", "SYNC_PULSE": "sync"}
@@ -47,7 +52,8 @@ COLUMN_DOCS = {
     "value": "online model value at cue onset, before learning on this trial",
     "rpe_cue": "online model prediction error at cue onset",
     "rpe_outcome": "online model prediction error at the outcome",
-    "aborted": "1 if the device aborted the trial (ALL_OFF or host timeout)",
+    "aborted": "1 if the device aborted the trial after its outcome (ALL_OFF or host timeout); trials aborted "
+               "before it are in the cut_trials intervals, not here",
 }
 
 
@@ -58,21 +64,46 @@ def _by_kind(records: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def _debounce_of(cfg: dict) -> int:
+    """The lick debounce of a journal whose config record predates its ``lick_debounce_us`` field."""
+    import tomllib
+
+    try:
+        return int(tomllib.loads(cfg.get("config_toml", "")).get("session", {}).get("lick_debounce_us",
+                                                                                   DEFAULT_DEBOUNCE_US))
+    except (tomllib.TOMLDecodeError, TypeError, ValueError):
+        return DEFAULT_DEBOUNCE_US
+
+
 def session_tables(records: list[dict]) -> dict:
-    """Trials (DataFrame), events (name -> session-time array), analog samples and context from a journal."""
+    """Trials (DataFrame), cut trials (DataFrame), events (name -> session-time array), analog samples and
+    context from a journal.  Each trial's outcome comes from :func:`dopa_rl.session.outcome.trial_outcome`,
+    the definition the live session learned from."""
     rec = _by_kind(records)
     evs = rec["ev"]
     t0 = evs[0]["t_us"] if evs else 0
     st = lambda t_us: (t_us - t0) / 1e6  # noqa: E731
     events: dict[str, list[float]] = {v: [] for v in EVENT_NAMES.values()}
-    starts, ends = {}, {}
+    starts, ends, last_of = {}, {}, {}
     analog_t, analog_x, rates = [], [], set()
+    # each trial's licks and valve events: those between its task part's start and the next one's (journal
+    # order is device order, also where device time restarts after a reset)
+    seg: dict[int, dict[str, list]] = defaultdict(lambda: {"lick": [], "opened": [], "closed": []})
+    current = None   # the task part started last
     for e in evs:
         name = e["name"]
         if name in EVENT_NAMES:
             events[EVENT_NAMES[name]].append(st(e["t_us"]))
+        if name == "LICK_ON":
+            seg[current]["lick"].append(e["t_us"])
+        elif name == "VALVE_OPENED":
+            seg[current]["opened"].append(e["t_us"])
+        elif name == "VALVE_CLOSED":
+            seg[current]["closed"].append((e["t_us"], e["f"]["open_us"]))
         elif name == "TRIAL_STARTED":
             starts[e["f"]["trial_id"]] = e
+            if e["f"]["trial_id"] % 2 == TASK:
+                current = e["f"]["trial_id"]
         elif name == "TRIAL_ENDED":
             ends[e["f"]["trial_id"]] = e
         elif name == "ANALOG_BATCH":
@@ -81,35 +112,43 @@ def session_tables(records: list[dict]) -> dict:
             for i in range(f["n"]):
                 analog_t.append(st(e["t_us"]) + i / f["rate_hz"])
                 analog_x.append(f["samples"][i])
+        if current is not None:
+            last_of[current] = e["t_us"]
     plans = {r["trial"]: r for r in rec["plan"]}
     results = {r["trial"]: r for r in rec["result"]}
     cfg = rec["config"][0] if rec["config"] else {}
     max_ul = cfg.get("max_reward_ul", 1.0) or 1.0
-    lick = np.array(events["lick"])
-    valve_ev = [e for e in evs if e["name"] in ("VALVE_OPENED", "VALVE_CLOSED")]
-    rows = []
+    debounce = cfg.get("lick_debounce_us", _debounce_of(cfg))
+    rows, cut = [], []
     for k in sorted(plans):
         tid = 2 * k + TASK
-        if tid not in starts or tid not in ends:
-            continue  # never ran, or cut off by the end of the session
+        if tid not in starts:
+            continue  # never ran
         p = plans[k]["plan"]
-        s, e = st(starts[tid]["t_us"]), st(ends[tid]["t_us"])
-        out_t = s + p["cue_s"] + p["trace_s"]
-        opened = [v for v in valve_ev if v["name"] == "VALVE_OPENED" and s + p["cue_s"] <= st(v["t_us"]) <= e]
-        closed = [v for v in valve_ev if v["name"] == "VALVE_CLOSED" and opened and st(v["t_us"]) >= st(opened[0]["t_us"])]
-        delivered = p["reward_ul"] if opened else 0.0
+        w = TrialWindow.of(starts[tid]["t_us"], p["cue_s"], p["trace_s"], debounce)
+        end = ends.get(tid)
+        t_end = end["t_us"] if end is not None else None
+        aborted = bool(end["f"]["aborted"]) if end is not None else False
+        if not w.complete(t_end, aborted):
+            why = ("aborted by the device before its outcome was reported" if end is not None
+                   else "its end was never reported (interrupted, device reset or events lost)")
+            stop = t_end if t_end is not None else last_of.get(tid, w.t0)
+            cut.append({"trial": k, "trial_type": p["trial_type"], "start_time": st(w.t0),
+                        "stop_time": max(st(w.t0), st(stop)), "planned_reward_ul": p["reward_ul"], "reason": why})
+            continue
+        ev = seg[tid]
+        o = trial_outcome(w, p["reward_ul"], ev["lick"], ev["opened"], ev["closed"], t_end_us=t_end)
         r = results.get(k, {})
         rows.append({
             "trial": k, "trial_type": p["trial_type"], "cue": plans[k].get("cue_key", p["cue"]), "block": p["block"],
-            "start_time": s, "stop_time": e, "cue_time": s, "outcome_time": out_t,
-            "reward": delivered / max_ul, "reward_ul": delivered,
-            "valve_ms": closed[0]["f"]["open_us"] / 1000 if closed else 0.0,
-            "planned_reward_ul": p["reward_ul"],
-            "licks": int(((lick >= s) & (lick < out_t)).sum()), "stim": int(bool(p.get("stim"))),
+            "start_time": st(w.t0), "stop_time": st(t_end), "cue_time": st(w.t0), "outcome_time": st(w.outcome),
+            "reward": o.reward_ul / max_ul, "reward_ul": o.reward_ul,
+            "valve_ms": o.valve_ms if o.valve_ms is not None else 0.0,
+            "planned_reward_ul": p["reward_ul"], "licks": o.licks, "stim": int(bool(p.get("stim"))),
             "iti": p["iti_s"], "value": r.get("value", np.nan), "rpe_cue": r.get("rpe_cue", np.nan),
-            "rpe_outcome": r.get("rpe_outcome", np.nan), "aborted": int(ends[tid]["f"]["aborted"])})
+            "rpe_outcome": r.get("rpe_outcome", np.nan), "aborted": int(aborted)})
     trials = pd.DataFrame(rows)
-    return {"trials": trials, "events": {k: np.array(v) for k, v in events.items()},
+    return {"trials": trials, "cut_trials": pd.DataFrame(cut), "events": {k: np.array(v) for k, v in events.items()},
             "analog": (np.array(analog_t), np.array(analog_x, dtype=np.uint16)),
             "analog_rate": rates.pop() if len(rates) == 1 else None, "config": cfg,
             "hello": rec["hello"][0] if rec["hello"] else {}, "header": records[0],
@@ -159,9 +198,8 @@ def parameter_changes_table(records: list[dict]) -> Table:
                   "previous": "the schedule's value it replaced (JSON; empty for limits)"})
 
 
-def session_data(records: list[dict], *, recovered: bool = False) -> SessionData:
-    """The :class:`~dopa_rl.io.nwb_types.SessionData` of a session's journal records (``recovered``: from an
-    interrupted session)."""
+def session_data(records: list[dict], *, recovered: bool = False, damage: str | None = None) -> SessionData:
+    """The NWB contents of a journal's records; ``damage``: a line about skipped corrupt journal lines."""
     tabs = session_tables(records)
     cfg, hello, header, end = tabs["config"], tabs["hello"], tabs["header"], tabs["end"]
     complete = end is not None and end.get("reason") == "complete" and not recovered
@@ -192,6 +230,7 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
         f"dopa_rl {cfg.get('dopa_rl_version')}",
         f"valve calibration: {cfg.get('ms_per_ul')} ms per uL ({cfg.get('calibrated')})",
         f"device HELLO: {json.dumps(hello)}", "runner notes: " + json.dumps(tabs["notes"]),
+        *([f"journal: {damage}"] if damage else []),
         f"----- session config ({cfg.get('config_path')}) -----", cfg.get("config_toml", ""),
         f"----- rig file ({cfg.get('rig_path') or 'none: default simulated rig'}) -----", cfg.get("rig_toml", "")])
     events = {k: v for k, v in tabs["events"].items() if len(v)}
@@ -200,21 +239,33 @@ def session_data(records: list[dict], *, recovered: bool = False) -> SessionData
     if len(t):
         analog["analog_input"] = AnalogSeries(timestamps=t, data=x, unit="ADC counts (10-bit)", rate=tabs["analog_rate"],
                                               description="rig analog input A0 (e.g. photometry system output)")
-    trials = tabs["trials"]
+    trials, cut = tabs["trials"], tabs["cut_trials"]
+    intervals = {}
+    if len(cut):
+        intervals["cut_trials"] = Intervals(cut, "trials cut before their outcome was reported (Ctrl-C, a device "
+                                                 "reset, a host timeout, the end of the journal): kept out of the "
+                                                 "trials table, so a fit never takes them for omissions", CUT_DOCS)
     return SessionData(metadata=md, trials=trials if len(trials) else None, events=events, event_descriptions=EVENT_DOCS,
-                       analog=analog, devices=devices, notes=notes,
+                       analog=analog, devices=devices, notes=notes, intervals=intervals,
                        trial_column_descriptions={c: COLUMN_DOCS[c] for c in trials.columns if c in COLUMN_DOCS},
                        tables={"provenance": provenance_table(records),
                                "parameter_changes": parameter_changes_table(records)})
 
 
-def export_journal(journal: str | Path, out: str | Path, *, recovered: bool = False, overwrite: bool = False) -> Path:
-    """Write the NWB file of a journal (``recovered=True``: marked incomplete); returns the path."""
+def export_journal(journal: str | Path, out: str | Path, *, recovered: bool = False, overwrite: bool = False,
+                   damaged: list[int] | None = None) -> Path:
+    """Write the NWB file of a journal (``recovered=True``: marked incomplete); returns the path.  The line
+    numbers of corrupt journal lines (skipped) are appended to ``damaged`` and named in the file's notes."""
     from dopa_rl.io.nwb import write_session
 
-    return write_session(out, session_data(read_journal(journal), recovered=recovered), overwrite=overwrite)
+    bad: list[int] = []
+    records = read_journal(journal, damaged=bad)
+    if damaged is not None:
+        damaged.extend(bad)
+    damage = damage_text(journal, bad) if bad else None
+    return write_session(out, session_data(records, recovered=recovered, damage=damage), overwrite=overwrite)
 
 
-def recover(journal: str | Path, out: str | Path) -> Path:
+def recover(journal: str | Path, out: str | Path, *, damaged: list[int] | None = None) -> Path:
     """NWB of an interrupted session from its journal, marked incomplete."""
-    return export_journal(journal, out, recovered=True)
+    return export_journal(journal, out, recovered=True, damaged=damaged)

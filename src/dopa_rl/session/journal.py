@@ -4,8 +4,9 @@
 Each line is one JSON object whose ``kind`` says what it is; the first line says what the file is and what every kind of line means
 (:data:`KINDS`), so a person (or a later version) can read it without this code.  Every line is written and
 flushed to the operating system as it happens (device events from the client's listener, as they are
-delivered), so ``kill -9`` of the host loses nothing the device had reported.  A last line cut short by a
-crash is ignored on reading.
+delivered), so ``kill -9`` of the host loses nothing the device had reported.  A line that is not a
+complete record (a last line cut short by a crash, or a line damaged anywhere) is skipped on reading and
+counted (:func:`read_journal`'s ``damaged``); ``recover`` warns about each.
 """
 from __future__ import annotations
 
@@ -91,18 +92,23 @@ class JournalWriter:
     safe = stop
 
 
-def read_journal(path: str | os.PathLike[str]) -> list[dict]:
-    """Every complete record; raises ValueError if the file is not a journal of a version we read."""
+def read_journal(path: str | os.PathLike[str], *, damaged: list[int] | None = None) -> list[dict]:
+    """Every complete record; raises ValueError if the file is not a journal of a version we read.
+
+    A line that is not a complete JSON record (cut short by a crash, or damaged anywhere in the file) is
+    skipped; with ``damaged`` given, the 1-based number of each such line is appended to it."""
     out: list[dict] = []
-    with open(path, encoding="utf-8") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         for n, line in enumerate(fh):
-            if not line.endswith("\n"):
-                break  # cut short by a crash
             try:
-                rec = json.loads(line)
+                rec = json.loads(line) if line.endswith("\n") else None
             except json.JSONDecodeError:
+                rec = None
+            if not isinstance(rec, dict) or not isinstance(rec.get("kind"), str):
                 if n == 0:
-                    raise ValueError(f"{path}: not a dopa_rl session journal (first line is not JSON)") from None
+                    raise ValueError(f"{path}: not a dopa_rl session journal (first line is not a JSON record)")
+                if damaged is not None:
+                    damaged.append(n + 1)
                 continue
             if n == 0 and (rec.get("format") != FORMAT or rec.get("version", 0) > VERSION):
                 raise ValueError(f"{path}: not a dopa_rl session journal of version <= {VERSION} "
@@ -111,3 +117,10 @@ def read_journal(path: str | os.PathLike[str]) -> list[dict]:
     if not out:
         raise ValueError(f"{path}: empty journal")
     return out
+
+
+def damage_text(path: str | os.PathLike[str], damaged: list[int]) -> str:
+    """One line saying which lines of a journal were skipped."""
+    shown = ", ".join(str(n) for n in damaged[:10]) + (", ..." if len(damaged) > 10 else "")
+    return (f"{path}: {len(damaged)} corrupt line{'s' if len(damaged) != 1 else ''} skipped (line "
+            f"{shown}); everything else was read")

@@ -1,48 +1,61 @@
-"""The session runner: the only part of a live session that does I/O.
+"""The session runner: the thin thread around :class:`dopa_rl.session.machine.SessionMachine`, and the only
+part of a live session that does I/O.
 
-Each trial is two device programs: the task part (cue, trace, outcome, consumption time; ``trial_id = 2k``)
-and the ITI (``2k + 1``, no actions).  While the task part of trial ``k`` runs, its ITI is uploaded to start
-the moment it ends (``TRIAL_START AFTER_CURRENT``).  As soon as an event shows that trial ``k``'s
-anticipatory window and outcome are over, the runner learns from it (licks counted from the device's
-events), asks the schedule and the policy for trial ``k + 1``; when the task part ends it uploads trial
-``k + 1`` to start when the ITI ends.  So cue, trace and reward timing are the device's, never the host's; a
-host late by more than an ITI only lengthens that ITI.
+It opens the client (HELLO, CONFIGURE), then moves each device event from the client's queue into the
+machine with the host time and carries out what the machine returns: journal records, uploads (with the
+decision latency measured from the event they answer), single commands, the display.  The journal gets every
+device event from the client's listener as it is delivered and every command before it is sent.
 
-The runner waits on the client's event queue (no busy waiting).  The journal gets every device event from
-the client's listener as it is delivered, every command before it is sent and every decision.  Ctrl-C (or
-any error) turns the outputs off first (``safe()``), then the journal is closed and the NWB written.
+An upload whose outcome is unknown (``CommandOutcomeUnknown``: the device reset during it), or refused
+because the device disarmed and was re-armed while it was in flight (a host timeout cleared the program
+being uploaded), is handed back to the machine, which journals it and restarts the trial; any other device
+error stops the session cleanly.  Ctrl-C (SIGINT) only sets a flag while a session runs (:func:`interrupt_guard`):
+the loop stops at its next event, the outputs are turned off (``safe()``), the trial it cut is journaled, the
+journal is closed and the NWB written; a second Ctrl-C while the NWB is being written stops that, and the
+command says how to ``recover`` the complete journal.
+
+``pause`` (a ``threading.Event`` the command sets on SIGUSR1 and clears on SIGUSR2) is read by the loop and
+handed to the machine (:meth:`~dopa_rl.session.machine.SessionMachine.set_paused`).  The config record
+carries the session's provenance (SHA-256 of the config and rig texts, the package version); the limits sent
+with CONFIGURE are a ``param`` record; after each trial the client's link counters are a ``link`` record
+(the dashboard reads them).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gc
 import math
 import queue
+import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dopa_rl.errors import DeviceError
 from dopa_rl.protocol import messages as P
-from dopa_rl.rig.client import CommandRefused, DeviceClient
-from dopa_rl.session import schedule as S
+from dopa_rl.rig.client import CommandOutcomeUnknown, CommandRefused, DeviceClient
 from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.journal import JournalWriter
-from dopa_rl.session.policy import DffState, Policy, dff_step, make_learner, reward_units
+from dopa_rl.session.machine import SILENCE_S, Command, Done, Rearmed, Record, SessionMachine, Show, Upload
 
-__all__ = ["SWITCH_INTERVAL_S", "SILENCE_S", "RunResult", "Runner", "MAX_SPEED", "parse_speed", "sim_ring",
-           "device_url", "open_device", "device_tally", "run_session"]
+__all__ = ["SWITCH_INTERVAL_S", "SILENCE_S", "SETUP_TRIES", "POLL_S", "RunResult", "Interrupt", "interrupt_guard",
+           "Runner", "provenance", "MAX_SPEED", "parse_speed", "sim_ring", "device_url", "open_device",
+           "device_tally", "run_session", "export_run"]
 
 SWITCH_INTERVAL_S = 0.0005
-SILENCE_S = 15.0   # no device event for this long (real time): the link is declared dead
+SETUP_TRIES = 3    # CONFIGURE / ANALOG_START attempts while their outcome is unknown
+POLL_S = 0.1       # longest wait for an event before the loop looks at the clock and the Ctrl-C flag
 
 
 @dataclass
 class RunResult:
+    """What a session run gave: its files, why it ended, the trials learned, latencies and link counts."""
+
     out: Path
     journal: Path
     rawlog: Path
@@ -53,6 +66,47 @@ class RunResult:
     client_stats: dict = field(default_factory=dict)
     wall_s: float = 0.0
     tally: dict | None = None      # a simulated device's own counts (valve openings, lick contacts)
+    error: str | None = None       # why the session stopped with reason "error"
+    nwb_error: str | None = None   # why run_session wrote no NWB (and how to recover it from the journal)
+    cut: dict = field(default_factory=dict)   # trial -> why it was cut (not learned from, not in the trials table)
+
+
+class Interrupt:
+    """Ctrl-C as a flag: ``requested`` is set by SIGINT; a second SIGINT raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.count = 0
+
+    def handler(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        self.requested = True
+        if self.count > 1:
+            raise KeyboardInterrupt
+
+
+_GUARD: Interrupt | None = None
+
+
+@contextlib.contextmanager
+def interrupt_guard() -> Iterator[Interrupt]:
+    """While inside, SIGINT sets a flag instead of raising at an arbitrary point (inside a client call, a
+    journal write...); nested guards share the outer one.  Outside the main thread: a flag nobody sets."""
+    global _GUARD
+    if _GUARD is not None:
+        yield _GUARD
+        return
+    guard = Interrupt()
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        yield guard   # (started with SIGINT ignored, as by nohup: it stays ignored)
+        return
+    old = signal.signal(signal.SIGINT, guard.handler)
+    _GUARD = guard
+    try:
+        yield guard
+    finally:
+        _GUARD = None
+        signal.signal(signal.SIGINT, old)
 
 
 class Runner:
@@ -70,37 +124,25 @@ class Runner:
         self.raw_path = Path(str(self.out) + ".raw")
         self.device_name = device_name
         self.on_trial = on_trial
-        self.pause = pause              # set: finish the running trial and its ITI, start no new one until cleared
-        self._held: int | None = None   # the trial waiting for the pause to end
-        self._sync_starts = 0
-        self.model = make_learner(config)
-        self.policy = Policy.from_config(config, rig)
+        self.pause = pause   # set: finish the running trial and its ITI, start no new one until cleared
+        self.machine = SessionMachine.of(config, rig, self.speed)
         self.journal = JournalWriter(self.journal_path)
-        hb = min(0.25, 0.25 / self.speed * 4)
-        self.client_kw = {"heartbeat_s": hb, **(client_kw or {})}
+        # heartbeats: a quarter of the device's default host timeout (1000 ms of device time) until CONFIGURE
+        # has set the scaled one, then a tenth of that (at most 0.25 s)
+        given = "heartbeat_s" in (client_kw or {})
+        self._hb_session = None if given else min(0.25, 0.25 / self.speed * 4)
+        self.client_kw = {"heartbeat_s": min(0.25, 0.25 / self.speed), **(client_kw or {})}
         self.client: DeviceClient | None = None
-        self.history: list[dict] = []
-        self.plans: dict[int, S.TrialPlan] = {}
-        self.trial_t0: dict[int, int] = {}
-        self.licks: list[int] = []        # LICK_ON device times
-        self.valves: list[int] = []       # VALVE_OPENED device times
         self.latencies: list[float] = []
-        self.dff = DffState()
-        self.t0_us: int | None = None
         self.tally: dict[str, int] | None = None
         self._stopped = False
         self._switch: float | None = None
         self._gc_was_enabled = True
-        self._proposals: dict[int, S.TrialPlan] = {}
-        self._reset_seen = False
-        self._learn_at: tuple[int, int] | None = None    # (trial, device time after which it can be learned)
-        self._learned: dict[int, dict] = {}
-        self._uploaded: set[int] = set()
-        self._upload_done = 0.0            # host time the last upload was acknowledged
-        self._idle_beats = 0
-        self._last_progress = time.monotonic()
-        longest = max(t.cue_s + t.trace_s + t.post_s for t in config.trial_types) + max(config.iti.max_s, config.iti.mean_s)
-        self._stall_s = 10.0 + 3.0 * longest / self.speed   # real seconds without a trial event: give up
+        self._interrupt: Interrupt | None = None
+
+    @property
+    def history(self) -> list[dict]:
+        return self.machine.history
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -111,7 +153,7 @@ class Runner:
         sys.setswitchinterval(min(self._switch, SWITCH_INTERVAL_S))
         # garbage collection pauses (1-7 ms for the young generations, tens of ms for a full one) must not
         # land between a device event and the decision: collect once now, move what exists out of the
-        # collector's way, and during the session collect only right after each upload (_collect)
+        # collector's way, and during the session collect only right after an upload into an ITI
         gc.collect()
         gc.freeze()
         self._gc_was_enabled = gc.isenabled()
@@ -123,38 +165,60 @@ class Runner:
                            ms_per_ul=self.rig.ms_per_ul, calibrated=self.rig.calibrated, device=self.device_name,
                            speed=self.speed, n_trials=c.n_trials, duration_s=c.duration_s, model=c.model.name,
                            model_params=c.model.params, model_options=c.model.options,
-                           policy=c.policy.kind, max_reward_ul=c.max_reward_ul,
+                           policy=c.policy.kind, max_reward_ul=c.max_reward_ul, lick_debounce_us=c.lick_debounce_us,
                            budget_valve_ms=c.safety.budget_valve_ms, **provenance(c, self.rig))
-        self.client = DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
+        self.client = self._open_client()
         self.client.add_listener(self.journal.event)
         hello = self.client.start()
         self.journal.write("hello", **{k: v for k, v in hello._asdict().items()})
         sf = c.safety
         host_timeout = int(min(10000, max(sf.host_timeout_ms, sf.host_timeout_ms * self.speed)))
-        self._command_log("CONFIGURE", max_valve_ms=sf.max_valve_ms, budget_valve_ms=sf.budget_valve_ms)
-        self.client.configure(max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms,
-                              budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout,
-                              debounce_us=c.lick_debounce_us)
+        self._setup("CONFIGURE", lambda: self.client.configure(
+            max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms, budget_valve_ms=sf.budget_valve_ms,
+            host_timeout_ms=host_timeout, debounce_us=c.lick_debounce_us),
+            max_valve_ms=sf.max_valve_ms, budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout)
         self.journal.write("param", trial=None, source="configure", changes={   # (after: HELLO to CONFIGURE is short)
             "max_valve_ms": sf.max_valve_ms, "min_valve_gap_ms": sf.min_valve_gap_ms,
             "budget_valve_ms": sf.budget_valve_ms, "host_timeout_ms": host_timeout, "debounce_us": c.lick_debounce_us})
-        self._start_sync()
+        self._carry_out(self.machine.sync_start())
+        if self._hb_session is not None:
+            self.client.heartbeat_s = self._hb_session
         if c.policy.kind == "on-signal":
-            self._command_log("ANALOG_START", rate_hz=c.policy.analog_rate_hz)
-            self.client.analog_start(c.policy.analog_rate_hz)
+            self._setup("ANALOG_START", lambda: self.client.analog_start(c.policy.analog_rate_hz),
+                        rate_hz=c.policy.analog_rate_hz)
 
-    def _start_sync(self) -> None:
-        """Random-interval sync pulses on the TTL output (each a SYNC_PULSE event), if the config asks; again
-        after a re-arm (a host timeout or a reset stops them), with a new seed so no stretch of the sequence
-        repeats (the intervals are the aligner's fingerprint)."""
-        sy = self.config.sync
-        if not sy.enabled:
-            return
-        seed = (self.config.seed * 1_000_003 + self._sync_starts + 1) & 0xFFFFFFFF
-        self._sync_starts += 1
-        lo, hi = round(sy.min_s * 1000), round(sy.max_s * 1000)
-        self._command_log("SYNC_START", min_ms=lo, max_ms=hi, pulse_ms=sy.pulse_ms, seed=seed)
-        self.client.command(P.SyncStart(lo, hi, sy.pulse_ms, seed))
+    # ------------------------------------------------------------------ what a virtual-time runner replaces
+    def _open_client(self) -> Any:
+        """The device client (a worker thread moving bytes, its events on a queue)."""
+        return DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
+
+    def _now(self) -> float:
+        """Host time (s) given to the machine and written in ``cmd`` records."""
+        return time.monotonic()
+
+    def _next_event(self) -> Any:
+        """The next device event, or None after ``POLL_S`` without one."""
+        try:
+            return self.client.events.get(timeout=POLL_S)
+        except queue.Empty:
+            return None
+
+    def _latency(self, up: Upload) -> float:
+        """Host seconds from the arrival of the event an upload answers to the upload going out."""
+        return time.monotonic() - up.received
+
+    def _setup(self, name: str, send: Callable[[], Any], **fields: Any) -> None:
+        """An idempotent set-up command, sent again (up to ``SETUP_TRIES`` times in all) while its outcome is
+        unknown (a new device session began while it was in flight: in that session it has not run)."""
+        for attempt in range(1, SETUP_TRIES + 1):
+            self._command_log(name, **fields)
+            try:
+                send()
+                return
+            except CommandOutcomeUnknown as exc:
+                if attempt == SETUP_TRIES:
+                    raise
+                self.journal.write("note", text=f"{name}: outcome unknown ({exc}); sent again")
 
     def safe(self) -> None:
         """Outputs off (ALL_OFF), client stopped, journal closed.  Idempotent, never raises."""
@@ -176,287 +240,119 @@ class Runner:
 
     stop = safe
 
-    # ------------------------------------------------------------------ helpers
-    def _command_log(self, name: str, **fields: Any) -> None:
-        self.journal.write("cmd", name=name, t=time.monotonic(), **fields)
-
-    def _upload(self, trial_id: int, duration_ms: int, actions: list, when: int) -> None:
-        self._command_log("PROGRAM", trial_id=trial_id, duration_ms=duration_ms, actions=actions, when=when)
-        self.client.upload_program(trial_id, duration_ms, actions)
-        try:
-            self.client.trial_start(when)
-        except CommandRefused as exc:
-            if exc.reason != P.NackReason.PROGRAM_STATE or when != P.TrialWhen.NOW:
-                raise
-            self.client.trial_start(P.TrialWhen.AFTER_CURRENT)  # something still runs: queue it
-        self._upload_done = time.monotonic()
-
-    def _proposal(self, k: int) -> S.TrialPlan:
-        """The schedule's trial k (pure, so it is drawn ahead of time while the device is busy)."""
-        plan = self._proposals.pop(k, None)
-        return plan if plan is not None else S.plan_trial(self.config, k)
-
-    def _decide(self, k: int) -> S.TrialPlan:
-        proposal = self._proposal(k)
-        plan = self.policy.decide(proposal, self.model, self.history)
-        if plan != proposal:   # the policy changed the schedule's trial: a parameter change, journaled
-            before, after = proposal.to_dict(), plan.to_dict()
-            self.journal.write("param", trial=k, source=f"policy {self.config.policy.kind}",
-                               changes={f: after[f] for f in after if after[f] != before[f]},
-                               was={f: before[f] for f in after if after[f] != before[f]})
-        self.plans[k] = plan
-        value = self.model.predict(plan.cue_key, cue_s=0.0, outcome_s=plan.outcome_s)
-        rpe = self.model.outcome_rpe(plan.cue_key, reward_units(plan.reward_ul, self.config), cue_s=0.0,
-                                     outcome_s=plan.outcome_s)
-        self.journal.write("plan", trial=k, plan=plan.to_dict(), cue_key=plan.cue_key, value=value, predicted_rpe=rpe)
-        return plan
-
-    def _upload_task(self, k: int, when: int) -> None:
-        self._uploaded.add(k)
-        plan = self.plans[k]
-        dur, acts = S.program(plan, self.rig)
-        self._upload(2 * k, dur, acts, when)
-
-    def _upload_iti(self, k: int) -> None:
-        ms = max(1, int(round(self.plans[k].iti_s * 1000)))
-        self._upload(2 * k + 1, ms, [], P.TrialWhen.AFTER_CURRENT)
-
-    def _learn(self, k: int, t_end_us: int) -> dict:
-        plan = self.plans[k]
-        t0 = self.trial_t0[k]
-        t_out = t0 + int(round(plan.outcome_s * 1e6))
-        licks = sum(1 for t in self.licks if t0 <= t < t_out)
-        delivered = plan.reward_ul if any(t0 + plan.cue_s * 1e6 <= t <= t_end_us for t in self.valves) else 0.0
-        u = self.model.step(plan.cue_key, reward_units(delivered, self.config), cue_s=0.0, outcome_s=plan.outcome_s)
-        row = {"trial": k, "trial_type": plan.trial_type, "licks": licks, "reward_ul": delivered, "stim": plan.stim,
-               "value": u.value, "rpe_cue": u.rpe_cue, "rpe_outcome": u.rpe_outcome, "values": u.values}
-        self.history.append(row)
-        self.licks = [t for t in self.licks if t >= t_end_us]
-        self.valves = [t for t in self.valves if t >= t_end_us]
-        return row
-
-    def _report(self, row: dict) -> None:
-        """Journal a learned trial and show it (after the next trial is on its way: the result can be rebuilt
-        from the journaled events, the next trial's timing cannot wait)."""
-        self.journal.write("result", **row)
-        self.journal.write("link", **self.client.stats)   # link health so far (the dashboard reads it)
-        if self.on_trial is not None:
-            self.on_trial(row)
-
-    def _on_analog(self, ev: Any) -> None:
-        p = self.config.policy
-        m = ev.msg
-        t_s = ev.t_device_us / 1e6
-        self.dff, crossings = dff_step(self.dff, m.samples[:m.n], t_s, m.rate_hz, p.baseline_s, p.dff_threshold,
-                                       p.refractory_s)
-        for t, dff in crossings:
-            self.journal.write("note", text=f"on-signal: dF/F {dff:.3f} crossed {p.dff_threshold} at device {t:.3f} s")
-            try:
-                if p.action == "ttl":
-                    self._command_log("TTL_PULSE", ms=p.ttl_ms)
-                    self.client.send(P.TtlPulse(p.ttl_ms))
-                else:
-                    ms = S.valve_ms(self.config.max_reward_ul, self.rig)
-                    self._command_log("VALVE_PULSE", ms=ms)
-                    self.client.send(P.ValvePulse(ms))
-            except DeviceError as exc:
-                self.journal.write("note", text=f"on-signal action failed: {exc}")
-
     # ------------------------------------------------------------------ the session
     def run(self) -> RunResult:
         t_wall = time.monotonic()
-        reason = "error"
-        try:
-            self.start()
-            reason = self._loop()
-        except KeyboardInterrupt:
-            reason = "interrupted"
-        finally:
-            stats = dict(self.client.stats) if self.client is not None else {}
-            self.tally = device_tally(self.port)
-            if self.client is not None and not self._stopped:
-                try:
-                    self.client.safe()   # outputs off first
-                except Exception:
-                    pass
-            self.journal.write("end", reason=reason, trials=len(self.history))
-            self.safe()
+        reason, error = "error", None
+        with interrupt_guard() as guard:
+            self._interrupt = guard
+            try:
+                self.start()
+                reason = self._loop()
+            except KeyboardInterrupt:
+                reason = "interrupted"
+            except DeviceError as exc:
+                error = str(exc)
+                self.journal.write("note", text=f"session stopped: {exc}")
+            finally:
+                if guard.requested and reason == "error" and error is None:
+                    reason = "interrupted"
+                stats = dict(self.client.stats) if self.client is not None else {}
+                self.tally = device_tally(self.port)
+                if self.client is not None and not self._stopped:
+                    try:
+                        self.client.safe()   # outputs off first
+                    except Exception:
+                        pass
+                self._carry_out(self.machine.finish(reason), live=False)
+                self.journal.write("end", reason=reason, trials=len(self.history), **({"error": error} if error else {}))
+                self.safe()
         return RunResult(self.out, self.journal_path, self.raw_path, reason, len(self.history), self.history,
-                         self.latencies, stats, time.monotonic() - t_wall, self.tally)
-
-    def _restart_idle(self, last_k: int | None, t_us: int) -> bool:
-        """The device is idle although the session is not over; True if the session is in fact complete."""
-        n = max(self._uploaded)
-        row = self._learned.pop(n, None)
-        if row is None and n in self.trial_t0 and all(h["trial"] != n for h in self.history):
-            self._learn_at = None
-            row = self._learn(n, t_us)
-        if row is not None:
-            self._report(row)
-        if last_k is not None and n >= last_k:
-            self.journal.write("note", text=f"the device went idle after the last trial {n} (its end was lost)")
-            return True
-        self.journal.write("note", text=f"the device is idle after trial {n} (events lost); trial {n + 1} starts now")
-        if n + 1 not in self.plans:
-            self._decide(n + 1)
-        self._upload_task(n + 1, P.TrialWhen.NOW)
-        return False
-
-    def _resume_after_reset(self) -> None:
-        """The device rebooted and was re-armed (its programs are gone): the trial it was running is lost
-        (journaled, never learned from); the next one is started at once."""
-        ks = sorted(self.trial_t0)
-        cur = ks[-1] if ks else -1
-        running = cur >= 0 and all(h["trial"] != cur for h in self.history)
-        if running:
-            self.journal.write("note", text=f"trial {cur} was cut by the device reset; it is not in the trials table")
-        nxt = cur + 1
-        if S.session_over(self.config, nxt, 0.0):
-            raise DeviceError("the device reset during the last trial")
-        self._start_sync()
-        if nxt not in self.plans:
-            self._decide(nxt)
-        self.journal.write("note", text=f"re-armed after the reset; trial {nxt} starts now")
-        self._upload_task(nxt, P.TrialWhen.NOW)
-
-    def _elapsed_s(self, t_us: int) -> float:
-        return 0.0 if self.t0_us is None else (t_us - self.t0_us) / 1e6
+                         self.latencies, stats, time.monotonic() - t_wall, self.tally, error,
+                         cut=dict(self.machine.cut))
 
     def _loop(self) -> str:
-        c = self.config
-        if S.session_over(c, 0, 0.0):
-            return "complete"
-        self._decide(0)
-        self._upload_task(0, P.TrialWhen.NOW)
-        self._last_progress = time.monotonic()
-        last_k: int | None = None
-        events = self.client.events
-        while True:
+        m = self.machine
+        guard = self._interrupt
+        if guard is not None and guard.requested:
+            return "interrupted"   # Ctrl-C during HELLO or CONFIGURE: no trial was started
+        self._carry_out(m.begin(self._now()))
+        while m.done is None:
+            if guard is not None and guard.requested:
+                return "interrupted"
+            if self.pause is not None and self.pause.is_set() != m.paused:
+                self._carry_out(m.set_paused(self.pause.is_set(), self._now()))
+                continue
+            ev = self._next_event()
+            if ev is None:
+                self._carry_out(m.on_tick(self._now()))
+                continue
+            self._carry_out(m.on_event(ev, self._now()))
+        if m.done.error is not None:
+            raise DeviceError(m.done.error)
+        return m.done.reason
+
+    # ------------------------------------------------------------------ carrying out the machine's outputs
+    def _carry_out(self, outputs: list, live: bool = True) -> None:
+        for o in outputs:
+            if isinstance(o, Record):
+                self.journal.write(o.kind, **o.fields)
+            elif isinstance(o, Upload):
+                if live:
+                    self._upload(o)
+            elif isinstance(o, Show):
+                self.journal.write("link", **self.client.stats)   # link health so far (the dashboard reads it)
+                if self.on_trial is not None:
+                    self.on_trial(o.row)
+            elif isinstance(o, Command):
+                if live:
+                    self._command(o)
+            elif isinstance(o, Rearmed):
+                self._journal_rearm()
+            elif not isinstance(o, Done):
+                raise TypeError(f"unknown session output {o!r}")
+
+    def _command_log(self, name: str, **fields: Any) -> None:
+        self.journal.write("cmd", name=name, t=self._now(), **fields)
+
+    def _upload(self, up: Upload) -> None:
+        self._command_log("PROGRAM", trial_id=up.trial_id, duration_ms=up.duration_ms, actions=list(up.actions),
+                          when=up.when)
+        if up.received is not None:
+            self.latencies.append(self._latency(up))
+        rearms = self.client.stats.get("rearms", 0)
+        try:
+            self.client.upload_program(up.trial_id, up.duration_ms, list(up.actions))
             try:
-                ev = events.get(timeout=SILENCE_S)
-            except queue.Empty:
-                raise DeviceError(f"no event from the device for {SILENCE_S} s; the link is lost") from None
-            if self.t0_us is None:
-                self.t0_us = ev.t_device_us
-            if self._held is not None:
-                self._hold_or_resume()
-            name = ev.name
-            ready = self._learn_at
-            if ready is not None and ev.t_device_us >= ready[1] and name != "LICK_ON":
-                # trial k's anticipatory window and outcome are over: learn and decide k + 1 now, so only
-                # the upload is left for the moment its ITI starts
-                self._learn_at = None
-                self._learned[ready[0]] = self._learn(ready[0], ev.t_device_us)
-                if last_k != ready[0]:
-                    self._decide(ready[0] + 1)
-            if name == "LICK_ON":
-                self.licks.append(ev.t_device_us)
-            elif name == "VALVE_OPENED":
-                self.valves.append(ev.t_device_us)
-            elif name == "ANALOG_BATCH" and c.policy.kind == "on-signal":
-                self._on_analog(ev)
-            elif name == "TRIAL_STARTED":
-                tid = ev.msg.trial_id
-                k, part = divmod(tid, 2)
-                if part == 0 and k in self.plans:
-                    self.trial_t0[k] = ev.t_device_us
-                    self._learn_at = (k, ev.t_device_us + int(round(self.plans[k].outcome_s * 1e6))
-                                      + c.lick_debounce_us + 1000)
-                    if not S.session_over(c, k + 1, self._elapsed_s(ev.t_device_us) + self.plans[k].duration_s):
-                        self._upload_iti(k)
-                    else:
-                        last_k = k
-            elif name == "TRIAL_ENDED":
-                tid = ev.msg.trial_id
-                k, part = divmod(tid, 2)
-                if part == 0 and k in self.trial_t0:
-                    t_recv = ev.t_received
-                    row = self._learned.pop(k, None)
-                    if row is None:
-                        self._learn_at = None
-                        row = self._learn(k, ev.t_device_us)
-                        if last_k != k:
-                            self._decide(k + 1)
-                    if last_k == k:
-                        self._report(row)
-                        return "complete"
-                    when = P.TrialWhen.NOW if ev.msg.aborted else P.TrialWhen.AFTER_CURRENT
-                    self.latencies.append(time.monotonic() - t_recv)
-                    if self.pause is not None and self.pause.is_set():
-                        self._held = k + 1
-                        self.journal.write("note", text=f"paused after trial {k}; trial {k + 1} waits for resume")
-                    else:
-                        self._upload_task(k + 1, when)
-                    self._report(row)
-                    self._proposals[k + 2] = S.plan_trial(c, k + 2)
-                    gc.collect(2 if k % 50 == 49 else 1)   # now, while the device times the ITI
-                    if ev.msg.aborted:
-                        self.journal.write("note", text=f"trial {k} aborted by the device")
-                elif (part == 1 and k in self.trial_t0 and k + 1 not in self._uploaded and last_k != k
-                      and self._held != k + 1):   # (not held back by a pause)
-                    # the task part's TRIAL_ENDED never came (lost by the device: EVENT_OVERFLOW), so trial
-                    # k + 1 was never uploaded: trial k is not in the trials table (its end is unknown); go on
-                    self.journal.write("note", text=f"trial {k}: its end was never reported; trial {k + 1} starts now")
-                    row = self._learned.pop(k, None)
-                    if row is None:
-                        self._learn_at = None
-                        row = self._learn(k, ev.t_device_us)
-                    if k + 1 not in self.plans:
-                        self._decide(k + 1)
-                    self._upload_task(k + 1, P.TrialWhen.NOW)
-                    self._report(row)
-                elif part == 1 and ev.msg.aborted and k + 1 in self.plans and k + 1 not in self.trial_t0:
-                    # the ITI was cut (ALL_OFF / host timeout): the queued task part is gone too, run it now
-                    self.journal.write("note", text=f"ITI {k} aborted by the device; trial {k + 1} re-uploaded")
-                    self._upload_task(k + 1, P.TrialWhen.NOW)
-            elif name == "DEVICE_HEARTBEAT":
-                # the device says it runs no trial and has none queued, in a heartbeat sent after our last
-                # upload was acknowledged (events arrive in order): a trial's events were lost (EVENT_OVERFLOW)
-                idle = not ev.msg.state & (P.StateBit.TRIAL_RUNNING | P.StateBit.TRIAL_PENDING)
-                self._idle_beats = (self._idle_beats + 1 if idle and ev.t_received > self._upload_done
-                                    and self._held is None else 0)
-                if self._idle_beats >= 2:
-                    self._idle_beats = 0
-                    if self._restart_idle(last_k, ev.t_device_us):
-                        return "complete"
-            elif name == "ERROR":
-                self.journal.write("note", text=f"device error {ev.msg.code} (value {ev.msg.value}); 1 = EVENT_OVERFLOW: "
-                                                "the device lost that many events")
-            elif name == "SAFETY_TRIP":
-                self.journal.write("note", text=f"safety trip {P.TripReason(ev.msg.reason).name} value {ev.msg.value}")
-            elif name == "HELLO_REPLY" and getattr(ev.msg, "boot", 0):
-                self._reset_seen = True
-                self.journal.write("note", text=f"device reset (cause {ev.msg.reset_cause}); the client re-arms")
-            elif name == "HELLO_REPLY" and self._reset_seen:
-                self._reset_seen = False
-                self._resume_after_reset()
-            elif name == "HELLO_REPLY" and ev.index > 0:
-                self.journal.write("note", text="the client re-armed the device (new device session: its sequence "
-                                                "numbers restart; events before it are all in the journal above; "
-                                                f"{ev.msg.dropped} unacknowledged events dropped, device lost_total "
-                                                f"{ev.msg.lost_total})")
-                self._journal_rearm()
-                self._start_sync()
-            elif name == "ACK" and ev.msg.cmd_type == P.MsgId.HELLO:
-                self.journal.write("note", text="the client re-armed the device (its session resumed: reply window, "
-                                                f"event ring and budget kept; device lost_total {ev.msg.value})")
-                self._journal_rearm()
-                self._start_sync()
-            if name in ("TRIAL_STARTED", "TRIAL_ENDED"):
-                self._last_progress = time.monotonic()
-            elif time.monotonic() - self._last_progress > self._stall_s:
-                raise DeviceError(f"no trial started or ended for {self._stall_s:.0f} s although the device is "
-                                  "talking; stopping the session")
-
-
-    def _hold_or_resume(self) -> None:
-        """Paused between trials: the device idles (heartbeats keep it armed); resume when the pause is cleared."""
-        if self.pause is not None and self.pause.is_set():
-            self._last_progress = time.monotonic()
+                self.client.trial_start(up.when)
+            except CommandRefused as exc:
+                if exc.reason != P.NackReason.PROGRAM_STATE or up.when != P.TrialWhen.NOW:
+                    raise
+                self.client.trial_start(P.TrialWhen.AFTER_CURRENT)  # something still runs: queue it
+        except CommandOutcomeUnknown as exc:
+            self._carry_out(self.machine.on_upload_unknown(up, str(exc), self._now()))
             return
-        k, self._held = self._held, None
-        self.journal.write("note", text=f"resumed; trial {k} starts now")
-        self._upload_task(k, P.TrialWhen.NOW)
+        except CommandRefused as exc:
+            if exc.reason != P.NackReason.PROGRAM_STATE or self.client.stats.get("rearms", 0) == rearms:
+                raise
+            # the device disarmed during the upload (a host timeout) and the client re-armed it: the trip
+            # cleared the program being uploaded, so its remaining parts found none begun
+            self._carry_out(self.machine.on_upload_unknown(up, str(exc), self._now(), rearmed=True))
+            return
+        self.machine.on_uploaded(up, self._now())
+        if up.idle_after:
+            k = up.trial_id // 2 - 1
+            gc.collect(2 if k % 50 == 49 else 1)   # now, while the device times the ITI
+
+    def _command(self, cmd: Command) -> None:
+        self._command_log(cmd.name, **cmd.fields)
+        if cmd.wait:   # (SYNC_START: a refusal or no reply stops the session like any set-up command)
+            self.client.command(cmd.msg)
+            return
+        try:
+            self.client.send(cmd.msg)
+        except DeviceError as exc:
+            self.journal.write("note", text=f"on-signal action failed: {exc}")
 
     def _journal_rearm(self) -> None:
         """What the client recorded of its latest HELLO episode (why, resumed or new, drops, lost total)."""
@@ -482,7 +378,6 @@ MAX_SPEED = 50.0   # --speed max: the simulated clock's rate (host timeout scale
 
 def parse_speed(text: str | float) -> float:
     """The virtual-clock speed of ``--speed`` (a number, or ``max``)."""
-
     from dopa_rl.errors import InputError
 
     if isinstance(text, (int, float)):
@@ -528,7 +423,6 @@ def device_url(device: str, rig: Rig, *, speed: float, seed: int) -> str:
 
 def open_device(url: str) -> Any:
     """Open the link to the device at ``url`` (a DeviceError naming it when that fails)."""
-
     from dopa_rl.rig.transports import open_link
 
     try:
@@ -538,8 +432,10 @@ def open_device(url: str) -> Any:
 
 
 def device_tally(port: Any) -> dict[str, int] | None:
-    """The simulated device's own count of valve openings and lick contacts (pin trace), if it is one."""
-    dev = getattr(port, "device", None) or getattr(getattr(port, "inner", None), "device", None)
+    """The simulated device's own count of valve openings and lick contacts (pin trace), if it is one
+    (``port``: a link to it, or the device itself)."""
+    dev = port if hasattr(port, "pin_edges") else (
+        getattr(port, "device", None) or getattr(getattr(port, "inner", None), "device", None))
     if dev is None or not hasattr(dev, "pin_edges"):
         return None
     return {"valve_openings": sum(1 for _, lv in dev.pin_edges("valve") if lv),
@@ -551,15 +447,34 @@ def run_session(config: SessionConfig, rig: Rig, port: Any, out: str | Path, *, 
                 n_trials: int | None = None, device_name: str = "?", on_trial: Callable[[dict], None] | None = None,
                 client_kw: dict | None = None, write_nwb: bool = True,
                 pause: threading.Event | None = None) -> tuple[RunResult, Path | None]:
-    """Run a session on an open link, then write the NWB from its journal (also after Ctrl-C).  ``pause``: while
-    set, no new trial starts (the running one and its ITI finish)."""
-    from dopa_rl.session.export import export_journal
-
+    """Run a session on an open link, then write the NWB from its journal, also after Ctrl-C or a device
+    error (``result.reason``, ``result.error``).  With no NWB, ``result.nwb_error`` says why and how to
+    recover it.  ``pause``: while set, no new trial starts (the running one and its ITI finish)."""
     runner = Runner(config, rig, port, out, speed=speed, n_trials=n_trials, device_name=device_name,
                     on_trial=on_trial, client_kw=client_kw, pause=pause)
-    try:
-        result = runner.run()
-    finally:
-        runner.safe()
-    path = export_journal(result.journal, out) if write_nwb and result.journal.exists() else None
-    return result, path
+    return export_run(runner, out, write_nwb=write_nwb)
+
+
+def export_run(runner: Runner, out: str | Path, *, write_nwb: bool = True) -> tuple[RunResult, Path | None]:
+    """Run ``runner``'s session, then write the NWB ``out`` from its journal (see :func:`run_session`)."""
+    from dopa_rl.session.export import export_journal
+
+    with interrupt_guard() as guard:
+        try:
+            result = runner.run()
+        finally:
+            runner.safe()
+        if result.error is not None and not runner.machine.plans:
+            raise DeviceError(result.error)   # the session never got going (no HELLO, no CONFIGURE): no NWB
+        if not write_nwb or not result.journal.exists():
+            return result, None
+        how = f"the journal is complete: dopa-rl recover {result.journal} --out RECOVERED.nwb"
+        try:
+            return result, export_journal(result.journal, out)
+        except KeyboardInterrupt:
+            result.nwb_error = f"interrupted while writing {out}; {how}"
+        except Exception as exc:   # noqa: BLE001 - the session is over; say how to get its NWB
+            result.nwb_error = f"{out} was not written ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); {how}"
+        if guard.count:
+            result.reason = "interrupted"
+    return result, None

@@ -92,12 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show full tracebacks on errors")
         mod = importlib.import_module(f"dopa_rl.commands.{module}")
         mod.add_arguments(sp)
-        sp.set_defaults(_module=module, _flags=_flags_of(sp))
+        sp.set_defaults(_module=module, _flags={**getattr(mod, "PARAMETER_FLAGS", {}), **_flags_of(sp)})
     return parser
 
 
 def _flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Library parameter name -> this command's flag (``choice_base`` -> ``--choice-base``)."""
+    """Library parameter name -> this command's flag (``choice_base`` -> ``--choice-base``).  A command whose
+    flag is named otherwise than the library's parameter says so in its module's ``PARAMETER_FLAGS``
+    (``{"mode": "--fit"}``), which the dispatcher adds under these."""
     out: dict[str, str] = {}
     for action in parser._actions:
         longs = [o for o in action.option_strings if o.startswith("--")]

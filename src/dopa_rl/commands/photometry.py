@@ -94,12 +94,13 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from dopa_rl.commands.common import check_output_paths
+    from dopa_rl.commands.common import check_output_paths, speak_flags
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
 
     check_output_paths({"--json": args.json}, inputs=[args.file], folders={"--plots": args.plots})
     summary, pe = summarise(args)
+    summary["warnings"] = [speak_flags(w, getattr(args, "_flags", {})) for w in summary["warnings"]]
     text = json.dumps(summary, indent=2, allow_nan=False)
     if args.json:
         atomic_write_text(args.json, text + "\n")

@@ -217,7 +217,7 @@ class FitResult(Result):
         weak = [str(s) for s, n, e in zip(self.subjects, self.n_at_best, self.edge_best) if n < 2 and not e]
         if weak and self.restarts > 1:
             lines.append(f"Warning: fewer than 2 restarts reached the best optimum for subject(s) {', '.join(weak)}; "
-                         f"the optimum may not be global (use more restarts or --restarts auto)")
+                         f"the optimum may not be global (use more `restarts` or `restarts` auto)")
         mean = self.params.mean()
         lines.append("Mean parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in mean.items()))
         return "\n".join(lines)

@@ -181,7 +181,7 @@ def run_checks(client: Any, *, speed: float = 1.0, lick_wait_s: float = 10.0, lo
         if loopback:
             add(check_loopback(client, timeout_s, speed))
         else:
-            add(PartResult("loopback", "SKIP", "TTL out not wired to the analog input (--ttl-loopback when it is)"))
+            add(PartResult("loopback", "SKIP", "TTL out not wired to the analog input (`loopback` when it is)"))
     finally:
         try:
             client.all_off()

@@ -495,9 +495,9 @@ def parse_speed(text: str | float) -> float:
     try:
         v = float(t)
     except ValueError:
-        raise InputError(f"--speed {text!r}: use max, realtime or a factor such as 10") from None
+        raise InputError(f"`speed` {text!r}: use max, realtime or a factor such as 10") from None
     if not 0 < v <= 200:
-        raise InputError(f"--speed {text!r}: the factor must be in (0, 200]")
+        raise InputError(f"`speed` {text!r}: the factor must be in (0, 200]")
     return v
 
 
@@ -522,7 +522,7 @@ def device_url(device: str, rig: Rig, *, speed: float, seed: int) -> str:
             return find_port_by_serial(rig.serial_number)
         if rig.port:
             return rig.port
-        raise InputError("--device rig: the rig file names no port and no serial_number")
+        raise InputError("`device` rig: the rig file names no port and no serial_number")
     return device
 
 

@@ -42,8 +42,14 @@ def use_io(*, write_text: str, add_to_nwb: str) -> None:
     """Name the functions results use to write files and NWB, as ``"module:function"``.
 
     Called once by the package root (``dopa_rl/__init__.py``) with the writers of :mod:`dopa_rl.io`; they are
-    imported on first use only.  ``write_text(path, text)`` writes a file atomically;
-    ``add_to_nwb(nwbfile, tables)`` adds a :class:`ResultTables` to an open NWB file.
+    imported on first use only.
+
+    Parameters
+    ----------
+    write_text : str
+        ``write_text(path, text)`` writes a file atomically.
+    add_to_nwb : str
+        ``add_to_nwb(nwbfile, tables)`` adds a :class:`ResultTables` to an open NWB file.
     """
     _IO.update(write_text=write_text, add_to_nwb=add_to_nwb)
 
@@ -57,8 +63,19 @@ def _io(name: str):
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays as Python numbers and lists, and non-finite floats as None,
-    so ``json.dumps(..., allow_nan=False)`` accepts it (the output is always valid JSON)."""
+    """``value`` as plain JSON types.
+
+    Parameters
+    ----------
+    value : object
+        Nested dicts, lists, tuples, numpy scalars and arrays, numbers, strings.
+
+    Returns
+    -------
+    object
+        The same with numpy scalars and arrays as Python numbers and lists and non-finite floats as None, so
+        ``json.dumps(..., allow_nan=False)`` accepts it (the output is always valid JSON).
+    """
     import numpy as np
     import pandas as pd
 

@@ -17,6 +17,8 @@ __all__ = ["Point", "open_times", "fit_ms_per_ul", "point_errors"]
 
 @dataclass(frozen=True)
 class Point:
+    """One calibration measurement: ``pulses`` valve openings of ``ms`` each collected ``measured_ul`` uL."""
+
     ms: int              # open time per pulse
     pulses: int
     measured_ul: float   # total collected

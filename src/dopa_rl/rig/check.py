@@ -30,6 +30,8 @@ LOOPBACK_HIGH = 512    # ADC counts (10-bit): above = high
 
 @dataclass(frozen=True)
 class PartResult:
+    """The verdict on one part of the rig: ``PASS``, ``FAIL`` or ``SKIP``, with what was seen."""
+
     part: str
     status: str          # PASS, FAIL, SKIP
     detail: str

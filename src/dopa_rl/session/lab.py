@@ -49,6 +49,8 @@ class RigSpec:
 
 @dataclass
 class RigProcess:
+    """One rig of a lab run: its spec, its process, and the tail of its journal."""
+
     spec: RigSpec
     proc: subprocess.Popen | None = None
     tail: JournalTail | None = None

@@ -23,6 +23,8 @@ STARTING = ("starting", "connecting", "arming")
 
 @dataclass
 class RigState:
+    """What the monitor knows of one rig from its journal: state, trials, rewards, link health."""
+
     name: str
     journal: str
     subject: str = ""

@@ -43,6 +43,8 @@ SILENCE_S = 15.0   # no device event for this long (real time): the link is decl
 
 @dataclass
 class RunResult:
+    """What a finished session wrote (NWB, journal, raw log) and why it ended."""
+
     out: Path
     journal: Path
     rawlog: Path

@@ -8,6 +8,7 @@ Each sub-command lives in its own module under :mod:`dopa_rl.commands` exposing
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -148,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
             return _fail("interrupted", 130)
         if debug:
             raise
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            # the output disk filled up: where, and that a live session's journal keeps what it wrote
+            where = f"{exc.filename}: " if exc.filename else ""
+            return _fail(f"output disk full ({where}{exc.strerror}); free space and run again (a live session's "
+                         f"journal recovers the trials it holds: dopa-rl recover FILE.nwb.journal --out NEW.nwb)", 1)
         return _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for details", 1)
 
 

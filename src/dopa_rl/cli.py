@@ -49,6 +49,24 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(_fail(f"{self.prog}: {message}", 2))
 
 
+def _disk_full(exc: BaseException) -> OSError | None:
+    """The "no space left" error behind ``exc`` (itself or a cause), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _disk_full_text(exc: OSError) -> str:
+    """A full output disk in one line: where, and that a live session's journal keeps what it wrote."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (f"output disk full ({where}{exc.strerror}); free space and run again (a live session's journal "
+            f"recovers the trials it holds: dopa-rl recover FILE.nwb.journal --out NEW.nwb)")
+
+
 def _interrupted(exc: BaseException) -> bool:
     """Whether ``exc`` is Ctrl-C in disguise: compiled code (numba's parallel kernels) interrupted by SIGINT
     returns with the KeyboardInterrupt set, and Python reports a SystemError caused by it."""
@@ -138,7 +156,8 @@ def main(argv: list[str] | None = None) -> int:
     except DeviceError as exc:
         if debug:
             raise
-        return _fail(f"device: {exc}", 1)
+        full = _disk_full(exc)   # the raw log's disk filled up under the link's worker
+        return _fail(_disk_full_text(full) if full else f"device: {exc}", 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:  # stdout closed by the reader (`dopa-rl ... | head`): stop quietly, as `cat` does
@@ -149,11 +168,9 @@ def main(argv: list[str] | None = None) -> int:
             return _fail("interrupted", 130)
         if debug:
             raise
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            # the output disk filled up: where, and that a live session's journal keeps what it wrote
-            where = f"{exc.filename}: " if exc.filename else ""
-            return _fail(f"output disk full ({where}{exc.strerror}); free space and run again (a live session's "
-                         f"journal recovers the trials it holds: dopa-rl recover FILE.nwb.journal --out NEW.nwb)", 1)
+        full = _disk_full(exc)
+        if full:
+            return _fail(_disk_full_text(full), 1)
         return _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for details", 1)
 
 

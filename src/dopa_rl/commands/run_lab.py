@@ -47,7 +47,7 @@ def _specs(args) -> tuple[list, list[str]]:
         problems.append("--rig-file: with several rigs each names its rig file (session.rig_file, or rig_file in "
                         "the lab file)")
     if args.out and n > 1:
-        problems.append("--out names one file; with several rigs use --out-dir")
+        problems.append("--out names one file; with several configs use --out-dir")
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.out).parent
     if args.out_dir and not out_dir.is_dir():
         problems.append(f"--out-dir {out_dir}: no such folder")

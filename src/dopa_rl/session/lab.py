@@ -235,7 +235,9 @@ def disk_full(folder: Path) -> str | None:
     except OSError as exc:
         return f"{folder}: {exc.strerror}" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else None
     try:
-        os.write(fd, b"\0" * 65536)
+        left = memoryview(b"\0" * 65536)
+        while left:   # a write into a nearly full file system is short before it fails
+            left = left[os.write(fd, left):]
         os.fsync(fd)
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):

@@ -324,6 +324,20 @@ class Runner:
     def _elapsed_s(self, t_us: int) -> float:
         return 0.0 if self.t0_us is None else (t_us - self.t0_us) / 1e6
 
+    def _next_event(self, events: queue.Queue) -> Any:
+        """The next device event; a client that failed for good (its worker died, e.g. on a full disk under the
+        raw log) at once, not after ``SILENCE_S`` of silence."""
+        deadline = time.monotonic() + SILENCE_S
+        while True:
+            failure = getattr(self.client, "failure", None)
+            if failure is not None:
+                raise failure
+            try:
+                return events.get(timeout=min(0.25, max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                if time.monotonic() >= deadline:
+                    raise DeviceError(f"no event from the device for {SILENCE_S} s; the link is lost") from None
+
     def _loop(self) -> str:
         c = self.config
         if S.session_over(c, 0, 0.0):
@@ -334,10 +348,7 @@ class Runner:
         last_k: int | None = None
         events = self.client.events
         while True:
-            try:
-                ev = events.get(timeout=SILENCE_S)
-            except queue.Empty:
-                raise DeviceError(f"no event from the device for {SILENCE_S} s; the link is lost") from None
+            ev = self._next_event(events)
             if self.t0_us is None:
                 self.t0_us = ev.t_device_us
             if self._held is not None:

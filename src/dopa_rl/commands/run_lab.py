@@ -131,8 +131,10 @@ def run_lab(args) -> int:
 
         problems += check_address(args.host, args.port)
     if problems:   # nothing started
-        for line in problems:
-            print(f"error: {line}", file=sys.stderr)
+        from dopa_rl.commands.common import speak_flags
+
+        for line in problems:   # the library's parameters (`port`) as this command's flags (--port)
+            print(f"error: {speak_flags(line, getattr(args, '_flags', {}))}", file=sys.stderr)
         return 2
     lab = Lab(specs, speed=args.speed, trials=args.trials)
     server = None

@@ -11,28 +11,16 @@ from pathlib import Path
 import pytest
 from _nwb_support import inspector_problems
 from _session_support import fast_config, nwb_contents
+from test_session_lab import SPEED, child_env, configs   # the lab tests' configs, speed and children
 
 from dopa_rl.cli import main
 from dopa_rl.session import ConfigError
 from dopa_rl.session.lab import LabRig, disk_full, is_lab_file, read_lab_file
 
-SRC = str(Path(__file__).resolve().parents[1] / "src")
-SPEED = "10"   # as tests/test_session_lab.py: several simulated rigs on two shared cores
-
-
-def configs(tmp_path, n_trials, names):
-    paths = []
-    for i, (name, n) in enumerate(zip(names, n_trials)):
-        p = fast_config(tmp_path, n, seed=10 + i, name=f"{name}.toml")
-        p.write_text(p.read_text().replace('subject = "m1"', f'subject = "m{name}"'))
-        paths.append(p)
-    return paths
-
-
 @pytest.fixture
 def children(monkeypatch):
     """The rigs' processes import this checkout."""
-    monkeypatch.setenv("PYTHONPATH", SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    monkeypatch.setenv("PYTHONPATH", child_env()["PYTHONPATH"])
 
 
 def run_cli(capsys, *argv):

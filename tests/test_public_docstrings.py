@@ -8,7 +8,10 @@ outside ``commands`` and ``_private`` modules.  Two sets of numpydoc checks:
   and a ``Parameters`` section, where there is one, that names only parameters of the signature, in order;
 - the entry points each subpackage exports from its ``__init__`` (``dopa_rl.fit.fit``, ``dopa_rl.models``'
   registry and factories, the photometry and alignment functions, ``dopa_rl.testing``, ``dopa_rl.sync``,
-  ``dopa_rl.results``): also every parameter documented and a ``Returns`` (or ``Yields``) section.
+  ``dopa_rl.results``) and the methods of the result family (``summary``, ``to_frame``, ``to_json``,
+  ``from_json``, ``to_dict``, ``from_dict``, ``per_trial``, ``plot``, ``to_nwb`` of every public result class; a
+  method a result overrides without a docstring keeps the family's): also every parameter documented and a
+  ``Returns`` (or ``Yields``) section.
 
 ``dopa_rl.session``'s entry points are not in the second set yet: the session machine is being rewritten there.
 """
@@ -50,8 +53,20 @@ def _public_objects() -> list[str]:
     return out
 
 
+RESULT_METHODS = ("summary", "to_frame", "to_json", "from_json", "to_dict", "from_dict", "per_trial", "plot",
+                  "to_nwb")
+
+
 def _entry_points() -> list[str]:
+    from dopa_rl.results import Result
+
     out = []
+    for name in MODULES:
+        mod = importlib.import_module(name)
+        for n in getattr(mod, "__all__", []):
+            obj = getattr(mod, n)
+            if inspect.isclass(obj) and issubclass(obj, Result) and obj.__module__ == name:
+                out += [f"{name}.{n}.{m}" for m in RESULT_METHODS if m in obj.__dict__]
     for pkg in ENTRY_PACKAGES:
         mod = importlib.import_module(pkg)
         for n in getattr(mod, "__all__", []):
@@ -73,7 +88,23 @@ def _problems(qualname: str, checks: dict[str, str]) -> list[str]:
 def test_the_sets_are_what_they_say():
     assert len(PUBLIC) > 400 and "dopa_rl.fit.results.FitResult" in PUBLIC
     assert {"dopa_rl.fit.mle.fit", "dopa_rl.models.registry.get_model", "dopa_rl.testing.conformance.check_model",
-            "dopa_rl.sync.align_pulses", "dopa_rl.neural.photometry.dff"} <= set(ENTRY_POINTS)
+            "dopa_rl.sync.align_pulses", "dopa_rl.neural.photometry.dff", "dopa_rl.results.Result.to_nwb",
+            "dopa_rl.fit.results.FitResult.summary", "dopa_rl.neural.regression.RegressionResult.from_dict"} \
+        <= set(ENTRY_POINTS)
+
+
+def test_a_result_method_without_a_docstring_keeps_the_familys():
+    from dopa_rl.results import Result
+
+    class Mine(Result):
+        def summary(self):
+            return "mine"
+
+        def to_frame(self):
+            """Mine alone."""
+
+    assert Mine.summary.__doc__ == Result.summary.__doc__ and "Returns" in Mine.summary.__doc__
+    assert Mine.to_frame.__doc__ == "Mine alone."
 
 
 def test_the_validator_finds_what_these_checks_name():

@@ -117,6 +117,10 @@ class ResultTables:
     result_json: str = ""
 
 
+#: the methods every result has, documented once in :class:`Result`
+_CONTRACT = ("to_dict", "from_dict", "to_frame", "summary", "per_trial", "plot", "to_nwb")
+
+
 class Result:
     """Base of every result class.  Subclasses define :attr:`kind`, :attr:`schema`, :meth:`to_dict`,
     :meth:`from_dict`, :meth:`to_frame`, :meth:`summary` and :meth:`_draw`; they may override
@@ -129,29 +133,76 @@ class Result:
     #: one line on what the result is, written as the NWB description
     description: ClassVar[str] = "dopa_rl analysis result"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A method a result overrides without a docstring keeps the family's (the contract is written once)."""
+        super().__init_subclass__(**kwargs)
+        for name in _CONTRACT:
+            own = cls.__dict__.get(name)
+            target = getattr(own, "__func__", own)
+            if target is not None and not getattr(target, "__doc__", None):
+                base = next((getattr(b.__dict__[name], "__func__", b.__dict__[name]) for b in cls.__mro__[1:]
+                             if name in b.__dict__), None)
+                if base is not None and base.__doc__:
+                    target.__doc__ = base.__doc__
+
     # -- to be defined by each result -----------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Everything in the result as JSON-able data (see :func:`jsonable`)."""
+        """Everything in the result as JSON-able data.
+
+        Returns
+        -------
+        dict
+            The result's data with its ``schema`` key; :func:`jsonable` makes it JSON.
+        """
         raise NotImplementedError
 
     @classmethod
     def from_dict(cls, d: dict) -> "Result":
-        """Rebuild a result from :meth:`to_dict`."""
+        """Rebuild a result from :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            What :meth:`to_dict` gave (or its JSON read back).
+
+        Returns
+        -------
+        Result
+            The result, equal to the one written.
+        """
         raise NotImplementedError
 
     def to_frame(self) -> pd.DataFrame:
-        """The main table of the result."""
+        """The main table of the result.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per subject, unit, model or event as the result has them.
+        """
         raise NotImplementedError
 
     def summary(self) -> str:
-        """A plain-text report."""
+        """A plain-text report.
+
+        Returns
+        -------
+        str
+            What the result found, with its warnings, as ``dopa-rl`` prints it.
+        """
         raise NotImplementedError
 
     def _draw(self, fig, **options) -> None:
         raise NotImplementedError
 
     def per_trial(self) -> pd.DataFrame | None:
-        """The per-trial values and prediction errors, where the result keeps them (None otherwise)."""
+        """The per-trial values and prediction errors, where the result keeps them.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            One row per trial (None when the result keeps none).
+        """
         return None
 
     @property

@@ -295,8 +295,14 @@ class Comparison(Result):
         return pd.DataFrame(rows).set_index("model")
 
     def to_frame(self):
-        """One row per model: parameters, log-likelihood, AIC, BIC (iBIC, cross-validated log-likelihood),
-        subjects best fitted, and the random-effects frequency, exceedance and protected exceedance."""
+        """One row per model.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Parameters, log-likelihood, AIC, BIC (iBIC, cross-validated log-likelihood), subjects best fitted, and
+            the random-effects frequency, exceedance and protected exceedance.
+        """
         return self.table()
 
     def _draw(self, fig, **options) -> None:
@@ -336,7 +342,18 @@ class Comparison(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "Comparison":
-        """Rebuild from :meth:`to_dict` (each model's fit with it)."""
+        """Rebuild from :meth:`to_dict` (each model's fit with it).
+
+        Parameters
+        ----------
+        d : dict
+            What :meth:`to_dict` gave (or its JSON read back).
+
+        Returns
+        -------
+        Comparison
+            The result.
+        """
         from dopa_rl.fit.hierarchical import HierarchicalResult
         from dopa_rl.fit.results import FitResult
 

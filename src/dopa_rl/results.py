@@ -168,7 +168,7 @@ class Result:
         Returns
         -------
         Result
-            The result, equal to the one written.
+            The result, as far as :meth:`to_dict` keeps it (a regression's statsmodels results are not kept).
         """
         raise NotImplementedError
 

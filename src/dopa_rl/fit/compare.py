@@ -342,18 +342,7 @@ class Comparison(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "Comparison":
-        """Rebuild from :meth:`to_dict` (each model's fit with it).
-
-        Parameters
-        ----------
-        d : dict
-            What :meth:`to_dict` gave (or its JSON read back).
-
-        Returns
-        -------
-        Comparison
-            The result.
-        """
+        # the family's docstring (Result.from_dict); each model's fit is rebuilt with it
         from dopa_rl.fit.hierarchical import HierarchicalResult
         from dopa_rl.fit.results import FitResult
 

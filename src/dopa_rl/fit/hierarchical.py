@@ -107,14 +107,14 @@ class HierarchicalResult(FitResult):
         Parameters
         ----------
         d : dict
-            What :meth:`to_dict` gave (or its JSON read back).
+            A hierarchical fit's :meth:`to_dict`.
         model : Model, optional
-            The model fitted; rebuilt from the registry (its name and options) when not given.
+            Default: the one the result names, from the registry.
 
         Returns
         -------
         HierarchicalResult
-            The result.
+            The fit with its population and EM state.
         """
         out = FitResult.from_dict.__func__(cls, d, model)
         try:

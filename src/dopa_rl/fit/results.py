@@ -350,9 +350,9 @@ class FitResult(Result):
         Parameters
         ----------
         nwbfile : pynwb.NWBFile
-            An open, writable file (in memory or being written).
+            Open for writing.
         name : str, optional
-            Name of the processing module (default ``"dopa_rl_fit"``); a taken name is refused.
+            As :meth:`dopa_rl.results.Result.to_nwb` (default ``"dopa_rl_fit"``).
         data : pandas.DataFrame, optional
             The behaviour table it was fitted to: then the ``per_trial`` values and prediction errors are written
             too.

@@ -122,18 +122,7 @@ class DistributionalResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "DistributionalResult":
-        """Rebuild from :meth:`to_dict` (also reads ``dopa-rl distributional --json`` output).
-
-        Parameters
-        ----------
-        d : dict
-            What :meth:`to_dict` gave (or its JSON read back).
-
-        Returns
-        -------
-        DistributionalResult
-            The result.
-        """
+        # the family's docstring (Result.from_dict); also reads `dopa-rl distributional --json` output
         try:
             if d.get("schema") != cls.schema:
                 raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")

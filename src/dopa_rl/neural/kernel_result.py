@@ -97,18 +97,7 @@ class KernelResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "KernelResult":
-        """Rebuild from :meth:`to_dict`.
-
-        Parameters
-        ----------
-        d : dict
-            What :meth:`to_dict` gave (or its JSON read back).
-
-        Returns
-        -------
-        KernelResult
-            The result.
-        """
+        # the family's docstring (Result.from_dict); nothing is left out
         try:
             if d.get("schema") != cls.schema:
                 raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")

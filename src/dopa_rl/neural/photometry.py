@@ -60,7 +60,7 @@ def lowpass(x: np.ndarray, rate: float, cutoff_hz: float = 10.0, order: int = 2)
     rate : float
         Its sampling rate (Hz).
     cutoff_hz : float, default 10.0
-        Cutoff frequency (Hz), below the Nyquist frequency.
+        Frequencies above it are removed (Hz); below the Nyquist frequency ``rate / 2``.
     order : int, default 2
         Filter order.
 
@@ -79,19 +79,17 @@ def highpass(x: np.ndarray, rate: float, cutoff_hz: float = 0.001, order: int = 
 
     Parameters
     ----------
-    x : numpy.ndarray
-        The trace.
-    rate : float
-        Its sampling rate (Hz).
+    x, rate : numpy.ndarray, float
+        The trace and its sampling rate (Hz).
     cutoff_hz : float, default 0.001
-        Cutoff frequency (Hz).
+        Frequencies below it are removed (Hz).
     order : int, default 2
-        Filter order.
+        Order of the Butterworth filter, applied forward and backward (no delay).
 
     Returns
     -------
     numpy.ndarray
-        The filtered trace.
+        The trace without its slow drift.
     """
     from scipy.signal import sosfiltfilt
 
@@ -119,10 +117,8 @@ def double_exponential_trend(x: np.ndarray, rate: float, t: np.ndarray | None = 
 
     Parameters
     ----------
-    x : numpy.ndarray
-        The trace.
-    rate : float
-        Its sampling rate (Hz).
+    x, rate : numpy.ndarray, float
+        The fluorescence trace and its sampling rate (Hz).
     t : numpy.ndarray, optional
         Sample times (s); default ``arange(len(x)) / rate``.
     bin_s : float, optional
@@ -336,11 +332,9 @@ def resample(x: np.ndarray, rate: float, new_rate: float) -> np.ndarray:
     Parameters
     ----------
     x : numpy.ndarray
-        The trace.
-    rate : float
-        Its sampling rate (Hz).
-    new_rate : float
-        The rate wanted (Hz).
+        A trace sampled at ``rate``.
+    rate, new_rate : float
+        Its sampling rate and the rate wanted (Hz).
 
     Returns
     -------

@@ -290,18 +290,7 @@ class RegressionResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "RegressionResult":
-        """Rebuild from :meth:`to_dict` (without the statsmodels results).
-
-        Parameters
-        ----------
-        d : dict
-            What :meth:`to_dict` gave (or its JSON read back).
-
-        Returns
-        -------
-        RegressionResult
-            The result.
-        """
+        # the family's docstring (Result.from_dict); the statsmodels results are not stored, so not rebuilt
         try:
             if d.get("schema") != cls.schema:
                 raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")

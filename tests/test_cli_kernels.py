@@ -150,6 +150,8 @@ def test_constant_delay_warns_that_cue_and_outcome_cannot_be_separated(kernel_fi
     assert c["vif"] is None or c["vif"] > 100
     assert c["lag"]["leader"] == "cue" and c["lag"]["median_s"] == pytest.approx(1.5, abs=0.01) and c["lag"]["sd_s"] < 0.01
     assert "warning: the cue and outcome kernels cannot be separated: outcome follows cue by 1.5 s" in err
+    # the pipeline's control-fit warning in the command's terms: kernels has no --control-fit, so it is not offered
+    assert "check the channels or use control_fit none (UserWarning)" in err and "--control-fit" not in err, err
     assert "cue          unique" in text and "(not separable from outcome)" in text
     # the same session with the delay jittered (0.8-2.5 s): no warning, nothing flagged
     out2 = tmp_path / "j.json"

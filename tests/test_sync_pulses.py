@@ -51,7 +51,7 @@ def test_simulated_device_pulses_match_pins_and_sequence():
     assert list(np.diff(times) // 1000) == xorshift_intervals(1234, 29, 100, 400)
 
 
-def test_session_sync_pulses_in_the_nwb_align_another_clock(tmp_path):
+def test_session_sync_pulses_in_the_nwb_align_another_clock(tmp_path, capsys):
     cfg = fast_config(tmp_path, 40, extra="[sync]\nmin_s = 0.2\nmax_s = 0.8\npulse_ms = 5\n")
     out = tmp_path / "s.nwb"
     assert main(["run", str(cfg), "--device", "sim", "--speed", "10", "--out", str(out)]) == 0
@@ -69,6 +69,19 @@ def test_session_sync_pulses_in_the_nwb_align_another_clock(tmp_path):
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["rig_events"] == "sync" and m["n_matched"] == len(kept)
     assert abs(m["offset_s"] - 7.5) < 1e-5 and abs(m["drift_ppm"] - 30) < 0.5
+    # aligned to that clock already: the command names its flag, the library its parameter
+    capsys.readouterr()
+    assert main(["sync", str(tmp_path / "a.nwb"), "--pulses", str(tmp_path / "ephys.csv"),
+                 "--out", str(tmp_path / "b.nwb")]) == 2
+    err = capsys.readouterr().err
+    assert "already aligned to clock 'ephys'" in err and "use another --clock name" in err, err
+    from dopa_rl.errors import InputError
+    from dopa_rl.io.nwb_sync import write_alignment
+
+    with pytest.raises(InputError, match="use another `clock` name$"):
+        write_alignment(tmp_path / "a.nwb", tmp_path / "c.nwb", clock="ephys", summary=m, rig_times=sync,
+                        other_times=kept, pulses_file="ephys.csv", column="t", rig_events="sync")
+    assert not (tmp_path / "b.nwb").exists() and not (tmp_path / "c.nwb").exists()
 
 
 def test_sync_config_bad_values(tmp_path, capsys):

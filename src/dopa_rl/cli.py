@@ -8,6 +8,7 @@ Each sub-command lives in its own module under :mod:`dopa_rl.commands` exposing
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -47,6 +48,24 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # pragma: no cover - exercised through main()
         self.print_usage(sys.stderr)
         raise SystemExit(_fail(f"{self.prog}: {message}", 2))
+
+
+def _disk_full(exc: BaseException) -> OSError | None:
+    """The "no space left" error behind ``exc`` (itself or a cause), or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _disk_full_text(exc: OSError) -> str:
+    """A full output disk in one line: where, and that a live session's journal keeps what it wrote."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return (f"output disk full ({where}{exc.strerror}); free space and run again (a live session's journal "
+            f"recovers the trials it holds: dopa-rl recover FILE.nwb.journal --out NEW.nwb)")
 
 
 def _interrupted(exc: BaseException) -> bool:
@@ -93,12 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show full tracebacks on errors")
         mod = importlib.import_module(f"dopa_rl.commands.{module}")
         mod.add_arguments(sp)
-        sp.set_defaults(_module=module, _flags=_flags_of(sp))
+        sp.set_defaults(_module=module, _flags={**getattr(mod, "PARAMETER_FLAGS", {}), **_flags_of(sp)})
     return parser
 
 
 def _flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
-    """Library parameter name -> this command's flag (``choice_base`` -> ``--choice-base``)."""
+    """Library parameter name -> this command's flag (``choice_base`` -> ``--choice-base``).  A command whose
+    flag is named otherwise than the library's parameter says so in its module's ``PARAMETER_FLAGS``
+    (``{"mode": "--fit"}``), which the dispatcher adds under these."""
     out: dict[str, str] = {}
     for action in parser._actions:
         longs = [o for o in action.option_strings if o.startswith("--")]
@@ -136,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     except DeviceError as exc:
         if debug:
             raise
-        return _fail(f"device: {exc}", 1)
+        full = _disk_full(exc)   # the raw log's disk filled up under the link's worker
+        return _fail(_disk_full_text(full) if full else f"device: {exc}", 1)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except BrokenPipeError:  # stdout closed by the reader (`dopa-rl ... | head`): stop quietly, as `cat` does
@@ -147,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
             return _fail("interrupted", 130)
         if debug:
             raise
+        full = _disk_full(exc)
+        if full:
+            return _fail(_disk_full_text(full), 1)
         return _fail(f"internal error ({type(exc).__name__}: {exc}); rerun with --debug for details", 1)
 
 

@@ -42,8 +42,14 @@ def use_io(*, write_text: str, add_to_nwb: str) -> None:
     """Name the functions results use to write files and NWB, as ``"module:function"``.
 
     Called once by the package root (``dopa_rl/__init__.py``) with the writers of :mod:`dopa_rl.io`; they are
-    imported on first use only.  ``write_text(path, text)`` writes a file atomically;
-    ``add_to_nwb(nwbfile, tables)`` adds a :class:`ResultTables` to an open NWB file.
+    imported on first use only.
+
+    Parameters
+    ----------
+    write_text : str
+        ``write_text(path, text)`` writes a file atomically.
+    add_to_nwb : str
+        ``add_to_nwb(nwbfile, tables)`` adds a :class:`ResultTables` to an open NWB file.
     """
     _IO.update(write_text=write_text, add_to_nwb=add_to_nwb)
 
@@ -57,8 +63,19 @@ def _io(name: str):
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` with numpy scalars and arrays as Python numbers and lists, and non-finite floats as None,
-    so ``json.dumps(..., allow_nan=False)`` accepts it (the output is always valid JSON)."""
+    """``value`` as plain JSON types.
+
+    Parameters
+    ----------
+    value : object
+        Nested dicts, lists, tuples, numpy scalars and arrays, numbers, strings.
+
+    Returns
+    -------
+    object
+        The same with numpy scalars and arrays as Python numbers and lists and non-finite floats as None, so
+        ``json.dumps(..., allow_nan=False)`` accepts it (the output is always valid JSON).
+    """
     import numpy as np
     import pandas as pd
 
@@ -100,6 +117,10 @@ class ResultTables:
     result_json: str = ""
 
 
+#: the methods every result has, documented once in :class:`Result`
+_CONTRACT = ("to_dict", "from_dict", "to_frame", "summary", "per_trial", "plot", "to_nwb")
+
+
 class Result:
     """Base of every result class.  Subclasses define :attr:`kind`, :attr:`schema`, :meth:`to_dict`,
     :meth:`from_dict`, :meth:`to_frame`, :meth:`summary` and :meth:`_draw`; they may override
@@ -112,29 +133,76 @@ class Result:
     #: one line on what the result is, written as the NWB description
     description: ClassVar[str] = "dopa_rl analysis result"
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A method a result overrides without a docstring keeps the family's (the contract is written once)."""
+        super().__init_subclass__(**kwargs)
+        for name in _CONTRACT:
+            own = cls.__dict__.get(name)
+            target = getattr(own, "__func__", own)
+            if target is not None and not getattr(target, "__doc__", None):
+                base = next((getattr(b.__dict__[name], "__func__", b.__dict__[name]) for b in cls.__mro__[1:]
+                             if name in b.__dict__), None)
+                if base is not None and base.__doc__:
+                    target.__doc__ = base.__doc__
+
     # -- to be defined by each result -----------------------------------------------------------------
     def to_dict(self) -> dict:
-        """Everything in the result as JSON-able data (see :func:`jsonable`)."""
+        """Everything in the result as JSON-able data.
+
+        Returns
+        -------
+        dict
+            The result's data with its ``schema`` key; :func:`jsonable` makes it JSON.
+        """
         raise NotImplementedError
 
     @classmethod
     def from_dict(cls, d: dict) -> "Result":
-        """Rebuild a result from :meth:`to_dict`."""
+        """Rebuild a result from :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            What :meth:`to_dict` gave (or its JSON read back).
+
+        Returns
+        -------
+        Result
+            The result, as far as :meth:`to_dict` keeps it (a regression's statsmodels results are not kept).
+        """
         raise NotImplementedError
 
     def to_frame(self) -> pd.DataFrame:
-        """The main table of the result."""
+        """The main table of the result.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per subject, unit, model or event as the result has them.
+        """
         raise NotImplementedError
 
     def summary(self) -> str:
-        """A plain-text report."""
+        """A plain-text report.
+
+        Returns
+        -------
+        str
+            What the result found, with its warnings, as ``dopa-rl`` prints it.
+        """
         raise NotImplementedError
 
     def _draw(self, fig, **options) -> None:
         raise NotImplementedError
 
     def per_trial(self) -> pd.DataFrame | None:
-        """The per-trial values and prediction errors, where the result keeps them (None otherwise)."""
+        """The per-trial values and prediction errors, where the result keeps them.
+
+        Returns
+        -------
+        pandas.DataFrame or None
+            One row per trial (None when the result keeps none).
+        """
         return None
 
     @property

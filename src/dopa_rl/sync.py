@@ -60,7 +60,22 @@ class ClockMapping:
 
 
 def random_intervals(n: int, rng: np.random.Generator, *, min_s: float = 1.0, max_s: float = 5.0) -> np.ndarray:
-    """``n`` sync-pulse intervals drawn uniformly in [min_s, max_s] (what the rig sends)."""
+    """``n`` sync-pulse intervals drawn uniformly in [``min_s``, ``max_s``] (what the rig sends).
+
+    Parameters
+    ----------
+    n : int
+        Number of intervals.
+    rng : numpy.random.Generator
+        The randomness.
+    min_s, max_s : float, default 1.0 and 5.0
+        Bounds of the intervals (s).
+
+    Returns
+    -------
+    numpy.ndarray
+        The intervals (s).
+    """
     return rng.uniform(min_s, max_s, size=n)
 
 
@@ -136,10 +151,34 @@ def _nearest_pairs(rig: np.ndarray, other_on_rig: np.ndarray, tol: float) -> tup
 
 def align_pulses(rig_times, other_times, *, chunk: int = 5, tolerance_s: float = 0.005,
                  min_matched: int = 10) -> ClockMapping:
-    """Align another system's sync pulse times (seconds on its clock) to the rig's (seconds on the rig's clock).
+    """Align another system's sync pulse times to the rig's.
 
-    Robust to pulses missing from either side and to extra ones; raises :class:`InputError` when the
-    sequences share no unambiguous run of ``chunk`` intervals or fewer than ``min_matched`` pulses pair up.
+    Robust to pulses missing from either side and to extra ones.
+
+    Parameters
+    ----------
+    rig_times : array_like
+        The rig's pulse times (s on the rig's clock).
+    other_times : array_like
+        The other system's times of the same pulses (s on its clock).
+    chunk : int, default 5
+        Length of the run of intervals that anchors the match.
+    tolerance_s : float, default 0.005
+        Largest interval mismatch of matched pulses (s).
+    min_matched : int, default 10
+        Fewest pulses that must pair up.
+
+    Returns
+    -------
+    ClockMapping
+        ``offset_s``, ``drift_ppm``, ``residual_ms``, ``n_matched``, and ``to_rig``/``to_other`` mapping times
+        between the clocks.
+
+    Raises
+    ------
+    InputError
+        The sequences share no unambiguous run of ``chunk`` intervals, or fewer than ``min_matched`` pulses
+        pair up.
     """
     rig, other = _clean("rig pulses", rig_times), _clean("other pulses", other_times)
     if chunk < 2:

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 
 NAME = "check"
+#: library parameters this command names otherwise (see dopa_rl.cli._flags_of)
+PARAMETER_FLAGS = {"loopback": "--ttl-loopback"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,7 +26,7 @@ def run(args) -> int:
     import json
     from dataclasses import asdict
 
-    from dopa_rl.commands.common import check_output_paths
+    from dopa_rl.commands.common import check_output_paths, speak_flags, speak_flags_in
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.rig.check import run_checks
@@ -43,13 +45,14 @@ def run(args) -> int:
         raise InputError("; ".join(exc.problems)) from None
     url = device_url(args.device, rig, speed=speed, seed=0)
     print(f"checking {url}")
+    flags = getattr(args, "_flags", {})
     with DeviceClient(open_device(url), heartbeat_s=min(0.25, 1.0 / speed)) as dev:
         dev.start()
         results = run_checks(dev, speed=speed, lick_wait_s=args.lick_wait, loopback=args.ttl_loopback,
-                             prompt=lambda text: print(text, flush=True), on_result=lambda r: print(r.line(), flush=True))
+                             prompt=lambda text: print(text, flush=True), on_result=lambda r: print(speak_flags(r.line(), flags), flush=True))
     failed = [r.part for r in results if r.status == "FAIL"]
     print(f"{len(results) - len(failed)} of {len(results)} parts passed or skipped"
           + (f"; failed: {', '.join(failed)}" if failed else ""))
     if args.json:
-        atomic_write_text(args.json, json.dumps({"device": url, "parts": [asdict(r) for r in results]}, indent=1))
+        atomic_write_text(args.json, json.dumps({"device": url, "parts": speak_flags_in([asdict(r) for r in results], flags)}, indent=1))
     return 1 if failed else 0

@@ -24,6 +24,18 @@ def speak_flags(message: str, flags: dict[str, str]) -> str:
     return re.sub(r"(?<!`)`([A-Za-z_][A-Za-z0-9_]*)`(?!`)", lambda m: flags.get(m.group(1), m.group(1)), message)
 
 
+def speak_flags_in(obj, flags: dict[str, str]):
+    """:func:`speak_flags` applied to every string in ``obj`` (nested dicts, lists and tuples; other values as
+    they are): a library report (``inspect``'s summary, ``check``'s parts) in the command's terms."""
+    if isinstance(obj, str):
+        return speak_flags(obj, flags)
+    if isinstance(obj, dict):
+        return {k: speak_flags_in(v, flags) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(speak_flags_in(v, flags) for v in obj)
+    return obj
+
+
 def refuse_existing(option: str, paths: Iterable[str | Path], overwrite: bool) -> None:
     """Unless ``overwrite``: an InputError naming the first of ``paths`` that exists (and how many more)."""
     if overwrite:

@@ -64,7 +64,7 @@ def write_outputs(outputs: list) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from dopa_rl.commands.common import check_output_paths, trials_options, warnings_to_stderr
+    from dopa_rl.commands.common import check_output_paths, speak_flags, trials_options, warnings_to_stderr
     from dopa_rl.errors import InputError
     from dopa_rl.fit.compare import compare_models
     from dopa_rl.fit.schedulers import get_scheduler, parse_scheduler
@@ -101,7 +101,7 @@ def run(args) -> int:
     except InputError as exc:
         raise InputError(f"{', '.join(map(str, args.data))}: {exc}") from None
     # everything is rendered before the first file is written, so a failure leaves none behind
-    text = comp.summary()
+    text = speak_flags(comp.summary(), getattr(args, "_flags", {}))
     outputs = []
     if args.json:
         import json
@@ -142,7 +142,7 @@ def run_dopamine(args) -> int:
     """``--signal``: RW/TD (neural fits) and ANCCR on the same dopamine responses, per session."""
     from pathlib import Path
 
-    from dopa_rl.commands.common import load_signal, warnings_to_stderr
+    from dopa_rl.commands.common import load_signal, speak_flags, warnings_to_stderr
     from dopa_rl.errors import InputError
     from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models
 
@@ -175,7 +175,7 @@ def run_dopamine(args) -> int:
             comp = compare_dopamine(data.trials, models, signal=args.signal, restarts=args.restarts, seed=args.seed)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from None
-    text = comp.summary()
+    text = speak_flags(comp.summary(), getattr(args, "_flags", {}))
     outputs = []
     if args.json:
         import json

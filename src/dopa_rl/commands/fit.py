@@ -48,7 +48,7 @@ def restarts_arg(text: str):
 
 
 def run(args) -> int:
-    from dopa_rl.commands.common import check_output_paths, warnings_to_stderr
+    from dopa_rl.commands.common import check_output_paths, speak_flags, warnings_to_stderr
     from dopa_rl.errors import InputError
     from dopa_rl.fit import fit
     from dopa_rl.io.atomic import atomic_write_text
@@ -95,7 +95,7 @@ def run(args) -> int:
     texts = [(path, render()) for path, render in outputs if path]
     for path, text in texts:
         atomic_write_text(path, text)
-    print(result.summary())
+    print(speak_flags(result.summary(), getattr(args, "_flags", {})))
     if model.kind == "choice":
         k = result.provenance.get("n_options")
         print(f"Options: {k}, numbered {args.choice_base}..{k - 1 + args.choice_base} in the input "

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dopa_rl.commands.common import add_trials_arguments
+from dopa_rl.commands.common import add_trials_arguments, speak_flags_in
 
 NAME = "inspect"
 HELP = "show what an NWB file holds that dopa_rl can use"
@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     columns = parse_column_map(args.columns) or None
     summaries = []
     for path in args.files:
-        summary = nwb.inspect_nwb(path, trials_table=args.trials_table, columns=columns)
+        summary = speak_flags_in(nwb.inspect_nwb(path, trials_table=args.trials_table, columns=columns),
+                                 getattr(args, "_flags", {}))
         print(nwb.format_inspection(summary))
         for what in require:  # the readers raise one InputError line naming the file and the problem
             if what == "behavior":

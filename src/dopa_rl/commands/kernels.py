@@ -149,7 +149,10 @@ def run(args) -> int:
     with nwb.NWBSession(args.file) as s:
         phot = s.photometry(args.series)
         events, where = _resolve_events(s, names, args.trials_table)
-        proc = pipe.run(phot)
+        from dopa_rl.commands.common import warnings_to_stderr
+
+        with warnings_to_stderr(getattr(args, "_flags", None)):   # "use `control_fit` none" in its terms
+            proc = pipe.run(phot)
         rpe = None
         if model is not None:
             extra, rpe = _rpe_regressors(args, s, proc, model)

@@ -54,7 +54,7 @@ def run(args) -> int:
     import json
     from pathlib import Path
 
-    from dopa_rl.commands.common import check_output_paths
+    from dopa_rl.commands.common import check_output_paths, speak_flags
     from dopa_rl.commands.compare import parse_models, write_outputs
     from dopa_rl.errors import InputError
     from dopa_rl.fit.recovery import draw_population, recover_models, recover_parameters
@@ -113,5 +113,5 @@ def run(args) -> int:
         else:
             outputs.append((Path(args.plots) / "model_recovery.png", confusion_figure(rec)))
     write_outputs(outputs)
-    print(rec.summary())
+    print(speak_flags(rec.summary(), getattr(args, "_flags", {})))
     return 0

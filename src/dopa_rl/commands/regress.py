@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 
+#: library parameters this command names otherwise (see dopa_rl.cli._flags_of)
+PARAMETER_FLAGS = {"mode": "--fit"}
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from dopa_rl.commands.common import add_signal_arguments, add_trials_arguments
@@ -57,7 +60,7 @@ def run(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from dopa_rl.commands.common import check_output_paths, load_signal
+    from dopa_rl.commands.common import check_output_paths, load_signal, speak_flags
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import expand_paths
@@ -120,7 +123,7 @@ def run(args) -> int:
         atomic_write_text(args.json, text + "\n")
     if args.plots:
         _plots(Path(args.plots), data, result, trials)
-    print(result.summary())
+    print(speak_flags(result.summary(), getattr(args, "_flags", {})))
     _warn_weak(weak)
     if data.excluded:
         print("excluded: " + ", ".join(f"{k} {v}" for k, v in data.excluded.items()))

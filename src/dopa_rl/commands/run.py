@@ -15,12 +15,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "after a crash: dopa-rl recover s.nwb.journal --out s-recovered.nwb\n"
                 "Several rigs, each in its own process: dopa-rl run a.toml b.toml c.toml --device sim --out-dir runs/\n"
                 "  [--dashboard] (writes runs/<subject>_<session_id>.nwb, .nwb.journal, .json, .log per rig).\n"
+                "Or a lab file listing the rigs (config, device/port, rig_file, subject, out_dir per rig):\n"
+                "  dopa-rl run lab.toml --out-dir runs/ (see docs/sessions.md).\n"
                 "Pause / resume / stop one session: kill -USR1 / -USR2 / -INT PID (PIDs are printed at start).")
-    p.add_argument("config", nargs="+", metavar="CONFIG.toml", help="session config(s) (see docs/sessions.md)")
-    p.add_argument("--device", required=True, action="append", metavar="sim|rig|PORT|URL",
+    p.add_argument("config", nargs="+", metavar="CONFIG.toml",
+                   help="session config(s), or a lab file listing the rigs (see docs/sessions.md)")
+    p.add_argument("--device", action="append", metavar="sim|rig|PORT|URL",
                    help="sim: simulated rig with a simulated animal; rig: the rig file's port or USB serial number; "
                         "or a port path (/dev/ttyACM0) or URL (dopasim://..., faulty://...). With several configs: "
-                        "sim or rig for all, or one --device per config")
+                        "sim or rig for all, or one --device per config (required unless a lab file names each "
+                        "rig's device)")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--out", metavar="FILE.nwb", help="NWB file to write (one config)")
     out.add_argument("--out-dir", metavar="DIR", help="folder for each rig's <subject>_<session_id>.nwb and journal")
@@ -34,6 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "sim in virtual time (no real time at all: the same config gives the same session)")
     p.add_argument("--rig-file", metavar="RIG.toml", help="rig file (overrides session.rig_file)")
     p.add_argument("--json", metavar="FILE", help="write a JSON summary of the session")
+    p.add_argument("--subject", metavar="ID", help="the animal's id (overrides session.subject; one config)")
 
 
 def _display():
@@ -57,10 +62,15 @@ def _display():
 
 
 def run(args) -> int:
-    if len(args.config) > 1 or args.out_dir or args.dashboard:
+    from dopa_rl.session.lab import is_lab_file
+
+    if len(args.config) > 1 or args.out_dir or args.dashboard or any(is_lab_file(c) for c in args.config):
         from dopa_rl.commands.run_lab import run_lab
 
         return run_lab(args)
+    if not args.device:
+        print("error: --device: give sim, rig, a port or a URL", file=sys.stderr)
+        return 2
     args.device = args.device[0] if len(args.device) == 1 else args.device
     return run_one(args, args.config[0])
 
@@ -111,6 +121,10 @@ def _run_one(args, config_path: str, pause) -> int:
             problems += exc.problems
     try:
         config, rig = load_config(config_path, rig=rig)
+        if getattr(args, "subject", None):   # the lab file's per-rig subject (journaled as the session's)
+            import dataclasses
+
+            config = dataclasses.replace(config, subject=args.subject)
     except ConfigError as exc:
         problems += exc.problems
     if isinstance(args.device, list):

@@ -1,7 +1,28 @@
-"""``dopa-rl run`` with several configs (or ``--out-dir`` / ``--dashboard``): each rig in its own process."""
+"""``dopa-rl run`` with several configs or a lab file (or ``--out-dir`` / ``--dashboard``): each rig in its own
+process."""
 from __future__ import annotations
 
 import sys
+
+
+def _rigs(args, problems: list[str]) -> list:
+    """The rigs named on the command line, a lab file's expanded in place: ``LabRig`` entries (with the
+    lab file's overrides; None where the command line decides)."""
+    from pathlib import Path
+
+    from dopa_rl.session import ConfigError
+    from dopa_rl.session.lab import LabRig, is_lab_file, read_lab_file
+
+    rigs = []
+    for path in args.config:
+        if is_lab_file(path):
+            try:
+                rigs += read_lab_file(path)
+            except ConfigError as exc:
+                problems += exc.problems
+        else:
+            rigs.append(LabRig(config=Path(path)))
+    return rigs
 
 
 def _specs(args) -> tuple[list, list[str]]:
@@ -12,15 +33,19 @@ def _specs(args) -> tuple[list, list[str]]:
     from dopa_rl.session.lab import RigSpec
 
     problems: list[str] = []
-    n = len(args.config)
-    devices = args.device
-    if len(devices) == 1 and (devices[0] in ("sim", "rig") or n == 1):
+    rigs = _rigs(args, problems)
+    n = len(rigs)
+    devices = list(args.device or [])
+    if not devices:
+        devices = [None] * n
+    elif len(devices) == 1 and (devices[0] in ("sim", "rig") or n == 1):
         devices = devices * n
     elif len(devices) != n:
-        problems.append(f"--device given {len(devices)} times for {n} configs: give sim or rig once, or one per config")
+        problems.append(f"--device given {len(devices)} times for {n} rigs: give sim or rig once, or one per rig")
         devices = ["sim"] * n
     if args.rig_file and n > 1:
-        problems.append("--rig-file: with several configs each names its rig file (session.rig_file)")
+        problems.append("--rig-file: with several rigs each names its rig file (session.rig_file, or rig_file in "
+                        "the lab file)")
     if args.out and n > 1:
         problems.append("--out names one file; with several configs use --out-dir")
     out_dir = Path(args.out_dir) if args.out_dir else Path(args.out).parent
@@ -28,28 +53,42 @@ def _specs(args) -> tuple[list, list[str]]:
         problems.append(f"--out-dir {out_dir}: no such folder")
     if args.trials is not None and args.trials < 1:
         problems.append(f"--trials {args.trials}: must be >= 1")
+    if getattr(args, "subject", None) and n > 1:
+        problems.append("--subject: with several rigs each has its own (session.subject, or subject in the lab file)")
     specs, names = [], {}
-    for path, device in zip(args.config, devices):
+    for lab_rig, device in zip(rigs, devices):
+        path = lab_rig.config
+        device = lab_rig.device or device
+        if device is None:
+            problems.append(f"{path}: no device: give --device (sim, rig, a port or a URL) or device/port in the "
+                            f"lab file")
+        rig_file = lab_rig.rig_file or (Path(args.rig_file) if args.rig_file else None)
+        subject = lab_rig.subject or getattr(args, "subject", None)
         try:
-            rig = load_rig(args.rig_file) if args.rig_file else None
+            rig = load_rig(rig_file) if rig_file else None
             config, rig = load_config(path, rig=rig)
         except ConfigError as exc:
             problems += exc.problems
             continue
-        name = f"{config.subject}_{config.session_id}"
+        name = f"{subject or config.subject}_{config.session_id}"
         if name in names:
             problems.append(f"{path}: subject/session_id {name} is also {names[name]}'s; each rig needs its own")
             continue
         names[name] = path
-        out = Path(args.out) if args.out else out_dir / f"{name}.nwb"
+        folder = lab_rig.out_dir or out_dir
+        if lab_rig.out_dir is not None and not folder.is_dir():
+            problems.append(f"{path}: out_dir {folder}: no such folder")
+        out = Path(args.out) if args.out else folder / f"{name}.nwb"
         if args.out and out.suffix.lower() != ".nwb":
             problems.append(f"--out {out}: the file name must end in .nwb")
         for p in (out, Path(str(out) + ".journal"), Path(str(out) + ".raw"), out.with_suffix(".json"),
                   out.with_suffix(".log")):
             if p.exists():
                 problems.append(f"{path}: {p} exists; choose another folder or session_id")
-        specs.append(RigSpec(name=name, config=Path(path), device=device, out=out,
-                             rig_file=Path(args.rig_file) if args.rig_file else None))
+        specs.append(RigSpec(name=name, config=Path(path), device=device or "sim", out=out, rig_file=rig_file,
+                             subject=subject))
+    if not specs and not problems:
+        problems.append("no rigs to run")
     return specs, problems
 
 
@@ -92,8 +131,10 @@ def run_lab(args) -> int:
 
         problems += check_address(args.host, args.port)
     if problems:   # nothing started
-        for line in problems:
-            print(f"error: {line}", file=sys.stderr)
+        from dopa_rl.commands.common import speak_flags
+
+        for line in problems:   # the library's parameters (`port`) as this command's flags (--port)
+            print(f"error: {speak_flags(line, getattr(args, '_flags', {}))}", file=sys.stderr)
         return 2
     lab = Lab(specs, speed=args.speed, trials=args.trials)
     server = None

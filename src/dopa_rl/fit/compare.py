@@ -295,8 +295,14 @@ class Comparison(Result):
         return pd.DataFrame(rows).set_index("model")
 
     def to_frame(self):
-        """One row per model: parameters, log-likelihood, AIC, BIC (iBIC, cross-validated log-likelihood),
-        subjects best fitted, and the random-effects frequency, exceedance and protected exceedance."""
+        """One row per model.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Parameters, log-likelihood, AIC, BIC (iBIC, cross-validated log-likelihood), subjects best fitted, and
+            the random-effects frequency, exceedance and protected exceedance.
+        """
         return self.table()
 
     def _draw(self, fig, **options) -> None:
@@ -336,7 +342,7 @@ class Comparison(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "Comparison":
-        """Rebuild from :meth:`to_dict` (each model's fit with it)."""
+        # the family's docstring (Result.from_dict); each model's fit is rebuilt with it
         from dopa_rl.fit.hierarchical import HierarchicalResult
         from dopa_rl.fit.results import FitResult
 

@@ -67,6 +67,13 @@ class HierarchicalResult(FitResult):
         }, index=pd.Index(spec.names, name="parameter"))
 
     def summary(self) -> str:
+        """A plain-text report: the per-subject table and the totals.
+
+        Returns
+        -------
+        str
+            The report, as ``dopa-rl fit --method hier`` prints it.
+        """
         pop = self.population()
         with pd.option_context("display.width", 200, "display.max_columns", 20):
             table = pop.to_string(float_format=lambda v: f"{v:.4g}")
@@ -94,8 +101,21 @@ class HierarchicalResult(FitResult):
 
     @classmethod
     def from_dict(cls, d: dict, model: Model | None = None) -> "HierarchicalResult":
-        """Rebuild from :meth:`to_dict` (the population, iBIC, EM state and per-subject evidence included;
-        the EM history is not stored)."""
+        """Rebuild from :meth:`to_dict` (the population, iBIC, EM state and per-subject evidence included; the EM
+        history is not stored).
+
+        Parameters
+        ----------
+        d : dict
+            A hierarchical fit's :meth:`to_dict`.
+        model : Model, optional
+            Default: the one the result names, from the registry.
+
+        Returns
+        -------
+        HierarchicalResult
+            The fit with its population and EM state.
+        """
         out = FitResult.from_dict.__func__(cls, d, model)
         try:
             pop, names = d["population"], out.param_names

@@ -50,19 +50,47 @@ def check_reward_scale(data: Packed) -> None:
 def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None, restarts: int | str = 10, seed: int = 0,
         n_jobs: int | None = None, progress: bool | None = None, prior: Prior | None = None,
         carry_over: bool = False, scheduler=None, **hier_options) -> FitResult:
-    """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
+    """Fit ``model`` to every subject of ``data``.
 
-    ``method``: "mle", "map" (default "mle", or "map" when a ``prior`` is given) or "hier" (hierarchical EM,
-    :func:`dopa_rl.fit.hierarchical.fit_hierarchical`, options ``max_iter``, ``tol``, ``n_samples``);
-    ``prior``: a :class:`~dopa_rl.fit.priors.Prior` in unconstrained space for MAP (default
-    ``Prior.default(model)``, the spec's priors; the population prior of hierarchical fitting is passed the
-    same way).  ``restarts`` start points per subject (the defaults first; a start with a non-finite
-    likelihood is redrawn), seeded by ``seed`` and the subject's id, or ``"auto"`` (10 per parameter, more
-    until three reach the best optimum, then a search from the edges, see :mod:`dopa_rl.fit.restarts`); ``n_jobs`` threads for the likelihood
-    (default: all cores); ``progress``: a tqdm bar (None = only on a terminal); ``scheduler``: a
-    :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers; ``carry_over``: values carry over
-    from one session to the next (default: every session starts afresh).  Rewards far from order 1 give a
-    DataWarning.  The result keeps no data: ``result.prediction_errors(data)`` takes it again.
+    Parameters
+    ----------
+    model : Model
+        The model to fit (built-in, a ``choice_model``/``pavlovian_model``, a plugin or ``FILE.py:NAME``).
+    data : pandas.DataFrame or Packed
+        A behavior table (one row per trial) or one the model has already packed.
+    method : {"mle", "map", "hier"}, optional
+        Maximum likelihood, maximum a posteriori, or hierarchical EM
+        (:func:`dopa_rl.fit.hierarchical.fit_hierarchical`).  Default "mle", or "map" when a ``prior`` is given.
+    restarts : int or "auto", default 10
+        Start points per subject (the defaults first; a start with a non-finite likelihood is redrawn), or
+        ``"auto"``: 10 per parameter, more until three reach the best optimum, then a search from the edges
+        (:mod:`dopa_rl.fit.restarts`).
+    seed : int, default 0
+        Seeds the start points, together with each subject's id.
+    n_jobs : int, optional
+        Threads for the likelihood (default: all cores).
+    progress : bool, optional
+        A tqdm bar (None: only on a terminal).
+    prior : Prior, optional
+        A :class:`~dopa_rl.fit.priors.Prior` in unconstrained space for MAP (default ``Prior.default(model)``,
+        the spec's priors); the population prior of hierarchical fitting is passed the same way.
+    carry_over : bool, default False
+        Values carry over from one session to the next (default: every session starts afresh).
+    scheduler : object, optional
+        A :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers.
+    **hier_options
+        Options of the hierarchical fit (``max_iter``, ``tol``, ``n_samples``).
+
+    Returns
+    -------
+    FitResult
+        Parameters, standard errors, likelihoods and diagnostics per subject.  It keeps no data:
+        ``result.prediction_errors(data)`` takes it again.
+
+    Warns
+    -----
+    DataWarning
+        Rewards far from order 1.
     """
     if method is None:
         method = "map" if prior is not None else "mle"

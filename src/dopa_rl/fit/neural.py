@@ -124,8 +124,8 @@ def fit_dopamine(model: Model, trials: pd.DataFrame, *, mode: str = "neural", re
     if mode == "behavior":
         missing = [c for c in model.required_columns if c not in trials.columns or trials[c].isna().all()]
         if missing:
-            raise InputError(f"--fit behavior: model {model.name} needs column(s) {', '.join(missing)} in the "
-                             f"behavior (use --fit neural to fit the dopamine alone, or --params)")
+            raise InputError(f"`mode` behavior: model {model.name} needs column(s) {', '.join(missing)} in the "
+                             f"behavior (use `mode` neural to fit the dopamine alone, or regress on fixed `params`)")
         return fit(model, trials, method=method, restarts=restarts, seed=seed, n_jobs=n_jobs, progress=progress)
     return fit(DopamineModel(model, mode), trials, method=method, restarts=restarts, seed=seed, n_jobs=n_jobs,
                progress=progress)

@@ -24,6 +24,8 @@ FunGrad = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 @dataclass
 class BatchResult:
+    """Optima of a batch of L-BFGS starts: points ``x``, objective ``fun``, gradient ``grad``, ``converged`` flags."""
+
     x: np.ndarray          # [L, k]
     fun: np.ndarray        # [L]
     grad: np.ndarray       # [L, k]

@@ -76,6 +76,8 @@ def recovery_stats(truth: pd.DataFrame, fitted: pd.DataFrame) -> pd.DataFrame:
 
 @dataclass
 class ParameterRecovery:
+    """A parameter-recovery study: true and fitted parameters per simulated subject and their agreement (``stats``)."""
+
     model: str
     truth: pd.DataFrame
     fitted: pd.DataFrame
@@ -113,6 +115,8 @@ def recover_parameters(model: Model, task, n_subjects: int, *, seed: int = 0, me
 
 @dataclass
 class ModelRecovery:
+    """A model-recovery study: how often each simulated model is the one selected (BIC and random-effects confusion)."""
+
     models: list[str]
     confusion_bic: pd.DataFrame      # rows: simulated, columns: selected (fractions of subjects)
     confusion_rfx: pd.DataFrame

@@ -97,6 +97,8 @@ def minimize_lanes(model: Model, data: Packed, z0: np.ndarray, lane_subject: np.
 
 @dataclass
 class RestartFit:
+    """The best of several optimiser restarts per subject, and how many restarts agreed on it."""
+
     z: np.ndarray            # [S, k] best optimum (unconstrained)
     objective: np.ndarray    # [S] its objective (-loglik, plus the prior's quadratic term for MAP)
     converged: np.ndarray    # [S]

@@ -166,8 +166,14 @@ class FitResult(Result):
                          index=self._index, name="at_bound")
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per subject: parameters, their standard errors (``se_<name>``), fit statistics, and
-        ``at_bound`` naming the parameters that ended at a bound (NaN standard errors)."""
+        """One row per subject.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Parameters, their standard errors (``se_<name>``), fit statistics, and ``at_bound`` naming the
+            parameters that ended at a bound (NaN standard errors).
+        """
         df = self.params.copy()
         for name in self.param_names:
             df[f"se_{name}"] = self.se[name]
@@ -183,7 +189,13 @@ class FitResult(Result):
         return df
 
     def summary(self) -> str:
-        """A plain-text report: the per-subject table and the totals."""
+        """A plain-text report: the per-subject table and the totals.
+
+        Returns
+        -------
+        str
+            The report, as ``dopa-rl fit`` prints it, with its warnings (subjects at a bound, restarts that disagree).
+        """
         frame = self.to_frame()
         flagged = frame["at_bound"] != ""
         shown = frame[list(self.param_names) + ["n_trials", "loglik", "aic", "bic"]].copy()
@@ -217,7 +229,7 @@ class FitResult(Result):
         weak = [str(s) for s, n, e in zip(self.subjects, self.n_at_best, self.edge_best) if n < 2 and not e]
         if weak and self.restarts > 1:
             lines.append(f"Warning: fewer than 2 restarts reached the best optimum for subject(s) {', '.join(weak)}; "
-                         f"the optimum may not be global (use more restarts or --restarts auto)")
+                         f"the optimum may not be global (use more `restarts` or `restarts` auto)")
         mean = self.params.mean()
         lines.append("Mean parameters: " + ", ".join(f"{k}={v:.4g}" for k, v in mean.items()))
         return "\n".join(lines)
@@ -276,8 +288,20 @@ class FitResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict, model: Model | None = None) -> "FitResult":
-        """Rebuild a result from :meth:`to_dict`; the model is rebuilt from the registry (name and options)
-        unless given.  Non-finite numbers (stored as null) come back as NaN."""
+        """Rebuild a result from :meth:`to_dict`; non-finite numbers (stored as null) come back as NaN.
+
+        Parameters
+        ----------
+        d : dict
+            What :meth:`to_dict` gave (or its JSON read back).
+        model : Model, optional
+            The model fitted; rebuilt from the registry (its name and options) when not given.
+
+        Returns
+        -------
+        FitResult
+            The result.
+        """
         try:
             names = list(d["param_names"])
             subs = d["subjects"]
@@ -318,11 +342,27 @@ class FitResult(Result):
         return tables
 
     def to_nwb(self, nwbfile: Any, *, name: str | None = None, data: pd.DataFrame | None = None) -> Any:
-        """Add the result to an open NWB file (:meth:`dopa_rl.results.Result.to_nwb`): parameters, provenance
-        (model and its exact options, method, data fingerprint, versions) and the whole result as JSON; with
-        ``data`` (the behaviour table it was fitted to) also the ``per_trial`` values and prediction errors.
-        ``FitResult.from_json(read_results(path)[name].result_json)`` gives the result back, its model rebuilt
-        with the same options."""
+        """Add the result to an open NWB file (:meth:`dopa_rl.results.Result.to_nwb`).
+
+        ``FitResult.from_json(read_results(path)[name].result_json)`` gives the result back, its model rebuilt with
+        the same options.
+
+        Parameters
+        ----------
+        nwbfile : pynwb.NWBFile
+            Open for writing.
+        name : str, optional
+            As :meth:`dopa_rl.results.Result.to_nwb` (default ``"dopa_rl_fit"``).
+        data : pandas.DataFrame, optional
+            The behaviour table it was fitted to: then the ``per_trial`` values and prediction errors are written
+            too.
+
+        Returns
+        -------
+        pynwb.base.ProcessingModule
+            The module, holding the parameters, the provenance (model and its exact options, method, data
+            fingerprint, versions) and the whole result as JSON.
+        """
         from dopa_rl.results import _io
 
         return _io("add_to_nwb")(nwbfile, self.nwb_tables(data), name=name)

@@ -81,7 +81,7 @@ def _behavior_status(tables: dict[str, Any], trials_table: str | None, columns: 
     name = trials_table or "trials"
     if name not in tables:
         others = sorted(tables)
-        hint = (f"choose one of the interval tables ({', '.join(others)}) with --trials-table NAME"
+        hint = (f"choose one of the interval tables ({', '.join(others)}) with `trials_table` NAME"
                 if others else "the file has no interval tables")
         return {"ready": False, "table": None, "missing": [f"no '{name}' table; {hint}"]}
     cols = set(tables[name].colnames)
@@ -89,9 +89,9 @@ def _behavior_status(tables: dict[str, Any], trials_table: str | None, columns: 
     have = {std for std, lab in mapped.items() if lab in cols} | {c for c in cols if c not in mapped.values()}
     missing = []
     if "reward" not in have:
-        missing.append("reward column (map with --columns reward=NAME)")
+        missing.append("reward column (map with `columns` reward=NAME)")
     if "cue" not in have and "choice" not in have:
-        missing.append("cue or choice column (map with --columns cue=NAME)")
+        missing.append("cue or choice column (map with `columns` cue=NAME)")
     if len(tables[name]) == 0:
         missing.append(f"trials (table '{name}' has no rows)")
     optional = [c for c in ("cue_time", "outcome_time") if c not in have]
@@ -158,7 +158,7 @@ def inspect_nwbfile(nwbfile: Any, path: Path, *, trials_table: str | None = None
         "photometry": {"ready": bool(photometry), "series": [s["path"] for s in photometry],
                        "missing": [] if photometry else ["no photometry series (FiberPhotometryResponseSeries or a "
                                                          "TimeSeries named like photometry/dff; name one with "
-                                                         "--photometry NAME)"]},
+                                                         "`series` NAME)"]},
         "units": {"ready": has_units, "count": units["count"] if units else 0,
                   "missing": [] if has_units else ["no units with spikes (nwbfile.units)"]},
     }

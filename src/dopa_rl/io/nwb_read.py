@@ -307,7 +307,7 @@ def behavior_from_nwbfile(nwbfile: Any, path: Path, *, columns: Mapping[str, str
     name = trials_table or "trials"
     if name not in tables:
         others = sorted(tables)
-        hint = (f"; interval tables in the file: {', '.join(others)} (choose one with --trials-table NAME)"
+        hint = (f"; interval tables in the file: {', '.join(others)} (choose one with `trials_table` NAME)"
                 if others else "; the file has no interval tables at all")
         raise InputError(f"{path}: no trials table named '{name}'{hint}")
     table = tables[name]

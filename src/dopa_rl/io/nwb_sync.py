@@ -53,7 +53,7 @@ def write_alignment(src: str | os.PathLike[str], dest: str | os.PathLike[str], *
             pairs_name = f"sync_pulses_{clock}"
             if pairs_name in mod.data_interfaces or (series is not None and series[0] in nwb.acquisition):
                 raise InputError(f"{src}: already aligned to clock {clock!r} (or has {series and series[0]!r}); "
-                                 "use another --clock name")
+                                 "use another `clock` name")
             row = {"clock": clock, "pulses_file": pulses_file, "column": column, "rig_events": rig_events,
                    **{k: summary[k] for k in ("offset_s", "drift_ppm", "residual_ms", "n_matched", "n_rig", "n_other")}}
             docs = {"clock": "name of the other clock", "pulses_file": "file the other system's pulse times came from",

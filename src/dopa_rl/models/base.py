@@ -325,7 +325,7 @@ def require_event_columns(trials: pd.DataFrame, what: str, where: str = "") -> N
                if c not in trials.columns or pd.to_numeric(trials[c], errors="coerce").isna().all()]
     if missing:
         raise InputError(f"{where + ': ' if where else ''}{what} needs trial column(s) {', '.join(missing)} "
-                         f"(map yours with --columns, e.g. --columns reward=volume,outcome_time=reward_on)")
+                         f"(map yours with `columns`, e.g. `columns` reward=volume,outcome_time=reward_on)")
 
 
 def lick_counts(df: pd.DataFrame, model: Model) -> np.ndarray:

@@ -227,10 +227,34 @@ def choice_model(name: str, params: Sequence[Param], update: Callable, *, sticky
                  description: str = "", q0: float = 0.0, n_options: int | None = None) -> ChoiceFamilyModel:
     """A choice (bandit) model whose option values follow ``update(q, choice, reward, theta)``.
 
-    Parameters: ``params`` in their order, then ``beta`` (softmax inverse temperature), then ``kappa``
-    (stickiness) if ``sticky`` and ``epsilon`` (lapse) if ``lapse``.  Nothing compiles until first use.
-    Register it with :func:`dopa_rl.models.register_model` to name it in ``get_model``, or name it on the
-    command line as ``FILE.py:VARIABLE``.
+    Nothing compiles until first use.  Register it with :func:`dopa_rl.models.register_model` to name it in
+    ``get_model``, or name it on the command line as ``FILE.py:VARIABLE``.
+
+    Parameters
+    ----------
+    name : str
+        The model's name.
+    params : sequence of Param
+        The learning parameters, in the order ``theta`` holds them; ``beta`` (softmax inverse temperature)
+        follows, then ``kappa`` (stickiness) if ``sticky`` and ``epsilon`` (lapse) if ``lapse``.
+    update : callable
+        ``update(q, choice, reward, theta)``: updates the option values ``q`` in place after one trial
+        (compiled with numba).
+    sticky : bool, default False
+        Add a stickiness parameter ``kappa`` (a bonus for repeating the last choice).
+    lapse : bool, default False
+        Add a lapse rate ``epsilon`` (a uniformly random choice with that probability).
+    description : str, optional
+        One line shown by ``dopa-rl models``.
+    q0 : float, default 0.0
+        Initial option value.
+    n_options : int, optional
+        Number of options (default: read from the data).
+
+    Returns
+    -------
+    ChoiceFamilyModel
+        The model.
     """
     return ChoiceFamilyModel(name, params, update, sticky=sticky, lapse=lapse, description=description, q0=q0,
                              n_options=n_options)
@@ -240,8 +264,25 @@ def pavlovian_model(name: str, params: Sequence[Param], update: Callable, *,
                     description: str = "") -> PavlovianFamilyModel:
     """A Pavlovian model whose cue-element values follow ``update(v, present, reward, theta)``.
 
-    ``present`` holds 1.0 for each element of the trial's cue (compounds ``"A+X"``) and 0.0 otherwise.
-    Parameters: ``params`` in their order, then ``lick_intercept`` and ``lick_slope`` (anticipatory licks
-    ~ Poisson(exp(lick_intercept + lick_slope * summed value of the cues present))).
+    Anticipatory licks are Poisson with log rate ``lick_intercept + lick_slope`` times the summed value of the
+    cues present.
+
+    Parameters
+    ----------
+    name : str
+        The model's name.
+    params : sequence of Param
+        The learning parameters, in the order ``theta`` holds them; ``lick_intercept`` and ``lick_slope``
+        follow.
+    update : callable
+        ``update(v, present, reward, theta)``: updates the element values ``v`` in place after one trial;
+        ``present`` holds 1.0 for each element of the trial's cue (compounds ``"A+X"``) and 0.0 otherwise.
+    description : str, optional
+        One line shown by ``dopa-rl models``.
+
+    Returns
+    -------
+    PavlovianFamilyModel
+        The model.
     """
     return PavlovianFamilyModel(name, params, update, description=description)

@@ -79,13 +79,35 @@ def simulate_population(model, task, n_subjects: int, rng: np.random.Generator |
                         carry_over: bool = False) -> Population:
     """Simulate ``n_subjects`` learners of ``model`` on ``task``, ``n_sessions`` sessions each.
 
-    ``params``: None (each subject's drawn in the model's start ranges), a mapping (the same for every
-    subject; missing parameters take their defaults), a DataFrame or array with one row per subject, or a
-    callable ``f(rng) -> mapping`` drawing one subject's parameters from its stream.  ``subjects`` and
-    ``sessions`` label them (default "1", "2", ...).  ``keep_latent=False`` drops the model's latent columns
-    (values, choice probabilities), leaving only what an experiment records.  ``carry_over=True``: each
-    session continues from the values learned in the previous one (default: each starts afresh), as
-    ``fit(..., carry_over=True)`` assumes.
+    Parameters
+    ----------
+    model : Model
+        The learner.
+    task : Task
+        The task (:mod:`dopa_rl.models.tasks`): trials, cues and reward schedule.
+    n_subjects : int
+        Number of subjects.
+    rng : numpy.random.Generator, SeedSequence, int or None
+        The randomness; each subject gets its own stream from it.
+    params : mapping, DataFrame, array or callable, optional
+        None (each subject's drawn in the model's start ranges), a mapping (the same for every subject;
+        missing parameters take their defaults), a DataFrame or array with one row per subject, or a callable
+        ``f(rng) -> mapping`` drawing one subject's parameters from its stream.
+    n_sessions : int, default 1
+        Sessions per subject.
+    subjects, sessions : sequence of str, optional
+        Labels (default "1", "2", ...).
+    keep_latent : bool, default True
+        False drops the model's latent columns (values, choice probabilities), leaving only what an
+        experiment records.
+    carry_over : bool, default False
+        Each session continues from the values learned in the previous one (default: each starts afresh),
+        as ``fit(..., carry_over=True)`` assumes.
+
+    Returns
+    -------
+    Population
+        The simulated trials and each subject's true parameters.
     """
     _check(model, task, n_subjects, params, n_sessions)
     n_subjects, n_sessions = int(n_subjects), int(n_sessions)

@@ -78,10 +78,25 @@ def _load_plugin(name: str) -> Model:
 
 
 def register_model(model: Model, *, replace: bool = False) -> Model:
-    """Register ``model`` under ``model.name`` (returned, so ``M = register_model(choice_model(...))`` works).
+    """Register ``model`` under ``model.name``.
 
-    A name already taken (built-in, plugin or registered) raises an InputError unless ``replace=True``
-    (built-in names can never be replaced)."""
+    Parameters
+    ----------
+    model : Model
+        The model to name in :func:`get_model`.
+    replace : bool, default False
+        Replace a model registered (or a plugin) under that name; built-in names can never be replaced.
+
+    Returns
+    -------
+    Model
+        ``model`` itself, so ``M = register_model(choice_model(...))`` works.
+
+    Raises
+    ------
+    InputError
+        The name is taken and ``replace`` is False, or it is a built-in name.
+    """
     if not isinstance(model, Model):
         raise InputError(f"register_model takes a model (dopa_rl.models.Model), got {type(model).__name__}")
     name = model.name
@@ -98,17 +113,36 @@ def register_model(model: Model, *, replace: bool = False) -> Model:
 
 
 def unregister_model(name: str) -> None:
-    """Remove a model added by :func:`register_model` (for tests and notebooks)."""
+    """Remove a model added by :func:`register_model` (for tests and notebooks).
+
+    Parameters
+    ----------
+    name : str
+        Its name; a name not registered is ignored.
+    """
     _registered.pop(name, None)
 
 
 def model_names() -> list[str]:
-    """Every model name, without loading any plugin."""
+    """Every model name, without loading any plugin.
+
+    Returns
+    -------
+    list of str
+        Built-in, plugin and registered names.
+    """
     return list(dict.fromkeys([*_builtins(), *_plugin_points(), *_registered]))
 
 
 def list_models() -> list[Model]:
-    """Every model, in a stable order (plugins are loaded; one that fails to load is skipped with a warning)."""
+    """Every model, in a stable order.
+
+    Returns
+    -------
+    list of Model
+        The built-in models, then plugins (loaded; one that fails to load is skipped with a warning), then
+        those added by :func:`register_model`.
+    """
     out = list(_builtins().values())
     for name in _plugin_points():
         if name in _registered:
@@ -124,9 +158,23 @@ def list_models() -> list[Model]:
 def get_model(name: str | Model, **options) -> Model:
     """The model registered as ``name``, or a user's model named ``file.py:NAME`` / ``package.module:NAME``.
 
-    Options: ``q0`` (initial value) and ``n_options`` for choice models; ``representation`` and ``timing``
-    for TD models (see each model's ``option_names``).  Unknown names raise an InputError listing the
-    known ones.
+    Parameters
+    ----------
+    name : str or Model
+        A registered name (:func:`model_names`), ``FILE.py:NAME``, ``package.module:NAME``, or a model.
+    **options
+        Model options: ``q0`` (initial value) and ``n_options`` for choice models; ``representation`` and
+        ``timing`` for TD models (see each model's ``option_names``).
+
+    Returns
+    -------
+    Model
+        The model, built with ``options`` when given.
+
+    Raises
+    ------
+    InputError
+        An unknown name (the message lists the known ones).
     """
     if isinstance(name, Model):
         model = name

@@ -112,7 +112,7 @@ class RWChoice(Model):
         n_opt = self.n_options or int(max(ch.max(initial=0) + 1, 2))
         if self.n_options is None and n_opt >= 3 and not (ch == 0).any():
             raise InputError(f"column 'choice': options 1..{n_opt - 1} are chosen but option 0 never is, so the "
-                             f"options look numbered from 1 (use --choice-base 1), or give --n-options {n_opt} "
+                             f"options look numbered from 1 (use `choice_base` 1), or give `n_options` {n_opt} "
                              f"if option 0 exists but was never chosen")
         if ch.max(initial=-1) >= n_opt:
             raise InputError(f"choice {ch.max()} is out of range for {n_opt} options")

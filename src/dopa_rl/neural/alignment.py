@@ -71,10 +71,32 @@ def window_indices(window: tuple[float, float], rate: float) -> np.ndarray:
 
 def peri_event_matrix(values: np.ndarray, events, window: tuple[float, float] = (-1.0, 3.0), *,
                       rate: float, t0: float = 0.0, warn: bool = True) -> PeriEvent:
-    """Trial x time matrix of ``values`` (regularly sampled at ``rate`` from time ``t0``) around ``events``.
+    """Trial x time matrix of ``values`` around ``events``.
 
-    Raises InputError when the trace is shorter than the window; events outside the recording are
-    excluded with a warning and counted.
+    Parameters
+    ----------
+    values : numpy.ndarray
+        A trace sampled regularly at ``rate`` from time ``t0``.
+    events : array_like
+        Event times (s).
+    window : (float, float), default (-1.0, 3.0)
+        Start and end of the window around each event (s).
+    rate : float
+        Sampling rate of ``values`` (Hz).
+    t0 : float, default 0.0
+        Time of the first sample (s).
+    warn : bool, default True
+        Warn when events fall outside the recording.
+
+    Returns
+    -------
+    PeriEvent
+        The matrix (one row per event, NaN for excluded ones), its time axis and the exclusion counts.
+
+    Raises
+    ------
+    InputError
+        The trace is shorter than the window.
     """
     values = np.asarray(values)
     events = np.atleast_1d(np.asarray(events, dtype=float))
@@ -103,11 +125,25 @@ def peri_event_matrix(values: np.ndarray, events, window: tuple[float, float] = 
 
 def window_measures(matrix: np.ndarray, time: np.ndarray, window: tuple[float, float] = (0.0, 1.0),
                     baseline: tuple[float, float] | None = (-1.0, 0.0)) -> pd.DataFrame:
-    """Per-trial response measures in ``window`` (seconds on ``time``), baseline-subtracted:
+    """Per-trial response measures in ``window``, baseline-subtracted.
 
-    ``mean`` (mean in window minus mean in baseline), ``peak`` (largest baseline-subtracted value),
-    ``peak_time`` (s), ``auc`` (integral of the baseline-subtracted trace, units x s).  Rows of NaN
-    (excluded trials) give NaN measures.  ``baseline=None`` subtracts nothing.
+    Parameters
+    ----------
+    matrix : numpy.ndarray
+        Trials x time (a :func:`peri_event_matrix`).
+    time : numpy.ndarray
+        Its time axis (s).
+    window : (float, float), default (0.0, 1.0)
+        Response window (s on ``time``).
+    baseline : (float, float) or None, default (-1.0, 0.0)
+        Baseline window; None subtracts nothing.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial: ``mean`` (mean in window minus mean in baseline), ``peak`` (largest
+        baseline-subtracted value), ``peak_time`` (s), ``auc`` (integral of the baseline-subtracted trace,
+        units x s).  Rows of NaN (excluded trials) give NaN measures.
     """
     matrix = np.atleast_2d(np.asarray(matrix, dtype=float))
     time = np.asarray(time, dtype=float)

@@ -66,8 +66,14 @@ class DistributionalResult(Result):
                 if u["flags"]]
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per unit: session, unit, reversal point, tau, slopes, flags (comma-separated) and the mean
-        response at each magnitude (``mean_<magnitude>``)."""
+        """One row per unit.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Session, unit, reversal point, tau, slopes, flags (comma-separated) and the mean response at each
+            magnitude (``mean_<magnitude>``).
+        """
         rows = []
         for u in self.units:
             row = {"session": u["session"], "unit": str(u["unit"]),
@@ -116,7 +122,7 @@ class DistributionalResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "DistributionalResult":
-        """Rebuild from :meth:`to_dict` (also reads ``dopa-rl distributional --json`` output)."""
+        # the family's docstring (Result.from_dict); also reads `dopa-rl distributional --json` output
         try:
             if d.get("schema") != cls.schema:
                 raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")

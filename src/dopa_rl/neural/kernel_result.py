@@ -54,7 +54,13 @@ class KernelResult(Result):
         return out
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per lag (``lag_s``), one column per event kernel."""
+        """The event kernels.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per lag (``lag_s``), one column per event kernel.
+        """
         return pd.DataFrame({"lag_s": self.lags, **{k: v for k, v in self.kernels.items()}})
 
     def events_frame(self) -> pd.DataFrame:
@@ -91,7 +97,7 @@ class KernelResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "KernelResult":
-        """Rebuild from :meth:`to_dict`."""
+        # the family's docstring (Result.from_dict); nothing is left out
         try:
             if d.get("schema") != cls.schema:
                 raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")

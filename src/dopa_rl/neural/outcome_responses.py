@@ -32,7 +32,7 @@ def _type_column(df: pd.DataFrame, name: str | None, where: str) -> np.ndarray |
             return None
         name = "cued"
     if name not in df.columns:
-        raise InputError(f"{where}: no trial-type column '{name}' (--cued-column); columns are: "
+        raise InputError(f"{where}: no trial-type column '{name}' (`cued_column`); columns are: "
                          f"{', '.join(map(str, df.columns))}")
     out = []
     for v in df[name].to_numpy(dtype=object):
@@ -49,7 +49,7 @@ def _type_column(df: pd.DataFrame, name: str | None, where: str) -> np.ndarray |
 
 def _clean(df: pd.DataFrame, magnitude: str, cued: str | None, where: str, need_time: bool):
     if magnitude not in df.columns:
-        raise InputError(f"{where}: no reward-magnitude column '{magnitude}' (--magnitude-column); columns are: "
+        raise InputError(f"{where}: no reward-magnitude column '{magnitude}' (`magnitude_column`); columns are: "
                          f"{', '.join(map(str, df.columns))}")
     mag = pd.to_numeric(df[magnitude], errors="coerce").to_numpy(float)
     types = _type_column(df, cued, where)
@@ -57,7 +57,7 @@ def _clean(df: pd.DataFrame, magnitude: str, cued: str | None, where: str, need_
     keep = np.isfinite(mag) & (mag != 0)
     if need_time:
         if "outcome_time" not in df.columns:
-            raise InputError(f"{where}: no outcome_time column (map yours with --columns outcome_time=NAME)")
+            raise InputError(f"{where}: no outcome_time column (map yours with `columns` outcome_time=NAME)")
         o = pd.to_numeric(df["outcome_time"], errors="coerce").to_numpy(float)
         counts["missing_outcome_time"] = int((keep & ~np.isfinite(o)).sum())
         keep &= np.isfinite(o)
@@ -78,14 +78,14 @@ def load_outcome_responses(path, signal: str = "units", *, magnitude_column: str
     session written by dopa_rl (else None)."""
     from dopa_rl.neural.alignment import check_window
 
-    window, baseline = check_window(window, "--window"), check_window(baseline, "--baseline")
+    window, baseline = check_window(window, "`window`"), check_window(baseline, "`baseline`")
     if baseline_event not in ("first", "outcome"):
-        raise InputError(f"--baseline-event {baseline_event!r}: choose first or outcome")
+        raise InputError(f"`baseline_event` {baseline_event!r}: choose first or outcome")
     path = Path(path)
     truth = None
     if signal == "units":
         if path.suffix.lower() != ".nwb":
-            raise InputError(f"{path}: --signal units reads NWB files; use --signal table for CSV/TSV")
+            raise InputError(f"{path}: `signal` units reads NWB files; use `signal` table for CSV/TSV")
         from dopa_rl.io import nwb
         from dopa_rl.neural.spikes import named_units, window_rates
 
@@ -116,16 +116,16 @@ def load_outcome_responses(path, signal: str = "units", *, magnitude_column: str
         keep, mag, types, counts = _clean(df, magnitude_column, cued_column, str(path), False)
         cols = [c for c in df.columns if str(c).startswith(unit_prefix)]
         if not cols:
-            raise InputError(f"{path}: no unit columns '{unit_prefix}<id>' (set the prefix with --unit-prefix)")
+            raise InputError(f"{path}: no unit columns '{unit_prefix}<id>' (set the prefix with `unit_prefix`)")
         resp = df[cols].apply(pd.to_numeric, errors="coerce").to_numpy(float)[keep]
         names = [str(c)[len(unit_prefix):] for c in cols]
         if units is not None:
             sel = [names.index(str(u)) for u in units if str(u) in names]
             if len(sel) != len(units):
-                raise InputError(f"{path}: --units names units not in the table; units are {', '.join(names)}")
+                raise InputError(f"{path}: `units` names units not in the table; units are {', '.join(names)}")
             resp, names = resp[:, sel], [names[i] for i in sel]
     else:
-        raise InputError(f"--signal {signal!r}: choose units or table")
+        raise InputError(f"`signal` {signal!r}: choose units or table")
     if keep.sum() < 4:
         raise InputError(f"{path}: only {int(keep.sum())} usable trials of {keep.size} (excluded: "
                          f"{', '.join(f'{k} {v}' for k, v in counts.items()) or 'none'})")

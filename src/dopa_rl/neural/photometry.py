@@ -55,14 +55,46 @@ def _butter(rate: float, cutoff: float, btype: str, order: int):
 
 
 def lowpass(x: np.ndarray, rate: float, cutoff_hz: float = 10.0, order: int = 2) -> np.ndarray:
-    """Zero-phase Butterworth low-pass (forward-backward, so no delay)."""
+    """Zero-phase Butterworth low-pass (forward-backward, so no delay).
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The trace.
+    rate : float
+        Its sampling rate (Hz).
+    cutoff_hz : float, default 10.0
+        Frequencies above it are removed (Hz); below the Nyquist frequency ``rate / 2``.
+    order : int, default 2
+        Filter order.
+
+    Returns
+    -------
+    numpy.ndarray
+        The filtered trace.
+    """
     from scipy.signal import sosfiltfilt
 
     return sosfiltfilt(_butter(rate, cutoff_hz, "lowpass", order), np.asarray(x, dtype=float))
 
 
 def highpass(x: np.ndarray, rate: float, cutoff_hz: float = 0.001, order: int = 2) -> np.ndarray:
-    """Zero-phase Butterworth high-pass: a very low cutoff removes photobleaching drift."""
+    """Zero-phase Butterworth high-pass: a very low cutoff removes photobleaching drift.
+
+    Parameters
+    ----------
+    x, rate : numpy.ndarray, float
+        The trace and its sampling rate (Hz).
+    cutoff_hz : float, default 0.001
+        Frequencies below it are removed (Hz).
+    order : int, default 2
+        Order of the Butterworth filter, applied forward and backward (no delay).
+
+    Returns
+    -------
+    numpy.ndarray
+        The trace without its slow drift.
+    """
     from scipy.signal import sosfiltfilt
 
     return sosfiltfilt(_butter(rate, cutoff_hz, "highpass", order), np.asarray(x, dtype=float))
@@ -82,11 +114,26 @@ def _double_exp(t, const, amp_fast, amp_slow, tau_slow, tau_multiplier):
 
 def double_exponential_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, *, bin_s: float | None = None
                              ) -> tuple[np.ndarray, dict[str, float]]:
-    """Photobleaching trend of ``x`` (same length) and its parameters.
+    """Photobleaching trend of ``x`` and its parameters.
 
-    Fitted with ``scipy.optimize.curve_fit`` on bin means (``bin_s`` seconds; default 1 s, longer for
-    recordings over ~40 min so that at most 2,500 bins enter the fit), with the starting point and bounds of
-    Akam's pyPhotometry pipeline (slow time constant 10 min to 10 h, fast one a fraction of it).
+    Fitted with ``scipy.optimize.curve_fit`` on bin means, with the starting point and bounds of Akam's
+    pyPhotometry pipeline (slow time constant 10 min to 10 h, fast one a fraction of it).
+
+    Parameters
+    ----------
+    x, rate : numpy.ndarray, float
+        The fluorescence trace and its sampling rate (Hz).
+    t : numpy.ndarray, optional
+        Sample times (s); default ``arange(len(x)) / rate``.
+    bin_s : float, optional
+        Bin width (s); default 1 s, longer for recordings over ~40 min so that at most 2,500 bins enter the fit.
+
+    Returns
+    -------
+    trend : numpy.ndarray
+        The trend, same length as ``x``.
+    params : dict of str to float
+        The fitted amplitudes and time constants.
     """
     from scipy.optimize import curve_fit
 
@@ -156,11 +203,28 @@ def _wls(x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[float, flo
 
 def fit_control(signal: np.ndarray, control: np.ndarray, method: str = "ols", *, mask: np.ndarray | None = None,
                 max_samples: int | None = 200_000, max_iter: int = 50, tol: float = 1e-8) -> ControlFit:
-    """Fit ``signal ~ a + b * control`` by OLS or robust IRLS (``huber``, ``bisquare``).
+    """Fit ``signal ~ a + b * control`` by OLS or robust IRLS.
 
-    ``mask``: fit only on these samples (a baseline epoch).  ``max_samples``: robust fits use every k-th
-    sample so that at most this many enter the iterations (the traces are low-passed first, so
-    neighbouring samples carry the same information); OLS always uses every sample.
+    Parameters
+    ----------
+    signal, control : numpy.ndarray
+        The two channels, same length.
+    method : {"ols", "huber", "bisquare"}, default "ols"
+        Least squares, or an iteratively reweighted robust fit.
+    mask : numpy.ndarray of bool, optional
+        Fit only on these samples (a baseline epoch).
+    max_samples : int or None, default 200000
+        Robust fits use every k-th sample so that at most this many enter the iterations (the traces are
+        low-passed first, so neighbouring samples carry the same information); OLS uses every sample.
+    max_iter : int, default 50
+        Largest number of IRLS iterations.
+    tol : float, default 1e-8
+        IRLS stops when the coefficients change by less than this.
+
+    Returns
+    -------
+    ControlFit
+        Slope, intercept, method, samples used and iterations.
     """
     if method not in CONTROL_METHODS:
         raise InputError(f"`control_fit` {method!r}: choose one of {', '.join(CONTROL_METHODS)}")
@@ -331,8 +395,28 @@ def bleach_trend(x: np.ndarray, rate: float, t: np.ndarray | None = None, method
 
 
 def dff(signal: np.ndarray, baseline: np.ndarray, fitted: np.ndarray | None = None) -> np.ndarray:
-    """dF/F = (signal - fitted) / baseline; ``fitted`` defaults to ``baseline`` (the isosbestic convention
-    ``(signal - fitted control) / fitted control``).  Raises where the baseline reaches 0."""
+    """dF/F = (signal - fitted) / baseline.
+
+    Parameters
+    ----------
+    signal : numpy.ndarray
+        The signal channel.
+    baseline : numpy.ndarray
+        The denominator (the fitted control, or a trend).
+    fitted : numpy.ndarray, optional
+        Subtracted from the signal; defaults to ``baseline`` (the isosbestic convention
+        ``(signal - fitted control) / fitted control``).
+
+    Returns
+    -------
+    numpy.ndarray
+        dF/F, same length.
+
+    Raises
+    ------
+    InputError
+        Where the baseline reaches 0.
+    """
     baseline = np.asarray(baseline, dtype=float)
     if np.any(baseline == 0) or not np.all(np.isfinite(baseline)):
         raise InputError("dF/F: the baseline fluorescence reaches 0 or is not finite; check the control fit "
@@ -343,7 +427,22 @@ def dff(signal: np.ndarray, baseline: np.ndarray, fitted: np.ndarray | None = No
 
 
 def zscore(x: np.ndarray, *, mask: np.ndarray | None = None, robust: bool = False) -> np.ndarray:
-    """(x - centre) / spread over the whole trace or the ``mask`` epoch; ``robust``: median and 1.4826 MAD."""
+    """(x - centre) / spread, over the whole trace or the ``mask`` epoch.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        The trace.
+    mask : numpy.ndarray of bool, optional
+        Samples the centre and spread are taken from (default: all).
+    robust : bool, default False
+        Median and 1.4826 MAD instead of mean and standard deviation.
+
+    Returns
+    -------
+    numpy.ndarray
+        The z-scored trace.
+    """
     x = np.asarray(x, dtype=float)
     ref = x if mask is None else x[mask]
     if ref.size < 2:
@@ -361,7 +460,20 @@ def zscore(x: np.ndarray, *, mask: np.ndarray | None = None, robust: bool = Fals
 
 
 def resample(x: np.ndarray, rate: float, new_rate: float) -> np.ndarray:
-    """Polyphase resampling (anti-aliased) from ``rate`` to ``new_rate`` Hz."""
+    """Polyphase resampling (anti-aliased) from ``rate`` to ``new_rate`` Hz.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        A trace sampled at ``rate``.
+    rate, new_rate : float
+        Its sampling rate and the rate wanted (Hz).
+
+    Returns
+    -------
+    numpy.ndarray
+        The resampled trace.
+    """
     from fractions import Fraction
 
     from scipy.signal import resample_poly

@@ -181,7 +181,7 @@ class PhotometryPipeline:
             steps.append({"step": "control_fit", **fit.to_dict()})
             if fit.slope <= 0:
                 msg = (f"control fit slope is {fit.slope:.3g} (not positive): the control does not follow the signal; "
-                       "check the channels or use --control-fit none")
+                       "check the channels or use `control_fit` none")
                 warnings.warn(msg, stacklevel=2)
                 notes.append(msg)
         steps.append({"step": "dff", "formula": formula})

@@ -225,8 +225,14 @@ class RegressionResult(Result):
     description = "dopamine responses regressed on a model's trial-wise reward-prediction errors"
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per regression: model (ols/mixedlm), event, unit, subject, session, coefficients, their
-        standard errors and p-values, n and a note where it could not be estimated."""
+        """One row per regression.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Model (ols/mixedlm), event, unit, subject, session, coefficients, their standard errors and p-values,
+            n, and a note where it could not be estimated.
+        """
         frame = pd.DataFrame([_flat(r) for r in self.records])
         return frame.dropna(axis=1, how="all") if len(frame) else frame
 
@@ -240,8 +246,16 @@ class RegressionResult(Result):
                 **{k: v for k, v in self.info.items() if k in ("fit", "loglik", "converged", "indicator")}}
 
     def summary(self) -> str:
-        """The learning parameters (mean, and per subject when there are several, ``*`` marking a value at a
-        bound of the parameter as ``dopa-rl fit`` does), then one line per regression."""
+        """A plain-text report.
+
+        The learning parameters (mean, and per subject when there are several, ``*`` marking a value at a bound
+        of the parameter as ``dopa-rl fit`` does), then one line per regression.
+
+        Returns
+        -------
+        str
+            The report, as ``dopa-rl regress`` prints it.
+        """
         # a parameter whose profile likelihood is flat in every fit (info["weakly_identified"], from
         # dopa_rl.fit.identification) is not a measurement: say so instead of printing its value
         weak = self.info.get("weakly_identified") or []
@@ -276,7 +290,7 @@ class RegressionResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "RegressionResult":
-        """Rebuild from :meth:`to_dict` (without the statsmodels results)."""
+        # the family's docstring (Result.from_dict); the statsmodels results are not stored, so not rebuilt
         try:
             if d.get("schema") != cls.schema:
                 raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")

@@ -36,7 +36,7 @@ def resolve_kernel(indicator: str, fs: float, *, rise_s: float | None = None, de
         from dopa_rl.neural.kernels import event_kernel_regression, fit_diff_exp
 
         if trace is None or event_times is None:
-            raise InputError("--indicator estimate needs the trace and its event times")
+            raise InputError("`indicator` estimate needs the trace and its event times")
         times = np.asarray(event_times, float)
         fit = event_kernel_regression(trace, fs, {"event": times[np.isfinite(times)]}, window=(-0.5, 3.0),
                                       t0=t0, unique=False)
@@ -47,7 +47,7 @@ def resolve_kernel(indicator: str, fs: float, *, rise_s: float | None = None, de
     elif name in INDICATORS:
         info = {"indicator": name, **INDICATORS[name], "source": "documented default (docs/indicator.md)"}
     else:
-        raise InputError(f"--indicator {indicator!r}: choose one of {', '.join(INDICATORS)}, dlight or estimate")
+        raise InputError(f"`indicator` {indicator!r}: choose one of {', '.join(INDICATORS)}, dlight or estimate")
     if rise_s is not None or decay_s is not None:
         info = {**info, "rise_s": float(rise_s or info["rise_s"]), "decay_s": float(decay_s or info["decay_s"]),
                 "source": info["source"] + "; rise/decay set on the command line"}

@@ -17,6 +17,8 @@ __all__ = ["Point", "open_times", "fit_ms_per_ul", "point_errors"]
 
 @dataclass(frozen=True)
 class Point:
+    """One calibration measurement: ``pulses`` valve openings of ``ms`` each collected ``measured_ul`` uL."""
+
     ms: int              # open time per pulse
     pulses: int
     measured_ul: float   # total collected
@@ -38,7 +40,7 @@ def open_times(target_ul: list[float], ms_per_ul: float, max_valve_ms: int) -> l
             problems.append(f"{ul:g} uL needs under 1 ms of valve time at {ms_per_ul:.3g} ms/uL")
         out.append(min(max(ms, 1), max_valve_ms))
     if problems:
-        raise InputError("--target-ul: " + "; ".join(problems))
+        raise InputError("`target_ul`: " + "; ".join(problems))
     return out
 
 

@@ -30,6 +30,8 @@ LOOPBACK_HIGH = 512    # ADC counts (10-bit): above = high
 
 @dataclass(frozen=True)
 class PartResult:
+    """The verdict on one part of the rig: ``PASS``, ``FAIL`` or ``SKIP``, with what was seen."""
+
     part: str
     status: str          # PASS, FAIL, SKIP
     detail: str
@@ -181,7 +183,7 @@ def run_checks(client: Any, *, speed: float = 1.0, lick_wait_s: float = 10.0, lo
         if loopback:
             add(check_loopback(client, timeout_s, speed))
         else:
-            add(PartResult("loopback", "SKIP", "TTL out not wired to the analog input (--ttl-loopback when it is)"))
+            add(PartResult("loopback", "SKIP", "TTL out not wired to the analog input (`loopback` when it is)"))
     finally:
         try:
             client.all_off()

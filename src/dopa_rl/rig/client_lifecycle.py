@@ -62,10 +62,16 @@ class ClientLifecycle:
             pc.limits = {k: getattr(cfg, k) for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
                                                       "host_timeout_ms")}
 
+    @property
+    def failure(self) -> DeviceError | None:
+        """Why the client is down for good (its worker thread failed), or None while it works."""
+        return self._dead
+
     def _die(self, exc: BaseException) -> None:
         """The worker thread failed: the link is down for good and every call (pending or new) raises."""
         self._dead = DeviceError(f"device client worker failed ({type(exc).__name__}: {exc}); the link is "
                                  "down, nothing more is sent: make a new client")
+        self._dead.__cause__ = exc   # what failed (a full disk under the raw log is not the device's fault)
         self._link_up = False
         self._fail_all(self._dead)
 

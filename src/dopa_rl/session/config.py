@@ -41,6 +41,8 @@ class ConfigError(InputError):
 
 @dataclass(frozen=True)
 class TrialType:
+    """One kind of trial of a session config (``[[trial_types]]``): its cue, timing, reward and frequency."""
+
     name: str
     cue: str = "light"
     tone_hz: int = 4000
@@ -54,6 +56,8 @@ class TrialType:
 
 @dataclass(frozen=True)
 class Block:
+    """A block of ``trials`` trials with its own reward probabilities and frequencies per trial type (``[[blocks]]``)."""
+
     trials: int
     reward_probability: dict[str, float] = field(default_factory=dict)
     frequency: dict[str, float] = field(default_factory=dict)
@@ -61,6 +65,8 @@ class Block:
 
 @dataclass(frozen=True)
 class Iti:
+    """The inter-trial interval (``[iti]``): its distribution and bounds in seconds."""
+
     distribution: str = "exponential"
     mean_s: float = 2.0
     min_s: float = 1.0
@@ -69,6 +75,8 @@ class Iti:
 
 @dataclass(frozen=True)
 class Safety:
+    """The device's safety limits (``[safety]``): valve time per opening, gap, budget and host timeout."""
+
     max_valve_ms: int = 200
     min_valve_gap_ms: int = 50
     budget_valve_ms: int = 30000
@@ -97,6 +105,8 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PolicyConfig:
+    """The closed-loop policy of a session (``[policy]``): its kind and that kind's settings."""
+
     kind: str = "fixed"
     target_rpe: float = 0.0              # rpe-target
     min_ul: float = 0.5                  # rpe-target: smallest reward it may give
@@ -114,6 +124,8 @@ class PolicyConfig:
 
 @dataclass(frozen=True)
 class Rig:
+    """A rig file: the rig's name, port or serial number and valve calibration."""
+
     name: str = "simulated rig"
     port: str | None = None
     serial_number: str | None = None
@@ -125,6 +137,8 @@ class Rig:
 
 @dataclass(frozen=True)
 class SessionConfig:
+    """A live session's TOML config, parsed and checked: subject, trial types, schedule, model and policy."""
+
     subject: str
     session_id: str
     trial_types: tuple[TrialType, ...]

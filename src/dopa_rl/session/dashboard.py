@@ -30,11 +30,11 @@ def check_address(host: str, port: int) -> list[str]:
     """Problems with ``--host``/``--port`` (empty when the server can listen there)."""
     problems = []
     if not 0 <= port <= 65535:
-        problems.append(f"--port {port}: must be in 0..65535 (0 = a free port)")
+        problems.append(f"`port` {port}: must be in 0..65535 (0 = a free port)")
     try:
         socket.getaddrinfo(host, None)
     except socket.gaierror:
-        problems.append(f"--host {host!r}: not an address of this machine")
+        problems.append(f"`host` {host!r}: not an address of this machine")
     return problems
 
 

@@ -5,9 +5,14 @@ rig's process only.  The supervisor here starts them, forwards stop (SIGINT: out
 pause (SIGUSR1: no new trial starts) and resume (SIGUSR2) to one rig at a time, and follows every rig through
 its journal (:mod:`dopa_rl.session.monitor`), never through the runner.  At the end it reads each rig's
 ``--json`` summary (trials, rewards, the device's own tally) and names what went wrong.
+
+A lab file (:func:`read_lab_file`) lists the rigs instead of the command line: each rig's session config and,
+per rig, the device (or port), rig file, subject and output folder it overrides.  A rig whose output disk fills
+ends alone; the summary says so, and that its journal recovers the trials it holds (:func:`disk_full`).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
@@ -19,7 +24,7 @@ from pathlib import Path
 
 from dopa_rl.session.monitor import ENDED, STARTING, JournalTail
 
-__all__ = ["RigSpec", "RigProcess", "Lab"]
+__all__ = ["RigSpec", "RigProcess", "Lab", "LabRig", "is_lab_file", "read_lab_file", "disk_full"]
 
 PAUSE_SIGNAL, RESUME_SIGNAL = signal.SIGUSR1, signal.SIGUSR2
 
@@ -33,6 +38,7 @@ class RigSpec:
     device: str
     out: Path
     rig_file: Path | None = None
+    subject: str | None = None
 
     @property
     def journal(self) -> Path:
@@ -49,6 +55,8 @@ class RigSpec:
 
 @dataclass
 class RigProcess:
+    """One rig of a lab run: its spec, its process, and the tail of its journal."""
+
     spec: RigSpec
     proc: subprocess.Popen | None = None
     tail: JournalTail | None = None
@@ -78,6 +86,8 @@ class Lab:
             cmd += ["--trials", str(self.trials)]
         if spec.rig_file is not None:
             cmd += ["--rig-file", str(spec.rig_file)]
+        if spec.subject is not None:
+            cmd += ["--subject", spec.subject]
         return cmd
 
     def start(self, name: str) -> None:
@@ -191,9 +201,16 @@ class Lab:
             problems = list(st["problems"])
             tally = js.get("device_tally") if js else None
             rewards = js["rewards"] if js else st["rewards"]
-            if js is None:
+            full = disk_full(rp.spec.out.parent) if js is None else None
+            if js is None and full:
+                problems.append(f"output disk full: {full}; the session stopped there (its outputs off) and its "
+                                f"journal holds every trial written before: free space (or copy "
+                                f"{rp.spec.journal} to another disk), then dopa-rl recover {rp.spec.journal} "
+                                f"--out FILE.nwb on a disk with space")
+            elif js is None:
                 problems.append(f"the process {_exit_text(rc)} before writing its summary; recover with "
                                 f"dopa-rl recover {rp.spec.journal} --out {rp.spec.out.with_suffix('')}-recovered.nwb")
+            if js is None:
                 tail = _last_line(rp.spec.log)
                 if tail:
                     problems.append(f"last output: {tail}")
@@ -205,6 +222,143 @@ class Lab:
                          "water_ul": st["water_ul"], "nwb": js["nwb"] if js else None, "journal": str(rp.spec.journal),
                          "log": str(rp.spec.log), "problems": problems})
         return rows
+
+
+def disk_full(folder: Path) -> str | None:
+    """Why nothing more can be written in ``folder`` because its file system is full (None when it is not):
+    a small file is written and synced for real (the free-space figure alone says nothing of reserved blocks,
+    quotas or a file system that lies)."""
+    import tempfile
+
+    try:
+        fd, name = tempfile.mkstemp(prefix=".dopa_rl_space.", dir=folder)
+    except OSError as exc:
+        return f"{folder}: {exc.strerror}" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else None
+    try:
+        left = memoryview(b"\0" * 65536)
+        while left:   # a write into a nearly full file system is short before it fails
+            left = left[os.write(fd, left):]
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            st = os.statvfs(folder)
+            return f"{folder}: {exc.strerror} ({st.f_bavail * st.f_frsize} bytes free)"
+    finally:
+        os.close(fd)
+        os.unlink(name)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------- lab file
+#: keys of a ``[[rigs]]`` entry of a lab file
+RIG_KEYS = ("config", "device", "port", "rig_file", "subject", "out_dir")
+
+
+@dataclass(frozen=True)
+class LabRig:
+    """One ``[[rigs]]`` entry of a lab file: a session config and what this rig overrides (None: as the config
+    or the command line says).  Paths are absolute (a lab file's relative paths are from its folder)."""
+
+    config: Path
+    device: str | None = None
+    rig_file: Path | None = None
+    subject: str | None = None
+    out_dir: Path | None = None
+
+
+def is_lab_file(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a lab file (a TOML file with ``[[rigs]]`` and no ``[session]``), not a session config.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+
+    Returns
+    -------
+    bool
+        False for a missing or unreadable file or one that is not TOML (the config reader names the problem).
+    """
+    import tomllib
+
+    try:
+        doc = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return "rigs" in doc and "session" not in doc
+
+
+def read_lab_file(path: str | os.PathLike[str]) -> list[LabRig]:
+    """The rigs a lab file lists.
+
+    The file is TOML with one ``[[rigs]]`` table per rig::
+
+        [[rigs]]
+        config = "a.toml"            # the rig's session config (required)
+        device = "sim"               # sim, rig, a port path or a URL (default: --device)
+        [[rigs]]
+        config = "b.toml"
+        port = "/dev/ttyACM1"        # the same as device = "/dev/ttyACM1"
+        rig_file = "rig2.toml"       # overrides the config's session.rig_file
+        subject = "m12"              # overrides the config's session.subject
+        out_dir = "/mnt/usb/runs"    # this rig's files go there instead of --out-dir
+
+    Parameters
+    ----------
+    path : str or path-like
+        The lab file; its relative paths are from its folder.
+
+    Returns
+    -------
+    list of LabRig
+        One per ``[[rigs]]`` entry, in the file's order.
+
+    Raises
+    ------
+    ConfigError
+        One line per problem: not TOML, no rigs, an unknown key, a missing or mistyped value, ``device`` and
+        ``port`` both given, a subject that is not a plain name.
+    """
+    import re
+    import tomllib
+
+    from dopa_rl.session.config import ConfigError
+
+    p = Path(path)
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), ["file does not exist"]) from None
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(str(path), [f"not a TOML lab file ({exc})"]) from None
+    problems = [f"{k}: unknown key (a lab file has [[rigs]] tables only)" for k in doc if k != "rigs"]
+    rigs = doc.get("rigs")
+    if not isinstance(rigs, list) or not rigs or not all(isinstance(r, dict) for r in rigs):
+        raise ConfigError(str(path), problems + ["rigs: give one [[rigs]] table per rig, each with config = FILE"])
+    base = p.parent.resolve()
+    out = []
+    for i, r in enumerate(rigs):
+        where = f"rigs[{i}]."
+        problems += [f"{where}{k}: unknown key; a rig takes {', '.join(RIG_KEYS)}" for k in r if k not in RIG_KEYS]
+        bad = [k for k in RIG_KEYS if k in r and (not isinstance(r[k], str) or not r[k].strip())]
+        problems += [f"{where}{k} = {r[k]!r}: give a non-empty string" for k in bad]
+        if "config" not in r:
+            problems.append(f"{where}config: missing; name the rig's session config, e.g. config = \"a.toml\"")
+        if "device" in r and "port" in r:
+            problems.append(f"{where}device and port: give one (port = P is device = P)")
+        if isinstance(r.get("subject"), str) and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", r["subject"]):
+            problems.append(f"{where}subject = {r['subject']!r}: letters, digits, '_', '.' and '-' only (it names files)")
+        if bad or "config" not in r:
+            continue
+
+        def path_of(key):
+            return None if key not in r else (base / Path(r[key]).expanduser())
+
+        out.append(LabRig(config=path_of("config"), device=r.get("device") or r.get("port"),
+                          rig_file=path_of("rig_file"), subject=r.get("subject"), out_dir=path_of("out_dir")))
+    if problems:
+        raise ConfigError(str(path), problems)
+    return out
 
 
 def _exit_text(rc: int | None) -> str:

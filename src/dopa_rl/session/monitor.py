@@ -23,6 +23,8 @@ STARTING = ("starting", "connecting", "arming")
 
 @dataclass
 class RigState:
+    """What the monitor knows of one rig from its journal: state, trials, rewards, link health."""
+
     name: str
     journal: str
     subject: str = ""
@@ -57,7 +59,10 @@ def _budget_ul(rec: dict) -> tuple[float | None, float | None]:
     budget_ms = rec.get("budget_valve_ms")
     if budget_ms is None:
         try:
-            budget_ms = tomllib.loads(rec.get("config_toml") or "").get("safety", {}).get("budget_valve_ms", 30000)
+            from dopa_rl.session.config import Safety   # the default budget is the config's, not a copy
+
+            budget_ms = tomllib.loads(rec.get("config_toml") or "").get("safety", {}).get("budget_valve_ms",
+                                                                                          Safety.budget_valve_ms)
         except tomllib.TOMLDecodeError:
             budget_ms = None
     if not ms_per_ul or budget_ms is None:

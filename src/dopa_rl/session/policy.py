@@ -108,6 +108,8 @@ class Policy:
 # ------------------------------------------------------------------------------------- on-signal dF/F
 @dataclass(frozen=True)
 class DffState:
+    """The running state of the dF/F-triggered policy: baseline, samples seen, and the last trigger."""
+
     f0: float | None = None        # running baseline
     n: int = 0                     # samples seen
     above: bool = False

@@ -197,7 +197,11 @@ class Runner:
         return time.monotonic()
 
     def _next_event(self) -> Any:
-        """The next device event, or None after ``POLL_S`` without one."""
+        """The next device event, or None after ``POLL_S`` without one; a client that failed for good (its worker
+        died, e.g. on a full disk under the raw log) raises its failure at once, not after a silence."""
+        failure = getattr(self.client, "failure", None)
+        if failure is not None:
+            raise failure
         try:
             return self.client.events.get(timeout=POLL_S)
         except queue.Empty:
@@ -390,9 +394,9 @@ def parse_speed(text: str | float) -> float:
     try:
         v = float(t)
     except ValueError:
-        raise InputError(f"--speed {text!r}: use max, realtime or a factor such as 10") from None
+        raise InputError(f"`speed` {text!r}: use max, realtime or a factor such as 10") from None
     if not 0 < v <= 200:
-        raise InputError(f"--speed {text!r}: the factor must be in (0, 200]")
+        raise InputError(f"`speed` {text!r}: the factor must be in (0, 200]")
     return v
 
 
@@ -417,7 +421,7 @@ def device_url(device: str, rig: Rig, *, speed: float, seed: int) -> str:
             return find_port_by_serial(rig.serial_number)
         if rig.port:
             return rig.port
-        raise InputError("--device rig: the rig file names no port and no serial_number")
+        raise InputError("`device` rig: the rig file names no port and no serial_number")
     return device
 
 

@@ -432,9 +432,22 @@ def check_model(model, *, task=None, reference: Callable[[Mapping[str, float], o
 
 
 def model_checks(model, **options) -> Iterator[tuple[str, Callable[[object], None]]]:
-    """Yield ``(check name, check)`` for each check of :data:`CHECKS` that ``options`` (those of
-    :func:`check_model`) do not skip; ``check(model)`` runs that one check and raises
-    :class:`ModelCheckError` naming it when it fails."""
+    """Each check of :data:`CHECKS` that ``options`` do not skip, one at a time.
+
+    Parameters
+    ----------
+    model : Model
+        The model to check.
+    **options
+        Those of :func:`check_model` (which checks to skip, weakly identified parameters...).
+
+    Yields
+    ------
+    name : str
+        The check's name.
+    check : callable
+        ``check(model)`` runs that one check and raises :class:`ModelCheckError` naming it when it fails.
+    """
     _checker(model, **options)  # bad options fail here, before any check runs
     for name in CHECKS:
         if name in options.get("skip", ()):
@@ -448,15 +461,28 @@ def model_checks(model, **options) -> Iterator[tuple[str, Callable[[object], Non
 
 
 def parametrize_with_checks(models, **options):
-    """A ``pytest.mark.parametrize`` over every (model, check) pair: one test item per check, as scikit-learn's
-    ``parametrize_with_checks``, so a failure names the model and the check in the test id.
+    """A ``pytest.mark.parametrize`` over every (model, check) pair: one test item per check.
 
+    As scikit-learn's ``parametrize_with_checks``, so a failure names the model and the check in the test id.
+
+    Parameters
+    ----------
+    models : sequence of Model
+        The models to check.
+    **options
+        Those of :func:`check_model`; they apply to every model.
+
+    Returns
+    -------
+    pytest.MarkDecorator
+        The mark, parametrizing ``model`` and ``check``.
+
+    Examples
+    --------
     >>> from dopa_rl.testing import parametrize_with_checks     # doctest: +SKIP
     >>> @parametrize_with_checks([MODEL], weak=("phi",))      # doctest: +SKIP
     ... def test_my_model(model, check):
     ...     check(model)
-
-    ``options`` are those of :func:`check_model` and apply to every model.
     """
     import pytest
 

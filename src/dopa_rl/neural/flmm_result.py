@@ -117,7 +117,14 @@ class FLMMResult(Result):
 
     # -- the result family ----------------------------------------------------------------------------
     def to_frame(self) -> pd.DataFrame:
-        """One row per coefficient and time point: estimate, unsmoothed estimate, sd and the four band edges."""
+        """One row per coefficient and time point.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Coefficient, time (s from the event), smoothed and unsmoothed estimate, sd and the four band edges
+            (pointwise and joint, low and high).
+        """
         parts = []
         for j, name in enumerate(self.names):
             b = self.bands(name)
@@ -155,7 +162,7 @@ class FLMMResult(Result):
 
     @classmethod
     def from_dict(cls, d: dict) -> "FLMMResult":
-        """Rebuild from :meth:`to_dict`."""
+        # the family's docstring (Result.from_dict)
         try:
             if d.get("schema") != cls.schema:
                 raise ValueError(f"schema {d.get('schema')!r}, not {cls.schema!r}")

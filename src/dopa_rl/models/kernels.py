@@ -30,7 +30,7 @@ from dopa_rl.models.observations import choice_probs as _choice_probs
 from dopa_rl.models.observations import poisson_logpmf as _poisson_logpmf
 
 __all__ = ["CHOICE_COLS", "PAVLOV_COLS", "TD_COLS", "PARALLEL_MIN_LANES", "rw_choice_loglik",
-           "rw_choice_trajectory", "rw_choice_simulate", "rw_pavlovian_loglik", "rw_pavlovian_trajectory",
+           "rw_choice_loglik_variant", "rw_choice_trajectory", "rw_choice_simulate", "rw_pavlovian_loglik", "rw_pavlovian_trajectory",
            "td_trajectory", "td_lick_loglik"]
 
 CHOICE_COLS = ("alpha_pos", "alpha_neg", "beta", "kappa", "epsilon", "q0")
@@ -150,6 +150,20 @@ def rw_choice_loglik(theta, lanes, choices, rewards, resets, n_trials, n_options
     """Log-likelihood [L] of each lane's choices and its gradient [L, 6] (``theta`` is [L, 6], CHOICE_COLS)."""
     kernel = _rw_choice_loglik_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _rw_choice_loglik_serial
     return kernel(theta, lanes, choices, rewards, resets, n_trials, n_options)
+
+
+def rw_choice_loglik_variant(theta, lanes, choices, rewards, resets, n_trials, n_options, q0, *, asym: bool,
+                             sticky: bool, lapse: bool, grad: bool):
+    """:func:`rw_choice_loglik` specialised to the parameters a model frees (``theta`` [L, k] in the model's
+    spec order: alpha or alpha_pos/alpha_neg, beta[, kappa][, epsilon]; ``q0`` fixed): the log-likelihood [L],
+    and with ``grad`` its gradient [L, k] too.  Only the variant asked for is compiled or loaded
+    (:mod:`dopa_rl.models._choice_kernels`, generated from one definition by tools/gen_choice_kernels.py)."""
+    from dopa_rl.models._choice_kernels import KERNELS, variant_name
+
+    serial, parallel = KERNELS[variant_name(grad, asym, sticky, lapse)]
+    kernel = parallel if theta.shape[0] >= PARALLEL_MIN_LANES else serial
+    return kernel(np.ascontiguousarray(theta, dtype=float), lanes, choices, rewards, resets, n_trials, n_options,
+                  float(q0))
 
 
 @njit(cache=True)

@@ -53,7 +53,7 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
 
     ``method``: "mle", "map" (default "mle", or "map" when a ``prior`` is given) or "hier" (hierarchical EM,
-    :func:`dopa_rl.fit.hierarchical.fit_hierarchical`, options ``max_iter``, ``tol``, ``n_samples``);
+    :func:`dopa_rl.fit.hierarchical.fit_hierarchical`, options ``max_iter``, ``tol``, ``n_samples``, ``evidence``, ``evidence_se``);
     ``prior``: a :class:`~dopa_rl.fit.priors.Prior` in unconstrained space for MAP (default
     ``Prior.default(model)``, the spec's priors; the population prior of hierarchical fitting is passed the
     same way).  ``restarts`` start points per subject (the defaults first; a start with a non-finite

@@ -49,12 +49,7 @@ from numba import njit, prange
 
 from dopa_rl.models.observations import choice_probs as _choice_probs
 
-__all__ = ["KERNELS", "variant_name"]
-
-
-def variant_name(grad: bool, asym: bool, sticky: bool, lapse: bool) -> str:
-    """The key of a variant in :data:`KERNELS`."""
-    return ("g" if grad else "v") + ("a" if asym else "s") + ("k" if sticky else "") + ("e" if lapse else "")
+__all__ = ["KERNELS"]
 '''
 
 # ------------------------------------------------------------------------------------- the one definition
@@ -262,6 +257,7 @@ def specialise(text: str, flags: dict[str, bool], consts: dict[str, object]) -> 
 
 
 def variant_name(grad: bool, asym: bool, sticky: bool, lapse: bool) -> str:
+    """The variant's name (dopa_rl.models.lanes.variant_name says the same; tests/test_choice_kernels.py checks)."""
     return ("g" if grad else "v") + ("a" if asym else "s") + ("k" if sticky else "") + ("e" if lapse else "")
 
 
@@ -280,7 +276,7 @@ def generate() -> str:
         parts.append(specialise(DRIVERS, flags, consts))
         names.append(name)
     table = ",\n".join(f'    "{n}": (_{n}_serial, _{n}_parallel)' for n in names)
-    parts.append(f"\n\n#: variant name -> (serial driver, parallel driver)\nKERNELS = {{\n{table},\n}}\n")
+    parts.append(f"\n\n#: variant name (dopa_rl.models.lanes.variant_name) -> (serial driver, parallel driver)\nKERNELS = {{\n{table},\n}}\n")
     return "".join(parts)
 
 

@@ -141,11 +141,11 @@ def finite_starts(model: Model, data: Packed, z: np.ndarray, lane_subject: np.nd
 
 @contextlib.contextmanager
 def _threads(n_jobs: int | None):
-    import numba
-
-    if n_jobs is None:
+    if n_jobs is None:   # numba is not even imported: a small fit may never need it (dopa_rl.models.lanes)
         yield
         return
+    import numba
+
     old = numba.get_num_threads()
     numba.set_num_threads(max(1, min(int(n_jobs), numba.config.NUMBA_NUM_THREADS)))
     try:

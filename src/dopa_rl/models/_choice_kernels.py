@@ -15,12 +15,7 @@ from numba import njit, prange
 
 from dopa_rl.models.observations import choice_probs as _choice_probs
 
-__all__ = ["KERNELS", "variant_name"]
-
-
-def variant_name(grad: bool, asym: bool, sticky: bool, lapse: bool) -> str:
-    """The key of a variant in :data:`KERNELS`."""
-    return ("g" if grad else "v") + ("a" if asym else "s") + ("k" if sticky else "") + ("e" if lapse else "")
+__all__ = ["KERNELS"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -1775,7 +1770,7 @@ def _vs_parallel(theta, lanes, choices, rewards, resets, n_trials, K, q0):
     return ll
 
 
-#: variant name -> (serial driver, parallel driver)
+#: variant name (dopa_rl.models.lanes.variant_name) -> (serial driver, parallel driver)
 KERNELS = {
     "gake": (_gake_serial, _gake_parallel),
     "gak": (_gak_serial, _gak_parallel),

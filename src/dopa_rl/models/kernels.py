@@ -37,8 +37,9 @@ CHOICE_COLS = ("alpha_pos", "alpha_neg", "beta", "kappa", "epsilon", "q0")
 PAVLOV_COLS = ("alpha_pos", "alpha_neg", "lick_intercept", "lick_slope")
 TD_COLS = ("alpha", "gamma", "lambda_", "lick_intercept", "lick_slope")
 
-#: below this many lanes the serial driver wins (thread start-up costs more than the work)
-PARALLEL_MIN_LANES = 32
+# below PARALLEL_MIN_LANES lanes the serial driver wins (thread start-up costs more than the work); the
+# specialised RW choice kernels are dispatched from dopa_rl.models.lanes (JIT or ahead of time)
+from dopa_rl.models.lanes import PARALLEL_MIN_LANES, rw_choice_loglik_variant  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- RW choice
@@ -150,20 +151,6 @@ def rw_choice_loglik(theta, lanes, choices, rewards, resets, n_trials, n_options
     """Log-likelihood [L] of each lane's choices and its gradient [L, 6] (``theta`` is [L, 6], CHOICE_COLS)."""
     kernel = _rw_choice_loglik_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _rw_choice_loglik_serial
     return kernel(theta, lanes, choices, rewards, resets, n_trials, n_options)
-
-
-def rw_choice_loglik_variant(theta, lanes, choices, rewards, resets, n_trials, n_options, q0, *, asym: bool,
-                             sticky: bool, lapse: bool, grad: bool):
-    """:func:`rw_choice_loglik` specialised to the parameters a model frees (``theta`` [L, k] in the model's
-    spec order: alpha or alpha_pos/alpha_neg, beta[, kappa][, epsilon]; ``q0`` fixed): the log-likelihood [L],
-    and with ``grad`` its gradient [L, k] too.  Only the variant asked for is compiled or loaded
-    (:mod:`dopa_rl.models._choice_kernels`, generated from one definition by tools/gen_choice_kernels.py)."""
-    from dopa_rl.models._choice_kernels import KERNELS, variant_name
-
-    serial, parallel = KERNELS[variant_name(grad, asym, sticky, lapse)]
-    kernel = parallel if theta.shape[0] >= PARALLEL_MIN_LANES else serial
-    return kernel(np.ascontiguousarray(theta, dtype=float), lanes, choices, rewards, resets, n_trials, n_options,
-                  float(q0))
 
 
 @njit(cache=True)

@@ -138,8 +138,9 @@ class RWChoice(Model):
         if variant is None:
             return None
         x = np.atleast_2d(np.asarray(x, dtype=float))
-        return kernels.rw_choice_loglik_variant(x, np.asarray(lanes, np.int64), *self._args(data), self.q0,
-                                                grad=grad, **variant)
+        from dopa_rl.models.lanes import rw_choice_loglik_variant
+
+        return rw_choice_loglik_variant(x, lanes, *self._args(data), self.q0, grad=grad, **variant)
 
     def _loglik_grad_natural(self, x, data, lanes):
         out = self._specialised(x, data, lanes, grad=True)

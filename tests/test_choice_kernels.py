@@ -108,3 +108,54 @@ def test_every_variant_is_in_the_table():
     assert len(KERNELS) == 16
     for name, (serial, parallel) in KERNELS.items():
         assert serial.__name__ == f"_{name}_serial" and parallel.__name__ == f"_{name}_parallel"
+
+
+@pytest.mark.slow
+def test_ahead_of_time_kernels_equal_the_jit_and_spare_numba(tmp_path):
+    """Build the AOT module into a folder of its own: every variant equals the JIT kernel; a stale stamp is
+    refused; a small fit in a fresh process runs without importing numba and gives the JIT's fit."""
+    import json
+    import os
+
+    from dopa_rl.models import aot, simulate_population, tasks
+    from dopa_rl.models.lanes import rw_choice_loglik_variant, variant_name
+
+    aot.build(tmp_path)
+    mod = aot.load(tmp_path)
+    assert mod is not None
+    for name in MODELS:
+        for n_options in (2, 3):
+            model = get_model(name, q0=0.5, n_options=n_options)
+            args = _data(n_options, seed=5)
+            x = _points(model, 12, np.random.default_rng(1))
+            lanes = np.arange(12, dtype=np.int64) % 3
+            v = model._variant()
+            for grad in (True, False):
+                jit = rw_choice_loglik_variant(x, lanes, *args, n_options, 0.5, grad=grad, aot=False, **v)
+                ahead = getattr(mod, variant_name(grad, **v))(np.ascontiguousarray(x), lanes, *args, n_options, 0.5)
+                for a, b in (zip(jit, ahead) if grad else [(jit, ahead)]):
+                    np.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-13)
+    stamp = json.loads((tmp_path / "_choice_aot.json").read_text())
+    (tmp_path / "_choice_aot.json").write_text(json.dumps({**stamp, "source": "0" * 64}))
+    aot._loaded.clear()
+    assert aot.load(tmp_path) is None
+    (tmp_path / "_choice_aot.json").write_text(json.dumps(stamp))
+    aot._loaded.clear()
+    table = tmp_path / "bandit.csv"
+    simulate_population(get_model("rw-softmax"), tasks.bandit_task(80), 6, 3).trials.to_csv(table, index=False)
+    script = (
+        "import sys, json\n"
+        "from dopa_rl.fit import fit\n"
+        "from dopa_rl.io.behavior import load_behavior\n"
+        "from dopa_rl.models import get_model\n"
+        f"r = fit(get_model('rw-softmax'), load_behavior({str(table)!r}), restarts=3)\n"
+        "print(json.dumps({'numba': 'numba' in sys.modules, 'x': r.x.tolist(), 'll': r.loglik_.tolist()}))\n")
+    env = {**os.environ, "DOPA_RL_AOT_DIR": str(tmp_path), "PYTHONPATH": str(ROOT / "src")}
+    out = json.loads(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                    check=True).stdout.splitlines()[-1])
+    env["DOPA_RL_AOT_DIR"] = str(tmp_path / "absent")
+    ref = json.loads(subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                                    check=True).stdout.splitlines()[-1])
+    assert out["numba"] is False and ref["numba"] is True
+    np.testing.assert_allclose(out["x"], ref["x"], rtol=1e-12)
+    np.testing.assert_allclose(out["ll"], ref["ll"], rtol=1e-13)

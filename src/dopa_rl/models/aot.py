@@ -7,7 +7,8 @@ registries, not the kernels), more than a 20-subject fit takes.  ``python -m dop
 module next to this file, plus a stamp naming the hash of the kernels' source and the numpy/numba versions.
 :func:`load` imports that module only when the stamp matches the source and versions here, so an edit to
 the kernels is never served stale; without it everything runs on the numba JIT as before.  The extension
-module needs numpy only: a process that fits small jobs through it never imports numba.
+module needs numpy only: a process that fits small jobs through it never imports numba.  The folder is the
+package directory, or ``DOPA_RL_AOT_DIR`` when set (for an installation whose package is read-only).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import hashlib
 import importlib.machinery
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -43,16 +45,20 @@ def source_stamp() -> dict:
             "python": f"{sys.version_info[0]}.{sys.version_info[1]}"}
 
 
+def _folder(folder) -> Path:
+    return Path(folder or os.environ.get("DOPA_RL_AOT_DIR") or _HERE)
+
+
 def _stamp_path(folder: Path) -> Path:
     return folder / f"{MODULE}.json"
 
 
 def load(folder: Path | None = None):
     """The compiled module, or None when it is absent or was built from other sources or versions."""
-    key = str(folder or _HERE)
+    folder = _folder(folder)
+    key = str(folder)
     if key in _loaded:
         return _loaded[key]
-    folder = Path(folder or _HERE)
     mod = None
     try:
         stamp = json.loads(_stamp_path(folder).read_text(encoding="utf-8"))
@@ -71,8 +77,8 @@ def load(folder: Path | None = None):
 
 
 def build(folder: Path | None = None) -> Path:
-    """Compile every variant's serial driver (value, value + gradient) into ``folder`` (default: this package
-    directory); returns the module's path.  Needs numba and a C compiler."""
+    """Compile every variant's serial driver (value, value + gradient) into ``folder`` (default:
+    ``DOPA_RL_AOT_DIR`` or this package directory); returns the module's path.  Needs numba and a C compiler."""
     import warnings
 
     from numba import types as nt
@@ -83,7 +89,8 @@ def build(folder: Path | None = None) -> Path:
         warnings.simplefilter("ignore")   # numba.pycc announces its deprecation
         from numba.pycc import CC
 
-    folder = Path(folder or _HERE)
+    folder = _folder(folder)
+    folder.mkdir(parents=True, exist_ok=True)
     cc = CC(MODULE)
     cc.output_dir = str(folder)
     cc.verbose = False
@@ -103,6 +110,7 @@ def build(folder: Path | None = None) -> Path:
 
 
 def main(argv=None) -> int:
+    """``python -m dopa_rl.models.aot [--dir DIR] [--check]``: build the module (or only check it is current)."""
     import argparse
 
     ap = argparse.ArgumentParser(prog="python -m dopa_rl.models.aot", description=__doc__.splitlines()[0])

@@ -288,9 +288,20 @@ class RWPavlovian(Model):
         packed.n_obs = np.isfinite(licks).sum(axis=1).astype(np.int64)
         return packed
 
+    analytic_gradient = True
+
     def loglik(self, x, data, lanes):
         return kernels.rw_pavlovian_loglik(self._theta(x), np.asarray(lanes, np.int64), data.extra["X"],
                                            data.rewards, data.extra["licks"], data.resets, data.n_trials)
+
+    def _loglik_grad_natural(self, x, data, lanes):
+        """Value and analytic gradient (forward mode through the values) in one pass."""
+        ll, g4 = kernels.rw_pavlovian_loglik_grad(self._theta(x), np.asarray(lanes, np.int64), data.extra["X"],
+                                                  data.rewards, data.extra["licks"], data.resets, data.n_trials)
+        grad = np.zeros((g4.shape[0], len(self.spec)))
+        for j, src in enumerate(self._src):
+            grad[:, src] += g4[:, j]
+        return ll, grad
 
     def _trajectory_kernel(self, x, X, rewards, resets):
         """Values before each trial [T, E], summed prediction [T], outcome RPE [T] (a family model swaps this)."""

@@ -34,7 +34,7 @@ from dopa_rl.errors import InputError
 from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.restarts import fit_restarts_on
 from dopa_rl.fit.results import FitResult, _number, make_result
-from dopa_rl.fit.space import _threads
+from dopa_rl.fit.space import _progress, _threads
 from dopa_rl.models.base import Model, Packed
 
 __all__ = ["SD_FLOOR", "EVIDENCE_METHODS", "HierarchicalResult", "m_step", "posterior_covariance",
@@ -284,8 +284,6 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
     ``n_samples`` per subject) or "prior" (``n_samples`` population draws shared by every subject, error
     estimated the same way); ``scheduler``: a :mod:`dopa_rl.fit.schedulers` object (None: this process, all
     cores)."""
-    from tqdm.auto import tqdm
-
     if max_iter < 1:
         raise InputError(f"max_iter must be >= 1 (got {max_iter})")
     if evidence not in EVIDENCE_METHODS:
@@ -307,7 +305,7 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     history, warm, prev_ev, converged = [], None, None, False
     subjects_all = np.arange(S, dtype=np.int64)
-    with _threads(n_jobs), tqdm(total=max_iter, desc=f"EM {model.name}", unit="it", disable=disable,
+    with _threads(n_jobs), _progress(disable, total=max_iter, desc=f"EM {model.name}", unit="it",
                                 file=sys.stderr) as bar:
         for it in range(1, max_iter + 1):
             rf = fit_restarts_on(scheduler, model, packed, restarts if it == 1 else 1, seed, Prior(names, mu, sd),

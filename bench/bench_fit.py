@@ -119,13 +119,14 @@ def kernel_rate(model, packed: Packed, lanes_per_subject: int = 10, repeats: int
     S = packed.n_subjects
     lanes = np.repeat(np.arange(S), lanes_per_subject)
     x = np.tile([0.3, 3.0], (lanes.size, 1))
-    model.loglik(x, packed, lanes)  # compile / load
+    # the value + gradient kernel a fit runs (model.loglik now runs the value-only one: bench_kernels.py)
+    model._loglik_grad_natural(x, packed, lanes)  # compile / load
     rates = []
     for threads in (numba.config.NUMBA_NUM_THREADS, 1):
         numba.set_num_threads(threads)
         t0 = time.perf_counter()
         for _ in range(repeats):
-            model.loglik(x, packed, lanes)
+            model._loglik_grad_natural(x, packed, lanes)
         rates.append(packed.n_trials.sum() * lanes_per_subject * repeats / (time.perf_counter() - t0))
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
     return rates[0], rates[1]

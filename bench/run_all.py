@@ -17,6 +17,10 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = [
     ("bench_fit.py", [], ["--subjects", "40", "--trials", "300", "--reference-fits", "4"]),
     ("bench_population.py", [], ["--subjects", "20", "--trials", "100", "--no-cpm", "--repeat", "1"]),
+    ("bench_kernels.py", ["--lanes", "20", "--rounds", "21"], ["--subjects", "20", "--rounds", "3"]),
+    ("bench_hier.py", [], ["--subjects", "20", "--trials", "100"]),
+    ("bench_threads.py", [], ["--subjects", "20", "--trials", "100", "--rounds", "1"]),
+    ("bench_load.py", ["--rounds", "9"], ["--subjects", "100", "--rounds", "2"]),
     ("bench_nwb_read.py", [], ["--repeat", "1"]),
     ("bench_photometry.py", [], ["--repeat", "1", "--duration", "600", "--rate", "200"]),
     ("bench_neural_fit.py", [], ["--repeat", "1", "--trials", "100", "--restarts", "3"]),

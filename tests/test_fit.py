@@ -184,7 +184,10 @@ def test_convergence_flag_is_false_where_the_fit_failed():
     big = fit(m, sim.trials.assign(reward=sim.trials["reward"] * 1000.0), restarts=4)
     assert big.loglik_[0] >= unit.loglik_[0] - 1e-3 or not big.converged[0]
     huge = fit(m, sim.trials.assign(reward=sim.trials["reward"] * 1e6), restarts=4)
-    assert huge.loglik_[0] < unit.loglik_[0] - 1.0 and not huge.converged[0]
+    # with the analytic gradient (issue 21) the fit reaches the optimum even here (lick slope 1.7e-6), though
+    # its convergence test does not pass at that scale: it must say so (with finite differences it stalled
+    # more than 1 log unit short, also flagged)
+    assert huge.loglik_[0] >= unit.loglik_[0] - 1e-3 and not huge.converged[0]
     assert "did not report convergence" in huge.summary()
     subject = json.loads(huge.to_json(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))["subjects"][0]
     assert subject["converged"] is False

@@ -20,7 +20,7 @@ from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.hierarchical import fit_hierarchical
 from dopa_rl.fit.restarts import AUTO_CAP, auto_minimum, fit_restarts_on
 from dopa_rl.fit.results import FitResult, make_result
-from dopa_rl.fit.space import _threads, carried_over, snap_to_bounds, standard_errors, z_bounds
+from dopa_rl.fit.space import _progress, _threads, carried_over, snap_to_bounds, standard_errors, z_bounds
 from dopa_rl.models.base import Model, Packed
 
 __all__ = ["METHODS", "REWARD_SCALE", "check_reward_scale", "fit"]
@@ -79,7 +79,7 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     scheduler : object, optional
         A :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers.
     **hier_options
-        Options of the hierarchical fit (``max_iter``, ``tol``, ``n_samples``).
+        Options of the hierarchical fit (``max_iter``, ``tol``, ``n_samples``, ``evidence``, ``evidence_se``).
 
     Returns
     -------
@@ -126,12 +126,10 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
         if prior.n_subjects() not in (None, S):
             raise InputError(f"prior: per-subject prior for {prior.n_subjects()} subjects; the data have {S}")
 
-    from tqdm.auto import tqdm
-
     disable = (not sys.stderr.isatty()) if progress is None else not progress
     total = S * (restarts if restarts != "auto" else auto_minimum(model))
-    with _threads(n_jobs), tqdm(total=total, desc=f"fitting {model.name}", unit="fit", disable=disable,
-                                file=sys.stderr) as bar:
+    with _threads(n_jobs), _progress(disable, total=total, desc=f"fitting {model.name}", unit="fit",
+                                     file=sys.stderr) as bar:
         rf = fit_restarts_on(scheduler, model, packed, restarts, seed, prior if method == "map" else None,
                              cap=AUTO_CAP, bar=bar)
         z = snap_to_bounds(model, packed, rf.z, *z_bounds(model), prior if method == "map" else None)

@@ -118,11 +118,12 @@ def _hits(values: list[float], best: float) -> int:
 
 
 def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior | None = None, *,
-                 cap: int = AUTO_CAP, warm: np.ndarray | None = None, bar=None) -> RestartFit:
+                 cap: int = AUTO_CAP, warm: np.ndarray | None = None, bar=None, polish: bool = True) -> RestartFit:
     """Best optimum per subject over ``restarts`` (an int, or ``"auto"``) restarts seeded by subject id.
 
     ``warm`` [S, k] (unconstrained) adds one extra start per subject (the EM's previous estimate); it is not
-    an independent restart and is not counted in ``n_at_best``.
+    an independent restart and is not counted in ``n_at_best``.  ``polish=False`` leaves out the final polish
+    (the hierarchical EM's intermediate E steps: only its last subject step reports estimates).
     """
     S, k = data.n_subjects, len(model.spec)
     auto = restarts == "auto"
@@ -170,7 +171,8 @@ def fit_restarts(model: Model, data: Packed, restarts, seed: int, prior: Prior |
         found = best_obj.copy()
         evals += _search_edges(model, data, prior, best_z, best_obj, best_conv)
         edge_best = best_obj < found - AGREE_TOL
-    evals += _polish(model, data, prior, best_z, best_obj, best_conv)
+    if polish:
+        evals += _polish(model, data, prior, best_z, best_obj, best_conv)
     n_at_best = np.array([_hits(objs[s], best_obj[s]) for s in range(S)], dtype=int)
     return RestartFit(best_z, best_obj, best_conv, n_at_best, done.copy(), evals, redrawn, edge_best)
 
@@ -252,22 +254,22 @@ def _polish(model, data, prior, best_z, best_obj, best_conv) -> int:
 
 
 def _chunk_job(job):
-    model, data, restarts, seed, prior, warm, cap = job
-    return fit_restarts(model, data, restarts, seed, prior, cap=cap, warm=warm)
+    model, data, restarts, seed, prior, warm, cap, polish = job
+    return fit_restarts(model, data, restarts, seed, prior, cap=cap, warm=warm, polish=polish)
 
 
 def fit_restarts_on(scheduler, model: Model, data: Packed, restarts, seed: int, prior: Prior | None = None, *,
-                    cap: int = AUTO_CAP, warm: np.ndarray | None = None, bar=None) -> RestartFit:
+                    cap: int = AUTO_CAP, warm: np.ndarray | None = None, bar=None, polish: bool = True) -> RestartFit:
     """:func:`fit_restarts` with the subjects split over ``scheduler``'s workers (None or serial: in process).
 
     A subject's result does not depend on the chunk it is in, so this equals the serial run."""
     if scheduler is None or scheduler.n_workers <= 1 and scheduler.name == "local":
-        return fit_restarts(model, data, restarts, seed, prior, cap=cap, warm=warm, bar=bar)
+        return fit_restarts(model, data, restarts, seed, prior, cap=cap, warm=warm, bar=bar, polish=polish)
     from dopa_rl.fit.schedulers import chunks, subset_packed
 
     parts = chunks(data.n_subjects, scheduler.n_workers)
     jobs = [(model, subset_packed(data, idx), restarts, seed, _subset_prior(prior, idx),
-             None if warm is None else np.asarray(warm)[idx], cap) for idx in parts]
+             None if warm is None else np.asarray(warm)[idx], cap, polish) for idx in parts]
     out = scheduler.map(_chunk_job, jobs)
     if bar is not None:
         bar.update(int(sum(r.n_restarts.sum() for r in out)))

@@ -115,8 +115,9 @@ def read_table(path: str | os.PathLike, text_columns: Iterable[str] = ID_COLUMNS
         raise InputError(f"{path}: cannot parse as a table ({first})") from None
     df.columns = [str(c).strip() for c in df.columns]
     # rows of empty cells at the end (",,," left by spreadsheets) are not trials; rows inside still count
-    filled = np.flatnonzero(df.notna().any(axis=1).to_numpy())
-    df = df.iloc[: filled[-1] + 1 if filled.size else 0]
+    if len(df) and df.iloc[-1].isna().all():
+        filled = np.flatnonzero(df.notna().any(axis=1).to_numpy())
+        df = df.iloc[: filled[-1] + 1 if filled.size else 0]
     if df.empty:
         raise InputError(f"{path}: the table has a header but no rows")
     return df
@@ -159,7 +160,7 @@ def _case_insensitive(df: pd.DataFrame, columns: Mapping[str, str] | None) -> di
 
 def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = None, choice_base: int = 0,
                        source: str = "<table>", n_options: int | None = None,
-                       renamed: Mapping[str, str] | None = None) -> pd.DataFrame:
+                       renamed: Mapping[str, str] | None = None, copy: bool = True) -> pd.DataFrame:
     """Apply the column map, then validate and type the standard columns.  Returns a new table.
 
     The one validator of behaviour tables: CSV/TSV tables, NWB trials (:func:`dopa_rl.io.nwb.read_behavior`)
@@ -173,11 +174,13 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
     ``session`` "1" and missing ``trial`` the row order within each session.  A missed trial (empty choice)
     is kept with choice NaN and skipped by the models, whatever its reward cell holds (its reward becomes
     0).  An option chosen on under 1% of the trials gives a :class:`~dopa_rl.errors.DataWarning` naming its
-    first rows.  ``df.attrs["source_columns"]`` keeps the table's own column names.
+    first rows.  ``df.attrs["source_columns"]`` keeps the table's own column names.  ``copy=False``: the
+    caller gives up ``df`` (a table it has just read), which may then be changed in place.
     """
     if df is None or len(df) == 0:
         raise InputError(f"{source}: the table has no rows")
-    df = df.copy()
+    if copy:
+        df = df.copy()
     df.columns = [str(c) for c in df.columns]
     own_columns = list(df.columns)
     problems: list[str] = []
@@ -213,14 +216,19 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
         df.insert(0, "subject", Path(str(source)).stem or "1")
     if df["subject"].isna().any():
         problems.append(f"column 'subject' is empty in {_rows(df['subject'].isna().to_numpy())}")
-    df["subject"] = df["subject"].map(_id_text)
+    df["subject"], subject_codes = _map_unique(df["subject"], _id_text, with_codes=True)
     if "session" not in df.columns:
         df.insert(1, "session", "1")
-    df["session"] = df["session"].map(_id_text)
+    df["session"], session_codes = _map_unique(df["session"], _id_text, with_codes=True)
 
-    # a missed trial (choice cell empty) is skipped whatever its outcome cell holds
-    missed = (df["choice"].isna() | (df["choice"].astype(str).str.strip() == "")).to_numpy() \
-        if "choice" in df.columns else np.zeros(len(df), dtype=bool)
+    # a missed trial (choice cell empty) is skipped whatever its outcome cell holds (a numeric column has
+    # no blank text cells: only NaN)
+    if "choice" not in df.columns:
+        missed = np.zeros(len(df), dtype=bool)
+    elif pd.api.types.is_numeric_dtype(df["choice"]):
+        missed = df["choice"].isna().to_numpy()
+    else:
+        missed = (df["choice"].isna() | (_map_unique(df["choice"], lambda v: str(v).strip()) == "")).to_numpy()
     if missed.any() and "reward" in df.columns:
         df["reward"] = df["reward"].where(~missed, 0.0)
         df["choice"] = df["choice"].where(~missed, np.nan)
@@ -272,7 +280,7 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
         nan = df["cue"].isna().to_numpy()
         if nan.any():
             problems.append(f"column 'cue' is empty in {_rows(nan)}")
-        df["cue"] = df["cue"].map(lambda v: _id_text(v).replace(" ", "") if v == v else v)
+        df["cue"] = _map_unique(df["cue"], lambda v: _id_text(v).replace(" ", "") if v == v else v)
 
     if "trial" in df.columns:
         t = pd.to_numeric(df["trial"], errors="coerce")
@@ -287,7 +295,7 @@ def normalize_behavior(df: pd.DataFrame, *, columns: Mapping[str, str] | None = 
     if invented_subject and df.duplicated(["subject", "session", "trial"]).any():
         raise InputError(f"{source}: no subject column, and trial numbers repeat: if the file holds several "
                          f"animals, name their column with `columns` subject=NAME (columns: {', '.join(own_columns)})")
-    check_unique_trials(df, source)
+    check_unique_trials(df, source, codes=(subject_codes, session_codes))
     lead = [c for c in ("subject", "session", "trial") if c in df.columns]
     out = df[lead + [c for c in df.columns if c not in lead]].reset_index(drop=True)
     out.attrs["source_columns"] = own_columns
@@ -317,14 +325,55 @@ def _warn_rare_options(values: np.ndarray, choice_base: int, source: str) -> Non
             f"values above it)"), stacklevel=3)
 
 
-def check_unique_trials(df: pd.DataFrame, source: str) -> None:
-    """Each (subject, session, trial) names one row; repeated trial numbers would interleave two sessions."""
-    dup = df.duplicated(["subject", "session", "trial"], keep=False).to_numpy()
+def check_unique_trials(df: pd.DataFrame, source: str, codes: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    """Each (subject, session, trial) names one row; repeated trial numbers would interleave two sessions.
+
+    ``codes``: integer codes of the subject and session columns when the caller has them (equal codes, equal
+    ids), so the check hashes integers instead of text."""
+    dup = None
+    if codes is not None:
+        sc, ss = (np.asarray(c, dtype=np.int64) for c in codes)
+        trial = df["trial"].to_numpy(dtype=np.int64)
+        lo, span = int(trial.min()), int(trial.max()) - int(trial.min()) + 1
+        n_sess = int(ss.max()) + 1
+        if (int(sc.max()) + 1) * n_sess * span < 2 ** 62:
+            key = (sc * n_sess + ss) * span + (trial - lo)
+            dup = pd.Series(key).duplicated(keep=False).to_numpy()
+    if dup is None:
+        dup = df.duplicated(["subject", "session", "trial"], keep=False).to_numpy()
     if dup.any():
         first = df.iloc[int(np.flatnonzero(dup)[0])]
         raise InputError(f"{source}: trial numbers repeat within a subject and session ({_rows(dup)}: subject "
                          f"{first['subject']}, session {first['session']}, trial {first['trial']}); give each "
                          f"session its own label in a 'session' column (or map yours with `columns` session=NAME)")
+
+
+def _factorize_runs(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` (order of first appearance, -1 for missing) of a column whose values come in runs
+    (an id on every trial of its session): only the first value of each run is hashed."""
+    n = values.shape[0]
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, dtype=object)
+    start = np.ones(n, dtype=bool)
+    start[1:] = values[1:] != values[:-1]          # NaN != NaN: each missing cell starts a run (code -1)
+    heads = np.flatnonzero(start)
+    codes, uniq = pd.factorize(values[heads], sort=False, use_na_sentinel=True)
+    return np.repeat(codes, np.diff(np.append(heads, n))), np.asarray(uniq, dtype=object)
+
+
+def _map_unique(values: pd.Series, fn, with_codes: bool = False):
+    """``values.map(fn)`` (object dtype) with ``fn`` called once per distinct value (ids repeat on every
+    trial); ``with_codes``: also the integer code of each row's mapped value (equal codes, equal values)."""
+    codes, uniq = _factorize_runs(values.to_numpy())
+    mapped = np.array([fn(v) for v in uniq] + [fn(np.nan)], dtype=object)
+    # the distinct values in the text dtype pandas infers (object, or str in pandas 3), then one take per
+    # row (code -1, missing, takes the last: fn(nan)); no per-row conversion
+    out = pd.Series(pd.Series(mapped).array.take(codes), index=values.index, name=values.name)
+    if not with_codes:
+        return out
+    # distinct raw values can map to one value (" m1" and "m1"): number the mapped values themselves
+    remap = pd.factorize(pd.Series(mapped, dtype=object), sort=False, use_na_sentinel=False)[0]
+    return out, remap[codes]
 
 
 def _id_text(v) -> str:
@@ -384,7 +433,7 @@ def load_behavior(paths, *, columns: Mapping[str, str] | None = None, choice_bas
                 # several files without a session column: each file is a session, named after the file
                 raw.insert(0, "session", path.stem if stems.count(path.stem) == 1 else str(path))
             frames.append(normalize_behavior(raw, columns=columns, choice_base=choice_base, source=str(path),
-                                             n_options=n_options))
+                                             n_options=n_options, copy=False))
     if len(frames) == 1:
         return frames[0]
     # a file without a task column the others have (say a parameters table beside the data) is not behavior

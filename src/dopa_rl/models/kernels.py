@@ -28,17 +28,21 @@ from numba import njit, prange
 from dopa_rl.models.observations import choice_draw as _choice_draw
 from dopa_rl.models.observations import choice_probs as _choice_probs
 from dopa_rl.models.observations import poisson_logpmf as _poisson_logpmf
+from dopa_rl.models.observations import safe_log_rate as _safe_log_rate
+from dopa_rl.models.observations import LOG_RATE_MAX as _LOG_RATE_MAX
 
 __all__ = ["CHOICE_COLS", "PAVLOV_COLS", "TD_COLS", "PARALLEL_MIN_LANES", "rw_choice_loglik",
-           "rw_choice_trajectory", "rw_choice_simulate", "rw_pavlovian_loglik", "rw_pavlovian_trajectory",
+           "rw_choice_loglik_variant", "rw_choice_trajectory", "rw_choice_simulate", "rw_pavlovian_loglik", "rw_pavlovian_loglik_grad",
+           "rw_pavlovian_trajectory",
            "td_trajectory", "td_lick_loglik"]
 
 CHOICE_COLS = ("alpha_pos", "alpha_neg", "beta", "kappa", "epsilon", "q0")
 PAVLOV_COLS = ("alpha_pos", "alpha_neg", "lick_intercept", "lick_slope")
 TD_COLS = ("alpha", "gamma", "lambda_", "lick_intercept", "lick_slope")
 
-#: below this many lanes the serial driver wins (thread start-up costs more than the work)
-PARALLEL_MIN_LANES = 32
+# below PARALLEL_MIN_LANES lanes the serial driver wins (thread start-up costs more than the work); the
+# specialised RW choice kernels are dispatched from dopa_rl.models.lanes (JIT or ahead of time)
+from dopa_rl.models.lanes import PARALLEL_MIN_LANES, rw_choice_loglik_variant  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------- RW choice
@@ -257,6 +261,79 @@ def rw_pavlovian_loglik(theta, lanes, X, rewards, licks, resets, n_trials):
     """Lick log-likelihood [L] per lane (``theta`` [L, 4], PAVLOV_COLS; NaN lick counts skipped)."""
     kernel = _rw_pavlovian_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _rw_pavlovian_serial
     return kernel(theta, lanes, X, rewards, licks, resets, n_trials)
+
+
+@njit(cache=True, error_model="numpy")
+def _rw_pavlovian_grad_lane(th, s, X, rewards, licks, resets, n_trials, g_row):
+    """:func:`_rw_pavlovian_lane` and its gradient in PAVLOV_COLS order into ``g_row`` (forward mode: the
+    derivatives of V with respect to alpha_pos and alpha_neg travel with V through the trials)."""
+    ap, an, b0, b1 = th[0], th[1], th[2], th[3]
+    E = X.shape[2]
+    V = np.zeros(E)
+    dVa = np.zeros(E)
+    dVn = np.zeros(E)
+    ll = g0 = g1 = g2 = g3 = 0.0
+    for t in range(n_trials[s]):
+        if resets[s, t]:
+            for e in range(E):
+                V[e] = 0.0
+                dVa[e] = 0.0
+                dVn[e] = 0.0
+        pred = pa = pn = 0.0
+        for e in range(E):
+            x = X[s, t, e]
+            pred += V[e] * x
+            pa += dVa[e] * x
+            pn += dVn[e] * x
+        k = licks[s, t]
+        if k == k:  # not NaN
+            eta = b0 + b1 * pred
+            ll += _poisson_logpmf(k, eta)
+            # d/d eta of k * lr - exp(lr), lr = safe_log_rate(eta)
+            lr = _safe_log_rate(eta)
+            w = (k - math.exp(lr)) * (1.0 if eta <= _LOG_RATE_MAX else 1.0 / (1.0 + eta - _LOG_RATE_MAX))
+            g0 += w * b1 * pa
+            g1 += w * b1 * pn
+            g2 += w
+            g3 += w * pred
+        delta = rewards[s, t] - pred
+        pos = delta >= 0.0
+        a = ap if pos else an
+        for e in range(E):
+            x = X[s, t, e]
+            V[e] += a * delta * x
+            # d(a delta x)/d alpha = (da/d alpha) delta x - a x d pred/d alpha
+            dVa[e] += ((delta if pos else 0.0) - a * pa) * x
+            dVn[e] += ((0.0 if pos else delta) - a * pn) * x
+    g_row[0] = g0
+    g_row[1] = g1
+    g_row[2] = g2
+    g_row[3] = g3
+    return ll
+
+
+@njit(parallel=True, cache=True)
+def _rw_pavlovian_grad_parallel(theta, lanes, X, rewards, licks, resets, n_trials):
+    ll = np.empty(theta.shape[0])
+    g = np.empty((theta.shape[0], 4))
+    for i in prange(theta.shape[0]):
+        ll[i] = _rw_pavlovian_grad_lane(theta[i], lanes[i], X, rewards, licks, resets, n_trials, g[i])
+    return ll, g
+
+
+@njit(cache=True)
+def _rw_pavlovian_grad_serial(theta, lanes, X, rewards, licks, resets, n_trials):
+    ll = np.empty(theta.shape[0])
+    g = np.empty((theta.shape[0], 4))
+    for i in range(theta.shape[0]):
+        ll[i] = _rw_pavlovian_grad_lane(theta[i], lanes[i], X, rewards, licks, resets, n_trials, g[i])
+    return ll, g
+
+
+def rw_pavlovian_loglik_grad(theta, lanes, X, rewards, licks, resets, n_trials):
+    """Lick log-likelihood [L] per lane and its gradient [L, 4] (``theta`` [L, 4], PAVLOV_COLS)."""
+    kernel = _rw_pavlovian_grad_parallel if theta.shape[0] >= PARALLEL_MIN_LANES else _rw_pavlovian_grad_serial
+    return kernel(np.ascontiguousarray(theta, dtype=float), lanes, X, rewards, licks, resets, n_trials)
 
 
 @njit(cache=True)

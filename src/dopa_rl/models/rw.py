@@ -123,7 +123,29 @@ class RWChoice(Model):
     def _args(self, data: Packed):
         return (data.extra["choices"], data.rewards, data.resets, data.n_trials, data.extra["n_options"])
 
+    def _variant(self) -> dict | None:
+        """The specialised kernel of this parameter layout (None: the general kernel serves it)."""
+        names = self.spec.names
+        asym = "alpha_pos" in names
+        layout = (["alpha_pos", "alpha_neg"] if asym else ["alpha"]) + ["beta"] + \
+            (["kappa"] if "kappa" in names else []) + (["epsilon"] if "epsilon" in names else [])
+        if names != layout:
+            return None
+        return {"asym": asym, "sticky": "kappa" in names, "lapse": "epsilon" in names}
+
+    def _specialised(self, x, data, lanes, grad: bool):
+        variant = self._variant()
+        if variant is None:
+            return None
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        from dopa_rl.models.lanes import rw_choice_loglik_variant
+
+        return rw_choice_loglik_variant(x, lanes, *self._args(data), self.q0, grad=grad, **variant)
+
     def _loglik_grad_natural(self, x, data, lanes):
+        out = self._specialised(x, data, lanes, grad=True)
+        if out is not None:
+            return out
         ll, g6 = kernels.rw_choice_loglik(self._theta(x), np.asarray(lanes, np.int64), *self._args(data))
         grad = np.zeros((g6.shape[0], len(self.spec)))
         for j, src in enumerate(self._src):
@@ -132,7 +154,9 @@ class RWChoice(Model):
         return ll, grad
 
     def loglik(self, x, data, lanes):
-        return self._loglik_grad_natural(x, data, lanes)[0]
+        """Log-likelihood [L] of each lane, by the value-only kernel (no gradient carried)."""
+        out = self._specialised(x, data, lanes, grad=False)
+        return out if out is not None else self._loglik_grad_natural(x, data, lanes)[0]
 
     # the per-trial recursions behind simulate and trajectories (a family model swaps in its own rule)
     def _simulate_kernel(self, x, reward_probs, reward_sizes, resets, u_choice, u_reward):
@@ -264,9 +288,20 @@ class RWPavlovian(Model):
         packed.n_obs = np.isfinite(licks).sum(axis=1).astype(np.int64)
         return packed
 
+    analytic_gradient = True
+
     def loglik(self, x, data, lanes):
         return kernels.rw_pavlovian_loglik(self._theta(x), np.asarray(lanes, np.int64), data.extra["X"],
                                            data.rewards, data.extra["licks"], data.resets, data.n_trials)
+
+    def _loglik_grad_natural(self, x, data, lanes):
+        """Value and analytic gradient (forward mode through the values) in one pass."""
+        ll, g4 = kernels.rw_pavlovian_loglik_grad(self._theta(x), np.asarray(lanes, np.int64), data.extra["X"],
+                                                  data.rewards, data.extra["licks"], data.resets, data.n_trials)
+        grad = np.zeros((g4.shape[0], len(self.spec)))
+        for j, src in enumerate(self._src):
+            grad[:, src] += g4[:, j]
+        return ll, grad
 
     def _trajectory_kernel(self, x, X, rewards, resets):
         """Values before each trial [T, E], summed prediction [T], outcome RPE [T] (a family model swaps this)."""

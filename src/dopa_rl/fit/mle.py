@@ -25,7 +25,8 @@ from dopa_rl.models.base import Model, Packed
 
 __all__ = ["METHODS", "REWARD_SCALE", "check_reward_scale", "fit"]
 
-METHODS = ("mle", "map", "hier")
+METHODS = ("mle", "map", "hier", "bayes")
+BAYES_OPTIONS = ("chains", "warmup", "draws", "target_accept", "hierarchical", "chain_method")
 
 
 REWARD_SCALE = (0.05, 20.0)   # largest |reward| outside this range: the defaults' "order 1" assumption fails
@@ -53,7 +54,9 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     """Fit ``model`` to every subject of ``data`` (a behavior table or a packed one).
 
     ``method``: "mle", "map" (default "mle", or "map" when a ``prior`` is given) or "hier" (hierarchical EM,
-    :func:`dopa_rl.fit.hierarchical.fit_hierarchical`, options ``max_iter``, ``tol``, ``n_samples``);
+    :func:`dopa_rl.fit.hierarchical.fit_hierarchical`, options ``max_iter``, ``tol``, ``n_samples``) or "bayes"
+    (posterior by NUTS, :func:`dopa_rl.fit.bayes.fit_bayes`, options ``chains``, ``warmup``, ``draws``,
+    ``target_accept``, ``hierarchical``; needs ``dopa_rl[bayes]``; ``seed`` seeds the sampler);
     ``prior``: a :class:`~dopa_rl.fit.priors.Prior` in unconstrained space for MAP (default
     ``Prior.default(model)``, the spec's priors; the population prior of hierarchical fitting is passed the
     same way).  ``restarts`` start points per subject (the defaults first; a start with a non-finite
@@ -74,7 +77,15 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
         raise InputError(f"`n_jobs` must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
     if method == "hier" and prior is not None:
         raise InputError("method='hier' estimates the population prior itself; do not pass a prior")
-    if hier_options and method != "hier":
+    if method == "bayes":
+        unknown = sorted(set(hier_options) - set(BAYES_OPTIONS))
+        if unknown:
+            raise InputError(f"option(s) {', '.join(unknown)} do not apply to method='bayes' "
+                             f"(it takes {', '.join(BAYES_OPTIONS)})")
+        if prior is not None:
+            raise InputError("method='bayes' uses the model's priors (hierarchical: for the group means); "
+                             "do not pass a prior")
+    elif hier_options and method != "hier":
         raise InputError(f"option(s) {', '.join(hier_options)} apply to method='hier' only")
     if prior is not None and method != "map":
         raise InputError("a prior is used by MAP fitting: pass method='map' (or leave method out)")
@@ -82,6 +93,12 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     if carry_over:
         packed = carried_over(packed)
     check_reward_scale(packed)
+    if method == "bayes":
+        from dopa_rl.fit.bayes import fit_bayes
+
+        result = fit_bayes(model, packed, seed=seed, progress=progress, **hier_options)
+        result.provenance["carry_over"] = bool(carry_over)
+        return result
     if method == "hier":
         result = fit_hierarchical(model, packed, restarts=restarts, seed=seed, n_jobs=n_jobs, progress=progress,
                                   scheduler=scheduler, **hier_options)

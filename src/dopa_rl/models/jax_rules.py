@@ -1,33 +1,48 @@
-"""JAX log-likelihoods of the models, for posterior sampling (``fit(..., method="bayes")``).
+"""JAX versions of the models' recursions, for posterior sampling (``fit(..., method="bayes")``).
 
-Each is the model's own recursion (docs/models.md) written with ``jax.lax.scan`` over trials and vectorised
-over subjects: a function ``x [S, k] (natural space) -> log-likelihood [S]`` that JAX differentiates for NUTS.
-The observation models are the compiled kernels' (softmax with stickiness and lapse; Poisson licks with the
-safe log rate of :func:`dopa_rl.models.observations.safe_log_rate`); the learning rule is a pure function
-``rule(values, event, reward, theta) -> new values`` for one subject:
+:func:`trial_function` gives, for a model and its packed data, a function of the natural-space parameters
+``x [S, k]`` (one row per subject) returning per-trial arrays ``[S, T]``: ``logp`` (log-probability of the
+observation; 0 where there is none), ``value`` and ``rpe`` (the value at the cue and ``r - value`` at the
+outcome, NaN where the model reports none) and, for choice models, ``probs`` ``[S, T, K]``.
+:func:`loglik_function` sums ``logp`` over trials.  Both are pure JAX, vectorised over subjects, and
+differentiable (NUTS takes their gradient).  The observation models are the compiled kernels' (softmax
+with stickiness and lapse; Poisson licks with the safe log rate of
+:func:`dopa_rl.models.observations.safe_log_rate`).
 
-* built-in RW models use :func:`rw_choice_rule` / :func:`rw_pavlovian_rule` (the ``_rw_update`` /
-  ``_pavlov_trial`` kernels' maths);
-* a model from :func:`~dopa_rl.models.family.choice_model` / :func:`~dopa_rl.models.family.pavlovian_model`
-  needs the one extra function a user writes: the same rule without in-place updates, registered with
-  :func:`jax_rule`::
+How each model's learning rule gets into JAX:
+
+* RW choice with one learning rate (``rw-softmax``, ``-sticky``, ``-lapse``): the update
+  ``Q <- (1 - alpha m_t) Q + alpha m_t r_t`` (``m_t`` the chosen option) is affine in ``Q``, so the values of
+  every trial come from ``jax.lax.associative_scan`` over the composed maps (log-depth, no per-trial loop);
+* RW choice with ``alpha_pos``/``alpha_neg`` and RW Pavlovian: ``jax.lax.scan`` over trials with
+  :func:`rw_choice_rule` / :func:`rw_pavlovian_rule` (the ``_rw_update`` / ``_pavlov_trial`` kernels' maths);
+* a model from :func:`~dopa_rl.models.family.choice_model` / :func:`~dopa_rl.models.family.pavlovian_model`:
+  its own ``update(values, event, reward, theta)`` is run under JAX tracing (:func:`derived_rule`): the
+  values are a proxy whose entries are traced scalars, ``numpy`` in the function's globals is swapped for
+  ``jax.numpy``, and the function runs once per possible event (each option of a choice model; each
+  distinct cue compound of the data for a Pavlovian one), the trial's event selecting the result.  A rule
+  this cannot trace (a Python ``if`` on a value or on the reward, ``math.exp`` of a value) needs the one
+  extra function a user writes, the same rule without in-place updates, registered with :func:`jax_rule`::
 
       from dopa_rl.models.jax_rules import jax_rule
 
-      @jax_rule(forgetting)                     # the numba-style update given to choice_model
+      @jax_rule(forgetting)                     # the update given to choice_model
       def forgetting_jax(q, choice, reward, theta):
           import jax.numpy as jnp
           alpha, phi = theta[0], theta[1]
           chosen = jnp.arange(q.shape[0]) == choice
           return jnp.where(chosen, q + alpha * (reward - q), q - phi * q)
 
-  (``choice`` is a traced integer: select with ``jnp.where`` rather than ``if``.)
+  (``choice`` is a traced integer, a Pavlovian rule's ``present`` a traced 0/1 vector: select with
+  ``jnp.where`` rather than ``if``.)
 
-:func:`loglik_function` checks the JAX log-likelihood against the model's compiled one at the model's
-default parameters before it is used, so a JAX twin that disagrees with its rule is an InputError.
+:func:`trial_function` checks the JAX log-likelihood against the model's compiled one at the defaults and
+at two other points of the parameter space before it is used, so a JAX rule that disagrees with the
+compiled rule is an InputError, never a wrong posterior.  TD models have no JAX version yet.
 """
 from __future__ import annotations
 
+import types
 from typing import Callable
 
 import numpy as np
@@ -36,17 +51,29 @@ from dopa_rl.errors import InputError
 from dopa_rl.models.base import Model, Packed
 from dopa_rl.models.observations import LOG_RATE_MAX
 
+__all__ = ["AGREEMENT_RTOL", "jax_rule", "rule_for", "rw_choice_rule", "rw_pavlovian_rule", "derived_rule",
+           "natural_transform", "trial_function", "loglik_function", "supports"]
+
 _RULES: dict[Callable, Callable] = {}   # a family model's update rule -> its JAX twin
 
 #: relative agreement required between the JAX and the compiled log-likelihood (float64 both)
 AGREEMENT_RTOL = 1e-6
-#: trials per iteration of the compiled scan loop (fewer loop iterations: faster on the CPU)
-SCAN_UNROLL = 1
 
 
 def jax_rule(update: Callable) -> Callable[[Callable], Callable]:
     """Decorator registering ``fn(values, event, reward, theta) -> new values`` as the JAX twin of ``update``
-    (the learning rule given to ``choice_model``/``pavlovian_model``; numba-compiled or not)."""
+    (the learning rule given to ``choice_model``/``pavlovian_model``; numba-compiled or not).
+
+    Parameters
+    ----------
+    update : callable
+        The in-place update function the model was built with.
+
+    Returns
+    -------
+    callable
+        A decorator that registers its function and returns it unchanged.
+    """
     if not callable(update):
         raise InputError(f"jax_rule takes the update function of a model, got {type(update).__name__}")
 
@@ -86,6 +113,129 @@ def rw_pavlovian_rule(v, present, reward, theta):
     return v + a * delta * present
 
 
+# -------------------------------------------------------------------------- a user's rule, traced
+class _Values:
+    """The ``values`` array a user's in-place rule sees under tracing: integer indexing reads and writes
+    traced scalars; arithmetic, ``sum`` and ``shape`` behave as on a 1-d array."""
+
+    def __init__(self, items):
+        self.items = list(items)
+
+    @property
+    def shape(self):
+        return (len(self.items),)
+
+    @property
+    def size(self):
+        return len(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+    def _index(self, i):
+        if isinstance(i, (int, np.integer)):
+            return int(i)
+        raise TypeError(f"values[{i!r}]: index with a whole number")
+
+    def __getitem__(self, i):
+        return self.items[self._index(i)]
+
+    def __setitem__(self, i, v):
+        self.items[self._index(i)] = v
+
+    def __iter__(self):
+        return iter(list(self.items))
+
+    def array(self):
+        import jax.numpy as jnp
+
+        return jnp.stack([jnp.asarray(v) for v in self.items])
+
+    def sum(self, *args, **kw):
+        return self.array().sum(*args, **kw)
+
+    def __jax_array__(self):
+        return self.array()
+
+    def __array__(self, *args, **kw):  # numpy cannot hold traced values
+        raise TypeError("the values are traced by JAX")
+
+
+for _op in ("add", "sub", "mul", "truediv", "pow"):
+    def _make(op):
+        def f(self, other):
+            return getattr(self.array(), f"__{op}__")(other.array() if isinstance(other, _Values) else other)
+
+        def rf(self, other):
+            return getattr(self.array(), f"__r{op}__")(other)
+        return f, rf
+    _f, _rf = _make(_op)
+    setattr(_Values, f"__{_op}__", _f)
+    setattr(_Values, f"__r{_op}__", _rf)
+
+
+def _traceable(fn: Callable) -> Callable:
+    """``fn`` with ``numpy`` in its globals swapped for ``jax.numpy`` (the original is untouched)."""
+    import jax.numpy as jnp
+
+    py = getattr(fn, "py_func", fn)
+    if not isinstance(py, types.FunctionType):
+        return py
+    glb = {k: (jnp if v is np else v) for k, v in py.__globals__.items()}
+    return types.FunctionType(py.__code__, glb, py.__name__, py.__defaults__, py.__closure__)
+
+
+def derived_rule(update: Callable, events: np.ndarray) -> Callable:
+    """The JAX rule ``(values [E], event_index, reward, theta) -> new values`` of an in-place ``update``.
+
+    Parameters
+    ----------
+    update : callable
+        ``update(values, event, reward, theta)``, changing ``values`` in place (a family model's rule).
+    events : ndarray
+        The possible events: option numbers ``[K]`` (choice) or cue presence rows ``[P, E]`` (Pavlovian).
+        The rule is traced once per event and ``event_index`` (traced) selects the result.
+
+    Returns
+    -------
+    callable
+        The pure JAX rule.
+    """
+    import jax.numpy as jnp
+
+    fn = _traceable(update)
+    events = np.asarray(events)
+
+    def rule(values, event_index, reward, theta):
+        outs = []
+        for e in events:
+            proxy = _Values([values[j] for j in range(values.shape[0])])
+            ev = int(e) if events.ndim == 1 else np.asarray(e, dtype=float)
+            fn(proxy, ev, reward, theta)
+            outs.append(proxy.array())
+        stacked = jnp.stack(outs)                                       # [n_events, E]
+        pick = jnp.arange(len(events)) == event_index
+        return jnp.sum(jnp.where(pick[:, None], stacked, 0.0), axis=0)
+
+    return rule
+
+
+def _family_rule(model: Model, events: np.ndarray):
+    """(rule, takes an event index) of a family model: its registered twin, else the derived one."""
+    twin = rule_for(model.update)
+    if twin is not None:
+        return twin, False
+    return derived_rule(model.update, events), True
+
+
+def _no_rule(model: Model, exc: Exception) -> InputError:
+    name = getattr(model.update, "__name__", "update")
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputError(f"model {model.name}: its update rule {name} cannot be traced by JAX ({type(exc).__name__}: "
+                      f"{first}); write the same rule without in-place updates and register it with "
+                      f"@dopa_rl.models.jax_rules.jax_rule({name}) (docs/bayes.md)")
+
+
 def _safe_log_rate(eta):
     import jax.numpy as jnp
 
@@ -93,129 +243,153 @@ def _safe_log_rate(eta):
     return jnp.where(eta <= LOG_RATE_MAX, eta, LOG_RATE_MAX + jnp.log1p(over))
 
 
-def _choice_layout(model: Model):
-    """(rule, learning columns, beta column, kappa column or None, epsilon column or None) of a choice model."""
+# ---------------------------------------------------------------------------------------- choice
+def _previous_choice(choices: np.ndarray, resets: np.ndarray) -> np.ndarray:
+    """The last valid choice before each trial since the session start (-1: none) [S, T] (data only)."""
+    S, T = choices.shape
+    prev = np.full((S, T), -1, dtype=np.int64)
+    last = np.full(S, -1, dtype=np.int64)
+    for t in range(T):          # over the data once, at set-up: not on the likelihood path
+        last = np.where(resets[:, t], -1, last)
+        prev[:, t] = last
+        last = np.where(choices[:, t] >= 0, choices[:, t], last)
+    return prev
+
+
+def _choice_observation(model: Model):
     names = model.spec.names
-    learning = getattr(model, "rule_params", None)
-    if learning is not None:  # a family model: its own rule, learning parameters first
-        rule = rule_for(model.update)
-        if rule is None:
-            raise InputError(
-                f"model {model.name}: no JAX version of its update rule "
-                f"{getattr(model.update, '__name__', 'update')}; write one and register it with "
-                f"@dopa_rl.models.jax_rules.jax_rule({getattr(model.update, '__name__', 'update')}) "
-                f"(docs/bayes.md)")
-        learn = list(range(len(learning)))
-    else:
-        rule = rw_choice_rule
-        learn = [names.index("alpha_pos") if "alpha_pos" in names else names.index("alpha"),
-                 names.index("alpha_neg") if "alpha_neg" in names else names.index("alpha")]
     col = lambda n: names.index(n) if n in names else None
-    return rule, learn, names.index("beta"), col("kappa"), col("epsilon")
+    return names.index("beta"), col("kappa"), col("epsilon")
 
 
-def _choice_loglik(model: Model, data: Packed) -> Callable:
+def _choice_trials(model: Model, data: Packed) -> Callable:
     import jax
     import jax.numpy as jnp
 
-    rule, learn, i_beta, i_kappa, i_eps = _choice_layout(model)
+    from dopa_rl.models.family import ChoiceFamilyModel
+
+    names = model.spec.names
     K = int(data.extra["n_options"])
     q0 = float(getattr(model, "q0", 0.0))
-    choices = jnp.asarray(data.extra["choices"].T)        # [T, S], -1: missed or padding
-    rewards = jnp.asarray(data.rewards.T, dtype=jnp.float64)
-    resets = jnp.asarray(data.resets.T)
-    learn = np.asarray(learn)
-    step_rule = jax.vmap(rule)
-    options = jnp.arange(K)
+    ch = np.asarray(data.extra["choices"])
+    valid = jnp.asarray(ch >= 0)
+    onehot = jnp.asarray((ch[..., None] == np.arange(K)).astype(float))                   # [S, T, K]
+    prev_onehot = jnp.asarray((_previous_choice(ch, data.resets)[..., None] == np.arange(K)).astype(float))
+    rewards = jnp.asarray(data.rewards, dtype=jnp.float64)
+    reset = jnp.asarray(data.resets.astype(float))[..., None]                             # [S, T, 1]
+    i_beta, i_kappa, i_eps = _choice_observation(model)
+    family = isinstance(model, ChoiceFamilyModel)
+    linear = not family and "alpha" in names
 
-    def loglik(x):
-        S = x.shape[0]
-        theta = x[:, learn]
-        beta = x[:, i_beta][:, None]
-        kappa = x[:, i_kappa][:, None] if i_kappa is not None else 0.0
-        eps = x[:, i_eps] if i_eps is not None else None
+    if linear:
+        def values(x):
+            # F_t: the session reset, then the update; both affine and diagonal in Q
+            alpha = x[:, names.index("alpha")][:, None, None]
+            A_u = 1.0 - alpha * onehot
+            A = A_u * (1.0 - reset)
+            b = A_u * reset * q0 + alpha * onehot * rewards[..., None]
 
-        def step(carry, trial):
-            q, prev = carry
-            c, r, reset = trial
-            q = jnp.where(reset[:, None], q0, q)
-            prev = jnp.where(reset, -1, prev)
-            valid = c >= 0
-            cc = jnp.maximum(c, 0)
-            logits = beta * q + kappa * (options[None, :] == prev[:, None])
-            logp = jnp.sum(jnp.where(options[None, :] == cc[:, None], jax.nn.log_softmax(logits, axis=1), 0.0), axis=1)
-            if eps is not None:
-                logp = jnp.logaddexp(jnp.log1p(-eps) + logp, jnp.log(eps / K))
-            q_new = step_rule(q, cc, r, theta)
-            q = jnp.where(valid[:, None], q_new, q)
-            prev = jnp.where(valid, cc, prev)
-            return (q, prev), jnp.where(valid, logp, 0.0)
+            def compose(e1, e2):
+                return e2[0] * e1[0], e2[0] * e1[1] + e2[1]
 
-        init = (jnp.full((S, K), q0, dtype=x.dtype), jnp.full((S,), -1, dtype=choices.dtype))
-        _, lp = jax.lax.scan(step, init, (choices, rewards, resets), unroll=SCAN_UNROLL)
-        return lp.sum(axis=0)
-
-    return loglik
-
-
-def _pavlovian_layout(model: Model):
-    names = model.spec.names
-    learning = getattr(model, "rule_params", None)
-    if learning is not None:
-        rule = rule_for(model.update)
-        if rule is None:
-            raise InputError(
-                f"model {model.name}: no JAX version of its update rule "
-                f"{getattr(model.update, '__name__', 'update')}; write one and register it with "
-                f"@dopa_rl.models.jax_rules.jax_rule({getattr(model.update, '__name__', 'update')}) "
-                f"(docs/bayes.md)")
-        learn = list(range(len(learning)))
+            PA, Pb = jax.lax.associative_scan(compose, (A, b), axis=1)
+            after = PA * q0 + Pb
+            before = jnp.concatenate([jnp.full_like(after[:, :1], q0), after[:, :-1]], axis=1)
+            return before * (1.0 - reset) + reset * q0                                   # Q before each trial
     else:
-        rule = rw_pavlovian_rule
-        learn = [names.index("alpha_pos") if "alpha_pos" in names else names.index("alpha"),
-                 names.index("alpha_neg") if "alpha_neg" in names else names.index("alpha")]
-    return rule, learn, names.index("lick_intercept"), names.index("lick_slope")
+        if family:
+            learn = list(range(len(model.rule_params)))
+            rule, by_index = _family_rule(model, np.arange(K))
+        else:
+            learn = [names.index("alpha_pos"), names.index("alpha_neg")]
+            rule, by_index = rw_choice_rule, False
+        step_rule = jax.vmap(rule)
+        cT = jnp.asarray(np.maximum(ch, 0).T)
+        seq = (cT, rewards.T, jnp.asarray(data.resets.T), valid.T)
+
+        def values(x):
+            theta = x[:, np.asarray(learn)]
+
+            def step(q, trial):
+                c, r, rs, ok = trial
+                q = jnp.where(rs[:, None], q0, q)
+                q_new = step_rule(q, c, r, theta)
+                return jnp.where(ok[:, None], q_new, q), q
+
+            init = jnp.full((x.shape[0], K), q0, dtype=x.dtype)
+            _, before = jax.lax.scan(step, init, seq)
+            return jnp.transpose(before, (1, 0, 2))
+
+    def trials(x):
+        q = values(x)                                                                   # [S, T, K]
+        logits = x[:, i_beta][:, None, None] * q
+        if i_kappa is not None:
+            logits = logits + x[:, i_kappa][:, None, None] * prev_onehot
+        logp_all = jax.nn.log_softmax(logits, axis=-1)
+        if i_eps is not None:
+            eps = x[:, i_eps][:, None, None]
+            logp_all = jnp.logaddexp(jnp.log1p(-eps) + logp_all, jnp.log(eps / K))
+        logp = jnp.where(valid, jnp.sum(logp_all * onehot, axis=-1), 0.0)
+        v = jnp.sum(q * onehot, axis=-1)
+        return {"logp": logp, "value": jnp.where(valid, v, jnp.nan),
+                "rpe": jnp.where(valid, rewards - v, jnp.nan), "probs": jnp.exp(logp_all)}
+
+    return trials
 
 
-def _pavlovian_loglik(model: Model, data: Packed) -> Callable:
+# ------------------------------------------------------------------------------------- Pavlovian
+def _pavlovian_trials(model: Model, data: Packed) -> Callable:
     import jax
     import jax.numpy as jnp
     from jax.scipy.special import gammaln
 
-    rule, learn, i_b0, i_b1 = _pavlovian_layout(model)
-    X = jnp.asarray(np.transpose(data.extra["X"], (1, 0, 2)), dtype=jnp.float64)     # [T, S, E]
-    licks = np.asarray(data.extra["licks"].T, dtype=float)                          # [T, S], NaN: not counted
+    from dopa_rl.models.family import PavlovianFamilyModel
+
+    names = model.spec.names
+    Xn = np.asarray(data.extra["X"], dtype=float)                                       # [S, T, E]
+    live_np = np.arange(data.rewards.shape[1])[None, :] < data.n_trials[:, None]
+    if isinstance(model, PavlovianFamilyModel):
+        learn = list(range(len(model.rule_params)))
+        patterns, codes = np.unique(Xn.reshape(-1, Xn.shape[2]), axis=0, return_inverse=True)
+        rule, by_index = _family_rule(model, patterns)
+        events = jnp.asarray(codes.reshape(Xn.shape[:2]).T) if by_index else jnp.asarray(np.transpose(Xn, (1, 0, 2)))
+    else:
+        learn = [names.index("alpha_pos") if "alpha_pos" in names else names.index("alpha"),
+                 names.index("alpha_neg") if "alpha_neg" in names else names.index("alpha")]
+        rule = rw_pavlovian_rule
+        events = jnp.asarray(np.transpose(Xn, (1, 0, 2)))
+    i_b0, i_b1 = names.index("lick_intercept"), names.index("lick_slope")
+    X = jnp.asarray(np.transpose(Xn, (1, 0, 2)))                                        # [T, S, E]
+    licks = np.asarray(data.extra["licks"], dtype=float)
     counted = jnp.asarray(np.isfinite(licks))
     k = jnp.asarray(np.where(np.isfinite(licks), licks, 0.0))
     log_fact = gammaln(k + 1.0)
-    rewards = jnp.asarray(data.rewards.T, dtype=jnp.float64)
-    resets = jnp.asarray(data.resets.T)
-    live = jnp.asarray((np.arange(data.rewards.shape[1])[:, None] < data.n_trials[None, :]))
-    learn = np.asarray(learn)
+    rewards = jnp.asarray(data.rewards, dtype=jnp.float64)
+    live = jnp.asarray(live_np)
     step_rule = jax.vmap(rule)
-    E = X.shape[2]
+    E = Xn.shape[2]
+    seq = (X, events, rewards.T, jnp.asarray(data.resets.T), live.T)
 
-    def loglik(x):
-        S = x.shape[0]
-        theta = x[:, learn]
-        b0, b1 = x[:, i_b0], x[:, i_b1]
+    def trials(x):
+        theta = x[:, np.asarray(learn)]
 
         def step(v, trial):
-            xt, r, reset, kt, lf, seen, alive = trial
-            v = jnp.where(reset[:, None], 0.0, v)
+            xt, ev, r, rs, alive = trial
+            v = jnp.where(rs[:, None], 0.0, v)
             pred = jnp.sum(v * xt, axis=1)
-            lr = _safe_log_rate(b0 + b1 * pred)
-            lp = kt * lr - jnp.exp(lr) - lf
-            v = jnp.where(alive[:, None], step_rule(v, xt, r, theta), v)
-            return v, jnp.where(seen, lp, 0.0)
+            v = jnp.where(alive[:, None], step_rule(v, ev, r, theta), v)
+            return v, pred
 
-        _, lp = jax.lax.scan(step, jnp.zeros((S, E), dtype=x.dtype),
-                             (X, rewards, resets, k, log_fact, counted, live), unroll=SCAN_UNROLL)
-        return lp.sum(axis=0)
+        _, pred = jax.lax.scan(step, jnp.zeros((x.shape[0], E), dtype=x.dtype), seq)
+        pred = pred.T                                                                   # [S, T]
+        lr = _safe_log_rate(x[:, i_b0][:, None] + x[:, i_b1][:, None] * pred)
+        logp = jnp.where(counted, k * lr - jnp.exp(lr) - log_fact, 0.0)
+        return {"logp": logp, "value": jnp.where(live, pred, jnp.nan), "rpe": jnp.where(live, rewards - pred, jnp.nan)}
 
-    return loglik
+    return trials
 
 
+# ----------------------------------------------------------------------------------------- shared
 def natural_transform(model: Model) -> Callable:
     """``z [..., k] -> x [..., k]``: the spec's transforms (``dopa_rl.models.params``) in JAX."""
     import jax
@@ -238,28 +412,76 @@ def natural_transform(model: Model) -> Callable:
     return to_natural
 
 
-def loglik_function(model: Model, data: Packed) -> Callable:
-    """``x [S, k] -> log-likelihood [S]`` of every subject of ``data`` in JAX (float64), checked against the
-    model's compiled likelihood at its default parameters."""
+def supports(model: Model) -> bool:
+    """True when :func:`trial_function` has a JAX version of ``model`` (RW choice and Pavlovian, family)."""
+    from dopa_rl.models.rw import RWChoice, RWPavlovian
+
+    return isinstance(model, (RWChoice, RWPavlovian))
+
+
+def _check_points(model: Model, S: int) -> list[np.ndarray]:
+    spec = model.spec
+    lo = np.array([p.init_low for p in spec])
+    hi = np.array([p.init_high for p in spec])
+    x0 = np.array([p.default for p in spec])
+    return [np.tile(x0, (S, 1)), np.tile(lo + 0.3 * (hi - lo), (S, 1)), np.tile(lo + 0.8 * (hi - lo), (S, 1))]
+
+
+def trial_function(model: Model, data: Packed, check: bool = True) -> Callable:
+    """``x [S, k] -> {"logp", "value", "rpe"[, "probs"]}`` per trial (see the module docstring), checked
+    against the model's compiled likelihood (``check``) at three parameter points.
+
+    Parameters
+    ----------
+    model : Model
+        An RW choice or Pavlovian model, built-in or from ``choice_model``/``pavlovian_model``.
+    data : Packed
+        ``model.pack(table)``.
+    check : bool
+        Compare with ``model.loglik`` before returning (an InputError when they disagree).
+
+    Returns
+    -------
+    callable
+        The JAX function (not jitted).
+    """
     import jax
 
+    from dopa_rl.models.rw import RWChoice, RWPavlovian
+
     jax.config.update("jax_enable_x64", True)
-    if model.kind == "choice" and "choices" in data.extra and "beta" in model.spec.names:
-        fn = _choice_loglik(model, data)
-    elif model.kind == "pavlovian" and "X" in data.extra and "lick_slope" in model.spec.names \
-            and ("alpha" in model.spec.names or "alpha_pos" in model.spec.names
-                 or getattr(model, "learning_params", None) is not None):
-        fn = _pavlovian_loglik(model, data)
-    else:
-        raise InputError(f"model {model.name} has no JAX log-likelihood yet; method 'bayes' fits the RW choice "
-                         f"and Pavlovian models and models built with choice_model/pavlovian_model")
-    S = data.n_subjects
-    x0 = np.tile(np.array([p.default for p in model.spec]), (S, 1))
-    want = model.loglik(x0, data, np.arange(S, dtype=np.int64))
-    got = np.asarray(jax.jit(fn)(x0))
-    if not np.allclose(got, want, rtol=AGREEMENT_RTOL, atol=1e-8):
-        worst = int(np.argmax(np.abs(got - want)))
-        raise InputError(f"model {model.name}: the JAX log-likelihood disagrees with the model's own at the "
-                         f"default parameters (subject {data.subjects[worst]}: {got[worst]:.6g} vs "
-                         f"{want[worst]:.6g}); check that its JAX rule computes the same update")
+    try:
+        if isinstance(model, RWChoice):
+            fn = _choice_trials(model, data)
+        elif isinstance(model, RWPavlovian):
+            fn = _pavlovian_trials(model, data)
+        else:
+            raise InputError(f"model {model.name} has no JAX log-likelihood yet; method 'bayes' fits the RW "
+                             f"choice and Pavlovian models and models built with choice_model/pavlovian_model")
+        if not check:
+            return fn
+        ll = jax.jit(lambda x: fn(x)["logp"].sum(axis=1))
+        S = data.n_subjects
+        for x0 in _check_points(model, S):
+            got = np.asarray(ll(x0))
+            want = model.loglik(x0, data, np.arange(S, dtype=np.int64))
+            if not np.allclose(got, want, rtol=AGREEMENT_RTOL, atol=1e-8):
+                worst = int(np.argmax(np.abs(got - want)))
+                raise InputError(f"model {model.name}: the JAX log-likelihood disagrees with the model's own "
+                                 f"(subject {data.subjects[worst]}: {got[worst]:.6g} vs {want[worst]:.6g} at "
+                                 f"{dict(zip(model.spec.names, np.round(x0[0], 4)))}); check that its JAX rule "
+                                 f"computes the same update")
+    except InputError:
+        raise
+    except Exception as exc:  # the tracing of a user's rule failed
+        if hasattr(model, "update"):
+            raise _no_rule(model, exc) from exc
+        raise
     return fn
+
+
+def loglik_function(model: Model, data: Packed, check: bool = True) -> Callable:
+    """``x [S, k] -> log-likelihood [S]`` of every subject of ``data`` in JAX (float64); see
+    :func:`trial_function`."""
+    fn = trial_function(model, data, check)
+    return lambda x: fn(x)["logp"].sum(axis=1)

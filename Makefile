@@ -18,7 +18,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,dask,lab]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,lab,bayes]'
 	@touch $(STAMP)
 
 demo: $(STAMP)

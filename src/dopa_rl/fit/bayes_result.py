@@ -37,15 +37,16 @@ class SamplingWarning(DataWarning):
 def hdi(samples: np.ndarray, prob: float = HDI_PROB) -> np.ndarray:
     """Highest-density interval of ``samples`` along axis 0: array [..., 2] (NaN where a column has a NaN).
 
-    The shortest interval holding ``ceil(prob * n)`` of the sorted draws (ArviZ's definition)."""
+    ArviZ's definition (``arviz.hdi``), vectorised over the other axes: of the sorted draws ``a``, the
+    narrowest ``[a[i], a[i + floor(prob * n)]]``."""
     a = np.sort(np.asarray(samples, dtype=float), axis=0)
     n = a.shape[0]
-    m = max(int(np.ceil(prob * n)), 1)
-    width = a[m - 1:] - a[: n - m + 1]
+    m = int(np.floor(prob * n))
+    width = a[m:] - a[: n - m]
     with np.errstate(invalid="ignore"):
         best = np.argmin(np.where(np.isnan(width), np.inf, width), axis=0)
     low = np.take_along_axis(a, best[None], axis=0)[0]
-    high = np.take_along_axis(a, best[None] + m - 1, axis=0)[0]
+    high = np.take_along_axis(a, best[None] + m, axis=0)[0]
     bad = np.isnan(a).any(axis=0)
     return np.stack([np.where(bad, np.nan, low), np.where(bad, np.nan, high)], axis=-1)
 

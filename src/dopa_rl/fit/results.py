@@ -277,7 +277,12 @@ class FitResult(Result):
     @classmethod
     def from_dict(cls, d: dict, model: Model | None = None) -> "FitResult":
         """Rebuild a result from :meth:`to_dict`; the model is rebuilt from the registry (name and options)
-        unless given.  Non-finite numbers (stored as null) come back as NaN."""
+        unless given.  Non-finite numbers (stored as null) come back as NaN.  A posterior fit (``method``
+        "bayes") comes back as a :class:`~dopa_rl.fit.bayes_result.BayesResult`."""
+        if isinstance(d, dict) and d.get("method") == "bayes" and cls is FitResult:
+            from dopa_rl.fit.bayes_result import BayesResult
+
+            return BayesResult.from_dict(d, model)
         try:
             names = list(d["param_names"])
             subs = d["subjects"]

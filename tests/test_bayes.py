@@ -193,6 +193,7 @@ def posterior():
     truth = pd.DataFrame({"alpha": 1 / (1 + np.exp(-rng.normal(-0.5, 0.5, 16))),
                           "beta": np.exp(rng.normal(1.2, 0.3, 16))})
     trials = simulate_population(model, tasks.bandit_task(100), 16, 7, truth).trials
+    trials.loc[3, "choice"] = np.nan                      # a missed trial: no observation, no update
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         result = fit(model, trials, method="bayes", chains=2, warmup=500, draws=500, seed=3)
@@ -283,3 +284,53 @@ def test_data_not_fitted_is_refused(posterior):
         result.prediction_errors(other)
     with pytest.raises(InputError, match="need the draws"):
         BayesResult.from_json(result.to_json()).prediction_errors(trials)
+
+
+# ---------------------------------------------------------------------------------------- command line
+@pytest.mark.slow
+def test_cli_fits_a_user_model_from_a_file(tmp_path, capsys):
+    """`dopa-rl fit --method bayes` on a model from examples/rw_forgetting.py (its rule traced from the numba-style
+    update): the per-subject table with 94% HDIs and the diagnostics, JSON in the issue's shape, post.nc an
+    ArviZ InferenceData, a posterior predictive figure."""
+    model = get_model(EXAMPLE)
+    trials = simulate_population(model, tasks.bandit_task(80), 4, 3,
+                                 {"alpha": 0.4, "phi": 0.2, "beta": 4.0}).trials
+    csv = tmp_path / "d.csv"
+    trials.to_csv(csv, index=False)
+    code, out, err = run_cli(capsys, "fit", csv, "--model", EXAMPLE, "--method", "bayes", "--chains", 2,
+                             "--warmup", 300, "--draws", 300, "--json", tmp_path / "post.json",
+                             "--posterior", tmp_path / "post.nc", "--prediction-errors", tmp_path / "pe.csv",
+                             "--plots", tmp_path / "figs")
+    assert code == 0, err
+    assert "Posterior means and 94% HDI" in out and "Diagnostics: R-hat max" in out
+    d = json.loads((tmp_path / "post.json").read_text())
+    assert d["model"] == "rw-forgetting" and set(d["subjects"][0]["hdi"]) == {"alpha", "phi", "beta"}
+    assert d["provenance"]["cli"]["chains"] == 2
+    idata = az.from_netcdf(tmp_path / "post.nc")
+    assert idata.posterior.sizes["chain"] == 2 and idata.posterior.sizes["draw"] == 300
+    assert set(idata.posterior["phi"].dims) == {"chain", "draw", "subject"}
+    pe = pd.read_csv(tmp_path / "pe.csv")
+    assert len(pe) == len(trials) and {"rpe", "rpe_low", "rpe_high", "value", "p_chosen"} <= set(pe.columns)
+    assert (tmp_path / "figs" / "ppc.png").read_bytes()[:4] == b"\x89PNG"
+    # the diagnostics of so short a run are reported against their thresholds, as a warning line
+    if d["diagnostics"]["ess_bulk_min"] < 400:
+        assert "warning:" in err and "bulk ESS" in err
+
+
+@pytest.mark.slow
+def test_cli_compare_ranks_models_by_psis_loo(tmp_path, capsys):
+    model = get_model("rw-softmax-sticky")
+    trials = simulate_population(model, tasks.bandit_task(100), 6, 4, {"alpha": 0.3, "beta": 4.0, "kappa": 1.5}).trials
+    csv = tmp_path / "d.csv"
+    trials.to_csv(csv, index=False)
+    code, out, err = run_cli(capsys, "compare", csv, "--models", "rw-softmax,rw-softmax-sticky", "--method", "bayes",
+                             "--chains", 2, "--warmup", 300, "--draws", 300, "--json", tmp_path / "cmp.json")
+    assert code == 0, err
+    d = json.loads((tmp_path / "cmp.json").read_text())
+    assert [m["model"] for m in d["models"]][0] == "rw-softmax-sticky"     # the generating model wins
+    first, second = d["models"]
+    assert first["elpd_diff"] == 0 and second["elpd_diff"] > 0 and second["dse"] > 0
+    assert "PSIS-LOO" in out
+    from dopa_rl.fit.bayes_compare import BayesComparison
+
+    assert BayesComparison.from_json(tmp_path / "cmp.json").to_dict() == d

@@ -18,7 +18,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,dask,lab]'
+	$(PY) -m pip install --quiet -e '.[dev,dask,lab,bayes]'
 	@# small fits run on ahead-of-time compiled kernels and never load numba (src/dopa_rl/models/aot.py)
 	$(PY) -m dopa_rl.models.aot || echo "ahead-of-time kernels not built (no C compiler?): fits use the numba JIT"
 	@touch $(STAMP)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from dopa_rl.commands.fit import restarts_arg
+from dopa_rl.commands.fit import add_bayes_arguments, restarts_arg
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -16,13 +16,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "  dopa-rl compare choices.csv --models rw-softmax,rw-softmax-sticky,rw-softmax-asym --json cmp.json\n"
         "  dopa-rl compare study.csv --models rw-softmax,rw-softmax-sticky --method hier --plots figs/\n"
         "  dopa-rl compare study.csv --models rw-softmax,rw-softmax-lapse --cv 5\n"
+        "  dopa-rl compare study.csv --models rw-softmax,rw-softmax-asym --method bayes   (PSIS-LOO, docs/bayes.md)\n"
         "  dopa-rl compare sessions/ --signal photometry --models rw-pavlovian,td,anccr --json cmp.json --plots figs/\n"
         "  dopa-rl compare trials.csv --signal table --models rw-pavlovian,anccr --columns dopamine_cue=da_cs\n")
     p.add_argument("data", nargs="+", metavar="DATA",
                    help="behavior files (.csv/.tsv/.nwb) or folders of them; with --signal, dopamine sessions")
     p.add_argument("--models", required=True, metavar="A,B,...", help="two or more model names, comma-separated")
-    p.add_argument("--method", choices=("mle", "hier"), default="mle",
-                   help="mle: evidence -BIC/2 per subject; hier: population EM, evidence log p(y | population)")
+    p.add_argument("--method", choices=("mle", "hier", "bayes"), default="mle",
+                   help="mle: evidence -BIC/2 per subject; hier: population EM, evidence log p(y | population); "
+                        "bayes: NUTS posteriors ranked by PSIS-LOO with its SE")
     p.add_argument("--restarts", type=restarts_arg, default=10, metavar="N|auto", help="restarts per subject (default 10)")
     p.add_argument("--seed", type=int, default=0, help="seed for the restart points")
     p.add_argument("--cv", type=int, default=None, metavar="K",
@@ -35,6 +37,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "alpha=0.005:0.01:0.02:0.05:0.1,alpha_r=0.1:0.2:0.5)")
     p.add_argument("--json", metavar="FILE", help="write the comparison as JSON")
     p.add_argument("--plots", metavar="DIR", help="write figures into DIR (created if missing; its parent must exist)")
+    add_bayes_arguments(p, posterior=False)
 
 
 def parse_models(text: str, n_options: int | None = None):
@@ -88,6 +91,11 @@ def run(args) -> int:
     kinds = {m.kind for m in models}
     if len(kinds) > 1:
         raise InputError(f"--models {args.models}: mixes {' and '.join(sorted(kinds))} models; compare models of one kind")
+    from dopa_rl.commands.fit import bayes_options
+
+    bayes = bayes_options(args)
+    if bayes and args.cv is not None:
+        raise InputError("--cv applies to --method mle/hier; --method bayes ranks by PSIS-LOO")
     df = load_behavior(args.data, **trials_options(args))
     for m in models:
         missing = [c for c in m.required_columns if c not in df.columns]
@@ -96,8 +104,13 @@ def run(args) -> int:
                              f"columns present: {', '.join(df.columns)} (map yours with --columns STD=YOURS)")
     try:
         with get_scheduler(args.scheduler) as scheduler, warnings_to_stderr(getattr(args, "_flags", None)):
-            comp = compare_models(models, df, method=args.method, restarts=args.restarts, seed=args.seed,
-                                  cv_folds=args.cv, scheduler=scheduler)
+            if bayes:
+                from dopa_rl.fit.bayes_compare import compare_bayes
+
+                comp = compare_bayes(models, df, seed=args.seed, **bayes)
+            else:
+                comp = compare_models(models, df, method=args.method, restarts=args.restarts, seed=args.seed,
+                                      cv_folds=args.cv, scheduler=scheduler)
     except InputError as exc:
         raise InputError(f"{', '.join(map(str, args.data))}: {exc}") from None
     # everything is rendered before the first file is written, so a failure leaves none behind
@@ -108,9 +121,14 @@ def run(args) -> int:
 
         outputs.append((args.json, (json.dumps(comp.to_dict(), indent=2, allow_nan=False) + "\n").encode()))
     if args.plots:
-        from dopa_rl.report.population import comparison_figure
+        if bayes:
+            from dopa_rl.report.bayes import result_png
 
-        outputs.append((Path(args.plots) / "compare.png", comparison_figure(comp)))
+            outputs.append((Path(args.plots) / "compare.png", result_png(comp)))
+        else:
+            from dopa_rl.report.population import comparison_figure
+
+            outputs.append((Path(args.plots) / "compare.png", comparison_figure(comp)))
     write_outputs(outputs)
     print(text)
     return 0
@@ -146,7 +164,8 @@ def run_dopamine(args) -> int:
     from dopa_rl.errors import InputError
     from dopa_rl.fit.dopamine_compare import compare_dopamine, dopamine_models
 
-    for opt, bad in (("--method hier", args.method == "hier"), ("--cv", args.cv is not None),
+    for opt, bad in (("--method hier", args.method == "hier"), ("--method bayes", args.method == "bayes"),
+                     ("--cv", args.cv is not None),
                      ("--scheduler", args.scheduler is not None), ("--choice-base", args.choice_base != 0),
                      ("--n-options", args.n_options is not None)):
         if bad:

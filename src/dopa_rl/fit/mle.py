@@ -25,7 +25,8 @@ from dopa_rl.models.base import Model, Packed
 
 __all__ = ["METHODS", "REWARD_SCALE", "check_reward_scale", "fit"]
 
-METHODS = ("mle", "map", "hier")
+METHODS = ("mle", "map", "hier", "bayes")
+BAYES_OPTIONS = ("chains", "warmup", "draws", "target_accept", "hierarchical", "chain_method")
 
 
 REWARD_SCALE = (0.05, 20.0)   # largest |reward| outside this range: the defaults' "order 1" assumption fails
@@ -58,9 +59,11 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
         The model to fit (built-in, a ``choice_model``/``pavlovian_model``, a plugin or ``FILE.py:NAME``).
     data : pandas.DataFrame or Packed
         A behavior table (one row per trial) or one the model has already packed.
-    method : {"mle", "map", "hier"}, optional
-        Maximum likelihood, maximum a posteriori, or hierarchical EM
-        (:func:`dopa_rl.fit.hierarchical.fit_hierarchical`).  Default "mle", or "map" when a ``prior`` is given.
+    method : {"mle", "map", "hier", "bayes"}, optional
+        Maximum likelihood, maximum a posteriori, hierarchical EM
+        (:func:`dopa_rl.fit.hierarchical.fit_hierarchical`), or posteriors by NUTS
+        (:func:`dopa_rl.fit.bayes.fit_bayes`; needs ``dopa_rl[bayes]``; ``seed`` seeds the sampler).
+        Default "mle", or "map" when a ``prior`` is given.
     restarts : int or "auto", default 10
         Start points per subject (the defaults first; a start with a non-finite likelihood is redrawn), or
         ``"auto"``: 10 per parameter, more until three reach the best optimum, then a search from the edges
@@ -79,7 +82,8 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     scheduler : object, optional
         A :mod:`dopa_rl.fit.schedulers` object spreading subjects over workers.
     **hier_options
-        Options of the hierarchical fit (``max_iter``, ``tol``, ``n_samples``, ``evidence``, ``evidence_se``).
+        Options of the hierarchical fit (``max_iter``, ``tol``, ``n_samples``, ``evidence``, ``evidence_se``) or
+        of the Bayesian one (``chains``, ``warmup``, ``draws``, ``target_accept``, ``hierarchical``).
 
     Returns
     -------
@@ -102,7 +106,15 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
         raise InputError(f"`n_jobs` must be an integer >= 1 (got {n_jobs}); leave it out to use every core")
     if method == "hier" and prior is not None:
         raise InputError("method='hier' estimates the population prior itself; do not pass a prior")
-    if hier_options and method != "hier":
+    if method == "bayes":
+        unknown = sorted(set(hier_options) - set(BAYES_OPTIONS))
+        if unknown:
+            raise InputError(f"option(s) {', '.join(unknown)} do not apply to method='bayes' "
+                             f"(it takes {', '.join(BAYES_OPTIONS)})")
+        if prior is not None:
+            raise InputError("method='bayes' uses the model's priors (hierarchical: for the group means); "
+                             "do not pass a prior")
+    elif hier_options and method != "hier":
         raise InputError(f"option(s) {', '.join(hier_options)} apply to method='hier' only")
     if prior is not None and method != "map":
         raise InputError("a prior is used by MAP fitting: pass method='map' (or leave method out)")
@@ -110,6 +122,12 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
     if carry_over:
         packed = carried_over(packed)
     check_reward_scale(packed)
+    if method == "bayes":
+        from dopa_rl.fit.bayes import fit_bayes
+
+        result = fit_bayes(model, packed, seed=seed, progress=progress, **hier_options)
+        result.provenance["carry_over"] = bool(carry_over)
+        return result
     if method == "hier":
         result = fit_hierarchical(model, packed, restarts=restarts, seed=seed, n_jobs=n_jobs, progress=progress,
                                   scheduler=scheduler, **hier_options)

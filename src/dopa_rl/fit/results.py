@@ -295,6 +295,8 @@ class FitResult(Result):
     def from_dict(cls, d: dict, model: Model | None = None) -> "FitResult":
         """Rebuild a result from :meth:`to_dict`; non-finite numbers (stored as null) come back as NaN.
 
+        A posterior fit (``method`` "bayes") comes back as a :class:`~dopa_rl.fit.bayes_result.BayesResult`.
+
         Parameters
         ----------
         d : dict
@@ -307,6 +309,10 @@ class FitResult(Result):
         FitResult
             The result.
         """
+        if isinstance(d, dict) and d.get("method") == "bayes" and cls is FitResult:
+            from dopa_rl.fit.bayes_result import BayesResult
+
+            return BayesResult.from_dict(d, model)
         try:
             names = list(d["param_names"])
             subs = d["subjects"]

@@ -75,12 +75,17 @@ def test_debounce_holds_under_a_random_bounce(emulated_dut: EmulatedDUT, link: L
     configure(link)
     for n, ons in ((30, 0), (31, 1)):
         base = len(emulated_dut.edge_cycles("lick"))
-        t = emulated_dut.now_us() + 20_000
+        # 500 ms ahead: the n commands reach the harness before the first is due even on a loaded machine
+        # (an edge whose time has passed is applied when it arrives, which would change the bounce pattern)
+        t = emulated_dut.now_us() + 500_000
         first = t
+        planned = []
         for k in range(n):                                          # the harness holds up to 32 at once
             emulated_dut.set_lick((k + 1) % 2, at_us=t)
+            planned.append(t)
             t += rng.randint(50, 1950)
-        emulated_dut.wait_edges("lick", base + n, timeout=10.0)
+        edges = emulated_dut.wait_edges("lick", base + n, timeout=10.0)[base:]
+        assert [abs(us - want) <= 1 for (us, _), want in zip(edges, planned)] == [True] * n, "edges off schedule"
         emulated_dut.advance(10_000)
         assert isinstance(link.command("PING", nonce=n), P.Ack)    # every event before it is in
         got = link.of(P.LickOn)

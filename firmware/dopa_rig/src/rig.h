@@ -81,6 +81,9 @@ typedef struct {
     uint8_t armed;
     uint8_t reset_cause;
     uint32_t session;      /* the host's nonce of the current session (0: none since reset) */
+    uint16_t epoch;        /* the current session's tag: boot count << 8 | sessions since boot (0: none) */
+    uint8_t boot_count;    /* hal_boot_count() at boot */
+    uint8_t sessions;      /* sessions started since boot, 1..255 wrapping to 1 */
     uint32_t lost_total;   /* events lost since reset (ring overflow, dropped by a new session) */
     uint32_t last_rx_us;
     uint32_t last_hb_us;
@@ -183,7 +186,8 @@ uint8_t rig_valve_close_due(uint32_t now);
 void rig_events_reset(void);
 /* A new session: count the unacknowledged events (HELLO_REPLYs aside) as lost, empty the ring; returns the count. */
 uint16_t rig_events_drop(void);
-void rig_events_ack(uint16_t next_expected, uint32_t now);
+/* EVENT_ACK / HEARTBEAT acknowledgement; applied only under the current session's epoch */
+void rig_events_ack(uint16_t next_expected, uint16_t epoch, uint32_t now);
 void rig_events_poll(uint32_t now);
 uint32_t rig_events_idle_us(uint32_t now);
 /* outputs.c: safety kernel and outputs; valve functions return 0 or a NACK reason (SAFETY).

@@ -42,7 +42,7 @@ class DeviceCommands:
     """Mixin over ``command(msg)`` / ``send(msg)``; needs ``hello``, ``_config`` and ``command_timeout_s``."""
 
     hello: P.HelloReply | None
-    _config: P.Configure | None
+    _config: P.Configure
     command_timeout_s: float
 
     def command(self, msg: Any, timeout: float | None = None, check: bool = True) -> Any:  # pragma: no cover
@@ -57,17 +57,13 @@ class DeviceCommands:
     def configure(self, *, max_valve_ms: int | None = None, min_valve_gap_ms: int | None = None,
                   budget_valve_ms: int | None = None, host_timeout_ms: int | None = None,
                   debounce_us: int | None = None, flags: int | None = None) -> P.Ack:
-        """Set the safety limits, lick debounce and input flags; omitted values keep the device's current ones.
+        """Set the safety limits, lick debounce and input flags; omitted values keep the current ones.
 
-        "Current" is the last :meth:`configure` of this client, else what the device reported in its
-        HELLO_REPLY (``flags`` included: omitting it never flips the lick polarity).
+        "Current" is the last :meth:`configure` of this client, else the defaults (protocol/messages.toml)
+        its first HELLO set (``flags`` included: omitting it never flips the lick polarity).  Every later
+        HELLO carries them, so a device that reset arms with them again.
         """
-        h = self.hello
-        cur = {k: (getattr(h, k) if h is not None else (P.LIMITS[k].default if k != "flags" else 0))
-               for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms", "host_timeout_ms", "debounce_us",
-                         "flags")}
-        if self._config is not None:
-            cur.update(self._config._asdict())
+        cur = dict(self._config._asdict())
         given = dict(max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
                      host_timeout_ms=host_timeout_ms, debounce_us=debounce_us, flags=flags)
         for k, v in given.items():
@@ -150,9 +146,7 @@ class DeviceCommands:
         return self.command(P.ProgramCommit())
 
     def _max_valve_ms(self) -> int:
-        if self._config is not None:
-            return self._config.max_valve_ms
-        return self.hello.max_valve_ms if self.hello is not None else P.LIMITS["max_valve_ms"].default
+        return self._config.max_valve_ms
 
     @staticmethod
     def _check_action(what: str, item: Any, duration_ms: int, window_end: bool = False) -> tuple:

@@ -437,9 +437,10 @@ class Runner:
                                                 f"{ev.msg.lost_total})")
                 self._journal_rearm()
                 self._start_sync()
-            elif name == "ACK" and ev.msg.cmd_type == P.MsgId.HELLO:
+            elif name == "RESUMED":
                 self.journal.write("note", text="the client re-armed the device (its session resumed: reply window, "
-                                                f"event ring and budget kept; device lost_total {ev.msg.value})")
+                                                f"event ring and budget kept; device lost_total {ev.msg.lost_total}, "
+                                                f"valve time used {ev.msg.budget_used_ms} ms)")
                 self._journal_rearm()
                 self._start_sync()
             if name in ("TRIAL_STARTED", "TRIAL_ENDED"):

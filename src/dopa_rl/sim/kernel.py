@@ -84,7 +84,7 @@ class SimKernel:
         return 0
 
     def _cmd_heartbeat(self, m: P.Heartbeat) -> int:
-        self._ack_events(m.next_expected_seq)
+        self._ack_events(m.next_expected_seq, m.epoch)
         return len(self._ring)
 
     def _cmd_valve_pulse(self, m: P.ValvePulse) -> int:

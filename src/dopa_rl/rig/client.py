@@ -51,7 +51,7 @@ from dopa_rl.errors import DeviceError
 from dopa_rl.protocol import messages as P
 from dopa_rl.protocol import codec
 from dopa_rl.protocol.messages import MsgId, NackReason
-from dopa_rl.rig.client_commands import DeviceCommands, check_wire
+from dopa_rl.rig.client_commands import DeviceCommands, check_wire, limits_message
 from dopa_rl.rig.client_lifecycle import ClientLifecycle
 from dopa_rl.rig.client_session import CommandOutcomeUnknown, RearmRecord, SessionMixin, new_nonce
 from dopa_rl.rig.client_types import CommandRefused, Event, PendingCommand
@@ -65,14 +65,18 @@ Action = P.Action
 _INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
 
 class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
-    """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
+    """Reliable client of one rig device over an open pyserial link (see the module docstring).
+
+    ``limits`` (the keyword arguments of :meth:`configure`) are the safety limits the first HELLO carries;
+    omitted ones are the defaults of protocol/messages.toml.
+    """
 
     def __init__(self, port: serial.SerialBase, *, rawlog: str | os.PathLike[str] | RawLogWriter | None = None,
                  ack_timeout_s: float = 0.1, command_timeout_s: float = 5.0, heartbeat_s: float = 0.25,
                  max_in_flight: int = 8, reconnect_timeout_s: float = 10.0, auto_rearm: bool = True,
                  read_poll_s: float = 0.005, time_fn: Callable[[], float] = time.monotonic,
                  event_queue_size: int = 0, protocol_version: int = P.PROTOCOL_VERSION,
-                 schema_hash: int = P.SCHEMA_HASH) -> None:
+                 schema_hash: int = P.SCHEMA_HASH, limits: dict[str, int] | None = None) -> None:
         if not 1 <= max_in_flight <= P.REPLY_WINDOW // 2:
             raise ValueError(f"max_in_flight must be in 1..{P.REPLY_WINDOW // 2}")
         self.port = port
@@ -126,9 +130,12 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
         self.resync_s = 5.0                      # fallback only: a renumbering is seen in the replies at once
         # the limits this client has confirmed: its first HELLO sets the defaults of messages.toml, every
         # HELLO carries them (a new device session arms with them), configure() changes them
-        self._config = P.Configure(*(P.LIMITS[k].default for k in ("max_valve_ms", "min_valve_gap_ms",
-                                                                    "budget_valve_ms", "host_timeout_ms",
-                                                                    "debounce_us")), 0)
+        # (``limits``: what the first HELLO carries instead, the keys of configure(), so the device arms with
+        # them from its first moment: e.g. a host timeout long enough for a fast simulated clock)
+        self._config = limits_message(
+            P.Configure(*(P.LIMITS[k].default for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
+                                                         "host_timeout_ms", "debounce_us")), 0),
+            "DeviceClient: limits", dict(limits or {}))
         self._epoch = 0                          # the device session's tag (HELLO_REPLY.epoch): on every ack we send
         self._device_used_ms = 0                 # valve time the current device session reports it has used
         self._valve_used_us = 0                  # valve time this client saw delivered (all sessions)

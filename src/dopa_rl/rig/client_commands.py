@@ -10,7 +10,7 @@ from typing import Any
 from dopa_rl.errors import InputError
 from dopa_rl.protocol import messages as P
 
-__all__ = ["check_wire", "DeviceCommands"]
+__all__ = ["check_wire", "limits_message", "DeviceCommands"]
 
 _WIRE = {"u8": (0, 0xFF), "u16": (0, 0xFFFF), "u32": (0, 0xFFFFFFFF), "i32": (-(1 << 31), (1 << 31) - 1)}
 
@@ -38,6 +38,25 @@ def check_wire(msg: Any) -> None:
             _arg(f"{spec.name}.{fname}", x, lo, hi)
 
 
+def limits_message(current: P.Configure, what: str, given: dict[str, Any]) -> P.Configure:
+    """``current`` with the values of ``given`` that are not None, each checked against its bounds
+    (InputError naming ``what`` and the key; an unknown key is refused too)."""
+    cur = dict(current._asdict())
+    for k, v in given.items():
+        if k not in cur:
+            raise InputError(f"{what}: unknown limit {k!r}; use one of {', '.join(cur)}")
+        if v is None:
+            continue
+        if k == "flags":
+            bits = sum(int(f) for f in P.ConfigFlag)
+            if _arg(f"{what}: flags", v, 0, bits) & ~bits:
+                raise InputError(f"{what}: flags must combine ConfigFlag bits {bits:#x} (got {v:#x})")
+        else:
+            _limit(f"{what}: {k}", k, v)
+        cur[k] = int(v)
+    return P.Configure(**cur)
+
+
 class DeviceCommands:
     """Mixin over ``command(msg)`` / ``send(msg)``; needs ``hello``, ``_config`` and ``command_timeout_s``."""
 
@@ -63,20 +82,9 @@ class DeviceCommands:
         its first HELLO set (``flags`` included: omitting it never flips the lick polarity).  Every later
         HELLO carries them, so a device that reset arms with them again.
         """
-        cur = dict(self._config._asdict())
-        given = dict(max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
-                     host_timeout_ms=host_timeout_ms, debounce_us=debounce_us, flags=flags)
-        for k, v in given.items():
-            if v is not None:
-                if k == "flags":
-                    bits = sum(int(f) for f in P.ConfigFlag)
-                    if _arg("configure: flags", v, 0, bits) & ~bits:
-                        raise InputError(f"configure: flags must combine ConfigFlag bits {bits:#x} (got {v:#x})")
-                else:
-                    _limit(f"configure: {k}", k, v)
-                cur[k] = int(v)
-        msg = P.Configure(cur["max_valve_ms"], cur["min_valve_gap_ms"], cur["budget_valve_ms"],
-                          cur["host_timeout_ms"], cur["debounce_us"], cur["flags"])
+        msg = limits_message(self._config, "configure", dict(
+            max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
+            host_timeout_ms=host_timeout_ms, debounce_us=debounce_us, flags=flags))
         ack = self.command(msg)
         self._config = msg
         return ack

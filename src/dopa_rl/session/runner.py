@@ -125,12 +125,17 @@ class Runner:
                            model_params=c.model.params, model_options=c.model.options,
                            policy=c.policy.kind, max_reward_ul=c.max_reward_ul,
                            budget_valve_ms=c.safety.budget_valve_ms, **provenance(c, self.rig))
-        self.client = DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
+        sf = c.safety
+        host_timeout = int(min(10000, max(sf.host_timeout_ms, sf.host_timeout_ms * self.speed)))
+        # the first HELLO carries the limits: the device never runs on the 1 s default host timeout (20 ms of
+        # real time at 50x) between HELLO and CONFIGURE
+        limits = dict(max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms,
+                      budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout,
+                      debounce_us=c.lick_debounce_us)
+        self.client = DeviceClient(self.port, rawlog=self.raw_path, limits=limits, **self.client_kw)
         self.client.add_listener(self.journal.event)
         hello = self.client.start()
         self.journal.write("hello", **{k: v for k, v in hello._asdict().items()})
-        sf = c.safety
-        host_timeout = int(min(10000, max(sf.host_timeout_ms, sf.host_timeout_ms * self.speed)))
         self._command_log("CONFIGURE", max_valve_ms=sf.max_valve_ms, budget_valve_ms=sf.budget_valve_ms)
         self.client.configure(max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms,
                               budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout,

@@ -220,3 +220,24 @@ def test_a_reset_after_valve_events_were_lost_keeps_the_water_the_device_gave(ri
         c.valve_pulse(500 - used + 5)
     assert exc.value.trip.reason == P.TripReason.BUDGET
     assert c.valve_pulse(500 - used - 5).value == 500 - used - 5
+
+
+def test_a_host_rotating_session_nonces_gets_no_more_water_per_minute_than_one_budget(dut):
+    """Finding: a host opening new sessions (a new nonce each time) got 1961 ms of opening in 2.6 s against
+    a 300 ms budget: every new session restarted the count.  The budget also caps every sliding minute."""
+    before = len(dut.pin_edges("valve"))
+    acks = []
+    for _ in range(4):
+        c = DeviceClient(open_link(dut.url))        # a new client: a new session nonce
+        try:
+            c.start()
+            c.configure(budget_valve_ms=250, min_valve_gap_ms=10)
+            try:
+                acks.append(c.valve_pulse(100))
+                wait_event(c, "VALVE_CLOSED")
+            except DeviceError:
+                pass
+        finally:
+            c.safe()
+    opens = _openings(dut, before)
+    assert len(acks) == len(opens) == 2 and sum(opens) <= 250 * MS + 2 * MS, (acks, opens)

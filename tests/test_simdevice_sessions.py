@@ -2,7 +2,8 @@
 the same cases as the firmware's host tests in firmware/tests/test_session.c.  A new session takes the
 HELLO's limits before it arms; every session has an epoch that a reset or a new session changes;
 acknowledgements of another epoch remove nothing; a resume answers RESUMED with the epoch and the valve
-time used; device heartbeats report it too; frames of device types are never answered."""
+time used; device heartbeats report it too; frames of device types are never answered; the budget caps
+every sliding minute across sessions."""
 from __future__ import annotations
 
 from test_simdevice import MS, Host
@@ -125,3 +126,21 @@ def test_heartbeats_report_the_valve_time_used() -> None:
     h.pump()
     hb = h.of(P.DeviceHeartbeat)[-1]
     assert hb.budget_used_ms == 60 + -(-(hb.t_us - t_open) // MS)   # an open valve counts up to now
+
+
+def test_a_host_rotating_session_nonces_gets_one_budget_per_minute() -> None:
+    """Finding: a host opening session after session got 1961 ms of opening in 2.6 s against a 300 ms
+    budget.  The budget also caps every sliding minute, and no HELLO refreshes that."""
+    dev, h = _booted()
+    opened = 0
+    for k in range(6):
+        _hello(h, 1000, 10, 300, 1000, 2000, nonce=NONCE + k)   # a new session each time, budget 300 ms
+        opened += isinstance(h.reply(P.ValvePulse(100)), P.Ack)
+        h.advance(150 * MS)
+    assert opened == 3 and len(dev.pin_edges("valve")) == 6       # 300 ms in the minute, not 600
+    assert h.of(P.SafetyTrip)[-1].reason == P.TripReason.BUDGET
+    for k in range(14):                                           # 70 s (7 buckets of 10 s): allowed again
+        _hello(h, 1000, 10, 300, 5000, 2000, nonce=NONCE + 10 + k)
+        h.advance(5000 * MS)
+    _hello(h, 1000, 10, 300, 1000, 2000, nonce=NONCE + 99)
+    assert h.reply(P.ValvePulse(100)).value == 100

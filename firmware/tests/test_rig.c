@@ -255,6 +255,8 @@ static void test_min_gap(void)
     CHECK(g_pins.valve);
 }
 
+static void keepalive_for(uint32_t us);
+
 static void test_budget(void)
 {
     boot(); hello();
@@ -270,7 +272,14 @@ static void test_budget(void)
     run_until(g_now + 50000, 100);
     send(DOPA_MSG_VALVE_OPEN, 0, 0);                   /* nothing left */
     CHECK(!g_pins.valve);
-    hello_new();                                       /* a new session resets the budget */
+    hello_new();                                       /* a new session restarts the session's count ... */
+    valve_pulse(60);
+    CHECK(!g_pins.valve);                              /* ... not the minute's: 100 ms in the last minute */
+    CHECK_EQ(last(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_BUDGET);
+    keepalive_for(59000000);
+    valve_pulse(60);
+    CHECK(!g_pins.valve);                              /* within the minute: still refused */
+    keepalive_for(11000000);                           /* 70 s: past the 7 buckets of 10 s */
     valve_pulse(60);
     CHECK(g_pins.valve);
 }
@@ -924,7 +933,9 @@ static void test_pulses_are_exact_against_the_budget(void)
     }
     valve_pulse(1);                                          /* the budget is used up exactly */
     CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_SAFETY);
-    hello_new();
+    g_session++;                                             /* a new session with more budget (the */
+    send_hello_seq(++g_host_seq, g_session, 1000);           /* minute's 300 ms still count against it) */
+    ack_events();
     CHECK_EQ(pulse_closed_late(100, 40).open_us, 100040);    /* late: its real length */
 }
 

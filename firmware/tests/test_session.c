@@ -1,7 +1,8 @@
 /* Host tests of the rig core's sessions under protocol v3 (docs/rig.md, "Sessions"): a new session takes
  * the HELLO's limits before it arms, every session has an epoch that a reset or a new session changes,
  * acknowledgements of another epoch remove nothing, a resume answers RESUMED with the epoch and the
- * valve time used, device heartbeats report it too, and frames of device types are never answered.
+ * valve time used, device heartbeats report it too, frames of device types are never answered, and every
+ * sliding minute holds at most min(budget, DOPA_MINUTE_VALVE_MS) of valve time across sessions.
  * The simulated device's tests (tests/test_simdevice_sessions.py) check the same cases.  BSD-3-Clause. */
 #include "rig_host.h"
 
@@ -149,6 +150,66 @@ static void test_heartbeats_report_the_valve_time_used(void)
     CHECK_EQ(h.budget_used_ms, 60 + (h.t_us - t_open + 999) / 1000);   /* an open valve counts up to now */
 }
 
+static void test_a_host_rotating_session_nonces_gets_one_budget_per_minute(void)
+{
+    /* finding: a host opening session after session got 1961 ms of opening in 2.6 s against a 300 ms
+     * budget.  The budget also caps every sliding minute, and no HELLO refreshes that count */
+    boot();
+    int opened = 0;
+    for (int k = 0; k < 6; k++) {
+        g_session++;
+        hello_limits(1000, 10, 300, 1000, 2000);       /* a new session each time, budget 300 ms */
+        valve_pulse(100);
+        opened += g_pins.valve;
+        run_until(g_now + 150000, 1000);
+        ack_events();
+    }
+    CHECK_EQ(opened, 3);                               /* 300 ms in the minute, not 600 */
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_BUDGET);
+    uint32_t t;
+    CHECK(fake_edge_time('V', 1, 2, &t) && !fake_edge_time('V', 1, 3, &t));
+    for (int k = 0; k < 14; k++) {                     /* 70 s later (7 buckets of 10 s): allowed again */
+        g_session++;
+        hello_limits(1000, 10, 300, 5000, 2000);
+        run_until(g_now + 5000000, 100000);
+    }
+    g_session++;
+    hello_limits(1000, 10, 300, 1000, 2000);
+    valve_pulse(100);
+    CHECK(g_pins.valve);
+}
+
+static void test_no_hello_raises_the_minute_ceiling(void)
+{
+    /* a host that gives every new session a large budget still gets at most DOPA_MINUTE_VALVE_MS of valve
+     * time in any minute: the device holds that ceiling; a pulse beyond it is refused, an open valve cut */
+    boot();
+    int opened = 0;
+    for (int k = 0; k < 3; k++) {
+        g_session++;
+        hello_limits(5000, 10, 60000, 10000, 2000);    /* a new session each time, budget 60 s */
+        ack_events();
+        valve_pulse(4000);
+        opened += g_pins.valve;
+        run_until(g_now + 4200000, 1000);
+        ack_events();
+    }
+    CHECK_EQ(opened, 2);                               /* 8 s in the minute; 4 more would pass 10 s */
+    CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_SAFETY);
+    CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_BUDGET);
+    g_session++;
+    hello_limits(5000, 10, 60000, 10000, 2000);
+    ack_events();
+    send(DOPA_MSG_VALVE_OPEN, 0, 0);                   /* open until closed: cut at the ceiling */
+    CHECK(g_pins.valve);
+    run_until(g_now + 3000000, 100);
+    CHECK(!g_pins.valve);
+    dopa_valve_closed_t c;
+    dopa_unpack_valve_closed(last0(DOPA_MSG_VALVE_CLOSED)->body, &c);
+    CHECK_EQ(c.open_us, DOPA_MINUTE_VALVE_MS * 1000UL - 8000000UL);
+    CHECK_EQ(c.cause, DOPA_CLOSE_CAUSE_BUDGET);
+}
+
 int main(void)
 {
     RUN(test_a_new_session_arms_with_the_hello_limits);
@@ -158,5 +219,7 @@ int main(void)
     RUN(test_an_acknowledgement_of_another_epoch_removes_nothing);
     RUN(test_frames_of_device_types_are_never_answered);
     RUN(test_heartbeats_report_the_valve_time_used);
+    RUN(test_a_host_rotating_session_nonces_gets_one_budget_per_minute);
+    RUN(test_no_hello_raises_the_minute_ceiling);
     return REPORT("test_session");
 }

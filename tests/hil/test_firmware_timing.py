@@ -176,8 +176,8 @@ def test_pulses_are_exact_against_the_budget(emulated_dut: EmulatedDUT, link: Li
     nack = link.command("VALVE_PULSE", ms=1)
     assert isinstance(nack, P.Nack) and nack.reason == P.NackReason.SAFETY
     link.session = 2
-    link.hello()                                                     # a new session: a fresh 300 ms budget
-    configure(link, budget_valve_ms=300)
+    link.hello()                                                     # a new session: its budget restarts, but
+    configure(link, budget_valve_ms=600)                             # the minute's 300 ms still count: 300 left
     upload(link, 1, 900, [(0, A.VALVE_PULSE, 100), (200_000, A.VALVE_PULSE, 100), (400_000, A.VALVE_PULSE, 100),
                           (600_000, A.VALVE_PULSE, 1)])
     assert isinstance(link.command("TRIAL_START", when=P.TrialWhen.NOW), P.Ack)

@@ -23,6 +23,9 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t 
     uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
     uint32_t used_us = g_rig.budget_used_us + open_for;
     uint32_t remaining = used_us >= budget_us ? 0 : budget_us - used_us;
+    uint32_t room = rig_window_room_us(now);      /* and the minute's ceiling (an open valve is not in it yet) */
+    room = room > open_for ? room - open_for : 0;
+    if (room < remaining) remaining = room;
     uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
     uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;     /* max open time counts from the opening */
     uint32_t want = is_pulse ? ms * 1000UL : 0xFFFFFFFFUL;
@@ -69,6 +72,9 @@ void rig_valve_replan(uint32_t now)
     uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
     uint32_t used_us = g_rig.budget_used_us + open_for;
     uint32_t remaining = used_us >= budget_us ? 0 : budget_us - used_us;
+    uint32_t room = rig_window_room_us(now);      /* and the minute's ceiling (an open valve is not in it yet) */
+    room = room > open_for ? room - open_for : 0;
+    if (room < remaining) remaining = room;
     uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
     uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;
     uint32_t want = g_rig.valve_req_open ? 0xFFFFFFFFUL
@@ -94,6 +100,7 @@ static void closed_at(uint32_t t, uint8_t cause)
         t = g_rig.valve_close_us;
     g_rig.valve_open = 0;
     g_rig.budget_used_us += t - g_rig.valve_open_us;
+    rig_window_add(t, t - g_rig.valve_open_us);
     g_rig.valve_last_close_us = t;
     g_rig.valve_ever_closed = 1;
     c.t_us = t; c.open_us = t - g_rig.valve_open_us; c.cause = cause;

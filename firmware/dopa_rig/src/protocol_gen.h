@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define DOPA_PROTOCOL_VERSION 3u
-#define DOPA_SCHEMA_HASH 0xB642AD22UL
+#define DOPA_SCHEMA_HASH 0x0CC7A273UL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -23,6 +23,7 @@
 #define DOPA_FIRMWARE_VERSION 256u
 #define DOPA_BUDGET_KEEP 4294967295u
 #define DOPA_LIMITS_KEEP 0u
+#define DOPA_MINUTE_VALVE_MS 10000u
 
 /* Arduino digital pin numbers (14 = A0), the same on every device of this schema (the schema hash in HELLO_REPLY covers them); the AVR port bits are in firmware rig_avr.cpp. */
 #define DOPA_PIN_LICK 2u

@@ -102,6 +102,7 @@ void rig_init(uint8_t reset_cause, uint32_t now)
     defaults();
     g_rig.reset_cause = reset_cause;
     g_rig.boot_count = hal_boot_count();
+    rig_window_init(now);
     dopa_decoder_init(&g_rig.dec);
     rig_events_reset();
     g_rig.last_rx_us = now;

@@ -117,6 +117,11 @@ typedef struct {
     uint8_t valve_req_open;      /* VALVE_OPEN: no requested close time (limits only) */
     uint32_t valve_req_end_us;   /* requested close time of the pulse, before the limits */
     uint32_t budget_used_us;
+    /* valve time of the last minute across sessions (window.c): 7 buckets of 10 s and their sum */
+    uint32_t win_us[7];
+    uint32_t win_sum_us;
+    uint8_t win_head;
+    uint32_t win_start_us;   /* start of the current bucket */
     /* other outputs */
     uint8_t cue_on;
     uint16_t tone_hz;
@@ -215,6 +220,12 @@ uint32_t rig_outputs_idle_us(uint32_t now);
  * could still be accepted on time (not once it has kept bouncing RIG_LICK_SETTLE_US past that) */
 uint32_t rig_lick_idle_us(uint32_t now, uint8_t settling_only);
 void rig_lick_poll(uint32_t now);
+/* window.c: the valve time of every sliding minute, across sessions, is capped at min(budget_valve_ms,
+ * DOPA_MINUTE_VALVE_MS) (no HELLO refreshes it): the valve time the minute still allows (7 buckets of 10 s:
+ * at least the last 60 s counted), and a close's open time (at its close time t) */
+uint32_t rig_window_room_us(uint32_t now);
+void rig_window_add(uint32_t t, uint32_t open_us);
+void rig_window_init(uint32_t now);
 /* program.c */
 uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int32_t *value);
 void rig_program_action(uint32_t now, uint8_t action, uint16_t arg);

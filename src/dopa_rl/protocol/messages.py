@@ -12,19 +12,19 @@ from typing import NamedTuple
 
 __all__ = ["PROTOCOL_VERSION", "SCHEMA_HASH", "BAUD", "MAX_FRAME", "HEADER_SIZE", "CRC_SIZE", "MAX_BODY",
            "MAX_ENCODED", "REPLY_WINDOW", "EVENT_RING", "RETRANSMIT_MS", "HOST_HEARTBEAT_MS", "DEVICE_HEARTBEAT_MS",
-           "MAX_ACTIONS", "ANALOG_BATCH", "FIRMWARE_VERSION", "BUDGET_KEEP", "LIMITS_KEEP", "PINS", "TONE_TIMER_HZ",
-           "Limit", "LIMITS", "NackReason", "TripReason", "ResetCause", "Board", "Action", "TrialWhen",
-           "CloseCause", "ErrorCode", "DecodeError", "StateBit", "ConfigFlag", "MsgId", "Hello", "Ping",
-           "Configure", "ValvePulse", "ValveOpen", "ValveClose", "CueOn", "CueOff", "ToneOn", "ToneOff", "TtlPulse",
-           "AnalogStart", "AnalogStop", "AllOff", "Heartbeat", "EventAck", "ProgramBegin", "ProgramAction",
-           "ProgramLickWindow", "ProgramCommit", "TrialStart", "SyncStart", "SyncStop", "Ack", "Nack", "HelloReply",
-           "Resumed", "LickOn", "LickOff", "ValveOpened", "ValveClosed", "CueOnset", "CueOffset", "ToneOnset",
-           "ToneOffset", "TtlSent", "AnalogBatch", "DeviceHeartbeat", "SafetyTrip", "TrialStarted", "TrialEnded",
-           "Error", "SyncPulse", "MessageSpec", "MESSAGES", "SPEC_BY_ID", "SPEC_BY_NAME", "SPEC_BY_CLASS",
-           "ALLOWED_WHILE_DISARMED", "tone_top", "tone_applied_hz"]
+           "MAX_ACTIONS", "ANALOG_BATCH", "FIRMWARE_VERSION", "BUDGET_KEEP", "LIMITS_KEEP", "MINUTE_VALVE_MS",
+           "PINS", "TONE_TIMER_HZ", "Limit", "LIMITS", "NackReason", "TripReason", "ResetCause", "Board", "Action",
+           "TrialWhen", "CloseCause", "ErrorCode", "DecodeError", "StateBit", "ConfigFlag", "MsgId", "Hello",
+           "Ping", "Configure", "ValvePulse", "ValveOpen", "ValveClose", "CueOn", "CueOff", "ToneOn", "ToneOff",
+           "TtlPulse", "AnalogStart", "AnalogStop", "AllOff", "Heartbeat", "EventAck", "ProgramBegin",
+           "ProgramAction", "ProgramLickWindow", "ProgramCommit", "TrialStart", "SyncStart", "SyncStop", "Ack",
+           "Nack", "HelloReply", "Resumed", "LickOn", "LickOff", "ValveOpened", "ValveClosed", "CueOnset",
+           "CueOffset", "ToneOnset", "ToneOffset", "TtlSent", "AnalogBatch", "DeviceHeartbeat", "SafetyTrip",
+           "TrialStarted", "TrialEnded", "Error", "SyncPulse", "MessageSpec", "MESSAGES", "SPEC_BY_ID",
+           "SPEC_BY_NAME", "SPEC_BY_CLASS", "ALLOWED_WHILE_DISARMED", "tone_top", "tone_applied_hz"]
 
 PROTOCOL_VERSION = 3
-SCHEMA_HASH = 0xB642AD22
+SCHEMA_HASH = 0x0CC7A273
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -41,6 +41,7 @@ ANALOG_BATCH = 8
 FIRMWARE_VERSION = 256
 BUDGET_KEEP = 4294967295
 LIMITS_KEEP = 0
+MINUTE_VALVE_MS = 10000
 
 # Arduino digital pin numbers (14 = A0), the same on every device of this schema (the schema hash in HELLO_REPLY covers them); the AVR port bits are in firmware rig_avr.cpp.
 PINS: dict[str, int] = {"lick": 2, "valve": 8, "cue": 13, "tone": 9, "ttl": 7, "analog": 14}

@@ -118,6 +118,7 @@ class SimDevice(SimKernel):
         self._sp_x = 1
         self._sp_n = 0
         self.budget_used_us = 0
+        self._window_init()        # the last minute's valve time, across sessions (RAM: a reset clears it)
         self._last_close_us: int | None = self.clock.now_us  # boot counts as a close (the minimum gap holds)
         self._analog_rate = 0
         self._analog_timer: Timer | None = None

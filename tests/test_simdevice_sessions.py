@@ -130,7 +130,7 @@ def test_heartbeats_report_the_valve_time_used() -> None:
 
 def test_a_host_rotating_session_nonces_gets_one_budget_per_minute() -> None:
     """Finding: a host opening session after session got 1961 ms of opening in 2.6 s against a 300 ms
-    budget.  The budget also caps every sliding minute, and no HELLO refreshes that."""
+    budget.  The budget also caps every sliding minute, and no HELLO refreshes that count."""
     dev, h = _booted()
     opened = 0
     for k in range(6):
@@ -144,3 +144,22 @@ def test_a_host_rotating_session_nonces_gets_one_budget_per_minute() -> None:
         h.advance(5000 * MS)
     _hello(h, 1000, 10, 300, 1000, 2000, nonce=NONCE + 99)
     assert h.reply(P.ValvePulse(100)).value == 100
+
+
+def test_no_hello_raises_the_minute_ceiling() -> None:
+    """As firmware/tests/test_session.c: a host giving every new session a 60 s budget still gets at most
+    MINUTE_VALVE_MS of valve time in any minute (device-held); a pulse beyond it is refused, an open valve is
+    cut at it."""
+    dev, h = _booted()
+    opened = 0
+    for k in range(3):
+        _hello(h, 5000, 10, 60000, 10000, 2000, nonce=NONCE + k)
+        opened += isinstance(h.reply(P.ValvePulse(4000)), P.Ack)
+        h.advance(4200 * MS)
+    assert opened == 2 and len(dev.pin_edges("valve")) == 4         # 8 s in the minute; 4 more would pass 10 s
+    assert h.of(P.SafetyTrip)[-1].reason == P.TripReason.BUDGET
+    _hello(h, 5000, 10, 60000, 10000, 2000, nonce=NONCE + 9)
+    assert isinstance(h.reply(P.ValveOpen()), P.Ack)
+    h.advance(3000 * MS)
+    closed = h.of(P.ValveClosed)[-1]
+    assert closed.open_us == P.MINUTE_VALVE_MS * MS - 8000 * MS and closed.cause == P.CloseCause.BUDGET

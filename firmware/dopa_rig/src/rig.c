@@ -138,6 +138,7 @@ static void apply_limits(const dopa_configure_t *p, uint32_t now)
     g_rig.debounce_us = c.debounce_us;
     uint8_t flipped = (uint8_t)((g_rig.flags ^ c.flags) & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
     g_rig.flags = c.flags;
+    rig_window_room_us(now);                  /* the minute's ceiling follows the budget */
     rig_valve_replan(now);                    /* the new limits hold for a valve already open too */
     if (flipped) rig_lick_edge(g_rig.lick_raw, now);   /* a polarity flip is a lick-input change now */
 }
@@ -359,7 +360,10 @@ void rig_poll(uint32_t now)
         g_rig.armed = 0;
         rig_trip(now, DOPA_TRIP_REASON_HOST_TIMEOUT, g_rig.host_timeout_ms);
     }
-    if (g_rig.armed && DOPA_AFTER(now, g_rig.last_hb_us + DOPA_DEVICE_HEARTBEAT_MS * 1000UL)) {
+    /* the heartbeat (two 32-bit divisions, a frame built: ~100 us on the AVR) waits while a timed change is
+     * due within RIG_HB_GUARD_US, so it never delays one (deadline checked only when a heartbeat is due) */
+    if (g_rig.armed && DOPA_AFTER(now, g_rig.last_hb_us + DOPA_DEVICE_HEARTBEAT_MS * 1000UL) &&
+        rig_deadline_us(now) > RIG_HB_GUARD_US) {
         dopa_device_heartbeat_t h;
         uint8_t b[DOPA_MSG_DEVICE_HEARTBEAT_SIZE];
         g_rig.last_hb_us = now;

@@ -32,6 +32,8 @@ enum { RIG_PROG_EMPTY = 0, RIG_PROG_UPLOADING = 1, RIG_PROG_READY = 2 };
  *   back is switched to this long before the last one ends (as of that end), so that actions at offset 0
  *   run on time like any other (the loop is back in its wait for timed changes by then). */
 #define RIG_ON_TIME_US 16u
+/* a device heartbeat is not built while a timed change is due within this (rig_poll) */
+#define RIG_HB_GUARD_US 1000u
 #define RIG_LICK_SETTLE_US 1000u
 #define RIG_START_LEAD_US 500u
 /* A valve close is run this long before its time: how long the AVR loop takes from the clock reading
@@ -120,6 +122,7 @@ typedef struct {
     /* valve time of the last minute across sessions (window.c): 7 buckets of 10 s and their sum */
     uint32_t win_us[7];
     uint32_t win_sum_us;
+    uint32_t win_room_us;    /* what the minute allowed at the last move (or budget change): never more */
     uint8_t win_head;
     uint32_t win_start_us;   /* start of the current bucket */
     /* other outputs */

@@ -175,6 +175,16 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                 if pc is None or pc.done():
                     pc = self._send(self._hello_msg(self._config.budget_valve_ms), internal=False)
                 reply = pc.result(0.05, check=False)
+                if isinstance(reply, P.Resumed):
+                    # an earlier HELLO of this handshake started our session (a retried copy after a slow
+                    # reply): this one resumed it.  Its HELLO_REPLY taken, that is the answer; else (lost)
+                    # start afresh under a new nonce, so the reply we wait for is one a new session sends
+                    if self.hello is not None and reply.epoch == self._epoch:
+                        reply = self.hello
+                    else:
+                        self.session_nonce = new_nonce()
+                        pc = None
+                        continue
                 break
             except DeviceError as exc:
                 now = time.monotonic()

@@ -354,20 +354,28 @@ class SimDevice(SimKernel):
         self._tx_seq = (self._tx_seq + 1) & 0xFFFF
         self._tx(wire)
         if self._retx_timer is None:
-            self._retx_timer = self.clock.schedule(self._last_progress + P.RETRANSMIT_MS * 1000, self._retransmit)
+            self._retx_timer = self.clock.schedule(self._last_progress + self._retransmit_us(), self._retransmit)
 
     def _retransmit(self) -> None:
         self._retx_timer = None
         if not self._ring:
             return
-        due = self._last_progress + P.RETRANSMIT_MS * 1000
+        due = self._last_progress + self._retransmit_us()
         if self.clock.now_us >= due:
             for _seq, wire in self._ring:
                 self._tx(wire)
             self.stats["retransmits"] += 1
             self._last_progress = self.clock.now_us
-            due = self._last_progress + P.RETRANSMIT_MS * 1000
+            due = self._last_progress + self._retransmit_us()
         self._retx_timer = self.clock.schedule(due, self._retransmit)
+
+    def _retransmit_us(self) -> int:
+        """Go-back-N interval in device time: RETRANSMIT_MS of real time, as on a board at 1x.  Driven at
+        speed S it is S times longer in device time: the host's acks take real time, and at 50x the 50 ms of
+        the firmware would be 1 ms of real time, the whole ring resent every millisecond (a flood of
+        duplicates that kept the host too busy to send its heartbeats, until the host timeout tripped)."""
+        speed = self._driver.speed if self._driver.running else 1.0
+        return int(P.RETRANSMIT_MS * 1000 * max(1.0, speed))
 
     def _ack_events(self, next_expected: int, epoch: int) -> None:
         if not self._ring or epoch != self.epoch or not self.epoch:

@@ -65,7 +65,7 @@ def _measure(args, out):
 
     from dopa_rl.sim.animal import SimulatedAnimal
     from dopa_rl.session import open_device, parse_config, run_session
-    from dopa_rl.session.runner import parse_speed, sim_ring
+    from dopa_rl.session.runner import parse_speed, sim_retransmit_ms, sim_ring
     from dopa_rl.testing import SimulatedDUT
 
     speed = parse_speed(args.speed)
@@ -75,7 +75,8 @@ def _measure(args, out):
     for p in (nwb_path, out / "session.nwb.journal", out / "session.nwb.raw"):
         p.unlink(missing_ok=True)
     print(f"1/4 simulated rig session: {args.trials} trials at {speed:g}x real time -> {nwb_path}", flush=True)
-    dut = SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(args.seed)), ring_size=sim_ring(speed))
+    dut = SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(args.seed)), ring_size=sim_ring(speed),
+                       retransmit_ms=sim_retransmit_ms(speed))
     try:
         t = time.monotonic()
         result, path = run_session(cfg, rig, open_device(dut.url), nwb_path, speed=speed)

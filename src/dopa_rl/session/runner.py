@@ -34,7 +34,7 @@ from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.journal import JournalWriter
 from dopa_rl.session.policy import DffState, Policy, dff_step, make_learner, reward_units
 
-__all__ = ["SWITCH_INTERVAL_S", "SILENCE_S", "RunResult", "Runner", "MAX_SPEED", "parse_speed", "sim_ring",
+__all__ = ["SWITCH_INTERVAL_S", "SILENCE_S", "RunResult", "Runner", "MAX_SPEED", "parse_speed", "sim_ring", "sim_retransmit_ms",
            "device_url", "open_device", "device_tally", "run_session"]
 
 SWITCH_INTERVAL_S = 0.0005
@@ -514,11 +514,19 @@ def sim_ring(speed: float) -> int:
     return int(32 * max(1, math.ceil(speed / 5)))
 
 
+def sim_retransmit_ms(speed: float) -> int:
+    """Go-back-N interval of a simulated device at ``speed`` (device ms): RETRANSMIT_MS of real time, as on a
+    board at 1x (this host's acks take real time; at 50x the firmware's 50 ms would resend the whole ring
+    every real millisecond, a flood of duplicates that starved the host until its host timeout tripped)."""
+    return int(P.RETRANSMIT_MS * max(1, math.ceil(speed)))
+
+
 def device_url(device: str, rig: Rig, *, speed: float, seed: int) -> str:
     """``sim`` -> a new simulated rig with a simulated animal; ``rig`` -> the rig file's port (or serial number);
     anything else is a port path or a pyserial URL."""
     if device == "sim":
-        return f"dopasim://?speed={speed:g}&seed={seed}&animal=rw&ring={sim_ring(speed)}"
+        return (f"dopasim://?speed={speed:g}&seed={seed}&animal=rw&ring={sim_ring(speed)}"
+                f"&retx_ms={sim_retransmit_ms(speed)}")
     if device == "rig":
         from dopa_rl.errors import InputError
 

@@ -61,8 +61,15 @@ class SimDevice(SimKernel):
 
     def __init__(self, *, animal: Any = None, analog_source: Callable[[int], int] = default_analog,
                  ring_size: int = P.EVENT_RING, speed: float = 1.0, board: int = P.Board.PYTHON_SIM,
-                 start_us: int = 0) -> None:
+                 start_us: int = 0, retransmit_ms: int = P.RETRANSMIT_MS) -> None:
+        if retransmit_ms < 1:
+            raise ValueError(f"retransmit_ms must be >= 1, got {retransmit_ms}")
         self._lock = threading.RLock()
+        # go-back-N interval (device ms).  A host on the wall clock driving this device at speed S should
+        # ask for RETRANSMIT_MS * S (dopa_rl.session.runner.sim_retransmit_ms): its acks take real time, and
+        # at 50x the firmware's 50 ms is 1 ms of real time, the whole ring resent every real millisecond (a
+        # flood of duplicates that kept the host too busy for its heartbeats, until the host timeout tripped)
+        self.retransmit_ms = int(retransmit_ms)
         self._cond = threading.Condition(self._lock)
         self.clock = VirtualClock(start_us)  # start near 2**32 to exercise the host's t_us unwrapping
         self.animal = animal
@@ -370,12 +377,8 @@ class SimDevice(SimKernel):
         self._retx_timer = self.clock.schedule(due, self._retransmit)
 
     def _retransmit_us(self) -> int:
-        """Go-back-N interval in device time: RETRANSMIT_MS of real time, as on a board at 1x.  Driven at
-        speed S it is S times longer in device time: the host's acks take real time, and at 50x the 50 ms of
-        the firmware would be 1 ms of real time, the whole ring resent every millisecond (a flood of
-        duplicates that kept the host too busy to send its heartbeats, until the host timeout tripped)."""
-        speed = self._driver.speed if self._driver.running else 1.0
-        return int(P.RETRANSMIT_MS * 1000 * max(1.0, speed))
+        """Go-back-N interval in device time (``retransmit_ms``; the firmware's RETRANSMIT_MS by default)."""
+        return self.retransmit_ms * 1000
 
     def _ack_events(self, next_expected: int, epoch: int) -> None:
         if not self._ring or epoch != self.epoch or not self.epoch:
@@ -581,14 +584,15 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
     animal), ``ring`` (event ring size, default 32), ``start_us`` (device time at boot, default 0; e.g.
     4294000000 makes t_us wrap after ~1 s), ``settle_us`` (device time that passes after boot before the
     port opens, default 60000: a board is powered a moment before a host reaches it, and boot counts as a
-    valve close, so the minimum gap after it is over); it is not started.
+    valve close, so the minimum gap after it is over), ``retx_ms`` (go-back-N interval in device ms,
+    default RETRANSMIT_MS); it is not started.
     """
     if "attach" in options:
         return attached(options["attach"]), False
-    unknown = set(options) - {"speed", "seed", "animal", "ring", "start_us", "settle_us"}
+    unknown = set(options) - {"speed", "seed", "animal", "ring", "start_us", "settle_us", "retx_ms"}
     if unknown:
         raise ValueError(f"unknown dopasim:// option(s) {sorted(unknown)}; "
-                         "known: attach, speed, seed, animal, ring, start_us, settle_us")
+                         "known: attach, speed, seed, animal, ring, start_us, settle_us, retx_ms")
     animal = None
     if options.get("animal") not in (None, "", "none"):
         if options["animal"] != "rw":
@@ -599,6 +603,7 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
 
         animal = SimulatedAnimal(np.random.default_rng(int(options.get("seed", 0))))
     device = SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),
-                       ring_size=int(options.get("ring", P.EVENT_RING)), start_us=int(options.get("start_us", 0)))
+                       ring_size=int(options.get("ring", P.EVENT_RING)), start_us=int(options.get("start_us", 0)),
+                       retransmit_ms=int(options.get("retx_ms", P.RETRANSMIT_MS)))
     device.advance(int(options.get("settle_us", BOOT_SETTLE_US)))
     return device, True

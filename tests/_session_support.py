@@ -56,9 +56,10 @@ def fast_config(tmp_path: Path, n: int = 20, *, seed: int = 1, p: float = 0.9, m
 
 def sim_rig(speed: float = 50.0, seed: int = 0) -> SimulatedDUT:
     """A simulated device with a simulated animal, reachable at ``.url``, that outlives the session's link."""
-    from dopa_rl.session.runner import sim_ring
+    from dopa_rl.session.runner import sim_retransmit_ms, sim_ring
 
-    return SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(seed)), ring_size=sim_ring(speed))
+    return SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(seed)), ring_size=sim_ring(speed),
+                        retransmit_ms=sim_retransmit_ms(speed))
 
 
 def rising(dut, pin: str, after_us: int = 0, before_us: int | None = None) -> list[int]:

@@ -16,7 +16,7 @@ def test_firmware_core_host_unit_tests() -> None:
     proc = subprocess.run(["make", "-s", "-C", str(ROOT / "firmware"), "test-host"], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "test_link:" in proc.stdout and "test_rig:" in proc.stdout
+    assert "test_link:" in proc.stdout and "test_rig:" in proc.stdout and "test_session:" in proc.stdout
     assert " 0 failed" in proc.stdout
 
 

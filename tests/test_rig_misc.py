@@ -43,7 +43,7 @@ def _inject_from_device(dut: SimulatedDUT, wire: bytes) -> None:
         dut.device._tx(wire)
 
 
-@pytest.mark.parametrize("msg", [P.Ping(7), P.Heartbeat(3), P.EventAck(3), P.ValvePulse(20)])
+@pytest.mark.parametrize("msg", [P.Ping(7), P.Heartbeat(3, 1), P.EventAck(3, 1), P.ValvePulse(20)])
 def test_a_command_frame_arriving_from_the_device_is_counted_and_ignored(dut_client, msg):
     from dopa_rl.protocol import codec
 
@@ -113,6 +113,9 @@ def test_client_times_events_right_after_40_minutes_without_any_frame():
         c.start()
         c.configure(host_timeout_ms=1000)
         c.ping(1)
+        end = time.monotonic() + 2.0                # its ACK acknowledged: else the 40 min below are 48,000
+        while dut.device.unacked and time.monotonic() < end:   # go-back-N rounds the client must wade through
+            time.sleep(0.002)
         c.muted = True                              # the host goes quiet: the device disarms and falls silent
         offset[0] += 2.0
         dut.advance(2_000_000)
@@ -249,14 +252,14 @@ def _sim_host(auto_ack: bool = True):
     dev.advance(60 * MS)                            # boot counts as a valve close: past the minimum gap
     h = Host(dev, auto_ack=auto_ack)
     h.pump()
-    assert isinstance(h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP)), P.HelloReply) and dev.armed
+    assert isinstance(h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0)), P.HelloReply) and dev.armed
     return dev, h
 
 
 def _ack(dev, h) -> None:
     from dopa_rl.protocol import codec
 
-    dev.write(codec.encode(P.EventAck(h.expected), 0))
+    dev.write(codec.encode(P.EventAck(h.expected, h.epoch), 0))
     h.pump()
 
 

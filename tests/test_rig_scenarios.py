@@ -93,8 +93,7 @@ def test_handshake_and_versions(dut, client):
     assert h.protocol_version == P.PROTOCOL_VERSION and h.schema_hash == P.SCHEMA_HASH
     assert h.firmware_version == P.FIRMWARE_VERSION
     assert h.board in (P.Board.PYTHON_SIM, P.Board.SIMAVR, P.Board.UNO, P.Board.NANO)
-    assert (h.max_valve_ms, h.min_valve_gap_ms, h.budget_valve_ms, h.host_timeout_ms) == (1000, 50, 30000, 1000)
-    assert (h.pin_lick, h.pin_valve, h.pin_cue) == (2, 8, 13)
+    assert h.boot == 0 and h.session == client.session_nonce and h.epoch != 0 and h.event_ring >= P.EVENT_RING
     assert client.ping(12345).value == 12345
     assert all(dut.pin_edges(p) == [] for p in OUTPUTS)  # HELLO arms but switches nothing on
 
@@ -220,9 +219,10 @@ def test_host_stall_mid_pulse_rearms_by_itself(dut, auto_client):
     time.sleep(0.2)
     client.muted = False
     trip = wait_event(client, "SAFETY_TRIP", where=lambda e: e.msg.reason == P.TripReason.HOST_TIMEOUT)
-    resumed = wait_event(client, "ACK", where=lambda e: e.msg.cmd_type == P.MsgId.HELLO)   # a resume
-    assert resumed.msg.value == 0                          # lost_total
+    resumed = wait_event(client, "RESUMED")                # a resume of the session the client knows
+    assert resumed.msg.lost_total == 0 and resumed.msg.epoch == client.hello.epoch
     (t_on, _), (t_off, _) = dut.pin_edges("valve")[:2]
+    assert resumed.msg.budget_used_ms == -(-(t_off - t_on) // MS)   # the device's count of the water given
     assert abs(u32(t_off) - u32(trip.msg.t_us)) <= 100 and t_off - t_on < 780 * MS
     with pytest.raises(CommandRefused) as exc:            # the gap holds across the re-arm
         client.valve_pulse(10)
@@ -341,19 +341,19 @@ class RawHost:
         self.codec = codec
         self.port = open_link(url)
         self.dec = codec.FrameDecoder()
-        self.seq, self.expect, self.events = 100, None, []
+        self.seq, self.expect, self.events, self.epoch = 100, None, [], 0
 
     def pump(self) -> None:
         got = False
         for rec in self.dec.feed(self.port.read(4096)):
             if isinstance(rec.msg, P.HelloReply) and rec.msg.boot == 0:
-                self.expect = rec.seq
+                self.expect, self.epoch = rec.seq, rec.msg.epoch
             if rec.seq == self.expect:
                 self.events.append(rec.msg)
                 self.expect = (self.expect + 1) & 0xFFFF
                 got = True
         if got:
-            self.port.write(self.codec.encode(P.EventAck(self.expect), 0))
+            self.port.write(self.codec.encode(P.EventAck(self.expect, self.epoch), 0))
 
     def send(self, msg) -> int:
         self.seq += 1
@@ -372,7 +372,7 @@ class RawHost:
 
     def hello(self) -> None:
         for _ in range(10):
-            seq = self.send(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
+            seq = self.send(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
             try:
                 self.reply(seq, 0.5)
                 return
@@ -399,12 +399,14 @@ def test_event_ack_is_never_answered_even_when_damaged(dut, raw):
     assert [e for e in raw.events if isinstance(e, P.Nack)] == []
 
 
-def test_an_event_type_sent_to_the_device_is_unknown_whatever_its_length(dut, raw):
+def test_an_event_type_sent_to_the_device_is_not_answered_whatever_its_length(dut, raw):
+    """An echo of the device's own frames (a loopback, a pty with echo) gets no answer: answering it would
+    echo again (an echo line filled the application's queue with 417 NACK UNKNOWN_TYPE in 2.7 s)."""
     c = raw.codec
     for seq, body in ((700, b"\x00" * 4), (701, b"\x00")):            # LICK_ON: right and wrong body size
         raw.port.write(c.cobs_encode(c.build_frame(P.MsgId.LICK_ON, seq, body)) + b"\x00")
-        nack = raw.reply(seq)
-        assert isinstance(nack, P.Nack) and nack.reason == P.NackReason.UNKNOWN_TYPE, nack
+    assert raw.reply(raw.send(P.Ping(5))).value == 5                  # sent after them, answered after them
+    assert [e for e in raw.events if isinstance(e, P.Nack)] == []
 
 
 def test_program_duration_bound(dut, raw):

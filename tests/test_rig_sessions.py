@@ -21,18 +21,18 @@ NONCE = 0x5E55
 
 
 def hello(h: Host, nonce: int = NONCE, budget_ms: int = P.BUDGET_KEEP, seq: int | None = None):
-    """HELLO_REPLY (a new session) or ACK (a resume)."""
+    """HELLO_REPLY (a new session) or RESUMED (a resume)."""
     h.pump()  # a boot banner waiting is no answer
     s = h.seq if seq is None else seq
-    new = h.send(P.Hello(P.PROTOCOL_VERSION, nonce, budget_ms), seq)
+    new = h.send(P.Hello(P.PROTOCOL_VERSION, nonce, budget_ms, P.LIMITS_KEEP, 0, 0, 0, 0), seq)
     for r in new:
-        if isinstance(r, P.HelloReply) and r.cmd_seq == s or isinstance(r, P.Ack) and r.cmd_seq == s:
+        if isinstance(r, (P.HelloReply, P.Resumed)) and r.cmd_seq == s:
             return r
     raise AssertionError(f"no answer to HELLO: {new}")
 
 
 def resumed(r) -> bool:
-    return isinstance(r, P.Ack) and r.cmd_type == P.MsgId.HELLO
+    return isinstance(r, P.Resumed)
 
 
 def armed_host(dev: SimDevice) -> Host:
@@ -87,7 +87,8 @@ def test_a_retried_hello_does_not_rerun_a_command() -> None:
     assert isinstance(h.reply(P.ValvePulse(10)), P.Ack)
     h.advance(100 * MS)                                                # closed, past the min gap
     r = hello(h, seq=hseq)                                             # the HELLO retry arrives late ...
-    assert resumed(r) and r.value == 0 and dev.armed                  # a resume: ACK, value = lost_total
+    assert resumed(r) and r.lost_total == 0 and r.epoch == h.epoch and dev.armed   # a resume: RESUMED of our epoch
+    assert r.budget_used_ms == 10                                      # and the water the session gave
     again = h.reply(P.ValvePulse(10), seq=pseq)                        # ... and so does the pulse's
     assert isinstance(again, P.Ack) and again.cmd_type == P.MsgId.VALVE_PULSE
     h.advance(50 * MS)
@@ -123,7 +124,7 @@ def test_a_new_session_sends_the_events_it_causes_and_counts_what_it_drops() -> 
     h.reply(P.ValveOpen())                                             # VALVE_OPENED + ACK
     assert dev.unacked == 4
     r = hello(h, nonce=NONCE + 1, budget_ms=70)                        # another host: a new session
-    assert isinstance(r, P.HelloReply) and (r.dropped, r.lost_total, r.budget_valve_ms) == (4, 4, 70)
+    assert isinstance(r, P.HelloReply) and (r.dropped, r.lost_total, dev.config["budget_valve_ms"]) == (4, 4, 70)
     names = [type(e).__name__ for e in h.events[h.events.index(r):]]
     assert names == ["HelloReply", "ValveClosed", "CueOffset"]        # sent in the new session
     assert h.of(P.ValveClosed)[-1].cause == CloseCause.ALL_OFF and not dev.valve and not dev.cue
@@ -135,9 +136,9 @@ def test_a_new_session_sends_the_events_it_causes_and_counts_what_it_drops() -> 
     assert h.reply(P.ValvePulse(20)).reason == NackReason.SAFETY
     h.pump()
     r = hello(h, nonce=NONCE + 2)                                      # nothing unacknowledged: none dropped
-    assert (r.dropped, r.lost_total, r.budget_valve_ms) == (0, 4, 70)  # the lost count survives HELLO
+    assert (r.dropped, r.lost_total, dev.config["budget_valve_ms"]) == (0, 4, 70)  # the lost count survives HELLO
     h.pump()
-    bad = h.reply(P.Hello(P.PROTOCOL_VERSION, NONCE + 3, P.LIMITS["budget_valve_ms"].max + 1))
+    bad = h.reply(P.Hello(P.PROTOCOL_VERSION, NONCE + 3, P.LIMITS["budget_valve_ms"].max + 1, P.LIMITS_KEEP, 0, 0, 0, 0))
     assert isinstance(bad, P.Nack) and bad.reason == NackReason.BAD_VALUE
 
 
@@ -192,7 +193,8 @@ def test_one_valve_command_opens_once_across_a_reboot_with_hello_replies_lost():
         assert len(_openings(dut)) == 1
         assert dut.device.stats["hellos_new"] == 2      # start, and the one the reboot calls for
         rec = c.rearm_log[-1]
-        assert rec.resumed is False and rec.reset_cause == P.ResetCause.EXTERNAL and rec.t_reply is not None
+        assert rec.resumed is False and rec.reset_cause == P.ResetCause.EXTERNAL and rec.t_reply is not None, (
+            [(r.why, r.resumed) for r in c.rearm_log], c.stats)
     finally:
         c.safe()
         dut.close()

@@ -113,7 +113,7 @@ def test_dopasim_handler_options_and_errors():
 def test_pty_bridge_serves_a_simulated_device():
     with PtyBridge(open_link("dopasim://?speed=1")) as bridge:
         port = serial.serial_for_url(bridge.path, baudrate=1_000_000, timeout=0.5)
-        port.write(codec.encode(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP), 1))
+        port.write(codec.encode(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0), 1))
         dec = codec.FrameDecoder()
         got = []
         end = time.monotonic() + 2
@@ -148,7 +148,7 @@ def test_pty_bridge_closes_promptly_while_nobody_reads_the_pty():
     dut = SimulatedDUT(speed=1, ring_size=1_000_000)   # no EVENT_ACK needed to keep sending
     bridge = PtyBridge(open_link(dut.url))
     try:
-        dut.device.write(codec.encode(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP), 1))
+        dut.device.write(codec.encode(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0), 1))
         dut.device.stress(20_000)                   # ~0.6 MB/s of events towards a pty nobody reads
         time.sleep(0.4)
     finally:

@@ -163,7 +163,7 @@ def test_a_host_stall_in_virtual_time_disarms_the_device_and_the_session_goes_on
     recs = read_journal(result.journal)
     evs = [r for r in recs if r["kind"] == "ev"]
     trips = [e for e in evs if e["name"] == "SAFETY_TRIP" and e["f"]["reason"] == P.TripReason.HOST_TIMEOUT]
-    resumed = [e for e in evs if e["name"] == "ACK" and e["f"]["cmd_type"] == P.MsgId.HELLO]
+    resumed = [e for e in evs if e["name"] == "RESUMED"]          # (protocol v3: the answer to a resuming HELLO)
     assert len(trips) == len(resumed) == 1 and resumed[0]["i"] > trips[0]["i"]
     # the trip came 1000 ms of device time into the stall; the host read it (and re-armed) when it woke
     assert trips[0]["rx"] > trips[0]["t_us"] / 1e6 + 1.0

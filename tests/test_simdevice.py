@@ -27,6 +27,7 @@ class Host:
         self.events: list = []
         self.auto_ack = auto_ack
         self.hello_seq: int | None = None
+        self.epoch = 0          # the device session's tag, carried by every acknowledgement
 
     def pump(self) -> list:
         new = []
@@ -34,12 +35,13 @@ class Host:
             if isinstance(rec.msg, P.HelloReply) and rec.msg.cmd_seq == self.hello_seq and not rec.msg.boot:
                 self.hello_seq = None  # the reply to our HELLO starts a new device sequence
                 self.expected = rec.seq
+                self.epoch = rec.msg.epoch
             if rec.seq == self.expected:
                 new.append(rec.msg)
                 self.expected = (self.expected + 1) & 0xFFFF
         self.events += new
         if new and self.auto_ack:
-            self.dev.write(codec.encode(P.EventAck(self.expected), 0))
+            self.dev.write(codec.encode(P.EventAck(self.expected, self.epoch), 0))
         return new
 
     def send(self, msg, seq: int | None = None) -> list:
@@ -54,7 +56,7 @@ class Host:
         """Send and return the ACK/NACK/HELLO_REPLY answering it."""
         s = self.seq if seq is None else seq
         for ev in self.send(msg, seq):
-            if isinstance(ev, (P.Ack, P.Nack)) and ev.cmd_seq == s or isinstance(ev, P.HelloReply):
+            if isinstance(ev, (P.Ack, P.Nack, P.Resumed)) and ev.cmd_seq == s or isinstance(ev, P.HelloReply):
                 return ev
         raise AssertionError(f"no reply to {msg}")
 
@@ -69,7 +71,7 @@ class Host:
             self.dev.advance(step)
             us -= step
             new += self.pump()
-            self.dev.write(codec.encode(P.Heartbeat(self.expected), self.seq))
+            self.dev.write(codec.encode(P.Heartbeat(self.expected, self.epoch), self.seq))
             self.seq += 1
         return new + self.pump()
 
@@ -85,7 +87,7 @@ def host(dev: SimDevice) -> Host:
     h.pump()
     assert isinstance(h.events[0], P.HelloReply) and h.events[0].boot == 1
     dev.advance(50 * MS)  # boot counts as a valve close: the minimum gap after it
-    r = h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
+    r = h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
     assert r.boot == 0 and r.schema_hash == P.SCHEMA_HASH and dev.armed
     return h
 
@@ -94,10 +96,11 @@ def test_hello_version_and_arming(dev: SimDevice) -> None:
     h = Host(dev)
     h.pump()
     assert h.reply(P.ValvePulse(10)).reason == NackReason.NOT_ARMED
-    assert h.reply(P.Hello(99, 1, P.BUDGET_KEEP)) == P.Nack(0, 2, P.MsgId.HELLO, NackReason.VERSION)
+    assert h.reply(P.Hello(99, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0)) == P.Nack(0, 2, P.MsgId.HELLO, NackReason.VERSION)
     assert not dev.armed
-    r = h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
-    assert (r.reset_cause, r.max_valve_ms, r.host_timeout_ms, r.pin_valve) == (P.ResetCause.POWER_ON, 1000, 1000, 8)
+    r = h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
+    assert (r.reset_cause, r.event_ring, r.session, r.epoch) == (P.ResetCause.POWER_ON, P.EVENT_RING, 1, 0x0101)
+    assert (dev.config["max_valve_ms"], dev.config["host_timeout_ms"]) == (1000, 1000)   # limits_keep: the defaults
     assert h.reply(P.Ping(-7)).value == -7
 
 
@@ -164,7 +167,7 @@ def test_host_silence_turns_everything_off(host: Host, dev: SimDevice) -> None:
     host.reply(P.ToneOn(4000))
     host.reply(P.AnalogStart(100))
     dev.advance(500 * MS)
-    host.reply(P.Heartbeat(host.expected))  # keeps it alive
+    host.reply(P.Heartbeat(host.expected, host.epoch))  # keeps it alive
     t_last = dev.now_us()
     host.reply(P.ValveOpen())
     dev.advance(999 * MS)
@@ -175,8 +178,9 @@ def test_host_silence_turns_everything_off(host: Host, dev: SimDevice) -> None:
         assert dev.pin_edges(pin)[-1] == (t_last + 1000 * MS, 0)
     assert host.of(P.SafetyTrip)[-1] == P.SafetyTrip(t_last + 1000 * MS, TripReason.HOST_TIMEOUT, 1000)
     assert host.reply(P.CueOn()).reason == NackReason.NOT_ARMED
-    again = host.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))   # the same nonce: a resume, answered by ACK
-    assert isinstance(again, P.Ack) and again.cmd_type == P.MsgId.HELLO and dev.armed
+    again = host.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))   # the same nonce: a resume, answered by RESUMED
+    assert isinstance(again, P.Resumed) and again.epoch == host.epoch and dev.armed
+    assert again.budget_used_ms == 1000   # the valve was open 1000 ms before the host timeout cut it
 
 
 def test_all_off_stays_armed(host: Host, dev: SimDevice) -> None:
@@ -301,8 +305,9 @@ def test_pulses_are_exact_against_the_budget(host: Host, dev: SimDevice) -> None
     100 ms exactly, and refuses a fourth."""
     for session in (1, 2):
         if session == 2:
-            assert host.reply(P.Hello(P.PROTOCOL_VERSION, 2, P.BUDGET_KEEP)).boot == 0   # a fresh budget
-        assert isinstance(host.reply(P.Configure(1000, 10, 300, 5000, 2000, 0)), P.Ack)
+            assert host.reply(P.Hello(P.PROTOCOL_VERSION, 2, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0)).boot == 0   # a fresh budget
+        # session 2: its budget restarts, the minute's 300 ms still count (min(600, MINUTE_VALVE_MS) - 300 left)
+        assert isinstance(host.reply(P.Configure(1000, 10, 300 * session, 5000, 2000, 0)), P.Ack)
         if session == 1:
             for _ in range(3):
                 assert host.reply(P.ValvePulse(100)).value == 100
@@ -358,11 +363,11 @@ def test_go_back_n_recovers_dropped_bytes(host: Host, dev: SimDevice) -> None:
 
 def test_ring_overflow_reported(dev: SimDevice) -> None:
     h = Host(dev, auto_ack=False)
-    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
     for i in range(P.EVENT_RING + 5):
         h.send(P.Ping(i))
     assert dev.stats["events_lost"] == 6  # ring holds HELLO_REPLY + 31 ACKs
-    dev.write(codec.encode(P.EventAck(h.expected), 0))
+    dev.write(codec.encode(P.EventAck(h.expected, h.epoch), 0))
     h.pump()
     err = h.of(P.Error)
     assert err and err[0].code == P.ErrorCode.EVENT_OVERFLOW and err[0].value == 6
@@ -372,11 +377,11 @@ def test_a_retried_heartbeat_still_acknowledges_events(dev: SimDevice) -> None:
     """HEARTBEAT's next_expected_seq acts exactly like an EVENT_ACK, also when the HEARTBEAT is a retry
     answered from the reply memory (as on the firmware)."""
     h = Host(dev, auto_ack=False)
-    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
-    h.send(P.Heartbeat(0), seq=50)                       # acknowledges nothing yet; its ACK is seq 1
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
+    h.send(P.Heartbeat(0, h.epoch), seq=50)                       # acknowledges nothing yet; its ACK is seq 1
     h.send(P.CueOn(), seq=51)
     assert dev.unacked == 4                              # HELLO_REPLY, ACK, CUE_ONSET, ACK
-    h.send(P.Heartbeat(h.expected), seq=50)              # the host retries the heartbeat, now acking all
+    h.send(P.Heartbeat(h.expected, h.epoch), seq=50)              # the host retries the heartbeat, now acking all
     assert dev.unacked == 1                              # only the re-sent reply to the retry is left
 
 
@@ -390,7 +395,7 @@ def test_reboot_reports_cause_and_outputs_off(host: Host, dev: SimDevice) -> Non
     h2 = Host(dev)
     boot = h2.pump()[0]
     assert boot.boot == 1 and boot.reset_cause == P.ResetCause.WATCHDOG
-    assert h2.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP)).reset_cause == P.ResetCause.WATCHDOG
+    assert h2.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0)).reset_cause == P.ResetCause.WATCHDOG
 
 
 def test_analog_batches(host: Host, dev: SimDevice) -> None:
@@ -415,7 +420,7 @@ def test_animal_learns_anticipatory_licking() -> None:
     animal = SimulatedAnimal(np.random.default_rng(1))
     dev = SimDevice(animal=animal)
     h = Host(dev)
-    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
     antic = []
     for trial in range(60):
         upload(h, trial, 4000, [(0, Action.CUE_ON, 0), (1500 * MS, Action.CUE_OFF, 0),
@@ -457,7 +462,7 @@ def test_device_time_wraps_on_the_wire() -> None:
     dev = SimDevice(start_us=2**32 - 60 * MS)
     dev.advance(50 * MS)  # the minimum gap after boot
     h = Host(dev)
-    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP))
+    h.reply(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0))
     h.reply(P.ValvePulse(20))
     h.advance(50 * MS)
     opened, closed = h.of(P.ValveOpened)[0], h.of(P.ValveClosed)[0]
@@ -476,20 +481,20 @@ def test_realtime_threads_exchange_without_loss() -> None:
     stop = threading.Event()
 
     def reader() -> None:
-        expected = None
+        expected, epoch = None, 0
         while not stop.is_set():
             for rec in dec.feed(dev.read_blocking(4096, 0.02)):
                 if isinstance(rec.msg, P.HelloReply) and not rec.msg.boot:
-                    expected = rec.seq
+                    expected, epoch = rec.seq, rec.msg.epoch
                 if rec.seq == expected:
                     got.append(rec.msg)
                     expected = (expected + 1) & 0xFFFF
-                    dev.write(codec.encode(P.EventAck(expected), 0))
+                    dev.write(codec.encode(P.EventAck(expected, epoch), 0))
 
     th = threading.Thread(target=reader)
     th.start()
     try:
-        dev.write(codec.encode(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP), 1))
+        dev.write(codec.encode(P.Hello(P.PROTOCOL_VERSION, 1, P.BUDGET_KEEP, P.LIMITS_KEEP, 0, 0, 0, 0), 1))
         for i in range(200):
             dev.write(codec.encode(P.Ping(i), 2 + i))
             while i - sum(isinstance(m, P.Ack) for m in got) > 8:  # at most 8 replies outstanding

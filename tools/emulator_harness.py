@@ -10,18 +10,22 @@ on its stdout; commands on its stdin drive the lick input (see ``emulator/src/do
 - ``url``: the pty path; open it with ``serial.serial_for_url(url, baudrate=1_000_000, timeout=0)``,
 - ``pin_edges(pin) -> [(device_time_us, level)]`` for pin in {"valve", "cue", "tone", "ttl", "lick"},
 - ``set_lick(level)``, ``now_us()``, ``advance(us)``, ``close()``;
-  and, emulator only: ``set_lick(level, at_us=...)``, ``lick_train(at_us, period_us, count)``, ``set_analog_mv(mv)``, ``edge_cycles(pin)``, ``wait_edges``,
-  ``tone_frequencies()``.
+- ``reset(cause)``: the board resets now and boots the firmware again (SimulatedDUT has it too);
+  and, emulator only: ``set_lick(level, at_us=...)``, ``lick_train(at_us, period_us, count)``, ``set_analog_mv(mv)``,
+  ``edge_cycles(pin)``, ``wait_edges``, ``tone_frequencies()``.
 
 Device time: the firmware's clock is Arduino ``micros()``, Timer0 counting from the moment ``init()``
 started it (the harness reports that cycle, ``T0``).  Here ``device_time_us = (cycle - T0) / 16``, which is
 what ``micros()`` reads at that cycle (``micros()`` itself moves in 4 us steps), so pin edges and the
-``t_us`` of events are on one clock.  Raw cycles are kept too (:meth:`EmulatedDUT.edge_cycles`).  Emulated
+``t_us`` of events are on one clock.  After a :meth:`EmulatedDUT.reset` the firmware starts Timer0 again:
+a cycle is mapped with the ``T0`` of the boot it belongs to (device time restarts near 0, as ``micros()``
+does); the harness's cycles keep counting across the reset, so cycles are one timeline.  Raw cycles are kept too (:meth:`EmulatedDUT.edge_cycles`).  Emulated
 time is not wall time: the firmware sleeps when idle and simavr then paces it to roughly real time, but
 timings must be asserted in device time, never with the wall clock.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import shutil
 import subprocess
@@ -92,6 +96,8 @@ class EmulatedDUT:
         self._edges: dict[str, list[tuple[int, int]]] = {p: [] for p in PINS}   # (cycle, level)
         self._levels = {p: 0 for p in PINS}
         self._t0_cycle: int | None = None
+        self._t0s: list[int] = []                             # Timer0 start cycle of each boot
+        self._resets: list[tuple[int, int]] = []              # (cycle, MCUSR bits) of each reset
         self._tone_runs: list[tuple[int, int, int]] = []      # (toggles, first cycle, last cycle)
         self._now_reply: int | None = None
         self._exit: str | None = None
@@ -144,7 +150,11 @@ class EmulatedDUT:
                 elif parts[0] == "F" and len(parts) == 4:
                     self._tone_runs.append((int(parts[1]), int(parts[2]), int(parts[3])))
                 elif parts[0] == "T0" and len(parts) == 2:
-                    self._t0_cycle = int(parts[1])
+                    self._t0s.append(int(parts[1]))
+                    if self._t0_cycle is None:
+                        self._t0_cycle = self._t0s[0]
+                elif parts[0] == "R" and len(parts) == 3:
+                    self._resets.append((int(parts[2]), int(parts[1])))
                 elif parts[0] == "X":
                     self._exit = " ".join(parts[1:])
                 self._cond.notify_all()
@@ -169,12 +179,21 @@ class EmulatedDUT:
             raise DeviceError(f"the emulator process ended ({self._exit or exc})") from exc
 
     # ------------------------------------------------------------------ time
+    def _t0_of(self, cycle: int) -> int:
+        """Timer0 start of the boot that ``cycle`` belongs to (the last one at or before it)."""
+        with self._lock:
+            i = bisect.bisect_right(self._t0s, cycle)
+            return self._t0s[i - 1] if i else (self._t0s[0] if self._t0s else 0)
+
     def cycle_to_us(self, cycle: int) -> int:
-        """Device time (the firmware's micros() clock, before it wraps) of an emulated CPU cycle."""
-        return (cycle - (self._t0_cycle or 0)) // CYCLES_PER_US
+        """Device time (the firmware's micros() clock of that boot, before it wraps) of an emulated CPU cycle."""
+        return (cycle - self._t0_of(cycle)) // CYCLES_PER_US
 
     def us_to_cycle(self, t_us: int) -> int:
-        return (self._t0_cycle or 0) + t_us * CYCLES_PER_US
+        """The cycle of device time ``t_us`` in the current boot."""
+        with self._lock:
+            t0 = self._t0s[-1] if self._t0s else 0
+        return t0 + t_us * CYCLES_PER_US
 
     def now_cycle(self, timeout: float = 5.0) -> int:
         """The emulated CPU cycle counter right now."""
@@ -247,6 +266,29 @@ class EmulatedDUT:
         if not 0 <= millivolts <= 5000:
             raise ValueError(f"millivolts must be in 0..5000, got {millivolts}")
         self._command(f"adc {int(millivolts)}")
+
+    def reset(self, cause: str = "ext", timeout: float = 5.0) -> int:
+        """Reset the MCU now (``ext``: the reset pin, ``wdt``: the watchdog, ``bod``: brown-out; MCUSR
+        says which), as a board reset mid-session: RAM and registers start over, the EEPROM is kept,
+        every output drops at once.  Waits until the firmware started Timer0 again; returns the cycle
+        of the reset."""
+        if cause not in ("ext", "wdt", "bod"):
+            raise ValueError(f"cause must be ext, wdt or bod, got {cause!r}")
+        with self._cond:
+            boots, resets = len(self._t0s), len(self._resets)
+        self._command(f"reset {cause}")
+        with self._cond:
+            if not self._cond.wait_for(lambda: len(self._t0s) > boots and len(self._resets) > resets
+                                       or self._exit is not None, timeout):
+                raise DeviceError("the emulated firmware did not boot again after the reset")
+            if self._exit is not None:
+                raise DeviceError(f"the emulator process ended ({self._exit})")
+            return self._resets[-1][0]
+
+    def resets(self) -> list[int]:
+        """Cycles of the resets so far."""
+        with self._lock:
+            return [c for c, _ in self._resets]
 
     # ------------------------------------------------------------------ life cycle
     @property

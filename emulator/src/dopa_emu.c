@@ -22,6 +22,10 @@
  *                           replaces the rest of the old)
  *     adc <millivolts>      set the voltage on A0 (ADC0; AVcc = 5000 mV; 2500 mV at start)
  *     now                   reply "N <cycle>"
+ *     reset [ext|wdt|bod]   reset the MCU (external reset pin by default; MCUSR says which), as a real
+ *                           board's reset: registers and RAM start over, EEPROM is kept, every output pin
+ *                           drops; the firmware boots again and reports "T0 <cycle>" anew.  Cycles on
+ *                           stdout keep counting across it (one timeline)
  *     quit                  stop
  *   End of stdin also stops the emulator (the parent went away), as do SIGTERM and SIGINT.
  */
@@ -57,6 +61,9 @@
 #define RXEN0_BIT 4
 
 static volatile sig_atomic_t g_stop;
+static int g_reset_pending;           /* MCUSR bits of a reset asked for on stdin (done between avr_run calls) */
+static avr_cycle_count_t g_cycle_base;   /* cycles before the last reset (simavr may restart its counter) */
+#define NOW() (g_cycle_base + g_avr->cycle)
 static avr_t *g_avr;
 static int g_master = -1, g_slave = -1;
 static int g_xon = 1;
@@ -73,6 +80,7 @@ static char g_cmd[512];
 static size_t g_cmd_len;
 
 static avr_irq_t *g_lick_irq;
+static int g_adc_mv = 2500;      /* the voltage on A0 (kept across a reset) */
 static int g_lick_level;
 static int g_tone_level;
 
@@ -104,7 +112,7 @@ static int g_trace_uart;   /* DOPA_EMU_TRACE_UART=1: also print "U <dir> <byte> 
 static void on_uart_out(avr_irq_t *irq, uint32_t value, void *param)
 {
 	(void)irq; (void)param;
-	if (g_trace_uart) printf("U tx %u %llu\n", value & 0xFF, (unsigned long long)g_avr->cycle);
+	if (g_trace_uart) printf("U tx %u %llu\n", value & 0xFF, (unsigned long long)NOW());
 	if (g_tx_len == TXBUF_SIZE) {          /* host gone for > 64 KB: drop oldest */
 		g_tx_head = (g_tx_head + 1) % TXBUF_SIZE;
 		g_tx_len--;
@@ -116,7 +124,7 @@ static void on_uart_out(avr_irq_t *irq, uint32_t value, void *param)
 		if (g_trace_uart) {
 			struct timespec ts;
 			clock_gettime(CLOCK_MONOTONIC, &ts);
-			printf("W tx %lld %llu\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (unsigned long long)g_avr->cycle);
+			printf("W tx %lld %llu\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (unsigned long long)NOW());
 		}
 	}
 }
@@ -127,7 +135,7 @@ static void on_xoff(avr_irq_t *irq, uint32_t value, void *param) { (void)irq; (v
 static void on_pin(avr_irq_t *irq, uint32_t value, void *param)
 {
 	(void)irq;
-	emit_edge((const char *)param, value ? 1 : 0, g_avr->cycle);
+	emit_edge((const char *)param, value ? 1 : 0, NOW());
 }
 
 /* the square wave itself on OC1A/PB1: counted, not traced edge by edge */
@@ -142,9 +150,9 @@ static void on_tone_pin(avr_irq_t *irq, uint32_t value, void *param)
 	if (level == g_tone_pin) return;        /* simavr may report the same level again */
 	g_tone_pin = level;
 	if (!g_tone_level) return;
-	if (g_tone_toggles++ == 0) g_tone_first = g_avr->cycle;
+	if (g_tone_toggles++ == 0) g_tone_first = NOW();
 	g_tone_before_last = g_tone_last;
-	g_tone_last = g_avr->cycle;
+	g_tone_last = NOW();
 }
 
 static void on_gpior0_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param)
@@ -161,19 +169,20 @@ static void on_gpior0_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *par
 		}
 		g_tone_toggles = 0;
 		g_tone_level = level;
-		emit_edge("tone", level, avr->cycle);
+		emit_edge("tone", level, NOW());
 	}
 }
 
 /* The firmware's micros() counts Timer0 overflows from the moment Arduino's init() starts Timer0
  * (first TCCR0B write with a clock); report that cycle so the host can map cycles to micros(). */
+static int g_t0_seen;   /* Timer0 started since the last boot */
+
 static void on_tccr0b_write(avr_t *avr, avr_io_addr_t addr, uint8_t v, void *param)
 {
-	(void)addr; (void)param;
-	static int seen;
-	if (!seen && (v & 7)) {
-		seen = 1;
-		printf("T0 %llu\n", (unsigned long long)avr->cycle);
+	(void)addr; (void)param; (void)avr;
+	if (!g_t0_seen && (v & 7)) {
+		g_t0_seen = 1;
+		printf("T0 %llu\n", (unsigned long long)NOW());
 		fflush(stdout);
 	}
 }
@@ -184,7 +193,7 @@ static void drive_lick(int level)
 	avr_raise_irq(g_lick_irq, (uint32_t)level);
 	if (level != g_lick_level) {
 		g_lick_level = level;
-		emit_edge("lick", level, g_avr->cycle);
+		emit_edge("lick", level, NOW());
 	}
 }
 
@@ -216,10 +225,15 @@ static void handle_command(char *line)
 	int n = sscanf(line, "%15s %d %llu", word, &level, &at);
 	if (n < 1) return;
 	if (strcmp(word, "now") == 0) {
-		printf("N %llu\n", (unsigned long long)g_avr->cycle);
+		printf("N %llu\n", (unsigned long long)NOW());
 		fflush(stdout);
 	} else if (strcmp(word, "adc") == 0 && n >= 2 && level >= 0 && level <= 5000) {
+		g_adc_mv = level;
 		avr_raise_irq(avr_io_getirq(g_avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0), (uint32_t)level);
+	} else if (strcmp(word, "reset") == 0) {
+		char cause[8] = "ext";
+		sscanf(line, "%*s %7s", cause);
+		g_reset_pending = strcmp(cause, "wdt") == 0 ? 0x08 : strcmp(cause, "bod") == 0 ? 0x04 : 0x02;  /* WDRF, BORF, EXTRF */
 	} else if (strcmp(word, "quit") == 0) {
 		g_stop = 1;
 	} else if (strcmp(word, "train") == 0) {
@@ -232,9 +246,9 @@ static void handle_command(char *line)
 		g_train_period = period;
 		g_train_left = count;
 		if (count)
-			avr_cycle_timer_register(g_avr, first > g_avr->cycle ? first - g_avr->cycle : 1, on_train, NULL);
+			avr_cycle_timer_register(g_avr, first > NOW() ? first - NOW() : 1, on_train, NULL);
 	} else if (strcmp(word, "lick") == 0 && n >= 2) {
-		if (n < 3 || at <= g_avr->cycle) {
+		if (n < 3 || at <= NOW()) {
 			drive_lick(level);
 			return;
 		}
@@ -242,7 +256,7 @@ static void handle_command(char *line)
 			if (!g_sched[i].used) {
 				g_sched[i].used = 1;
 				g_sched[i].level = level;
-				avr_cycle_timer_register(g_avr, at - g_avr->cycle, on_scheduled, &g_sched[i]);
+				avr_cycle_timer_register(g_avr, at - NOW(), on_scheduled, &g_sched[i]);
 				return;
 			}
 		}
@@ -285,14 +299,38 @@ static avr_cycle_count_t on_poll(avr_t *avr, avr_cycle_count_t when, void *param
 	if (g_trace_uart && g_rx_pos == 0 && g_rx_len) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		printf("W rx %lld %llu\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (unsigned long long)avr->cycle);
+		printf("W rx %lld %llu\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (unsigned long long)NOW());
 	}
 	while (rx_enabled && g_xon && g_rx_pos < g_rx_len) {
-		if (g_trace_uart) printf("U rx %u %llu\n", g_rx[g_rx_pos], (unsigned long long)avr->cycle);
+		if (g_trace_uart) printf("U rx %u %llu\n", g_rx[g_rx_pos], (unsigned long long)NOW());
 		avr_raise_irq(in, g_rx[g_rx_pos++]);
 	}
 	poll_stdin();
 	return when + POLL_CYCLES;
+}
+
+#define MCUSR_DATA_ADDR 0x54
+
+/* A reset of the MCU between avr_run calls: simavr clears the registers and the cycle timers (the poll
+ * timer is registered again); every output pin is low from then on (reported at once) */
+static void do_reset(int mcusr)
+{
+	avr_cycle_count_t before = NOW();
+	static const char *const pins[] = {"valve", "cue", "ttl"};
+	avr_reset(g_avr);
+	g_cycle_base = before - g_avr->cycle;
+	g_avr->data[MCUSR_DATA_ADDR] = (uint8_t)mcusr;
+	g_t0_seen = 0;
+	g_xon = 1;
+	for (int i = 0; i < 3; i++) emit_edge(pins[i], 0, NOW());
+	if (g_tone_level) { g_tone_level = 0; g_tone_toggles = 0; emit_edge("tone", 0, NOW()); }
+	avr_raise_irq(g_lick_irq, (uint32_t)g_lick_level);
+	avr_raise_irq(avr_io_getirq(g_avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0), (uint32_t)g_adc_mv);
+	for (int i = 0; i < MAX_SCHEDULED; i++) g_sched[i].used = 0;   /* their timers went with the reset */
+	g_train_left = 0;
+	avr_cycle_timer_register(g_avr, POLL_CYCLES, on_poll, NULL);
+	printf("R %d %llu\n", mcusr, (unsigned long long)NOW());
+	fflush(stdout);
 }
 
 /* simavr's messages go to stderr: stdout carries only our protocol lines */
@@ -370,10 +408,14 @@ int main(int argc, char **argv)
 	while (!g_stop) {
 		state = avr_run(g_avr);
 		if (state == cpu_Done || state == cpu_Crashed) break;
+		if (g_reset_pending) {
+			do_reset(g_reset_pending);
+			g_reset_pending = 0;
+		}
 	}
 	tx_flush();
 	printf("X %s %llu\n", state == cpu_Crashed ? "crashed" : (state == cpu_Done ? "done" : "stopped"),
-	       (unsigned long long)g_avr->cycle);
+	       (unsigned long long)NOW());
 	fflush(stdout);
 	avr_terminate(g_avr);
 	close(g_slave);

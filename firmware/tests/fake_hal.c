@@ -7,6 +7,7 @@ fake_edge_t g_edges[FAKE_MAX_EDGES];
 int g_n_edges;
 int g_adc_starts;
 uint32_t g_micros_step;
+uint8_t g_boot_count;   /* the EEPROM boot counter: it survives fake_reset(), as EEPROM survives a reset */
 
 static void edge(char pin, int level)
 {
@@ -30,6 +31,7 @@ uint16_t hal_tone(uint16_t freq_hz)
 }
 void hal_adc_start(void) { g_adc_starts++; }
 uint32_t hal_micros(void) { g_now += g_micros_step; return g_now; }
+uint8_t hal_boot_count(void) { return ++g_boot_count; }
 
 void fake_reset(void)
 {

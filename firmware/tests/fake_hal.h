@@ -13,7 +13,8 @@ extern fake_pins_t g_pins;
 extern fake_edge_t g_edges[FAKE_MAX_EDGES];
 extern int g_n_edges;
 extern int g_adc_starts;
-extern uint32_t g_micros_step;   /* hal_micros() advances the clock by this much per call (work that takes time) */
+extern uint32_t g_micros_step;
+extern uint8_t g_boot_count;     /* boots so far (hal_boot_count() increments it, as the AVR's EEPROM byte) */   /* hal_micros() advances the clock by this much per call (work that takes time) */
 
 void fake_reset(void);
 /* time of the nth (0-based) change of pin to level; returns 0 if there is none */

@@ -52,7 +52,9 @@ static uint8_t classify(const dopa_vector_t *v, dopa_frame_t *f)
 static void check_fields(const dopa_vector_t *v, const uint8_t *b)
 {
     switch (v->type) {
-    case DOPA_MSG_HELLO: { dopa_hello_t m; dopa_unpack_hello(b, &m); F(0, m.protocol_version); break; }
+    case DOPA_MSG_HELLO: { dopa_hello_t m; dopa_unpack_hello(b, &m);
+        F(0, m.protocol_version); F(1, m.session); F(2, m.budget_valve_ms); F(3, m.max_valve_ms);
+        F(4, m.min_valve_gap_ms); F(5, m.host_timeout_ms); F(6, m.debounce_us); F(7, m.flags); break; }
     case DOPA_MSG_PING: { dopa_ping_t m; dopa_unpack_ping(b, &m); F(0, m.nonce); break; }
     case DOPA_MSG_CONFIGURE: { dopa_configure_t m; dopa_unpack_configure(b, &m);
         F(0, m.max_valve_ms); F(1, m.min_valve_gap_ms); F(2, m.budget_valve_ms); F(3, m.host_timeout_ms);
@@ -61,8 +63,8 @@ static void check_fields(const dopa_vector_t *v, const uint8_t *b)
     case DOPA_MSG_TONE_ON: { dopa_tone_on_t m; dopa_unpack_tone_on(b, &m); F(0, m.freq_hz); break; }
     case DOPA_MSG_TTL_PULSE: { dopa_ttl_pulse_t m; dopa_unpack_ttl_pulse(b, &m); F(0, m.ms); break; }
     case DOPA_MSG_ANALOG_START: { dopa_analog_start_t m; dopa_unpack_analog_start(b, &m); F(0, m.rate_hz); break; }
-    case DOPA_MSG_HEARTBEAT: { dopa_heartbeat_t m; dopa_unpack_heartbeat(b, &m); F(0, m.next_expected_seq); break; }
-    case DOPA_MSG_EVENT_ACK: { dopa_event_ack_t m; dopa_unpack_event_ack(b, &m); F(0, m.next_expected_seq); break; }
+    case DOPA_MSG_HEARTBEAT: { dopa_heartbeat_t m; dopa_unpack_heartbeat(b, &m); F(0, m.next_expected_seq); F(1, m.epoch); break; }
+    case DOPA_MSG_EVENT_ACK: { dopa_event_ack_t m; dopa_unpack_event_ack(b, &m); F(0, m.next_expected_seq); F(1, m.epoch); break; }
     case DOPA_MSG_PROGRAM_BEGIN: { dopa_program_begin_t m; dopa_unpack_program_begin(b, &m);
         F(0, m.trial_id); F(1, m.duration_ms); F(2, m.n_actions); break; }
     case DOPA_MSG_PROGRAM_ACTION: { dopa_program_action_t m; dopa_unpack_program_action(b, &m);
@@ -76,10 +78,10 @@ static void check_fields(const dopa_vector_t *v, const uint8_t *b)
         F(0, m.t_us); F(1, m.cmd_seq); F(2, m.cmd_type); F(3, m.reason); break; }
     case DOPA_MSG_HELLO_REPLY: { dopa_hello_reply_t m; dopa_unpack_hello_reply(b, &m);
         F(0, m.t_us); F(1, m.cmd_seq); F(2, m.boot); F(3, m.protocol_version); F(4, m.firmware_version);
-        F(5, m.schema_hash); F(6, m.board); F(7, m.reset_cause); F(8, m.pin_lick); F(9, m.pin_valve);
-        F(10, m.pin_cue); F(11, m.pin_tone); F(12, m.pin_ttl); F(13, m.pin_analog); F(14, m.max_valve_ms);
-        F(15, m.min_valve_gap_ms); F(16, m.budget_valve_ms); F(17, m.host_timeout_ms); F(18, m.debounce_us);
-        F(19, m.flags); F(20, m.max_actions); F(21, m.event_ring); break; }
+        F(5, m.schema_hash); F(6, m.board); F(7, m.reset_cause); F(8, m.event_ring); F(9, m.session);
+        F(10, m.dropped); F(11, m.lost_total); F(12, m.epoch); F(13, m.budget_used_ms); break; }
+    case DOPA_MSG_RESUMED: { dopa_resumed_t m; dopa_unpack_resumed(b, &m);
+        F(0, m.t_us); F(1, m.cmd_seq); F(2, m.epoch); F(3, m.lost_total); F(4, m.budget_used_ms); break; }
     case DOPA_MSG_LICK_ON: case DOPA_MSG_LICK_OFF: case DOPA_MSG_CUE_ONSET: case DOPA_MSG_CUE_OFFSET:
     case DOPA_MSG_TONE_OFFSET:
         F(0, dopa_get_u32(b)); break;
@@ -91,7 +93,8 @@ static void check_fields(const dopa_vector_t *v, const uint8_t *b)
     case DOPA_MSG_ANALOG_BATCH: { dopa_analog_batch_t m; dopa_unpack_analog_batch(b, &m);
         F(0, m.t_us); F(1, m.rate_hz); F(2, m.n); for (int i = 0; i < 8; i++) F(3 + i, m.samples[i]); break; }
     case DOPA_MSG_DEVICE_HEARTBEAT: { dopa_device_heartbeat_t m; dopa_unpack_device_heartbeat(b, &m);
-        F(0, m.t_us); F(1, m.rx_frames); F(2, m.rx_errors); F(3, m.unacked); F(4, m.state); break; }
+        F(0, m.t_us); F(1, m.rx_frames); F(2, m.rx_errors); F(3, m.unacked); F(4, m.state);
+        F(5, m.budget_used_ms); break; }
     case DOPA_MSG_SAFETY_TRIP: { dopa_safety_trip_t m; dopa_unpack_safety_trip(b, &m); F(0, m.t_us); F(1, m.reason); F(2, m.value); break; }
     case DOPA_MSG_TRIAL_STARTED: { dopa_trial_started_t m; dopa_unpack_trial_started(b, &m); F(0, m.t_us); F(1, m.trial_id); break; }
     case DOPA_MSG_TRIAL_ENDED: { dopa_trial_ended_t m; dopa_unpack_trial_ended(b, &m);

@@ -6,153 +6,8 @@
 #include "check.h"
 #include "fake_hal.h"
 #include "rig.h"
+#include "rig_host.h"
 
-#define MAX_EV 256
-typedef struct { uint8_t type; uint16_t seq; uint8_t len; uint8_t body[DOPA_MAX_BODY]; } ev_t;
-static ev_t g_ev[MAX_EV];
-static int g_nev;
-static uint16_t g_host_seq;
-static uint16_t g_expect;       /* next device seq: duplicates (retransmissions) are dropped like the host does */
-static int g_dups;              /* retransmitted frames seen */
-static dopa_decoder_t g_dec;
-
-/* collect everything the device transmits (the UART always has room here) */
-static void drain(void)
-{
-    const uint8_t *p;
-    uint8_t n;
-    while ((n = rig_tx_next(&p)) != 0) {
-        for (uint8_t i = 0; i < n; i++) {
-            dopa_frame_t f;
-            uint8_t err, hok;
-            if (dopa_decoder_feed(&g_dec, p[i], &f, &err, &hok) != DOPA_RX_FRAME || g_nev >= MAX_EV) continue;
-            if (f.type == DOPA_MSG_HELLO_REPLY && f.seq == 0) g_expect = 0;
-            if (f.seq != g_expect) { g_dups++; continue; }
-            {
-                g_expect++;
-                g_ev[g_nev].type = f.type; g_ev[g_nev].seq = f.seq; g_ev[g_nev].len = f.body_len;
-                memcpy(g_ev[g_nev].body, f.body, f.body_len);
-                g_nev++;
-            }
-        }
-        rig_tx_sent(g_now);
-    }
-}
-
-static void feed(const uint8_t *wire, uint8_t n) { for (uint8_t i = 0; i < n; i++) rig_rx_byte(wire[i], g_now); drain(); }
-
-static uint16_t send_seq(uint8_t type, uint16_t seq, const uint8_t *body, uint8_t len)
-{
-    uint8_t wire[DOPA_MAX_ENCODED + 1];
-    feed(wire, dopa_frame_encode(type, seq, body, len, wire));
-    return seq;
-}
-static uint16_t send(uint8_t type, const uint8_t *body, uint8_t len) { return send_seq(type, ++g_host_seq, body, len); }
-
-static void ack_events(void)
-{
-    uint8_t b[2];
-    dopa_put_u16(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
-    send(DOPA_MSG_EVENT_ACK, b, 2);
-}
-
-/* advance the fake clock in steps, running the core like the AVR loop does */
-static void run_until(uint32_t t, uint32_t step)
-{
-    while (DOPA_AFTER(t, g_now + step)) { g_now += step; rig_poll(g_now); drain(); }
-    g_now = t; rig_poll(g_now); drain();
-}
-
-static int count(uint8_t type) { int c = 0; for (int i = 0; i < g_nev; i++) c += g_ev[i].type == type; return c; }
-static const ev_t *last(uint8_t type) { for (int i = g_nev - 1; i >= 0; i--) if (g_ev[i].type == type) return &g_ev[i]; return 0; }
-/* as last(), but an all-zero event when there is none (a failing check instead of a crash) */
-static const ev_t *last0(uint8_t type) { static const ev_t none; const ev_t *e = last(type); return e ? e : &none; }
-
-/* reset at t = 0 */
-static void boot_now(void)
-{
-    fake_reset();
-    memset(g_ev, 0, sizeof g_ev);
-    g_nev = 0;
-    g_host_seq = 100;
-    dopa_decoder_init(&g_dec);
-    rig_init(DOPA_RESET_CAUSE_POWER_ON, g_now);
-    drain();
-}
-
-/* reset, then 60 ms later (boot counts as a valve close: the 50 ms minimum gap has passed) */
-static void boot(void)
-{
-    boot_now();
-    g_now = 60000;
-}
-
-static uint32_t g_session = 0x5E55;   /* the host's session nonce */
-
-static void send_hello_seq(uint16_t seq, uint32_t session, uint32_t budget_ms)
-{
-    dopa_hello_t h = {DOPA_PROTOCOL_VERSION, session, budget_ms};
-    uint8_t b[DOPA_MSG_HELLO_SIZE];
-    dopa_pack_hello(b, &h);
-    send_seq(DOPA_MSG_HELLO, seq, b, sizeof b);
-}
-
-/* HELLO with this host's nonce: a new session after a reset, a resume otherwise */
-static void hello(void)
-{
-    send_hello_seq(++g_host_seq, g_session, DOPA_BUDGET_KEEP);
-    ack_events();
-}
-
-static void resend_hello(uint16_t seq) { send_hello_seq(seq, g_session, DOPA_BUDGET_KEEP); }
-
-/* HELLO from another host (another nonce): always a new session */
-static void hello_new(void) { g_session++; hello(); }
-
-static void configure(uint16_t max_ms, uint16_t gap_ms, uint32_t budget_ms, uint16_t timeout_ms, uint16_t debounce_us)
-{
-    dopa_configure_t c = {max_ms, gap_ms, budget_ms, timeout_ms, debounce_us, 0};
-    uint8_t b[DOPA_MSG_CONFIGURE_SIZE];
-    dopa_pack_configure(b, &c);
-    send(DOPA_MSG_CONFIGURE, b, sizeof b);
-    CHECK_EQ(last(DOPA_MSG_ACK)->body[6], DOPA_MSG_CONFIGURE);
-}
-
-static uint16_t valve_pulse(uint16_t ms)
-{
-    uint8_t b[2];
-    dopa_put_u16(b, ms);
-    return send(DOPA_MSG_VALVE_PULSE, b, 2);
-}
-
-/* run the core for `us`, feeding every byte it transmits straight back to its receiver (an echoing line:
- * a loopback plug, a pty with echo, crossed wiring); the frames are recorded as usual too */
-static void echo_for(uint32_t us)
-{
-    uint32_t end = g_now + us;
-    while (DOPA_AFTER(end, g_now + 1000)) {
-        const uint8_t *p;
-        uint8_t n, buf[DOPA_MAX_ENCODED + 1];
-        g_now += 1000;
-        rig_poll(g_now);
-        while ((n = rig_tx_next(&p)) != 0) {
-            memcpy(buf, p, n);
-            rig_tx_sent(g_now);
-            for (uint8_t i = 0; i < n; i++) {
-                dopa_frame_t f;
-                uint8_t err, hok;
-                if (dopa_decoder_feed(&g_dec, buf[i], &f, &err, &hok) == DOPA_RX_FRAME && g_nev < MAX_EV &&
-                    f.seq == g_expect) {
-                    g_expect++;
-                    g_ev[g_nev].type = f.type; g_ev[g_nev].seq = f.seq; g_ev[g_nev].len = f.body_len;
-                    memcpy(g_ev[g_nev].body, f.body, f.body_len);
-                    g_nev++;
-                }
-            }
-            for (uint8_t i = 0; i < n; i++) rig_rx_byte(buf[i], g_now);
-        }
-    }
-}
 
 static void test_echo_does_not_keep_the_device_alive(void)
 {
@@ -199,8 +54,6 @@ static void test_min_gap_holds_across_hello_and_boot(void)
     CHECK_EQ(last0(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_MIN_GAP);
 }
 
-static void hello_reply(dopa_hello_reply_t *h) { dopa_unpack_hello_reply(last0(DOPA_MSG_HELLO_REPLY)->body, h); }
-
 static void test_resume_after_host_timeout_keeps_the_session(void)
 {
     boot(); hello();
@@ -217,15 +70,17 @@ static void test_resume_after_host_timeout_keeps_the_session(void)
     ack_events();
     int before = g_nev;
     int replies = count(DOPA_MSG_HELLO_REPLY);
-    hello();                                           /* the same nonce: a resume, answered by ACK */
+    hello();                                           /* the same nonce: a resume, answered by RESUMED */
     CHECK_EQ(count(DOPA_MSG_HELLO_REPLY), replies);
     const ev_t *r = &g_ev[before];
-    dopa_ack_t a;
-    dopa_unpack_ack(r->body, &a);
-    CHECK_EQ(r->type, DOPA_MSG_ACK);
+    dopa_resumed_t a;
+    dopa_unpack_resumed(r->body, &a);
+    CHECK_EQ(r->type, DOPA_MSG_RESUMED);
     CHECK_EQ(r->seq, g_ev[before - 1].seq + 1);        /* the device seq goes on */
-    CHECK_EQ(a.cmd_type, DOPA_MSG_HELLO);
-    CHECK_EQ(a.value, 0);                              /* lost_total */
+    CHECK_EQ(a.cmd_seq, g_host_seq - 1);
+    CHECK_EQ(a.epoch, g_epoch);                        /* the session the host knows */
+    CHECK_EQ(a.lost_total, 0);
+    CHECK_EQ(a.budget_used_ms, 60);                    /* the water the session gave */
     CHECK(g_rig.armed);
     send_seq(DOPA_MSG_VALVE_PULSE, s, b, 2);           /* an old retry: the stored reply, not a new pulse */
     CHECK(!g_pins.valve);
@@ -251,7 +106,7 @@ static void test_new_session_counts_dropped_events_and_takes_a_budget(void)
     CHECK_EQ(h.session, g_session);
     CHECK_EQ(h.dropped, 4);
     CHECK_EQ(h.lost_total, 4);
-    CHECK_EQ(h.budget_valve_ms, 70);
+    CHECK_EQ(g_rig.budget_valve_ms, 70);
     ack_events();
     valve_pulse(60);
     CHECK(g_pins.valve);
@@ -263,7 +118,7 @@ static void test_new_session_counts_dropped_events_and_takes_a_budget(void)
     hello_reply(&h);
     CHECK_EQ(h.dropped, 0);
     CHECK_EQ(h.lost_total, 4);                         /* ... and the count survives HELLO */
-    CHECK_EQ(h.budget_valve_ms, 70);                   /* budget_keep */
+    CHECK_EQ(g_rig.budget_valve_ms, 70);               /* budget_keep */
     g_session++;
     send_hello_seq(++g_host_seq, g_session, DOPA_LIMIT_BUDGET_VALVE_MS_MAX + 1);
     CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
@@ -312,8 +167,10 @@ static void test_boot_and_arming(void)
     dopa_unpack_hello_reply(g_ev[0].body, &h);
     CHECK_EQ(h.boot, 1);
     CHECK_EQ(h.reset_cause, DOPA_RESET_CAUSE_POWER_ON);
-    CHECK_EQ(h.max_valve_ms, 1000);
-    CHECK_EQ(h.host_timeout_ms, 1000);
+    CHECK_EQ(h.event_ring, DOPA_EVENT_RING);
+    CHECK_EQ(h.epoch, 0);                              /* no session yet */
+    CHECK_EQ(g_rig.max_valve_ms, 1000);                /* the defaults until a HELLO sets its limits */
+    CHECK_EQ(g_rig.host_timeout_ms, 1000);
     CHECK_EQ(h.schema_hash, DOPA_SCHEMA_HASH);
     CHECK(!g_pins.valve && !g_pins.cue && !g_pins.ttl && !g_pins.tone);
     valve_pulse(50);                                   /* disarmed: refused, nothing moves */
@@ -398,6 +255,8 @@ static void test_min_gap(void)
     CHECK(g_pins.valve);
 }
 
+static void keepalive_for(uint32_t us);
+
 static void test_budget(void)
 {
     boot(); hello();
@@ -413,7 +272,14 @@ static void test_budget(void)
     run_until(g_now + 50000, 100);
     send(DOPA_MSG_VALVE_OPEN, 0, 0);                   /* nothing left */
     CHECK(!g_pins.valve);
-    hello_new();                                       /* a new session resets the budget */
+    hello_new();                                       /* a new session restarts the session's count ... */
+    valve_pulse(60);
+    CHECK(!g_pins.valve);                              /* ... not the minute's: 100 ms in the last minute */
+    CHECK_EQ(last(DOPA_MSG_SAFETY_TRIP)->body[4], DOPA_TRIP_REASON_BUDGET);
+    keepalive_for(59000000);
+    valve_pulse(60);
+    CHECK(!g_pins.valve);                              /* within the minute: still refused */
+    keepalive_for(11000000);                           /* 70 s: past the 7 buckets of 10 s */
     valve_pulse(60);
     CHECK(g_pins.valve);
 }
@@ -422,11 +288,11 @@ static void test_budget(void)
 static void keepalive_for(uint32_t us)
 {
     uint32_t end = g_now + us;
-    uint8_t b[2];
+    uint8_t b[4];
     while (DOPA_AFTER(end, g_now + 200000)) {
         run_until(g_now + 200000, 50000);
-        dopa_put_u16(b, g_expect);
-        send(DOPA_MSG_HEARTBEAT, b, 2);
+        ack_body(b, g_expect);
+        send(DOPA_MSG_HEARTBEAT, b, 4);
         g_nev = 0;
     }
     run_until(end, 50000);
@@ -593,9 +459,9 @@ static void test_ack_during_a_go_back_round(void)
     CHECK_EQ(g_nev, before + 2);
     g_now += 51000;
     rig_poll(g_now);                                   /* 50 ms without progress: go back to the oldest */
-    uint8_t wire[DOPA_MAX_ENCODED + 1], b[2];
-    dopa_put_u16(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
-    uint8_t n = dopa_frame_encode(DOPA_MSG_EVENT_ACK, 0, b, 2, wire);
+    uint8_t wire[DOPA_MAX_ENCODED + 1], b[4];
+    ack_body(b, (uint16_t)(g_ev[g_nev - 1].seq + 1));
+    uint8_t n = dopa_frame_encode(DOPA_MSG_EVENT_ACK, 0, b, 4, wire);
     for (uint8_t i = 0; i < n; i++) rig_rx_byte(wire[i], g_now);   /* arrives before the resend went out */
     CHECK_EQ(g_rig.ring_count, 0);
     drain();
@@ -705,8 +571,8 @@ static void test_bad_commands_and_bounds(void)
     dopa_put_u16(body, 1001);                                 /* analog above 1 kHz */
     send(DOPA_MSG_ANALOG_START, body, 2);
     CHECK_EQ(last(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_BAD_VALUE);
-    dopa_put_u16(body, 0);
-    send(DOPA_MSG_HEARTBEAT, body, 2);                        /* acks nothing new: value = events held */
+    ack_body(body, 0);
+    send(DOPA_MSG_HEARTBEAT, body, 4);                        /* acks nothing new: value = events held */
     dopa_unpack_ack(last(DOPA_MSG_ACK)->body, &a);
     CHECK(a.value > 0);
 }
@@ -1067,7 +933,9 @@ static void test_pulses_are_exact_against_the_budget(void)
     }
     valve_pulse(1);                                          /* the budget is used up exactly */
     CHECK_EQ(last0(DOPA_MSG_NACK)->body[7], DOPA_NACK_REASON_SAFETY);
-    hello_new();
+    g_session++;                                             /* a new session with more budget (the */
+    send_hello_seq(++g_host_seq, g_session, 1000);           /* minute's 300 ms still count against it) */
+    ack_events();
     CHECK_EQ(pulse_closed_late(100, 40).open_us, 100040);    /* late: its real length */
 }
 

@@ -3,7 +3,7 @@ the protocol itself."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 import serial
 
@@ -22,6 +22,7 @@ class Link:
         self.seq = 0
         self.quiet = False       # True: send nothing on our own (no EVENT_ACK), to test host silence
         self.session = 1         # HELLO session nonce (the same one resumes the session)
+        self.epoch = 0           # the device session's tag (HELLO_REPLY.epoch), carried by every acknowledgement
 
     def send_raw(self, wire: bytes) -> None:
         self.port.write(wire)
@@ -38,12 +39,14 @@ class Link:
         for rec in self.decoder.feed(self.port.read(4096)):
             if isinstance(rec.msg, P.HelloReply) and rec.seq == 0:
                 self.expect = 0                      # a new session restarts the device sequence
+                if not rec.msg.boot:
+                    self.epoch = rec.msg.epoch
             if rec.seq == self.expect:
                 self.events.append(rec.msg)
                 self.expect = (self.expect + 1) & 0xFFFF
                 got = True
         if got and not self.quiet:
-            self.send("EVENT_ACK", next_expected_seq=self.expect)
+            self.send("EVENT_ACK", next_expected_seq=self.expect, epoch=self.epoch)
 
     def wait(self, pred, timeout: float = 3.0, what: str = "event") -> Any:
         """First event (from the start of the session) satisfying pred."""
@@ -84,11 +87,21 @@ class Link:
         """Heartbeats every 100 ms for ``seconds`` of wall time, pumping events."""
         end = time.monotonic() + seconds
         while time.monotonic() < end:
-            self.send("HEARTBEAT", next_expected_seq=self.expect)
+            self.send("HEARTBEAT", next_expected_seq=self.expect, epoch=self.epoch)
             stop = min(end, time.monotonic() + 0.1)
             while time.monotonic() < stop:
                 self.pump()
                 time.sleep(0.002)
+
+    def keepalive_device(self, now_us: Callable[[], int], us: int, timeout: float = 30.0) -> None:
+        """Heartbeats every 100 ms of wall time, pumping events, until ``us`` of device time (read by
+        ``now_us``) have passed: the same device time however slowly a loaded machine runs the emulator."""
+        target = now_us() + us
+        end = time.monotonic() + timeout
+        while now_us() < target:
+            if time.monotonic() > end:
+                raise TimeoutError(f"device time did not advance by {us} us within {timeout} s")
+            self.keepalive(0.02)
 
     def close(self) -> None:
         self.port.close()

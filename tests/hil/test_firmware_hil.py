@@ -30,10 +30,7 @@ def test_handshake_and_versions(emulated_dut: EmulatedDUT, link: Link) -> None:
     assert isinstance(link.command("CUE_ON"), P.Nack)                 # not armed before a HELLO
     h = link.hello()
     assert (h.protocol_version, h.firmware_version, h.schema_hash) == (P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, P.SCHEMA_HASH)
-    assert (h.pin_lick, h.pin_valve, h.pin_cue, h.pin_tone, h.pin_ttl, h.pin_analog) == (2, 8, 13, 9, 7, 14)
-    assert (h.max_valve_ms, h.min_valve_gap_ms, h.budget_valve_ms, h.host_timeout_ms, h.debounce_us) == (
-        1000, 50, 30000, 1000, 2000)
-    assert h.max_actions == P.MAX_ACTIONS and h.event_ring == P.EVENT_RING
+    assert h.event_ring == P.EVENT_RING and h.session == link.session and h.epoch != 0
     assert h.reset_cause == P.ResetCause.POWER_ON and h.board == P.Board.UNO   # simavr sets PORF at start
     ack = link.command("PING", nonce=-12345)
     assert isinstance(ack, P.Ack) and ack.value == -12345
@@ -188,9 +185,9 @@ def test_bad_crc_frame_is_nacked_and_changes_nothing(emulated_dut: EmulatedDUT, 
 def test_analog_stream_at_1khz(emulated_dut: EmulatedDUT, link: Link) -> None:
     link.hello()
     assert link.command("ANALOG_START", rate_hz=1000).value == 1000
-    link.keepalive(0.1)
-    emulated_dut.set_analog_mv(1000)
-    link.keepalive(0.1)
+    link.keepalive_device(emulated_dut.now_us, 100_000)              # device time: a loaded machine slows
+    emulated_dut.set_analog_mv(1000)                                 # the emulator, not the sample clock
+    link.keepalive_device(emulated_dut.now_us, 100_000)
     assert isinstance(link.command("ANALOG_STOP"), P.Ack)
     batches = link.of(P.AnalogBatch)
     assert len(batches) >= 10 and all(b.rate_hz == 1000 for b in batches)
@@ -206,7 +203,7 @@ def test_flood_is_reported_and_survived(emulated_dut: EmulatedDUT, link: Link) -
     link.hello()
     flood = b"".join(codec.encode(codec.message("PING", nonce=k), 1000 + k) for k in range(300))  # 3.3 kB at once
     link.send_raw(flood)
-    link.keepalive(0.6)
+    link.keepalive_device(emulated_dut.now_us, 600_000)
     errors = link.of(P.Error)
     assert any(e.code == P.ErrorCode.RX_OVERFLOW for e in errors)   # lost UART bytes are counted, not silent
     assert all(e.code in (P.ErrorCode.RX_OVERFLOW, P.ErrorCode.EVENT_OVERFLOW) and e.value > 0 for e in errors)
@@ -243,7 +240,7 @@ def test_unacknowledged_events_are_resent_go_back_n(emulated_dut: EmulatedDUT, l
     onsets = [s for s, name in seen if name == "CueOnset"]
     assert len(acks) >= 3 and len(set(acks)) == 1                    # the same frame, again and again
     assert len(onsets) >= 3 and len(set(onsets)) == 1 and onsets[0] == acks[0] - 1   # CUE_ONSET, then ACK
-    link.send("EVENT_ACK", next_expected_seq=acks[0] + 1)             # now acknowledged: resends stop
+    link.send("EVENT_ACK", next_expected_seq=acks[0] + 1, epoch=link.epoch)             # now acknowledged: resends stop
     time.sleep(0.05)
     link.port.read(4096)
     time.sleep(0.2)

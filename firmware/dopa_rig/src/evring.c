@@ -115,9 +115,10 @@ uint16_t rig_events_drop(void)
     return n;
 }
 
-void rig_events_ack(uint16_t next_expected, uint32_t now)
+void rig_events_ack(uint16_t next_expected, uint16_t epoch, uint32_t now)
 {
     uint16_t n = (uint16_t)(next_expected - g_rig.ring_seq);
+    if (epoch != g_rig.epoch || !g_rig.epoch) return;   /* meant for another device session (before a reset) */
     if (n == 0 || n > g_rig.ring_hi) return;        /* nothing new, or acks what was never sent */
     for (uint16_t i = 0; i < n; i++) {
         uint16_t nxt = next_entry(g_rig.ring_head);

@@ -33,6 +33,15 @@ uint8_t rig_valve_open_for(uint32_t now, uint32_t ms, uint8_t is_pulse, int32_t 
         return DOPA_NACK_REASON_SAFETY;
     }
     if (want > cap) { want = cap; cause = DOPA_CLOSE_CAUSE_MAX_OPEN; }
+    /* the minute's ceiling (an open valve is not in it yet), as of the last move of its buckets (never more
+     * lenient); they are moved now only when that would limit this opening (no loop before the pin else) */
+    uint32_t room = g_rig.win_room_us;
+    room = room > open_for ? room - open_for : 0;
+    if (room < want && room < remaining) {
+        room = rig_window_room_us(now);
+        room = room > open_for ? room - open_for : 0;
+    }
+    if (room < remaining) remaining = room;
     /* a pulse that would overrun the budget is refused; an open valve is cut when the budget runs out */
     if ((is_pulse && want > remaining) || (!is_pulse && remaining < 1000UL)) {
         rig_trip(now, DOPA_TRIP_REASON_BUDGET, (int32_t)(g_rig.budget_used_us / 1000UL));
@@ -69,6 +78,9 @@ void rig_valve_replan(uint32_t now)
     uint32_t budget_us = g_rig.budget_valve_ms * 1000UL;
     uint32_t used_us = g_rig.budget_used_us + open_for;
     uint32_t remaining = used_us >= budget_us ? 0 : budget_us - used_us;
+    uint32_t room = rig_window_room_us(now);      /* and the minute's ceiling (an open valve is not in it yet) */
+    room = room > open_for ? room - open_for : 0;
+    if (room < remaining) remaining = room;
     uint32_t max_us = (uint32_t)g_rig.max_valve_ms * 1000UL;
     uint32_t cap = open_for >= max_us ? 0 : max_us - open_for;
     uint32_t want = g_rig.valve_req_open ? 0xFFFFFFFFUL
@@ -94,6 +106,7 @@ static void closed_at(uint32_t t, uint8_t cause)
         t = g_rig.valve_close_us;
     g_rig.valve_open = 0;
     g_rig.budget_used_us += t - g_rig.valve_open_us;
+    rig_window_add(t, t - g_rig.valve_open_us);
     g_rig.valve_last_close_us = t;
     g_rig.valve_ever_closed = 1;
     c.t_us = t; c.open_us = t - g_rig.valve_open_us; c.cause = cause;

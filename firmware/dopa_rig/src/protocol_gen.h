@@ -5,8 +5,8 @@
 
 #include <stdint.h>
 
-#define DOPA_PROTOCOL_VERSION 2u
-#define DOPA_SCHEMA_HASH 0xEBD5A7A3UL
+#define DOPA_PROTOCOL_VERSION 3u
+#define DOPA_SCHEMA_HASH 0x0CC7A273UL
 #define DOPA_BAUD 1000000UL
 #define DOPA_MAX_FRAME 64u
 #define DOPA_HEADER_SIZE 3u
@@ -22,8 +22,10 @@
 #define DOPA_ANALOG_BATCH 8u
 #define DOPA_FIRMWARE_VERSION 256u
 #define DOPA_BUDGET_KEEP 4294967295u
+#define DOPA_LIMITS_KEEP 0u
+#define DOPA_MINUTE_VALVE_MS 10000u
 
-/* Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp. */
+/* Arduino digital pin numbers (14 = A0), the same on every device of this schema (the schema hash in HELLO_REPLY covers them); the AVR port bits are in firmware rig_avr.cpp. */
 #define DOPA_PIN_LICK 2u
 #define DOPA_PIN_VALVE 8u
 #define DOPA_PIN_CUE 13u
@@ -143,12 +145,12 @@
 #define DOPA_STATE_BIT_TRIAL_RUNNING 64u
 #define DOPA_STATE_BIT_TRIAL_PENDING 128u
 
-/* Bits of CONFIGURE.flags / HELLO_REPLY.flags. */
+/* Bits of CONFIGURE.flags / HELLO.flags. */
 #define DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW 1u
 
 /* message ids (commands 0x01..0x7F host->device, events 0x80..0xFF device->host) and body sizes */
 #define DOPA_MSG_HELLO 0x01u
-#define DOPA_MSG_HELLO_SIZE 10u
+#define DOPA_MSG_HELLO_SIZE 19u
 #define DOPA_MSG_PING 0x02u
 #define DOPA_MSG_PING_SIZE 4u
 #define DOPA_MSG_CONFIGURE 0x03u
@@ -176,9 +178,9 @@
 #define DOPA_MSG_ALL_OFF 0x1Au
 #define DOPA_MSG_ALL_OFF_SIZE 0u
 #define DOPA_MSG_HEARTBEAT 0x20u
-#define DOPA_MSG_HEARTBEAT_SIZE 2u
+#define DOPA_MSG_HEARTBEAT_SIZE 4u
 #define DOPA_MSG_EVENT_ACK 0x21u
-#define DOPA_MSG_EVENT_ACK_SIZE 2u
+#define DOPA_MSG_EVENT_ACK_SIZE 4u
 #define DOPA_MSG_PROGRAM_BEGIN 0x30u
 #define DOPA_MSG_PROGRAM_BEGIN_SIZE 9u
 #define DOPA_MSG_PROGRAM_ACTION 0x31u
@@ -198,7 +200,9 @@
 #define DOPA_MSG_NACK 0x81u
 #define DOPA_MSG_NACK_SIZE 8u
 #define DOPA_MSG_HELLO_REPLY 0x82u
-#define DOPA_MSG_HELLO_REPLY_SIZE 48u
+#define DOPA_MSG_HELLO_REPLY_SIZE 34u
+#define DOPA_MSG_RESUMED 0x92u
+#define DOPA_MSG_RESUMED_SIZE 16u
 #define DOPA_MSG_LICK_ON 0x83u
 #define DOPA_MSG_LICK_ON_SIZE 4u
 #define DOPA_MSG_LICK_OFF 0x84u
@@ -220,7 +224,7 @@
 #define DOPA_MSG_ANALOG_BATCH 0x8Cu
 #define DOPA_MSG_ANALOG_BATCH_SIZE 23u
 #define DOPA_MSG_DEVICE_HEARTBEAT 0x8Du
-#define DOPA_MSG_DEVICE_HEARTBEAT_SIZE 10u
+#define DOPA_MSG_DEVICE_HEARTBEAT_SIZE 14u
 #define DOPA_MSG_SAFETY_TRIP 0x8Eu
 #define DOPA_MSG_SAFETY_TRIP_SIZE 9u
 #define DOPA_MSG_TRIAL_STARTED 0x8Fu
@@ -229,7 +233,7 @@
 #define DOPA_MSG_TRIAL_ENDED_SIZE 9u
 #define DOPA_MSG_ERROR 0x91u
 #define DOPA_MSG_ERROR_SIZE 9u
-#define DOPA_MSG_SYNC_PULSE 0x92u
+#define DOPA_MSG_SYNC_PULSE 0x93u
 #define DOPA_MSG_SYNC_PULSE_SIZE 10u
 
 /* little-endian field access */
@@ -247,7 +251,7 @@ static inline int32_t dopa_get_i32(const uint8_t *b) { return (int32_t)dopa_get_
 /* body size of a message type, or -1 for an unknown type */
 static inline int16_t dopa_body_size(uint8_t type) {
     switch (type) {
-    case DOPA_MSG_HELLO: return 10;
+    case DOPA_MSG_HELLO: return 19;
     case DOPA_MSG_PING: return 4;
     case DOPA_MSG_CONFIGURE: return 13;
     case DOPA_MSG_VALVE_PULSE: return 2;
@@ -261,8 +265,8 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_ANALOG_START: return 2;
     case DOPA_MSG_ANALOG_STOP: return 0;
     case DOPA_MSG_ALL_OFF: return 0;
-    case DOPA_MSG_HEARTBEAT: return 2;
-    case DOPA_MSG_EVENT_ACK: return 2;
+    case DOPA_MSG_HEARTBEAT: return 4;
+    case DOPA_MSG_EVENT_ACK: return 4;
     case DOPA_MSG_PROGRAM_BEGIN: return 9;
     case DOPA_MSG_PROGRAM_ACTION: return 8;
     case DOPA_MSG_PROGRAM_LICK_WINDOW: return 11;
@@ -272,7 +276,8 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_SYNC_STOP: return 0;
     case DOPA_MSG_ACK: return 11;
     case DOPA_MSG_NACK: return 8;
-    case DOPA_MSG_HELLO_REPLY: return 48;
+    case DOPA_MSG_HELLO_REPLY: return 34;
+    case DOPA_MSG_RESUMED: return 16;
     case DOPA_MSG_LICK_ON: return 4;
     case DOPA_MSG_LICK_OFF: return 4;
     case DOPA_MSG_VALVE_OPENED: return 6;
@@ -283,7 +288,7 @@ static inline int16_t dopa_body_size(uint8_t type) {
     case DOPA_MSG_TONE_OFFSET: return 4;
     case DOPA_MSG_TTL_SENT: return 6;
     case DOPA_MSG_ANALOG_BATCH: return 23;
-    case DOPA_MSG_DEVICE_HEARTBEAT: return 10;
+    case DOPA_MSG_DEVICE_HEARTBEAT: return 14;
     case DOPA_MSG_SAFETY_TRIP: return 9;
     case DOPA_MSG_TRIAL_STARTED: return 8;
     case DOPA_MSG_TRIAL_ENDED: return 9;
@@ -305,22 +310,37 @@ static inline uint16_t dopa_tone_applied_hz(uint16_t freq_hz) {
     uint16_t top = dopa_tone_top(freq_hz);
     return (uint16_t)((DOPA_TONE_TIMER_HZ + top / 2u) / top); }
 
-/* 0x01 HELLO (command): Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget kept; reply: ACK, value = lost_total); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one; reply: HELLO_REPLY). */
+/* 0x01 HELLO (command): Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget and limits kept, the limits in this HELLO ignored; reply: RESUMED); another nonce (or 0, or the first HELLO after a reset) starts a new session whose limits are this HELLO's (max_valve_ms = limits_keep: the configured ones) with budget_valve_ms as its volume budget (budget_keep: the configured one), applied before the outputs arm (reply: HELLO_REPLY; a limit outside its bounds: NACK BAD_VALUE, nothing changed). */
 typedef struct {
     uint16_t protocol_version;
     uint32_t session;
     uint32_t budget_valve_ms;
+    uint16_t max_valve_ms;
+    uint16_t min_valve_gap_ms;
+    uint16_t host_timeout_ms;
+    uint16_t debounce_us;
+    uint8_t flags;
 } dopa_hello_t;
 static inline uint8_t dopa_pack_hello(uint8_t *b, const dopa_hello_t *m) {
     dopa_put_u16(b + 0, m->protocol_version);
     dopa_put_u32(b + 2, m->session);
     dopa_put_u32(b + 6, m->budget_valve_ms);
-    return 10;
+    dopa_put_u16(b + 10, m->max_valve_ms);
+    dopa_put_u16(b + 12, m->min_valve_gap_ms);
+    dopa_put_u16(b + 14, m->host_timeout_ms);
+    dopa_put_u16(b + 16, m->debounce_us);
+    dopa_put_u8(b + 18, m->flags);
+    return 19;
 }
 static inline void dopa_unpack_hello(const uint8_t *b, dopa_hello_t *m) {
     m->protocol_version = dopa_get_u16(b + 0);
     m->session = dopa_get_u32(b + 2);
     m->budget_valve_ms = dopa_get_u32(b + 6);
+    m->max_valve_ms = dopa_get_u16(b + 10);
+    m->min_valve_gap_ms = dopa_get_u16(b + 12);
+    m->host_timeout_ms = dopa_get_u16(b + 14);
+    m->debounce_us = dopa_get_u16(b + 16);
+    m->flags = dopa_get_u8(b + 18);
 }
 
 /* 0x02 PING (command): Round trip. ACK value = nonce. */
@@ -494,28 +514,34 @@ static inline void dopa_unpack_all_off(const uint8_t *b, dopa_all_off_t *m) {
     (void)b; m->unused_ = 0;
 }
 
-/* 0x20 HEARTBEAT (command): Host is alive; also acknowledges events up to next_expected_seq (like EVENT_ACK). ACK value = number of unacknowledged events in the device ring. */
+/* 0x20 HEARTBEAT (command): Host is alive; also acknowledges events up to next_expected_seq (like EVENT_ACK, under the same epoch rule). ACK value = number of unacknowledged events in the device ring. */
 typedef struct {
     uint16_t next_expected_seq;
+    uint16_t epoch;
 } dopa_heartbeat_t;
 static inline uint8_t dopa_pack_heartbeat(uint8_t *b, const dopa_heartbeat_t *m) {
     dopa_put_u16(b + 0, m->next_expected_seq);
-    return 2;
+    dopa_put_u16(b + 2, m->epoch);
+    return 4;
 }
 static inline void dopa_unpack_heartbeat(const uint8_t *b, dopa_heartbeat_t *m) {
     m->next_expected_seq = dopa_get_u16(b + 0);
+    m->epoch = dopa_get_u16(b + 2);
 }
 
-/* 0x21 EVENT_ACK (command): Cumulative acknowledgement: every device seq before next_expected_seq was received. Never answered. */
+/* 0x21 EVENT_ACK (command): Cumulative acknowledgement: every device seq before next_expected_seq was received. Never answered. Applied only when epoch is the device session's (HELLO_REPLY.epoch): an acknowledgement meant for another device session (before a reset) never removes this one's events. */
 typedef struct {
     uint16_t next_expected_seq;
+    uint16_t epoch;
 } dopa_event_ack_t;
 static inline uint8_t dopa_pack_event_ack(uint8_t *b, const dopa_event_ack_t *m) {
     dopa_put_u16(b + 0, m->next_expected_seq);
-    return 2;
+    dopa_put_u16(b + 2, m->epoch);
+    return 4;
 }
 static inline void dopa_unpack_event_ack(const uint8_t *b, dopa_event_ack_t *m) {
     m->next_expected_seq = dopa_get_u16(b + 0);
+    m->epoch = dopa_get_u16(b + 2);
 }
 
 /* 0x30 PROGRAM_BEGIN (command): Start uploading a trial program (replaces any upload in progress). ACK value = n_actions. */
@@ -677,7 +703,7 @@ static inline void dopa_unpack_nack(const uint8_t *b, dopa_nack_t *m) {
     m->reason = dopa_get_u8(b + 7);
 }
 
-/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). */
+/* 0x82 HELLO_REPLY (event): Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Short on purpose (it must get through a bad line): the pins, limits and sizes are not in it; the pins and max_actions are fixed by the schema hash (messages.toml), the limits are the HELLO's (or, for limits_keep, the configured ones). event_ring = frames the device's event ring holds; session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). epoch = this device session's tag (high byte: boots counted in the device's non-volatile memory; low byte: sessions since boot, 1..255): nonzero, different after every reset and every new session; 0 in the boot banner. budget_used_ms = valve time the session this HELLO ended had used (ms, rounded up; 0 at boot and after a reset). */
 typedef struct {
     uint32_t t_us;
     uint16_t cmd_seq;
@@ -687,23 +713,12 @@ typedef struct {
     uint32_t schema_hash;
     uint8_t board;
     uint8_t reset_cause;
-    uint8_t pin_lick;
-    uint8_t pin_valve;
-    uint8_t pin_cue;
-    uint8_t pin_tone;
-    uint8_t pin_ttl;
-    uint8_t pin_analog;
-    uint16_t max_valve_ms;
-    uint16_t min_valve_gap_ms;
-    uint32_t budget_valve_ms;
-    uint16_t host_timeout_ms;
-    uint16_t debounce_us;
-    uint8_t flags;
-    uint8_t max_actions;
     uint8_t event_ring;
     uint32_t session;
     uint16_t dropped;
     uint32_t lost_total;
+    uint16_t epoch;
+    uint32_t budget_used_ms;
 } dopa_hello_reply_t;
 static inline uint8_t dopa_pack_hello_reply(uint8_t *b, const dopa_hello_reply_t *m) {
     dopa_put_u32(b + 0, m->t_us);
@@ -714,24 +729,13 @@ static inline uint8_t dopa_pack_hello_reply(uint8_t *b, const dopa_hello_reply_t
     dopa_put_u32(b + 11, m->schema_hash);
     dopa_put_u8(b + 15, m->board);
     dopa_put_u8(b + 16, m->reset_cause);
-    dopa_put_u8(b + 17, m->pin_lick);
-    dopa_put_u8(b + 18, m->pin_valve);
-    dopa_put_u8(b + 19, m->pin_cue);
-    dopa_put_u8(b + 20, m->pin_tone);
-    dopa_put_u8(b + 21, m->pin_ttl);
-    dopa_put_u8(b + 22, m->pin_analog);
-    dopa_put_u16(b + 23, m->max_valve_ms);
-    dopa_put_u16(b + 25, m->min_valve_gap_ms);
-    dopa_put_u32(b + 27, m->budget_valve_ms);
-    dopa_put_u16(b + 31, m->host_timeout_ms);
-    dopa_put_u16(b + 33, m->debounce_us);
-    dopa_put_u8(b + 35, m->flags);
-    dopa_put_u8(b + 36, m->max_actions);
-    dopa_put_u8(b + 37, m->event_ring);
-    dopa_put_u32(b + 38, m->session);
-    dopa_put_u16(b + 42, m->dropped);
-    dopa_put_u32(b + 44, m->lost_total);
-    return 48;
+    dopa_put_u8(b + 17, m->event_ring);
+    dopa_put_u32(b + 18, m->session);
+    dopa_put_u16(b + 22, m->dropped);
+    dopa_put_u32(b + 24, m->lost_total);
+    dopa_put_u16(b + 28, m->epoch);
+    dopa_put_u32(b + 30, m->budget_used_ms);
+    return 34;
 }
 static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t *m) {
     m->t_us = dopa_get_u32(b + 0);
@@ -742,23 +746,36 @@ static inline void dopa_unpack_hello_reply(const uint8_t *b, dopa_hello_reply_t 
     m->schema_hash = dopa_get_u32(b + 11);
     m->board = dopa_get_u8(b + 15);
     m->reset_cause = dopa_get_u8(b + 16);
-    m->pin_lick = dopa_get_u8(b + 17);
-    m->pin_valve = dopa_get_u8(b + 18);
-    m->pin_cue = dopa_get_u8(b + 19);
-    m->pin_tone = dopa_get_u8(b + 20);
-    m->pin_ttl = dopa_get_u8(b + 21);
-    m->pin_analog = dopa_get_u8(b + 22);
-    m->max_valve_ms = dopa_get_u16(b + 23);
-    m->min_valve_gap_ms = dopa_get_u16(b + 25);
-    m->budget_valve_ms = dopa_get_u32(b + 27);
-    m->host_timeout_ms = dopa_get_u16(b + 31);
-    m->debounce_us = dopa_get_u16(b + 33);
-    m->flags = dopa_get_u8(b + 35);
-    m->max_actions = dopa_get_u8(b + 36);
-    m->event_ring = dopa_get_u8(b + 37);
-    m->session = dopa_get_u32(b + 38);
-    m->dropped = dopa_get_u16(b + 42);
-    m->lost_total = dopa_get_u32(b + 44);
+    m->event_ring = dopa_get_u8(b + 17);
+    m->session = dopa_get_u32(b + 18);
+    m->dropped = dopa_get_u16(b + 22);
+    m->lost_total = dopa_get_u32(b + 24);
+    m->epoch = dopa_get_u16(b + 28);
+    m->budget_used_ms = dopa_get_u32(b + 30);
+}
+
+/* 0x92 RESUMED (event): Answer to a HELLO that resumed the device's current session (cmd_seq = the HELLO's seq): epoch = that session's tag (the host takes the resume only when it is the epoch of the HELLO_REPLY it took; another epoch means a new session whose HELLO_REPLY it missed), lost_total as in HELLO_REPLY, budget_used_ms = valve time the session has used (ms, rounded up). */
+typedef struct {
+    uint32_t t_us;
+    uint16_t cmd_seq;
+    uint16_t epoch;
+    uint32_t lost_total;
+    uint32_t budget_used_ms;
+} dopa_resumed_t;
+static inline uint8_t dopa_pack_resumed(uint8_t *b, const dopa_resumed_t *m) {
+    dopa_put_u32(b + 0, m->t_us);
+    dopa_put_u16(b + 4, m->cmd_seq);
+    dopa_put_u16(b + 6, m->epoch);
+    dopa_put_u32(b + 8, m->lost_total);
+    dopa_put_u32(b + 12, m->budget_used_ms);
+    return 16;
+}
+static inline void dopa_unpack_resumed(const uint8_t *b, dopa_resumed_t *m) {
+    m->t_us = dopa_get_u32(b + 0);
+    m->cmd_seq = dopa_get_u16(b + 4);
+    m->epoch = dopa_get_u16(b + 6);
+    m->lost_total = dopa_get_u32(b + 8);
+    m->budget_used_ms = dopa_get_u32(b + 12);
 }
 
 /* 0x83 LICK_ON (event): Debounced lick onset; t_us = time of the first edge of the change. */
@@ -905,13 +922,14 @@ static inline void dopa_unpack_analog_batch(const uint8_t *b, dopa_analog_batch_
     { uint8_t i; for (i = 0; i < 8; i++) m->samples[i] = dopa_get_u16(b + 7 + 2 * i); }
 }
 
-/* 0x8D DEVICE_HEARTBEAT (event): Device is alive (every device_heartbeat_ms while armed); counters wrap. */
+/* 0x8D DEVICE_HEARTBEAT (event): Device is alive (every device_heartbeat_ms while armed); counters wrap; budget_used_ms = valve time the session has used (ms, rounded up; a valve open now counts up to now). */
 typedef struct {
     uint32_t t_us;
     uint16_t rx_frames;
     uint16_t rx_errors;
     uint8_t unacked;
     uint8_t state;
+    uint32_t budget_used_ms;
 } dopa_device_heartbeat_t;
 static inline uint8_t dopa_pack_device_heartbeat(uint8_t *b, const dopa_device_heartbeat_t *m) {
     dopa_put_u32(b + 0, m->t_us);
@@ -919,7 +937,8 @@ static inline uint8_t dopa_pack_device_heartbeat(uint8_t *b, const dopa_device_h
     dopa_put_u16(b + 6, m->rx_errors);
     dopa_put_u8(b + 8, m->unacked);
     dopa_put_u8(b + 9, m->state);
-    return 10;
+    dopa_put_u32(b + 10, m->budget_used_ms);
+    return 14;
 }
 static inline void dopa_unpack_device_heartbeat(const uint8_t *b, dopa_device_heartbeat_t *m) {
     m->t_us = dopa_get_u32(b + 0);
@@ -927,6 +946,7 @@ static inline void dopa_unpack_device_heartbeat(const uint8_t *b, dopa_device_he
     m->rx_errors = dopa_get_u16(b + 6);
     m->unacked = dopa_get_u8(b + 8);
     m->state = dopa_get_u8(b + 9);
+    m->budget_used_ms = dopa_get_u32(b + 10);
 }
 
 /* 0x8E SAFETY_TRIP (event): The safety kernel acted (trip_reason); value = the offending quantity (ms). */
@@ -998,7 +1018,7 @@ static inline void dopa_unpack_error(const uint8_t *b, dopa_error_t *m) {
     m->value = dopa_get_i32(b + 5);
 }
 
-/* 0x92 SYNC_PULSE (event): A sync pulse's rising edge on the TTL output at t_us; n = its number since SYNC_START (0-based), high for ms. */
+/* 0x93 SYNC_PULSE (event): A sync pulse's rising edge on the TTL output at t_us; n = its number since SYNC_START (0-based), high for ms. */
 typedef struct {
     uint32_t t_us;
     uint32_t n;

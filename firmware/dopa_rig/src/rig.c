@@ -12,7 +12,15 @@
 
 rig_t g_rig;
 
-static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot, uint16_t dropped)
+/* valve time the session has used, in ms rounded up (a valve open now counts up to now) */
+static uint32_t used_ms(uint32_t now)
+{
+    uint32_t us = g_rig.budget_used_us;
+    if (g_rig.valve_open && DOPA_AFTER(now, g_rig.valve_open_us)) us += now - g_rig.valve_open_us;
+    return us / 1000UL + (us % 1000UL != 0);
+}
+
+static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot, uint16_t dropped, uint32_t used)
 {
     dopa_hello_reply_t h;
     uint8_t b[DOPA_MSG_HELLO_REPLY_SIZE];
@@ -24,23 +32,12 @@ static void send_hello_reply(uint32_t now, uint16_t cmd_seq, uint8_t boot, uint1
     h.schema_hash = DOPA_SCHEMA_HASH;
     h.board = RIG_BOARD_ID;
     h.reset_cause = g_rig.reset_cause;
-    h.pin_lick = RIG_PIN_LICK;
-    h.pin_valve = RIG_PIN_VALVE;
-    h.pin_cue = RIG_PIN_CUE;
-    h.pin_tone = RIG_PIN_TONE;
-    h.pin_ttl = RIG_PIN_TTL;
-    h.pin_analog = RIG_PIN_ANALOG;
-    h.max_valve_ms = g_rig.max_valve_ms;
-    h.min_valve_gap_ms = g_rig.min_valve_gap_ms;
-    h.budget_valve_ms = g_rig.budget_valve_ms;
-    h.host_timeout_ms = g_rig.host_timeout_ms;
-    h.debounce_us = g_rig.debounce_us;
-    h.flags = g_rig.flags;
-    h.max_actions = DOPA_MAX_ACTIONS;
     h.event_ring = DOPA_EVENT_RING;
     h.session = g_rig.session;
     h.dropped = dropped;
     h.lost_total = g_rig.lost_total;
+    h.epoch = g_rig.epoch;
+    h.budget_used_ms = used;
     dopa_pack_hello_reply(b, &h);
     rig_event(DOPA_MSG_HELLO_REPLY, b, sizeof b);
 }
@@ -104,20 +101,22 @@ void rig_init(uint8_t reset_cause, uint32_t now)
     hal_valve(0); hal_cue(0); hal_tone(0); hal_ttl(0);
     defaults();
     g_rig.reset_cause = reset_cause;
+    g_rig.boot_count = hal_boot_count();
+    rig_window_init(now);
     dopa_decoder_init(&g_rig.dec);
     rig_events_reset();
     g_rig.last_rx_us = now;
     g_rig.valve_last_close_us = now;          /* boot counts as a close: the minimum gap holds across a reset */
     g_rig.valve_ever_closed = 1;
-    send_hello_reply(now, 0, 1, 0);
+    send_hello_reply(now, 0, 1, 0, 0);
 }
 
 static uint8_t in_range(uint32_t v, uint32_t lo, uint32_t hi) { return v >= lo && v <= hi; }
 
-static uint8_t configure(const uint8_t *body, uint32_t now)
+/* Check the limits of a CONFIGURE (or of a new-session HELLO): 0 or NACK BAD_VALUE */
+static uint8_t check_limits(const dopa_configure_t *p)
 {
-    dopa_configure_t c;
-    dopa_unpack_configure(body, &c);
+    dopa_configure_t c = *p;
     if (!in_range(c.max_valve_ms, DOPA_LIMIT_MAX_VALVE_MS_MIN, DOPA_LIMIT_MAX_VALVE_MS_MAX) ||
         !in_range(c.min_valve_gap_ms, DOPA_LIMIT_MIN_VALVE_GAP_MS_MIN, DOPA_LIMIT_MIN_VALVE_GAP_MS_MAX) ||
         !in_range(c.budget_valve_ms, DOPA_LIMIT_BUDGET_VALVE_MS_MIN, DOPA_LIMIT_BUDGET_VALVE_MS_MAX) ||
@@ -125,6 +124,13 @@ static uint8_t configure(const uint8_t *body, uint32_t now)
         !in_range(c.debounce_us, DOPA_LIMIT_DEBOUNCE_US_MIN, DOPA_LIMIT_DEBOUNCE_US_MAX) ||
         (c.flags & (uint8_t)~DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW))
         return DOPA_NACK_REASON_BAD_VALUE;
+    return 0;
+}
+
+/* Apply checked limits */
+static void apply_limits(const dopa_configure_t *p, uint32_t now)
+{
+    dopa_configure_t c = *p;
     g_rig.max_valve_ms = c.max_valve_ms;
     g_rig.min_valve_gap_ms = c.min_valve_gap_ms;
     g_rig.budget_valve_ms = c.budget_valve_ms;
@@ -132,9 +138,18 @@ static uint8_t configure(const uint8_t *body, uint32_t now)
     g_rig.debounce_us = c.debounce_us;
     uint8_t flipped = (uint8_t)((g_rig.flags ^ c.flags) & DOPA_CONFIG_FLAG_LICK_ACTIVE_LOW);
     g_rig.flags = c.flags;
+    rig_window_room_us(now);                  /* the minute's ceiling follows the budget */
     rig_valve_replan(now);                    /* the new limits hold for a valve already open too */
     if (flipped) rig_lick_edge(g_rig.lick_raw, now);   /* a polarity flip is a lick-input change now */
-    return 0;
+}
+
+static uint8_t configure(const uint8_t *body, uint32_t now)
+{
+    dopa_configure_t c;
+    dopa_unpack_configure(body, &c);
+    uint8_t r = check_limits(&c);
+    if (!r) apply_limits(&c, now);
+    return r;
 }
 
 /* Execute one command with a well-formed body; returns 0 (ACK with *value) or a NACK reason. */
@@ -212,34 +227,52 @@ static uint8_t execute(uint8_t type, const uint8_t *body, uint32_t now, int32_t 
 }
 
 /* HELLO (docs/rig.md, "Sessions"): the nonce of the current session resumes it (re-armed; reply window,
- * device seq, event ring, budget and limits kept; answered by ACK, value = lost_total); any other nonce
- * starts a new session (answered by HELLO_REPLY). */
+ * device seq, event ring, budget and limits kept; answered by RESUMED with the session's epoch); any other
+ * nonce starts a new session with the HELLO's limits, applied before the outputs arm (answered by
+ * HELLO_REPLY). */
 static void hello(uint32_t now, uint16_t seq, const uint8_t *body)
 {
     dopa_hello_t h;
+    dopa_configure_t c;
     dopa_unpack_hello(body, &h);
     if (h.protocol_version != DOPA_PROTOCOL_VERSION) {
         reply(now, seq, DOPA_MSG_HELLO, DOPA_NACK_REASON_VERSION, 0, 0);
         return;
     }
     if (h.session != 0 && h.session == g_rig.session) {
+        dopa_resumed_t r;
+        uint8_t b[DOPA_MSG_RESUMED_SIZE];
         if (!g_rig.armed) g_rig.last_hb_us = now;
         g_rig.armed = 1;
-        reply(now, seq, DOPA_MSG_HELLO, 0, (int32_t)g_rig.lost_total, 0);   /* a small answer: ACK */
+        r.t_us = now; r.cmd_seq = seq; r.epoch = g_rig.epoch; r.lost_total = g_rig.lost_total;
+        r.budget_used_ms = used_ms(now);
+        dopa_pack_resumed(b, &r);
+        rig_event(DOPA_MSG_RESUMED, b, sizeof b);   /* a small answer, with the proof of the session */
         return;
     }
-    if (h.budget_valve_ms != DOPA_BUDGET_KEEP && h.budget_valve_ms > DOPA_LIMIT_BUDGET_VALVE_MS_MAX) {
+    c.max_valve_ms = g_rig.max_valve_ms; c.min_valve_gap_ms = g_rig.min_valve_gap_ms;
+    c.budget_valve_ms = g_rig.budget_valve_ms; c.host_timeout_ms = g_rig.host_timeout_ms;
+    c.debounce_us = g_rig.debounce_us; c.flags = g_rig.flags;
+    if (h.max_valve_ms != DOPA_LIMITS_KEEP) {
+        c.max_valve_ms = h.max_valve_ms; c.min_valve_gap_ms = h.min_valve_gap_ms;
+        c.host_timeout_ms = h.host_timeout_ms; c.debounce_us = h.debounce_us; c.flags = h.flags;
+    }
+    if (h.budget_valve_ms != DOPA_BUDGET_KEEP) c.budget_valve_ms = h.budget_valve_ms;
+    if (check_limits(&c)) {
         reply(now, seq, DOPA_MSG_HELLO, DOPA_NACK_REASON_BAD_VALUE, 0, 0);
         return;
     }
+    uint32_t used = g_rig.session ? used_ms(now) : 0;   /* what the session this HELLO ends had used */
     uint16_t dropped = rig_events_drop();     /* unacknowledged events of the old session: counted, not sent; */
                                               /* the device seq restarts at 0 with the HELLO_REPLY */
     memset(g_rig.replies, 0, sizeof g_rig.replies);
     g_rig.reply_next = 0;
     g_rig.session = h.session;
+    g_rig.sessions = (uint8_t)(g_rig.sessions == 255u ? 1u : g_rig.sessions + 1u);
+    g_rig.epoch = (uint16_t)((uint16_t)g_rig.boot_count << 8 | g_rig.sessions);
     g_rig.budget_used_us = 0;                 /* a valve still open counts against the new budget */
-    if (h.budget_valve_ms != DOPA_BUDGET_KEEP) g_rig.budget_valve_ms = h.budget_valve_ms;
-    send_hello_reply(now, seq, 0, dropped);
+    apply_limits(&c, now);                    /* the session's limits hold before anything is armed */
+    send_hello_reply(now, seq, 0, dropped, used);
     rig_programs_clear(now);                  /* a new session starts from a clean state; the events this */
     rig_outputs_off(now, DOPA_CLOSE_CAUSE_ALL_OFF);   /* causes are sent in the new session */
     g_rig.armed = 1;
@@ -250,16 +283,17 @@ static void handle_frame(const dopa_frame_t *f, uint32_t now)
 {
     int16_t size = dopa_body_size(f->type);
     g_rig.rx_frames++;
+    if (f->type >= 0x80) return;              /* a device type (an echo): never answered (it would echo again) */
     if (f->type == DOPA_MSG_EVENT_ACK) {
         if (f->body_len == DOPA_MSG_EVENT_ACK_SIZE) {
             g_rig.last_rx_us = now;
-            rig_events_ack(dopa_get_u16(f->body), now);
+            rig_events_ack(dopa_get_u16(f->body), dopa_get_u16(f->body + 2), now);
         } else {
             g_rig.rx_errors++;
         }
         return;
     }
-    if (size < 0 || f->type >= 0x80) {
+    if (size < 0) {
         reply(now, f->seq, f->type, DOPA_NACK_REASON_UNKNOWN_TYPE, 0, 0);
         return;
     }
@@ -272,7 +306,7 @@ static void handle_frame(const dopa_frame_t *f, uint32_t now)
         hello(now, f->seq, f->body);
         return;
     }
-    if (f->type == DOPA_MSG_HEARTBEAT) rig_events_ack(dopa_get_u16(f->body), now);
+    if (f->type == DOPA_MSG_HEARTBEAT) rig_events_ack(dopa_get_u16(f->body), dopa_get_u16(f->body + 2), now);
     for (uint8_t i = 0; i < DOPA_REPLY_WINDOW; i++) {
         const rig_reply_t *r = &g_rig.replies[i];
         if (r->cmd_type == f->type && r->seq == f->seq) {   /* a retry: answer again, do nothing */
@@ -294,7 +328,7 @@ uint8_t rig_rx_byte(uint8_t byte, uint32_t now)
         handle_frame(&f, now);
     } else if (r == DOPA_RX_ERROR) {
         g_rig.rx_errors++;
-        if (header_ok && f.type != DOPA_MSG_EVENT_ACK)
+        if (header_ok && f.type != DOPA_MSG_EVENT_ACK && f.type < 0x80)
             reply(now, f.seq, f.type, DOPA_NACK_REASON_BAD_CRC, 0, 0);
     }
     return r != DOPA_RX_NONE;
@@ -326,12 +360,15 @@ void rig_poll(uint32_t now)
         g_rig.armed = 0;
         rig_trip(now, DOPA_TRIP_REASON_HOST_TIMEOUT, g_rig.host_timeout_ms);
     }
-    if (g_rig.armed && DOPA_AFTER(now, g_rig.last_hb_us + DOPA_DEVICE_HEARTBEAT_MS * 1000UL)) {
+    /* the heartbeat (two 32-bit divisions, a frame built: ~100 us on the AVR) waits while a timed change is
+     * due within RIG_HB_GUARD_US, so it never delays one (deadline checked only when a heartbeat is due) */
+    if (g_rig.armed && DOPA_AFTER(now, g_rig.last_hb_us + DOPA_DEVICE_HEARTBEAT_MS * 1000UL) &&
+        rig_deadline_us(now) > RIG_HB_GUARD_US) {
         dopa_device_heartbeat_t h;
         uint8_t b[DOPA_MSG_DEVICE_HEARTBEAT_SIZE];
         g_rig.last_hb_us = now;
         h.t_us = now; h.rx_frames = g_rig.rx_frames; h.rx_errors = g_rig.rx_errors;
-        h.unacked = g_rig.ring_count; h.state = state_bits();
+        h.unacked = g_rig.ring_count; h.state = state_bits(); h.budget_used_ms = used_ms(now);
         dopa_pack_device_heartbeat(b, &h);
         rig_event(DOPA_MSG_DEVICE_HEARTBEAT, b, sizeof b);
     }

@@ -32,6 +32,8 @@ enum { RIG_PROG_EMPTY = 0, RIG_PROG_UPLOADING = 1, RIG_PROG_READY = 2 };
  *   back is switched to this long before the last one ends (as of that end), so that actions at offset 0
  *   run on time like any other (the loop is back in its wait for timed changes by then). */
 #define RIG_ON_TIME_US 16u
+/* a device heartbeat is not built while a timed change is due within this (rig_poll) */
+#define RIG_HB_GUARD_US 1000u
 #define RIG_LICK_SETTLE_US 1000u
 #define RIG_START_LEAD_US 500u
 /* A valve close is run this long before its time: how long the AVR loop takes from the clock reading
@@ -81,6 +83,9 @@ typedef struct {
     uint8_t armed;
     uint8_t reset_cause;
     uint32_t session;      /* the host's nonce of the current session (0: none since reset) */
+    uint16_t epoch;        /* the current session's tag: boot count << 8 | sessions since boot (0: none) */
+    uint8_t boot_count;    /* hal_boot_count() at boot */
+    uint8_t sessions;      /* sessions started since boot, 1..255 wrapping to 1 */
     uint32_t lost_total;   /* events lost since reset (ring overflow, dropped by a new session) */
     uint32_t last_rx_us;
     uint32_t last_hb_us;
@@ -114,6 +119,12 @@ typedef struct {
     uint8_t valve_req_open;      /* VALVE_OPEN: no requested close time (limits only) */
     uint32_t valve_req_end_us;   /* requested close time of the pulse, before the limits */
     uint32_t budget_used_us;
+    /* valve time of the last minute across sessions (window.c): 7 buckets of 10 s and their sum */
+    uint32_t win_us[7];
+    uint32_t win_sum_us;
+    uint32_t win_room_us;    /* what the minute allowed at the last move (or budget change): never more */
+    uint8_t win_head;
+    uint32_t win_start_us;   /* start of the current bucket */
     /* other outputs */
     uint8_t cue_on;
     uint16_t tone_hz;
@@ -183,7 +194,8 @@ uint8_t rig_valve_close_due(uint32_t now);
 void rig_events_reset(void);
 /* A new session: count the unacknowledged events (HELLO_REPLYs aside) as lost, empty the ring; returns the count. */
 uint16_t rig_events_drop(void);
-void rig_events_ack(uint16_t next_expected, uint32_t now);
+/* EVENT_ACK / HEARTBEAT acknowledgement; applied only under the current session's epoch */
+void rig_events_ack(uint16_t next_expected, uint16_t epoch, uint32_t now);
 void rig_events_poll(uint32_t now);
 uint32_t rig_events_idle_us(uint32_t now);
 /* outputs.c: safety kernel and outputs; valve functions return 0 or a NACK reason (SAFETY).
@@ -211,6 +223,12 @@ uint32_t rig_outputs_idle_us(uint32_t now);
  * could still be accepted on time (not once it has kept bouncing RIG_LICK_SETTLE_US past that) */
 uint32_t rig_lick_idle_us(uint32_t now, uint8_t settling_only);
 void rig_lick_poll(uint32_t now);
+/* window.c: the valve time of every sliding minute, across sessions, is capped at min(budget_valve_ms,
+ * DOPA_MINUTE_VALVE_MS) (no HELLO refreshes it): the valve time the minute still allows (7 buckets of 10 s:
+ * at least the last 60 s counted), and a close's open time (at its close time t) */
+uint32_t rig_window_room_us(uint32_t now);
+void rig_window_add(uint32_t t, uint32_t open_us);
+void rig_window_init(uint32_t now);
 /* program.c */
 uint8_t rig_program_command(uint8_t type, const uint8_t *body, uint32_t now, int32_t *value);
 void rig_program_action(uint32_t now, uint8_t action, uint16_t arg);

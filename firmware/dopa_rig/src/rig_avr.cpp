@@ -17,6 +17,7 @@
 #include <avr/interrupt.h>
 #include <avr/sleep.h>
 #include <avr/wdt.h>
+#include <avr/eeprom.h>
 
 #include "rig.h"
 #include "rig_hal.h"
@@ -84,6 +85,14 @@ extern "C" void hal_cue(uint8_t on) { if (on) PORTB |= CUE_BIT; else PORTB &= (u
 extern "C" void hal_ttl(uint8_t on) { if (on) PORTD |= TTL_BIT; else PORTD &= (uint8_t)~TTL_BIT; }
 extern "C" void hal_adc_start(void) { ADCSRA |= _BV(ADSC); }
 extern "C" uint32_t hal_micros(void) { return micros(); }
+
+/* EEPROM byte 0 counts boots (rig_init reads it once per boot; 100,000 writes: one per boot is fine) */
+extern "C" uint8_t hal_boot_count(void)
+{
+    uint8_t n = (uint8_t)(eeprom_read_byte((uint8_t *)0) + 1u);
+    eeprom_update_byte((uint8_t *)0, n);
+    return n;
+}
 
 extern "C" uint16_t hal_tone(uint16_t freq_hz)
 {

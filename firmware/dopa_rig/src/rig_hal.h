@@ -20,6 +20,9 @@ void hal_ttl(uint8_t on);
 void hal_adc_start(void);
 /* The device clock in microseconds, read again right after a pin changed (events carry that time). */
 uint32_t hal_micros(void);
+/* Boots counted in non-volatile memory (the AVR layer increments its EEPROM byte once per boot): the high
+ * byte of every session epoch, so a session after a reset is told from the one before it. */
+uint8_t hal_boot_count(void);
 
 #ifdef __cplusplus
 }

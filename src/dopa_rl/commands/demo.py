@@ -94,14 +94,14 @@ def _measure(args, out):
         close = lambda: None  # noqa: E731
     else:
         from dopa_rl.session import open_device, run_session
-        from dopa_rl.session.runner import parse_speed, sim_ring
+        from dopa_rl.session.runner import parse_speed, sim_retransmit_ms, sim_ring
         from dopa_rl.sim.animal import SimulatedAnimal
         from dopa_rl.testing import SimulatedDUT
 
         speed = parse_speed(args.speed)
         print(f"1/4 simulated rig session: {args.trials} trials at {speed:g}x real time -> {nwb_path}", flush=True)
         dut = SimulatedDUT(speed=speed, animal=SimulatedAnimal(np.random.default_rng(cfg.seed)),
-                           ring_size=sim_ring(speed))
+                           ring_size=sim_ring(speed), retransmit_ms=sim_retransmit_ms(speed))
         close = dut.close
         try:
             result, path = run_session(cfg, rig, open_device(dut.url), nwb_path, speed=speed)

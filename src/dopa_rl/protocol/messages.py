@@ -12,19 +12,19 @@ from typing import NamedTuple
 
 __all__ = ["PROTOCOL_VERSION", "SCHEMA_HASH", "BAUD", "MAX_FRAME", "HEADER_SIZE", "CRC_SIZE", "MAX_BODY",
            "MAX_ENCODED", "REPLY_WINDOW", "EVENT_RING", "RETRANSMIT_MS", "HOST_HEARTBEAT_MS", "DEVICE_HEARTBEAT_MS",
-           "MAX_ACTIONS", "ANALOG_BATCH", "FIRMWARE_VERSION", "BUDGET_KEEP", "PINS", "TONE_TIMER_HZ", "Limit",
-           "LIMITS", "NackReason", "TripReason", "ResetCause", "Board", "Action", "TrialWhen", "CloseCause",
-           "ErrorCode", "DecodeError", "StateBit", "ConfigFlag", "MsgId", "Hello", "Ping", "Configure",
-           "ValvePulse", "ValveOpen", "ValveClose", "CueOn", "CueOff", "ToneOn", "ToneOff", "TtlPulse",
-           "AnalogStart", "AnalogStop", "AllOff", "Heartbeat", "EventAck", "ProgramBegin", "ProgramAction",
-           "ProgramLickWindow", "ProgramCommit", "TrialStart", "SyncStart", "SyncStop", "Ack", "Nack", "HelloReply",
-           "LickOn", "LickOff", "ValveOpened", "ValveClosed", "CueOnset", "CueOffset", "ToneOnset", "ToneOffset",
-           "TtlSent", "AnalogBatch", "DeviceHeartbeat", "SafetyTrip", "TrialStarted", "TrialEnded", "Error",
-           "SyncPulse", "MessageSpec", "MESSAGES", "SPEC_BY_ID", "SPEC_BY_NAME", "SPEC_BY_CLASS",
-           "ALLOWED_WHILE_DISARMED", "tone_top", "tone_applied_hz"]
+           "MAX_ACTIONS", "ANALOG_BATCH", "FIRMWARE_VERSION", "BUDGET_KEEP", "LIMITS_KEEP", "MINUTE_VALVE_MS",
+           "PINS", "TONE_TIMER_HZ", "Limit", "LIMITS", "NackReason", "TripReason", "ResetCause", "Board", "Action",
+           "TrialWhen", "CloseCause", "ErrorCode", "DecodeError", "StateBit", "ConfigFlag", "MsgId", "Hello",
+           "Ping", "Configure", "ValvePulse", "ValveOpen", "ValveClose", "CueOn", "CueOff", "ToneOn", "ToneOff",
+           "TtlPulse", "AnalogStart", "AnalogStop", "AllOff", "Heartbeat", "EventAck", "ProgramBegin",
+           "ProgramAction", "ProgramLickWindow", "ProgramCommit", "TrialStart", "SyncStart", "SyncStop", "Ack",
+           "Nack", "HelloReply", "Resumed", "LickOn", "LickOff", "ValveOpened", "ValveClosed", "CueOnset",
+           "CueOffset", "ToneOnset", "ToneOffset", "TtlSent", "AnalogBatch", "DeviceHeartbeat", "SafetyTrip",
+           "TrialStarted", "TrialEnded", "Error", "SyncPulse", "MessageSpec", "MESSAGES", "SPEC_BY_ID",
+           "SPEC_BY_NAME", "SPEC_BY_CLASS", "ALLOWED_WHILE_DISARMED", "tone_top", "tone_applied_hz"]
 
-PROTOCOL_VERSION = 2
-SCHEMA_HASH = 0xEBD5A7A3
+PROTOCOL_VERSION = 3
+SCHEMA_HASH = 0x0CC7A273
 BAUD = 1000000
 MAX_FRAME = 64
 HEADER_SIZE = 3
@@ -40,8 +40,10 @@ MAX_ACTIONS = 16
 ANALOG_BATCH = 8
 FIRMWARE_VERSION = 256
 BUDGET_KEEP = 4294967295
+LIMITS_KEEP = 0
+MINUTE_VALVE_MS = 10000
 
-# Arduino digital pin numbers (14 = A0), reported in HELLO_REPLY; the AVR port bits are in firmware rig_avr.cpp.
+# Arduino digital pin numbers (14 = A0), the same on every device of this schema (the schema hash in HELLO_REPLY covers them); the AVR port bits are in firmware rig_avr.cpp.
 PINS: dict[str, int] = {"lick": 2, "valve": 8, "cue": 13, "tone": 9, "ttl": 7, "analog": 14}
 TONE_TIMER_HZ = 1000000
 
@@ -176,7 +178,7 @@ class StateBit(IntEnum):
 
 
 class ConfigFlag(IntEnum):
-    """Bits of CONFIGURE.flags / HELLO_REPLY.flags."""
+    """Bits of CONFIGURE.flags / HELLO.flags."""
 
     LICK_ACTIVE_LOW = 1
 
@@ -210,6 +212,7 @@ class MsgId(IntEnum):
     ACK = 0x80
     NACK = 0x81
     HELLO_REPLY = 0x82
+    RESUMED = 0x92
     LICK_ON = 0x83
     LICK_OFF = 0x84
     VALVE_OPENED = 0x85
@@ -225,15 +228,20 @@ class MsgId(IntEnum):
     TRIAL_STARTED = 0x8F
     TRIAL_ENDED = 0x90
     ERROR = 0x91
-    SYNC_PULSE = 0x92
+    SYNC_PULSE = 0x93
 
 
 class Hello(NamedTuple):
-    """Command 0x01: Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget kept; reply: ACK, value = lost_total); another nonce (or 0, or the first HELLO after a reset) starts a new session with budget_valve_ms as its volume budget (budget_keep: the configured one; reply: HELLO_REPLY)."""
+    """Command 0x01: Open or resume a session (docs/rig.md, Sessions): checks the protocol version and arms the outputs. session = the host's nonzero session nonce: the device's current session resumes (re-armed; reply window, device seq, event ring, budget and limits kept, the limits in this HELLO ignored; reply: RESUMED); another nonce (or 0, or the first HELLO after a reset) starts a new session whose limits are this HELLO's (max_valve_ms = limits_keep: the configured ones) with budget_valve_ms as its volume budget (budget_keep: the configured one), applied before the outputs arm (reply: HELLO_REPLY; a limit outside its bounds: NACK BAD_VALUE, nothing changed)."""
 
     protocol_version: int
     session: int
     budget_valve_ms: int
+    max_valve_ms: int
+    min_valve_gap_ms: int
+    host_timeout_ms: int
+    debounce_us: int
+    flags: int
 
 
 class Ping(NamedTuple):
@@ -320,15 +328,17 @@ class AllOff(NamedTuple):
 
 
 class Heartbeat(NamedTuple):
-    """Command 0x20: Host is alive; also acknowledges events up to next_expected_seq (like EVENT_ACK). ACK value = number of unacknowledged events in the device ring."""
+    """Command 0x20: Host is alive; also acknowledges events up to next_expected_seq (like EVENT_ACK, under the same epoch rule). ACK value = number of unacknowledged events in the device ring."""
 
     next_expected_seq: int
+    epoch: int
 
 
 class EventAck(NamedTuple):
-    """Command 0x21: Cumulative acknowledgement: every device seq before next_expected_seq was received. Never answered."""
+    """Command 0x21: Cumulative acknowledgement: every device seq before next_expected_seq was received. Never answered. Applied only when epoch is the device session's (HELLO_REPLY.epoch): an acknowledgement meant for another device session (before a reset) never removes this one's events."""
 
     next_expected_seq: int
+    epoch: int
 
 
 class ProgramBegin(NamedTuple):
@@ -403,7 +413,7 @@ class Nack(NamedTuple):
 
 
 class HelloReply(NamedTuple):
-    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Pins are Arduino digital numbers (analog: 14 = A0). session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO)."""
+    """Event 0x82: Answer to HELLO (boot = 0, cmd_seq = the HELLO's seq) or sent unsolicited after reset (boot = 1, cmd_seq = 0, session = 0). Short on purpose (it must get through a bad line): the pins, limits and sizes are not in it; the pins and max_actions are fixed by the schema hash (messages.toml), the limits are the HELLO's (or, for limits_keep, the configured ones). event_ring = frames the device's event ring holds; session = the new session's nonce; dropped = unacknowledged events the new session discarded; lost_total = events lost since reset (ring overflow and dropped; survives HELLO). epoch = this device session's tag (high byte: boots counted in the device's non-volatile memory; low byte: sessions since boot, 1..255): nonzero, different after every reset and every new session; 0 in the boot banner. budget_used_ms = valve time the session this HELLO ended had used (ms, rounded up; 0 at boot and after a reset)."""
 
     t_us: int
     cmd_seq: int
@@ -413,23 +423,22 @@ class HelloReply(NamedTuple):
     schema_hash: int
     board: int
     reset_cause: int
-    pin_lick: int
-    pin_valve: int
-    pin_cue: int
-    pin_tone: int
-    pin_ttl: int
-    pin_analog: int
-    max_valve_ms: int
-    min_valve_gap_ms: int
-    budget_valve_ms: int
-    host_timeout_ms: int
-    debounce_us: int
-    flags: int
-    max_actions: int
     event_ring: int
     session: int
     dropped: int
     lost_total: int
+    epoch: int
+    budget_used_ms: int
+
+
+class Resumed(NamedTuple):
+    """Event 0x92: Answer to a HELLO that resumed the device's current session (cmd_seq = the HELLO's seq): epoch = that session's tag (the host takes the resume only when it is the epoch of the HELLO_REPLY it took; another epoch means a new session whose HELLO_REPLY it missed), lost_total as in HELLO_REPLY, budget_used_ms = valve time the session has used (ms, rounded up)."""
+
+    t_us: int
+    cmd_seq: int
+    epoch: int
+    lost_total: int
+    budget_used_ms: int
 
 
 class LickOn(NamedTuple):
@@ -501,13 +510,14 @@ class AnalogBatch(NamedTuple):
 
 
 class DeviceHeartbeat(NamedTuple):
-    """Event 0x8D: Device is alive (every device_heartbeat_ms while armed); counters wrap."""
+    """Event 0x8D: Device is alive (every device_heartbeat_ms while armed); counters wrap; budget_used_ms = valve time the session has used (ms, rounded up; a valve open now counts up to now)."""
 
     t_us: int
     rx_frames: int
     rx_errors: int
     unacked: int
     state: int
+    budget_used_ms: int
 
 
 class SafetyTrip(NamedTuple):
@@ -542,7 +552,7 @@ class Error(NamedTuple):
 
 
 class SyncPulse(NamedTuple):
-    """Event 0x92: A sync pulse's rising edge on the TTL output at t_us; n = its number since SYNC_START (0-based), high for ms."""
+    """Event 0x93: A sync pulse's rising edge on the TTL output at t_us; n = its number since SYNC_START (0-based), high for ms."""
 
     t_us: int
     n: int
@@ -567,7 +577,7 @@ class MessageSpec:
 
 
 MESSAGES: tuple[MessageSpec, ...] = (
-    MessageSpec(0x01, "HELLO", "command", Hello, (("protocol_version", "u16", 1), ("session", "u32", 1), ("budget_valve_ms", "u32", 1)), struct.Struct("<HII")),
+    MessageSpec(0x01, "HELLO", "command", Hello, (("protocol_version", "u16", 1), ("session", "u32", 1), ("budget_valve_ms", "u32", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1)), struct.Struct("<HIIHHHHB")),
     MessageSpec(0x02, "PING", "command", Ping, (("nonce", "i32", 1),), struct.Struct("<i")),
     MessageSpec(0x03, "CONFIGURE", "command", Configure, (("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1)), struct.Struct("<HHIHHB")),
     MessageSpec(0x10, "VALVE_PULSE", "command", ValvePulse, (("ms", "u16", 1),), struct.Struct("<H")),
@@ -581,8 +591,8 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x18, "ANALOG_START", "command", AnalogStart, (("rate_hz", "u16", 1),), struct.Struct("<H")),
     MessageSpec(0x19, "ANALOG_STOP", "command", AnalogStop, (), struct.Struct("<")),
     MessageSpec(0x1A, "ALL_OFF", "command", AllOff, (), struct.Struct("<")),
-    MessageSpec(0x20, "HEARTBEAT", "command", Heartbeat, (("next_expected_seq", "u16", 1),), struct.Struct("<H")),
-    MessageSpec(0x21, "EVENT_ACK", "command", EventAck, (("next_expected_seq", "u16", 1),), struct.Struct("<H")),
+    MessageSpec(0x20, "HEARTBEAT", "command", Heartbeat, (("next_expected_seq", "u16", 1), ("epoch", "u16", 1)), struct.Struct("<HH")),
+    MessageSpec(0x21, "EVENT_ACK", "command", EventAck, (("next_expected_seq", "u16", 1), ("epoch", "u16", 1)), struct.Struct("<HH")),
     MessageSpec(0x30, "PROGRAM_BEGIN", "command", ProgramBegin, (("trial_id", "u32", 1), ("duration_ms", "u32", 1), ("n_actions", "u8", 1)), struct.Struct("<IIB")),
     MessageSpec(0x31, "PROGRAM_ACTION", "command", ProgramAction, (("index", "u8", 1), ("offset_us", "u32", 1), ("action", "u8", 1), ("arg", "u16", 1)), struct.Struct("<BIBH")),
     MessageSpec(0x32, "PROGRAM_LICK_WINDOW", "command", ProgramLickWindow, (("start_us", "u32", 1), ("end_us", "u32", 1), ("action", "u8", 1), ("arg", "u16", 1)), struct.Struct("<IIBH")),
@@ -592,7 +602,8 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x1C, "SYNC_STOP", "command", SyncStop, (), struct.Struct("<")),
     MessageSpec(0x80, "ACK", "event", Ack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("value", "i32", 1)), struct.Struct("<IHBi")),
     MessageSpec(0x81, "NACK", "event", Nack, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("cmd_type", "u8", 1), ("reason", "u8", 1)), struct.Struct("<IHBB")),
-    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("pin_lick", "u8", 1), ("pin_valve", "u8", 1), ("pin_cue", "u8", 1), ("pin_tone", "u8", 1), ("pin_ttl", "u8", 1), ("pin_analog", "u8", 1), ("max_valve_ms", "u16", 1), ("min_valve_gap_ms", "u16", 1), ("budget_valve_ms", "u32", 1), ("host_timeout_ms", "u16", 1), ("debounce_us", "u16", 1), ("flags", "u8", 1), ("max_actions", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1)), struct.Struct("<IHBHHIBBBBBBBBHHIHHBBBIHI")),
+    MessageSpec(0x82, "HELLO_REPLY", "event", HelloReply, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("boot", "u8", 1), ("protocol_version", "u16", 1), ("firmware_version", "u16", 1), ("schema_hash", "u32", 1), ("board", "u8", 1), ("reset_cause", "u8", 1), ("event_ring", "u8", 1), ("session", "u32", 1), ("dropped", "u16", 1), ("lost_total", "u32", 1), ("epoch", "u16", 1), ("budget_used_ms", "u32", 1)), struct.Struct("<IHBHHIBBBIHIHI")),
+    MessageSpec(0x92, "RESUMED", "event", Resumed, (("t_us", "u32", 1), ("cmd_seq", "u16", 1), ("epoch", "u16", 1), ("lost_total", "u32", 1), ("budget_used_ms", "u32", 1)), struct.Struct("<IHHII")),
     MessageSpec(0x83, "LICK_ON", "event", LickOn, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x84, "LICK_OFF", "event", LickOff, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x85, "VALVE_OPENED", "event", ValveOpened, (("t_us", "u32", 1), ("planned_ms", "u16", 1)), struct.Struct("<IH")),
@@ -603,12 +614,12 @@ MESSAGES: tuple[MessageSpec, ...] = (
     MessageSpec(0x8A, "TONE_OFFSET", "event", ToneOffset, (("t_us", "u32", 1),), struct.Struct("<I")),
     MessageSpec(0x8B, "TTL_SENT", "event", TtlSent, (("t_us", "u32", 1), ("ms", "u16", 1)), struct.Struct("<IH")),
     MessageSpec(0x8C, "ANALOG_BATCH", "event", AnalogBatch, (("t_us", "u32", 1), ("rate_hz", "u16", 1), ("n", "u8", 1), ("samples", "u16", 8)), struct.Struct("<IHB8H")),
-    MessageSpec(0x8D, "DEVICE_HEARTBEAT", "event", DeviceHeartbeat, (("t_us", "u32", 1), ("rx_frames", "u16", 1), ("rx_errors", "u16", 1), ("unacked", "u8", 1), ("state", "u8", 1)), struct.Struct("<IHHBB")),
+    MessageSpec(0x8D, "DEVICE_HEARTBEAT", "event", DeviceHeartbeat, (("t_us", "u32", 1), ("rx_frames", "u16", 1), ("rx_errors", "u16", 1), ("unacked", "u8", 1), ("state", "u8", 1), ("budget_used_ms", "u32", 1)), struct.Struct("<IHHBBI")),
     MessageSpec(0x8E, "SAFETY_TRIP", "event", SafetyTrip, (("t_us", "u32", 1), ("reason", "u8", 1), ("value", "i32", 1)), struct.Struct("<IBi")),
     MessageSpec(0x8F, "TRIAL_STARTED", "event", TrialStarted, (("t_us", "u32", 1), ("trial_id", "u32", 1)), struct.Struct("<II")),
     MessageSpec(0x90, "TRIAL_ENDED", "event", TrialEnded, (("t_us", "u32", 1), ("trial_id", "u32", 1), ("aborted", "u8", 1)), struct.Struct("<IIB")),
     MessageSpec(0x91, "ERROR", "event", Error, (("t_us", "u32", 1), ("code", "u8", 1), ("value", "i32", 1)), struct.Struct("<IBi")),
-    MessageSpec(0x92, "SYNC_PULSE", "event", SyncPulse, (("t_us", "u32", 1), ("n", "u32", 1), ("ms", "u16", 1)), struct.Struct("<IIH")),
+    MessageSpec(0x93, "SYNC_PULSE", "event", SyncPulse, (("t_us", "u32", 1), ("n", "u32", 1), ("ms", "u16", 1)), struct.Struct("<IIH")),
 )
 SPEC_BY_ID: dict[int, MessageSpec] = {s.id: s for s in MESSAGES}
 SPEC_BY_NAME: dict[str, MessageSpec] = {s.name: s for s in MESSAGES}

@@ -51,7 +51,7 @@ from dopa_rl.errors import DeviceError
 from dopa_rl.protocol import messages as P
 from dopa_rl.protocol import codec
 from dopa_rl.protocol.messages import MsgId, NackReason
-from dopa_rl.rig.client_commands import DeviceCommands, check_wire
+from dopa_rl.rig.client_commands import DeviceCommands, check_wire, limits_message
 from dopa_rl.rig.client_lifecycle import ClientLifecycle
 from dopa_rl.rig.client_session import CommandOutcomeUnknown, RearmRecord, SessionMixin, new_nonce
 from dopa_rl.rig.client_types import CommandRefused, Event, PendingCommand
@@ -65,14 +65,18 @@ Action = P.Action
 _INTERNAL = {MsgId.HEARTBEAT, MsgId.EVENT_ACK}
 
 class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
-    """Reliable client of one rig device over an open pyserial link (see the module docstring)."""
+    """Reliable client of one rig device over an open pyserial link (see the module docstring).
+
+    ``limits`` (the keyword arguments of :meth:`configure`) are the safety limits the first HELLO carries;
+    omitted ones are the defaults of protocol/messages.toml.
+    """
 
     def __init__(self, port: serial.SerialBase, *, rawlog: str | os.PathLike[str] | RawLogWriter | None = None,
                  ack_timeout_s: float = 0.1, command_timeout_s: float = 5.0, heartbeat_s: float = 0.25,
                  max_in_flight: int = 8, reconnect_timeout_s: float = 10.0, auto_rearm: bool = True,
                  read_poll_s: float = 0.005, time_fn: Callable[[], float] = time.monotonic,
                  event_queue_size: int = 0, protocol_version: int = P.PROTOCOL_VERSION,
-                 schema_hash: int = P.SCHEMA_HASH) -> None:
+                 schema_hash: int = P.SCHEMA_HASH, limits: dict[str, int] | None = None) -> None:
         if not 1 <= max_in_flight <= P.REPLY_WINDOW // 2:
             raise ValueError(f"max_in_flight must be in 1..{P.REPLY_WINDOW // 2}")
         self.port = port
@@ -95,7 +99,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                                      "duplicate_replies", "nack_bad_crc", "event_acks", "heartbeats",
                                      "disconnects", "reconnects", "device_resets", "rearms", "resyncs",
                                      "decode_errors", "foreign_frames", "events_dropped", "resumes",
-                                     "new_sessions")}
+                                     "new_sessions", "stray_banners")}
         self._listeners: list[Callable[[Event], None]] = []
         self._decoder = codec.FrameDecoder(on_error=self._on_decode_error)
         self._unwrap = Unwrapper()
@@ -109,24 +113,34 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
         self._allocated = 0
         self._expected: int | None = None
         self._hello_cmd: PendingCommand | None = None
-        self._hello_t: int | None = None
+        self._seen_epochs: set[int] = set()      # epochs of the HELLO_REPLYs taken: copies are ignored
+        self._lost_expected: int | None = None   # next expected seq when we last gave up a device session
+        self._banner: tuple[codec.Received, float] | None = None   # a boot banner not yet confirmed
         self._boot_t: int | None = None
         self._index = 0
         self._unacked = 0
         self._ack_due = False
         self._last_ack_sent = 0.0
         self._last_tx = 0.0                      # last command frame written (EVENT_ACKs do not count)
-        self._link_up = True
+        self._link_up = True                     # the transport is open
+        self._answering = False                  # the last command that ended got its reply (link_up)
         self._dead: DeviceError | None = None
         self._stale_first: float | None = None  # first and last unusable frame since the last accepted one
         self._stale_last = 0.0
         self.resync_s = 5.0                      # fallback only: a renumbering is seen in the replies at once
-        self._config: P.Configure | None = None
-        self._reconfig_cmd: PendingCommand | None = None
+        # the limits this client has confirmed: its first HELLO sets the defaults of messages.toml, every
+        # HELLO carries them (a new device session arms with them), configure() changes them
+        # (``limits``: what the first HELLO carries instead, the keys of configure(), so the device arms with
+        # them from its first moment: e.g. a host timeout long enough for a fast simulated clock)
+        self._config = limits_message(
+            P.Configure(*(P.LIMITS[k].default for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
+                                                         "host_timeout_ms", "debounce_us")), 0),
+            "DeviceClient: limits", dict(limits or {}))
+        self._epoch = 0                          # the device session's tag (HELLO_REPLY.epoch): on every ack we send
+        self._device_used_ms = 0                 # valve time the current device session reports it has used
         self._valve_used_us = 0                  # valve time this client saw delivered (all sessions)
         self._valve_open_planned_us = 0          # planned time of a valve seen open, not yet closed
         self._valve_opened_seen = False          # a VALVE_OPENED since the last valve command's ACK
-        self._budget_base: int | None = None     # the device's budget at start() (when configure() was not used)
         self._budget_offset_ms = 0               # valve time given in device sessions before the current one
         self._rearming = False                   # a re-arming HELLO is pending: other commands are held
         self.session_nonce = new_nonce()
@@ -139,23 +153,51 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
         self._safe_done = False
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self, handshake_timeout_s: float = 3.0) -> P.HelloReply:
+    def start(self, handshake_timeout_s: float = 3.0, max_handshake_s: float = 60.0) -> P.HelloReply:
         """Start the worker thread and shake hands (HELLO); returns the device's HELLO_REPLY.
 
-        Raises :class:`DeviceError` when the device does not answer or speaks another protocol version or
-        schema (the message names both).
+        The device must show a sign of life (a frame from it, even a damaged one) within
+        ``handshake_timeout_s``; while it does the handshake goes on, HELLO after HELLO (harmless: the
+        same nonce resumes), up to ``max_handshake_s``: on a lossy line the long HELLO_REPLY may need many
+        go-back-N rounds.  Raises :class:`DeviceError` when the device stays silent, or speaks another
+        protocol version or schema (the message names both).
         """
         if self._thread is None:
             self._port_timeout()
             self._thread = threading.Thread(target=self._run, name="dopa-rl-device-client", daemon=True)
             self._thread.start()
-        try:
-            self.rearm_log.append(RearmRecord("start", self.time_fn(), P.BUDGET_KEEP))
-            reply = self._send(self._hello_msg(P.BUDGET_KEEP), internal=False).result(handshake_timeout_s, check=False)
-        except DeviceError as exc:
-            self.stop()
-            raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} within "
-                              f"{handshake_timeout_s} s; check the cable, the port and the baud rate ({exc})") from None
+        self.rearm_log.append(RearmRecord("start", self.time_fn(), self._config.budget_valve_ms))
+        t0 = quiet_since = time.monotonic()
+        signs = (self.stats["frames_in"], self.stats["decode_errors"])
+        pc: PendingCommand | None = None
+        while True:
+            try:
+                if pc is None or pc.done():
+                    pc = self._send(self._hello_msg(self._config.budget_valve_ms), internal=False)
+                reply = pc.result(0.05, check=False)
+                if isinstance(reply, P.Resumed):
+                    # an earlier HELLO of this handshake started our session (a retried copy after a slow
+                    # reply): this one resumed it.  Its HELLO_REPLY taken, that is the answer; else (lost)
+                    # start afresh under a new nonce, so the reply we wait for is one a new session sends
+                    if self.hello is not None and reply.epoch == self._epoch:
+                        reply = self.hello
+                    else:
+                        self.session_nonce = new_nonce()
+                        pc = None
+                        continue
+                break
+            except DeviceError as exc:
+                now = time.monotonic()
+                now_signs = (self.stats["frames_in"], self.stats["decode_errors"])
+                if now_signs != signs:
+                    signs, quiet_since = now_signs, now
+                if now - quiet_since > handshake_timeout_s or now - t0 > max_handshake_s:
+                    self.stop()
+                    what = ("nothing from the device" if now - quiet_since > handshake_timeout_s
+                            else f"no complete HELLO reply in {max_handshake_s} s")
+                    raise DeviceError(f"no HELLO reply from the device on {self.port.portstr!r} ({what} within "
+                                      f"{handshake_timeout_s} s); check the cable, the port and the baud rate "
+                                      f"({exc})") from None
         if isinstance(reply, P.Nack):
             self.stop()
             raise DeviceError(f"device refused HELLO: it does not speak host protocol version {self.protocol_version} "
@@ -211,7 +253,10 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
 
     @property
     def link_up(self) -> bool:
-        return self._link_up and self._dead is None
+        """True only while commands succeed: the transport is open, the device answered the last command
+        that ended (a command that got no reply, or a lost device session, takes it down until the next
+        reply), and no re-arming HELLO holds the commands back."""
+        return self._link_up and self._dead is None and self._answering and not self._rearming
 
     # ------------------------------------------------------------------ sending
     def _alloc_seq(self) -> int:
@@ -276,7 +321,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
     def _send_event_ack(self, now: float) -> None:
         if self._expected is None:
             return
-        self._write(codec.encode(P.EventAck(self._expected), 0), command=False)
+        self._write(codec.encode(P.EventAck(self._expected, self._epoch), 0), command=False)
         self._unacked = 0
         self._ack_due = False
         self._last_ack_sent = now
@@ -326,12 +371,13 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                 self._rearm("the re-arming HELLO got no answer")
         if self._unacked and (self._unacked >= 8 or now - self._last_ack_sent >= 0.002):
             self._ack_due = True
-        if self._ack_due and now - self._last_ack_sent >= 0.001:
+        if self._ack_due and now - self._last_ack_sent >= 0.001 and self._expected is not None:
             self._send_event_ack(now)
         elif self._rearming and now - self._last_ack_sent >= self.ack_timeout_s:
             # nothing but HELLO goes out while it is pending: an EVENT_ACK (never answered, runs nothing)
             # keeps the device's host deadline fresh
-            self._write(codec.encode(P.EventAck(self._expected or 0), 0), command=False)
+            # (tagged with the epoch of the session we knew: a device that reset has another, and ignores it)
+            self._write(codec.encode(P.EventAck(self._expected or 0, self._epoch), 0), command=False)
             self._last_ack_sent = now
         resend: list[PendingCommand] = []
         with self._lock:
@@ -342,9 +388,13 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                 if now - pc.sent_at >= (self._hello_retry_s() if pc.type_id == MsgId.HELLO else self.ack_timeout_s):
                     if now - pc.created > self.command_timeout_s and self._link_up:
                         del self._pending[pc.seq]
-                        pc._finish(error=DeviceError(
+                        # sent at least once, it may have run (its reply may be what was lost): unknown
+                        self._answering = False
+                        err = (CommandOutcomeUnknown if pc.attempts else DeviceError)(
                             f"no reply to {type(pc.msg).__name__} (seq {pc.seq}) after {pc.attempts} attempts "
-                            f"in {self.command_timeout_s} s"))
+                            f"in {self.command_timeout_s} s; " + ("unknown whether it ran; it was not repeated"
+                                                                  if pc.attempts else "it was never sent"))
+                        pc._finish(error=err)
                         self._window.notify_all()
                         continue
                     if self._rearming and pc.type_id != MsgId.HELLO:
@@ -358,7 +408,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
             self._write(pc.wire)
         if idle and self.heartbeat_s and self._expected is not None and now - self._last_tx >= self.heartbeat_s:
             self.stats["heartbeats"] += 1
-            self._send(P.Heartbeat(self._expected), internal=True)
+            self._send(P.Heartbeat(self._expected, self._epoch), internal=True)
 
     def _reconnect(self, exc: BaseException) -> bool:
         """Re-open the same port object after a lost link; False when giving up (the client is then dead)."""
@@ -425,18 +475,21 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
             if msg.boot:
                 if msg.t_us != self._boot_t:
                     self._boot_t = msg.t_us
-                    self._on_device_reset(rec, now)
+                    self._on_banner(rec, now)
                 return
             hc = self._hello_cmd
-            if hc is not None and self._answers_hello(msg, hc):
-                if self._hello_t is None or msg.t_us != self._hello_t or not hc.done():
-                    # reply to our HELLO starting a new session: the device restarted its sequence numbers
-                    # (a resumed session goes on with its numbers: its ACK is taken in order)
-                    self._hello_t = msg.t_us
+            if hc is not None and not hc.done() and self._answers_hello(msg, hc):
+                if msg.epoch not in self._seen_epochs:
+                    # reply to our pending HELLO starting a new session: the device restarted its sequence
+                    # numbers (a resumed session goes on with its numbers: its RESUMED is taken in order).
+                    # A copy of a HELLO_REPLY already taken (its epoch seen) changes nothing
+                    self._seen_epochs.add(msg.epoch)
                     if self._expected is not None and self.hello is not None:
                         self._unwrap.reset()     # the device reset without our seeing its banner
                         self.clock.reset()
                     self._expected = rec.seq
+                    self._epoch = msg.epoch          # our acks from now on are this session's
+                    self._device_used_ms = 0
                     self._ahead.clear()
                     # copies of an earlier boot banner all came before this reply (the device empties its
                     # ring on HELLO): a banner from now on is a new reset, even with the same boot t_us
@@ -452,11 +505,16 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                 return
         if self._expected is None:
             hc = self._hello_cmd
-            if isinstance(msg, P.Ack) and hc is not None and not hc.done() and self._answers_hello(msg, hc):
+            if not (isinstance(msg, P.Resumed) and hc is not None and not hc.done() and self._answers_hello(msg, hc)):
+                return
+            if msg.epoch != self._epoch or self._lost_expected is None:
                 # a resume of the session our earlier HELLO started: that session's HELLO_REPLY (seq 0) is
                 # still in the device's ring and comes by go-back-N; another HELLO would change nothing
                 hc.heard = True
-            return
+                return
+            # the device kept the session we know (we gave it up on a wrong suspicion): its numbering goes
+            # on from where we were, and its ring holds everything since
+            self._expected = self._lost_expected
         if rec.seq != self._expected:
             if (self._expected - rec.seq) & 0xFFFF < 0x8000:
                 if self._renumbered(msg, rec.seq):
@@ -513,13 +571,22 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                 if pc is not None and pc.type_id == msg.cmd_type:
                     pc.sent_at = 0.0
             return msg.cmd_type not in _INTERNAL
-        if isinstance(msg, (P.Ack, P.Nack, P.HelloReply)):
+        if isinstance(msg, P.Resumed) and msg.epoch != self._epoch:
+            # our HELLO resumed a device session we never saw start (its HELLO_REPLY was lost: the device
+            # reset): not ours to resume.  Its HELLO_REPLY is still in the device's ring (our acks carry the
+            # old epoch, which it ignores) and comes by go-back-N
+            self.stats["resyncs"] += 1
+            self._lose_session(f"the device answered a resume from another session (epoch {msg.epoch:#06x}, "
+                               f"ours {self._epoch:#06x}): it reset")
+            return False
+        if isinstance(msg, (P.Ack, P.Nack, P.HelloReply, P.Resumed)):
             with self._window:
                 pc = self._pending.get(msg.cmd_seq)
                 hc = self._hello_cmd
                 if hc is not None and not hc.done() and self._answers_hello(msg, hc):
                     pc = hc                      # (an earlier copy of our HELLO may be the one answered)
-                if pc is None or pc.type_id != (MsgId.HELLO if isinstance(msg, P.HelloReply) else msg.cmd_type):
+                if pc is None or pc.type_id != (MsgId.HELLO if isinstance(msg, (P.HelloReply, P.Resumed))
+                                                else msg.cmd_type):
                     if msg.cmd_seq in self._answered:
                         self.stats["duplicate_replies"] += 1
                         return False
@@ -537,6 +604,7 @@ class DeviceClient(ClientLifecycle, DeviceCommands, SessionMixin):
                 self._pending.pop(pc.seq, None)
                 self._answered.append(pc.seq)
                 self._answered.append(msg.cmd_seq)
+                self._answering = True
                 self._window.notify_all()
             if pc.type_id == MsgId.HELLO and not isinstance(msg, P.Nack):
                 self._on_hello_reply(pc, msg, now)

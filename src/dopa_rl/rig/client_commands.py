@@ -10,7 +10,7 @@ from typing import Any
 from dopa_rl.errors import InputError
 from dopa_rl.protocol import messages as P
 
-__all__ = ["check_wire", "DeviceCommands"]
+__all__ = ["check_wire", "limits_message", "DeviceCommands"]
 
 _WIRE = {"u8": (0, 0xFF), "u16": (0, 0xFFFF), "u32": (0, 0xFFFFFFFF), "i32": (-(1 << 31), (1 << 31) - 1)}
 
@@ -38,11 +38,30 @@ def check_wire(msg: Any) -> None:
             _arg(f"{spec.name}.{fname}", x, lo, hi)
 
 
+def limits_message(current: P.Configure, what: str, given: dict[str, Any]) -> P.Configure:
+    """``current`` with the values of ``given`` that are not None, each checked against its bounds
+    (InputError naming ``what`` and the key; an unknown key is refused too)."""
+    cur = dict(current._asdict())
+    for k, v in given.items():
+        if k not in cur:
+            raise InputError(f"{what}: unknown limit {k!r}; use one of {', '.join(cur)}")
+        if v is None:
+            continue
+        if k == "flags":
+            bits = sum(int(f) for f in P.ConfigFlag)
+            if _arg(f"{what}: flags", v, 0, bits) & ~bits:
+                raise InputError(f"{what}: flags must combine ConfigFlag bits {bits:#x} (got {v:#x})")
+        else:
+            _limit(f"{what}: {k}", k, v)
+        cur[k] = int(v)
+    return P.Configure(**cur)
+
+
 class DeviceCommands:
     """Mixin over ``command(msg)`` / ``send(msg)``; needs ``hello``, ``_config`` and ``command_timeout_s``."""
 
     hello: P.HelloReply | None
-    _config: P.Configure | None
+    _config: P.Configure
     command_timeout_s: float
 
     def command(self, msg: Any, timeout: float | None = None, check: bool = True) -> Any:  # pragma: no cover
@@ -57,30 +76,15 @@ class DeviceCommands:
     def configure(self, *, max_valve_ms: int | None = None, min_valve_gap_ms: int | None = None,
                   budget_valve_ms: int | None = None, host_timeout_ms: int | None = None,
                   debounce_us: int | None = None, flags: int | None = None) -> P.Ack:
-        """Set the safety limits, lick debounce and input flags; omitted values keep the device's current ones.
+        """Set the safety limits, lick debounce and input flags; omitted values keep the current ones.
 
-        "Current" is the last :meth:`configure` of this client, else what the device reported in its
-        HELLO_REPLY (``flags`` included: omitting it never flips the lick polarity).
+        "Current" is the last :meth:`configure` of this client, else the defaults (protocol/messages.toml)
+        its first HELLO set (``flags`` included: omitting it never flips the lick polarity).  Every later
+        HELLO carries them, so a device that reset arms with them again.
         """
-        h = self.hello
-        cur = {k: (getattr(h, k) if h is not None else (P.LIMITS[k].default if k != "flags" else 0))
-               for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms", "host_timeout_ms", "debounce_us",
-                         "flags")}
-        if self._config is not None:
-            cur.update(self._config._asdict())
-        given = dict(max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
-                     host_timeout_ms=host_timeout_ms, debounce_us=debounce_us, flags=flags)
-        for k, v in given.items():
-            if v is not None:
-                if k == "flags":
-                    bits = sum(int(f) for f in P.ConfigFlag)
-                    if _arg("configure: flags", v, 0, bits) & ~bits:
-                        raise InputError(f"configure: flags must combine ConfigFlag bits {bits:#x} (got {v:#x})")
-                else:
-                    _limit(f"configure: {k}", k, v)
-                cur[k] = int(v)
-        msg = P.Configure(cur["max_valve_ms"], cur["min_valve_gap_ms"], cur["budget_valve_ms"],
-                          cur["host_timeout_ms"], cur["debounce_us"], cur["flags"])
+        msg = limits_message(self._config, "configure", dict(
+            max_valve_ms=max_valve_ms, min_valve_gap_ms=min_valve_gap_ms, budget_valve_ms=budget_valve_ms,
+            host_timeout_ms=host_timeout_ms, debounce_us=debounce_us, flags=flags))
         ack = self.command(msg)
         self._config = msg
         return ack
@@ -150,9 +154,7 @@ class DeviceCommands:
         return self.command(P.ProgramCommit())
 
     def _max_valve_ms(self) -> int:
-        if self._config is not None:
-            return self._config.max_valve_ms
-        return self.hello.max_valve_ms if self.hello is not None else P.LIMITS["max_valve_ms"].default
+        return self._config.max_valve_ms
 
     @staticmethod
     def _check_action(what: str, item: Any, duration_ms: int, window_end: bool = False) -> tuple:

@@ -57,10 +57,8 @@ class ClientLifecycle:
         if trip is not None and trip[1] is not None and self._expected is not None \
                 and (self._expected - trip[1]) & 0xFFFF == 1:
             pc.trip = trip[0]
-        cfg = self._config if self._config is not None else self.hello
-        if cfg is not None:
-            pc.limits = {k: getattr(cfg, k) for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
-                                                      "host_timeout_ms")}
+        pc.limits = {k: getattr(self._config, k) for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
+                                                           "host_timeout_ms")}
 
     @property
     def failure(self) -> DeviceError | None:

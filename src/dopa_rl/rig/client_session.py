@@ -38,7 +38,7 @@ class CommandOutcomeUnknown(DeviceError):
 @dataclass
 class RearmRecord:
     """One HELLO episode: ``why`` it was sent, when (``t_host``, client ``time_fn``), and what the device
-    answered: ``resumed`` (None until answered; an ACK answers a resume, a HELLO_REPLY a new session), its
+    answered: ``resumed`` (None until answered; a RESUMED answers a resume, a HELLO_REPLY a new session), its
     ``session`` nonce, the unacknowledged events a new session ``dropped``, the device's cumulative ``lost_total`` since its reset, ``budget_ms`` sent,
     ``failed`` commands reported as unknown, and ``t_reply``."""
 
@@ -72,9 +72,10 @@ class SessionMixin:
     def _hello_retry_s(self) -> float:
         """HELLO retry interval: a few go-back-N rounds, but well inside the device's host timeout (while a
         HELLO is pending nothing else is sent)."""
+        if self.hello is None:
+            return self.ack_timeout_s            # the first handshake: nothing is held behind it, retry fast
         t = max(self.ack_timeout_s, _HELLO_RETRY_S)
-        src = self._config if self._config is not None else self.hello
-        return min(t, src.host_timeout_ms / 3000) if src is not None else t
+        return min(t, self._config.host_timeout_ms / 3000)
 
     def _expire_requeued(self, now: float) -> None:
         """Commands refused NOT_ARMED whose re-arm took longer than ``command_timeout_s``: failed for good."""
@@ -85,18 +86,17 @@ class SessionMixin:
             self._window.notify_all()
 
     # ------------------------------------------------------------------ budget bookkeeping
-    def _session_budget_base(self) -> int | None:
-        if self._config is not None:
-            return int(self._config.budget_valve_ms)
-        return self._budget_base
+    def _session_budget_base(self) -> int:
+        return int(self._config.budget_valve_ms)
 
     def _remaining_budget_ms(self) -> int:
-        """What the session may still deliver (ms): its budget minus valve time delivered or planned."""
+        """What the session may still deliver (ms): its budget minus valve time delivered or planned (at
+        least 1 ms: a HELLO budget of 0 is out of bounds and would leave the device disarmed for good)."""
         base = self._session_budget_base()
-        if base is None:
-            return P.BUDGET_KEEP
         used_ms = (self._valve_used_us + self._valve_open_planned_us + 999) // 1000
-        return max(0, base - used_ms)
+        # the device's own count covers valve time whose events were lost (ring overflow)
+        used_ms = max(used_ms, self._budget_offset_ms + self._device_used_ms)
+        return max(1, base - used_ms)
 
     def _note_valve(self, msg: Any) -> None:
         if isinstance(msg, P.ValveOpened):
@@ -107,6 +107,8 @@ class SessionMixin:
         elif isinstance(msg, P.ValveClosed):
             self._valve_used_us += msg.open_us
             self._valve_open_planned_us = 0
+        elif isinstance(msg, P.DeviceHeartbeat):
+            self._device_used_ms = max(self._device_used_ms, msg.budget_used_ms)
 
     def _device_configure(self, msg: P.Configure) -> P.Configure:
         """A CONFIGURE from the application: its budget is the session's; the device counts only what it
@@ -124,24 +126,24 @@ class SessionMixin:
             self._valve_opened_seen = False
 
     def _hello_msg(self, budget_ms: int) -> P.Hello:
-        return P.Hello(self.protocol_version, self.session_nonce, budget_ms)
+        """HELLO with the limits this client has confirmed (its last CONFIGURE, else the defaults its first
+        HELLO set): a new device session arms with them, never with what a reset left."""
+        src = self._config
+        return P.Hello(self.protocol_version, self.session_nonce, budget_ms, src.max_valve_ms,
+                       src.min_valve_gap_ms, src.host_timeout_ms, src.debounce_us, src.flags)
 
     # ------------------------------------------------------------------ public
     def rearm(self, timeout_s: float = 3.0) -> Any:
         """Re-arm now (HELLO), e.g. after SAFETY_TRIP HOST_TIMEOUT with ``auto_rearm=False``.
 
         The device resumes this client's session if it still has it; otherwise (it reset) a new session
-        starts with the remaining volume budget and the last :meth:`configure` is re-applied (budget
-        reduced by the valve time already delivered).  Returns the answer: ACK (``cmd_type`` HELLO,
-        ``value`` = the device's lost_total) for a resume, HELLO_REPLY for a new session.
+        starts with the remaining volume budget and the limits of the last :meth:`configure`, carried by
+        the HELLO itself.  Returns the answer: RESUMED for a resume, HELLO_REPLY for a new session.
         """
-        self._reconfig_cmd = None
         hc = self._begin_hello("rearm() called")
         reply = hc.result(timeout_s)
         if isinstance(reply, P.HelloReply):
             self._check_versions(reply)
-        if self._reconfig_cmd is not None:
-            self._reconfig_cmd.result(timeout_s)
         return reply
 
     # ------------------------------------------------------------------ worker side
@@ -160,24 +162,34 @@ class SessionMixin:
         self.stats["rearms"] += 1
         self._begin_hello(why)
 
-    def _on_device_reset(self, rec: codec.Received, now: float) -> None:
-        """The device rebooted (boot banner): its session, and anything in flight, is gone."""
+    def _on_banner(self, rec: codec.Received, now: float) -> None:
+        """A boot banner: the device may have rebooted, or this is a stray copy (a replayed frame).  Nothing
+        is given up on its word: a HELLO asks (other commands are held).  A RESUMED of our epoch says it was
+        stray; a HELLO_REPLY (a new session) confirms the reset (:meth:`_on_hello_reply`)."""
         if self.hello is None:
             return  # boot banner before our first HELLO: nothing to do
+        self._banner = (rec, now)
+        if self.auto_rearm:
+            self._rearm(f"device reset? (boot banner, cause {rec.msg.reset_cause})")
+
+    def _confirm_reset(self, now: float) -> None:
+        """A new device session after our first: the device reset (its banner, if seen, is delivered now)."""
         self.stats["device_resets"] += 1
-        self._unwrap.reset()
         # a valve open at the reset closed with it, after at most its planned time
         self._valve_used_us += self._valve_open_planned_us
         self._valve_open_planned_us = 0
-        self._deliver(self._make_event("HELLO_REPLY", rec.msg, rec.seq, self._unwrap(rec.msg.t_us, now), None, now))
-        self._lose_session(f"device reset (cause {rec.msg.reset_cause})")
+        banner, self._banner = self._banner, None
+        if banner is not None:
+            rec, t = banner
+            self._deliver(self._make_event("HELLO_REPLY", rec.msg, rec.seq, self._unwrap(rec.msg.t_us, t), None, t))
 
     def _lose_session(self, why: str) -> None:
         """The device session is gone: fail commands in flight (never repeat them blindly), re-arm if allowed."""
         err = CommandOutcomeUnknown(f"{why} while the command was in flight; unknown whether it ran; "
                                     "it was not repeated")
         with self._window:
-            lost = [p for p in self._pending.values() if p is not self._hello_cmd]
+            # (commands held while a HELLO is pending were never sent: they wait for its answer)
+            lost = [p for p in self._pending.values() if p is not self._hello_cmd and p.attempts > 0]
             lost += [p for p in self._requeue if getattr(p, "maybe_ran", False)]
             self._requeue = [p for p in self._requeue if not getattr(p, "maybe_ran", False)]
             for p in lost:
@@ -185,7 +197,10 @@ class SessionMixin:
             self._window.notify_all()
         for p in lost:
             p._finish(error=err)
+        if self._expected is not None:
+            self._lost_expected = self._expected
         self._expected = None
+        self._answering = False
         self._ahead.clear()
         self._stale_first = None
         self.clock.reset()
@@ -194,12 +209,12 @@ class SessionMixin:
 
     def _answers_hello(self, msg: Any, hc: Any) -> bool:
         """``msg`` answers our pending HELLO ``hc`` or an earlier HELLO of ours (same nonce, same effect):
-        a HELLO_REPLY of our session (new session) or an ACK of a HELLO (resume)."""
+        a HELLO_REPLY of our session (new session) or a RESUMED (resume; whose session it is, its epoch says)."""
         if msg.cmd_seq != hc.seq and msg.cmd_seq not in self._hello_seqs:
             return False
         if isinstance(msg, P.HelloReply):
             return not msg.boot and msg.session == self.session_nonce
-        return isinstance(msg, P.Ack) and msg.cmd_type == P.MsgId.HELLO
+        return isinstance(msg, P.Resumed)
 
     def _renumbered(self, msg: Any, seq: int) -> bool:
         """A reply numbered before the first event we had not yet seen when its command was first sent:
@@ -220,22 +235,24 @@ class SessionMixin:
             self._rearm(why)
 
     def _on_hello_reply(self, pc: Any, msg: Any, now: float) -> None:
-        """Our HELLO was answered (in order): ACK = resumed, HELLO_REPLY = a new session.  Settle what was
-        held or in flight, re-configure a new session."""
+        """Our HELLO was answered (in order): RESUMED (of the session we know) or HELLO_REPLY = a new session
+        (which the HELLO configured).  Settle what was held or in flight."""
         rec = self.rearm_log[-1] if self.rearm_log and self.rearm_log[-1].resumed is None else None
-        resumed = isinstance(msg, P.Ack)
+        resumed = isinstance(msg, P.Resumed)
         first = self.hello is None
-        if first and self._budget_base is None and not resumed:
-            self._budget_base = msg.budget_valve_ms
         if not resumed:
             self.hello = msg
         self._rearming = False
         failed: list[Any] = []
         if resumed:
             self.stats["resumes"] += 1
+            if self._banner is not None:
+                self.stats["stray_banners"] += 1   # the device kept our session: the banner was a stray copy
+                self._banner = None
         else:
             self.stats["new_sessions"] += 1
             if not first:
+                self._confirm_reset(now)
                 # commands sent in the old session may have run there: they fail, never repeated
                 with self._window:
                     failed = [p for p in self._pending.values()
@@ -248,7 +265,7 @@ class SessionMixin:
         if rec is not None:
             rec.resumed, rec.failed, rec.t_reply = resumed, len(failed), now
             if resumed:
-                rec.session, rec.lost_total = self.session_nonce, msg.value & 0xFFFFFFFF
+                rec.session, rec.lost_total = self.session_nonce, msg.lost_total
             else:
                 rec.session, rec.dropped, rec.lost_total = msg.session, msg.dropped, msg.lost_total
                 rec.reset_cause = msg.reset_cause
@@ -257,16 +274,12 @@ class SessionMixin:
                                     "flight; unknown whether it ran; it was not repeated")
         for p in failed:
             p._finish(error=err)
-        if not first and not resumed and pc.msg.budget_valve_ms != P.BUDGET_KEEP:
-            base = self._session_budget_base()
-            if base is not None:
-                self._budget_offset_ms = max(0, base - pc.msg.budget_valve_ms)
-        if not first and not resumed and self._config is not None and pc.internal:
-            # a reset lost the configuration: re-apply it, with the budget the HELLO re-imposed
-            budget = pc.msg.budget_valve_ms
-            cfg = self._config._replace(budget_valve_ms=max(1, budget if budget != P.BUDGET_KEEP
-                                                            else self._config.budget_valve_ms))
-            self._reconfig_cmd = self._send(cfg, internal=True)
+        if not first and not resumed:
+            self._budget_offset_ms = max(0, self._session_budget_base() - pc.msg.budget_valve_ms)
+        if resumed:
+            self._device_used_ms = max(self._device_used_ms, msg.budget_used_ms)
+        # (a new session got the configured limits and the remaining budget from the HELLO itself: nothing
+        # armed without them, no CONFIGURE frame to lose)
         self._release_held()
 
     def _release_held(self) -> None:

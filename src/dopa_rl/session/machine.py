@@ -424,10 +424,10 @@ class SessionMachine:
         return out + self.sync_start() + self._after_reset()
 
     def _resumed(self, ev: Any, now: float) -> list:
-        if ev.msg.cmd_type != P.MsgId.HELLO:
-            return []
+        # RESUMED: the device's answer to a HELLO that resumed its session (protocol v3)
         return [Record("note", {"text": "the client re-armed the device (its session resumed: reply window, "
-                                        f"event ring and budget kept; device lost_total {ev.msg.value})"}), Rearmed(),
+                                        f"event ring and budget kept; device lost_total {ev.msg.lost_total}, "
+                                        f"valve time used {ev.msg.budget_used_ms} ms)"}), Rearmed(),
                 *self.sync_start()]
 
     def _after_reset(self) -> list:
@@ -519,5 +519,5 @@ _HANDLERS = {
     "LICK_ON": SessionMachine._lick, "VALVE_OPENED": SessionMachine._valve, "ANALOG_BATCH": SessionMachine._analog,
     "TRIAL_STARTED": SessionMachine._started, "TRIAL_ENDED": SessionMachine._ended_event,
     "DEVICE_HEARTBEAT": SessionMachine._heartbeat, "ERROR": SessionMachine._error, "SAFETY_TRIP": SessionMachine._trip,
-    "HELLO_REPLY": SessionMachine._hello, "ACK": SessionMachine._resumed,
+    "HELLO_REPLY": SessionMachine._hello, "RESUMED": SessionMachine._resumed,
 }

@@ -44,7 +44,7 @@ from dopa_rl.session.journal import JournalWriter
 from dopa_rl.session.machine import SILENCE_S, Command, Done, Rearmed, Record, SessionMachine, Show, Upload
 
 __all__ = ["SWITCH_INTERVAL_S", "SILENCE_S", "SETUP_TRIES", "POLL_S", "RunResult", "Interrupt", "interrupt_guard",
-           "Runner", "provenance", "MAX_SPEED", "parse_speed", "sim_ring", "device_url", "open_device",
+           "Runner", "provenance", "MAX_SPEED", "parse_speed", "sim_ring", "sim_retransmit_ms", "device_url", "open_device",
            "device_tally", "run_session", "export_run"]
 
 SWITCH_INTERVAL_S = 0.0005
@@ -167,12 +167,16 @@ class Runner:
                            model_params=c.model.params, model_options=c.model.options,
                            policy=c.policy.kind, max_reward_ul=c.max_reward_ul, lick_debounce_us=c.lick_debounce_us,
                            budget_valve_ms=c.safety.budget_valve_ms, **provenance(c, self.rig))
-        self.client = self._open_client()
+        sf = c.safety
+        host_timeout = int(min(10000, max(sf.host_timeout_ms, sf.host_timeout_ms * self.speed)))
+        # the first HELLO carries the limits: the device never runs on the 1 s default host timeout (20 ms of
+        # real time at 50x) between HELLO and CONFIGURE
+        self.client = self._open_client(dict(max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms,
+                                             budget_valve_ms=sf.budget_valve_ms, host_timeout_ms=host_timeout,
+                                             debounce_us=c.lick_debounce_us))
         self.client.add_listener(self.journal.event)
         hello = self.client.start()
         self.journal.write("hello", **{k: v for k, v in hello._asdict().items()})
-        sf = c.safety
-        host_timeout = int(min(10000, max(sf.host_timeout_ms, sf.host_timeout_ms * self.speed)))
         self._setup("CONFIGURE", lambda: self.client.configure(
             max_valve_ms=sf.max_valve_ms, min_valve_gap_ms=sf.min_valve_gap_ms, budget_valve_ms=sf.budget_valve_ms,
             host_timeout_ms=host_timeout, debounce_us=c.lick_debounce_us),
@@ -188,9 +192,10 @@ class Runner:
                         rate_hz=c.policy.analog_rate_hz)
 
     # ------------------------------------------------------------------ what a virtual-time runner replaces
-    def _open_client(self) -> Any:
-        """The device client (a worker thread moving bytes, its events on a queue)."""
-        return DeviceClient(self.port, rawlog=self.raw_path, **self.client_kw)
+    def _open_client(self, limits: dict[str, int]) -> Any:
+        """The device client (a worker thread moving bytes, its events on a queue); its first HELLO carries
+        ``limits``."""
+        return DeviceClient(self.port, rawlog=self.raw_path, limits=limits, **self.client_kw)
 
     def _now(self) -> float:
         """Host time (s) given to the machine and written in ``cmd`` records."""
@@ -407,11 +412,19 @@ def sim_ring(speed: float) -> int:
     return int(32 * max(1, math.ceil(speed / 5)))
 
 
+def sim_retransmit_ms(speed: float) -> int:
+    """Go-back-N interval of a simulated device at ``speed`` (device ms): RETRANSMIT_MS of real time, as on a
+    board at 1x (this host's acks take real time; at 50x the firmware's 50 ms would resend the whole ring
+    every real millisecond, a flood of duplicates that starved the host until its host timeout tripped)."""
+    return int(P.RETRANSMIT_MS * max(1, math.ceil(speed)))
+
+
 def device_url(device: str, rig: Rig, *, speed: float, seed: int) -> str:
     """``sim`` -> a new simulated rig with a simulated animal; ``rig`` -> the rig file's port (or serial number);
     anything else is a port path or a pyserial URL."""
     if device == "sim":
-        return f"dopasim://?speed={speed:g}&seed={seed}&animal=rw&ring={sim_ring(speed)}"
+        return (f"dopasim://?speed={speed:g}&seed={seed}&animal=rw&ring={sim_ring(speed)}"
+                f"&retx_ms={sim_retransmit_ms(speed)}")
     if device == "rig":
         from dopa_rl.errors import InputError
 

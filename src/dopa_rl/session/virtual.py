@@ -33,7 +33,7 @@ from dopa_rl.errors import DeviceError
 from dopa_rl.protocol import codec
 from dopa_rl.protocol import messages as P
 from dopa_rl.rig.client import CommandOutcomeUnknown, CommandRefused, Event
-from dopa_rl.rig.client_commands import DeviceCommands
+from dopa_rl.rig.client_commands import DeviceCommands, limits_message
 from dopa_rl.rig.rawlog import RX, TX, RawLogWriter
 from dopa_rl.session.config import Rig, SessionConfig
 from dopa_rl.session.machine import Upload
@@ -66,10 +66,16 @@ class VirtualLink(DeviceCommands):
 
     command_timeout_s = 1.0
 
-    def __init__(self, device: Any, *, rawlog: str | Path | None = None) -> None:
+    def __init__(self, device: Any, *, rawlog: str | Path | None = None, limits: dict[str, int] | None = None) -> None:
         self.device = device
         self.hello: P.HelloReply | None = None
         self._config: P.Configure | None = None
+        # the limits every HELLO carries (protocol v3: a new device session arms with them), as DeviceClient's
+        self._limits = limits_message(
+            P.Configure(*(P.LIMITS[k].default for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
+                                                         "host_timeout_ms", "debounce_us")), 0),
+            "VirtualLink: limits", dict(limits or {}))
+        self._epoch = 0                     # the device session's tag (HELLO_REPLY.epoch), on every ack
         self.heartbeat_s = 0.0            # (the virtual host acknowledges every event at once)
         self.rearm_log: list = []         # (the client's record of HELLO episodes; none kept here)
         self.stats = {k: 0 for k in ("frames_in", "accepted", "events", "duplicates", "event_acks", "commands",
@@ -212,7 +218,7 @@ class VirtualLink(DeviceCommands):
                 self._on_frame(rec)
         new = self.stats["accepted"] > before
         if new and self._expected is not None and not self._closed:
-            self._raw(TX, codec.encode(P.EventAck(self._expected), 0))
+            self._raw(TX, codec.encode(P.EventAck(self._expected, self._epoch), 0))
             self.stats["event_acks"] += 1
         if self._rearm_due and not self._closed:
             self._rearm("SAFETY_TRIP HOST_TIMEOUT")
@@ -243,9 +249,12 @@ class VirtualLink(DeviceCommands):
         elif isinstance(msg, P.ValveClosed):
             self._valve_used_us += msg.open_us
             self._valve_open_us = 0
-        if isinstance(msg, (P.Ack, P.Nack, P.HelloReply)) and self._waiting is not None:
+        if isinstance(msg, P.HelloReply):
+            self._epoch = msg.epoch
+        if isinstance(msg, (P.Ack, P.Nack, P.HelloReply, P.Resumed)) and self._waiting is not None:
             seq, type_id = self._waiting
-            if msg.cmd_seq == seq and (P.MsgId.HELLO if isinstance(msg, P.HelloReply) else msg.cmd_type) == type_id:
+            kind = P.MsgId.HELLO if isinstance(msg, (P.HelloReply, P.Resumed)) else msg.cmd_type
+            if msg.cmd_seq == seq and kind == type_id:
                 self._reply = msg
         self._deliver(rec.seq, msg)
 
@@ -260,8 +269,14 @@ class VirtualLink(DeviceCommands):
             fn(ev)
 
     # ------------------------------------------------------------------ sessions
+    def _hello_msg(self, budget_ms: int) -> P.Hello:
+        """HELLO with the limits this link has confirmed (its last CONFIGURE, else those it was given)."""
+        src = self._config if self._config is not None else self._limits
+        return P.Hello(P.PROTOCOL_VERSION, SESSION_NONCE, budget_ms, src.max_valve_ms, src.min_valve_gap_ms,
+                       src.host_timeout_ms, src.debounce_us, src.flags)
+
     def _hello(self, budget_ms: int) -> P.HelloReply:
-        reply = self.command(P.Hello(P.PROTOCOL_VERSION, SESSION_NONCE, budget_ms), check=False)
+        reply = self.command(self._hello_msg(budget_ms), check=False)
         if isinstance(reply, P.Nack):
             raise DeviceError(f"device refused HELLO (NACK {P.NackReason(reply.reason).name})")
         self.hello = reply
@@ -275,14 +290,14 @@ class VirtualLink(DeviceCommands):
         return max(0, self._budget_ms - (self._valve_used_us + self._valve_open_us + 999) // 1000)
 
     def _rearm(self, why: str) -> None:
-        """HELLO with our nonce: the device resumes the session (ACK) or, if it lost it, starts a new one
+        """HELLO with our nonce: the device resumes the session (RESUMED) or, if it lost it, starts a new one
         (HELLO_REPLY: CONFIGURE is sent again).  A command in flight keeps waiting for its own reply."""
         self._rearm_due = False
         waiting, reply, lost = self._waiting, self._reply, self._lost_session
         self._waiting = None
         self.stats["rearms"] += 1
         left = self._budget_left_ms()
-        r = self.command(P.Hello(P.PROTOCOL_VERSION, SESSION_NONCE, left), check=False)
+        r = self.command(self._hello_msg(left), check=False)
         if isinstance(r, P.HelloReply):
             self.hello = r
             self.stats["new_sessions"] += 1
@@ -324,8 +339,8 @@ class VirtualRunner(Runner):
 
     link_class = VirtualLink
 
-    def _open_client(self) -> VirtualLink:
-        return self.link_class(self.port, rawlog=self.raw_path)
+    def _open_client(self, limits: dict[str, int]) -> VirtualLink:
+        return self.link_class(self.port, rawlog=self.raw_path, limits=limits)
 
     def _now(self) -> float:
         return self.port.clock.now_us / 1e6

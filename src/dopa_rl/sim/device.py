@@ -61,8 +61,15 @@ class SimDevice(SimKernel):
 
     def __init__(self, *, animal: Any = None, analog_source: Callable[[int], int] = default_analog,
                  ring_size: int = P.EVENT_RING, speed: float = 1.0, board: int = P.Board.PYTHON_SIM,
-                 start_us: int = 0) -> None:
+                 start_us: int = 0, retransmit_ms: int = P.RETRANSMIT_MS) -> None:
+        if retransmit_ms < 1:
+            raise ValueError(f"retransmit_ms must be >= 1, got {retransmit_ms}")
         self._lock = threading.RLock()
+        # go-back-N interval (device ms).  A host on the wall clock driving this device at speed S should
+        # ask for RETRANSMIT_MS * S (dopa_rl.session.runner.sim_retransmit_ms): its acks take real time, and
+        # at 50x the firmware's 50 ms is 1 ms of real time, the whole ring resent every real millisecond (a
+        # flood of duplicates that kept the host too busy for its heartbeats, until the host timeout tripped)
+        self.retransmit_ms = int(retransmit_ms)
         self._cond = threading.Condition(self._lock)
         self.clock = VirtualClock(start_us)  # start near 2**32 to exercise the host's t_us unwrapping
         self.animal = animal
@@ -73,12 +80,13 @@ class SimDevice(SimKernel):
         self.tx_filter: Callable[[bytes], bytes] | None = None
         self.pin_trace: deque[tuple[int, str, int]] = deque(maxlen=1_000_000)
         self.stats = {k: 0 for k in ("rx_frames", "duplicates", "retransmits", "events_lost", "trips",
-                                     "hellos_new", "hellos_resumed", "events_dropped")}
+                                     "hellos_new", "hellos_resumed", "events_dropped", "foreign_frames")}
         self._txbuf = bytearray()
         self._callbacks: list[bytes] = []
         self._cb_lock = threading.Lock()
         self._driver = RealtimeDriver(self._advance_locked, self._next_deadline_locked, self.now_us, speed)
         self._lick_raw = 0
+        self.boot_count = 0        # boots so far: the firmware keeps this count in EEPROM (it survives a reset)
         with self._lock:
             self._boot(P.ResetCause.POWER_ON)
 
@@ -98,6 +106,9 @@ class SimDevice(SimKernel):
         self._trips_latched: dict[int, P.SafetyTrip] = {}
         self.lost_total = 0        # events lost since reset (overflow, dropped by a new session)
         self.session = 0           # the host's nonce of the current session (0: none)
+        self.boot_count = (self.boot_count + 1) & 0xFF
+        self._sessions = 0         # sessions started since boot (the epoch's low byte)
+        self.epoch = 0             # the current session's tag (0: no session since boot)
         self._last_progress = 0
         self._retx_timer: Timer | None = None
         self._host_deadline = _FOREVER
@@ -114,6 +125,7 @@ class SimDevice(SimKernel):
         self._sp_x = 1
         self._sp_n = 0
         self.budget_used_us = 0
+        self._window_init()        # the last minute's valve time, across sessions (RAM: a reset clears it)
         self._last_close_us: int | None = self.clock.now_us  # boot counts as a close (the minimum gap holds)
         self._analog_rate = 0
         self._analog_timer: Timer | None = None
@@ -131,14 +143,15 @@ class SimDevice(SimKernel):
             self.clock.after(0, self._animal_tick)
         self._send(self._hello_reply(0, boot=1))
 
-    def _hello_reply(self, cmd_seq: int, boot: int, dropped: int = 0) -> P.HelloReply:
-        c = self.config
+    def _hello_reply(self, cmd_seq: int, boot: int, dropped: int = 0, used_ms: int = 0) -> P.HelloReply:
         return P.HelloReply(self._t(), cmd_seq, boot, P.PROTOCOL_VERSION, P.FIRMWARE_VERSION, P.SCHEMA_HASH,
-                            self.board, self.reset_cause, PINS["lick"], PINS["valve"], PINS["cue"], PINS["tone"],
-                            PINS["ttl"], PINS["analog"], c["max_valve_ms"], c["min_valve_gap_ms"],
-                            c["budget_valve_ms"], c["host_timeout_ms"], c["debounce_us"], c["flags"],
-                            P.MAX_ACTIONS, min(self.ring_size, 255), self.session, dropped,
-                            self.lost_total & 0xFFFFFFFF)
+                            self.board, self.reset_cause, min(self.ring_size, 255), self.session, dropped,
+                            self.lost_total & 0xFFFFFFFF, self.epoch, used_ms)
+
+    def _used_ms(self) -> int:
+        """Valve time of the session so far (ms, rounded up; an open valve counts up to now)."""
+        used = self.budget_used_us + (self.clock.now_us - self._valve_open_us if self.valve else 0)
+        return min((used + 999) // 1000, 0xFFFFFFFF)
 
     # ------------------------------------------------------------------ public byte interface
     def write(self, data: bytes) -> int:
@@ -348,24 +361,28 @@ class SimDevice(SimKernel):
         self._tx_seq = (self._tx_seq + 1) & 0xFFFF
         self._tx(wire)
         if self._retx_timer is None:
-            self._retx_timer = self.clock.schedule(self._last_progress + P.RETRANSMIT_MS * 1000, self._retransmit)
+            self._retx_timer = self.clock.schedule(self._last_progress + self._retransmit_us(), self._retransmit)
 
     def _retransmit(self) -> None:
         self._retx_timer = None
         if not self._ring:
             return
-        due = self._last_progress + P.RETRANSMIT_MS * 1000
+        due = self._last_progress + self._retransmit_us()
         if self.clock.now_us >= due:
             for _seq, wire in self._ring:
                 self._tx(wire)
             self.stats["retransmits"] += 1
             self._last_progress = self.clock.now_us
-            due = self._last_progress + P.RETRANSMIT_MS * 1000
+            due = self._last_progress + self._retransmit_us()
         self._retx_timer = self.clock.schedule(due, self._retransmit)
 
-    def _ack_events(self, next_expected: int) -> None:
-        if not self._ring:
-            return
+    def _retransmit_us(self) -> int:
+        """Go-back-N interval in device time (``retransmit_ms``; the firmware's RETRANSMIT_MS by default)."""
+        return self.retransmit_ms * 1000
+
+    def _ack_events(self, next_expected: int, epoch: int) -> None:
+        if not self._ring or epoch != self.epoch or not self.epoch:
+            return  # an acknowledgement meant for another device session (before a reset) removes nothing
         n = (next_expected - self._ring[0][0]) & 0xFFFF
         if 0 < n <= len(self._ring):
             for _ in range(n):
@@ -385,10 +402,10 @@ class SimDevice(SimKernel):
     def _on_frame_error(self, err: codec.FrameError) -> None:
         if err.msg_type is None or err.kind == P.DecodeError.TOO_LONG or err.msg_type == MsgId.EVENT_ACK:
             return  # EVENT_ACK is never answered, not even when damaged (as the firmware)
+        if err.msg_type >= 0x80:
+            return  # a device type (an echo), damaged or not, is never answered (as the firmware)
         reason = {P.DecodeError.BAD_CRC: NackReason.BAD_CRC, P.DecodeError.UNKNOWN_TYPE: NackReason.UNKNOWN_TYPE,
                   P.DecodeError.BAD_LENGTH: NackReason.BAD_LENGTH}.get(err.kind)
-        if reason == NackReason.BAD_LENGTH and err.msg_type >= 0x80:
-            reason = NackReason.UNKNOWN_TYPE  # an event type is no command, whatever its length (as the firmware)
         if reason is not None:
             self._send(P.Nack(self._t(), err.seq & 0xFFFF, err.msg_type, reason))
 
@@ -396,18 +413,18 @@ class SimDevice(SimKernel):
         self.stats["rx_frames"] += 1
         msg, seq = rec.msg, rec.seq
         mtype = P.SPEC_BY_CLASS[type(msg)].id
-        if mtype >= 0x80:  # a device frame (an echo?) says nothing about the host: no refresh of the deadline
-            self._send(P.Nack(self._t(), seq, mtype, NackReason.UNKNOWN_TYPE))
+        if mtype >= 0x80:  # a device frame (an echo?) says nothing about the host: no refresh of the deadline,
+            self.stats["foreign_frames"] += 1   # and no answer (answering an echo would echo again)
             return
         self._host_deadline = self.clock.now_us + self.config["host_timeout_ms"] * 1000
         if mtype == MsgId.EVENT_ACK:
-            self._ack_events(msg.next_expected_seq)
+            self._ack_events(msg.next_expected_seq, msg.epoch)
             return
         if mtype == MsgId.HELLO:
             self._hello(seq, msg)
             return
         if mtype == MsgId.HEARTBEAT:
-            self._ack_events(msg.next_expected_seq)  # like EVENT_ACK, even for a retry (as the firmware)
+            self._ack_events(msg.next_expected_seq, msg.epoch)  # like EVENT_ACK, even for a retry (as the firmware)
         stored = self._replies.get(seq)
         if stored is not None and stored[0] == mtype:
             self.stats["duplicates"] += 1
@@ -427,17 +444,18 @@ class SimDevice(SimKernel):
         self._send(reply)
 
     def _hello(self, seq: int, msg: P.Hello) -> None:
-        """docs/rig.md, "Sessions": the current session's nonce resumes it (ACK), any other starts a new one
-        (HELLO_REPLY)."""
+        """docs/rig.md, "Sessions": the current session's nonce resumes it (RESUMED), any other starts a new
+        one with the HELLO's limits (HELLO_REPLY)."""
         if msg.protocol_version != P.PROTOCOL_VERSION:
             self._send(P.Nack(self._t(), seq, MsgId.HELLO, NackReason.VERSION))
             return
         if msg.session != 0 and msg.session == self.session:
             self.stats["hellos_resumed"] += 1
-            self._arm()  # a small answer: ACK, value = lost_total
-            self._send(P.Ack(self._t(), seq, MsgId.HELLO, _i32(self.lost_total & 0xFFFFFFFF)))
+            self._arm()  # a small answer, with the proof that this is the session the host knows
+            self._send(P.Resumed(self._t(), seq, self.epoch, self.lost_total & 0xFFFFFFFF, self._used_ms()))
             return
-        if msg.budget_valve_ms != P.BUDGET_KEEP and msg.budget_valve_ms > P.LIMITS["budget_valve_ms"].max:
+        limits = hello_limits(msg)
+        if limits is None:
             self._send(P.Nack(self._t(), seq, MsgId.HELLO, NackReason.BAD_VALUE))
             return
         self.stats["hellos_new"] += 1
@@ -446,15 +464,20 @@ class SimDevice(SimKernel):
         dropped = sum(1 for _seq, wire in self._ring if wire_type(wire) != MsgId.HELLO_REPLY)
         self.lost_total += dropped
         self.stats["events_dropped"] += dropped
+        used_ms = self._used_ms() if self.session else 0
         self._ring.clear()
         self._lost = 0
         self._tx_seq = 0
         self._replies.clear()
         self.session = msg.session
+        self._sessions = self._sessions % 255 + 1
+        self.epoch = (self.boot_count << 8) | self._sessions
         self.budget_used_us = 0  # a valve still open counts against the new budget
-        if msg.budget_valve_ms != P.BUDGET_KEEP:
-            self.config["budget_valve_ms"] = msg.budget_valve_ms
-        self._send(self._hello_reply(seq, boot=0, dropped=dropped))
+        flipped = (self.config["flags"] ^ limits.get("flags", self.config["flags"])) & P.ConfigFlag.LICK_ACTIVE_LOW
+        self.config.update(limits)  # the session's limits hold before anything is armed
+        if flipped:
+            self._lick_input()
+        self._send(self._hello_reply(seq, boot=0, dropped=dropped, used_ms=used_ms))
         self._all_off(CloseCause.ALL_OFF)  # its events are sent in the new session
         self._arm()
 
@@ -491,7 +514,7 @@ class SimDevice(SimKernel):
                  | (st.ANALOG if self._analog_rate else 0) | (st.TRIAL_RUNNING if self.running else 0)
                  | (st.TRIAL_PENDING if self.pending else 0))
         self._send(P.DeviceHeartbeat(self._t(), self.stats["rx_frames"] & 0xFFFF, self.decoder.error_count & 0xFFFF,
-                                     min(len(self._ring), 255), state))
+                                     min(len(self._ring), 255), state, self._used_ms()))
         self._hb_timer = self.clock.after(P.DEVICE_HEARTBEAT_MS * 1000, self._heartbeat)
 
     def _trip(self, reason: TripReason, value: int) -> None:
@@ -509,6 +532,24 @@ class SimDevice(SimKernel):
         else:
             self._trips_latched[int(reason)] = trip
 
+
+
+def hello_limits(msg: P.Hello) -> dict[str, int] | None:
+    """The limits a new-session HELLO sets ({} for limits_keep, only the budget for budget_keep), or None
+    when one is outside its hard bounds (NACK BAD_VALUE, nothing changes)."""
+    out: dict[str, int] = {}
+    if msg.budget_valve_ms != P.BUDGET_KEEP:
+        out["budget_valve_ms"] = msg.budget_valve_ms
+    if msg.max_valve_ms != P.LIMITS_KEEP:
+        out.update(max_valve_ms=msg.max_valve_ms, min_valve_gap_ms=msg.min_valve_gap_ms,
+                   host_timeout_ms=msg.host_timeout_ms, debounce_us=msg.debounce_us, flags=msg.flags)
+    for k, v in out.items():
+        if k == "flags":
+            if v & ~int(P.ConfigFlag.LICK_ACTIVE_LOW):
+                return None
+        elif not P.LIMITS[k].min <= v <= P.LIMITS[k].max:
+            return None
+    return out
 
 
 # ---------------------------------------------------------------------- registry and URL options
@@ -543,14 +584,15 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
     animal), ``ring`` (event ring size, default 32), ``start_us`` (device time at boot, default 0; e.g.
     4294000000 makes t_us wrap after ~1 s), ``settle_us`` (device time that passes after boot before the
     port opens, default 60000: a board is powered a moment before a host reaches it, and boot counts as a
-    valve close, so the minimum gap after it is over); it is not started.
+    valve close, so the minimum gap after it is over), ``retx_ms`` (go-back-N interval in device ms,
+    default RETRANSMIT_MS); it is not started.
     """
     if "attach" in options:
         return attached(options["attach"]), False
-    unknown = set(options) - {"speed", "seed", "animal", "ring", "start_us", "settle_us"}
+    unknown = set(options) - {"speed", "seed", "animal", "ring", "start_us", "settle_us", "retx_ms"}
     if unknown:
         raise ValueError(f"unknown dopasim:// option(s) {sorted(unknown)}; "
-                         "known: attach, speed, seed, animal, ring, start_us, settle_us")
+                         "known: attach, speed, seed, animal, ring, start_us, settle_us, retx_ms")
     animal = None
     if options.get("animal") not in (None, "", "none"):
         if options["animal"] != "rw":
@@ -561,6 +603,7 @@ def device_from_options(options: dict[str, str]) -> tuple[SimDevice, bool]:
 
         animal = SimulatedAnimal(np.random.default_rng(int(options.get("seed", 0))))
     device = SimDevice(animal=animal, speed=float(options.get("speed", 1.0)),
-                       ring_size=int(options.get("ring", P.EVENT_RING)), start_us=int(options.get("start_us", 0)))
+                       ring_size=int(options.get("ring", P.EVENT_RING)), start_us=int(options.get("start_us", 0)),
+                       retransmit_ms=int(options.get("retx_ms", P.RETRANSMIT_MS)))
     device.advance(int(options.get("settle_us", BOOT_SETTLE_US)))
     return device, True

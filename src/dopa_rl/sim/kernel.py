@@ -17,6 +17,8 @@ from dopa_rl.protocol.messages import Action, CloseCause, NackReason, TripReason
 from dopa_rl.sim.vclock import Timer
 
 _FOREVER = 1 << 62
+_WIN_BUCKETS = 7              # the last minute's valve time: 7 buckets of 10 s (at least 60 s, at most 70 s)
+_WIN_BUCKET_US = 10_000_000
 
 __all__ = ["SimKernel", "Program", "tone_applied_hz", "default_analog", "CloseCause"]
 
@@ -84,7 +86,7 @@ class SimKernel:
         return 0
 
     def _cmd_heartbeat(self, m: P.Heartbeat) -> int:
-        self._ack_events(m.next_expected_seq)
+        self._ack_events(m.next_expected_seq, m.epoch)
         return len(self._ring)
 
     def _cmd_valve_pulse(self, m: P.ValvePulse) -> int:
@@ -277,7 +279,7 @@ class SimKernel:
         """Open (or re-time) the valve; returns ms until the planned close. Refusals trip (and NACK)."""
         now = self.clock.now_us
         c = self.config
-        remaining = c["budget_valve_ms"] * 1000 - self.budget_used_us - (now - self._valve_open_us if self.valve else 0)
+        remaining = self._valve_room_us() - (now - self._valve_open_us if self.valve else 0)
         start = self._valve_open_us if self.valve else now
         req_end = _FOREVER if ms is None else now + ms * 1000
         capped = min(req_end, start + c["max_valve_ms"] * 1000)
@@ -309,7 +311,7 @@ class SimKernel:
         self._valve_req_end = req_end
         end, cause = req_end, CloseCause.PULSE_END
         max_end = self._valve_open_us + c["max_valve_ms"] * 1000
-        budget_end = self._valve_open_us + c["budget_valve_ms"] * 1000 - self.budget_used_us
+        budget_end = self._valve_open_us + self._valve_room_us()
         if max_end < end:
             end, cause = max_end, CloseCause.MAX_OPEN
         if budget_end < end:
@@ -330,12 +332,45 @@ class SimKernel:
         self._edge("valve", 0)
         open_us = now - self._valve_open_us
         self.budget_used_us += open_us
+        self._window_add(open_us)
         self._last_close_us = now
         self._send(P.ValveClosed(self._t(), open_us, cause))
         if cause == CloseCause.MAX_OPEN:
             self._trip(TripReason.MAX_OPEN, self.config["max_valve_ms"])
         elif cause == CloseCause.BUDGET:
             self._trip(TripReason.BUDGET, self.config["budget_valve_ms"])
+
+    # ------------------------------------------------------------------ the minute ceiling (firmware window.c)
+    # Every sliding minute, across sessions, holds at most min(budget_valve_ms, MINUTE_VALVE_MS) of valve time:
+    # a new session (HELLO) restarts the session's budget, never this count, and no HELLO raises the ceiling
+    # above the device-held MINUTE_VALVE_MS.  Same buckets as the firmware, so both give the same answers.
+    def _window_init(self) -> None:
+        self._win = [0] * _WIN_BUCKETS
+        self._win_head = 0
+        self._win_start = self.clock.now_us
+
+    def _window_roll(self) -> None:
+        now, n = self.clock.now_us, 0
+        while now >= self._win_start + _WIN_BUCKET_US:
+            n += 1
+            if n > _WIN_BUCKETS:           # more than a minute since the last use: start over at now
+                self._win_start = now
+                return
+            self._win_start += _WIN_BUCKET_US
+            self._win_head = (self._win_head + 1) % _WIN_BUCKETS
+            self._win[self._win_head] = 0
+
+    def _valve_room_us(self) -> int:
+        """Valve time still allowed, a valve open now not counted: by the session's budget and by the
+        minute's ceiling, whichever allows less."""
+        self._window_roll()
+        budget = self.config["budget_valve_ms"] * 1000
+        ceiling = min(budget, P.MINUTE_VALVE_MS * 1000)
+        return max(0, min(budget - self.budget_used_us, ceiling - sum(self._win)))
+
+    def _window_add(self, open_us: int) -> None:
+        self._window_roll()
+        self._win[self._win_head] += open_us
 
     def _analog_sample_t(self, k: int) -> int:
         return self._analog_t0 + (k * 1_000_000 + self._analog_rate // 2) // self._analog_rate

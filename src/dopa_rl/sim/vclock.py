@@ -92,14 +92,29 @@ class RealtimeDriver:
     ``advance_to`` and ``next_deadline`` are provided by the owner and must take its lock themselves.
     ``virtual_now()`` gives the virtual time that corresponds to this instant (for use by the owner when a
     host write arrives between two wake-ups).  ``start``/``stop`` are idempotent.
+
+    Virtual time does not run while the process does not: the thread reads the clock at least every
+    ``max_sleep_s``, so when more than ``max_stall_s`` of real time passed between two reads (by this
+    thread or the owner) nothing in the process ran, and the excess is not simulated (counted in
+    ``stalled_s``).  A real device runs on while its host is descheduled, but the simulated one shares the
+    host's process: at ``speed`` 50 a 200 ms scheduling pause of a loaded machine would be 10 s of device
+    time in which the host could not have sent a byte (a host timeout no real host would ever cause).
     """
 
     def __init__(self, advance_to: Callable[[int], None], next_deadline: Callable[[], int | None],
-                 start_virtual_us: Callable[[], int], speed: float = 1.0, max_sleep_s: float = 0.005) -> None:
+                 start_virtual_us: Callable[[], int], speed: float = 1.0, max_sleep_s: float = 0.005,
+                 max_stall_s: float = 0.05, time_fn: Callable[[], float] = time.perf_counter) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be > 0 (got {speed})")
+        if not max_stall_s > max_sleep_s:
+            raise ValueError(f"max_stall_s must exceed max_sleep_s ({max_sleep_s}), got {max_stall_s}")
         self.speed = float(speed)
         self.max_sleep_s = max_sleep_s
+        self.max_stall_s = float(max_stall_s)
+        self.stalled_s = 0.0
+        self._time = time_fn
+        self._last_real = 0.0
+        self._tlock = threading.Lock()
         self._advance_to = advance_to
         self._next_deadline = next_deadline
         self._start_virtual_us = start_virtual_us
@@ -114,14 +129,21 @@ class RealtimeDriver:
         return self._thread is not None and self._thread.is_alive()
 
     def virtual_now(self) -> int:
-        return self._t0_virtual + int((time.perf_counter() - self._t0_real) * self.speed * 1e6)
+        with self._tlock:
+            real = self._time()
+            gap = real - self._last_real
+            if gap > self.max_stall_s:       # the process did not run: that time is not simulated
+                self._t0_real += gap - self.max_stall_s
+                self.stalled_s += gap - self.max_stall_s
+            self._last_real = real
+            return self._t0_virtual + int((real - self._t0_real) * self.speed * 1e6)
 
     def start(self) -> None:
         if self.running:
             return
         self._stop.clear()
         self._t0_virtual = self._start_virtual_us()
-        self._t0_real = time.perf_counter()
+        self._t0_real = self._last_real = self._time()
         self._thread = threading.Thread(target=self._run, name="dopa-sim-clock", daemon=True)
         self._thread.start()
 

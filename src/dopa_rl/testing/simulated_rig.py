@@ -8,6 +8,7 @@ real firmware in the simavr emulator and :class:`SimulatedDUT`.  Both offer:
 - ``set_lick(level)``: drive the lick input now,
 - ``now_us()``: device time in microseconds (the same clock as the ``t_us`` of events, before wrapping),
 - ``advance(us)``: let ``us`` of device time pass (sleeps in real-time mode, steps the clock otherwise),
+- ``reset(cause)``: the board resets now (``ext``, ``wdt`` or ``bod``) and boots again,
 - ``close()``.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dopa_rl.protocol import messages as P
 from dopa_rl.sim import device as simdevice
 from dopa_rl.sim.device import SimDevice
 
@@ -61,6 +63,14 @@ class SimulatedDUT:
             time.sleep(us / 1e6 / self.speed)
         else:
             self.device.advance(us)
+
+    def reset(self, cause: str = "ext") -> None:
+        """Reset the device now, as :meth:`emulator_harness.EmulatedDUT.reset`: outputs drop, RAM state and
+        the link are lost, the boot counter is kept, the boot banner follows."""
+        causes = {"ext": P.ResetCause.EXTERNAL, "wdt": P.ResetCause.WATCHDOG, "bod": P.ResetCause.BROWN_OUT}
+        if cause not in causes:
+            raise ValueError(f"cause must be ext, wdt or bod, got {cause!r}")
+        self.device.reboot(causes[cause])
 
     def close(self) -> None:
         self.device.close()

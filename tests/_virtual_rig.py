@@ -185,7 +185,7 @@ class VirtualRig:
                 state |= P.StateBit.TRIAL_RUNNING
             if self._queued is not None:
                 state |= P.StateBit.TRIAL_PENDING
-            self._emit(t, "DEVICE_HEARTBEAT", P.DeviceHeartbeat(t & 0xFFFFFFFF, 0, 0, 0, int(state)))
+            self._emit(t, "DEVICE_HEARTBEAT", P.DeviceHeartbeat(t & 0xFFFFFFFF, 0, 0, 0, int(state), 0))
         self._deliver_due(t)
 
     def _deliver_due(self, t: int) -> None:

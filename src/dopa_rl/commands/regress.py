@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-#: library parameters this command names otherwise (see dopa_rl.cli._flags_of)
+#: library parameters this command names otherwise (cli.py merges them into the flag map: _flags_of)
 PARAMETER_FLAGS = {"mode": "--fit"}
 
 

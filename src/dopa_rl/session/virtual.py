@@ -69,9 +69,9 @@ class VirtualLink(DeviceCommands):
     def __init__(self, device: Any, *, rawlog: str | Path | None = None, limits: dict[str, int] | None = None) -> None:
         self.device = device
         self.hello: P.HelloReply | None = None
-        self._config: P.Configure | None = None
-        # the limits every HELLO carries (protocol v3: a new device session arms with them), as DeviceClient's
-        self._limits = limits_message(
+        # the limits this link has confirmed, which every HELLO carries (protocol v3: a new device session arms
+        # with them): those given, then its last CONFIGURE, as DeviceClient's
+        self._config: P.Configure = limits_message(
             P.Configure(*(P.LIMITS[k].default for k in ("max_valve_ms", "min_valve_gap_ms", "budget_valve_ms",
                                                          "host_timeout_ms", "debounce_us")), 0),
             "VirtualLink: limits", dict(limits or {}))
@@ -271,7 +271,7 @@ class VirtualLink(DeviceCommands):
     # ------------------------------------------------------------------ sessions
     def _hello_msg(self, budget_ms: int) -> P.Hello:
         """HELLO with the limits this link has confirmed (its last CONFIGURE, else those it was given)."""
-        src = self._config if self._config is not None else self._limits
+        src = self._config
         return P.Hello(P.PROTOCOL_VERSION, SESSION_NONCE, budget_ms, src.max_valve_ms, src.min_valve_gap_ms,
                        src.host_timeout_ms, src.debounce_us, src.flags)
 

@@ -5,7 +5,9 @@ pointwise fit (statsmodels MixedLM, and lme4's AIC/BIC as published in the fastF
 (recovery and band coverage over repetitions) and the tutorial's conclusions on the real Jeong et al. data."""
 from __future__ import annotations
 
+import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd

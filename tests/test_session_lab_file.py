@@ -13,6 +13,12 @@ from _nwb_support import inspector_problems
 from _session_support import fast_config, nwb_contents
 from test_session_lab import SPEED, child_env, configs   # the lab tests' configs, speed and children
 
+from dopa_rl.session.runner import MAX_SPEED, sim_retransmit_ms, sim_ring
+
+# a rig given by its port: a simulated one at --speed max, as `--device sim` would open it
+URL = (f"dopasim://?speed={MAX_SPEED:g}&seed=5&animal=rw&ring={sim_ring(MAX_SPEED)}"
+       f"&retx_ms={sim_retransmit_ms(MAX_SPEED)}")
+
 from dopa_rl.cli import main
 from dopa_rl.session import ConfigError
 from dopa_rl.session.lab import LabRig, disk_full, is_lab_file, read_lab_file
@@ -97,7 +103,7 @@ def test_lab_file_runs_each_rig_with_its_overrides(tmp_path, capsys, children):
     lab = tmp_path / "lab.toml"
     # the same config twice: the second rig is another animal (subject) on a device named by its port URL
     lab.write_text(f'[[rigs]]\nconfig = "{a.name}"\ndevice = "sim"\n\n'
-                   f'[[rigs]]\nconfig = "{a.name}"\nport = "dopasim://?speed={SPEED}&seed=5&animal=rw&ring=64"\n'
+                   f'[[rigs]]\nconfig = "{a.name}"\nport = "{URL}"\n'
                    f'subject = "m9"\n')
     code, out, err = run_cli(capsys, "run", lab, "--out-dir", runs, "--speed", SPEED, "--json", tmp_path / "lab.json")
     assert code == 0, out + err
@@ -115,7 +121,7 @@ def test_lab_file_runs_each_rig_with_its_overrides(tmp_path, capsys, children):
             assert io.read().subject.subject_id == subject
         trials, _ = nwb_contents(path)
         assert len(trials) == 12
-    assert "dopasim://?speed=10&seed=5" in (runs / "m9_t1.log").read_text()
+    assert URL in (runs / "m9_t1.log").read_text()
 
 
 # ----------------------------------------------------------------------------- a full disk

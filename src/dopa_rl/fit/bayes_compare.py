@@ -43,11 +43,23 @@ class BayesComparison(Result):
         return str(self.table.index[0])
 
     def to_frame(self) -> pd.DataFrame:
-        """The ranking table (index: model)."""
+        """The ranking as a table.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per model, best first (index: model).
+        """
         return self.table.copy()
 
     def summary(self) -> str:
-        """The ranking, with each model's elpd +- SE and its difference from the best +- dSE."""
+        """The ranking as text.
+
+        Returns
+        -------
+        str
+            Each model's elpd +- SE and its difference from the best +- dSE, best first.
+        """
         rows = [f"Models compared by PSIS-LOO over {self.options.get('n_subjects', '?')} subjects "
                 f"(elpd: higher is better; dse: SE of the difference from the best)"]
         with pd.option_context("display.width", 200, "display.max_columns", 20):

@@ -180,8 +180,14 @@ class BayesResult(FitResult):
         return self.criteria.get("waic")
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per subject: posterior means, ``sd_<name>``, ``<name>_low``/``_high`` (94% HDI),
-        ``n_trials`` and the log-likelihood at the posterior means."""
+        """One row per subject.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Posterior means, ``sd_<name>``, ``<name>_low``/``_high`` (94% HDI), ``n_trials`` and the
+            log-likelihood at the posterior means.
+        """
         df = self.params.copy()
         for j, n in enumerate(self.param_names):
             df[f"sd_{n}"] = self.se_[:, j]
@@ -192,8 +198,14 @@ class BayesResult(FitResult):
         return df
 
     def summary(self) -> str:
-        """The per-subject table (posterior means and 94% HDIs), the group posterior, the diagnostics
-        (with a warning line when a threshold is missed) and PSIS-LOO/WAIC."""
+        """The fit as text.
+
+        Returns
+        -------
+        str
+            The per-subject table (posterior means and 94% HDIs), the group posterior, the diagnostics (with a
+            warning line when a threshold is missed) and PSIS-LOO/WAIC.
+        """
         pct = round(100 * HDI_PROB)
         shown = pd.DataFrame(index=self._index)
         for j, n in enumerate(self.param_names):
@@ -244,9 +256,16 @@ class BayesResult(FitResult):
 
     # -- JSON -------------------------------------------------------------------------------------------
     def to_dict(self) -> dict:
-        """The other fits' shape (``subjects``: ``subject``, ``params`` = posterior means, ``hdi``
-        ``{name: [low, high]}``, ``sd``, ``n_trials``, ``n_obs``, ``loglik``) plus ``group``, ``diagnostics``,
-        ``loo``, ``waic``, ``hdi_prob``, ``group_detail`` and ``bayes`` (the sampler's options)."""
+        """The result as plain JSON-able values.
+
+        Returns
+        -------
+        dict
+            The other fits' shape (``subjects``: ``subject``, ``params`` = posterior means, ``hdi``
+            ``{name: [low, high]}``, ``sd``, ``n_trials``, ``n_obs``, ``loglik``) plus ``group``,
+            ``diagnostics``, ``loo``, ``waic``, ``hdi_prob``, ``group_detail`` and ``bayes`` (the sampler's
+            options).
+        """
         names = list(self.param_names)
         subjects = []
         for i, s in enumerate(self.subjects):
@@ -266,8 +285,22 @@ class BayesResult(FitResult):
 
     @classmethod
     def from_dict(cls, d: dict, model: Model | None = None, posterior=None) -> "BayesResult":
-        """Rebuild from :meth:`to_dict`; ``posterior`` (an InferenceData or the path of a .nc file) reattaches
-        the draws."""
+        """Rebuild from :meth:`to_dict`.
+
+        Parameters
+        ----------
+        d : dict
+            What :meth:`to_dict` gave (or its JSON read back).
+        model : Model, optional
+            The model fitted; rebuilt from the registry (its name and options) when not given.
+        posterior : arviz.InferenceData or str or Path, optional
+            The draws (or the path of the .nc file ``--posterior`` wrote), reattached to the result.
+
+        Returns
+        -------
+        BayesResult
+            The result.
+        """
         from dopa_rl.fit.results import _float, rebuild_model
 
         try:

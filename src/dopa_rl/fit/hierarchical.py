@@ -34,7 +34,7 @@ from dopa_rl.errors import InputError
 from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.restarts import fit_restarts_on
 from dopa_rl.fit.results import FitResult, _number, make_result
-from dopa_rl.fit.space import _progress, _threads
+from dopa_rl.fit.space import _progress, _threads, require_usable_trials
 from dopa_rl.models.base import Model, Packed
 
 __all__ = ["SD_FLOOR", "EVIDENCE_METHODS", "HierarchicalResult", "m_step", "posterior_covariance",
@@ -316,10 +316,7 @@ def fit_hierarchical(model: Model, data: pd.DataFrame | Packed, *, restarts=10, 
     S, k = packed.n_subjects, len(model.spec)
     if S < 2:
         raise InputError(f"hierarchical fitting needs at least 2 subjects (got {S}); use `method` map for one")
-    too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
-    if too_short:
-        raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
-                         f"a fit needs at least 2 (drop them or merge sessions)")
+    require_usable_trials(packed)
     mu, sd = model.spec.prior_mean().astype(float), model.spec.prior_sd().astype(float)
     names = tuple(model.spec.names)
     disable = (not sys.stderr.isatty()) if progress is None else not progress

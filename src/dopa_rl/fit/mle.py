@@ -20,7 +20,8 @@ from dopa_rl.fit.priors import Prior
 from dopa_rl.fit.hierarchical import fit_hierarchical
 from dopa_rl.fit.restarts import AUTO_CAP, auto_minimum, fit_restarts_on
 from dopa_rl.fit.results import FitResult, make_result
-from dopa_rl.fit.space import _progress, _threads, carried_over, snap_to_bounds, standard_errors, z_bounds
+from dopa_rl.fit.space import (_progress, _threads, carried_over, require_usable_trials, snap_to_bounds,
+                               standard_errors, z_bounds)
 from dopa_rl.models.base import Model, Packed
 
 __all__ = ["METHODS", "REWARD_SCALE", "check_reward_scale", "fit"]
@@ -133,10 +134,7 @@ def fit(model: Model, data: pd.DataFrame | Packed, *, method: str | None = None,
                                   scheduler=scheduler, **hier_options)
         result.provenance["carry_over"] = bool(carry_over)
         return result
-    too_short = [s for s, n in zip(packed.subjects, packed.n_obs) if n < 2]
-    if too_short:
-        raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
-                         f"a fit needs at least 2 (drop them or merge sessions)")
+    require_usable_trials(packed)
     S, k = packed.n_subjects, len(model.spec)
     if method == "map":
         prior = prior or Prior.default(model)

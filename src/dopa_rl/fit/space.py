@@ -15,7 +15,7 @@ import numpy as np
 from dopa_rl.fit.priors import Prior
 from dopa_rl.models.base import Model, Packed
 
-__all__ = ["Z_BOUND", "Z_BOUND_FREE", "AT_BOUND_Z", "AT_BOUND_REL", "AT_BOUND_LOGIT_Z", "subject_seed", "z_bounds",
+__all__ = ["require_usable_trials", "Z_BOUND", "Z_BOUND_FREE", "AT_BOUND_Z", "AT_BOUND_REL", "AT_BOUND_LOGIT_Z", "subject_seed", "z_bounds",
            "log_prior", "at_bound", "standard_errors", "snap_to_bounds", "finite_starts", "carried_over"]
 
 Z_BOUND = 25.0          # |z| cap for bounded/positive parameters: beyond it the transform is flat
@@ -23,6 +23,16 @@ Z_BOUND_FREE = 1e4      # identity parameters
 AT_BOUND_Z = 13.8       # z below which a lower-bounded parameter is within ~1e-6 of its bound (exp(-13.8))
 AT_BOUND_REL = 1e-4     # a two-sided parameter within this fraction of its range of a bound is "at the bound"
 AT_BOUND_LOGIT_Z = float(np.log((1 - AT_BOUND_REL) / AT_BOUND_REL))   # |z| of that point (9.21)
+
+
+def require_usable_trials(data: Packed) -> None:
+    """Refuse a fit of subjects with fewer than 2 usable trials (InputError naming them)."""
+    too_short = [s for s, n in zip(data.subjects, data.n_obs) if n < 2]
+    if too_short:
+        from dopa_rl.errors import InputError
+
+        raise InputError(f"subject(s) {', '.join(map(str, too_short))} have fewer than 2 usable trials; "
+                         f"a fit needs at least 2 (drop them or merge sessions)")
 
 
 def subject_seed(seed: int, subject) -> np.random.SeedSequence:

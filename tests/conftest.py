@@ -31,8 +31,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     No test uses a fixed network port (the dashboard takes a free one, Chromium talks over a pipe, the
     emulator and the simulated rig over ptys and in-process links); tests write under their own ``tmp_path``
     (test_wheel.py alone also builds in the source tree's build/)."""
+    uses_emulator: dict[Path, bool] = {}
     for item in items:
-        if "emulator_build" in getattr(item, "fixturenames", ()) or item.path.name in FIRMWARE_BUILDERS:
+        # a module may take the emulated rig at run time (request.getfixturevalue("emulated_dut"), or the
+        # two-device `dut` fixture it imports from test_rig_scenarios), as the
+        # scenarios and resets run on both devices): its fixtures do not show it, its text does.  Outside the
+        # group, another worker's session-scoped emulator_build re-linked dopa_emu while this one ran it
+        # ("Text file busy")
+        path = Path(item.path)
+        if path not in uses_emulator:
+            text = path.read_text() if path.suffix == ".py" else ""
+            uses_emulator[path] = any(w in text for w in ("emulated_dut", "emulator_build", "import dut"))
+        if ("emulator_build" in getattr(item, "fixturenames", ()) or item.path.name in FIRMWARE_BUILDERS
+                or uses_emulator[path]):
             item.add_marker(pytest.mark.xdist_group("firmware"))
             item.add_marker(pytest.mark.realtime)
         elif item.path.name in BROWSER_TESTS:

@@ -11,6 +11,23 @@ from typing import Iterable, Iterator
 from dopa_rl.errors import InputError
 
 
+def parse_model_params(text: str | None, model, flag: str) -> dict[str, float] | None:
+    """``NAME=NUMBER,...`` for parameters of ``model`` (None when ``text`` is empty); an unknown name or a value
+    that is no number is an InputError naming ``flag``."""
+    if not text:
+        return None
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or name.strip() not in model.param_names:
+            raise InputError(f"{flag} {item!r}: give NAME=NUMBER with NAME one of {', '.join(model.param_names)}")
+    return out
+
+
 def speak_flags(message: str, flags: dict[str, str]) -> str:
     """A library message in the command's terms.
 

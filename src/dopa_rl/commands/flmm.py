@@ -54,21 +54,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plots", metavar="DIR", help="write the coefficient figures to DIR")
 
 
-def _parse_params(text, model) -> dict:
-    from dopa_rl.errors import InputError
-
-    out = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or name.strip() not in model.param_names:
-            raise InputError(f"--rpe-params {item!r}: give NAME=NUMBER with NAME one of {', '.join(model.param_names)}")
-    return out
-
-
 def _table(args, path, formulas):
     """Covariates, signal matrix and time axis of a CSV/TSV table."""
     import numpy as np
@@ -152,6 +137,7 @@ def _add_rpes(args, data, Y, time, info):
     import numpy as np
     import pandas as pd
 
+    from dopa_rl.commands.common import parse_model_params
     from dopa_rl.errors import InputError
     from dopa_rl.io.behavior import normalize_behavior, parse_column_map
     from dopa_rl.models import get_model
@@ -167,7 +153,7 @@ def _add_rpes(args, data, Y, time, info):
     else:
         trials = data
     if args.rpe_params:
-        params = _parse_params(args.rpe_params, model)
+        params = parse_model_params(args.rpe_params, model, "--rpe-params")
         source = "given (--rpe-params)"
     else:
         from dopa_rl.fit.neural import fit_dopamine

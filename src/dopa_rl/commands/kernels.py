@@ -68,7 +68,7 @@ def _resolve_events(session, names, trials_table):
 
 def _rpe_regressors(args, session, proc, model):
     """(events to add, description of the parameters used)."""
-    from dopa_rl.commands.regress import _parse_params
+    from dopa_rl.commands.common import parse_model_params
     from dopa_rl.io.behavior import normalize_behavior, parse_column_map
     from dopa_rl.neural.regression import model_rpes
     from dopa_rl.neural.tables import prepare_trials
@@ -82,7 +82,7 @@ def _rpe_regressors(args, session, proc, model):
     trials = normalize_behavior(raw, source=str(args.file))
     for col in ("cue_time", "outcome_time"):
         trials[col] = raw[col].to_numpy(float)
-    fixed = _parse_params(args.rpe_params, model)
+    fixed = parse_model_params(args.rpe_params, model, "--params")
     if fixed is not None:
         params, source = fixed, "given (--rpe-params)"
         info = {}

@@ -36,23 +36,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plots", metavar="DIR", help="write figures to DIR")
 
 
-def _parse_params(text: str | None, model) -> dict | None:
-    from dopa_rl.errors import InputError
-
-    if not text:
-        return None
-    out = {}
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            sep = ""
-        if not sep or name.strip() not in model.param_names:
-            raise InputError(f"--params {item!r}: give NAME=NUMBER with NAME one of {', '.join(model.param_names)}")
-    return out
-
-
 def run(args) -> int:
     import json
     from pathlib import Path
@@ -60,7 +43,7 @@ def run(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from dopa_rl.commands.common import check_output_paths, load_signal, speak_flags
+    from dopa_rl.commands.common import check_output_paths, load_signal, parse_model_params, speak_flags
     from dopa_rl.errors import InputError
     from dopa_rl.io.atomic import atomic_write_text
     from dopa_rl.io.behavior import expand_paths
@@ -72,7 +55,7 @@ def run(args) -> int:
     if args.restarts < 1:
         raise InputError(f"--restarts {args.restarts}: must be at least 1")
     model = get_model(args.model)
-    fixed = _parse_params(args.params, model)
+    fixed = parse_model_params(args.params, model, "--params")
     identification = None
     if args.fit == "trace":
         from dopa_rl.neural.trace_fit import resolve_kernel

@@ -73,3 +73,12 @@ def nwb_contents(path: Path) -> tuple:
         trials = s.behavior()
         events = s.events()
     return trials, events
+
+
+def nwb_cut_trials(path: Path):
+    """The NWB's cut_trials intervals as a DataFrame (None when no trial was cut)."""
+    from pynwb import NWBHDF5IO
+
+    with NWBHDF5IO(str(path), "r") as io:
+        f = io.read()
+        return f.intervals["cut_trials"].to_dataframe() if "cut_trials" in f.intervals else None

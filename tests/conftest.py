@@ -21,6 +21,7 @@ FIRMWARE_BUILDERS = {"test_firmware_host.py"}   # modules that run make in firmw
 BROWSER_TESTS = {"test_dashboard.py"}            # headless Chromium (one at a time: it is the heaviest process)
 
 
+@pytest.hookimpl(tryfirst=True)   # before xdist's worker hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for ``pytest -n N --dist loadgroup`` (make test): each group's tests run in one worker, one
     after another.
@@ -48,6 +49,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.realtime)
         elif item.path.name in BROWSER_TESTS:
             item.add_marker(pytest.mark.xdist_group("browser"))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under ``--dist loadgroup`` xdist writes each item's group into its node id (``...@firmware``); if a
+    pytest or xdist upgrade stops that, the groups would be ignored without a word and two workers would
+    build and run the emulator at once (CI once failed so).  Say so instead."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    lost = [i.nodeid for i in session.items if any(True for _ in i.iter_markers("xdist_group")) and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(f"xdist groups are ignored by this pytest/pytest-xdist pair ({len(lost)} tests, "
+                                f"e.g. {lost[0]}): install the versions pyproject.toml names")
 
 
 def require_real_data() -> Path:

@@ -202,20 +202,25 @@ def test_idle_client_keeps_the_device_armed_with_heartbeats():
         dut.close()
 
 
+@pytest.mark.realtime
 def test_live_clock_fit_finds_the_device_crystal_error():
     """A device whose clock runs 200 ppm fast: the fitted drift on the host says -200 ppm (host seconds
-    per device second minus one), and device times map onto the host clock within a millisecond."""
+    per device second minus one), and device times map onto the host clock within a millisecond.
+
+    Real time (the pure fit is tested on exact points in test_rig_clocksync.py): each 0.1 s bucket keeps its
+    fastest reply, and on a loaded machine even the fastest is late by a varying few hundred microseconds,
+    so the pings span 4 s and the drift must be within 60 ppm of -200 (0 ppm, no crystal error, fails)."""
     dut = SimulatedDUT(speed=1.0002)
     c = DeviceClient(open_link(dut.url))
     try:
         c.start()
-        end = time.monotonic() + 2.0
+        end = time.monotonic() + 4.0
         while time.monotonic() < end:
             c.ping(0)
             time.sleep(0.005)
         c.clock.refit()
         fit = c.clock.fit
-        assert fit.drift == pytest.approx(1 / 1.0002 - 1, abs=4e-5)
+        assert fit.drift == pytest.approx(1 / 1.0002 - 1, abs=6e-5)
         # read both clocks back to back several times: a thread switch between the two reads (common on a
         # loaded CI machine) would otherwise be counted as a mapping error
         errors = []

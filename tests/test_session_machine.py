@@ -118,7 +118,8 @@ def test_interrupted_mid_trial_the_cut_trial_is_journaled_and_left_out(tmp_path)
     rig.all_off()
     rig.journal_only()                                                # ALL_OFF's TRIAL_ENDED, journaled only
     assert rig.events[-1].name == "TRIAL_ENDED" and rig.events[-1].msg.aborted
-    assert m.cut == {7: "interrupted"} and "trial 7 was running" in notes[0].fields["text"]
+    assert m.cut == {7: "interrupted"} and notes[0].fields == {"trial": 7, "reason": "interrupted"}
+    assert "trial 7 was running" in notes[1].fields["text"]
     tabs = session_tables(rig.journal_records(_config_fields(cfg), end_reason="interrupted"))
     assert list(tabs["trials"]["trial"]) == list(range(7)) and list(tabs["cut_trials"]["trial"]) == [7]
 
@@ -281,3 +282,31 @@ def test_sync_pulses_restart_with_a_new_seed_after_every_rearm(tmp_path):
     assert seeds == [sync_seed(cfg, i) for i in range(3)]
     m0, _ = _machine(tmp_path, 4, name="nosync.toml")
     assert m0.sync_start() == []                                      # [sync] off: nothing sent
+
+
+def test_water_given_in_a_cut_trial_is_counted_against_the_device_tally(tmp_path):
+    """A stop between a trial's valve opening and its learn point cuts a trial whose water was given: the
+    trial stays out of the trials table (even when its end is journaled after the stop), but its opening is
+    counted in the NWB's cut_trials, so that the
+    rewarded trials and the cut trials' openings together equal the device's own openings."""
+    m, cfg = _machine(tmp_path, 50, p=1.0)
+    rig = VirtualRig(m, licks_us=_licks(2))
+    rig.begin()
+    rig.run_into_trial(7)
+    w = m.windows[7]
+    rig.run(until_us=w.outcome + 200)                                  # the valve opened at the outcome
+    assert 7 not in [h["trial"] for h in m.history]
+    notes = m.finish("interrupted")
+    rig.log.extend(notes)
+    assert m.cut == {7: "interrupted"}
+    # the device goes on to end the trial; its end reaches the journal after the session stopped reading
+    rig.t_us = w.t0 + 10_000_000
+    rig.journal_only()
+    assert any(e.name == "TRIAL_ENDED" and e.msg.trial_id == 14 and not e.msg.aborted for e in rig.events)
+    opened = sum(1 for e in rig.events if e.name == "VALVE_OPENED")
+    rewarded = sum(1 for h in m.history if h["reward_ul"] > 0)
+    tabs = session_tables(rig.journal_records(_config_fields(cfg), end_reason="interrupted"))
+    cut = tabs["cut_trials"]
+    assert list(cut["trial"]) == [7] and list(cut["valve_openings"]) == [1] and list(cut["reason"]) == ["interrupted"]
+    assert int((tabs["trials"]["reward_ul"] > 0).sum()) == rewarded == 7
+    assert rewarded + int(cut["valve_openings"].sum()) == opened == 8

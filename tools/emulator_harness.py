@@ -67,11 +67,18 @@ def toolchain_missing(root: Path | None = None) -> str | None:
 
 def build(root: Path | None = None) -> tuple[Path, Path]:
     """Build the firmware and the harness with make; returns their paths. Raises DeviceError on failure."""
+    import fcntl
+
     root = Path(root) if root is not None else _REPO
-    for folder in ("firmware", "emulator"):
-        proc = subprocess.run(["make", "-s", "-C", str(root / folder)], capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise DeviceError(f"make -C {folder} failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
+    # one make at a time across processes (test workers): two makes linking dopa_emu at once leave a
+    # half-written binary that another process then fails to run
+    (root / "emulator" / "build").mkdir(parents=True, exist_ok=True)
+    with open(root / "emulator" / "build" / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for folder in ("firmware", "emulator"):
+            proc = subprocess.run(["make", "-s", "-C", str(root / folder)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise DeviceError(f"make -C {folder} failed: {(proc.stderr or proc.stdout).strip()[-2000:]}")
     return default_paths(root)
 
 

@@ -185,7 +185,10 @@ def _run_one(args, config_path: str, pause) -> int:
         print(f"error: {result.nwb_error}", file=sys.stderr)
     rewards = sum(1 for h in result.history if h["reward_ul"] > 0)
     licks = sum(h["licks"] for h in result.history)
-    cut = f", {len(result.cut)} cut (not in the trials table)" if result.cut else ""
+    cut = ""
+    if result.cut:
+        water = f", {result.cut_valve_openings} valve opening(s) in them" if result.cut_valve_openings else ""
+        cut = f", {len(result.cut)} cut (not in the trials table{water})"
     print(f"{result.reason}: {result.n_trials} trials{cut}, {rewards} rewarded, {licks} anticipatory licks, "
           f"{result.wall_s:.1f} s; " + (f"wrote {path}" if path else "no NWB written"))
     if result.tally is not None:
@@ -195,5 +198,6 @@ def _run_one(args, config_path: str, pause) -> int:
             "reason": result.reason, "trials": result.n_trials, "rewards": rewards, "anticipatory_licks": licks,
             "wall_s": result.wall_s, "nwb": str(path) if path else None, "journal": str(result.journal),
             "device_tally": result.tally, "client_stats": result.client_stats, "error": result.error,
-            "cut_trials": {str(k): v for k, v in result.cut.items()}}, indent=1))
+            "cut_trials": {str(k): v for k, v in result.cut.items()},
+            "cut_valve_openings": result.cut_valve_openings}, indent=1))
     return 0 if result.reason == "complete" else (130 if result.reason == "interrupted" else 1)

@@ -168,10 +168,13 @@ def run_lab(args) -> int:
         if server is not None:
             server.stop()
     rows = lab.summary()
-    print(f"{'rig':<20s} {'state':<12s} {'trials':>6s} {'rewards':>7s} {'valve':>6s} {'water uL':>8s}  problems")
+    # rewards: rewarded trials in the trials table (+N: valve openings in trials cut from it); valve: the
+    # device's own count of openings, which the two together equal
+    print(f"{'rig':<20s} {'state':<12s} {'trials':>6s} {'rewards':>9s} {'valve':>6s} {'water uL':>8s}  problems")
     for r in rows:
         valve = "-" if r["valve_openings"] is None else str(r["valve_openings"])
-        print(f"{r['name']:<20s} {r['state']:<12s} {r['trials']:>6d} {r['rewards']:>7d} {valve:>6s} "
+        rewards = f"{r['rewards']}+{r['cut_valve_openings']}" if r["cut_valve_openings"] else str(r["rewards"])
+        print(f"{r['name']:<20s} {r['state']:<12s} {r['trials']:>6d} {rewards:>9s} {valve:>6s} "
               f"{r['water_ul']:>8.1f}  {'; '.join(r['problems']) or 'none'}")
     if args.json:
         atomic_write_text(args.json, json.dumps({"rigs": rows}, indent=1))

@@ -27,6 +27,8 @@ TASK, ITI = 0, 1   # trial_id = 2 * k + part
 DEFAULT_DEBOUNCE_US = 1000   # the config's default lick_debounce_us
 CUT_DOCS = {"trial": "0-based trial number in the session", "trial_type": "trial type name from the session config",
             "planned_reward_ul": "reward the trial was planned to give, uL",
+            "valve_openings": "valve openings the device reported during the trial (water given before the cut; "
+                              "the device's tally counts them)",
             "reason": "why the trial was cut (its outcome did not happen or was not reported)"}
 
 EVENT_NAMES = {"LICK_ON": "lick", "VALVE_OPENED": "valve", "CUE_ONSET": "cue", "TONE_ONSET": "tone",
@@ -119,6 +121,7 @@ def session_tables(records: list[dict]) -> dict:
     cfg = rec["config"][0] if rec["config"] else {}
     max_ul = cfg.get("max_reward_ul", 1.0) or 1.0
     debounce = cfg.get("lick_debounce_us", _debounce_of(cfg))
+    forced = {r["trial"]: r["reason"] for r in rec["cut"]}   # trials the live session cut
     rows, cut = [], []
     for k in sorted(plans):
         tid = 2 * k + TASK
@@ -129,12 +132,15 @@ def session_tables(records: list[dict]) -> dict:
         end = ends.get(tid)
         t_end = end["t_us"] if end is not None else None
         aborted = bool(end["f"]["aborted"]) if end is not None else False
-        if not w.complete(t_end, aborted):
-            why = ("aborted by the device before its outcome was reported" if end is not None
-                   else "its end was never reported (interrupted, device reset or events lost)")
+        if k in forced or not w.complete(t_end, aborted):
+            # the live session's own cut wins: a trial it stopped in (Ctrl-C) may end in the journal after
+            # the stop, but it was not learned from
+            why = forced.get(k) or ("aborted by the device before its outcome was reported" if end is not None
+                                    else "its end was never reported (interrupted, device reset or events lost)")
             stop = t_end if t_end is not None else last_of.get(tid, w.t0)
             cut.append({"trial": k, "trial_type": p["trial_type"], "start_time": st(w.t0),
-                        "stop_time": max(st(w.t0), st(stop)), "planned_reward_ul": p["reward_ul"], "reason": why})
+                        "stop_time": max(st(w.t0), st(stop)), "planned_reward_ul": p["reward_ul"],
+                        "valve_openings": len(seg[tid]["opened"]) if tid in seg else 0, "reason": why})
             continue
         ev = seg[tid]
         o = trial_outcome(w, p["reward_ul"], ev["lick"], ev["opened"], ev["closed"], t_end_us=t_end)

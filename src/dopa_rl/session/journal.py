@@ -33,6 +33,8 @@ KINDS = {
     "cmd": "a command the runner sent: name, fields, t = host time (s)",
     "plan": "a trial decided by the schedule and the policy, before upload: trial (0-based), plan fields, value and predicted RPE",
     "result": "a trial learned from: trial, licks, reward, the online model's value, rpe_cue, rpe_outcome",
+    "cut": "a trial the live session cut (trial, reason): not learned from and not in the trials table, even if "
+           "its end reached the journal after the session stopped",
     "note": "something the runner noticed (re-arm, refused command, Ctrl-C...): text",
     "rearm": "the device client's record of a HELLO episode: why, t_host, budget_ms, resumed (session kept) or "
              "new, session, dropped (unacknowledged events a new session discarded), lost_total (events the "

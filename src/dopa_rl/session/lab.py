@@ -201,6 +201,7 @@ class Lab:
             problems = list(st["problems"])
             tally = js.get("device_tally") if js else None
             rewards = js["rewards"] if js else st["rewards"]
+            cut_open = js.get("cut_valve_openings", 0) if js else 0   # water given in trials cut from the table
             full = disk_full(rp.spec.out.parent) if js is None else None
             if js is None and full:
                 problems.append(f"output disk full: {full}; the session stopped there (its outputs off) and its "
@@ -214,11 +215,13 @@ class Lab:
                 tail = _last_line(rp.spec.log)
                 if tail:
                     problems.append(f"last output: {tail}")
-            elif tally is not None and tally.get("valve_openings") != rewards:
-                problems.append(f"{rewards} rewarded trials but the device opened the valve {tally['valve_openings']} times")
+            elif tally is not None and tally.get("valve_openings") != rewards + cut_open:
+                also = f" and {cut_open} opening(s) in cut trials" if cut_open else ""
+                problems.append(f"{rewards} rewarded trials{also} but the device opened the valve "
+                                f"{tally['valve_openings']} times")
             rows.append({"name": st["name"], "subject": st["subject"], "state": js["reason"] if js else st["state"],
                          "exit_code": rc, "trials": js["trials"] if js else st["trials_done"], "rewards": rewards,
-                         "valve_openings": None if tally is None else tally.get("valve_openings"),
+                         "cut_valve_openings": cut_open, "valve_openings": None if tally is None else tally.get("valve_openings"),
                          "water_ul": st["water_ul"], "nwb": js["nwb"] if js else None, "journal": str(rp.spec.journal),
                          "log": str(rp.spec.log), "problems": problems})
         return rows

@@ -233,7 +233,7 @@ class SessionMachine:
         if k is None or reason == "complete":
             return []
         self.cut.setdefault(k, reason)
-        return [Record("note", {"text": f"trial {k} was running when the session ended ({reason}): it is cut "
+        return [Record("cut", {"trial": k, "reason": self.cut[k]}), Record("note", {"text": f"trial {k} was running when the session ended ({reason}): it is cut "
                                         "(kept in the journal, not learned from, not in the trials table)"})]
 
     def on_event(self, ev: Any, now: float) -> list:
@@ -348,6 +348,7 @@ class SessionMachine:
             if self._learn_at is not None and self._learn_at[0] == k:
                 self._learn_at = None
             self.cut[k] = "aborted by the device before its outcome"
+            out.append(Record("cut", {"trial": k, "reason": self.cut[k]}))
             out.append(Record("note", {"text": f"trial {k} aborted by the device before its outcome was reported: it is cut "
                                                 "(not learned from, not in the trials table)"}))
             if k == self._last_k:
@@ -440,6 +441,7 @@ class SessionMachine:
             self._learned.pop(cur, None)
             if self._learn_at is not None and self._learn_at[0] == cur:
                 self._learn_at = None
+            out.append(Record("cut", {"trial": cur, "reason": self.cut[cur]}))
             out.append(Record("note", {"text": f"trial {cur} was cut by the device reset; it is not in the trials table"}))
         started = max(self.windows) if self.windows else -1
         nxt = started + 1

@@ -69,6 +69,7 @@ class RunResult:
     error: str | None = None       # why the session stopped with reason "error"
     nwb_error: str | None = None   # why run_session wrote no NWB (and how to recover it from the journal)
     cut: dict = field(default_factory=dict)   # trial -> why it was cut (not learned from, not in the trials table)
+    cut_valve_openings: int = 0               # valve openings reported during the cut trials (in the device's tally)
 
 
 class Interrupt:
@@ -483,7 +484,17 @@ def export_run(runner: Runner, out: str | Path, *, write_nwb: bool = True) -> tu
             runner.safe()
         if result.error is not None and not runner.machine.plans:
             raise DeviceError(result.error)   # the session never got going (no HELLO, no CONFIGURE): no NWB
-        if not write_nwb or not result.journal.exists():
+        if not result.journal.exists():
+            return result, None
+        # water given in the cut trials, as the NWB's cut_trials will count it (from every event journaled,
+        # also those that came in after the session stopped reading): with the rewarded trials it makes the
+        # device's own count of valve openings
+        from dopa_rl.session.export import session_tables
+        from dopa_rl.session.journal import read_journal
+
+        cut = session_tables(read_journal(result.journal))["cut_trials"]
+        result.cut_valve_openings = int(cut["valve_openings"].sum()) if len(cut) else 0
+        if not write_nwb:
             return result, None
         how = f"the journal is complete: dopa-rl recover {result.journal} --out RECOVERED.nwb"
         try:

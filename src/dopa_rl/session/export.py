@@ -20,7 +20,8 @@ from dopa_rl.io.nwb_types import AnalogSeries, Intervals, SessionData, SessionMe
 from dopa_rl.session.journal import damage_text, read_journal
 from dopa_rl.session.outcome import TrialWindow, trial_outcome
 
-__all__ = ["EVENT_NAMES", "EVENT_DOCS", "COLUMN_DOCS", "session_tables", "session_data", "export_journal",
+__all__ = ["EVENT_NAMES", "EVENT_DOCS", "COLUMN_DOCS", "session_tables", "session_data", "journal_data",
+           "cut_valve_openings", "export_journal",
            "recover"]
 
 TASK, ITI = 0, 1   # trial_id = 2 * k + part
@@ -258,18 +259,31 @@ def session_data(records: list[dict], *, recovered: bool = False, damage: str | 
                                "parameter_changes": parameter_changes_table(records)})
 
 
+def journal_data(journal: str | Path, *, recovered: bool = False, damaged: list[int] | None = None) -> SessionData:
+    """The NWB contents of a journal file (``recovered=True``: marked incomplete).  The line numbers of
+    corrupt journal lines (skipped) are appended to ``damaged`` and named in the contents' notes."""
+    bad: list[int] = []
+    records = read_journal(journal, damaged=bad)
+    if damaged is not None:
+        damaged.extend(bad)
+    damage = damage_text(journal, bad) if bad else None
+    return session_data(records, recovered=recovered, damage=damage)
+
+
+def cut_valve_openings(data: SessionData) -> int:
+    """Valve openings the device reported during the trials cut from the trials table (water given): with
+    the rewarded trials they make the device's own count of openings."""
+    cut = data.intervals.get("cut_trials")
+    return int(cut.table["valve_openings"].sum()) if cut is not None else 0
+
+
 def export_journal(journal: str | Path, out: str | Path, *, recovered: bool = False, overwrite: bool = False,
                    damaged: list[int] | None = None) -> Path:
     """Write the NWB file of a journal (``recovered=True``: marked incomplete); returns the path.  The line
     numbers of corrupt journal lines (skipped) are appended to ``damaged`` and named in the file's notes."""
     from dopa_rl.io.nwb import write_session
 
-    bad: list[int] = []
-    records = read_journal(journal, damaged=bad)
-    if damaged is not None:
-        damaged.extend(bad)
-    damage = damage_text(journal, bad) if bad else None
-    return write_session(out, session_data(records, recovered=recovered, damage=damage), overwrite=overwrite)
+    return write_session(out, journal_data(journal, recovered=recovered, damaged=damaged), overwrite=overwrite)
 
 
 def recover(journal: str | Path, out: str | Path, *, damaged: list[int] | None = None) -> Path:

@@ -233,7 +233,8 @@ class SessionMachine:
         if k is None or reason == "complete":
             return []
         self.cut.setdefault(k, reason)
-        return [Record("cut", {"trial": k, "reason": self.cut[k]}), Record("note", {"text": f"trial {k} was running when the session ended ({reason}): it is cut "
+        return [Record("cut", {"trial": k, "reason": self.cut[k]}),
+                Record("note", {"text": f"trial {k} was running when the session ended ({reason}): it is cut "
                                         "(kept in the journal, not learned from, not in the trials table)"})]
 
     def on_event(self, ev: Any, now: float) -> list:

@@ -475,7 +475,8 @@ def run_session(config: SessionConfig, rig: Rig, port: Any, out: str | Path, *, 
 
 def export_run(runner: Runner, out: str | Path, *, write_nwb: bool = True) -> tuple[RunResult, Path | None]:
     """Run ``runner``'s session, then write the NWB ``out`` from its journal (see :func:`run_session`)."""
-    from dopa_rl.session.export import export_journal
+    from dopa_rl.io.nwb import write_session
+    from dopa_rl.session.export import cut_valve_openings, journal_data
 
     with interrupt_guard() as guard:
         try:
@@ -486,19 +487,16 @@ def export_run(runner: Runner, out: str | Path, *, write_nwb: bool = True) -> tu
             raise DeviceError(result.error)   # the session never got going (no HELLO, no CONFIGURE): no NWB
         if not result.journal.exists():
             return result, None
-        # water given in the cut trials, as the NWB's cut_trials will count it (from every event journaled,
-        # also those that came in after the session stopped reading): with the rewarded trials it makes the
-        # device's own count of valve openings
-        from dopa_rl.session.export import session_tables
-        from dopa_rl.session.journal import read_journal
-
-        cut = session_tables(read_journal(result.journal))["cut_trials"]
-        result.cut_valve_openings = int(cut["valve_openings"].sum()) if len(cut) else 0
-        if not write_nwb:
-            return result, None
         how = f"the journal is complete: dopa-rl recover {result.journal} --out RECOVERED.nwb"
         try:
-            return result, export_journal(result.journal, out)
+            # the journal is read once: its contents give the NWB and the water given in cut trials, counted
+            # from every event journaled (also those that came in after the session stopped reading), which
+            # with the rewarded trials makes the device's own count of valve openings
+            data = journal_data(result.journal)
+            result.cut_valve_openings = cut_valve_openings(data)
+            if not write_nwb:
+                return result, None
+            return result, write_session(out, data)
         except KeyboardInterrupt:
             result.nwb_error = f"interrupted while writing {out}; {how}"
         except Exception as exc:   # noqa: BLE001 - the session is over; say how to get its NWB

@@ -81,3 +81,79 @@ def test_clockmap_tracks_a_drift_change_with_sliding_window():
     assert cm.to_host(t_dev) == pytest.approx(true + 100e-6, abs=150e-6)
     cm.reset()
     assert cm.fit is None
+
+
+def _feed(cm, t0_dev, t0_host, seconds, rate_hz=50, rng=None, drift=30e-6):
+    """Frames every 1/rate_hz s of device time from (t0_dev, t0_host), each read 0.1-0.6 ms late."""
+    rng = rng or random.Random(3)
+    step = int(1e6 / rate_hz)
+    out = []
+    for k in range(int(seconds * rate_hz)):
+        d = t0_dev + k * step
+        h = t0_host + (d - t0_dev) * 1e-6 * (1 + drift) + 100e-6 + rng.random() * 500e-6
+        out.append((d, h, cm.add(d, h)))
+    return out
+
+
+def test_a_host_clock_stopped_by_a_suspend_reanchors_the_map():
+    # issue 16 item 5: the host suspends for 40 min; its monotonic clock stops, the device's runs on.  The
+    # first frames after it arrive 2400 s "early" on the host clock: no delay explains that, so the map starts
+    # again from them and maps the new frames onto the host clock as it now runs.
+    cm = ClockMap()
+    before = _feed(cm, 5_000_000, 100.0, 10)
+    assert {r for *_, r in before} == {"kept"} and cm.reanchors == 0
+    last_dev, last_host, _ = before[-1]
+    resume_dev = last_dev + 40 * 60_000_000
+    after = _feed(cm, resume_dev, last_host + 0.5, 5)
+    assert after[0][2] == "reanchored" and cm.reanchors == 1
+    assert {r for *_, r in after[1:]} == {"kept"}
+    d, h, _ = after[-1]
+    assert cm.to_host(d) == pytest.approx(h, abs=1e-3)
+    assert cm.to_host(resume_dev) == pytest.approx(last_host + 0.5, abs=1e-3)   # not 2400 s later
+
+
+def test_a_frame_read_late_does_not_move_the_map():
+    cm = ClockMap()
+    pts = _feed(cm, 0, 50.0, 10)
+    fit = cm.refit()
+    d = pts[-1][0] + 20_000
+    predicted = cm.to_host(d)
+    # read 1.5 s late (the host stalled), alone and right after the last point: the map keeps its line
+    assert cm.add(d, predicted + 1.5) == "late"
+    assert cm.late_points == 1 and cm.reanchors == 0
+    assert cm.refit().drift == pytest.approx(fit.drift) and cm.to_host(d) == pytest.approx(predicted)
+    # the frames after it, on time, are kept
+    assert cm.add(d + 20_000, cm.to_host(d + 20_000) + 2e-4) == "kept"
+
+
+def test_late_points_that_persist_are_a_new_regime():
+    # the device clock paused for 3 s while the host's ran (a simulated device whose process was stopped):
+    # every frame after it is 3 s late against the old line; after persist_s of them the map follows
+    cm = ClockMap(persist_s=2.0)
+    pts = _feed(cm, 0, 10.0, 5)
+    d0, h0, _ = pts[-1]
+    res = _feed(cm, d0 + 20_000, h0 + 3.02, 4)
+    kinds = [r for *_, r in res]
+    assert kinds[0] == "late" and "reanchored" in kinds and cm.reanchors == 1
+    first = kinds.index("reanchored")
+    assert set(kinds[:first]) == {"late"} and set(kinds[first + 1:]) == {"kept"}
+    assert res[first][0] - res[0][0] >= 2_000_000
+    d, h, _ = res[-1]
+    assert cm.to_host(d) == pytest.approx(h, abs=1e-3)
+
+
+def test_a_long_silence_with_both_clocks_running_keeps_the_map():
+    # 40 min without frames, both clocks running (a quiet device, not a suspend): the line extrapolated over
+    # the silence is within its drift slack, so the new frames are kept, not taken for a jump
+    cm = ClockMap()
+    pts = _feed(cm, 0, 10.0, 10, drift=30e-6)
+    d0, _, _ = pts[-1]
+    res = _feed(cm, d0 + 40 * 60_000_000, 10.0 + (d0 + 40 * 60_000_000) * 1e-6 * (1 + 30e-6), 2, drift=30e-6)
+    assert {r for *_, r in res} == {"kept"} and cm.reanchors == 0
+
+
+def test_an_unsettled_map_takes_every_point():
+    cm = ClockMap()
+    assert cm.add(0, 1.0) == "kept"
+    assert cm.add(100_000, 50.0) == "kept"          # two points, 0.1 s: nothing to judge lateness against
+    assert cm.reanchors == 0 and cm.late_points == 0

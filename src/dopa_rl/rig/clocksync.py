@@ -11,6 +11,17 @@ lower convex hull that spans the mean device time).  :class:`ClockMap` keeps, ov
 minimum-delay point of each short bucket of device time and refits as points arrive, so both the offset and
 the drift (crystal error, typically tens of ppm) are tracked continuously.
 
+Two things a line fitted to arrival times cannot absorb, and :class:`ClockMap` handles instead:
+
+* **A host clock that stopped** (the host suspended while the device ran on: ``time.monotonic`` does not count
+  a suspend).  Frames then arrive *earlier* on the host clock than the line allows, which no transport delay
+  can explain (delays are never negative): a point more than ``jump_s`` below the line re-anchors the map on
+  the new points (counted in :attr:`ClockMap.reanchors`).  The 32-bit unwrap across such a silence needs a
+  clock that counts the suspend: pass :class:`Unwrapper` the host's boot-time clock (``CLOCK_BOOTTIME``).
+* **A frame read late** (the host stalled between the frame's arrival and its read): more than ``late_s``
+  above a settled line it is not kept, so it cannot move the map.  Late points that persist (every point for
+  ``persist_s`` of device time, e.g. a device clock that paused) are a new regime and re-anchor the map too.
+
 Everything here is pure or a small stateful class with no I/O, and is tested on synthetic data.
 """
 from __future__ import annotations
@@ -162,18 +173,73 @@ class ClockMap:
     ``window_s`` seconds, and the line is refitted at most every ``refit_every`` new buckets, so the cost
     stays small at thousands of events per second.  ``to_host`` uses the latest fit (before any fit exists it
     returns ``None``).
+
+    Once the fit is settled (``settle_n`` buckets over ``settle_s`` of device time), a point more than
+    ``late_s`` above the line is not kept (a frame read late), unless late points are all that arrive for
+    ``persist_s`` of device time; a point more than ``jump_s`` below it (the host clock stopped or stepped
+    back) re-anchors the map: the old points are dropped and the map starts again from this one.  Both
+    margins grow by ``drift_slack`` (100 ppm) times the device time since the newest kept point, what a
+    line's drift error can be worth after a long silence.  Both re-anchorings are counted in
+    :attr:`reanchors`, the points not kept in :attr:`late_points`.
     """
 
-    def __init__(self, window_s: float = 120.0, bucket_s: float = 0.1, refit_every: int = 5) -> None:
+    def __init__(self, window_s: float = 120.0, bucket_s: float = 0.1, refit_every: int = 5, *,
+                 late_s: float = 0.02, jump_s: float = 0.25, persist_s: float = 2.0, settle_n: int = 8,
+                 settle_s: float = 1.0, drift_slack: float = 1e-4) -> None:
         self.window_us = int(window_s * 1e6)
         self.bucket_us = max(1, int(bucket_s * 1e6))
         self.refit_every = max(1, refit_every)
+        self.late_s = late_s
+        self.jump_s = jump_s
+        self.persist_us = int(persist_s * 1e6)
+        self.settle_n = settle_n
+        self.settle_s = settle_s
+        self.drift_slack = drift_slack
         self._buckets: OrderedDict[int, tuple[int, float]] = OrderedDict()
         self._since_fit = 0
+        self._late: list[tuple[int, float]] = []
         self.fit: ClockFit | None = None
+        #: times the map was started again on a clock discontinuity (host clock stopped, device clock paused)
+        self.reanchors = 0
+        #: points not kept because they were read more than ``late_s`` late
+        self.late_points = 0
 
-    def add(self, device_us: int, host_s: float) -> None:
-        """Record that a frame stamped ``device_us`` (64-bit, unwrapped) was read at ``host_s``."""
+    def _settled(self) -> bool:
+        f = self.fit
+        return f is not None and f.n >= self.settle_n and f.span_s >= self.settle_s
+
+    def add(self, device_us: int, host_s: float) -> str:
+        """Record that a frame stamped ``device_us`` (64-bit, unwrapped) was read at ``host_s``.
+
+        Returns what became of the point: ``"kept"``, ``"late"`` (not kept: read late against a settled
+        line) or ``"reanchored"`` (the map started again from it, or from the late points it completes).
+        """
+        if self._settled():
+            residual = host_s - self.fit.to_host(device_us)
+            newest = next(reversed(self._buckets.values()))[0]
+            slack = self.drift_slack * max(0, device_us - newest) * 1e-6
+            if residual < -(self.jump_s + slack):
+                self._reanchor([(device_us, host_s)])
+                return "reanchored"
+            if residual > self.late_s + slack:
+                self._late.append((device_us, host_s))
+                if device_us - self._late[0][0] >= self.persist_us:
+                    self._reanchor(self._late)
+                    return "reanchored"
+                self.late_points += 1
+                return "late"
+            self._late.clear()
+        self._keep(device_us, host_s)
+        return "kept"
+
+    def _reanchor(self, points: list[tuple[int, float]]) -> None:
+        points = list(points)
+        self.reset()
+        self.reanchors += 1
+        for d, h in points:
+            self._keep(d, h)
+
+    def _keep(self, device_us: int, host_s: float) -> None:
         key = device_us // self.bucket_us
         cur = self._buckets.get(key)
         # Compare delays (host - device) so the bucket keeps its minimum-delay point.
@@ -212,7 +278,8 @@ class ClockMap:
         return None if self.fit is None else self.fit.to_host(device_us)
 
     def reset(self) -> None:
-        """Drop every point (the device clock restarted)."""
+        """Drop every point (the device clock restarted); the counters are kept."""
         self._buckets.clear()
+        self._late.clear()
         self._since_fit = 0
         self.fit = None
